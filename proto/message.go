@@ -1,0 +1,198 @@
+package proto
+
+// Protocol version carried in welcome.
+const Version = 1
+
+// Client operations (the "op" field).
+const (
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+	OpAuth        = "auth"
+	OpPing        = "ping"
+)
+
+// Server message types (the "type" field).
+const (
+	TypeWelcome       = "welcome"
+	TypeSubscribed    = "subscribed"
+	TypeUnsubscribed  = "unsubscribed"
+	TypeError         = "error"
+	TypeSnapshot      = "snapshot"
+	TypeUpdate        = "update"
+	TypeAuthenticated = "authenticated"
+	TypePong          = "pong"
+	TypeHeartbeat     = "heartbeat"
+	TypeReconnect     = "reconnect"
+)
+
+// Command is every client-to-server message. Fields unused by an op are
+// ignored; unknown fields are ignored too, so clients may add their own.
+type Command struct {
+	Op string `json:"op" msgpack:"op"`
+	// ID is echoed on the reply; nil when the client sent none.
+	ID *int64 `json:"id,omitempty" msgpack:"id,omitempty"`
+	// Channels names the channels of subscribe and unsubscribe.
+	Channels []string `json:"channels,omitempty" msgpack:"channels,omitempty"`
+	// ThrottleMS caps updates per channel for a subscribe; nil means 0.
+	ThrottleMS *int64 `json:"throttle_ms,omitempty" msgpack:"throttle_ms,omitempty"`
+	// Snapshot asks for the current state first; nil means true.
+	Snapshot *bool `json:"snapshot,omitempty" msgpack:"snapshot,omitempty"`
+	// Since maps channel to the last seq the client holds, for resume.
+	Since map[string]uint64 `json:"since,omitempty" msgpack:"since,omitempty"`
+	// Token is the fresh JWT of an auth op.
+	Token string `json:"token,omitempty" msgpack:"token,omitempty"`
+}
+
+// Welcome is the first message on every connection.
+type Welcome struct {
+	Type        string `json:"type" msgpack:"type"`
+	V           int    `json:"v" msgpack:"v"`
+	Session     string `json:"session" msgpack:"session"`
+	Node        string `json:"node" msgpack:"node"`
+	Codec       string `json:"codec" msgpack:"codec"`
+	HeartbeatMS int64  `json:"heartbeat_ms" msgpack:"heartbeat_ms"`
+	Exp         int64  `json:"exp" msgpack:"exp"`
+}
+
+// Subscribed acknowledges the channels of a subscribe that were accepted.
+type Subscribed struct {
+	Type     string   `json:"type" msgpack:"type"`
+	ID       *int64   `json:"id,omitempty" msgpack:"id,omitempty"`
+	Channels []string `json:"channels" msgpack:"channels"`
+	// Resumed lists the channels whose history is replayed from since.
+	Resumed []string `json:"resumed,omitempty" msgpack:"resumed,omitempty"`
+}
+
+// Unsubscribed acknowledges an unsubscribe.
+type Unsubscribed struct {
+	Type     string   `json:"type" msgpack:"type"`
+	ID       *int64   `json:"id,omitempty" msgpack:"id,omitempty"`
+	Channels []string `json:"channels" msgpack:"channels"`
+}
+
+// Error answers a command that failed, in whole or for one channel. It does
+// not close the connection.
+type Error struct {
+	Type    string    `json:"type" msgpack:"type"`
+	ID      *int64    `json:"id,omitempty" msgpack:"id,omitempty"`
+	Code    ErrorCode `json:"code" msgpack:"code"`
+	Message string    `json:"message" msgpack:"message"`
+	Channel string    `json:"channel,omitempty" msgpack:"channel,omitempty"`
+}
+
+// Snapshot is the full state of a ticker or book channel.
+type Snapshot struct {
+	Type    string `json:"type" msgpack:"type"`
+	Channel string `json:"channel" msgpack:"channel"`
+	Seq     uint64 `json:"seq" msgpack:"seq"`
+	Data    any    `json:"data" msgpack:"data"`
+}
+
+// Update is one change on a channel. Prev is the seq of the last snapshot
+// or update this connection received on the channel (0 for the first trade
+// after a subscribe); N counts the feed messages folded into it.
+type Update struct {
+	Type    string `json:"type" msgpack:"type"`
+	Channel string `json:"channel" msgpack:"channel"`
+	Seq     uint64 `json:"seq" msgpack:"seq"`
+	Prev    uint64 `json:"prev" msgpack:"prev"`
+	N       uint32 `json:"n" msgpack:"n"`
+	Data    any    `json:"data" msgpack:"data"`
+}
+
+// Authenticated confirms a token refresh.
+type Authenticated struct {
+	Type string `json:"type" msgpack:"type"`
+	ID   *int64 `json:"id,omitempty" msgpack:"id,omitempty"`
+	Exp  int64  `json:"exp" msgpack:"exp"`
+}
+
+// Pong answers a ping; TS is the server time in Unix nanoseconds.
+type Pong struct {
+	Type string `json:"type" msgpack:"type"`
+	ID   *int64 `json:"id,omitempty" msgpack:"id,omitempty"`
+	TS   int64  `json:"ts" msgpack:"ts"`
+}
+
+// Heartbeat is sent when nothing else was sent for heartbeat_ms.
+type Heartbeat struct {
+	Type string `json:"type" msgpack:"type"`
+	TS   int64  `json:"ts" msgpack:"ts"`
+}
+
+// Reconnect asks the client to reconnect (to any node) within WithinMS.
+type Reconnect struct {
+	Type     string `json:"type" msgpack:"type"`
+	Reason   string `json:"reason" msgpack:"reason"`
+	WithinMS int64  `json:"within_ms" msgpack:"within_ms"`
+}
+
+// Ticker is the data of a ticker channel: top of book and last trade.
+type Ticker struct {
+	Symbol  string `json:"symbol" msgpack:"symbol"`
+	Bid     string `json:"bid" msgpack:"bid"`
+	BidSize string `json:"bid_size" msgpack:"bid_size"`
+	Ask     string `json:"ask" msgpack:"ask"`
+	AskSize string `json:"ask_size" msgpack:"ask_size"`
+	Last    string `json:"last" msgpack:"last"`
+	Volume  string `json:"volume" msgpack:"volume"`
+	TS      int64  `json:"ts" msgpack:"ts"`
+}
+
+// Trade is one executed trade.
+type Trade struct {
+	Symbol string `json:"symbol" msgpack:"symbol"`
+	ID     int64  `json:"id" msgpack:"id"`
+	Price  string `json:"price" msgpack:"price"`
+	Size   string `json:"size" msgpack:"size"`
+	Side   string `json:"side" msgpack:"side"`
+	TS     int64  `json:"ts" msgpack:"ts"`
+}
+
+// Trade sides.
+const (
+	SideBuy  = "buy"
+	SideSell = "sell"
+)
+
+// Level is one price level, [price, size], both decimal strings. A size of
+// "0" in an update removes the level.
+type Level [2]string
+
+// Price returns the level's price.
+func (l Level) Price() string { return l[0] }
+
+// Size returns the level's size.
+func (l Level) Size() string { return l[1] }
+
+// Book is the data of a book snapshot (Symbol set) or update (Symbol empty).
+// Bids are best (highest) first, asks best (lowest) first. Checksum is
+// BookChecksum of the book after applying the message.
+type Book struct {
+	Symbol   string  `json:"symbol,omitempty" msgpack:"symbol,omitempty"`
+	Bids     []Level `json:"bids" msgpack:"bids"`
+	Asks     []Level `json:"asks" msgpack:"asks"`
+	Checksum uint32  `json:"checksum" msgpack:"checksum"`
+	TS       int64   `json:"ts" msgpack:"ts"`
+}
+
+// Feed message types.
+const (
+	FeedSnapshot = "snapshot"
+	FeedUpdate   = "update"
+)
+
+// FeedHeader is the envelope of a feed message without its data, which is
+// decoded by kind (Ticker, Book or Trade).
+type FeedHeader struct {
+	Seq  uint64 `json:"seq" msgpack:"seq"`
+	Type string `json:"type" msgpack:"type"`
+}
+
+// FeedMessage is a feed message as publishers write it; Data is a *Ticker,
+// *Book or *Trade (or the same by value).
+type FeedMessage struct {
+	Seq  uint64 `json:"seq" msgpack:"seq"`
+	Type string `json:"type" msgpack:"type"`
+	Data any    `json:"data" msgpack:"data"`
+}

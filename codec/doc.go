@@ -1,0 +1,25 @@
+// Package codec turns tickgate's wire messages into bytes and back, once per
+// WebSocket subprotocol (PROTOCOL.md §2 and §3).
+//
+// Two codecs exist, [JSON] (subprotocol tickgate.v1.json, text frames) and
+// [Msgpack] (tickgate.v1.msgpack, binary frames). Both encode every server
+// message as one map whose keys are the same in both encodings, and both
+// decode client commands into [proto.Command]. [Negotiate] picks the codec of
+// a handshake from the client's Sec-WebSocket-Protocol entries ([Offered]).
+// [DecodeFeed] decodes the payload of a feed message from NATS, msgpack or
+// JSON.
+//
+// Encoding is the hot path of the gateway: the hub encodes each feed message
+// once per codec in use and shares the bytes with every subscriber. Append
+// therefore appends into a caller-owned buffer and reuses pooled encoders.
+//
+// Decoding faces untrusted input. Every decoder first checks the raw bytes
+// (one top-level map or object, nesting depth at most 32, every declared
+// length within the bytes that remain, no msgpack extension types, no
+// trailing bytes) and only then decodes into fixed structs, so a hostile
+// message costs at most a small multiple of its own size in memory. Every
+// decoding failure wraps [ErrMalformed].
+//
+// Codecs are stateless values, safe for concurrent use; two calls of JSON (or
+// of Msgpack) return equal values, so a Codec can key a map.
+package codec

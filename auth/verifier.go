@@ -1,0 +1,301 @@
+package auth
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Claim limits.
+const (
+	MaxSubjectBytes = 256
+	MaxChannels     = 1024
+)
+
+// Claims are the verified permissions of one token.
+type Claims struct {
+	// Subject is the "sub" claim: the subscriber id.
+	Subject string
+	// ExpiresAt is the "exp" claim; the connection ends then unless the
+	// client refreshes its token.
+	ExpiresAt time.Time
+	// Patterns are the compiled "channels" claim, in token order.
+	Patterns []Pattern
+}
+
+// Allows reports whether any pattern matches the channel name (for example
+// "ticker.BTC-USD"). It does not allocate.
+func (c *Claims) Allows(channel string) bool {
+	for _, p := range c.Patterns {
+		if p.Match(channel) {
+			return true
+		}
+	}
+	return false
+}
+
+// Verifier verifies tokens against a KeySet. It is safe for concurrent use.
+type Verifier struct {
+	cfg    Config      // static after construction, defaults applied
+	keys   *KeySet     // shared; swapped by its owner through Replace
+	parser *jwt.Parser // static after construction; read-only while parsing
+}
+
+// NewVerifier returns a Verifier for cfg that takes its keys from keys.
+func NewVerifier(cfg Config, keys *KeySet) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		return nil, errors.New("auth: NewVerifier needs a key set")
+	}
+	cfg = cfg.withDefaults()
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(cfg.Algorithms),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	return &Verifier{cfg: cfg, keys: keys, parser: jwt.NewParser(opts...)}, nil
+}
+
+// tokenClaims is the claims shape tickgate tokens carry.
+type tokenClaims struct {
+	Channels []string `json:"channels"`
+	jwt.RegisteredClaims
+
+	patterns []Pattern // compiled by Validate
+}
+
+// claimError is a tickgate-specific claim failure with a fixed reason.
+type claimError struct{ reason string }
+
+func (e *claimError) Error() string { return e.reason }
+
+// Validate implements jwt.ClaimsValidator: golang-jwt calls it after the
+// signature checked out, alongside its own exp/nbf/iat/aud/iss checks.
+func (c *tokenClaims) Validate() error {
+	switch {
+	case c.Subject == "":
+		return &claimError{"missing sub"}
+	case len(c.Subject) > MaxSubjectBytes:
+		return &claimError{"sub longer than " + strconv.Itoa(MaxSubjectBytes) + " bytes"}
+	case !printable(c.Subject):
+		return &claimError{"sub is not printable UTF-8"}
+	case c.Channels == nil:
+		return &claimError{"missing channels"}
+	case len(c.Channels) == 0:
+		return &claimError{"channels is empty"}
+	case len(c.Channels) > MaxChannels:
+		return &claimError{"more than " + strconv.Itoa(MaxChannels) + " channels"}
+	}
+	c.patterns = make([]Pattern, len(c.Channels))
+	for i, s := range c.Channels {
+		p, err := ParsePattern(s)
+		if err != nil {
+			return &claimError{"bad channel pattern at index " + strconv.Itoa(i)}
+		}
+		c.patterns[i] = p
+	}
+	return nil
+}
+
+// printable reports whether s is valid UTF-8 without control characters, so
+// that it is safe to key logs and metrics by.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// keyLookup is the state of one Verify call's key function.
+type keyLookup struct {
+	keys   *KeySet
+	called bool // the alg passed the allow-list and keys were looked up
+}
+
+// keyError is a key-selection failure with a fixed reason.
+type keyError struct{ reason string }
+
+func (e *keyError) Error() string { return e.reason }
+
+// keyFunc picks the verification key(s) by the kid rule and the alg/key-type
+// binding; see the package doc.
+func (l *keyLookup) keyFunc(t *jwt.Token) (any, error) {
+	l.called = true
+	if typ, ok := t.Header["typ"]; ok {
+		if s, ok := typ.(string); !ok || !strings.EqualFold(s, "JWT") {
+			return nil, &keyError{"typ header is not JWT"}
+		}
+	}
+	if _, ok := t.Header["crit"]; ok {
+		return nil, &keyError{"crit header is not supported"}
+	}
+	if _, ok := t.Header["cty"]; ok {
+		return nil, &keyError{"cty header is not supported"}
+	}
+	alg := t.Method.Alg()
+	spec, ok := lookupAlg(alg)
+	if !ok { // unreachable: the allow-list holds only supported algorithms
+		return nil, &keyError{"algorithm not supported"}
+	}
+	id := ""
+	if kid, ok := t.Header["kid"]; ok {
+		s, ok := kid.(string)
+		if !ok {
+			return nil, &keyError{"kid header is not a string"}
+		}
+		id = s
+	}
+	entries := l.keys.lookup(id)
+	if len(entries) == 0 {
+		if _, ok := t.Header["kid"]; ok {
+			return nil, &keyError{"unknown key id"}
+		}
+		return nil, &keyError{"no key for tokens without kid"}
+	}
+	var first any
+	var set []jwt.VerificationKey
+	for i := range entries {
+		e := &entries[i]
+		if !e.fits(alg, spec) {
+			continue
+		}
+		switch {
+		case first == nil:
+			first = e.key.Material
+		case set == nil:
+			set = []jwt.VerificationKey{first, e.key.Material}
+		default:
+			set = append(set, e.key.Material)
+		}
+	}
+	switch {
+	case first == nil:
+		return nil, &keyError{"algorithm does not fit the key"}
+	case set != nil:
+		return jwt.VerificationKeySet{Keys: set}, nil
+	}
+	return first, nil
+}
+
+// Verify checks the token's signature, algorithm, exp (required), nbf and
+// iat (when present, with leeway; an iat in the future beyond leeway is
+// refused), aud and iss (when configured), typ (absent or "JWT"), sub
+// (required, non-empty, at most 256 bytes) and channels (required array of
+// 1 to 1024 valid patterns). An expired but otherwise valid token is
+// ErrTokenExpired; anything else is ErrInvalidToken with a short reason that
+// never contains any part of the token. An empty token is ErrMissingToken.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	switch {
+	case token == "":
+		return nil, ErrMissingToken
+	case len(token) > MaxTokenBytes:
+		return nil, invalid("token exceeds 8 KiB")
+	}
+	var tc tokenClaims
+	l := keyLookup{keys: v.keys}
+	if _, err := v.parser.ParseWithClaims(token, &tc, l.keyFunc); err != nil {
+		return nil, v.classify(err, &tc, l.called)
+	}
+	if tc.patterns == nil || tc.ExpiresAt == nil { // defence in depth: Validate ran
+		return nil, invalid("claims not validated")
+	}
+	return &Claims{Subject: tc.Subject, ExpiresAt: tc.ExpiresAt.Time, Patterns: tc.patterns}, nil
+}
+
+// classify maps a golang-jwt error to our sentinels with a fixed reason.
+// golang-jwt's own messages are never passed on: some quote header values.
+func (v *Verifier) classify(err error, tc *tokenClaims, keyLookedUp bool) error {
+	var ke *keyError
+	switch {
+	case errors.As(err, &ke):
+		return invalid(ke.reason)
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return invalid("malformed token")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return invalid("unsupported or missing algorithm")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		if !keyLookedUp {
+			return invalid("algorithm not allowed")
+		}
+		return invalid("bad signature")
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		reason, expired := "", false
+		eachLeaf(err, func(leaf error) {
+			switch {
+			case leaf == jwt.ErrTokenInvalidClaims:
+			case errors.Is(leaf, jwt.ErrTokenExpired):
+				expired = true
+			case reason == "":
+				reason = v.claimReason(leaf, tc)
+			}
+		})
+		switch {
+		case reason != "":
+			return invalid(reason)
+		case expired:
+			return ErrTokenExpired
+		}
+		return invalid("invalid claims")
+	}
+	return invalid("unverifiable token")
+}
+
+// claimReason names one failed claim check.
+func (v *Verifier) claimReason(leaf error, tc *tokenClaims) string {
+	var ce *claimError
+	switch {
+	case errors.As(leaf, &ce):
+		return ce.reason
+	case errors.Is(leaf, jwt.ErrTokenNotValidYet):
+		return "not valid yet (nbf)"
+	case errors.Is(leaf, jwt.ErrTokenUsedBeforeIssued):
+		return "issued in the future (iat)"
+	case errors.Is(leaf, jwt.ErrTokenInvalidAudience):
+		return "audience mismatch"
+	case errors.Is(leaf, jwt.ErrTokenInvalidIssuer):
+		return "issuer mismatch"
+	case errors.Is(leaf, jwt.ErrTokenRequiredClaimMissing):
+		switch {
+		case tc.ExpiresAt == nil:
+			return "missing exp"
+		case v.cfg.Audience != "" && (len(tc.Audience) == 0 || len(tc.Audience) == 1 && tc.Audience[0] == ""):
+			return "missing aud"
+		case v.cfg.Issuer != "" && tc.Issuer == "":
+			return "missing iss"
+		}
+		return "missing required claim"
+	}
+	return "invalid claims"
+}
+
+// eachLeaf calls f for every error in err's tree of multi-errors (the
+// errors golang-jwt joins), descending only through Unwrap() []error.
+func eachLeaf(err error, f func(error)) {
+	if m, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range m.Unwrap() {
+			eachLeaf(e, f)
+		}
+		return
+	}
+	f(err)
+}

@@ -27,8 +27,11 @@ func ValidDecimal(s string) bool {
 }
 
 // IsZeroDecimal reports whether a valid decimal string is numerically zero
-// ("0", "0.0", "000.000").
+// ("0", "0.0", "000.000"); "" is not.
 func IsZeroDecimal(s string) bool {
+	if s == "" {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] != '0' && s[i] != '.' {
 			return false

@@ -88,8 +88,23 @@ func TestBookChecksum(t *testing.T) {
 	if got, want := BookChecksum(many, nil), crc32.ChecksumIEEE([]byte(sb.String())); got != want {
 		t.Fatalf("long levels: %d, want %d", got, want)
 	}
-	if allocs := testing.AllocsPerRun(100, func() { BookChecksum(bids, asks) }); allocs != 0 {
-		t.Fatalf("BookChecksum allocates %v", allocs)
+	var buf []byte
+	var sum uint32
+	if allocs := testing.AllocsPerRun(100, func() { sum, buf = BookChecksumBuf(buf, bids, asks) }); allocs != 0 || sum != want {
+		t.Fatalf("BookChecksumBuf allocates %v (sum %d, want %d)", allocs, sum, want)
+	}
+}
+
+func BenchmarkBookChecksumBuf(b *testing.B) {
+	var bids, asks []Level
+	for range 25 {
+		bids = append(bids, Level{"64000.10", "1.523"})
+		asks = append(asks, Level{"64001.10", "0.723"})
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		_, buf = BookChecksumBuf(buf, bids, asks)
 	}
 }
 

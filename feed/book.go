@@ -1,0 +1,155 @@
+package feed
+
+import (
+	"slices"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// bookState is the State of a book channel: an L2 book kept in book order
+// (bids highest first, asks lowest first) in sorted slices, with levels
+// keyed by numeric price ("64000.1" and "64000.10" are one level) and each
+// level's price string as most recently sent.
+//
+// The book is synced once a feed snapshot arrived and until a gap or a
+// checksum mismatch; while unsynced, deltas are dropped and the next feed
+// snapshot resyncs it.
+type bookState struct {
+	ch proto.Channel // Static after construction.
+	// bids and asks are the book, owned by the state: never shared with an
+	// event or a snapshot, which get their own slices.
+	bids, asks []proto.Level
+	synced     bool
+	seen       uint64 // newest seq seen, applied or dropped; equals applied while synced
+	applied    uint64 // seq of the newest feed message in the book
+	emitted    uint64 // seq of the newest event emitted
+	checksum   uint32 // proto.BookChecksum of the book, while synced
+	ts         int64  // ts of the newest feed message in the book
+	hist       history
+	scratch    []byte // for checksum
+}
+
+func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
+	b := m.Book
+	if b == nil {
+		return Event{}, false, OutcomeInvalid
+	}
+	if m.Seq <= s.seen {
+		return Event{}, false, OutcomeDuplicate
+	}
+	s.seen = m.Seq
+	if b.Bids == nil {
+		b.Bids = []proto.Level{}
+	}
+	if b.Asks == nil {
+		b.Asks = []proto.Level{}
+	}
+	if m.Snapshot {
+		return s.applySnapshot(m.Seq, b)
+	}
+	if !s.synced {
+		return Event{}, false, OutcomeUnsynced
+	}
+	if m.Seq != s.applied+1 {
+		s.unsync()
+		return Event{}, false, OutcomeGap
+	}
+	for _, l := range b.Bids {
+		applyLevel(&s.bids, l, bidOrder)
+	}
+	for _, l := range b.Asks {
+		applyLevel(&s.asks, l, askOrder)
+	}
+	ck := s.bookChecksum()
+	if b.Checksum != 0 && b.Checksum != ck {
+		s.unsync()
+		return Event{}, false, OutcomeChecksumMismatch
+	}
+	s.applied, s.checksum, s.ts = m.Seq, ck, b.TS
+	// The delta goes out as sent, with the node's checksum.
+	b.Symbol, b.Checksum = "", ck
+	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.emitted, Data: b, TS: b.TS}
+	s.emitted = m.Seq
+	s.hist.push(ev)
+	return ev, true, OutcomeApplied
+}
+
+// applySnapshot handles a feed snapshot b (sorted, without zero sizes or
+// duplicate prices, as Decode leaves it) whose seq is new.
+func (s *bookState) applySnapshot(seq uint64, b *proto.Book) (Event, bool, Outcome) {
+	if s.synced && slices.Equal(s.bids, b.Bids) && slices.Equal(s.asks, b.Asks) {
+		s.applied, s.ts = seq, b.TS
+		return Event{}, false, OutcomeSnapshotUnchanged
+	}
+	s.bids = append(s.bids[:0], b.Bids...)
+	s.asks = append(s.asks[:0], b.Asks...)
+	s.synced = true
+	s.applied, s.ts = seq, b.TS
+	s.checksum = s.bookChecksum()
+	// The snapshot's own slices become the event's data: the state keeps
+	// its copy above and never touches b again.
+	b.Symbol, b.Checksum = s.ch.Symbol, s.checksum
+	ev := Event{Channel: s.ch, Snapshot: true, Seq: seq, Prev: s.emitted, Data: b, TS: b.TS}
+	s.emitted = seq
+	// A resume across a snapshot event must fall back to a snapshot.
+	s.hist.clear()
+	return ev, true, OutcomeSnapshot
+}
+
+// unsync marks the book as waiting for a snapshot. The levels stay until the
+// snapshot replaces them; nobody reads them meanwhile.
+func (s *bookState) unsync() {
+	s.synced = false
+	s.hist.clear()
+}
+
+// applyLevel applies one delta level to side, kept in cmp order: a zero size
+// removes the level (a missing level is fine), any other size sets it.
+func applyLevel(side *[]proto.Level, l proto.Level, cmp func(a, b proto.Level) int) {
+	i, found := slices.BinarySearchFunc(*side, l, cmp)
+	switch {
+	case proto.IsZeroDecimal(l[1]):
+		if found {
+			*side = slices.Delete(*side, i, i+1)
+		}
+	case found:
+		(*side)[i] = l
+	default:
+		*side = slices.Insert(*side, i, l)
+	}
+}
+
+// bookChecksum returns proto.BookChecksum of the book, built in a buffer
+// the state keeps so that it does not allocate.
+func (s *bookState) bookChecksum() uint32 {
+	var sum uint32
+	sum, s.scratch = proto.BookChecksumBuf(s.scratch, s.bids, s.asks)
+	return sum
+}
+
+func (s *bookState) Snapshot() (uint64, any, bool) {
+	if !s.synced {
+		return 0, nil, false
+	}
+	return s.applied, &proto.Book{
+		Symbol:   s.ch.Symbol,
+		Bids:     slices.Clone(s.bids),
+		Asks:     slices.Clone(s.asks),
+		Checksum: s.checksum,
+		TS:       s.ts,
+	}, true
+}
+
+func (s *bookState) Since(seq uint64) ([]Event, bool) {
+	if !s.synced {
+		return nil, false
+	}
+	if seq > s.emitted && seq <= s.applied {
+		// Only unchanged periodic snapshots came after the newest event:
+		// a client holding seq holds the current book.
+		return nil, true
+	}
+	return s.hist.since(s.ch, seq, s.emitted, false)
+}
+
+func (s *bookState) LastSeq() uint64 { return s.emitted }

@@ -1,0 +1,17 @@
+package feed
+
+import "errors"
+
+// Sentinel errors. Returned errors wrap one of these; test with errors.Is.
+var (
+	// ErrBadConfig reports an invalid Config.
+	ErrBadConfig = errors.New("feed: bad config")
+	// ErrSubscribe reports that a NATS subscription could not be set up or
+	// was not confirmed by the server in time.
+	ErrSubscribe = errors.New("feed: subscribe failed")
+	// ErrClosed reports use of a closed Source.
+	ErrClosed = errors.New("feed: source closed")
+	// ErrBadFeedMessage reports a feed payload that does not decode or does
+	// not satisfy the feed contract (PROTOCOL.md §1, §3).
+	ErrBadFeedMessage = errors.New("feed: bad feed message")
+)

@@ -1,0 +1,190 @@
+package feedsim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// Sim generates a synthetic feed. It is not safe for concurrent use: one
+// goroutine calls Next, or Run, at a time.
+type Sim struct {
+	cfg     Config      // Static after construction; defaults applied.
+	enc     codec.Codec // Static after construction.
+	rng     *rand.Rand
+	markets []*market
+	pending int // markets[pending:] still need their first snapshot
+
+	oldBids, oldAsks []level       // scratch for deltas
+	wire             []proto.Level // scratch for checksums
+}
+
+// New returns a Sim for cfg. Errors wrap ErrBadConfig.
+func New(cfg Config) (*Sim, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	s := &Sim{
+		cfg: cfg,
+		enc: codec.Msgpack(),
+		rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
+	}
+	if cfg.Codec == "json" {
+		s.enc = codec.JSON()
+	}
+	for _, sym := range cfg.Symbols {
+		s.markets = append(s.markets, newMarket(sym, cfg.SubjectPrefix, cfg.BookDepth, s.rng))
+	}
+	return s, nil
+}
+
+// Symbols returns the symbols the Sim feeds.
+func (s *Sim) Symbols() []string { return append([]string(nil), s.cfg.Symbols...) }
+
+// Next produces the next feed message: its subject and a fresh payload.
+// The first message of every symbol's book is a snapshot (they come first,
+// in symbol order); after that, each call picks a symbol at random and a
+// kind: about 40% book (a delta, or a snapshot when SnapshotEvery passed
+// since the symbol's last one), 30% ticker and 30% trade.
+func (s *Sim) Next() (subject string, payload []byte, err error) {
+	now := s.cfg.Now()
+	if s.pending < len(s.markets) {
+		m := s.markets[s.pending]
+		s.pending++
+		return s.snapshot(m, now)
+	}
+	m := s.markets[s.rng.IntN(len(s.markets))]
+	switch r := s.rng.Float64(); {
+	case r < 0.4:
+		if now.Sub(m.lastSnap) >= s.cfg.SnapshotEvery {
+			return s.snapshot(m, now)
+		}
+		return s.delta(m, now)
+	case r < 0.7:
+		return s.ticker(m, now)
+	default:
+		return s.trade(m, now)
+	}
+}
+
+// encode returns the subject of kind k of m and the payload of its next
+// feed message.
+func (s *Sim) encode(m *market, k proto.Kind, typ string, data any) (string, []byte, error) {
+	m.seq[k]++
+	p, err := s.enc.Append(nil, proto.FeedMessage{Seq: m.seq[k], Type: typ, Data: data})
+	if err != nil {
+		return "", nil, fmt.Errorf("feedsim: encode %s: %w", m.subjects[k], err)
+	}
+	return m.subjects[k], p, nil
+}
+
+func (s *Sim) snapshot(m *market, now time.Time) (string, []byte, error) {
+	m.lastSnap = now
+	b := &proto.Book{
+		Symbol:   m.sym,
+		Bids:     m.levels(nil, m.bids, -1),
+		Asks:     m.levels(nil, m.asks, -1),
+		Checksum: m.checksum(s.wire),
+		TS:       now.UnixNano(),
+	}
+	return s.encode(m, proto.KindBook, proto.FeedSnapshot, b)
+}
+
+func (s *Sim) delta(m *market, now time.Time) (string, []byte, error) {
+	s.oldBids = append(s.oldBids[:0], m.bids...)
+	s.oldAsks = append(s.oldAsks[:0], m.asks...)
+	m.step(s.rng)
+	b := &proto.Book{
+		Bids: m.diff([]proto.Level{}, s.oldBids, m.bids, true),
+		Asks: m.diff([]proto.Level{}, s.oldAsks, m.asks, false),
+		TS:   now.UnixNano(),
+	}
+	if len(b.Bids)+len(b.Asks) == 0 {
+		// Every size change drew the size it had: change the best ask.
+		m.asks[0].size = m.asks[0].size%(2*m.typical) + 1
+		b.Asks = append(b.Asks, proto.Level{m.price(m.asks[0].tick), m.size(m.asks[0].size)})
+	}
+	b.Checksum = m.checksum(s.wire)
+	return s.encode(m, proto.KindBook, proto.FeedUpdate, b)
+}
+
+func (s *Sim) ticker(m *market, now time.Time) (string, []byte, error) {
+	t := &proto.Ticker{
+		Symbol: m.sym,
+		Last:   m.price(m.last),
+		Volume: m.size(m.volume),
+		TS:     now.UnixNano(),
+	}
+	if len(m.bids) > 0 {
+		t.Bid, t.BidSize = m.price(m.bids[0].tick), m.size(m.bids[0].size)
+	} else {
+		t.Bid, t.BidSize = "0", "0"
+	}
+	t.Ask, t.AskSize = m.price(m.asks[0].tick), m.size(m.asks[0].size)
+	return s.encode(m, proto.KindTicker, proto.FeedUpdate, t)
+}
+
+func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
+	side, tick := proto.SideBuy, m.asks[0].tick
+	if s.rng.IntN(2) == 0 && len(m.bids) > 0 {
+		side, tick = proto.SideSell, m.bids[0].tick
+	}
+	lots := 1 + s.rng.Int64N(max(1, m.typical/4))
+	m.tradeID++
+	m.last = tick
+	m.volume += lots
+	t := &proto.Trade{
+		Symbol: m.sym,
+		ID:     m.tradeID,
+		Price:  m.price(tick),
+		Size:   m.size(lots),
+		Side:   side,
+		TS:     now.UnixNano(),
+	}
+	return s.encode(m, proto.KindTrade, proto.FeedUpdate, t)
+}
+
+// Run publishes Next's messages at Config.Rate until ctx is done, then
+// returns nil. A failing publish is logged (at most once per second, with a
+// count) and the message is lost, as on a real feed; the seq moves on, so
+// consumers see a gap. An encoding error ends Run.
+func (s *Sim) Run(ctx context.Context, publish func(subject string, payload []byte) error) error {
+	interval := 10 * time.Millisecond
+	if s.cfg.Rate < 100 {
+		interval = time.Duration(float64(time.Second) / s.cfg.Rate)
+	}
+	perTick := s.cfg.Rate * interval.Seconds()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var (
+		due      float64
+		failed   int
+		lastWarn time.Time
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		due = min(due+perTick, max(s.cfg.Rate, 1)) // at most a second's worth at once
+		for ; due >= 1; due-- {
+			subject, payload, err := s.Next()
+			if err != nil {
+				return err
+			}
+			if err := publish(subject, payload); err != nil {
+				failed++
+				if now := time.Now(); now.Sub(lastWarn) >= time.Second {
+					s.cfg.Logger.Warn("feedsim: publish failed", "subject", subject, "err", err, "failed", failed)
+					lastWarn, failed = now, 0
+				}
+			}
+		}
+	}
+}

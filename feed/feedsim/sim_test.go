@@ -1,0 +1,310 @@
+package feedsim_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/feed/feedsim"
+	"github.com/tickgate/tickgate/proto"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeClock returns a Now that advances by step on every call.
+func fakeClock(step time.Duration) func() time.Time {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		now = now.Add(step)
+		return now
+	}
+}
+
+func newSim(t *testing.T, cfg feedsim.Config) *feedsim.Sim {
+	t.Helper()
+	s, err := feedsim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestNextDeterministic(t *testing.T) {
+	run := func(seed int64) (subjects []string, payloads [][]byte) {
+		s := newSim(t, feedsim.Config{Seed: seed, Count: 5, Now: fakeClock(time.Millisecond)})
+		for range 2000 {
+			subj, p, err := s.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			subjects, payloads = append(subjects, subj), append(payloads, p)
+		}
+		return subjects, payloads
+	}
+	s1, p1 := run(7)
+	s2, p2 := run(7)
+	if !slices.Equal(s1, s2) || !slices.EqualFunc(p1, p2, bytes.Equal) {
+		t.Fatal("same seed, different streams")
+	}
+	s3, p3 := run(8)
+	if slices.Equal(s1, s3) && slices.EqualFunc(p1, p3, bytes.Equal) {
+		t.Fatal("different seeds, same stream")
+	}
+}
+
+// clientBook rebuilds a book from feed messages the way a client does.
+type clientBook struct {
+	bids, asks map[string]proto.Level // by normalised price
+}
+
+func newClientBook() *clientBook {
+	return &clientBook{bids: map[string]proto.Level{}, asks: map[string]proto.Level{}}
+}
+
+func normPrice(p string) string {
+	ip, fp, _ := strings.Cut(p, ".")
+	ip = strings.TrimLeft(ip, "0")
+	fp = strings.TrimRight(fp, "0")
+	return ip + "." + fp
+}
+
+func (b *clientBook) apply(bk *proto.Book, snapshot bool) {
+	if snapshot {
+		clear(b.bids)
+		clear(b.asks)
+	}
+	for _, side := range []struct {
+		m  map[string]proto.Level
+		ls []proto.Level
+	}{{b.bids, bk.Bids}, {b.asks, bk.Asks}} {
+		for _, l := range side.ls {
+			if strings.Trim(l[1], "0.") == "" {
+				delete(side.m, normPrice(l[0]))
+			} else {
+				side.m[normPrice(l[0])] = l
+			}
+		}
+	}
+}
+
+func (b *clientBook) sides() (bids, asks []proto.Level) {
+	f := func(l proto.Level) float64 {
+		v, _ := strconv.ParseFloat(l[0], 64)
+		return v
+	}
+	for _, l := range b.bids {
+		bids = append(bids, l)
+	}
+	for _, l := range b.asks {
+		asks = append(asks, l)
+	}
+	slices.SortFunc(bids, func(x, y proto.Level) int { return cmpFloat(f(y), f(x)) })
+	slices.SortFunc(asks, func(x, y proto.Level) int { return cmpFloat(f(x), f(y)) })
+	return bids, asks
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func TestStreamConsistent(t *testing.T) {
+	for _, codecName := range []string{"msgpack", "json"} {
+		t.Run(codecName, func(t *testing.T) {
+			const (
+				depth = 10
+				n     = 10000
+				step  = 10 * time.Millisecond
+			)
+			s := newSim(t, feedsim.Config{Count: 5, BookDepth: depth, SnapshotEvery: time.Second,
+				Seed: 3, Codec: codecName, Now: fakeClock(step), SubjectPrefix: "sim.md"})
+			lastSeq := map[proto.Channel]uint64{}
+			books := map[string]*clientBook{}
+			tradeIDs := map[string]int64{}
+			kinds := map[proto.Kind]int{}
+			snapshots := 0
+			for i := range n {
+				subj, p, err := s.Next()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if codecName == "json" && p[0] != '{' {
+					t.Fatalf("json payload starts with %q", p[0])
+				}
+				ch, err := proto.ChannelFromSubject("sim.md", subj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := feed.Decode(ch, p)
+				if err != nil {
+					t.Fatalf("message %d on %s: %v", i, subj, err)
+				}
+				if m.Seq != lastSeq[ch]+1 {
+					t.Fatalf("%s: seq %d after %d", ch, m.Seq, lastSeq[ch])
+				}
+				lastSeq[ch] = m.Seq
+				kinds[ch.Kind]++
+				b := books[ch.Symbol]
+				switch ch.Kind {
+				case proto.KindBook:
+					if b == nil {
+						if !m.Snapshot {
+							t.Fatalf("%s: first book message is not a snapshot", ch)
+						}
+						b = newClientBook()
+						books[ch.Symbol] = b
+					}
+					if m.Snapshot {
+						snapshots++
+					}
+					b.apply(m.Book, m.Snapshot)
+					bids, asks := b.sides()
+					if got := proto.BookChecksum(bids, asks); got != m.Book.Checksum {
+						t.Fatalf("%s seq %d: checksum %d, rebuilt book has %d", ch, m.Seq, m.Book.Checksum, got)
+					}
+					if len(bids) == 0 || len(asks) == 0 || proto.CompareDecimal(bids[0][0], asks[0][0]) >= 0 {
+						t.Fatalf("%s seq %d: empty or crossed book %v / %v", ch, m.Seq, bids, asks)
+					}
+					if len(bids) != depth || len(asks) != depth {
+						t.Fatalf("%s seq %d: depth %d/%d, want %d", ch, m.Seq, len(bids), len(asks), depth)
+					}
+					if !m.Snapshot && len(m.Book.Bids)+len(m.Book.Asks) == 0 {
+						t.Fatalf("%s seq %d: empty delta", ch, m.Seq)
+					}
+				case proto.KindTicker:
+					bids, asks := b.sides()
+					tk := m.Ticker
+					if tk.Bid != bids[0][0] || tk.BidSize != bids[0][1] || tk.Ask != asks[0][0] || tk.AskSize != asks[0][1] {
+						t.Fatalf("%s: ticker %+v not the book top %v / %v", ch, tk, bids[0], asks[0])
+					}
+				case proto.KindTrade:
+					tr := m.Trade
+					if last, ok := tradeIDs[ch.Symbol]; ok && tr.ID != last+1 {
+						t.Fatalf("%s: trade id %d after %d", ch, tr.ID, last)
+					}
+					tradeIDs[ch.Symbol] = tr.ID
+					bids, asks := b.sides()
+					if tr.Side == proto.SideBuy && tr.Price != asks[0][0] || tr.Side == proto.SideSell && tr.Price != bids[0][0] {
+						t.Fatalf("%s: %s trade at %s, book top %v / %v", ch, tr.Side, tr.Price, bids[0], asks[0])
+					}
+				}
+			}
+			for kind, want := range map[proto.Kind]float64{proto.KindBook: 0.4, proto.KindTicker: 0.3, proto.KindTrade: 0.3} {
+				if got := float64(kinds[kind]) / n; got < want-0.03 || got > want+0.03 {
+					t.Errorf("%s share %.3f, want about %.2f", kind, got, want)
+				}
+			}
+			// n messages at 10ms are 100s of feed: a snapshot per symbol
+			// every 1s at most, and within about 1.5s (the wait for the
+			// symbol's next book message).
+			if snapshots < 5*60 || snapshots > 5*100+5 {
+				t.Errorf("%d snapshots over 100s for 5 symbols every 1s", snapshots)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s := newSim(t, feedsim.Config{Count: 5})
+	want := []string{"BTC-USD", "ETH-USD", "SOL-USD", "SIM0004-USD", "SIM0005-USD"}
+	if got := s.Symbols(); !slices.Equal(got, want) {
+		t.Fatalf("Symbols = %v, want %v", got, want)
+	}
+	if got := newSim(t, feedsim.Config{Symbols: []string{"A", "B", "C"}, Count: 2}).Symbols(); !slices.Equal(got, []string{"A", "B"}) {
+		t.Fatalf("Symbols cut to Count = %v", got)
+	}
+	subj, p, err := newSim(t, feedsim.Config{}).Next()
+	if err != nil || subj != "md.book.BTC-USD" || p[0] == '{' {
+		t.Fatalf("first Next = %q, %q…, %v; want a msgpack BTC-USD book snapshot", subj, p[:1], err)
+	}
+	m, err := feed.Decode(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, p)
+	if err != nil || !m.Snapshot || len(m.Book.Bids) != feedsim.DefaultBookDepth || !strings.HasPrefix(m.Book.Bids[0][0], "6") ||
+		len(m.Book.Bids[0][0]) != len("64000.00") {
+		t.Fatalf("first BTC-USD snapshot %+v, %v", m.Book, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := map[string]struct {
+		cfg     feedsim.Config
+		wantErr bool
+	}{
+		"zero":             {feedsim.Config{}, false},
+		"bad symbol":       {feedsim.Config{Symbols: []string{"BTC/USD"}}, true},
+		"duplicate symbol": {feedsim.Config{Symbols: []string{"A", "A"}}, true},
+		"negative count":   {feedsim.Config{Count: -1}, true},
+		"huge count":       {feedsim.Config{Count: feedsim.MaxCount + 1}, true},
+		"negative rate":    {feedsim.Config{Rate: -1}, true},
+		"wildcard prefix":  {feedsim.Config{SubjectPrefix: "md.>"}, true},
+		"depth":            {feedsim.Config{BookDepth: feedsim.MaxBookDepth + 1}, true},
+		"codec":            {feedsim.Config{Codec: "xml"}, true},
+		"json":             {feedsim.Config{Codec: "json", Count: 100, BookDepth: 1}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := feedsim.New(tc.cfg)
+			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, feedsim.ErrBadConfig)) {
+				t.Fatalf("New = %v, wantErr %v", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestGeneratedSymbols checks that many generated markets make valid,
+// uncrossed books whatever their price level.
+func TestGeneratedSymbols(t *testing.T) {
+	s := newSim(t, feedsim.Config{Count: 200, BookDepth: 5, Seed: 11, Now: fakeClock(time.Millisecond)})
+	for range 20000 {
+		subj, p, err := s.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := proto.ChannelFromSubject("md", subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := feed.Decode(ch, p)
+		if err != nil {
+			t.Fatalf("%s: %v", subj, err)
+		}
+		if m.Ticker != nil && proto.CompareDecimal(m.Ticker.Bid, m.Ticker.Ask) >= 0 {
+			t.Fatalf("%s: crossed ticker %+v", subj, m.Ticker)
+		}
+	}
+}
+
+func TestRun(t *testing.T) {
+	s := newSim(t, feedsim.Config{Rate: 2000})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var n, failed atomic.Int64
+	err := s.Run(ctx, func(subject string, payload []byte) error {
+		if n.Add(1)%2 == 0 {
+			failed.Add(1)
+			return errors.New("no connection")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := n.Load(); got < 100 || got > 1000 {
+		t.Fatalf("published %d in 200ms at 2000/s", got)
+	}
+	if failed.Load() == 0 {
+		t.Fatal("no failing publish exercised")
+	}
+}

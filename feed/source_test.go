@@ -1,0 +1,421 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// runServer starts an embedded NATS server on port (-1: a random one).
+func runServer(t *testing.T, port int) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv
+}
+
+func connectSource(t *testing.T, url string, cfg Config) *Source {
+	t.Helper()
+	cfg.URL = url
+	if cfg.ReconnectWait == 0 {
+		cfg.ReconnectWait = 50 * time.Millisecond
+	}
+	src, err := Connect(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(src.Close)
+	return src
+}
+
+func publisher(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func tradePayload(t *testing.T, seq uint64) []byte {
+	t.Helper()
+	p, err := codec.Msgpack().Append(nil, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Trade{
+		Symbol: "BTC-USD", ID: int64(seq), Price: "64000.5", Size: "0.1", Side: proto.SideBuy, TS: 1,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// collector is a Handler that records seqs.
+type collector struct {
+	ch chan uint64
+}
+
+func newCollector() *collector { return &collector{ch: make(chan uint64, 1024)} }
+
+func (c *collector) handle(_ proto.Channel, m *Message) { c.ch <- m.Seq }
+
+func (c *collector) want(t *testing.T, seqs ...uint64) {
+	t.Helper()
+	for _, want := range seqs {
+		select {
+		case got := <-c.ch:
+			if got != want {
+				t.Fatalf("handler got seq %d, want %d", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("handler did not get seq %d", want)
+		}
+	}
+}
+
+func (c *collector) none(t *testing.T) {
+	t.Helper()
+	select {
+	case got := <-c.ch:
+		t.Fatalf("handler got unexpected seq %d", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// numSubs returns how many subscriptions the server holds for subject,
+// after a round trip on the source's connection.
+func numSubs(t *testing.T, srv *server.Server, src *Source, subject string) int {
+	t.Helper()
+	if err := src.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	sz, err := srv.Subsz(&server.SubszOptions{Subscriptions: true, Test: subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(sz.Total)
+}
+
+func TestSourceAcquireDelivers(t *testing.T) {
+	srv := runServer(t, -1)
+	src := connectSource(t, srv.ClientURL(), Config{SubjectPrefix: "md.test"})
+	pub := publisher(t, srv.ClientURL())
+	c := newCollector()
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tradeBTC, c.handle); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 50; seq++ {
+		if err := pub.Publish("md.test.trade.BTC-USD", tradePayload(t, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Publish("md.test.trade.ETH-USD", tradePayload(t, 99)); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 50; seq++ {
+		c.want(t, seq)
+	}
+	c.none(t)
+	if !src.Connected() {
+		t.Fatal("not Connected")
+	}
+}
+
+func TestSourceInterestCounting(t *testing.T) {
+	srv := runServer(t, -1)
+	src := connectSource(t, srv.ClientURL(), Config{})
+	pub := publisher(t, srv.ClientURL())
+	const subject = "md.trade.BTC-USD"
+	c := newCollector()
+	ctx := ctxTimeout(t, 5*time.Second)
+	for range 2 {
+		if err := src.Acquire(ctx, tradeBTC, c.handle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := numSubs(t, srv, src, subject); got != 1 {
+		t.Fatalf("server subscriptions after 2 Acquires = %d, want 1", got)
+	}
+	src.Release(tradeBTC)
+	if got := numSubs(t, srv, src, subject); got != 1 {
+		t.Fatalf("server subscriptions after 1 Release = %d, want 1", got)
+	}
+	if err := pub.Publish(subject, tradePayload(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.want(t, 1)
+	src.Release(tradeBTC)
+	if got := numSubs(t, srv, src, subject); got != 0 {
+		t.Fatalf("server subscriptions after 2 Releases = %d, want 0", got)
+	}
+	if n := src.nc.NumSubscriptions(); n != 0 {
+		t.Fatalf("client subscriptions = %d, want 0", n)
+	}
+	src.Release(tradeBTC) // unmatched: no-op
+	if err := pub.Publish(subject, tradePayload(t, 2)); err != nil {
+		t.Fatal(err)
+	}
+	c.none(t)
+
+	// Interest again after the last release subscribes again.
+	if err := src.Acquire(ctx, tradeBTC, c.handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(subject, tradePayload(t, 3)); err != nil {
+		t.Fatal(err)
+	}
+	c.want(t, 3)
+}
+
+func TestSourceConcurrentAcquire(t *testing.T) {
+	srv := runServer(t, -1)
+	src := connectSource(t, srv.ClientURL(), Config{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	c := newCollector()
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() { errs <- src.Acquire(ctx, bookBTC, c.handle) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := numSubs(t, srv, src, "md.book.BTC-USD"); got != 1 {
+		t.Fatalf("server subscriptions = %d, want 1", got)
+	}
+	for range n - 1 {
+		src.Release(bookBTC)
+	}
+	if got := numSubs(t, srv, src, "md.book.BTC-USD"); got != 1 {
+		t.Fatalf("server subscriptions with one interest left = %d, want 1", got)
+	}
+	src.Release(bookBTC)
+	if got := numSubs(t, srv, src, "md.book.BTC-USD"); got != 0 {
+		t.Fatalf("server subscriptions = %d, want 0", got)
+	}
+}
+
+func TestSourceAcquireCanceled(t *testing.T) {
+	srv := runServer(t, -1)
+	src := connectSource(t, srv.ClientURL(), Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := src.Acquire(ctx, tickerBTC, newCollector().handle)
+	if !errors.Is(err, ErrSubscribe) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Acquire with a canceled ctx = %v, want ErrSubscribe and context.Canceled", err)
+	}
+	if got := numSubs(t, srv, src, "md.ticker.BTC-USD"); got != 0 {
+		t.Fatalf("server subscriptions = %d, want 0", got)
+	}
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tickerBTC, newCollector().handle); err != nil {
+		t.Fatalf("Acquire after a canceled one: %v", err)
+	}
+}
+
+// TestSourceAcquireUnconfirmed uses a server that is not up, so that no
+// subscription is ever confirmed.
+func TestSourceAcquireUnconfirmed(t *testing.T) {
+	url := "nats://" + freeAddr(t)
+	t.Run("flush timeout", func(t *testing.T) {
+		src := connectSource(t, url, Config{FlushTimeout: 50 * time.Millisecond})
+		err := src.Acquire(context.Background(), tradeBTC, newCollector().handle)
+		if !errors.Is(err, ErrSubscribe) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Acquire = %v, want ErrSubscribe and DeadlineExceeded", err)
+		}
+		if len(src.subs) != 0 || src.nc.NumSubscriptions() != 0 {
+			t.Fatalf("rolled back Acquire left %d interests, %d subscriptions", len(src.subs), src.nc.NumSubscriptions())
+		}
+	})
+	t.Run("waiters", func(t *testing.T) {
+		src := connectSource(t, url, Config{FlushTimeout: time.Minute})
+		leaderCtx, cancelLeader := context.WithCancel(context.Background())
+		leader := make(chan error, 1)
+		go func() { leader <- src.Acquire(leaderCtx, tradeBTC, newCollector().handle) }()
+		waitFor(t, func() bool {
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			return src.subs[tradeBTC] != nil
+		})
+		// A waiter whose ctx ends gives up alone.
+		err := src.Acquire(ctxTimeout(t, 30*time.Millisecond), tradeBTC, newCollector().handle)
+		if !errors.Is(err, ErrSubscribe) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("waiter Acquire = %v, want ErrSubscribe and DeadlineExceeded", err)
+		}
+		// A waiter whose ctx lives on retries when the leader's ends.
+		waiterCtx, cancelWaiter := context.WithCancel(context.Background())
+		waiter := make(chan error, 1)
+		go func() { waiter <- src.Acquire(waiterCtx, tradeBTC, newCollector().handle) }()
+		waitFor(t, func() bool {
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			return src.subs[tradeBTC] != nil && src.subs[tradeBTC].refs == 2
+		})
+		cancelLeader()
+		if err := <-leader; !errors.Is(err, context.Canceled) {
+			t.Fatalf("leader Acquire = %v, want context.Canceled", err)
+		}
+		waitFor(t, func() bool {
+			src.mu.Lock()
+			defer src.mu.Unlock()
+			in := src.subs[tradeBTC]
+			return in != nil && in.refs == 1
+		})
+		select {
+		case err := <-waiter:
+			t.Fatalf("waiter returned %v while it should retry", err)
+		default:
+		}
+		cancelWaiter()
+		if err := <-waiter; !errors.Is(err, context.Canceled) {
+			t.Fatalf("waiter Acquire = %v, want context.Canceled", err)
+		}
+		if len(src.subs) != 0 {
+			t.Fatalf("%d interests left", len(src.subs))
+		}
+	})
+}
+
+func TestSourceDecodeErrors(t *testing.T) {
+	srv := runServer(t, -1)
+	src := connectSource(t, srv.ClientURL(), Config{})
+	pub := publisher(t, srv.ClientURL())
+	c := newCollector()
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tradeBTC, c.handle); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][]byte{[]byte("{not json"), {0xc1}, []byte(`{"seq":0,"type":"update","data":{}}`), tradePayload(t, 4)} {
+		if err := pub.Publish("md.trade.BTC-USD", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.want(t, 4)
+	c.none(t)
+	if got := src.DecodeErrors(); got != 3 {
+		t.Fatalf("DecodeErrors = %d, want 3", got)
+	}
+}
+
+func TestSourceRetryOnFailedConnect(t *testing.T) {
+	addr := freeAddr(t)
+	src := connectSource(t, "nats://"+addr, Config{})
+	if src.Connected() {
+		t.Fatal("Connected before the server runs")
+	}
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	srv := runServer(t, port)
+	c := newCollector()
+	if err := src.Acquire(ctxTimeout(t, 10*time.Second), tradeBTC, c.handle); err != nil {
+		t.Fatal(err)
+	}
+	if !src.Connected() {
+		t.Fatal("not Connected after Acquire")
+	}
+	pub := publisher(t, srv.ClientURL())
+	if err := pub.Publish("md.trade.BTC-USD", tradePayload(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.want(t, 1)
+}
+
+func TestSourceClosed(t *testing.T) {
+	srv := runServer(t, -1)
+	src := connectSource(t, srv.ClientURL(), Config{})
+	ctx := ctxTimeout(t, 5*time.Second)
+	if err := src.Acquire(ctx, tradeBTC, newCollector().handle); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	src.Close()
+	src.Release(tradeBTC)
+	if err := src.Acquire(ctx, tradeBTC, newCollector().handle); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Acquire after Close = %v, want ErrClosed", err)
+	}
+	if src.Connected() {
+		t.Fatal("Connected after Close")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := map[string]struct {
+		cfg     Config
+		wantErr bool
+	}{
+		"zero":                {Config{}, false},
+		"dotted prefix":       {Config{SubjectPrefix: "prod.md"}, false},
+		"wildcard prefix":     {Config{SubjectPrefix: "md.*"}, true},
+		"full wildcard":       {Config{SubjectPrefix: ">"}, true},
+		"empty token":         {Config{SubjectPrefix: "md..x"}, true},
+		"trailing dot":        {Config{SubjectPrefix: "md."}, true},
+		"space":               {Config{SubjectPrefix: "m d"}, true},
+		"negative flush":      {Config{FlushTimeout: -1}, true},
+		"negative reconnect":  {Config{ReconnectWait: -1}, true},
+		"explicit everything": {Config{URL: "nats://h:1", SubjectPrefix: "x", Name: "n", FlushTimeout: time.Second}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, ErrBadConfig)) {
+				t.Fatalf("Validate = %v, wantErr %v", err, tc.wantErr)
+			}
+			if tc.wantErr {
+				if _, err := Connect(tc.cfg); !errors.Is(err, ErrBadConfig) {
+					t.Fatalf("Connect = %v, want ErrBadConfig", err)
+				}
+			}
+		})
+	}
+}
+
+// freeAddr returns a local address nothing listens on (for now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

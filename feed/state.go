@@ -1,0 +1,291 @@
+package feed
+
+import (
+	"fmt"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// DefaultHistoryLen is how many emitted events a State keeps for resume
+// when NewState is given zero.
+const DefaultHistoryLen = 1024
+
+// Event is what a feed message means for subscribers, after a State applied
+// it. Its Data is immutable once emitted: the gateway may encode it once and
+// share the bytes among all subscribers that get it unchanged.
+type Event struct {
+	Channel proto.Channel
+	// Snapshot is true when the event goes out as a "snapshot" (a book
+	// after a gap or a checksum mismatch, its first snapshot, or a periodic
+	// snapshot that differs from the held book); false for an "update".
+	Snapshot bool
+	// Seq is the feed seq of the message.
+	Seq uint64
+	// Prev is the seq of the previous event the State emitted on the
+	// channel, 0 if none. Subscribers whose last seq equals Prev can share
+	// one encoding of this event.
+	Prev uint64
+	// Data is *proto.Ticker (the full state), *proto.Trade, or *proto.Book:
+	// for an update the delta as sent with Checksum set to the node's
+	// checksum after applying it and Symbol empty; for a snapshot the full
+	// book with Symbol and Checksum set.
+	Data any
+	// TS is the source event time (the data's ts), Unix nanoseconds.
+	TS int64
+}
+
+// State is the per-channel state of a gateway node. Implementations are
+// pure and not safe for concurrent use: the caller serialises all calls on
+// one State (the gateway holds a per-channel mutex).
+type State interface {
+	// Apply folds m into the state and takes ownership of m's data, which
+	// may become (part of) the event's Data. emit=false means nothing goes
+	// to subscribers: a duplicate or old seq, a book delta while unsynced,
+	// a gap or checksum mismatch that unsynced a book, or a periodic book
+	// snapshot equal to the held book. out says what happened, for counting.
+	Apply(m *Message) (ev Event, emit bool, out Outcome)
+	// Snapshot returns the current state for a new subscriber: the seq of
+	// the newest feed message in it and the data (the held *proto.Ticker,
+	// which is immutable, or a fresh *proto.Book copy with Symbol and
+	// Checksum set). ok=false when the node has no state yet or a book is
+	// unsynced. Trade states always return ok=false.
+	Snapshot() (seq uint64, data any, ok bool)
+	// Since returns the emitted events after seq, for a client resuming from
+	// seq, when the bounded history holds an unbroken chain: the first event
+	// has Prev == seq and each next one's Prev is the Seq of the one before,
+	// up to the newest event. If seq is the newest emitted seq, ok=true and
+	// there are no events. ok=false when it cannot: seq is 0, older than the
+	// history, not a seq this state emitted, in the future, a book snapshot
+	// event lies in between, or a book is unsynced.
+	//
+	// A book may also resume from a feed seq that only refreshed its state
+	// (an unchanged periodic snapshot, which a new subscriber may have got
+	// as its Snapshot seq): the events after it are returned, and the first
+	// one's Prev is then the emitted seq before seq, not seq. The caller
+	// sends each subscriber its own prev anyway (see Event.Prev).
+	//
+	// The returned slice is the caller's; the events' Data are shared and
+	// immutable.
+	Since(seq uint64) (evs []Event, ok bool)
+	// LastSeq returns the seq of the newest event emitted, which is what an
+	// in-sync subscriber holds; 0 if none.
+	LastSeq() uint64
+}
+
+// NewState returns an empty State for ch that keeps up to historyLen
+// emitted events for Since (zero: DefaultHistoryLen; negative: none).
+// It panics on a channel of unknown kind.
+func NewState(ch proto.Channel, historyLen int) State {
+	if historyLen == 0 {
+		historyLen = DefaultHistoryLen
+	}
+	historyLen = max(historyLen, 0)
+	switch ch.Kind {
+	case proto.KindTicker, proto.KindTrade:
+		return &streamState{ch: ch, hist: history{limit: historyLen}}
+	case proto.KindBook:
+		return &bookState{ch: ch, hist: history{limit: historyLen}}
+	}
+	panic(fmt.Sprintf("feed: NewState: unknown kind %v", ch.Kind))
+}
+
+// Outcome is what State.Apply did with a feed message, for counting.
+type Outcome uint8
+
+// Outcomes of State.Apply.
+const (
+	// OutcomeApplied: applied in sequence and emitted as an update.
+	OutcomeApplied Outcome = iota
+	// OutcomeSnapshot: a book snapshot replaced the book (the first one,
+	// one after a gap or mismatch, or a periodic one that differed) and was
+	// emitted as a snapshot.
+	OutcomeSnapshot
+	// OutcomeDuplicate: seq at or below the newest seq seen; dropped.
+	OutcomeDuplicate
+	// OutcomeGap: seq jumped. Ticker and trade messages are still applied
+	// and emitted; a book delta is dropped and the book is unsynced until
+	// the next feed snapshot.
+	OutcomeGap
+	// OutcomeUnsynced: a book delta dropped while awaiting a snapshot.
+	OutcomeUnsynced
+	// OutcomeSnapshotUnchanged: a periodic book snapshot equal to the held
+	// book; only the state's seq moved, nothing emitted.
+	OutcomeSnapshotUnchanged
+	// OutcomeChecksumMismatch: a book delta carried a non-zero checksum that
+	// disagrees with the node's book after applying it; dropped, and the
+	// book is unsynced until the next feed snapshot.
+	OutcomeChecksumMismatch
+	// OutcomeInvalid: the message carries no data of the channel's kind (a
+	// caller bug: Decode never produces that); dropped.
+	OutcomeInvalid
+	numOutcomes
+)
+
+// Outcomes returns every Outcome, for metrics that start each labelled
+// series at zero.
+func Outcomes() []Outcome {
+	out := make([]Outcome, numOutcomes)
+	for i := range out {
+		out[i] = Outcome(i)
+	}
+	return out
+}
+
+// String returns the outcome's metric label.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeApplied:
+		return "applied"
+	case OutcomeSnapshot:
+		return "snapshot"
+	case OutcomeDuplicate:
+		return "duplicate"
+	case OutcomeGap:
+		return "gap"
+	case OutcomeUnsynced:
+		return "unsynced"
+	case OutcomeSnapshotUnchanged:
+		return "snapshot_unchanged"
+	case OutcomeChecksumMismatch:
+		return "checksum_mismatch"
+	case OutcomeInvalid:
+		return "invalid"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// streamState is the State of ticker and trade channels: every message in a
+// newer seq is applied and emitted, gaps included (subscribers simply
+// continue, PROTOCOL.md §3).
+type streamState struct {
+	ch   proto.Channel // Static after construction.
+	last uint64        // seq of the newest message applied and emitted
+	cur  any           // newest *proto.Ticker or *proto.Trade; immutable
+	ts   int64         // ts of cur
+	hist history
+}
+
+func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
+	var (
+		data any
+		ts   int64
+	)
+	switch {
+	case s.ch.Kind == proto.KindTicker && m.Ticker != nil:
+		data, ts = m.Ticker, m.Ticker.TS
+	case s.ch.Kind == proto.KindTrade && m.Trade != nil:
+		data, ts = m.Trade, m.Trade.TS
+	default:
+		return Event{}, false, OutcomeInvalid
+	}
+	if m.Seq <= s.last {
+		return Event{}, false, OutcomeDuplicate
+	}
+	out := OutcomeApplied
+	if s.last != 0 && m.Seq != s.last+1 {
+		out = OutcomeGap
+	}
+	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts}
+	s.last, s.cur, s.ts = m.Seq, data, ts
+	s.hist.push(ev)
+	return ev, true, out
+}
+
+func (s *streamState) Snapshot() (uint64, any, bool) {
+	if s.ch.Kind != proto.KindTicker || s.cur == nil {
+		return 0, nil, false
+	}
+	return s.last, s.cur, true
+}
+
+func (s *streamState) Since(seq uint64) ([]Event, bool) {
+	return s.hist.since(s.ch, seq, s.last, true)
+}
+
+func (s *streamState) LastSeq() uint64 { return s.last }
+
+// histEntry is an emitted update event without the fields that are the
+// same for every event of a channel.
+type histEntry struct {
+	seq, prev uint64
+	data      any
+	ts        int64
+}
+
+// history is a bounded ring of the update events a State emitted since its
+// last snapshot event, oldest first; each entry's prev is the seq of the
+// entry before it. It grows lazily up to limit entries.
+type history struct {
+	limit int // Static after construction.
+	buf   []histEntry
+	start int // index of the oldest entry once buf is full
+}
+
+func (h *history) len() int { return len(h.buf) }
+
+// at returns the i-th oldest entry.
+func (h *history) at(i int) *histEntry {
+	return &h.buf[(h.start+i)%len(h.buf)]
+}
+
+func (h *history) push(ev Event) {
+	if h.limit == 0 {
+		return
+	}
+	e := histEntry{seq: ev.Seq, prev: ev.Prev, data: ev.Data, ts: ev.TS}
+	if len(h.buf) < h.limit {
+		h.buf = append(h.buf, e)
+		return
+	}
+	h.buf[h.start] = e
+	h.start = (h.start + 1) % len(h.buf)
+}
+
+// clear drops every entry (and the data they keep alive) but keeps the
+// storage.
+func (h *history) clear() {
+	clear(h.buf)
+	h.buf = h.buf[:0]
+	h.start = 0
+}
+
+// since implements State.Since for a history whose newest entry has seq
+// last (or which is empty because the newest event was a snapshot).
+//
+// With exact, seq must be the prev of the oldest entry or the seq of an
+// entry. Without, seq may be any seq from the oldest entry's prev on: a
+// book's history has no gaps while synced (a gap unsyncs it and clears the
+// history), so a seq between two entries was a feed message that changed
+// nothing (an unchanged periodic snapshot) and a client holding it holds
+// the book of the entry before it.
+func (h *history) since(ch proto.Channel, seq, last uint64, exact bool) ([]Event, bool) {
+	if seq == 0 || seq > last {
+		return nil, false
+	}
+	if seq == last {
+		return nil, true
+	}
+	n := h.len()
+	if n == 0 || seq < h.at(0).prev {
+		return nil, false
+	}
+	// Entries' seqs increase: find the first one after seq.
+	lo, hi := 0, n
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if h.at(mid).seq <= seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == n || exact && h.at(lo).prev != seq {
+		return nil, false
+	}
+	evs := make([]Event, 0, n-lo)
+	for i := lo; i < n; i++ {
+		e := h.at(i)
+		evs = append(evs, Event{Channel: ch, Seq: e.seq, Prev: e.prev, Data: e.data, TS: e.ts})
+	}
+	return evs, true
+}

@@ -1,0 +1,189 @@
+package feed
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+func TestStreamStateApply(t *testing.T) {
+	type step struct {
+		seq      uint64
+		wantEmit bool
+		wantOut  Outcome
+		wantPrev uint64
+	}
+	tests := map[string]struct {
+		steps   []step
+		wantEnd uint64
+	}{
+		"in order": {
+			steps:   []step{{1, true, OutcomeApplied, 0}, {2, true, OutcomeApplied, 1}, {3, true, OutcomeApplied, 2}},
+			wantEnd: 3,
+		},
+		"first message at any seq is no gap": {
+			steps:   []step{{41, true, OutcomeApplied, 0}, {42, true, OutcomeApplied, 41}},
+			wantEnd: 42,
+		},
+		"duplicate and old seq dropped": {
+			steps:   []step{{1, true, OutcomeApplied, 0}, {2, true, OutcomeApplied, 1}, {2, false, OutcomeDuplicate, 0}, {1, false, OutcomeDuplicate, 0}, {3, true, OutcomeApplied, 2}},
+			wantEnd: 3,
+		},
+		"gap is counted and subscribers continue": {
+			steps:   []step{{1, true, OutcomeApplied, 0}, {5, true, OutcomeGap, 1}, {6, true, OutcomeApplied, 5}, {4, false, OutcomeDuplicate, 0}},
+			wantEnd: 6,
+		},
+	}
+	for _, kind := range []proto.Kind{proto.KindTicker, proto.KindTrade} {
+		for name, tc := range tests {
+			t.Run(kind.String()+"/"+name, func(t *testing.T) {
+				ch := proto.Channel{Kind: kind, Symbol: "BTC-USD"}
+				st := NewState(ch, 0)
+				for _, s := range tc.steps {
+					m := tradeMsg(s.seq)
+					if kind == proto.KindTicker {
+						m = tickerMsg(s.seq, "64000")
+					}
+					ev := mustApply(t, st, m, s.wantEmit, s.wantOut)
+					if !s.wantEmit {
+						continue
+					}
+					if ev.Seq != s.seq || ev.Prev != s.wantPrev || ev.Snapshot || ev.Channel != ch {
+						t.Fatalf("event %+v, want seq %d prev %d update on %v", ev, s.seq, s.wantPrev, ch)
+					}
+					if ev.TS != int64(s.seq)*1000 {
+						t.Fatalf("event TS %d, want %d", ev.TS, int64(s.seq)*1000)
+					}
+					switch kind {
+					case proto.KindTicker:
+						if ev.Data != m.Ticker {
+							t.Fatalf("ticker event data is not the message's ticker")
+						}
+					case proto.KindTrade:
+						if ev.Data != m.Trade {
+							t.Fatalf("trade event data is not the message's trade")
+						}
+					}
+				}
+				if got := st.LastSeq(); got != tc.wantEnd {
+					t.Fatalf("LastSeq = %d, want %d", got, tc.wantEnd)
+				}
+				seq, data, ok := st.Snapshot()
+				if kind == proto.KindTrade {
+					if ok {
+						t.Fatalf("trade Snapshot ok")
+					}
+					return
+				}
+				if !ok || seq != tc.wantEnd || data.(*proto.Ticker).TS != int64(tc.wantEnd)*1000 {
+					t.Fatalf("Snapshot = %d, %+v, %v; want seq %d", seq, data, ok, tc.wantEnd)
+				}
+			})
+		}
+	}
+}
+
+func TestStateSnapshotEmpty(t *testing.T) {
+	for _, ch := range []proto.Channel{tickerBTC, bookBTC, tradeBTC} {
+		t.Run(ch.String(), func(t *testing.T) {
+			st := NewState(ch, 0)
+			if _, _, ok := st.Snapshot(); ok {
+				t.Fatal("Snapshot ok on an empty state")
+			}
+			if st.LastSeq() != 0 {
+				t.Fatal("LastSeq != 0 on an empty state")
+			}
+		})
+	}
+}
+
+func TestStateApplyInvalid(t *testing.T) {
+	tests := map[string]struct {
+		ch proto.Channel
+		m  *Message
+	}{
+		"ticker without ticker": {tickerBTC, tradeMsg(1)},
+		"trade without trade":   {tradeBTC, tickerMsg(1, "1")},
+		"book without book":     {bookBTC, tickerMsg(1, "1")},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			mustApply(t, NewState(tc.ch, 0), tc.m, false, OutcomeInvalid)
+		})
+	}
+}
+
+func TestStreamStateSince(t *testing.T) {
+	type want struct {
+		ok  bool
+		evs [][2]uint64 // seq, prev
+	}
+	tests := map[string]struct {
+		history int
+		applied []uint64
+		since   uint64
+		want    want
+	}{
+		"from the first":          {0, []uint64{1, 2, 3}, 1, want{true, [][2]uint64{{2, 1}, {3, 2}}}},
+		"from the middle":         {0, []uint64{1, 2, 3}, 2, want{true, [][2]uint64{{3, 2}}}},
+		"up to date":              {0, []uint64{1, 2, 3}, 3, want{true, [][2]uint64{}}},
+		"zero":                    {0, []uint64{1, 2, 3}, 0, want{false, nil}},
+		"future":                  {0, []uint64{1, 2, 3}, 4, want{false, nil}},
+		"empty state":             {0, nil, 1, want{false, nil}},
+		"prev of oldest":          {0, []uint64{7, 8, 9}, 7, want{true, [][2]uint64{{8, 7}, {9, 8}}}},
+		"before first seen":       {0, []uint64{7, 8, 9}, 6, want{false, nil}},
+		"across a gap":            {0, []uint64{1, 2, 5, 6}, 2, want{true, [][2]uint64{{5, 2}, {6, 5}}}},
+		"inside a gap is unknown": {0, []uint64{1, 2, 5, 6}, 3, want{false, nil}},
+		"after overflow, oldest prev": {
+			4, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 6,
+			want{true, [][2]uint64{{7, 6}, {8, 7}, {9, 8}, {10, 9}}},
+		},
+		"after overflow, too old": {4, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 5, want{false, nil}},
+		"after overflow, inside":  {4, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 8, want{true, [][2]uint64{{9, 8}, {10, 9}}}},
+		"no history":              {-1, []uint64{1, 2, 3}, 2, want{false, nil}},
+		"no history, up to date":  {-1, []uint64{1, 2, 3}, 3, want{true, [][2]uint64{}}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := NewState(tradeBTC, tc.history)
+			for _, seq := range tc.applied {
+				if _, emit, _ := st.Apply(tradeMsg(seq)); !emit {
+					t.Fatalf("seq %d not emitted", seq)
+				}
+			}
+			evs, ok := st.Since(tc.since)
+			if ok != tc.want.ok {
+				t.Fatalf("Since(%d) ok = %v, want %v", tc.since, ok, tc.want.ok)
+			}
+			if !ok {
+				return
+			}
+			if got := seqs(evs); !slices.Equal(got, tc.want.evs) {
+				t.Fatalf("Since(%d) = %v, want %v", tc.since, got, tc.want.evs)
+			}
+			for _, e := range evs {
+				if e.Channel != tradeBTC || e.Data.(*proto.Trade).ID != int64(e.Seq) {
+					t.Fatalf("event %+v does not carry its trade", e)
+				}
+			}
+		})
+	}
+}
+
+func TestOutcomeString(t *testing.T) {
+	seen := map[string]bool{}
+	for _, o := range Outcomes() {
+		s := o.String()
+		if s == "" || seen[s] {
+			t.Fatalf("outcome %d label %q empty or duplicate", o, s)
+		}
+		seen[s] = true
+	}
+	if len(seen) != int(numOutcomes) {
+		t.Fatalf("Outcomes() has %d, want %d", len(seen), numOutcomes)
+	}
+	if got := Outcome(200).String(); got != "outcome(200)" {
+		t.Fatalf("unknown outcome label %q", got)
+	}
+}

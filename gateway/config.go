@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+)
+
+// ErrConfig reports an invalid Config field.
+var ErrConfig = errors.New("gateway: invalid config")
+
+// Config tunes a Server. Every field's zero value is a safe default, named
+// in its comment; withDefaults fills them and Validate checks the result.
+type Config struct {
+	// NodeID names this node in welcome messages and logs. Zero: the
+	// hostname, or "tickgate" when it cannot be read.
+	NodeID string
+	// TLS serves wss:// with this configuration. Nil serves plain ws://,
+	// which the command line allows only when switched on explicitly.
+	TLS *tls.Config
+	// AllowedOrigins, when non-empty, lists the exact origins (scheme,
+	// host, port) a request carrying an Origin header must match. Zero:
+	// any origin (tokens are bearer credentials, not cookies).
+	AllowedOrigins []string
+	// AllowQueryToken accepts the token in the access_token query
+	// parameter. Zero: off, since URLs end up in logs.
+	AllowQueryToken bool
+	// HeartbeatInterval is heartbeat_ms: a heartbeat message (and a
+	// WebSocket ping) goes out when nothing else was sent for this long.
+	// Zero: 15s.
+	HeartbeatInterval time.Duration
+	// IdleTimeout closes a connection from which no frame (message, ping,
+	// pong) arrived for this long. Zero: 2×HeartbeatInterval + 5s.
+	IdleTimeout time.Duration
+	// MaxMessageBytes caps a client message; a larger one closes the
+	// connection with 1009. Zero: 16 KiB.
+	MaxMessageBytes int
+	// MaxSubscriptions caps channels per connection. Zero: 1000.
+	MaxSubscriptions int
+	// WriteTimeout bounds every socket write; a write that makes no
+	// progress for this long evicts the connection. Zero: 5s.
+	WriteTimeout time.Duration
+	// SendQueueLimit caps messages waiting for one connection's writer; a
+	// connection that overflows it is evicted with 4008. Zero: 8192.
+	SendQueueLimit int
+	// SubscribeTimeout bounds how long a subscribe waits for the NATS
+	// server to confirm interest in a new channel. Zero: 5s.
+	SubscribeTimeout time.Duration
+	// HandshakeTimeout bounds reading the HTTP request headers and
+	// writing the upgrade response. Zero: 5s.
+	HandshakeTimeout time.Duration
+	// MaxHeaderBytes caps the HTTP request headers. Zero: 16 KiB.
+	MaxHeaderBytes int
+	// HistoryLen is how many events per channel the node keeps for resume.
+	// Zero: 1024.
+	HistoryLen int
+	// Logger receives structured logs; tokens never reach it. Zero:
+	// discard.
+	Logger *slog.Logger
+	// Now is the clock. Zero: time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.NodeID == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			c.NodeID = h
+		} else {
+			c.NodeID = "tickgate"
+		}
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 15 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2*c.HeartbeatInterval + 5*time.Second
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = 16 << 10
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = 1000
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 5 * time.Second
+	}
+	if c.SendQueueLimit == 0 {
+		c.SendQueueLimit = 8192
+	}
+	if c.SubscribeTimeout == 0 {
+		c.SubscribeTimeout = 5 * time.Second
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 16 << 10
+	}
+	if c.HistoryLen == 0 {
+		c.HistoryLen = 1024
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first invalid field, by name.
+func (c Config) Validate() error {
+	positive := []struct {
+		name string
+		ok   bool
+	}{
+		{"HeartbeatInterval", c.HeartbeatInterval > 0},
+		{"IdleTimeout", c.IdleTimeout > c.HeartbeatInterval},
+		{"MaxMessageBytes", c.MaxMessageBytes >= 256},
+		{"MaxSubscriptions", c.MaxSubscriptions > 0},
+		{"WriteTimeout", c.WriteTimeout > 0},
+		{"SendQueueLimit", c.SendQueueLimit > 0},
+		{"SubscribeTimeout", c.SubscribeTimeout > 0},
+		{"HandshakeTimeout", c.HandshakeTimeout > 0},
+		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},
+		{"HistoryLen", c.HistoryLen > 0},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			return fmt.Errorf("%w: %s out of range", ErrConfig, p.name)
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if err := validOrigin(o); err != nil {
+			return fmt.Errorf("%w: AllowedOrigins: %v", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// validOrigin accepts scheme://host[:port] with nothing after it.
+func validOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("%q is not scheme://host[:port]", o)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// conn is one client connection after the upgrade.
+//
+// Goroutines: gws's read loop (commands, ping/pong, close: it owns subs and
+// claims), the writer (owns every socket write), the feed goroutines of the
+// subscribed channels (fan-out: they only push to out), and the expiry timer.
+type conn struct {
+	srv      *Server     // Static after construction.
+	ws       *gws.Conn   // Static after the upgrade, before the read loop starts.
+	codec    codec.Codec // Static after construction.
+	codecIdx int         // Static after construction.
+	opcode   gws.Opcode  // Static after construction: text for json, binary for msgpack.
+	session  string      // Static after construction.
+	subject  string      // Static after construction: the token's sub.
+	remote   string      // Static after construction.
+
+	out  *outbox       // Safe for concurrent use.
+	done chan struct{} // Closed by the read loop when the connection ends.
+
+	claims *auth.Claims                    // Owned by the read loop.
+	subs   map[proto.Channel]*subscription // Owned by the read loop.
+
+	expMu sync.Mutex
+	exp   time.Time   // Guarded by expMu: when the current token expires.
+	timer *time.Timer // Guarded by expMu: fires at exp.
+}
+
+func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *conn {
+	ci := s.codecs.index(cd)
+	c := &conn{
+		srv:      s,
+		codec:    cd,
+		codecIdx: ci,
+		opcode:   gws.OpcodeText,
+		session:  newSessionID(),
+		subject:  claims.Subject,
+		remote:   remote,
+		out:      newOutbox(s.cfg.SendQueueLimit),
+		done:     make(chan struct{}),
+		claims:   claims,
+		subs:     make(map[proto.Channel]*subscription),
+		exp:      claims.ExpiresAt,
+	}
+	if cd.Binary() {
+		c.opcode = gws.OpcodeBinary
+	}
+	return c
+}
+
+// logAttrs returns the connection's log attributes followed by extra.
+func (c *conn) logAttrs(extra ...any) []any {
+	return append([]any{"session", c.session, "sub", c.subject, "node", c.srv.cfg.NodeID, "codec", c.codec.Name(), "remote", c.remote}, extra...)
+}
+
+// start runs once the socket is open: welcome first, then the writer and
+// the expiry timer.
+func (c *conn) start() {
+	c.renewReadDeadline()
+	c.reply(proto.Welcome{
+		Type:        proto.TypeWelcome,
+		V:           proto.Version,
+		Session:     c.session,
+		Node:        c.srv.cfg.NodeID,
+		Codec:       c.codec.Name(),
+		HeartbeatMS: c.srv.cfg.HeartbeatInterval.Milliseconds(),
+		Exp:         c.exp.Unix(),
+	})
+	go c.writeLoop()
+	c.expMu.Lock()
+	c.timer = time.AfterFunc(c.exp.Sub(c.srv.cfg.Now()), c.checkExpiry)
+	c.expMu.Unlock()
+	c.srv.log.Info("connection opened", c.logAttrs()...)
+}
+
+// checkExpiry closes the connection with 4001 unless the token was
+// refreshed since the timer was set.
+func (c *conn) checkExpiry() {
+	c.expMu.Lock()
+	remaining := c.exp.Sub(c.srv.cfg.Now())
+	if remaining > 0 {
+		c.timer.Reset(remaining)
+		c.expMu.Unlock()
+		return
+	}
+	c.expMu.Unlock()
+	c.close(proto.Disconnect{Code: proto.CloseTokenExpired, Reason: "token expired"})
+}
+
+// refreshExpiry moves the expiry to exp.
+func (c *conn) refreshExpiry(exp time.Time) {
+	c.expMu.Lock()
+	c.exp = exp
+	if c.timer != nil {
+		c.timer.Reset(exp.Sub(c.srv.cfg.Now()))
+	}
+	c.expMu.Unlock()
+}
+
+func (c *conn) renewReadDeadline() {
+	_ = c.ws.SetReadDeadline(c.srv.cfg.Now().Add(c.srv.cfg.IdleTimeout))
+}
+
+// send queues a frame; a full queue evicts the connection.
+func (c *conn) send(f frame) {
+	if c.out.push(f) == pushFull {
+		c.evict("send queue overflow")
+	}
+}
+
+// reply encodes v with the connection's codec and queues it.
+func (c *conn) reply(v any) {
+	if b := c.srv.codecs.encode(c.codecIdx, v); b != nil {
+		c.send(frame{op: c.opcode, b: b})
+	}
+}
+
+// replyError answers a command with an error; the connection stays open.
+func (c *conn) replyError(id *int64, code proto.ErrorCode, msg, channel string) {
+	c.reply(proto.Error{Type: proto.TypeError, ID: id, Code: code, Message: msg, Channel: channel})
+}
+
+// close queues the close frame after what is already queued.
+func (c *conn) close(d proto.Disconnect) {
+	c.out.close(d)
+}
+
+// evict closes a slow consumer with 4008. What is queued is dropped: the
+// close goes out as soon as the writer is free, and a writer stuck on the
+// socket gives up at its write deadline.
+func (c *conn) evict(reason string) {
+	if c.out.evict(proto.Disconnect{Code: proto.CloseSlowConsumer, Reason: reason}) {
+		c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", reason)...)
+	}
+}
+
+// cleanup runs once on the read loop when the connection ends.
+func (c *conn) cleanup() {
+	close(c.done)
+	c.expMu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.expMu.Unlock()
+	for ch, s := range c.subs {
+		s.entry.leave(s)
+		c.srv.hub.release(s.entry)
+		delete(c.subs, ch)
+	}
+	c.srv.untrack(c)
+}

@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// chainChecker follows one channel as a client does: the first message
+// (snapshot, or for trades an update with prev 0) and then an unbroken
+// prev chain, with the book rebuilt and its checksum checked after every
+// message.
+type chainChecker struct {
+	kind  proto.Kind
+	last  uint64
+	seen  int
+	book  *refBook
+	trade []int64
+}
+
+func (k *chainChecker) take(t *testing.T, w wire) {
+	t.Helper()
+	switch {
+	case k.seen == 0 && k.kind.HasSnapshot():
+		if w.Type != proto.TypeSnapshot {
+			t.Fatalf("%s: first message %s, want snapshot: %s", w.Channel, w.Type, w.raw)
+		}
+	case k.seen == 0:
+		if w.Type != proto.TypeUpdate || w.Prev == nil || *w.Prev != 0 {
+			t.Fatalf("%s: first trade %s, want update with prev 0", w.Channel, w.raw)
+		}
+	default:
+		if w.Type != proto.TypeUpdate {
+			t.Fatalf("%s: got %s after the first message", w.Channel, w.raw)
+		}
+		if w.Prev == nil || *w.Prev != k.last {
+			t.Fatalf("%s: prev chain broken: last %d, got %s", w.Channel, k.last, w.raw)
+		}
+	}
+	if w.Type == proto.TypeUpdate && w.N != 1 {
+		t.Fatalf("%s: n = %d for a client that keeps up", w.Channel, w.N)
+	}
+	if w.Seq <= k.last {
+		t.Fatalf("%s: seq %d not after %d", w.Channel, w.Seq, k.last)
+	}
+	k.last = w.Seq
+	k.seen++
+	switch k.kind {
+	case proto.KindBook:
+		if w.Type == proto.TypeSnapshot {
+			k.book.reset(w.Data.Bids, w.Data.Asks)
+		} else {
+			k.book.apply(w.Data.Bids, w.Data.Asks)
+		}
+		if got := k.book.checksum(); got != w.Data.Checksum {
+			t.Fatalf("%s seq %d: rebuilt book checksum %d, message says %d", w.Channel, w.Seq, got, w.Data.Checksum)
+		}
+	case proto.KindTrade:
+		k.trade = append(k.trade, w.Data.ID)
+	}
+}
+
+func TestEndToEndBothCodecs(t *testing.T) {
+	for _, codecName := range []string{"json", "msgpack"} {
+		t.Run(codecName, func(t *testing.T) {
+			e := newTestEnv(t)
+			c := e.connect(t, codecName, e.token(t, "alice", time.Hour, ">"))
+			chans := []string{"ticker.BTC-USD", "book.BTC-USD", "trade.BTC-USD"}
+			c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: chans})
+			ack := c.expect(t, proto.TypeSubscribed)
+			if ack.ID == nil || *ack.ID != 1 || !slices.Equal(ack.Channels, chans) {
+				t.Fatalf("ack %s", ack.raw)
+			}
+
+			const n = 60
+			bf := newBookFeed("BTC-USD", 7)
+			now := time.Now().UnixNano()
+			e.publish(t, "book.BTC-USD", 0, "", nil) // a malformed message (seq 0) must be dropped, nothing else
+			book := bf.snapshot(now)
+			if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, book); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= n; i++ {
+				ts := now + int64(i)
+				e.publish(t, "ticker.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{
+					Symbol: "BTC-USD", Bid: fmt.Sprintf("640%02d.10", i), BidSize: "1.5", Ask: fmt.Sprintf("640%02d.20", i),
+					AskSize: "0.7", Last: "64000.15", Volume: "1234.5", TS: ts,
+				})
+				if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, bf.update(ts)); err != nil {
+					t.Fatal(err)
+				}
+				e.publish(t, "trade.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Trade{
+					Symbol: "BTC-USD", ID: int64(1000 + i), Price: "64000.15", Size: "0.01", Side: proto.SideBuy, TS: ts,
+				})
+			}
+			e.flush(t)
+
+			checkers := map[string]*chainChecker{
+				"ticker.BTC-USD": {kind: proto.KindTicker},
+				"book.BTC-USD":   {kind: proto.KindBook, book: newRefBook()},
+				"trade.BTC-USD":  {kind: proto.KindTrade},
+			}
+			wantOp := gws.OpcodeText
+			if codecName == "msgpack" {
+				wantOp = gws.OpcodeBinary
+			}
+			for checkers["ticker.BTC-USD"].last < n || checkers["book.BTC-USD"].last < n+1 || checkers["trade.BTC-USD"].last < n {
+				w := c.next(t)
+				if w.opcode != wantOp {
+					t.Fatalf("%s message in a %v frame", codecName, w.opcode)
+				}
+				k := checkers[w.Channel]
+				if k == nil {
+					t.Fatalf("unexpected message %s", w.raw)
+				}
+				k.take(t, w)
+				if w.Channel == "ticker.BTC-USD" && w.Data.Symbol != "BTC-USD" {
+					t.Fatalf("ticker data %s", w.raw)
+				}
+			}
+			trades := checkers["trade.BTC-USD"].trade
+			if len(trades) != n {
+				t.Fatalf("%d trades, want %d", len(trades), n)
+			}
+			for i, id := range trades {
+				if id != int64(1001+i) {
+					t.Fatalf("trade %d has id %d: not once and in order", i, id)
+				}
+			}
+			c.quiet(t, 200*time.Millisecond)
+		})
+	}
+}
+
+// A client joining a channel the node already holds gets the current state
+// as a snapshot, then updates chained to it.
+func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
+	e := newTestEnv(t)
+	tok := e.token(t, "bob", time.Hour, "book.*", "ticker.*")
+	first := e.connect(t, "json", tok)
+	first.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.ETH-USD"}})
+	first.expect(t, proto.TypeSubscribed)
+	bch := proto.Channel{Kind: proto.KindBook, Symbol: "ETH-USD"}
+	bf := newBookFeed("ETH-USD", 3)
+	if err := e.pub.PublishMessage(bch, bf.snapshot(1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := e.pub.PublishMessage(bch, bf.update(int64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.flush(t)
+	k1 := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	for k1.last < 11 {
+		k1.take(t, first.next(t))
+	}
+
+	late := e.connect(t, "msgpack", tok)
+	late.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](5), Channels: []string{"book.ETH-USD"}})
+	late.expect(t, proto.TypeSubscribed)
+	k2 := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	snap := late.expect(t, proto.TypeSnapshot)
+	if snap.Seq != 11 {
+		t.Fatalf("late snapshot seq %d, want 11", snap.Seq)
+	}
+	k2.take(t, snap)
+	for i := range 5 {
+		if err := e.pub.PublishMessage(bch, bf.update(int64(100+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.flush(t)
+	for k2.last < 16 {
+		k2.take(t, late.next(t))
+	}
+	for k1.last < 16 {
+		k1.take(t, first.next(t))
+	}
+	if k1.book.checksum() != k2.book.checksum() || k1.book.checksum() != bf.book.checksum() {
+		t.Fatal("clients did not converge to the publisher's book")
+	}
+}
+
+// A subscriber waiting for state gets the first ticker as a snapshot; with
+// snapshot:false it gets updates from prev 0.
+func TestTickerSnapshotFirstAndSnapshotFalse(t *testing.T) {
+	e := newTestEnv(t)
+	tok := e.token(t, "carol", time.Hour, "ticker.*")
+	a := e.connect(t, "json", tok)
+	b := e.connect(t, "json", tok)
+	a.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"ticker.SOL-USD"}})
+	a.expect(t, proto.TypeSubscribed)
+	b.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"ticker.SOL-USD"}, Snapshot: ptr(false)})
+	b.expect(t, proto.TypeSubscribed)
+	for i := 1; i <= 3; i++ {
+		e.publish(t, "ticker.SOL-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{Symbol: "SOL-USD", Bid: "150.1", BidSize: "1", Ask: "150.2", AskSize: "1", Last: "150.15", Volume: "10", TS: int64(i)})
+	}
+	e.flush(t)
+	if w := a.expect(t, proto.TypeSnapshot); w.Seq != 1 || w.Data.Bid != "150.1" {
+		t.Fatalf("snapshot %s", w.raw)
+	}
+	if w := a.expect(t, proto.TypeUpdate); w.Seq != 2 || *w.Prev != 1 {
+		t.Fatalf("update %s", w.raw)
+	}
+	if w := b.expect(t, proto.TypeUpdate); w.Seq != 1 || *w.Prev != 0 {
+		t.Fatalf("snapshot:false first update %s", w.raw)
+	}
+	if w := b.expect(t, proto.TypeUpdate); w.Seq != 2 || *w.Prev != 1 {
+		t.Fatalf("snapshot:false second update %s", w.raw)
+	}
+}
+
+// A feed gap on a book makes the node wait for the next feed snapshot and
+// send it to subscribers; a ticker simply continues.
+func TestFeedGap(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.connect(t, "json", e.token(t, "dan", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "ticker.BTC-USD"}})
+	c.expect(t, proto.TypeSubscribed)
+	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
+	bf := newBookFeed("BTC-USD", 11)
+	k := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	if err := e.pub.PublishMessage(bch, bf.snapshot(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pub.PublishMessage(bch, bf.update(2)); err != nil {
+		t.Fatal(err)
+	}
+	bf.update(3) // lost: seq 3 never published
+	if err := e.pub.PublishMessage(bch, bf.update(4)); err != nil {
+		t.Fatal(err)
+	}
+	tick := func(seq uint64) {
+		e.publish(t, "ticker.BTC-USD", seq, proto.FeedUpdate, &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "1", TS: 1})
+	}
+	tick(1)
+	tick(5) // a ticker gap
+	e.flush(t)
+	var tickerSeqs []uint64
+	for k.last < 2 || len(tickerSeqs) < 2 {
+		w := c.next(t)
+		if w.Channel == "ticker.BTC-USD" {
+			tickerSeqs = append(tickerSeqs, w.Seq)
+			if len(tickerSeqs) == 2 && (w.Type != proto.TypeUpdate || *w.Prev != 1) {
+				t.Fatalf("ticker after a gap: %s", w.raw)
+			}
+			continue
+		}
+		k.take(t, w)
+	}
+	c.quiet(t, 200*time.Millisecond) // book seq 4 is not applicable: nothing goes out
+	if err := e.pub.PublishMessage(bch, bf.snapshot(5)); err != nil {
+		t.Fatal(err)
+	}
+	e.flush(t)
+	w := c.expect(t, proto.TypeSnapshot)
+	if w.Seq != 5 {
+		t.Fatalf("fresh snapshot seq %d", w.Seq)
+	}
+	k.book.reset(w.Data.Bids, w.Data.Asks)
+	if k.book.checksum() != w.Data.Checksum || w.Data.Checksum != bf.book.checksum() {
+		t.Fatal("fresh snapshot checksum")
+	}
+}

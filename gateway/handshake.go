@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// WebSocketPath is where clients connect.
+const WebSocketPath = "/v1/ws"
+
+type connKey struct{}
+
+// serveWS runs the handshake: every check happens before the upgrade and a
+// refusal answers with the JSON body of PROTOCOL.md §2.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
+		!strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		writeJSONError(w, http.StatusUpgradeRequired, "websocket_required", "this endpoint speaks WebSocket only: GET with Upgrade: websocket")
+		return
+	}
+	if s.draining.Load() {
+		s.refuse(w, proto.HandshakeDraining, "this node is draining; connect again (to any node)")
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && len(s.origins) > 0 {
+		if _, ok := s.origins[normalizeOrigin(origin)]; !ok {
+			s.refuse(w, proto.HandshakeOriginNotAllowed, "origin not allowed")
+			return
+		}
+	}
+	token, err := auth.Extract(r, s.cfg.AllowQueryToken)
+	if err != nil {
+		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
+		return
+	}
+	claims, err := s.verifier.Verify(token)
+	if err != nil {
+		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
+		return
+	}
+	cd, echo, err := codec.Negotiate(codec.Offered(r.Header))
+	if err != nil {
+		s.refuse(w, proto.HandshakeBadSubprotocol, "offer tickgate.v1.json or tickgate.v1.msgpack (a bearer. entry is not a codec)")
+		return
+	}
+
+	c := s.newConn(cd, claims, r.RemoteAddr)
+	up := s.upgraders[len(s.upgraders)-1]
+	if echo {
+		// Only the chosen codec goes on: the bearer entry is never echoed
+		// and the token does not stay in the request.
+		r.Header.Set("Sec-WebSocket-Protocol", cd.Subprotocol())
+		up = s.upgraders[c.codecIdx]
+	}
+	if r.URL.Query().Has("access_token") {
+		r.URL.RawQuery = ""
+	}
+	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
+	socket, err := up.Upgrade(w, r)
+	if err != nil {
+		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err.Error())
+		return
+	}
+	c.ws = socket
+	s.track(c)
+	go socket.ReadLoop()
+}
+
+// authorizeUpgrade hands the conn built by serveWS to gws's session.
+func authorizeUpgrade(r *http.Request, session sessionStorage) bool {
+	c, ok := r.Context().Value(connKey{}).(*conn)
+	if !ok {
+		return false
+	}
+	session.(*sessionSlot).c = c
+	return true
+}
+
+// refuse answers a failed handshake and counts it.
+func (s *Server) refuse(w http.ResponseWriter, code proto.HandshakeCode, msg string) {
+	s.log.Info("handshake refused", "reason", string(code))
+	if code == proto.HandshakeDraining {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSONError(w, code.HTTPStatus(), string(code), msg)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}{code, msg})
+}
+
+// headerHasToken reports whether a comma-separated header holds token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// normalizeOrigin lower-cases scheme and host and drops a default port, so
+// that "https://A.example:443" and "https://a.example" compare equal. What
+// does not parse as scheme://host[:port] is returned unchanged (and so
+// matches nothing that was validated).
+func normalizeOrigin(o string) string {
+	u, err := url.Parse(o)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+		return o
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if (scheme == "https" || scheme == "wss") && port == "443" || (scheme == "http" || scheme == "ws") && port == "80" {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		return scheme + "://" + host + ":" + port
+	}
+	return scheme + "://" + host
+}
+
+func newSessionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+type sessionStorage = gws.SessionStorage
+
+// Server is a gateway node's public side: the WebSocket endpoint, the hub
+// and every connection.
+type Server struct {
+	cfg      Config              // Static after construction.
+	verifier *auth.Verifier      // Static after construction.
+	hub      *hub                // Static after construction.
+	codecs   *codecSet           // Static after construction.
+	log      *slog.Logger        // Static after construction.
+	origins  map[string]struct{} // Static after construction: normalized AllowedOrigins.
+	// upgraders: one per codec (echoing it), then one for clients that
+	// offered no subprotocol. Static after construction.
+	upgraders [numCodecs + 1]*gws.Upgrader
+
+	draining atomic.Bool
+
+	mu    sync.Mutex
+	conns map[*conn]struct{} // Guarded by mu.
+	http  *http.Server       // Guarded by mu: set by Serve.
+}
+
+// New builds a Server. verifier checks tokens; src provides the channels.
+func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if verifier == nil || src == nil {
+		return nil, fmt.Errorf("%w: a verifier and a source are required", ErrConfig)
+	}
+	s := &Server{
+		cfg:      cfg,
+		verifier: verifier,
+		log:      cfg.Logger,
+		origins:  make(map[string]struct{}, len(cfg.AllowedOrigins)),
+		conns:    make(map[*conn]struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[normalizeOrigin(o)] = struct{}{}
+	}
+	s.codecs = newCodecSet(cfg.Logger)
+	s.hub = newHub(src, s.codecs, cfg.HistoryLen, cfg.Logger)
+	for i := range s.upgraders {
+		opt := &gws.ServerOption{
+			ParallelEnabled:    false,
+			CheckUtf8Enabled:   true,
+			ReadMaxPayloadSize: cfg.MaxMessageBytes,
+			ReadBufferSize:     4 << 10,
+			WriteBufferSize:    4 << 10,
+			HandshakeTimeout:   cfg.HandshakeTimeout,
+			Recovery:           gws.Recovery,
+			Logger:             gwsLogger{cfg.Logger},
+			NewSession:         func() gws.SessionStorage { return &sessionSlot{} },
+			Authorize:          authorizeUpgrade,
+		}
+		if i < numCodecs {
+			opt.SubProtocols = []string{s.codecs.c[i].Subprotocol()}
+		}
+		s.upgraders[i] = gws.NewUpgrader(events{}, opt)
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the public listener.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(WebSocketPath, s.serveWS)
+	return mux
+}
+
+// Serve accepts connections on ln (wrapped in TLS when configured) until
+// Shutdown. It returns http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.HandshakeTimeout,
+		ReadTimeout:       s.cfg.HandshakeTimeout,
+		WriteTimeout:      s.cfg.HandshakeTimeout,
+		IdleTimeout:       s.cfg.HandshakeTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// WebSocket needs HTTP/1.1: no h2, whose streams cannot be hijacked.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if s.cfg.TLS != nil {
+		tc := s.cfg.TLS.Clone()
+		tc.NextProtos = []string{"http/1.1"}
+		if tc.MinVersion < tls.VersionTLS12 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	s.mu.Lock()
+	s.http = hs
+	s.mu.Unlock()
+	return hs.Serve(ln)
+}
+
+// Shutdown stops accepting, closes every connection with 1001 and waits
+// until they are gone or ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	hs := s.http
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var err error
+	if hs != nil {
+		err = hs.Shutdown(ctx)
+	}
+	for _, c := range conns {
+		c.close(proto.Disconnect{Code: proto.CloseGoingAway, Reason: "node shutting down"})
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for s.Connections() > 0 {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				_ = c.ws.NetConn().Close()
+			}
+			s.mu.Unlock()
+			return errors.Join(err, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return err
+}
+
+// Draining reports whether the node has stopped taking connections.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Connections returns how many WebSocket connections are open.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) track(c *conn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// recoverPanic keeps one connection's bug from taking the node down: it
+// logs the panic and closes that connection.
+func (s *Server) recoverPanic(where string, c *conn) {
+	if v := recover(); v != nil {
+		s.log.Error("panic recovered", c.logAttrs("where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
+		_ = c.ws.NetConn().Close()
+	}
+}
+
+// gwsLogger routes gws's own error logs to slog.
+type gwsLogger struct{ l *slog.Logger }
+
+func (g gwsLogger) Error(v ...any) { g.l.Error("gws", "detail", fmt.Sprint(v...)) }
+
+// numCodecs is how many codecs the gateway speaks.
+const numCodecs = 2
+
+// codecSet holds the codecs by index, so per-codec encodings of one event
+// can sit in a small array.
+type codecSet struct {
+	c   [numCodecs]codec.Codec // Static after construction.
+	log *slog.Logger           // Static after construction.
+}
+
+func newCodecSet(log *slog.Logger) *codecSet {
+	return &codecSet{c: [numCodecs]codec.Codec{codec.JSON(), codec.Msgpack()}, log: log}
+}
+
+func (cs *codecSet) index(cd codec.Codec) int {
+	for i, c := range cs.c {
+		if c.Name() == cd.Name() {
+			return i
+		}
+	}
+	panic("gateway: unknown codec " + cd.Name())
+}
+
+// encode returns v's encoding with codec i, or nil (logged) on failure.
+func (cs *codecSet) encode(i int, v any) []byte {
+	b, err := cs.c[i].Append(nil, v)
+	if err != nil {
+		cs.log.Error("encode failed", "codec", cs.c[i].Name(), "err", err.Error())
+		return nil
+	}
+	return b
+}

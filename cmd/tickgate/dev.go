@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/feed/feedsim"
+	"github.com/tickgate/tickgate/internal/selfsigned"
+)
+
+// devAudience is the aud of dev-mode tokens.
+const devAudience = "tickgate"
+
+// runDev runs serve with everything embedded: NATS, the synthetic feed, a
+// self-signed certificate and a fresh HMAC secret; it prints the URL and a
+// token for all channels valid 24 h.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := newFlagSet("dev", stderr)
+	f.register(fs)
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS server address")
+	symbols := fs.Int("symbols", 12, "how many symbols the synthetic feed publishes (BTC-USD, ETH-USD, SOL-USD first)")
+	rate := fs.Float64("rate", 200, "synthetic feed messages per second, all channels together")
+	dir := fs.String("dir", filepath.Join(os.TempDir(), "tickgate-dev"), "where the certificate and HMAC secret are written")
+	if err := fs.Set("audience", devAudience); err != nil {
+		return err
+	}
+	if err := fs.Set("node-id", "dev-1"); err != nil {
+		return err
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := f.log.logger(stderr)
+	if err != nil {
+		return err
+	}
+
+	ns, err := startEmbeddedNATS(*natsListen)
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	f.natsURL = ns.ClientURL()
+
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	cert, err := selfsigned.New(7 * 24 * time.Hour)
+	if err != nil {
+		return err
+	}
+	certFile := filepath.Join(*dir, "cert.pem")
+	if err := os.WriteFile(certFile, cert.CertPEM, 0o600); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	secretHex := []byte(hex.EncodeToString(secret))
+	secretFile := filepath.Join(*dir, "hmac.secret")
+	if err := os.WriteFile(secretFile, secretHex, 0o600); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	keys, err := auth.LoadHMACSecretFile(secretFile)
+	if err != nil {
+		return err
+	}
+	signer, err := auth.NewHMACSigner(secretHex, "")
+	if err != nil {
+		return err
+	}
+	token, err := signer.Sign(auth.TokenSpec{Subject: "dev", Channels: []string{">"}, TTL: 24 * time.Hour, Audience: devAudience})
+	if err != nil {
+		return err
+	}
+
+	tc := cert.ServerConfig()
+	if f.insecurePlaintext {
+		tc = nil
+	}
+	n, err := startNode(nodeOptions{flags: &f, tls: tc, keys: keys, logger: logger})
+	if err != nil {
+		return err
+	}
+
+	sim, err := feedsim.New(feedsim.Config{
+		Count: *symbols, Rate: *rate, SubjectPrefix: f.subjectPrefix, Logger: logger,
+		// Books reach a node only with a feed snapshot: a short period gets
+		// a newcomer's first book on screen within seconds.
+		SnapshotEvery: 3 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	pub, err := feed.DialPublisher(ns.ClientURL(), "tickgate dev feedsim", f.subjectPrefix)
+	if err != nil {
+		return fmt.Errorf("feedsim: %w", err)
+	}
+	defer pub.Close()
+	simCtx, stopSim := context.WithCancel(ctx)
+	defer stopSim()
+	go func() {
+		if err := sim.Run(simCtx, pub.Publish); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("feedsim stopped", "err", err.Error())
+		}
+	}()
+
+	fmt.Fprintf(stdout, "tickgate dev: embedded NATS at %s, synthetic feed of %d symbols at %g msg/s\n", ns.ClientURL(), *symbols, *rate)
+	fmt.Fprintf(stdout, "url: %s\n", n.url())
+	if tc != nil {
+		fmt.Fprintf(stdout, "certificate (self-signed, trust it in your client): %s\n", certFile)
+	}
+	fmt.Fprintf(stdout, "hmac secret (for `tickgate token --hmac-secret-file`): %s\n", secretFile)
+	fmt.Fprintf(stdout, "admin: http://%s/readyz\n", f.admin)
+	fmt.Fprintf(stdout, "token: %s\n", token)
+	return n.wait(ctx)
+}
+
+// startEmbeddedNATS runs a NATS server in the process on addr.
+func startEmbeddedNATS(addr string) (*natsserver.Server, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --nats-listen %q: %v", errUsage, addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --nats-listen %q: bad port", errUsage, addr)
+	}
+	if port == 0 {
+		port = natsserver.RANDOM_PORT
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoSigs: true, NoLog: true, ServerName: "tickgate-dev"})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS: not ready after 10s (is the port taken?)")
+	}
+	return ns, nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lxzan/gws"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// devClient records what a real gws client receives.
+type devClient struct {
+	gws.BuiltinEventHandler
+	msgs chan map[string]any
+}
+
+func (d *devClient) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	var v map[string]any
+	if err := json.Unmarshal(m.Bytes(), &v); err == nil {
+		d.msgs <- v
+	}
+}
+
+// The newcomer's path: `tickgate dev` prints a wss:// URL and a token, and
+// a client using exactly those sees snapshots and live updates at once.
+func TestDevModeServesLiveTicks(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
+			"--rate", "400", "--dir", dir, "--log-level", "warn"}, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("dev exited %d", code)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("dev did not stop")
+		}
+	})
+
+	var url, token string
+	sc := bufio.NewScanner(pr)
+	for (url == "" || token == "") && sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "url: "); ok {
+			url = v
+		}
+		if v, ok := strings.CutPrefix(line, "token: "); ok {
+			token = v
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if !strings.HasPrefix(url, "wss://") || token == "" {
+		t.Fatalf("dev printed url %q token %q", url, token)
+	}
+
+	pem, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &devClient{msgs: make(chan map[string]any, 1024)}
+	ws, _, err := gws.NewClient(client, &gws.ClientOption{
+		Addr:          url,
+		RequestHeader: http.Header{"Sec-Websocket-Protocol": {"tickgate.v1.json, bearer." + token}},
+		TlsConfig:     &tls.Config{RootCAs: pool, ServerName: "localhost"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.NetConn().Close()
+	go ws.ReadLoop()
+	if err := ws.WriteString(`{"op":"subscribe","id":1,"channels":["ticker.BTC-USD","book.ETH-USD","trade.SOL-USD"]}`); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for !(seen["snapshot book.ETH-USD"] && seen["update book.ETH-USD"] && seen["update ticker.BTC-USD"] && seen["update trade.SOL-USD"]) {
+		select {
+		case m := <-client.msgs:
+			typ, _ := m["type"].(string)
+			ch, _ := m["channel"].(string)
+			seen[typ+" "+ch] = true
+			if typ == proto.TypeError {
+				t.Fatalf("error: %v", m)
+			}
+		case <-deadline:
+			t.Fatalf("within 30s saw only %v", seen)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+// Command tickgate is the tickgate gateway binary: serve (a gateway node),
+// dev (a node with embedded NATS, synthetic feed and self-signed TLS),
+// token (mint an HS256 token) and feedsim (publish a synthetic feed).
+//
+// Every flag also reads from the environment as TICKGATE_<FLAG> (upper
+// case, '-' as '_') and from an optional YAML file (--config); flags win
+// over the environment, which wins over the file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: tickgate <command> [flags]
+
+commands:
+  serve    run a gateway node
+  dev      run a node with embedded NATS, a synthetic feed and self-signed TLS
+  token    mint an HS256 token
+  feedsim  publish a synthetic ticker/book/trade feed on NATS
+
+Run 'tickgate <command> -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], stdout, stderr)
+	case "dev":
+		err = runDev(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = runToken(args[1:], stdout, stderr)
+	case "feedsim":
+		err = runFeedsim(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tickgate: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "tickgate %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "tickgate %s: %v\n", args[0], err)
+		return 1
+	}
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/gateway"
+)
+
+// serveFlags are the flags of `tickgate serve` (and, with other defaults,
+// of `tickgate dev`).
+type serveFlags struct {
+	listen            string
+	admin             string
+	natsURL           string
+	tlsCert, tlsKey   string
+	insecurePlaintext bool
+	hmacSecretFile    string
+	jwksFile          string
+	audience, issuer  string
+	allowedOrigins    listFlag
+	algorithms        listFlag
+	leeway            time.Duration
+	subjectPrefix     string
+	nodeID            string
+	allowQueryToken   bool
+	heartbeat         time.Duration
+	maxMessageBytes   int
+	maxSubscriptions  int
+	writeTimeout      time.Duration
+	sendQueue         int
+	shutdownTimeout   time.Duration
+	log               logFlags
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8443", "public WebSocket listener address")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:9090", "admin listener address (/healthz, /readyz); empty disables it")
+	fs.StringVar(&f.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "serve plain ws:// (only behind a TLS-terminating load balancer)")
+	fs.StringVar(&f.hmacSecretFile, "hmac-secret-file", "", "file holding the HS256 secret (at least 32 bytes)")
+	fs.StringVar(&f.jwksFile, "jwks-file", "", "JSON Web Key Set file with the verification keys")
+	fs.StringVar(&f.audience, "audience", "", "required token audience (aud); empty: not checked")
+	fs.StringVar(&f.issuer, "issuer", "", "required token issuer (iss); empty: not checked")
+	fs.Var(&f.allowedOrigins, "allowed-origins", "comma-separated exact origins allowed for browsers; empty: any")
+	fs.Var(&f.algorithms, "algorithms", "comma-separated JWT algorithm allow-list (default HS256,RS256,ES256,EdDSA)")
+	fs.DurationVar(&f.leeway, "leeway", 0, "clock leeway for exp/nbf/iat (0: the auth default)")
+	fs.StringVar(&f.subjectPrefix, "subject-prefix", "md", "NATS subject prefix of the feeds")
+	fs.StringVar(&f.nodeID, "node-id", "", "node id in welcome messages and logs (default: hostname)")
+	fs.BoolVar(&f.allowQueryToken, "allow-query-token", false, "accept the token in the access_token query parameter")
+	fs.DurationVar(&f.heartbeat, "heartbeat", 15*time.Second, "heartbeat interval (heartbeat_ms)")
+	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", 16<<10, "largest client message; larger closes with 1009")
+	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 1000, "channels per connection")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
+	fs.IntVar(&f.sendQueue, "send-queue", 8192, "messages queued per connection before it is evicted")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	f.log.register(fs)
+}
+
+// keys loads the key material named by the flags.
+func (f *serveFlags) keys() ([]auth.Key, error) {
+	if f.hmacSecretFile == "" && f.jwksFile == "" {
+		return nil, fmt.Errorf("%w: key material required: --hmac-secret-file or --jwks-file", errUsage)
+	}
+	var keys []auth.Key
+	if f.hmacSecretFile != "" {
+		k, err := auth.LoadHMACSecretFile(f.hmacSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--hmac-secret-file: %w", err)
+		}
+		keys = append(keys, k...)
+	}
+	if f.jwksFile != "" {
+		k, err := auth.LoadJWKSFile(f.jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("--jwks-file: %w", err)
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// tlsConfig loads the certificate, or returns nil for --insecure-plaintext.
+func (f *serveFlags) tlsConfig() (*tls.Config, error) {
+	if f.insecurePlaintext {
+		if f.tlsCert != "" || f.tlsKey != "" {
+			return nil, fmt.Errorf("%w: --insecure-plaintext excludes --tls-cert/--tls-key", errUsage)
+		}
+		return nil, nil
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return nil, fmt.Errorf("%w: --tls-cert and --tls-key are required (or --insecure-plaintext behind a TLS-terminating load balancer)", errUsage)
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := newFlagSet("serve", stderr)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := f.log.logger(stderr)
+	if err != nil {
+		return err
+	}
+	tc, err := f.tlsConfig()
+	if err != nil {
+		return err
+	}
+	keys, err := f.keys()
+	if err != nil {
+		return err
+	}
+	n, err := startNode(nodeOptions{flags: &f, tls: tc, keys: keys, logger: logger})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "tickgate serving %s\n", n.url())
+	return n.wait(ctx)
+}
+
+// nodeOptions is what startNode needs beyond the flags.
+type nodeOptions struct {
+	flags  *serveFlags
+	tls    *tls.Config
+	keys   []auth.Key
+	logger *slog.Logger
+}
+
+// node is one running gateway: NATS source, server, listeners.
+type node struct {
+	flags  *serveFlags
+	logger *slog.Logger
+	src    *feed.Source
+	srv    *gateway.Server
+	ln     net.Listener
+	admin  *http.Server
+	adminL net.Listener
+	tls    bool
+	errc   chan error
+}
+
+func startNode(o nodeOptions) (*node, error) {
+	f := o.flags
+	keys := auth.NewKeySet()
+	if err := keys.Set(o.keys); err != nil {
+		return nil, err
+	}
+	verifier, err := auth.NewVerifier(auth.Config{
+		Algorithms: f.algorithms.vals,
+		Audience:   f.audience,
+		Issuer:     f.issuer,
+		Leeway:     f.leeway,
+	}, keys)
+	if err != nil {
+		return nil, err
+	}
+	src, err := feed.Connect(feed.Config{
+		URL:           f.natsURL,
+		SubjectPrefix: f.subjectPrefix,
+		Name:          "tickgate " + f.nodeID,
+		Logger:        o.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := gateway.New(gateway.Config{
+		NodeID:            f.nodeID,
+		TLS:               o.tls,
+		AllowedOrigins:    f.allowedOrigins.vals,
+		AllowQueryToken:   f.allowQueryToken,
+		HeartbeatInterval: f.heartbeat,
+		MaxMessageBytes:   f.maxMessageBytes,
+		MaxSubscriptions:  f.maxSubscriptions,
+		WriteTimeout:      f.writeTimeout,
+		SendQueueLimit:    f.sendQueue,
+		Logger:            o.logger,
+	}, verifier, src)
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2)}
+	if f.admin != "" {
+		if n.adminL, err = net.Listen("tcp", f.admin); err != nil {
+			_ = ln.Close()
+			src.Close()
+			return nil, fmt.Errorf("--admin: %w", err)
+		}
+		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { n.errc <- n.admin.Serve(n.adminL) }()
+	}
+	go func() { n.errc <- srv.Serve(ln) }()
+	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", f.natsURL, "node", f.nodeID)
+	return n, nil
+}
+
+// url is the WebSocket URL clients connect to.
+func (n *node) url() string {
+	scheme := "ws"
+	if n.tls {
+		scheme = "wss"
+	}
+	return scheme + "://" + n.ln.Addr().String() + gateway.WebSocketPath
+}
+
+func (n *node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.src.Connected() || n.srv.Draining() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready\n")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	return mux
+}
+
+// wait runs until ctx ends (a signal) or a listener fails, then shuts the
+// node down.
+func (n *node) wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-n.errc:
+	}
+	n.logger.Info("node stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), n.flags.shutdownTimeout)
+	defer cancel()
+	if serr := n.srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		n.logger.Warn("shutdown incomplete", "err", serr.Error())
+	}
+	if n.admin != nil {
+		_ = n.admin.Shutdown(sctx)
+	}
+	n.src.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tickgate/tickgate/auth"
+)
+
+// runToken mints an HS256 token with the secret of --hmac-secret-file.
+func runToken(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("token", stderr)
+	secretFile := fs.String("hmac-secret-file", "", "file holding the HS256 secret")
+	sub := fs.String("sub", "", "subscriber id (sub claim)")
+	var channels listFlag
+	fs.Var(&channels, "channels", "comma-separated channel patterns, NATS wildcards (ticker.*,book.BTC-USD,>)")
+	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
+	audience := fs.String("audience", "", "aud claim")
+	issuer := fs.String("issuer", "", "iss claim")
+	kid := fs.String("kid", "", "kid header (empty: none)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case *secretFile == "":
+		return fmt.Errorf("%w: --hmac-secret-file is required", errUsage)
+	case *sub == "":
+		return fmt.Errorf("%w: --sub is required", errUsage)
+	case len(channels.vals) == 0:
+		return fmt.Errorf("%w: --channels is required", errUsage)
+	case *ttl <= 0:
+		return fmt.Errorf("%w: --ttl must be positive", errUsage)
+	}
+	raw, err := os.ReadFile(*secretFile)
+	if err != nil {
+		return fmt.Errorf("--hmac-secret-file: %w", err)
+	}
+	signer, err := auth.NewHMACSigner([]byte(strings.TrimRight(string(raw), "\r\n")), *kid)
+	if err != nil {
+		return fmt.Errorf("--hmac-secret-file: %w", err)
+	}
+	token, err := signer.Sign(auth.TokenSpec{Subject: *sub, Channels: channels.vals, TTL: *ttl, Audience: *audience, Issuer: *issuer})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, token)
+	return nil
+}

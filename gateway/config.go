@@ -55,6 +55,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxHeaderBytes caps the HTTP request headers. Zero: 16 KiB.
 	MaxHeaderBytes int
+	// DrainWithin is the within_ms of the reconnect notice on drain: each
+	// connection is closed with 1001 at a random moment within it.
+	// Zero: 5s.
+	DrainWithin time.Duration
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
@@ -100,6 +104,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
+	if c.DrainWithin == 0 {
+		c.DrainWithin = 5 * time.Second
+	}
 	if c.HistoryLen == 0 {
 		c.HistoryLen = 1024
 	}
@@ -128,6 +135,7 @@ func (c Config) Validate() error {
 		{"HandshakeTimeout", c.HandshakeTimeout > 0},
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},
 		{"HistoryLen", c.HistoryLen > 0},
+		{"DrainWithin", c.DrainWithin > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {

@@ -95,7 +95,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	if e.cert, err = selfsigned.New(time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{NodeID: "gw-test", TLS: e.cert.ServerConfig(), Logger: logger}
+	cfg := Config{NodeID: "gw-test", TLS: e.cert.ServerConfig(), Logger: logger, DrainWithin: 50 * time.Millisecond}
 	for _, f := range tweak {
 		f(&cfg)
 	}

@@ -246,9 +246,11 @@ func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resu
 	ci := s.c.codecIdx
 	if opt.since != nil {
 		if evs, ok := e.state.Since(*opt.since); ok {
+			// The chain starts at the client's seq, which may be a periodic
+			// snapshot the node absorbed rather than the last event it sent.
 			s.last = *opt.since
 			for i := range evs {
-				s.held = append(s.held, frame{op: s.c.opcode, b: codecs.encode(ci, updateOf(e.name, &evs[i], evs[i].Prev))})
+				s.held = append(s.held, frame{op: s.c.opcode, b: codecs.encode(ci, updateOf(e.name, &evs[i], s.last))})
 				s.last = evs[i].Seq
 			}
 			return true, false

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -119,24 +120,51 @@ func (s *Server) Serve(ln net.Listener) error {
 	return hs.Serve(ln)
 }
 
-// Shutdown stops accepting, closes every connection with 1001 and waits
-// until they are gone or ctx ends.
+// Shutdown drains the node over Config.DrainWithin, then stops the
+// listener. It returns when every connection is gone, or at ctx's end after
+// cutting the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
+	err := s.Drain(ctx, s.cfg.DrainWithin)
 	s.mu.Lock()
 	hs := s.http
+	s.mu.Unlock()
+	if hs != nil {
+		err = errors.Join(err, hs.Shutdown(ctx))
+	}
+	return err
+}
+
+// Drain stops taking connections (new handshakes get 503 draining while
+// the listener stays up, so a load balancer moves them elsewhere), sends
+// every connection a reconnect notice, and closes each with 1001 at a
+// random moment within within, so that clients do not come back in one
+// herd. It returns when every connection is gone; at ctx's end it cuts
+// the rest and returns ctx's error.
+func (s *Server) Drain(ctx context.Context, within time.Duration) error {
+	s.draining.Store(true)
+	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	var err error
-	if hs != nil {
-		err = hs.Shutdown(ctx)
-	}
+	s.log.Info("draining", "connections", len(conns), "within", within.String())
+	notice := proto.Reconnect{Type: proto.TypeReconnect, Reason: "draining", WithinMS: within.Milliseconds()}
+	bye := proto.Disconnect{Code: proto.CloseGoingAway, Reason: "node draining"}
+	timers := make([]*time.Timer, 0, len(conns))
 	for _, c := range conns {
-		c.close(proto.Disconnect{Code: proto.CloseGoingAway, Reason: "node shutting down"})
+		c.reply(notice)
+		var delay time.Duration
+		if within > 0 {
+			delay = rand.N(within)
+		}
+		timers = append(timers, time.AfterFunc(delay, func() { c.close(bye) }))
 	}
+	defer func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for s.Connections() > 0 {
@@ -147,11 +175,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				_ = c.ws.NetConn().Close()
 			}
 			s.mu.Unlock()
-			return errors.Join(err, ctx.Err())
+			return ctx.Err()
 		case <-tick.C:
 		}
 	}
-	return err
+	return nil
 }
 
 // Draining reports whether the node has stopped taking connections.

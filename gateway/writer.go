@@ -14,14 +14,18 @@ const closeWriteTimeout = time.Second
 
 // writeLoop is the connection's one writer: it owns every write to the
 // socket after the handshake. It drains everything queued, writes it with a
-// deadline on each write, sends a heartbeat (and a WebSocket ping) when
-// nothing else went out for a heartbeat interval, and writes the close frame
+// deadline on each write, sends a WebSocket ping every heartbeat interval
+// (the client's pong renews its read deadline, so a client that only
+// listens stays connected while one that vanished is closed), a heartbeat
+// message when nothing else went out for an interval, and the close frame
 // once the outbox is closing. It returns when the connection is done.
 func (c *conn) writeLoop() {
 	defer c.srv.recoverPanic("writer", c)
 	interval := c.srv.cfg.HeartbeatInterval
 	heartbeat := time.NewTimer(interval)
 	defer heartbeat.Stop()
+	ping := time.NewTicker(interval)
+	defer ping.Stop()
 	var spare []frame
 	for {
 		select {
@@ -32,6 +36,12 @@ func (c *conn) writeLoop() {
 				return
 			}
 			heartbeat.Reset(interval)
+			continue
+		case <-ping.C:
+			if err := c.writeFrame(frame{op: gws.OpcodePing}); err != nil {
+				c.writeFailed(err)
+				return
+			}
 			continue
 		case <-c.done:
 			return
@@ -68,10 +78,7 @@ func (c *conn) writeHeartbeat() error {
 	if err != nil {
 		return err
 	}
-	if err := c.writeFrame(frame{op: c.opcode, b: b}); err != nil {
-		return err
-	}
-	return c.writeFrame(frame{op: gws.OpcodePing})
+	return c.writeFrame(frame{op: c.opcode, b: b})
 }
 
 // writeClose sends the close frame (gws closes the socket after it); the

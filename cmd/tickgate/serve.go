@@ -39,6 +39,7 @@ type serveFlags struct {
 	maxSubscriptions  int
 	writeTimeout      time.Duration
 	sendQueue         int
+	drainWithin       time.Duration
 	shutdownTimeout   time.Duration
 	log               logFlags
 }
@@ -65,7 +66,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 1000, "channels per connection")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
 	fs.IntVar(&f.sendQueue, "send-queue", 8192, "messages queued per connection before it is evicted")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long shutdown waits for connections to close")
+	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
 }
 
@@ -192,6 +194,7 @@ func startNode(o nodeOptions) (*node, error) {
 		MaxSubscriptions:  f.maxSubscriptions,
 		WriteTimeout:      f.writeTimeout,
 		SendQueueLimit:    f.sendQueue,
+		DrainWithin:       f.drainWithin,
 		Logger:            o.logger,
 	}, verifier, src)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lxzan/gws"
 
@@ -30,14 +31,19 @@ func (s *sessionSlot) Store(string, any)                    {}
 func (s *sessionSlot) Range(func(key string, v any) bool)   {}
 func connOf(socket *gws.Conn) *conn                         { return socket.Session().(*sessionSlot).c }
 func (events) OnOpen(socket *gws.Conn)                      { connOf(socket).start() }
-func (events) OnPong(socket *gws.Conn, _ []byte)            { connOf(socket).renewReadDeadline() }
+func (events) OnPong(socket *gws.Conn, payload []byte)      { connOf(socket).pong(payload) }
 func (events) OnClose(socket *gws.Conn, err error)          { connOf(socket).ended(err) }
 func (events) OnPing(socket *gws.Conn, payload []byte)      { connOf(socket).ping(payload) }
 func (events) OnMessage(socket *gws.Conn, msg *gws.Message) { connOf(socket).message(msg) }
 
+func (c *conn) pong(payload []byte) {
+	c.renewReadDeadline()
+	c.prog.pong(payload)
+}
+
 func (c *conn) ping(payload []byte) {
 	c.renewReadDeadline()
-	c.send(frame{op: gws.OpcodePong, b: payload}) // gws allocates control payloads afresh
+	c.send(frameOf(gws.OpcodePong, payload))
 }
 
 func (c *conn) ended(err error) {
@@ -93,7 +99,10 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		c.replyError(cmd.ID, proto.CodeBadRequest, fmt.Sprintf("throttle_ms must be within 0..%d", maxThrottleMS), "")
 		return
 	}
-	wantSnapshot := cmd.Snapshot == nil || *cmd.Snapshot
+	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot}
+	if cmd.ThrottleMS != nil {
+		opt.throttle = time.Duration(*cmd.ThrottleMS) * time.Millisecond
+	}
 	picks := c.validate(cmd)
 	if len(picks) == 0 {
 		return
@@ -110,8 +119,9 @@ func (c *conn) subscribe(cmd *proto.Command) {
 				c.replyError(cmd.ID, proto.CodeBadRequest, "channel unavailable: the feed is not reachable, retry later", p.name)
 				continue
 			}
-			p.sub = &subscription{c: c, entry: e, idx: -1}
+			p.sub = c.newSubscription(e)
 			c.subs[p.ch] = p.sub
+			c.srv.metrics.subscriptions.Inc()
 		}
 		ok = append(ok, p)
 	}
@@ -122,7 +132,8 @@ func (c *conn) subscribe(cmd *proto.Command) {
 	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: cmd.ID, Channels: make([]string, 0, len(ok))}
 	var lost []string
 	for _, p := range ok {
-		resumed, historyLost := p.sub.entry.join(c.srv.codecs, p.sub, joinOptions{snapshot: wantSnapshot, since: p.since})
+		opt.since = p.since
+		resumed, historyLost := p.sub.entry.join(c.srv.codecs, p.sub, opt)
 		ack.Channels = append(ack.Channels, p.name)
 		if resumed {
 			ack.Resumed = append(ack.Resumed, p.name)
@@ -136,7 +147,7 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		c.replyError(cmd.ID, proto.CodeHistoryUnavailable, "history after the given seq is not available; live trades follow from prev 0", name)
 	}
 	for _, p := range ok {
-		p.sub.entry.ungate(p.sub)
+		p.sub.ungate(c.srv.cfg.Now)
 	}
 }
 
@@ -212,6 +223,16 @@ func (c *conn) drop(ch proto.Channel) {
 	s.entry.leave(s)
 	c.srv.hub.release(s.entry)
 	delete(c.subs, ch)
+	c.srv.metrics.subscriptions.Dec()
+}
+
+// newSubscription makes c's subscription to e's channel, not yet joined.
+func (c *conn) newSubscription(e *channel) *subscription {
+	cfg := &c.srv.cfg
+	return &subscription{
+		c: c, entry: e, kind: e.ch.Kind, name: e.name, idx: -1,
+		limit: tradeLimits{messages: cfg.TradeBufferMessages, bytes: cfg.TradeBufferBytes},
+	}
 }
 
 // auth refreshes the token: same sub, new expiry and permissions.

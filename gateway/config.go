@@ -41,12 +41,20 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxSubscriptions caps channels per connection. Zero: 1000.
 	MaxSubscriptions int
-	// WriteTimeout bounds every socket write; a write that makes no
-	// progress for this long evicts the connection. Zero: 5s.
+	// WriteTimeout is the slow-consumer timeout: a write that makes no
+	// progress for this long, or a client that has not confirmed (by its
+	// pong) data sent this long ago, is evicted with 4008. Zero: 5s.
 	WriteTimeout time.Duration
-	// SendQueueLimit caps messages waiting for one connection's writer; a
-	// connection that overflows it is evicted with 4008. Zero: 8192.
+	// SendQueueLimit caps replies and control frames waiting for one
+	// connection's writer (market data is bounded per channel instead); a
+	// connection that overflows it is evicted with 4008. Zero: 1024.
 	SendQueueLimit int
+	// TradeBufferMessages caps the trades pending for one subscription
+	// while its writer is behind; trades are never dropped or merged, so
+	// a connection that overflows it is evicted with 4008. Zero: 4096.
+	TradeBufferMessages int
+	// TradeBufferBytes caps the encoded size of those trades. Zero: 4 MiB.
+	TradeBufferBytes int
 	// SubscribeTimeout bounds how long a subscribe waits for the NATS
 	// server to confirm interest in a new channel. Zero: 5s.
 	SubscribeTimeout time.Duration
@@ -62,6 +70,9 @@ type Config struct {
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
+	// Metrics receives the gateway's series. Zero: NewMetrics(nil), a
+	// registry nobody scrapes.
+	Metrics *Metrics
 	// Logger receives structured logs; tokens never reach it. Zero:
 	// discard.
 	Logger *slog.Logger
@@ -93,7 +104,13 @@ func (c Config) withDefaults() Config {
 		c.WriteTimeout = 5 * time.Second
 	}
 	if c.SendQueueLimit == 0 {
-		c.SendQueueLimit = 8192
+		c.SendQueueLimit = 1024
+	}
+	if c.TradeBufferMessages == 0 {
+		c.TradeBufferMessages = 4096
+	}
+	if c.TradeBufferBytes == 0 {
+		c.TradeBufferBytes = 4 << 20
 	}
 	if c.SubscribeTimeout == 0 {
 		c.SubscribeTimeout = 5 * time.Second
@@ -109,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HistoryLen == 0 {
 		c.HistoryLen = 1024
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -131,6 +151,8 @@ func (c Config) Validate() error {
 		{"MaxSubscriptions", c.MaxSubscriptions > 0},
 		{"WriteTimeout", c.WriteTimeout > 0},
 		{"SendQueueLimit", c.SendQueueLimit > 0},
+		{"TradeBufferMessages", c.TradeBufferMessages > 0},
+		{"TradeBufferBytes", c.TradeBufferBytes >= 4096},
 		{"SubscribeTimeout", c.SubscribeTimeout > 0},
 		{"HandshakeTimeout", c.HandshakeTimeout > 0},
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},

@@ -21,12 +21,12 @@ type conn struct {
 	ws       *gws.Conn   // Static after the upgrade, before the read loop starts.
 	codec    codec.Codec // Static after construction.
 	codecIdx int         // Static after construction.
-	opcode   gws.Opcode  // Static after construction: text for json, binary for msgpack.
 	session  string      // Static after construction.
 	subject  string      // Static after construction: the token's sub.
 	remote   string      // Static after construction.
 
 	out  *outbox       // Safe for concurrent use.
+	prog progress      // Pings and pongs; see progress for ownership.
 	done chan struct{} // Closed by the read loop when the connection ends.
 
 	claims *auth.Claims                    // Owned by the read loop.
@@ -43,7 +43,6 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		srv:      s,
 		codec:    cd,
 		codecIdx: ci,
-		opcode:   gws.OpcodeText,
 		session:  newSessionID(),
 		subject:  claims.Subject,
 		remote:   remote,
@@ -52,9 +51,6 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		claims:   claims,
 		subs:     make(map[proto.Channel]*subscription),
 		exp:      claims.ExpiresAt,
-	}
-	if cd.Binary() {
-		c.opcode = gws.OpcodeBinary
 	}
 	return c
 }
@@ -112,17 +108,18 @@ func (c *conn) renewReadDeadline() {
 	_ = c.ws.SetReadDeadline(c.srv.cfg.Now().Add(c.srv.cfg.IdleTimeout))
 }
 
-// send queues a frame; a full queue evicts the connection.
-func (c *conn) send(f frame) {
+// send queues a reply or control frame; too many pending evicts the
+// connection.
+func (c *conn) send(f []byte) {
 	if c.out.push(f) == pushFull {
-		c.evict("send queue overflow")
+		c.evict(evictQueueOverflow)
 	}
 }
 
 // reply encodes v with the connection's codec and queues it.
 func (c *conn) reply(v any) {
-	if b := c.srv.codecs.encode(c.codecIdx, v); b != nil {
-		c.send(frame{op: c.opcode, b: b})
+	if f := c.srv.codecs.frame(c.codecIdx, v); f != nil {
+		c.send(f)
 	}
 }
 
@@ -136,13 +133,25 @@ func (c *conn) close(d proto.Disconnect) {
 	c.out.close(d)
 }
 
-// evict closes a slow consumer with 4008. What is queued is dropped: the
-// close goes out as soon as the writer is free, and a writer stuck on the
-// socket gives up at its write deadline.
+// evict closes a slow consumer with 4008, counted by reason and logged
+// once. It never waits: what is pending is dropped, the writer sends the
+// close frame as soon as it is free, and if the socket keeps it stuck the
+// connection is cut closeWriteTimeout later.
 func (c *conn) evict(reason string) {
-	if c.out.evict(proto.Disconnect{Code: proto.CloseSlowConsumer, Reason: reason}) {
-		c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", reason)...)
+	if !c.out.evict(proto.Disconnect{Code: proto.CloseSlowConsumer, Reason: "slow consumer: " + reason}) {
+		return
 	}
+	c.srv.metrics.evictions.WithLabelValues(reason).Inc()
+	c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", reason)...)
+	time.AfterFunc(closeWriteTimeout, func() {
+		select {
+		case <-c.done:
+		default:
+			if c.ws != nil {
+				_ = c.ws.NetConn().Close()
+			}
+		}
+	})
 }
 
 // cleanup runs once on the read loop when the connection ends.
@@ -153,10 +162,8 @@ func (c *conn) cleanup() {
 		c.timer.Stop()
 	}
 	c.expMu.Unlock()
-	for ch, s := range c.subs {
-		s.entry.leave(s)
-		c.srv.hub.release(s.entry)
-		delete(c.subs, ch)
+	for ch := range c.subs {
+		c.drop(ch)
 	}
 	c.srv.untrack(c)
 }

@@ -16,11 +16,12 @@ import (
 // prev chain, with the book rebuilt and its checksum checked after every
 // message.
 type chainChecker struct {
-	kind  proto.Kind
-	last  uint64
-	seen  int
-	book  *refBook
-	trade []int64
+	kind   proto.Kind
+	last   uint64
+	seen   int
+	book   *refBook
+	trade  []int64
+	folded int // updates that folded several feed messages
 }
 
 func (k *chainChecker) take(t *testing.T, w wire) {
@@ -42,8 +43,15 @@ func (k *chainChecker) take(t *testing.T, w wire) {
 			t.Fatalf("%s: prev chain broken: last %d, got %s", w.Channel, k.last, w.raw)
 		}
 	}
-	if w.Type == proto.TypeUpdate && w.N != 1 {
-		t.Fatalf("%s: n = %d for a client that keeps up", w.Channel, w.N)
+	if w.Type == proto.TypeUpdate {
+		// Trades are never merged. A ticker or book update folds n feed
+		// messages; with a gapless feed, exactly seq - prev of them.
+		if (k.kind == proto.KindTrade && w.N != 1) || (k.kind != proto.KindTrade && uint64(w.N) != w.Seq-*w.Prev) {
+			t.Fatalf("%s: n = %d for seq %d prev %d", w.Channel, w.N, w.Seq, *w.Prev)
+		}
+		if w.N > 1 {
+			k.folded++
+		}
 	}
 	if w.Seq <= k.last {
 		t.Fatalf("%s: seq %d not after %d", w.Channel, w.Seq, k.last)
@@ -137,6 +145,34 @@ func TestEndToEndBothCodecs(t *testing.T) {
 	}
 }
 
+// A client that keeps up gets every update on its own: n = 1, in the
+// shared frames.
+func TestPacedClientGetsEveryUpdate(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.connect(t, "msgpack", e.token(t, "pace", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "ticker.BTC-USD"}})
+	c.expect(t, proto.TypeSubscribed)
+	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
+	bf := newBookFeed("BTC-USD", 5)
+	k := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	kt := &chainChecker{kind: proto.KindTicker}
+	if err := e.pub.PublishMessage(bch, bf.snapshot(1)); err != nil {
+		t.Fatal(err)
+	}
+	k.take(t, c.expect(t, proto.TypeSnapshot))
+	for i := 1; i <= 40; i++ {
+		if err := e.pub.PublishMessage(bch, bf.update(int64(i))); err != nil {
+			t.Fatal(err)
+		}
+		k.take(t, c.expect(t, proto.TypeUpdate))
+		e.publish(t, "ticker.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "1", TS: int64(i)})
+		kt.take(t, c.next(t))
+	}
+	if k.folded+kt.folded != 0 {
+		t.Fatalf("a client that keeps up got %d folded updates", k.folded+kt.folded)
+	}
+}
+
 // A client joining a channel the node already holds gets the current state
 // as a snapshot, then updates chained to it.
 func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
@@ -198,18 +234,20 @@ func TestTickerSnapshotFirstAndSnapshotFalse(t *testing.T) {
 	a.expect(t, proto.TypeSubscribed)
 	b.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"ticker.SOL-USD"}, Snapshot: ptr(false)})
 	b.expect(t, proto.TypeSubscribed)
-	for i := 1; i <= 3; i++ {
-		e.publish(t, "ticker.SOL-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{Symbol: "SOL-USD", Bid: "150.1", BidSize: "1", Ask: "150.2", AskSize: "1", Last: "150.15", Volume: "10", TS: int64(i)})
+	tick := func(seq uint64) {
+		e.publish(t, "ticker.SOL-USD", seq, proto.FeedUpdate, &proto.Ticker{Symbol: "SOL-USD", Bid: "150.1", BidSize: "1", Ask: "150.2", AskSize: "1", Last: "150.15", Volume: "10", TS: int64(seq)})
+		e.flush(t)
 	}
-	e.flush(t)
+	tick(1)
 	if w := a.expect(t, proto.TypeSnapshot); w.Seq != 1 || w.Data.Bid != "150.1" {
 		t.Fatalf("snapshot %s", w.raw)
 	}
-	if w := a.expect(t, proto.TypeUpdate); w.Seq != 2 || *w.Prev != 1 {
-		t.Fatalf("update %s", w.raw)
-	}
 	if w := b.expect(t, proto.TypeUpdate); w.Seq != 1 || *w.Prev != 0 {
 		t.Fatalf("snapshot:false first update %s", w.raw)
+	}
+	tick(2)
+	if w := a.expect(t, proto.TypeUpdate); w.Seq != 2 || *w.Prev != 1 {
+		t.Fatalf("update %s", w.raw)
 	}
 	if w := b.expect(t, proto.TypeUpdate); w.Seq != 2 || *w.Prev != 1 {
 		t.Fatalf("snapshot:false second update %s", w.raw)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
@@ -22,9 +23,11 @@ type connKey struct{}
 // serveWS runs the handshake: every check happens before the upgrade and a
 // refusal answers with the JSON body of PROTOCOL.md §2.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
 		!strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		w.Header().Set("Upgrade", "websocket")
+		s.metrics.handshakeFails.WithLabelValues(failNotWebSocket).Inc()
 		writeJSONError(w, http.StatusUpgradeRequired, "websocket_required", "this endpoint speaks WebSocket only: GET with Upgrade: websocket")
 		return
 	}
@@ -68,11 +71,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
 	socket, err := up.Upgrade(w, r)
 	if err != nil {
+		s.metrics.handshakeFails.WithLabelValues(failUpgrade).Inc()
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err.Error())
 		return
 	}
 	c.ws = socket
 	s.track(c)
+	s.metrics.handshakeSeconds.Observe(time.Since(start).Seconds())
 	go socket.ReadLoop()
 }
 
@@ -88,6 +93,7 @@ func authorizeUpgrade(r *http.Request, session sessionStorage) bool {
 
 // refuse answers a failed handshake and counts it.
 func (s *Server) refuse(w http.ResponseWriter, code proto.HandshakeCode, msg string) {
+	s.metrics.handshakeFails.WithLabelValues(string(code)).Inc()
 	s.log.Info("handshake refused", "reason", string(code))
 	if code == proto.HandshakeDraining {
 		w.Header().Set("Retry-After", "1")

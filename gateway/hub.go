@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
@@ -25,11 +26,13 @@ const hubShards = 64
 // while a subscriber joins, so a joiner's snapshot and the updates after it
 // form one unbroken chain.
 type hub struct {
-	src        Source       // Static after construction.
-	codecs     *codecSet    // Static after construction.
-	historyLen int          // Static after construction.
-	log        *slog.Logger // Static after construction.
-	seed       maphash.Seed // Static after construction.
+	src        Source           // Static after construction.
+	codecs     *codecSet        // Static after construction.
+	historyLen int              // Static after construction.
+	log        *slog.Logger     // Static after construction.
+	metrics    *Metrics         // Static after construction.
+	now        func() time.Time // Static after construction.
+	seed       maphash.Seed     // Static after construction.
 	shards     [hubShards]hubShard
 }
 
@@ -38,8 +41,8 @@ type hubShard struct {
 	m  map[proto.Channel]*channel // Guarded by mu.
 }
 
-func newHub(src Source, codecs *codecSet, historyLen int, log *slog.Logger) *hub {
-	h := &hub{src: src, codecs: codecs, historyLen: historyLen, log: log, seed: maphash.MakeSeed()}
+func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
+	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*channel)
 	}
@@ -64,19 +67,6 @@ type channel struct {
 	mu    sync.Mutex
 	state feed.State      // Guarded by mu.
 	subs  []*subscription // Guarded by mu.
-}
-
-// subscription is one connection's subscription to one channel.
-type subscription struct {
-	c     *conn    // Static after construction.
-	entry *channel // Static after construction.
-
-	// All below guarded by entry.mu.
-	idx          int     // position in entry.subs, -1 when removed
-	last         uint64  // seq of the last snapshot or update queued to the connection
-	needSnapshot bool    // the next event goes out as a snapshot
-	gated        bool    // frames collect in held until the ack is queued
-	held         []frame // frames queued while gated
 }
 
 // acquire returns the channel's entry, creating it on first use, and
@@ -134,104 +124,117 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	e.mu.Lock()
 	ev, emit, out := e.state.Apply(m)
 	if emit {
-		e.fanout(h.codecs, &ev)
+		e.fanout(h, &ev)
 	}
 	e.mu.Unlock()
+	h.metrics.feedMessages.Inc()
+	h.metrics.feedOutcomes.WithLabelValues(out.String()).Inc()
 	switch out {
-	case feed.OutcomeApplied, feed.OutcomeSnapshotUnchanged:
+	case feed.OutcomeApplied, feed.OutcomeSnapshot, feed.OutcomeSnapshotUnchanged:
 	default:
-		h.log.Debug("feed message not applied", "channel", e.name, "seq", m.Seq, "outcome", out.String())
+		h.log.Debug("feed message not applied as is", "channel", e.name, "seq", m.Seq, "outcome", out.String())
 	}
 }
 
-// encoded caches one event's encodings, per codec and form, so that every
-// subscriber in sync shares the same bytes.
+// encoded caches one event's frames, per codec and form, so that every
+// subscriber in step shares the same bytes.
 type encoded struct {
 	update   [numCodecs][]byte
 	snapshot [numCodecs][]byte
 }
 
+func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
+	if enc.update[ci] == nil {
+		enc.update[ci] = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: ev.Prev, N: 1, Data: ev.Data})
+	}
+	return enc.update[ci]
+}
+
+func (enc *encoded) snapshotFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
+	if enc.snapshot[ci] == nil {
+		enc.snapshot[ci] = cs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: name, Seq: ev.Seq, Data: ev.Data})
+	}
+	return enc.snapshot[ci]
+}
+
 // fanout queues ev to every subscriber. Called with e.mu held.
-func (e *channel) fanout(codecs *codecSet, ev *feed.Event) {
+func (e *channel) fanout(h *hub, ev *feed.Event) {
 	var enc encoded
 	for _, s := range e.subs {
-		e.deliver(codecs, s, ev, &enc)
+		if reason := e.deliver(h, s, ev, &enc); reason != "" {
+			s.c.evict(reason)
+		}
 	}
 }
 
-// deliver queues ev to one subscriber in the form its position in the
-// chain needs. Called with e.mu held.
-func (e *channel) deliver(codecs *codecSet, s *subscription, ev *feed.Event, enc *encoded) {
+// deliver queues ev to one subscriber in the form its place in the chain
+// needs: the shared frame when it is in step and its writer is free, a
+// fold into what is pending when its writer is busy. It returns an
+// eviction reason when the subscriber cannot take it. Called with e.mu held.
+func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string) {
+	o := s.c.out
 	ci := s.c.codecIdx
-	var b []byte
-	var seq uint64
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closing != nil || s.dead {
+		return ""
+	}
 	switch {
 	case s.needSnapshot && !ev.Snapshot && e.ch.Kind == proto.KindBook:
 		// A waiting book subscriber gets the whole book, which now includes ev.
-		var data any
-		var ok bool
-		if seq, data, ok = e.state.Snapshot(); !ok {
-			return
+		seq, data, ok := e.state.Snapshot()
+		if !ok {
+			return ""
 		}
-		b = codecs.encode(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data})
+		s.setHead(h.codecs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data}), ev.TS)
+		s.last = seq
 	case ev.Snapshot || s.needSnapshot:
 		// A book snapshot event, or a ticker event (its data is the whole
 		// state) for a subscriber still waiting for its snapshot.
-		seq = ev.Seq
-		if enc.snapshot[ci] == nil {
-			enc.snapshot[ci] = codecs.encode(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: ev.Seq, Data: ev.Data})
-		}
-		b = enc.snapshot[ci]
+		s.setHead(enc.snapshotFrame(h.codecs, ci, e.name, ev), ev.TS)
+		s.last = ev.Seq
 	case ev.Seq <= s.last:
-		return // already covered by what the subscriber holds
-	case s.last == ev.Prev:
-		seq = ev.Seq
-		if enc.update[ci] == nil {
-			enc.update[ci] = codecs.encode(ci, updateOf(e.name, ev, ev.Prev))
+		return "" // already covered by what the subscriber holds
+	case e.ch.Kind == proto.KindTrade:
+		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
+			return evictTradeOverflow
 		}
-		b = enc.update[ci]
+		s.last = ev.Seq
+	case s.unmerged(o.writing):
+		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
+		s.last = ev.Seq
 	default:
-		// Out of step with the node's chain (first trade, snapshot:false,
-		// a snapshot newer than the last event): its own encoding.
-		seq = ev.Seq
-		b = codecs.encode(ci, updateOf(e.name, ev, s.last))
-	}
-	if b == nil {
-		return // encoding failed; logged by the codec set
+		if s.fold(ev.Seq, ev.TS, ev.Data) {
+			h.metrics.coalesced.WithLabelValues(e.ch.Kind.String()).Inc()
+		}
+		s.last = ev.Seq
 	}
 	s.needSnapshot = false
-	s.last = seq
-	s.queue(frame{op: s.c.opcode, b: b})
+	o.ready(s, h.now)
+	return ""
 }
 
-func updateOf(channel string, ev *feed.Event, prev uint64) proto.Update {
-	return proto.Update{Type: proto.TypeUpdate, Channel: channel, Seq: ev.Seq, Prev: prev, N: 1, Data: ev.Data}
-}
-
-// queue sends f to the connection, or holds it while the subscription is
-// gated. Called with entry.mu held.
-func (s *subscription) queue(f frame) {
-	if s.gated {
-		if len(s.held) >= s.c.srv.cfg.SendQueueLimit {
-			s.c.evict("send queue overflow")
-			return
-		}
-		s.held = append(s.held, f)
-		return
+// pendingUpdate is ev as an update for s: the shared frame when s is in
+// step with the node's chain, else an update the writer encodes with s's
+// own prev.
+func pendingUpdate(cs *codecSet, ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
+	if s.last == ev.Prev {
+		return pending{frame: enc.updateFrame(cs, ci, name, ev), ts: ev.TS}
 	}
-	s.c.send(f)
+	return pending{ts: ev.TS, upd: proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data}}
 }
 
 // joinOptions say how a subscriber starts on a channel.
 type joinOptions struct {
-	snapshot bool    // wants the current state first
-	since    *uint64 // resume from this seq when the node can
+	snapshot bool          // wants the current state first
+	since    *uint64       // resume from this seq when the node can
+	throttle time.Duration // at most one write per this on the channel
 }
 
-// join registers s (new or re-subscribing) gated, and holds what it starts
-// with: a snapshot, a replay from since, or nothing. It reports whether the
-// subscription resumed, and for a trade channel that could not resume,
-// historyLost. The caller queues the ack, then calls ungate.
+// join registers s (new or re-subscribing) gated, with what it starts
+// with pending: a snapshot, a replay from since, or nothing. It reports
+// whether the subscription resumed, and for a trade channel that could not
+// resume, historyLost. The caller queues the ack, then calls ungate.
 func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resumed, historyLost bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -239,10 +242,13 @@ func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resu
 		s.idx = len(e.subs)
 		e.subs = append(e.subs, s)
 	}
-	s.gated = true
-	s.held = s.held[:0]
+	o := s.c.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.reset()
+	s.gated, s.dead, s.needSnapshot = true, false, false
 	s.last = 0
-	s.needSnapshot = false
+	s.throttle, s.nextAt = opt.throttle, time.Time{}
 	ci := s.c.codecIdx
 	if opt.since != nil {
 		if evs, ok := e.state.Since(*opt.since); ok {
@@ -250,8 +256,10 @@ func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resu
 			// snapshot the node absorbed rather than the last event it sent.
 			s.last = *opt.since
 			for i := range evs {
-				s.held = append(s.held, frame{op: s.c.opcode, b: codecs.encode(ci, updateOf(e.name, &evs[i], s.last))})
-				s.last = evs[i].Seq
+				ev := &evs[i]
+				f := codecs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data})
+				s.head = append(s.head, pending{frame: f, ts: ev.TS})
+				s.last = ev.Seq
 			}
 			return true, false
 		}
@@ -269,37 +277,34 @@ func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resu
 		return false, false
 	}
 	s.last = seq
-	s.held = append(s.held, frame{op: s.c.opcode, b: codecs.encode(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data})})
+	s.head = append(s.head, pending{frame: codecs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data})})
 	return false, false
 }
 
-// ungate queues everything held and lets later events flow directly.
-func (e *channel) ungate(s *subscription) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s.idx < 0 {
-		return
-	}
+// ungate lets what is pending, and later events, flow to the writer.
+func (s *subscription) ungate(now func() time.Time) {
+	o := s.c.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	s.gated = false
-	for i, f := range s.held {
-		s.c.send(f)
-		s.held[i] = frame{}
-	}
-	s.held = s.held[:0]
+	o.ready(s, now)
 }
 
-// leave removes s from the channel.
+// leave removes s from the channel and drops what it has pending.
 func (e *channel) leave(s *subscription) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s.idx < 0 {
-		return
+	if s.idx >= 0 {
+		last := len(e.subs) - 1
+		e.subs[s.idx] = e.subs[last]
+		e.subs[s.idx].idx = s.idx
+		e.subs[last] = nil
+		e.subs = e.subs[:last]
+		s.idx = -1
 	}
-	last := len(e.subs) - 1
-	e.subs[s.idx] = e.subs[last]
-	e.subs[s.idx].idx = s.idx
-	e.subs[last] = nil
-	e.subs = e.subs[:last]
-	s.idx = -1
-	s.held = nil
+	e.mu.Unlock()
+	o := s.c.out
+	o.mu.Lock()
+	s.dead = true
+	s.reset()
+	o.mu.Unlock()
 }

@@ -2,9 +2,12 @@ package gateway
 
 import (
 	"context"
+
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
@@ -20,7 +23,7 @@ func (nopSource) Release(proto.Channel)                                      {}
 
 // hubFixture is a server without listeners: the hub and bare connections
 // whose outboxes the test reads directly.
-func hubFixture(t testing.TB) *Server {
+func hubFixture(t testing.TB, tweak ...func(*Config)) *Server {
 	t.Helper()
 	keys := auth.NewKeySet()
 	if err := keys.Set([]auth.Key{{Material: make([]byte, 32)}}); err != nil {
@@ -30,7 +33,11 @@ func hubFixture(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{NodeID: "hub-test", Logger: slog.New(slog.DiscardHandler)}, v, nopSource{})
+	cfg := Config{NodeID: "hub-test", Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	s, err := New(cfg, v, nopSource{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,15 +55,36 @@ func (s *Server) joinFor(t testing.TB, c *conn, ch proto.Channel, opt joinOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := &subscription{c: c, entry: e, idx: -1}
+	sub := c.newSubscription(e)
 	e.join(s.codecs, sub, opt)
-	e.ungate(sub)
+	sub.ungate(time.Now)
 	return sub
 }
 
-func queued(c *conn) []frame {
-	q, _ := c.out.take(nil)
-	return q
+// queued takes what c's writer would take now, encoded, as payloads.
+func queued(c *conn) [][]byte {
+	var b batch
+	c.out.take(&b, time.Now())
+	out := make([][]byte, 0, len(b.items))
+	for _, p := range b.items {
+		f := p.frame
+		if f == nil {
+			f = c.srv.codecs.frame(c.codecIdx, p.upd)
+		}
+		out = append(out, payloadOf(f))
+	}
+	return out
+}
+
+// payloadOf returns the payload of one server frame (it aliases f).
+func payloadOf(f []byte) []byte {
+	switch n := f[1] & 0x7f; n {
+	case 126:
+		return f[4:]
+	case 127:
+		return f[10:]
+	}
+	return f[2:]
 }
 
 func tickerMsg(seq uint64) *feed.Message {
@@ -83,18 +111,18 @@ func TestFanoutEncodesOncePerCodec(t *testing.T) {
 		t.Fatalf("queued %d %d %d %d", len(a), len(b), len(m), len(l))
 	}
 	for i := range a {
-		if &a[i].b[0] != &b[i].b[0] {
+		if &a[i][0] != &b[i][0] {
 			t.Fatalf("message %d: two json subscribers in step got separate encodings", i)
 		}
 	}
-	if &l[0].b[0] == &a[2].b[0] {
+	if &l[0][0] == &a[2][0] {
 		t.Fatal("a subscriber out of step shared the in-step encoding")
 	}
 	var w wire
-	if err := codec.DecodeMessage(codec.JSON(), l[0].b, &w); err != nil || w.Seq != 3 || *w.Prev != 0 {
-		t.Fatalf("late subscriber got %s (%v)", l[0].b, err)
+	if err := codec.DecodeMessage(codec.JSON(), l[0], &w); err != nil || w.Seq != 3 || *w.Prev != 0 {
+		t.Fatalf("late subscriber got %s (%v)", l[0], err)
 	}
-	if err := codec.DecodeMessage(codec.Msgpack(), m[2].b, &w); err != nil || w.Seq != 3 || *w.Prev != 2 || w.Type != "update" {
+	if err := codec.DecodeMessage(codec.Msgpack(), m[2], &w); err != nil || w.Seq != 3 || *w.Prev != 2 || w.Type != "update" {
 		t.Fatalf("msgpack subscriber got %+v (%v)", w, err)
 	}
 }
@@ -129,24 +157,114 @@ func BenchmarkFanoutTicker(b *testing.B) {
 					cd = codec.Msgpack()
 				}
 				conns[i] = s.bareConn(cd)
-				conns[i].out.limit = 1 << 30
 				s.joinFor(b, conns[i], ch, joinOptions{snapshot: true})
 			}
 			msgs := make([]*feed.Message, b.N+1)
 			for i := range msgs {
 				msgs[i] = tickerMsg(uint64(i + 1))
 			}
-			spare := make([][]frame, n)
+			batches := make([]batch, n)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				s.hub.onFeed(ch, msgs[i])
 				if i%64 == 63 { // drain like writers do, reusing their slices
 					for j, c := range conns {
-						spare[j], _ = c.out.take(spare[j])
+						c.out.take(&batches[j], time.Time{})
+						clear(batches[j].items)
+						batches[j].items = batches[j].items[:0]
 					}
 				}
 			}
 		})
 	}
+}
+
+// deliverFixture is one in-step subscriber and an event whose shared
+// frames are already encoded: the per-recipient fast path.
+func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *channel, *subscription, *feed.Event, *encoded) {
+	t.Helper()
+	s := hubFixture(t)
+	ch := proto.Channel{Kind: kind, Symbol: "BTC-USD"}
+	c := s.bareConn(codec.JSON())
+	sub := s.joinFor(t, c, ch, joinOptions{})
+	queued(c)
+	e := sub.entry
+	var data any = &proto.Trade{Symbol: "BTC-USD", ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1}
+	if kind == proto.KindTicker {
+		data = tickerMsg(1).Ticker
+	}
+	ev := &feed.Event{Channel: ch, Seq: 1, Data: data, TS: 1}
+	enc := &encoded{}
+	enc.updateFrame(s.codecs, 0, e.name, ev)
+	return s, e, sub, ev, enc
+}
+
+// The per-recipient fast path (queue a shared frame for a subscriber in
+// step, then the writer takes it) allocates nothing.
+func TestDeliverFastPathAllocatesNothing(t *testing.T) {
+	for _, kind := range []proto.Kind{proto.KindTicker, proto.KindTrade} {
+		t.Run(kind.String(), func(t *testing.T) {
+			s, e, sub, ev, enc := deliverFixture(t, kind)
+			var b batch
+			run := func() {
+				sub.last = ev.Prev // stay in step: the same event again
+				if r := e.deliver(s.hub, sub, ev, enc); r != "" {
+					t.Fatal(r)
+				}
+				sub.c.out.take(&b, time.Time{})
+				sub.c.out.wrote()
+				clear(b.items)
+				b.items = b.items[:0]
+			}
+			run() // grow the slices once
+			if allocs := testing.AllocsPerRun(1000, run); allocs != 0 {
+				t.Fatalf("%v allocations per recipient", allocs)
+			}
+		})
+	}
+}
+
+func BenchmarkDeliverInStep(b *testing.B) {
+	s, e, sub, ev, enc := deliverFixture(b, proto.KindTicker)
+	var bt batch
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		sub.last = ev.Prev
+		e.deliver(s.hub, sub, ev, enc)
+		if i%64 == 63 {
+			sub.c.out.take(&bt, time.Time{})
+			sub.c.out.wrote()
+			clear(bt.items)
+			bt.items = bt.items[:0]
+		}
+	}
+}
+
+// BenchmarkFoldBook folds book deltas into a pending one, as for a
+// connection whose writer is busy.
+func BenchmarkFoldBook(b *testing.B) {
+	bf := newBookFeed("BTC-USD", 1)
+	bf.snapshot(0)
+	deltas := make([]*proto.Book, 256)
+	for i := range deltas {
+		deltas[i] = bf.update(int64(i)).Data.(*proto.Book)
+	}
+	var s subscription
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%64 == 0 {
+			s.group = updateGroup{}
+		}
+		s.fold(uint64(i+1), 1, deltas[i%len(deltas)])
+	}
+}
+
+// evictionCount reads one eviction counter (for tests and tools).
+func (m *Metrics) evictionCount(reason string) float64 {
+	var out dto.Metric
+	if err := m.evictions.WithLabelValues(reason).Write(&out); err != nil {
+		return 0
+	}
+	return out.GetCounter().GetValue()
 }

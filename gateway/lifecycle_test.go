@@ -141,8 +141,58 @@ func TestResumeFromAbsorbedSnapshot(t *testing.T) {
 		}
 		q := queued(c)
 		var w wire
-		if len(q) != 1 || codec.DecodeMessage(codec.JSON(), q[0].b, &w) != nil || w.Seq != 4 || *w.Prev != since {
+		if len(q) != 1 || codec.DecodeMessage(codec.JSON(), q[0], &w) != nil || w.Seq != 4 || *w.Prev != since {
 			t.Fatalf("since %d: replay %q", since, q)
 		}
+	}
+}
+
+// A client that stops reading is evicted with 4008 within about the
+// slow-consumer timeout, long before kernel buffers would fill, while a
+// healthy client beside it keeps every trade.
+func TestStalledReaderEvicted(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.WriteTimeout = 400 * time.Millisecond })
+	tok := e.token(t, "stall", time.Hour, ">")
+	healthy := e.connect(t, "json", tok)
+	healthy.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"trade.BTC-USD"}})
+	healthy.expect(t, proto.TypeSubscribed)
+
+	// The stalled client: a real handshake, one subscribe, then no reads.
+	st := &testClient{t: t, msgs: make(chan wire, 4096), closed: make(chan error, 1), codec: codec.JSON()}
+	ws, _, err := gws.NewClient(st, &gws.ClientOption{Addr: e.url(), TlsConfig: e.cert.ClientConfig(),
+		RequestHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.NetConn().Close() })
+	if err := ws.WriteString(`{"op":"subscribe","channels":["trade.BTC-USD"]}`); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	var seq uint64
+	for e.srv.metrics.evictionCount(evictLagTimeout) == 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("stalled reader not evicted within 5s")
+		}
+		seq++
+		e.publish(t, "trade.BTC-USD", seq, proto.FeedUpdate, &proto.Trade{Symbol: "BTC-USD", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("evicted after %v, timeout 400ms", took)
+	}
+	go ws.ReadLoop() // now read: what was sent, then the close frame
+	if code, reason := st.waitClose(t, 5*time.Second); code != 4008 {
+		t.Fatalf("close %d %q, want 4008", code, reason)
+	}
+	e.flush(t)
+	last := uint64(0)
+	for last < seq {
+		w := healthy.expect(t, proto.TypeUpdate)
+		if w.Seq != last+1 {
+			t.Fatalf("healthy client: seq %d after %d", w.Seq, last)
+		}
+		last = w.Seq
 	}
 }

@@ -2,31 +2,43 @@ package gateway
 
 import (
 	"sync"
-
-	"github.com/lxzan/gws"
+	"time"
 
 	"github.com/tickgate/tickgate/proto"
 )
 
-// frame is one WebSocket message waiting for the writer. Its bytes may be
-// shared with other connections (encode once) and are never modified.
-type frame struct {
-	op gws.Opcode
-	b  []byte
-}
-
-// outbox is the bounded queue between everyone who sends to a connection
-// (fan-out, command replies, timers) and the connection's one writer.
-// push is O(1), never blocks on the socket, and never takes a lock the writer
-// holds while writing: the writer only holds mu to swap the queue out.
+// outbox is everything waiting for one connection's writer, bounded:
+//
+//   - a FIFO of items: a reply or control frame, or a subscription whose
+//     pending data is ready (each subscription is in the FIFO at most once);
+//   - per subscription (see subscription), what is pending on its channel,
+//     coalesced by the kind's rule while the writer is busy: the newest
+//     ticker, one merged book delta, or the trades in order.
+//
+// Everyone who sends to the connection (fan-out, command replies, timers)
+// holds mu only for O(1) work and never waits on the socket; the writer
+// holds mu only to take what is ready, never while writing. Memory is
+// bounded: control frames by limit, tickers by one per channel, books by
+// the book's size, trades by TradeBufferMessages/TradeBufferBytes (beyond
+// which the connection is evicted).
 type outbox struct {
-	limit int // Static after construction.
+	limit int // Static after construction: control frames pending at most.
 
-	mu      sync.Mutex
-	queue   []frame           // Guarded by mu.
-	closing *proto.Disconnect // Guarded by mu. Set once; nothing is queued after it.
+	mu       sync.Mutex
+	queue    []item            // Guarded by mu.
+	controls int               // Guarded by mu: control frames in queue.
+	delayed  []*subscription   // Guarded by mu: throttled, waiting for their time.
+	closing  *proto.Disconnect // Guarded by mu. Set once; nothing is queued after it.
+	discard  bool              // Guarded by mu: drop what is pending (eviction).
+	writing  bool              // Guarded by mu: the writer is writing what it took; updates fold meanwhile.
 
 	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
+}
+
+// item is one entry of the FIFO: a frame, or a subscription with data.
+type item struct {
+	frame []byte        // a complete frame (reply, pong, …), or nil
+	sub   *subscription // a subscription whose pending data is due
 }
 
 func newOutbox(limit int) *outbox {
@@ -39,49 +51,66 @@ type pushResult uint8
 const (
 	pushed     pushResult = iota
 	pushClosed            // the connection is closing; the frame was dropped
-	pushFull              // the queue is full; the caller evicts
+	pushFull              // too many control frames pending; the caller evicts
 )
 
-// push queues f for the writer.
-func (o *outbox) push(f frame) pushResult {
+// push queues a control or reply frame.
+func (o *outbox) push(f []byte) pushResult {
 	o.mu.Lock()
 	if o.closing != nil {
 		o.mu.Unlock()
 		return pushClosed
 	}
-	if len(o.queue) >= o.limit {
+	if o.controls >= o.limit {
 		o.mu.Unlock()
 		return pushFull
 	}
-	o.queue = append(o.queue, f)
+	o.queue = append(o.queue, item{frame: f})
+	o.controls++
 	o.mu.Unlock()
 	o.signal()
 	return pushed
 }
 
-// close marks the outbox closing with d, unless it already is; it reports
-// whether d was the first close. Frames already queued are still written,
-// then the close frame.
-func (o *outbox) close(d proto.Disconnect) bool {
-	o.mu.Lock()
-	first := o.closing == nil
-	if first {
-		o.closing = &d
+// ready puts s in the FIFO (or, when throttled and early, in delayed) if it
+// has something pending and is not there yet. Called with o.mu held.
+func (o *outbox) ready(s *subscription, now func() time.Time) {
+	if s.queued || s.gated || !s.hasPending() {
+		return
 	}
-	o.mu.Unlock()
+	s.queued = true
+	if s.throttle > 0 && now().Before(s.nextAt) {
+		o.delayed = append(o.delayed, s)
+	} else {
+		o.queue = append(o.queue, item{sub: s})
+	}
 	o.signal()
-	return first
 }
 
-// evict marks the outbox closing with d and drops what is queued, unless
-// it is closing already; it reports whether d was the first close.
+// close marks the outbox closing with d, unless it already is; it reports
+// whether d was the first close. Everything already queued is still
+// written, then the close frame.
+func (o *outbox) close(d proto.Disconnect) bool {
+	return o.shut(d, false)
+}
+
+// evict is close for a slow consumer: what is pending is dropped so the
+// close frame goes out as soon as the writer is free.
 func (o *outbox) evict(d proto.Disconnect) bool {
+	return o.shut(d, true)
+}
+
+func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
 	o.mu.Lock()
 	first := o.closing == nil
 	if first {
 		o.closing = &d
-		clear(o.queue)
-		o.queue = o.queue[:0]
+		o.discard = discard
+		if discard {
+			clear(o.queue)
+			o.queue = o.queue[:0]
+			o.controls = 0
+		}
 	}
 	o.mu.Unlock()
 	o.signal()
@@ -95,13 +124,70 @@ func (o *outbox) signal() {
 	}
 }
 
-// take swaps the queued frames out into spare (reused to avoid allocating)
-// and returns them with the close reason, if one is set.
-func (o *outbox) take(spare []frame) ([]frame, *proto.Disconnect) {
+// batch is what the writer took from the outbox in one go.
+type batch struct {
+	items []pending
+}
+
+func (b *batch) add(p pending) { b.items = append(b.items, p) }
+
+// take moves everything due into b: the FIFO in order, with throttled
+// subscriptions whose time has come appended. It returns the close reason
+// once the outbox is closing (with nothing taken when it was an eviction).
+func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	o.mu.Lock()
-	q := o.queue
-	o.queue = spare[:0]
-	d := o.closing
+	defer o.mu.Unlock()
+	if len(o.delayed) > 0 {
+		keep := o.delayed[:0]
+		for _, s := range o.delayed {
+			if now.Before(s.nextAt) {
+				keep = append(keep, s)
+			} else {
+				o.queue = append(o.queue, item{sub: s})
+			}
+		}
+		clear(o.delayed[len(keep):])
+		o.delayed = keep
+	}
+	for _, it := range o.queue {
+		if it.frame != nil {
+			b.add(pending{frame: it.frame})
+			continue
+		}
+		s := it.sub
+		s.queued = false
+		if s.dead || s.gated {
+			continue // gone, or back in line when ungated
+		}
+		s.drain(b)
+		if s.throttle > 0 {
+			s.nextAt = now.Add(s.throttle)
+		}
+	}
+	clear(o.queue)
+	o.queue = o.queue[:0]
+	o.controls = 0
+	o.writing = len(b.items) > 0
+	return o.closing
+}
+
+// wrote tells the outbox the writer finished writing what it took.
+func (o *outbox) wrote() {
+	o.mu.Lock()
+	o.writing = false
 	o.mu.Unlock()
-	return q, d
+}
+
+// nextDelayed returns when the earliest throttled subscription is due
+// (zero when none is waiting).
+func (o *outbox) nextDelayed() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var next time.Time
+	for _, s := range o.delayed {
+		if next.IsZero() || s.nextAt.Before(next) {
+			next = s.nextAt
+		}
+	}
+	return next
 }

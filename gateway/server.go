@@ -31,6 +31,7 @@ type Server struct {
 	hub      *hub                // Static after construction.
 	codecs   *codecSet           // Static after construction.
 	log      *slog.Logger        // Static after construction.
+	metrics  *Metrics            // Static after construction.
 	origins  map[string]struct{} // Static after construction: normalized AllowedOrigins.
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
@@ -56,6 +57,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		cfg:      cfg,
 		verifier: verifier,
 		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
 		origins:  make(map[string]struct{}, len(cfg.AllowedOrigins)),
 		conns:    make(map[*conn]struct{}),
 	}
@@ -63,7 +65,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		s.origins[normalizeOrigin(o)] = struct{}{}
 	}
 	s.codecs = newCodecSet(cfg.Logger)
-	s.hub = newHub(src, s.codecs, cfg.HistoryLen, cfg.Logger)
+	s.hub = newHub(src, s.codecs, &s.cfg)
 	for i := range s.upgraders {
 		opt := &gws.ServerOption{
 			ParallelEnabled:    false,
@@ -196,12 +198,14 @@ func (s *Server) track(c *conn) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.metrics.connections.Inc()
 }
 
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.metrics.connections.Dec()
 }
 
 // recoverPanic keeps one connection's bug from taking the node down: it
@@ -225,11 +229,19 @@ const numCodecs = 2
 // can sit in a small array.
 type codecSet struct {
 	c   [numCodecs]codec.Codec // Static after construction.
+	op  [numCodecs]gws.Opcode  // Static after construction: the frame type of each.
 	log *slog.Logger           // Static after construction.
 }
 
 func newCodecSet(log *slog.Logger) *codecSet {
-	return &codecSet{c: [numCodecs]codec.Codec{codec.JSON(), codec.Msgpack()}, log: log}
+	cs := &codecSet{c: [numCodecs]codec.Codec{codec.JSON(), codec.Msgpack()}, log: log}
+	for i, c := range cs.c {
+		cs.op[i] = gws.OpcodeText
+		if c.Binary() {
+			cs.op[i] = gws.OpcodeBinary
+		}
+	}
+	return cs
 }
 
 func (cs *codecSet) index(cd codec.Codec) int {
@@ -241,12 +253,19 @@ func (cs *codecSet) index(cd codec.Codec) int {
 	panic("gateway: unknown codec " + cd.Name())
 }
 
-// encode returns v's encoding with codec i, or nil (logged) on failure.
-func (cs *codecSet) encode(i int, v any) []byte {
-	b, err := cs.c[i].Append(nil, v)
+// frame returns v encoded with codec i as one complete WebSocket frame,
+// or nil (logged) on failure. The payload is encoded after room for the
+// longest header, which is then filled from the back: one allocation.
+func (cs *codecSet) frame(i int, v any) []byte {
+	b, err := cs.c[i].Append(make([]byte, maxFrameHeader, 256), v)
 	if err != nil {
 		cs.log.Error("encode failed", "codec", cs.c[i].Name(), "err", err.Error())
 		return nil
 	}
-	return b
+	n := len(b) - maxFrameHeader
+	var hdr [maxFrameHeader]byte
+	h := appendFrameHeader(hdr[:0], cs.op[i], n)
+	start := maxFrameHeader - len(h)
+	copy(b[start:], h)
+	return b[start:]
 }

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -9,36 +11,98 @@ import (
 	"github.com/tickgate/tickgate/proto"
 )
 
-// closeWriteTimeout bounds writing the close frame of a closing connection.
-const closeWriteTimeout = time.Second
+const (
+	// closeWriteTimeout bounds writing the close frame of a closing
+	// connection.
+	closeWriteTimeout = time.Second
+	// maxWriteBytes caps one write: a batch larger than this goes out in
+	// several writes, each with its own deadline, so a slow but moving
+	// reader is not mistaken for a stalled one.
+	maxWriteBytes = 64 << 10
+)
+
+// pingFrame returns a WebSocket ping carrying id.
+func pingFrame(id uint64) []byte {
+	f := []byte{0x80 | byte(gws.OpcodePing), 8}
+	return binary.BigEndian.AppendUint64(f, id)
+}
+
+// progress tracks how far the client has read, with numbered pings: a
+// client reads frames in order and answers a ping only after everything
+// written before it, so the pong to a ping sent after some data confirms
+// that data arrived. A ping unanswered for WriteTimeout means the client
+// stopped reading or is that far behind, whatever the kernel buffers still
+// absorb, and evicts it.
+//
+// RFC 6455 has a pong echo its ping's payload, and browsers do; some
+// client libraries answer with an empty pong, which then confirms the
+// latest ping.
+type progress struct {
+	sent   atomic.Uint64 // Written by the writer: the id of the last ping sent.
+	acked  atomic.Uint64 // Written by the read loop: the highest id answered.
+	sentAt time.Time     // Owned by the writer: when the last ping was sent.
+	dirty  bool          // Owned by the writer: data went out since that ping.
+}
+
+// pong records a pong from the read loop.
+func (p *progress) pong(payload []byte) {
+	id := p.sent.Load()
+	if len(payload) == 8 {
+		id = min(id, binary.BigEndian.Uint64(payload))
+	}
+	for {
+		cur := p.acked.Load()
+		if id <= cur || p.acked.CompareAndSwap(cur, id) {
+			return
+		}
+	}
+}
+
+// outstanding reports whether the last ping is still unanswered.
+func (p *progress) outstanding() bool { return p.acked.Load() < p.sent.Load() }
 
 // writeLoop is the connection's one writer: it owns every write to the
-// socket after the handshake. It drains everything queued, writes it with a
-// deadline on each write, sends a WebSocket ping every heartbeat interval
-// (the client's pong renews its read deadline, so a client that only
-// listens stays connected while one that vanished is closed), a heartbeat
-// message when nothing else went out for an interval, and the close frame
-// once the outbox is closing. It returns when the connection is done.
+// socket after the handshake. Each time it wakes it takes everything due
+// from the outbox and writes it in as few writes as it can (one, up to
+// maxWriteBytes), each with a deadline; a write that makes no progress for
+// WriteTimeout evicts the connection. Every check interval it sends a
+// numbered ping when data went out since the last answered one (or a
+// heartbeat interval passed), and evicts the connection when a ping stayed
+// unanswered for WriteTimeout (see progress); the pongs also renew the
+// client's read deadline, so a client that only listens stays. It sends a
+// heartbeat message when nothing else went out for an interval, and the
+// close frame once the outbox is closing. It returns when the connection
+// is done.
 func (c *conn) writeLoop() {
 	defer c.srv.recoverPanic("writer", c)
-	interval := c.srv.cfg.HeartbeatInterval
+	cfg := &c.srv.cfg
+	interval := cfg.HeartbeatInterval
 	heartbeat := time.NewTimer(interval)
 	defer heartbeat.Stop()
-	ping := time.NewTicker(interval)
-	defer ping.Stop()
-	var spare []frame
+	check := time.NewTicker(progressEvery(cfg))
+	defer check.Stop()
+	throttle := time.NewTimer(time.Hour)
+	throttle.Stop()
+	defer throttle.Stop()
+	var (
+		b   batch
+		buf []byte
+	)
 	for {
 		select {
 		case <-c.out.wake:
+		case <-throttle.C:
 		case <-heartbeat.C:
-			if err := c.writeHeartbeat(); err != nil {
+			hb := c.srv.codecs.frame(c.codecIdx, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: cfg.Now().UnixNano()})
+			if err := c.write(hb); err != nil {
 				c.writeFailed(err)
 				return
 			}
+			c.prog.dirty = true
 			heartbeat.Reset(interval)
 			continue
-		case <-ping.C:
-			if err := c.writeFrame(frame{op: gws.OpcodePing}); err != nil {
+		case <-check.C:
+			if err := c.checkProgress(); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -46,39 +110,105 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		}
-		q, closing := c.out.take(spare)
-		for i := range q {
-			if err := c.writeFrame(q[i]); err != nil {
+		closing := c.out.take(&b, cfg.Now())
+		if n := len(b.items); n > 0 {
+			c.srv.metrics.outboxPending.Observe(float64(n))
+			var err error
+			if buf, err = c.writeBatch(&b, buf[:0]); err != nil {
 				c.writeFailed(err)
 				return
 			}
-			q[i] = frame{} // release shared bytes early
-		}
-		spare = q
-		if len(q) > 0 {
+			c.out.wrote()
+			c.prog.dirty = true
 			heartbeat.Reset(interval)
 		}
 		if closing != nil {
 			c.writeClose(*closing)
 			return
 		}
+		if next := c.out.nextDelayed(); !next.IsZero() {
+			throttle.Reset(next.Sub(cfg.Now()))
+		}
 	}
 }
 
-func (c *conn) writeFrame(f frame) error {
-	if err := c.ws.SetWriteDeadline(c.srv.cfg.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
-		return err
-	}
-	return c.ws.WriteMessage(f.op, f.b)
+// progressEvery is how often the writer checks the client's progress:
+// often enough that a client that stalls is evicted within about
+// WriteTimeout plus this.
+func progressEvery(cfg *Config) time.Duration {
+	return min(time.Second, cfg.WriteTimeout/4, cfg.HeartbeatInterval)
 }
 
-func (c *conn) writeHeartbeat() error {
-	now := c.srv.cfg.Now()
-	b, err := c.codec.Append(nil, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
-	if err != nil {
+// checkProgress evicts a client whose last ping went unanswered for
+// WriteTimeout, else sends the next ping when data went out since the
+// last one or a heartbeat interval passed.
+func (c *conn) checkProgress() error {
+	cfg := &c.srv.cfg
+	now := cfg.Now()
+	if c.prog.outstanding() {
+		if now.Sub(c.prog.sentAt) > cfg.WriteTimeout {
+			c.evict(evictLagTimeout)
+		}
+		return nil
+	}
+	if !c.prog.dirty && now.Sub(c.prog.sentAt) < cfg.HeartbeatInterval {
+		return nil
+	}
+	id := c.prog.sent.Add(1)
+	c.prog.sentAt, c.prog.dirty = now, false
+	return c.write(pingFrame(id))
+}
+
+// writeBatch encodes what the batch holds unencoded (updates for this
+// connection alone), then writes the frames back to back, flushing every
+// maxWriteBytes. It returns buf for reuse.
+func (c *conn) writeBatch(b *batch, buf []byte) ([]byte, error) {
+	m := c.srv.metrics
+	for i := range b.items {
+		p := &b.items[i]
+		if p.frame == nil {
+			if p.frame = c.srv.codecs.frame(c.codecIdx, p.upd); p.frame == nil {
+				continue // encoding failed; logged
+			}
+			p.upd = proto.Update{}
+		}
+		if len(buf) > 0 && len(buf)+len(p.frame) > maxWriteBytes {
+			if err := c.write(buf); err != nil {
+				return buf, err
+			}
+			buf = buf[:0]
+		}
+		buf = append(buf, p.frame...)
+	}
+	if len(buf) > 0 {
+		if err := c.write(buf); err != nil {
+			return buf, err
+		}
+	}
+	now := c.srv.cfg.Now().UnixNano()
+	for i := range b.items {
+		p := &b.items[i]
+		if p.ts > 0 {
+			m.deliveryLatency.Observe(float64(now-p.ts) / 1e9)
+		}
+		*p = pending{} // release shared bytes
+	}
+	m.messagesSent.Add(float64(len(b.items)))
+	b.items = b.items[:0]
+	return buf, nil
+}
+
+// write writes p to the socket with the write deadline.
+func (c *conn) write(p []byte) error {
+	nc := c.ws.NetConn()
+	if err := nc.SetWriteDeadline(c.srv.cfg.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	return c.writeFrame(frame{op: c.opcode, b: b})
+	_, err := nc.Write(p)
+	if err == nil {
+		c.srv.metrics.bytesSent.Add(float64(len(p)))
+	}
+	return err
 }
 
 // writeClose sends the close frame (gws closes the socket after it); the
@@ -86,16 +216,16 @@ func (c *conn) writeHeartbeat() error {
 func (c *conn) writeClose(d proto.Disconnect) {
 	_ = c.ws.SetWriteDeadline(c.srv.cfg.Now().Add(closeWriteTimeout))
 	_ = c.ws.WriteClose(uint16(d.Code), d.ReasonBytes())
-	c.srv.log.Info("connection closed", c.logAttrs(
-		"code", int(d.Code), "reason", d.Reason)...)
+	c.srv.log.Info("connection closed", c.logAttrs("code", int(d.Code), "reason", d.Reason)...)
 }
 
-// writeFailed handles a write that failed or timed out: gws has already
-// closed the socket, so nothing more can be sent; a timeout is an eviction.
+// writeFailed handles a write that failed or timed out. Nothing more can
+// be sent on the socket, so it is closed; a timeout is an eviction.
 func (c *conn) writeFailed(err error) {
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", "write_timeout")...)
+		c.srv.metrics.evictions.WithLabelValues(evictWriteTimeout).Inc()
+		c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", evictWriteTimeout)...)
 	} else {
 		c.srv.log.Debug("write failed", c.logAttrs("err", err.Error())...)
 	}

@@ -124,7 +124,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(stdout, "certificate (self-signed, trust it in your client): %s\n", certFile)
 	}
 	fmt.Fprintf(stdout, "hmac secret (for `tickgate token --hmac-secret-file`): %s\n", secretFile)
-	fmt.Fprintf(stdout, "admin: http://%s/readyz\n", f.admin)
+	if n.adminL != nil {
+		fmt.Fprintf(stdout, "admin: http://%s (/metrics, /healthz, /readyz)\n", n.adminL.Addr())
+	}
 	fmt.Fprintf(stdout, "token: %s\n", token)
 	return n.wait(ctx)
 }

@@ -57,12 +57,15 @@ func TestDevModeServesLiveTicks(t *testing.T) {
 		}
 	})
 
-	var url, token string
+	var url, token, admin string
 	sc := bufio.NewScanner(pr)
 	for (url == "" || token == "") && sc.Scan() {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "url: "); ok {
 			url = v
+		}
+		if v, ok := strings.CutPrefix(line, "admin: "); ok {
+			admin, _, _ = strings.Cut(v, " ")
 		}
 		if v, ok := strings.CutPrefix(line, "token: "); ok {
 			token = v
@@ -108,4 +111,36 @@ func TestDevModeServesLiveTicks(t *testing.T) {
 			t.Fatalf("within 30s saw only %v", seen)
 		}
 	}
+
+	// The admin listener: ready, and the contract's metrics, labelled
+	// series present from the start.
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
+		if body := httpGet(t, admin+path); !strings.Contains(body, want) {
+			t.Fatalf("%s: %q", path, body)
+		}
+	}
+	metrics := httpGet(t, admin+"/metrics")
+	for _, want := range []string{
+		"tickgate_connections_active 1", "tickgate_messages_sent_total", "tickgate_feed_messages_total",
+		`tickgate_evictions_total{reason="write_timeout"} 0`, `tickgate_handshake_failures_total{reason="draining"} 0`,
+		"tickgate_delivery_latency_seconds_bucket", `tickgate_coalesced_total{kind="book"}`, "tickgate_outbox_pending_bucket",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -12,6 +12,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/gateway"
@@ -39,6 +43,8 @@ type serveFlags struct {
 	maxSubscriptions  int
 	writeTimeout      time.Duration
 	sendQueue         int
+	tradeBuffer       int
+	tradeBufferBytes  int
 	drainWithin       time.Duration
 	shutdownTimeout   time.Duration
 	log               logFlags
@@ -65,7 +71,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", 16<<10, "largest client message; larger closes with 1009")
 	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 1000, "channels per connection")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
-	fs.IntVar(&f.sendQueue, "send-queue", 8192, "messages queued per connection before it is evicted")
+	fs.IntVar(&f.sendQueue, "send-queue", 1024, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
+	fs.IntVar(&f.tradeBuffer, "trade-buffer", 4096, "trades pending per subscription while its connection is behind; more evicts it (4008)")
+	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", 4<<20, "bytes of trades pending per subscription; more evicts the connection (4008)")
 	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
@@ -158,6 +166,7 @@ type node struct {
 	adminL net.Listener
 	tls    bool
 	errc   chan error
+	reg    *prometheus.Registry
 }
 
 func startNode(o nodeOptions) (*node, error) {
@@ -175,6 +184,8 @@ func startNode(o nodeOptions) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	src, err := feed.Connect(feed.Config{
 		URL:           f.natsURL,
 		SubjectPrefix: f.subjectPrefix,
@@ -185,17 +196,20 @@ func startNode(o nodeOptions) (*node, error) {
 		return nil, err
 	}
 	srv, err := gateway.New(gateway.Config{
-		NodeID:            f.nodeID,
-		TLS:               o.tls,
-		AllowedOrigins:    f.allowedOrigins.vals,
-		AllowQueryToken:   f.allowQueryToken,
-		HeartbeatInterval: f.heartbeat,
-		MaxMessageBytes:   f.maxMessageBytes,
-		MaxSubscriptions:  f.maxSubscriptions,
-		WriteTimeout:      f.writeTimeout,
-		SendQueueLimit:    f.sendQueue,
-		DrainWithin:       f.drainWithin,
-		Logger:            o.logger,
+		NodeID:              f.nodeID,
+		TLS:                 o.tls,
+		AllowedOrigins:      f.allowedOrigins.vals,
+		AllowQueryToken:     f.allowQueryToken,
+		HeartbeatInterval:   f.heartbeat,
+		MaxMessageBytes:     f.maxMessageBytes,
+		MaxSubscriptions:    f.maxSubscriptions,
+		WriteTimeout:        f.writeTimeout,
+		SendQueueLimit:      f.sendQueue,
+		TradeBufferMessages: f.tradeBuffer,
+		TradeBufferBytes:    f.tradeBufferBytes,
+		DrainWithin:         f.drainWithin,
+		Metrics:             gateway.NewMetrics(reg),
+		Logger:              o.logger,
 	}, verifier, src)
 	if err != nil {
 		src.Close()
@@ -206,7 +220,7 @@ func startNode(o nodeOptions) (*node, error) {
 		src.Close()
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
-	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2)}
+	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2), reg: reg}
 	if f.admin != "" {
 		if n.adminL, err = net.Listen("tcp", f.admin); err != nil {
 			_ = ln.Close()
@@ -232,6 +246,7 @@ func (n *node) url() string {
 
 func (n *node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "ok\n")

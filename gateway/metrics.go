@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// Eviction reasons, the label values of tickgate_evictions_total.
+const (
+	evictTradeOverflow = "trade_overflow" // a trade buffer overflowed
+	evictQueueOverflow = "queue_overflow" // too many replies/control frames pending
+	evictWriteTimeout  = "write_timeout"  // a write made no progress for WriteTimeout
+	evictLagTimeout    = "lag_timeout"    // a ping went unanswered for WriteTimeout: the client stopped reading
+)
+
+// Handshake failure reasons beyond the protocol's refusal codes.
+const (
+	failNotWebSocket = "websocket_required"
+	failUpgrade      = "upgrade_failed"
+)
+
+// Metrics are the gateway's Prometheus series. Every labelled series
+// starts at zero for each known label value. Static after construction;
+// the collectors are safe for concurrent use.
+type Metrics struct {
+	connections      prometheus.Gauge
+	messagesSent     prometheus.Counter
+	bytesSent        prometheus.Counter
+	evictions        *prometheus.CounterVec
+	handshakeFails   *prometheus.CounterVec
+	handshakeSeconds prometheus.Histogram
+	deliveryLatency  prometheus.Histogram
+	feedMessages     prometheus.Counter
+	feedOutcomes     *prometheus.CounterVec
+	coalesced        *prometheus.CounterVec
+	outboxPending    prometheus.Histogram
+	subscriptions    prometheus.Gauge
+}
+
+// NewMetrics creates the series and registers them with reg (nil: a fresh
+// registry that nobody scrapes, for tests and tools).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &Metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tickgate_connections_active", Help: "Open WebSocket connections."}),
+		messagesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_messages_sent_total", Help: "Messages written to clients."}),
+		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_bytes_sent_total", Help: "Bytes of WebSocket frames written to clients."}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_evictions_total", Help: "Slow consumers evicted (close 4008), by reason."}, []string{"reason"}),
+		handshakeFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_handshake_failures_total", Help: "Refused or failed WebSocket handshakes, by reason."}, []string{"reason"}),
+		handshakeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tickgate_handshake_duration_seconds", Help: "Time from request to upgraded connection.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tickgate_delivery_latency_seconds", Help: "Feed event time (ts) to the write that sent it to a client.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}),
+		feedMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_feed_messages_total", Help: "Feed messages received from NATS and applied to channel state."}),
+		feedOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_feed_outcomes_total", Help: "What each feed message did to its channel's state, by outcome."}, []string{"outcome"}),
+		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_coalesced_total", Help: "Updates folded into a pending one for a connection that was behind, by kind."}, []string{"kind"}),
+		outboxPending: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tickgate_outbox_pending", Help: "Messages a connection's writer found pending each time it woke.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tickgate_subscriptions_active", Help: "Channel subscriptions across all connections."}),
+	}
+	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions)
+	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout} {
+		m.evictions.WithLabelValues(r)
+	}
+	for _, c := range proto.HandshakeCodes() {
+		m.handshakeFails.WithLabelValues(string(c))
+	}
+	m.handshakeFails.WithLabelValues(failNotWebSocket)
+	m.handshakeFails.WithLabelValues(failUpgrade)
+	for _, o := range feed.Outcomes() {
+		m.feedOutcomes.WithLabelValues(o.String())
+	}
+	for _, k := range proto.Kinds() {
+		m.coalesced.WithLabelValues(k.String())
+	}
+	return m
+}

@@ -1,0 +1,190 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// subscription is one connection's subscription to one channel, and what
+// is pending for it while the connection's writer is busy.
+type subscription struct {
+	c        *conn         // Static after construction.
+	entry    *channel      // Static after construction.
+	kind     proto.Kind    // Static after construction.
+	name     string        // Static after construction: the channel name.
+	limit    tradeLimits   // Static after construction.
+	idx      int           // Guarded by entry.mu: position in entry.subs, -1 when not there.
+	throttle time.Duration // Guarded by c.out.mu: at most one write per this, per channel.
+
+	// All below guarded by c.out.mu.
+	nextAt       time.Time   // with throttle: when the next write may go
+	queued       bool        // in the outbox FIFO or its delayed list
+	gated        bool        // joining: pending data waits until the ack is queued
+	dead         bool        // unsubscribed: pending data is dropped
+	needSnapshot bool        // the next event goes out as a snapshot
+	last         uint64      // seq of the last message queued on this channel (the chain's head)
+	head         []pending   // a snapshot or a resume replay, written first
+	queue        []pending   // then updates one by one: trades always, tickers and books while the writer is free
+	group        updateGroup // then, ticker/book: the updates folded while the writer was busy
+	tradeBytes   int         // bytes of the encoded trades in queue
+}
+
+// tradeLimits bound the trades pending for one subscription.
+type tradeLimits struct {
+	messages int
+	bytes    int
+}
+
+// pending is one message waiting for the writer: frame when it is already
+// encoded (often shared by many connections), else an update the writer
+// encodes for this connection alone.
+type pending struct {
+	frame []byte
+	upd   proto.Update // valid when frame is nil
+	ts    int64        // source event time, for the delivery latency
+}
+
+// updateGroup is the ticker or book update pending while the connection's
+// writer is busy: each further event folds in (a ticker keeps the newest
+// state, a book merges the deltas level by level) and n counts the events.
+// It is encoded for this connection alone when the writer takes it.
+type updateGroup struct {
+	n        uint32
+	prev     uint64 // the chain's head before the group: the update's prev
+	seq      uint64
+	ts       int64
+	ticker   *proto.Ticker // ticker: the newest state
+	book     *proto.Book   // book, n == 1: the delta as emitted
+	bids     []proto.Level // book, n > 1: the merged delta, owned here
+	asks     []proto.Level
+	checksum uint32
+}
+
+// maxUnmerged bounds the ticker/book updates pending one by one for a
+// connection whose writer is free but has not run yet; beyond it they
+// fold as for a busy writer.
+const maxUnmerged = 64
+
+// hasPending reports whether the writer has something to take. Called with
+// c.out.mu held.
+func (s *subscription) hasPending() bool {
+	return len(s.head) > 0 || len(s.queue) > 0 || s.group.n > 0
+}
+
+// reset drops whatever is pending. Called with c.out.mu held.
+func (s *subscription) reset() {
+	clear(s.head)
+	s.head = s.head[:0]
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	s.group = updateGroup{}
+	s.tradeBytes = 0
+}
+
+// setHead replaces everything pending with one frame (a snapshot): the
+// chain restarts there. Called with c.out.mu held.
+func (s *subscription) setHead(f []byte, ts int64) {
+	s.reset()
+	s.head = append(s.head, pending{frame: f, ts: ts})
+}
+
+// addTrade queues one trade; it reports false when the trade buffer
+// overflows (the caller evicts). Called with c.out.mu held.
+func (s *subscription) addTrade(p pending) bool {
+	n := len(p.frame)
+	if p.frame == nil {
+		n = 256 // an estimate until the writer encodes it
+	}
+	if len(s.queue) >= s.limit.messages || s.tradeBytes+n > s.limit.bytes {
+		return false
+	}
+	s.queue = append(s.queue, p)
+	s.tradeBytes += n
+	return true
+}
+
+// unmerged reports whether a ticker/book update goes out on its own: the
+// writer is free, nothing is folded yet, and the backlog is short. Called
+// with c.out.mu held.
+func (s *subscription) unmerged(writerBusy bool) bool {
+	return !writerBusy && s.group.n == 0 && len(s.queue) < maxUnmerged
+}
+
+// fold adds a ticker or book update to the group of updates pending while
+// the writer is busy: a ticker keeps the newest state, a book merges the
+// deltas level by level. It reports whether the update was folded into an
+// earlier one (false when it starts the group). Called with c.out.mu held.
+func (s *subscription) fold(seq uint64, ts int64, data any) (folded bool) {
+	g := &s.group
+	if g.n == 0 {
+		*g = updateGroup{n: 1, prev: s.last, seq: seq, ts: ts}
+		switch d := data.(type) {
+		case *proto.Ticker:
+			g.ticker = d
+		case *proto.Book:
+			g.book, g.checksum = d, d.Checksum
+		}
+		return false
+	}
+	g.n++
+	g.seq, g.ts = seq, ts
+	switch d := data.(type) {
+	case *proto.Ticker:
+		g.ticker = d
+	case *proto.Book:
+		if g.book != nil { // the first fold: copy, emitted data is shared
+			g.bids = append(make([]proto.Level, 0, len(g.book.Bids)+len(d.Bids)), g.book.Bids...)
+			g.asks = append(make([]proto.Level, 0, len(g.book.Asks)+len(d.Asks)), g.book.Asks...)
+			g.book = nil
+		}
+		g.bids = mergeLevels(g.bids, d.Bids)
+		g.asks = mergeLevels(g.asks, d.Asks)
+		g.checksum = d.Checksum
+	}
+	return true
+}
+
+// mergeLevels folds delta into merged: a later level for the same price
+// (numerically) replaces the earlier one, size "0" included, so applying
+// the result equals applying both deltas in order.
+func mergeLevels(merged, delta []proto.Level) []proto.Level {
+	for _, l := range delta {
+		found := false
+		for i := range merged {
+			if proto.CompareDecimal(merged[i].Price(), l.Price()) == 0 {
+				merged[i] = l
+				found = true
+				break
+			}
+		}
+		if !found {
+			merged = append(merged, l)
+		}
+	}
+	return merged
+}
+
+// drain moves everything pending into the writer's batch, in order: head,
+// the updates one by one, then the folded group. Called with c.out.mu held.
+func (s *subscription) drain(b *batch) {
+	for _, p := range s.head {
+		b.add(p)
+	}
+	for _, p := range s.queue {
+		b.add(p)
+	}
+	if g := &s.group; g.n > 0 {
+		p := pending{ts: g.ts, upd: proto.Update{Type: proto.TypeUpdate, Channel: s.name, Seq: g.seq, Prev: g.prev, N: g.n}}
+		switch {
+		case g.ticker != nil:
+			p.upd.Data = g.ticker
+		case g.book != nil:
+			p.upd.Data = g.book
+		default: // merged: the slices move to the batch
+			p.upd.Data = &proto.Book{Bids: g.bids, Asks: g.asks, Checksum: g.checksum, TS: g.ts}
+		}
+		b.add(p)
+	}
+	s.reset()
+}

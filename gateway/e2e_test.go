@@ -306,3 +306,43 @@ func TestFeedGap(t *testing.T) {
 		t.Fatal("fresh snapshot checksum")
 	}
 }
+
+// throttle_ms holds a channel to one update per interval, folded by the
+// kind's rule, and the final state always arrives.
+func TestThrottle(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.connect(t, "json", e.token(t, "slowpoke", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"ticker.ETH-USD", "trade.ETH-USD"}, ThrottleMS: ptr[int64](250)})
+	c.expect(t, proto.TypeSubscribed)
+	const n = 40
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		e.publish(t, "ticker.ETH-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{Symbol: "ETH-USD", Bid: fmt.Sprint(i), BidSize: "1", Ask: "2", AskSize: "1", Last: "1", Volume: "1", TS: int64(i)})
+		e.publish(t, "trade.ETH-USD", uint64(i), proto.FeedUpdate, &proto.Trade{Symbol: "ETH-USD", ID: int64(i), Price: "1", Size: "1", Side: "sell", TS: int64(i)})
+		time.Sleep(25 * time.Millisecond) // 1 s of feed
+	}
+	e.flush(t)
+	kt := &chainChecker{kind: proto.KindTicker}
+	ktr := &chainChecker{kind: proto.KindTrade}
+	tickerWrites := 0
+	for kt.last < n || ktr.last < n {
+		w := c.next(t)
+		if w.Channel == "ticker.ETH-USD" {
+			kt.take(t, w)
+			tickerWrites++
+			if w.Seq == n && w.Data.Bid != fmt.Sprint(n) {
+				t.Fatalf("final ticker %s", w.raw)
+			}
+			continue
+		}
+		ktr.take(t, w)
+	}
+	elapsed := time.Since(start)
+	// 1 s of feed at one write per 250 ms: a handful, never all 40.
+	if max := int(elapsed/(250*time.Millisecond)) + 2; tickerWrites > max {
+		t.Fatalf("%d ticker writes in %v with throttle 250ms", tickerWrites, elapsed)
+	}
+	if len(ktr.trade) != n {
+		t.Fatalf("%d trades, want every one of %d", len(ktr.trade), n)
+	}
+}

@@ -200,7 +200,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 			return evictTradeOverflow
 		}
 		s.last = ev.Seq
-	case s.unmerged(o.writing):
+	case s.unmerged(o.writing, h.now):
 		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
 		s.last = ev.Seq
 	default:

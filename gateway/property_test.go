@@ -63,7 +63,11 @@ func (sc *simClient) finish(t *testing.T) {
 // holding after every message, and trades arrive exactly once and in
 // order, or the client is evicted.
 func TestPropertyConvergence(t *testing.T) {
-	for seed := uint64(1); seed <= 150; seed++ {
+	seeds := uint64(300)
+	if raceEnabled || testing.Short() {
+		seeds = 40
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { convergence(t, seed) })
 	}
 }

@@ -105,10 +105,11 @@ func (s *subscription) addTrade(p pending) bool {
 }
 
 // unmerged reports whether a ticker/book update goes out on its own: the
-// writer is free, nothing is folded yet, and the backlog is short. Called
-// with c.out.mu held.
-func (s *subscription) unmerged(writerBusy bool) bool {
-	return !writerBusy && s.group.n == 0 && len(s.queue) < maxUnmerged
+// writer is free, the channel is not held back by its throttle, nothing
+// is folded yet, and the backlog is short. Called with c.out.mu held.
+func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
+	return !writerBusy && s.group.n == 0 && len(s.queue) < maxUnmerged &&
+		(s.throttle == 0 || !now().Before(s.nextAt))
 }
 
 // fold adds a ticker or book update to the group of updates pending while

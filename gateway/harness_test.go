@@ -75,7 +75,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	e.ns = startNATS(t)
 	var err error
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger}); err != nil {
+	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.src.Close)

@@ -1,0 +1,113 @@
+package gateway
+
+import (
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// Through a NATS restart the node keeps its clients, reports not
+// connected meanwhile, resubscribes on return, sends book subscribers a
+// fresh snapshot once the feed's arrives, and trades continue their chain.
+func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.connect(t, "json", e.token(t, "outage", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "trade.BTC-USD"}})
+	c.expect(t, proto.TypeSubscribed)
+	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
+	bf := newBookFeed("BTC-USD", 21)
+	kb := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	kt := &chainChecker{kind: proto.KindTrade}
+	trade := func(pub *feed.Publisher, seq uint64) {
+		t.Helper()
+		ch := proto.Channel{Kind: proto.KindTrade, Symbol: "BTC-USD"}
+		if err := pub.PublishMessage(ch, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Trade{Symbol: "BTC-USD", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range []proto.FeedMessage{bf.snapshot(1), bf.update(2)} {
+		if err := e.pub.PublishMessage(bch, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	trade(e.pub, 1)
+	e.flush(t)
+	for kb.last < 2 || kt.last < 1 {
+		w := c.next(t)
+		if w.Channel == "book.BTC-USD" {
+			kb.take(t, w)
+		} else {
+			kt.take(t, w)
+		}
+	}
+
+	_, portStr, _ := net.SplitHostPort(e.ns.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	e.ns.Shutdown()
+	waitFor(t, "source disconnected", func() bool { return !e.src.Connected() })
+	c.send(t, proto.Command{Op: proto.OpPing, ID: ptr[int64](7)})
+	if w := c.expect(t, proto.TypePong); *w.ID != 7 {
+		t.Fatalf("pong %s", w.raw)
+	}
+	bf.update(3) // published while NATS was down: lost
+	bf.update(4)
+
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not back")
+	}
+	waitFor(t, "source reconnected", e.src.Connected)
+	pub, err := feed.DialPublisher(ns.ClientURL(), "after", "md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	// The node's subscriptions come back with the connection; publish until
+	// a trade gets through, then the book's update (a gap) and snapshot.
+	for seq := uint64(2); kt.last < 2; seq++ {
+		if seq > 200 {
+			t.Fatal("no trade reached the client after the restart")
+		}
+		trade(pub, seq)
+		select {
+		case w := <-c.msgs:
+			kt.take(t, w)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, m := range []proto.FeedMessage{bf.update(5), bf.snapshot(6)} {
+		if err := pub.PublishMessage(bch, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := c.expect(t, proto.TypeSnapshot)
+	if w.Seq != 6 {
+		t.Fatalf("fresh snapshot %s", w.raw)
+	}
+	kb.book.reset(w.Data.Bids, w.Data.Asks)
+	if kb.book.checksum() != bf.book.checksum() {
+		t.Fatal("client book did not converge after the outage")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -126,6 +126,17 @@ func (s *Source) Close() {
 // Connected reports whether the NATS connection is currently up.
 func (s *Source) Connected() bool { return s.nc.IsConnected() }
 
+// Reconnects returns how many times the NATS connection reconnected.
+func (s *Source) Reconnects() uint64 { return s.nc.Stats().Reconnects }
+
+// Channels returns how many channels the node holds NATS subscriptions
+// for.
+func (s *Source) Channels() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
 // DecodeErrors returns how many feed payloads failed Decode so far.
 func (s *Source) DecodeErrors() uint64 { return s.decodeErrors.Load() }
 

@@ -67,6 +67,22 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
+// printConfig writes the effective value of every flag as YAML that
+// --config accepts. Flags hold file paths, never secrets themselves; a
+// flag whose name says it is secret would be redacted all the same.
+func printConfig(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "config" || f.Name == "print-config" {
+			return
+		}
+		v := f.Value.String()
+		if strings.Contains(f.Name, "secret") && !strings.HasSuffix(f.Name, "-file") {
+			v = "REDACTED"
+		}
+		fmt.Fprintf(w, "%s: %q\n", f.Name, v)
+	})
+}
+
 // logFlags are the logging flags every long-running command has.
 type logFlags struct {
 	level  string

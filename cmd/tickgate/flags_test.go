@@ -73,3 +73,22 @@ func writeFile(t *testing.T, dir, name, body string) string {
 	}
 	return p
 }
+
+// --print-config prints what --config reads back to the same values.
+func TestPrintConfigRoundTrip(t *testing.T) {
+	var out strings.Builder
+	args := []string{"--print-config", "--listen", "0.0.0.0:1", "--allowed-origins", "https://a.example,https://b.example", "--heartbeat", "7s"}
+	if err := runServe(t.Context(), args, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, t.TempDir(), "printed.yaml", out.String())
+	var f serveFlags
+	fs := newFlagSet("serve", io.Discard)
+	f.register(fs)
+	if err := parseFlags(fs, []string{"--config", file}); err != nil {
+		t.Fatalf("printed config does not parse: %v\n%s", err, out.String())
+	}
+	if f.listen != "0.0.0.0:1" || f.heartbeat.String() != "7s" || len(f.allowedOrigins.vals) != 2 {
+		t.Fatalf("round trip: listen %q heartbeat %v origins %q", f.listen, f.heartbeat, f.allowedOrigins.vals)
+	}
+}

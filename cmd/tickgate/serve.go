@@ -47,6 +47,7 @@ type serveFlags struct {
 	tradeBufferBytes  int
 	drainWithin       time.Duration
 	shutdownTimeout   time.Duration
+	printConfig       bool
 	log               logFlags
 }
 
@@ -75,6 +76,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.tradeBuffer, "trade-buffer", 4096, "trades pending per subscription while its connection is behind; more evicts it (4008)")
 	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", 4<<20, "bytes of trades pending per subscription; more evicts the connection (4008)")
 	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
+	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
 }
@@ -126,6 +128,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.printConfig {
+		printConfig(stdout, fs)
+		return nil
 	}
 	logger, err := f.log.logger(stderr)
 	if err != nil {
@@ -195,6 +201,16 @@ func startNode(o nodeOptions) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tickgate_nats_connected", Help: "1 while the node's NATS connection is up."},
+			func() float64 { return boolFloat(src.Connected()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_nats_reconnects_total", Help: "Reconnects of the node's NATS connection."},
+			func() float64 { return float64(src.Reconnects()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tickgate_nats_subscriptions", Help: "Channels the node holds NATS subscriptions for (interest-based)."},
+			func() float64 { return float64(src.Channels()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_decode_errors_total", Help: "Feed payloads dropped because they did not decode or validate."},
+			func() float64 { return float64(src.DecodeErrors()) }),
+	)
 	srv, err := gateway.New(gateway.Config{
 		NodeID:              f.nodeID,
 		TLS:                 o.tls,
@@ -233,6 +249,13 @@ func startNode(o nodeOptions) (*node, error) {
 	go func() { n.errc <- srv.Serve(ln) }()
 	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", f.natsURL, "node", f.nodeID)
 	return n, nil
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // url is the WebSocket URL clients connect to.

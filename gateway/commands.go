@@ -43,7 +43,21 @@ func (c *conn) pong(payload []byte) {
 
 func (c *conn) ping(payload []byte) {
 	c.renewReadDeadline()
+	if !c.limits.pings.Allow() {
+		c.strike("ping flood")
+		return
+	}
 	c.send(frameOf(gws.OpcodePong, payload))
+}
+
+// strike counts a rate-limited or bad command; a client that keeps at it
+// is closed with 1008.
+func (c *conn) strike(why string) {
+	if !c.limits.strikes.Allow() {
+		if c.out.close(proto.Disconnect{Code: proto.ClosePolicy, Reason: "policy: " + why}) {
+			c.srv.log.Warn("connection closed for policy", c.logAttrs("reason", why)...)
+		}
+	}
 }
 
 func (c *conn) ended(err error) {
@@ -64,6 +78,12 @@ func (c *conn) message(msg *gws.Message) {
 	var cmd proto.Command
 	if err := c.codec.DecodeCommand(msg.Bytes(), &cmd); err != nil {
 		c.replyError(nil, proto.CodeBadRequest, "malformed message: expected one "+c.codec.Name()+" map with an op", "")
+		c.strike("too many bad commands")
+		return
+	}
+	if !c.limits.commands.Allow() {
+		c.replyError(cmd.ID, proto.CodeRateLimited, fmt.Sprintf("more than %g commands per second; this one was not run", c.srv.cfg.CommandRate), "")
+		c.strike("rate limit abuse")
 		return
 	}
 	switch cmd.Op {
@@ -77,8 +97,10 @@ func (c *conn) message(msg *gws.Message) {
 		c.reply(proto.Pong{Type: proto.TypePong, ID: cmd.ID, TS: c.srv.cfg.Now().UnixNano()})
 	case "":
 		c.replyError(cmd.ID, proto.CodeBadRequest, "missing op", "")
+		c.strike("too many bad commands")
 	default:
 		c.replyError(cmd.ID, proto.CodeUnknownOp, fmt.Sprintf("unknown op %q", clip(cmd.Op, 32)), "")
+		c.strike("too many bad commands")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"time"
@@ -63,6 +64,34 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxHeaderBytes caps the HTTP request headers. Zero: 16 KiB.
 	MaxHeaderBytes int
+	// MaxConnsPerIP caps open connections per client address (see
+	// TrustedProxies); more get 429 too_many_connections. Zero: 256;
+	// negative: no limit.
+	MaxConnsPerIP int
+	// MaxConnsPerSubject caps open connections per token sub. Zero: 64;
+	// negative: no limit.
+	MaxConnsPerSubject int
+	// HandshakeRate paces new connections node-wide (per second), against
+	// reconnect storms; beyond it a handshake gets 503 with Retry-After.
+	// Zero: 1000.
+	HandshakeRate float64
+	// HandshakeBurst is how many handshakes may arrive at once above the
+	// rate. Zero: 2×HandshakeRate.
+	HandshakeBurst int
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client address that MaxConnsPerIP counts. Zero: none, the peer
+	// address counts.
+	TrustedProxies []netip.Prefix
+	// CommandRate and CommandBurst pace each connection's commands and
+	// its WebSocket pings (each kind on its own). Excess commands get
+	// rate_limited; excess pings get no pong. Zero: 20 per second, burst
+	// 50.
+	CommandRate  float64
+	CommandBurst int
+	// MaxStrikes is how many rate-limited or bad commands (and excess
+	// pings) in a row a connection may send before it is closed with 1008;
+	// one is forgiven every 10 s. Zero: 20.
+	MaxStrikes int
 	// DrainWithin is the within_ms of the reconnect notice on drain: each
 	// connection is closed with 1001 at a random moment within it.
 	// Zero: 5s.
@@ -121,6 +150,27 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 256
+	}
+	if c.MaxConnsPerSubject == 0 {
+		c.MaxConnsPerSubject = 64
+	}
+	if c.HandshakeRate == 0 {
+		c.HandshakeRate = 1000
+	}
+	if c.HandshakeBurst == 0 {
+		c.HandshakeBurst = int(2 * c.HandshakeRate)
+	}
+	if c.CommandRate == 0 {
+		c.CommandRate = 20
+	}
+	if c.CommandBurst == 0 {
+		c.CommandBurst = 50
+	}
+	if c.MaxStrikes == 0 {
+		c.MaxStrikes = 20
+	}
 	if c.DrainWithin == 0 {
 		c.DrainWithin = 5 * time.Second
 	}
@@ -158,6 +208,11 @@ func (c Config) Validate() error {
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},
 		{"HistoryLen", c.HistoryLen > 0},
 		{"DrainWithin", c.DrainWithin > 0},
+		{"HandshakeRate", c.HandshakeRate > 0},
+		{"HandshakeBurst", c.HandshakeBurst >= 1},
+		{"CommandRate", c.CommandRate > 0},
+		{"CommandBurst", c.CommandBurst >= 1},
+		{"MaxStrikes", c.MaxStrikes >= 1},
 	}
 	for _, p := range positive {
 		if !p.ok {

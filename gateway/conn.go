@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type conn struct {
 	session  string      // Static after construction.
 	subject  string      // Static after construction: the token's sub.
 	remote   string      // Static after construction.
+	addr     netip.Addr  // Static after the handshake: the address admission counted.
 
 	out  *outbox       // Safe for concurrent use.
 	prog progress      // Pings and pongs; see progress for ownership.
@@ -31,6 +33,7 @@ type conn struct {
 
 	claims *auth.Claims                    // Owned by the read loop.
 	subs   map[proto.Channel]*subscription // Owned by the read loop.
+	limits commandLimits                   // Owned by the read loop.
 
 	expMu sync.Mutex
 	exp   time.Time   // Guarded by expMu: when the current token expires.
@@ -50,6 +53,7 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		done:     make(chan struct{}),
 		claims:   claims,
 		subs:     make(map[proto.Channel]*subscription),
+		limits:   newCommandLimits(&s.cfg),
 		exp:      claims.ExpiresAt,
 	}
 	return c
@@ -165,5 +169,6 @@ func (c *conn) cleanup() {
 	for ch := range c.subs {
 		c.drop(ch)
 	}
+	c.srv.admit.leave(c.addr, c.subject)
 	c.srv.untrack(c)
 }

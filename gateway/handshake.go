@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, proto.HandshakeDraining, "this node is draining; connect again (to any node)")
 		return
 	}
+	if ok, wait := s.admit.pace(); !ok {
+		// A reconnect storm: the contract's too_many_connections, with 503
+		// and Retry-After, since it is the node that is busy, not the client.
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		s.refuseStatus(w, http.StatusServiceUnavailable, proto.HandshakeTooManyConnections, "the node is taking connections slowly; retry after the given seconds")
+		return
+	}
 	if origin := r.Header.Get("Origin"); origin != "" && len(s.origins) > 0 {
 		if _, ok := s.origins[normalizeOrigin(origin)]; !ok {
 			s.refuse(w, proto.HandshakeOriginNotAllowed, "origin not allowed")
@@ -57,7 +65,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	addr := s.admit.clientAddr(r)
+	if why := s.admit.admit(addr, claims.Subject); why != "" {
+		s.refuse(w, proto.HandshakeTooManyConnections, "too many "+why)
+		return
+	}
 	c := s.newConn(cd, claims, r.RemoteAddr)
+	c.addr = addr
 	up := s.upgraders[len(s.upgraders)-1]
 	if echo {
 		// Only the chosen codec goes on: the bearer entry is never echoed
@@ -71,6 +85,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
 	socket, err := up.Upgrade(w, r)
 	if err != nil {
+		s.admit.leave(addr, claims.Subject)
 		s.metrics.handshakeFails.WithLabelValues(failUpgrade).Inc()
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err.Error())
 		return
@@ -91,14 +106,18 @@ func authorizeUpgrade(r *http.Request, session sessionStorage) bool {
 	return true
 }
 
-// refuse answers a failed handshake and counts it.
+// refuse answers a failed handshake with the code's status and counts it.
 func (s *Server) refuse(w http.ResponseWriter, code proto.HandshakeCode, msg string) {
-	s.metrics.handshakeFails.WithLabelValues(string(code)).Inc()
-	s.log.Info("handshake refused", "reason", string(code))
 	if code == proto.HandshakeDraining {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeJSONError(w, code.HTTPStatus(), string(code), msg)
+	s.refuseStatus(w, code.HTTPStatus(), code, msg)
+}
+
+func (s *Server) refuseStatus(w http.ResponseWriter, status int, code proto.HandshakeCode, msg string) {
+	s.metrics.handshakeFails.WithLabelValues(string(code)).Inc()
+	s.log.Info("handshake refused", "reason", string(code))
+	writeJSONError(w, status, string(code), msg)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {

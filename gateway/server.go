@@ -32,6 +32,7 @@ type Server struct {
 	codecs   *codecSet           // Static after construction.
 	log      *slog.Logger        // Static after construction.
 	metrics  *Metrics            // Static after construction.
+	admit    *admission          // Safe for concurrent use.
 	origins  map[string]struct{} // Static after construction: normalized AllowedOrigins.
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
@@ -58,6 +59,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		verifier: verifier,
 		log:      cfg.Logger,
 		metrics:  cfg.Metrics,
+		admit:    newAdmission(&cfg),
 		origins:  make(map[string]struct{}, len(cfg.AllowedOrigins)),
 		conns:    make(map[*conn]struct{}),
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,11 @@ type serveFlags struct {
 	tradeBuffer       int
 	tradeBufferBytes  int
 	drainWithin       time.Duration
+	maxConnsPerIP     int
+	maxConnsPerSub    int
+	handshakeRate     float64
+	commandRate       float64
+	trustedProxies    listFlag
 	shutdownTimeout   time.Duration
 	printConfig       bool
 	log               logFlags
@@ -75,6 +81,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.sendQueue, "send-queue", 1024, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
 	fs.IntVar(&f.tradeBuffer, "trade-buffer", 4096, "trades pending per subscription while its connection is behind; more evicts it (4008)")
 	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", 4<<20, "bytes of trades pending per subscription; more evicts the connection (4008)")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "open connections per client address (429 beyond; -1: no limit)")
+	fs.IntVar(&f.maxConnsPerSub, "max-conns-per-sub", 64, "open connections per token sub (429 beyond; -1: no limit)")
+	fs.Float64Var(&f.handshakeRate, "handshake-rate", 1000, "new connections per second, node-wide (503 with Retry-After beyond)")
+	fs.Float64Var(&f.commandRate, "command-rate", 20, "commands (and pings) per second per connection (rate_limited beyond, 1008 on abuse)")
+	fs.Var(&f.trustedProxies, "trusted-proxies", "comma-separated CIDRs of load balancers whose X-Forwarded-For gives the client address")
 	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
@@ -190,6 +201,10 @@ func startNode(o nodeOptions) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := parsePrefixes(f.trustedProxies.vals)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	src, err := feed.Connect(feed.Config{
@@ -224,6 +239,11 @@ func startNode(o nodeOptions) (*node, error) {
 		TradeBufferMessages: f.tradeBuffer,
 		TradeBufferBytes:    f.tradeBufferBytes,
 		DrainWithin:         f.drainWithin,
+		MaxConnsPerIP:       f.maxConnsPerIP,
+		MaxConnsPerSubject:  f.maxConnsPerSub,
+		HandshakeRate:       f.handshakeRate,
+		CommandRate:         f.commandRate,
+		TrustedProxies:      proxies,
 		Metrics:             gateway.NewMetrics(reg),
 		Logger:              o.logger,
 	}, verifier, src)
@@ -249,6 +269,23 @@ func startNode(o nodeOptions) (*node, error) {
 	go func() { n.errc <- srv.Serve(ln) }()
 	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", f.natsURL, "node", f.nodeID)
 	return n, nil
+}
+
+// parsePrefixes reads --trusted-proxies: CIDRs, or bare addresses.
+func parsePrefixes(vals []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(vals))
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("%w: --trusted-proxies: %q is not a CIDR or an address", errUsage, v)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func boolFloat(b bool) float64 {

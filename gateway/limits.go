@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// admission counts open connections per client address and per token
+// subject, and paces new handshakes node-wide, so that one client, one
+// credential or a reconnect storm cannot take the node.
+type admission struct {
+	perIP   int           // Static after construction: at most this many per address (0: no limit).
+	perSub  int           // Static after construction: at most this many per sub (0: no limit).
+	rate    *rate.Limiter // Safe for concurrent use: handshakes per second, node-wide.
+	proxies []netip.Prefix
+
+	mu    sync.Mutex
+	byIP  map[netip.Addr]int // Guarded by mu.
+	bySub map[string]int     // Guarded by mu.
+}
+
+func newAdmission(cfg *Config) *admission {
+	return &admission{
+		perIP:   max(cfg.MaxConnsPerIP, 0),
+		perSub:  max(cfg.MaxConnsPerSubject, 0),
+		rate:    rate.NewLimiter(rate.Limit(cfg.HandshakeRate), cfg.HandshakeBurst),
+		proxies: cfg.TrustedProxies,
+		byIP:    make(map[netip.Addr]int),
+		bySub:   make(map[string]int),
+	}
+}
+
+// pace reports whether a handshake may proceed now, or how long to wait.
+func (a *admission) pace() (ok bool, retryAfter time.Duration) {
+	r := a.rate.Reserve()
+	if d := r.Delay(); d > 0 {
+		r.Cancel()
+		return false, d
+	}
+	return true, 0
+}
+
+// admit counts a connection of addr and sub, or reports which limit it
+// would exceed ("" when admitted).
+func (a *admission) admit(addr netip.Addr, sub string) (refused string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.perIP > 0 && a.byIP[addr] >= a.perIP {
+		return "connections from this address"
+	}
+	if a.perSub > 0 && a.bySub[sub] >= a.perSub {
+		return "connections for this subscriber"
+	}
+	a.byIP[addr]++
+	a.bySub[sub]++
+	return ""
+}
+
+// leave undoes one admit.
+func (a *admission) leave(addr netip.Addr, sub string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.byIP[addr]--; a.byIP[addr] <= 0 {
+		delete(a.byIP, addr)
+	}
+	if a.bySub[sub]--; a.bySub[sub] <= 0 {
+		delete(a.bySub, sub)
+	}
+}
+
+// clientAddr is the address a connection is counted under: the peer, or,
+// when the peer is a trusted proxy, the nearest untrusted address in
+// X-Forwarded-For.
+func (a *admission) clientAddr(r *http.Request) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !a.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := parseAddr(strings.TrimSpace(hops[i]))
+		if !hop.IsValid() {
+			break
+		}
+		if !a.trusted(hop) {
+			return hop
+		}
+	}
+	return peer
+}
+
+func (a *admission) trusted(addr netip.Addr) bool {
+	for _, p := range a.proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr reads "host:port" or a bare address; invalid gives the zero
+// Addr (one shared bucket).
+func parseAddr(s string) netip.Addr {
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+// commandLimits pace one connection's commands and pings. Excess gets a
+// rate_limited error (or, for pings, no pong); a client that keeps at it,
+// or keeps sending bad commands, is closed with 1008. Owned by the read
+// loop.
+type commandLimits struct {
+	commands *rate.Limiter // commands per second
+	pings    *rate.Limiter // WebSocket pings per second
+	strikes  *rate.Limiter // rate-limit hits and bad commands tolerated
+}
+
+func newCommandLimits(cfg *Config) commandLimits {
+	return commandLimits{
+		commands: rate.NewLimiter(rate.Limit(cfg.CommandRate), cfg.CommandBurst),
+		pings:    rate.NewLimiter(rate.Limit(cfg.CommandRate), cfg.CommandBurst),
+		// a strike refills every 10 s; MaxStrikes in a row close the connection
+		strikes: rate.NewLimiter(rate.Every(10*time.Second), cfg.MaxStrikes),
+	}
+}

@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+func refusedWith(t *testing.T, e *testEnv, opts dialOptions, status int, code string) *http.Response {
+	t.Helper()
+	c, resp, err := e.dial(t, opts)
+	if err == nil {
+		_ = c.ws.NetConn().Close()
+		t.Fatalf("handshake succeeded, want %d %s", status, code)
+	}
+	if resp == nil || resp.StatusCode != status {
+		t.Fatalf("got %v %s, want %d %s", err, readBody(resp), status, code)
+	}
+	return resp
+}
+
+func bearer(tok string) dialOptions {
+	return dialOptions{header: http.Header{"Authorization": {"Bearer " + tok}}}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	t.Run("per address", func(t *testing.T) {
+		e := newTestEnv(t, func(c *Config) { c.MaxConnsPerIP = 2 })
+		a := e.connect(t, "json", e.token(t, "a", time.Hour, ">"))
+		e.connect(t, "json", e.token(t, "b", time.Hour, ">"))
+		refusedWith(t, e, bearer(e.token(t, "c", time.Hour, ">")), 429, "too_many_connections")
+		_ = a.ws.WriteClose(1000, nil)
+		waitFor(t, "slot freed", func() bool { return e.srv.Connections() == 1 })
+		e.connect(t, "json", e.token(t, "c", time.Hour, ">"))
+	})
+	t.Run("per subject", func(t *testing.T) {
+		e := newTestEnv(t, func(c *Config) { c.MaxConnsPerSubject = 1 })
+		tok := e.token(t, "same", time.Hour, ">")
+		e.connect(t, "json", tok)
+		refusedWith(t, e, bearer(tok), 429, "too_many_connections")
+		e.connect(t, "json", e.token(t, "other", time.Hour, ">"))
+	})
+	t.Run("handshake rate", func(t *testing.T) {
+		e := newTestEnv(t, func(c *Config) { c.HandshakeRate, c.HandshakeBurst = 0.5, 1 })
+		tok := e.token(t, "storm", time.Hour, ">")
+		e.connect(t, "json", tok)
+		resp := refusedWith(t, e, bearer(tok), 503, "too_many_connections")
+		if resp.Header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
+		}
+	})
+}
+
+func TestCommandRateLimit(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.CommandRate, c.CommandBurst = 1, 3
+		c.MaxStrikes = 4
+	})
+	c := e.connect(t, "json", e.token(t, "chatty", time.Hour, ">"))
+	for i := range 3 {
+		c.send(t, proto.Command{Op: proto.OpPing, ID: ptr(int64(i))})
+	}
+	for range 3 {
+		c.expect(t, proto.TypePong)
+	}
+	c.send(t, proto.Command{Op: proto.OpPing, ID: ptr[int64](9)})
+	if w := c.expect(t, proto.TypeError); w.Code != "rate_limited" || *w.ID != 9 {
+		t.Fatalf("got %s", w.raw)
+	}
+	for range 10 { // keeps at it
+		if c.ws.WriteString(`{"op":"ping"}`) != nil {
+			break // closed already
+		}
+	}
+	if code, reason := c.waitClose(t, 5*time.Second); code != 1008 || reason == "" {
+		t.Fatalf("close %d %q, want 1008", code, reason)
+	}
+}
+
+func TestBadCommandsClose1008(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) { c.MaxStrikes = 3 })
+	c := e.connect(t, "json", e.token(t, "fuzzer", time.Hour, ">"))
+	for range 6 {
+		if c.ws.WriteString(`{"op":`) != nil {
+			break // closed already
+		}
+	}
+	if code, _ := c.waitClose(t, 5*time.Second); code != 1008 {
+		t.Fatalf("close %d, want 1008", code)
+	}
+}
+
+func TestPingFloodClose1008(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.CommandRate, c.CommandBurst = 1, 2
+		c.MaxStrikes = 3
+	})
+	c := e.connect(t, "json", e.token(t, "pinger", time.Hour, ">"))
+	for range 20 {
+		if err := c.ws.WritePing([]byte("x")); err != nil {
+			break
+		}
+	}
+	if code, _ := c.waitClose(t, 5*time.Second); code != 1008 {
+		t.Fatalf("close %d, want 1008", code)
+	}
+}
+
+func TestClientAddrBehindTrustedProxy(t *testing.T) {
+	a := newAdmission(&Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	tests := []struct {
+		name, remote, xff, want string
+	}{
+		{"direct", "203.0.113.5:1234", "198.51.100.1", "203.0.113.5"},
+		{"via proxy", "10.1.2.3:1234", "198.51.100.1", "198.51.100.1"},
+		{"via two proxies", "10.1.2.3:1234", "198.51.100.1, 10.9.9.9", "198.51.100.1"},
+		{"spoofed left part ignored", "10.1.2.3:1234", "1.1.1.1, 198.51.100.1", "198.51.100.1"},
+		{"proxy without header", "10.1.2.3:1234", "", "10.1.2.3"},
+		{"garbage header", "10.1.2.3:1234", "nonsense", "10.1.2.3"},
+		{"v4-mapped v6", "[::ffff:203.0.113.5]:1", "", "203.0.113.5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/v1/ws", nil)
+			r.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := a.clientAddr(r); got.String() != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

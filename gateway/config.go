@@ -56,6 +56,12 @@ type Config struct {
 	TradeBufferMessages int
 	// TradeBufferBytes caps the encoded size of those trades. Zero: 4 MiB.
 	TradeBufferBytes int
+	// SocketSendBuffer sets each connection's kernel send buffer
+	// (SO_SNDBUF). Left to the kernel, Linux grows it to tcp_wmem's max
+	// (4 MiB by default) per connection: memory outside the Go heap, and a
+	// stuck write then times out only after that much has piled up. Zero:
+	// 256 KiB; negative: leave it to the kernel.
+	SocketSendBuffer int
 	// SubscribeTimeout bounds how long a subscribe waits for the NATS
 	// server to confirm interest in a new channel. Zero: 5s.
 	SubscribeTimeout time.Duration
@@ -140,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TradeBufferBytes == 0 {
 		c.TradeBufferBytes = 4 << 20
+	}
+	if c.SocketSendBuffer == 0 {
+		c.SocketSendBuffer = 256 << 10
 	}
 	if c.SubscribeTimeout == 0 {
 		c.SubscribeTimeout = 5 * time.Second

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,5 +136,40 @@ func TestClientAddrBehindTrustedProxy(t *testing.T) {
 				t.Fatalf("got %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// Accepted connections get the configured kernel send buffer, not the
+// kernel's autotuned megabytes.
+func TestSendBufferListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := sendBufferListener{ln, 64 << 10}
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var serr error
+	if err := raw.Control(func(fd uintptr) { got, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) }); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	// Linux doubles the value it is given, for its own bookkeeping.
+	if got < 64<<10 || got > 2*64<<10 {
+		t.Fatalf("SO_SNDBUF %d, want about 64 KiB", got)
 	}
 }

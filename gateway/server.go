@@ -110,6 +110,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		// WebSocket needs HTTP/1.1: no h2, whose streams cannot be hijacked.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
+	if s.cfg.SocketSendBuffer > 0 {
+		ln = sendBufferListener{ln, s.cfg.SocketSendBuffer}
+	}
 	if s.cfg.TLS != nil {
 		tc := s.cfg.TLS.Clone()
 		tc.NextProtos = []string{"http/1.1"}
@@ -122,6 +125,20 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.http = hs
 	s.mu.Unlock()
 	return hs.Serve(ln)
+}
+
+// sendBufferListener sets SO_SNDBUF on every accepted TCP connection.
+type sendBufferListener struct {
+	net.Listener
+	bytes int
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.bytes)
+	}
+	return c, err
 }
 
 // Shutdown drains the node over Config.DrainWithin, then stops the

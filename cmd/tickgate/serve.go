@@ -48,6 +48,7 @@ type serveFlags struct {
 	tradeBufferBytes  int
 	drainWithin       time.Duration
 	maxConnsPerIP     int
+	socketSendBuffer  int
 	maxConnsPerSub    int
 	handshakeRate     float64
 	commandRate       float64
@@ -81,6 +82,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.sendQueue, "send-queue", 1024, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
 	fs.IntVar(&f.tradeBuffer, "trade-buffer", 4096, "trades pending per subscription while its connection is behind; more evicts it (4008)")
 	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", 4<<20, "bytes of trades pending per subscription; more evicts the connection (4008)")
+	fs.IntVar(&f.socketSendBuffer, "socket-send-buffer", 256<<10, "kernel send buffer per connection, bytes (-1: the kernel's autotuning)")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "open connections per client address (429 beyond; -1: no limit)")
 	fs.IntVar(&f.maxConnsPerSub, "max-conns-per-sub", 64, "open connections per token sub (429 beyond; -1: no limit)")
 	fs.Float64Var(&f.handshakeRate, "handshake-rate", 1000, "new connections per second, node-wide (503 with Retry-After beyond)")
@@ -240,6 +242,7 @@ func startNode(o nodeOptions) (*node, error) {
 		TradeBufferBytes:    f.tradeBufferBytes,
 		DrainWithin:         f.drainWithin,
 		MaxConnsPerIP:       f.maxConnsPerIP,
+		SocketSendBuffer:    f.socketSendBuffer,
 		MaxConnsPerSubject:  f.maxConnsPerSub,
 		HandshakeRate:       f.handshakeRate,
 		CommandRate:         f.commandRate,

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Load of the short run: 40 connections, 2 of them stalled; the stalled
+// ones take every channel so their share of the feed (about 300 KB/s)
+// fills any reasonable socket buffer quickly.
+const (
+	testWriteTimeout = time.Second
+	// testEvictSlack is what eviction may take beyond the write timeout:
+	// filling the socket buffers toward the stalled client, and the probe.
+	testEvictSlack = 2 * time.Second
+	testDuration   = 4 * time.Second
+)
+
+// buildGateway builds cmd/tickgate into a temp dir.
+func buildGateway(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tickgate")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/tickgate/tickgate/cmd/tickgate").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/tickgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestShortRun runs tickbench for real against a spawned gateway (embedded
+// NATS, TLS, HMAC tokens) and checks the healthy path and the eviction of
+// stalled connections.
+func TestShortRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a gateway and 40 connections for a few seconds")
+	}
+	bin := buildGateway(t)
+	jsonPath := filepath.Join(t.TempDir(), "report.json")
+	args := []string{
+		"--spawn", "--gateway-bin", bin,
+		"--gateway-flag", "--write-timeout=" + testWriteTimeout.String(),
+		"--gateway-log", filepath.Join(t.TempDir(), "gateway.log"),
+		"--connections", "40", "--stall-fraction", "0.05", "--stall-channels", "9",
+		"--symbols", "3", "--channels-per-conn", "3", "--rate", "2000",
+		"--conns-per-source", "16", // exercises 127.0.0.1..127.0.0.3
+		"--duration", testDuration.String(), "--json", jsonPath,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("tickbench exited %d\nstderr:\n%s", code, stderr.String())
+	}
+	t.Logf("report:\n%s", stdout.String())
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("--json output: %v", err)
+	}
+
+	t.Run("healthy", func(t *testing.T) {
+		cn := r.Connections
+		if cn.Subscribed != 40 || cn.Healthy != 38 || cn.Stalled != 2 || cn.Failed != 0 {
+			t.Fatalf("connections: %+v, want 40 subscribed: 38 healthy, 2 stalled", cn)
+		}
+		if r.Config.SourceAddressesIn != 3 {
+			t.Errorf("source addresses %d, want 3", r.Config.SourceAddressesIn)
+		}
+		if cn.HealthyClosed != 0 {
+			t.Errorf("%d healthy connections closed by the gateway (codes %v), want 0", cn.HealthyClosed, cn.HealthyCloseCode)
+		}
+		if cn.HealthySilent != 0 {
+			t.Errorf("%d healthy connections received nothing", cn.HealthySilent)
+		}
+		if cn.SubscribeErrors != 0 || cn.DecodeErrors != 0 {
+			t.Errorf("%d subscribe errors, %d undecodable messages, want 0", cn.SubscribeErrors, cn.DecodeErrors)
+		}
+		if r.Delivered.PerSecond < 1000 {
+			t.Errorf("delivered %.0f msg/s, want at least 1000 (38 clients, 3 of 9 channels, feed 2000/s)", r.Delivered.PerSecond)
+		}
+		l := r.LatencyMS
+		if l == nil || l.Count == 0 {
+			t.Fatal("no latency recorded")
+		}
+		// Sane: loopback, a lightly loaded gateway; generous for -race and
+		// a busy CI machine.
+		if l.P50 <= 0 || l.P50 > 100 || l.P99 > 500 {
+			t.Errorf("latency p50 %.2f ms, p99 %.2f ms: want 0 < p50 <= 100 ms, p99 <= 500 ms", l.P50, l.P99)
+		}
+		if r.Gateway == nil || r.Gateway.CPUSecondsInWindow <= 0 || r.Gateway.RSSBytes <= 0 {
+			t.Errorf("gateway usage not sampled: %+v", r.Gateway)
+		}
+		if r.Delivered.Gaps != 0 {
+			t.Errorf("%d seq gaps seen by healthy clients, want 0: the prev chain must hold", r.Delivered.Gaps)
+		}
+	})
+
+	t.Run("stalled evicted", func(t *testing.T) {
+		st := r.Stalled
+		if st.Count != 2 {
+			t.Fatalf("%d stalled connections, want 2", st.Count)
+		}
+		bound := testWriteTimeout + testEvictSlack
+		if st.Evicted != st.Count {
+			t.Fatalf("%d of %d stalled connections evicted within the %v run (slow-consumer timeout %v): "+
+				"the gateway kept them open; still open: %v, probe errors: %v. "+
+				"A stalled reader cannot answer the gateway's pings; an unanswered ping should evict it",
+				st.Evicted, st.Count, testDuration, testWriteTimeout, st.StillOpenIDs, st.ProbeErrors)
+		}
+		if max := time.Duration(st.EvictMaxMS * float64(time.Millisecond)); max > bound {
+			t.Errorf("slowest eviction %v after the client stalled, want <= %v (write timeout + slack)", max, bound)
+		}
+		// A stalled client cannot read the 4008 close frame before its own
+		// probe write meets the closed socket and draws a reset, which
+		// discards what it had not read; so a reset is the expected end.
+		for code := range st.CloseCodes {
+			if code != "4008" && !strings.HasPrefix(code, "no close frame") {
+				t.Errorf("stalled connections closed with %v, want 4008 or no close frame", st.CloseCodes)
+			}
+		}
+	})
+}

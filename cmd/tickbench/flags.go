@@ -1,0 +1,231 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// errUsage marks a command-line mistake (exit code 2).
+var errUsage = errors.New("usage")
+
+// config is everything a run is told by its flags. Static after parsing.
+type config struct {
+	// Load shape.
+	conns           int           // --connections: connections to open
+	rampRate        float64       // --ramp-rate: handshakes started per second
+	duration        time.Duration // --duration: measurement window after the ramp
+	msgpackFraction float64       // --msgpack-fraction: share of connections on msgpack
+	channelsPerConn int           // --channels-per-conn: K
+	symbols         int           // --symbols: M
+	kinds           []proto.Kind  // --kinds
+	rate            float64       // --rate: feed messages per second (R)
+	snapshotEvery   time.Duration // --snapshot-every: feed book snapshot period
+	stallFraction   float64       // --stall-fraction
+	stallChannels   int           // --stall-channels: channels of a stalled connection (0: K)
+	stallRcvbuf     int           // --stall-rcvbuf: SO_RCVBUF of stalled sockets (0: kernel default)
+	connsPerSource  int           // --conns-per-source: connections per 127.0.0.x source address
+	handshakeWait   time.Duration // --handshake-timeout: dial + TLS + upgrade + subscribed ack
+	seed            int64         // --seed
+	jsonFile        string        // --json
+	quiet           bool          // --quiet: no progress lines
+
+	// Gateway under test, spawned.
+	spawn        bool          // --spawn
+	gatewayBin   string        // --gateway-bin ("" builds one)
+	moduleDir    string        // --module-dir: where `go build` runs
+	gatewayFlags []string      // --gateway-flag, repeatable, split on spaces
+	gatewayLog   string        // --gateway-log ("" keeps it in the temp dir)
+	startTimeout time.Duration // --start-timeout
+
+	// Gateway under test, attached.
+	url                string // --url
+	natsURL            string // --nats ("" in attach mode: no feed is driven)
+	hmacSecretFile     string // --hmac-secret-file
+	token              string // --token
+	caFile             string // --ca-file
+	insecureSkipVerify bool   // --insecure-skip-verify
+	gatewayPID         int    // --gateway-pid
+
+	// Both.
+	audience      string // --audience
+	issuer        string // --issuer
+	subjectPrefix string // --subject-prefix
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, " ") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseConfig parses args into a validated config.
+func parseConfig(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("tickbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&c.conns, "connections", 1000, "WebSocket connections to open")
+	fs.Float64Var(&c.rampRate, "ramp-rate", 500, "handshakes started per second during the ramp-up")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measurement window, after every connection is subscribed")
+	fs.Float64Var(&c.msgpackFraction, "msgpack-fraction", 0.5, "share of connections that negotiate tickgate.v1.msgpack (the rest JSON), 0..1")
+	fs.IntVar(&c.channelsPerConn, "channels-per-conn", 3, "channels each connection subscribes to (K), drawn at random from the kinds x symbols")
+	fs.IntVar(&c.symbols, "symbols", 100, "symbols the feed publishes (M); channels are <kind>.<symbol>")
+	kinds := fs.String("kinds", "ticker,book,trade", "channel kinds connections subscribe to (the feed publishes all three)")
+	fs.Float64Var(&c.rate, "rate", 200, "feed messages per second over NATS, all channels together (R)")
+	fs.DurationVar(&c.snapshotEvery, "snapshot-every", 2*time.Second, "how often the feed republishes each book as a snapshot")
+	fs.Float64Var(&c.stallFraction, "stall-fraction", 0, "share of connections that stop reading after their subscribe is acknowledged, 0..1")
+	fs.IntVar(&c.stallChannels, "stall-channels", 0, "channels a stalled connection subscribes to (0: --channels-per-conn)")
+	fs.IntVar(&c.stallRcvbuf, "stall-rcvbuf", 0, "SO_RCVBUF in bytes of stalled connections' sockets, a small TCP window (0: kernel default)")
+	fs.IntVar(&c.connsPerSource, "conns-per-source", 20000, "connections per source address 127.0.0.x before moving to the next (ephemeral ports)")
+	fs.DurationVar(&c.handshakeWait, "handshake-timeout", 10*time.Second, "bound on dial, TLS, upgrade and the subscribed ack of one connection")
+	fs.Int64Var(&c.seed, "seed", 1, "random seed of channel choice, codec choice and the feed")
+	fs.StringVar(&c.jsonFile, "json", "", "also write the report as JSON to this file")
+	fs.BoolVar(&c.quiet, "quiet", false, "no per-second progress lines on stderr")
+
+	fs.BoolVar(&c.spawn, "spawn", false, "run an embedded NATS server and the gateway binary as a child process (TLS, HMAC secret in a temp dir)")
+	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "with --spawn: tickgate binary (empty: go build ./cmd/tickgate into the temp dir)")
+	fs.StringVar(&c.moduleDir, "module-dir", ".", "with --spawn and no --gateway-bin: a directory inside the tickgate module to build from")
+	fs.Var((*stringsFlag)(&c.gatewayFlags), "gateway-flag", "with --spawn: extra `tickgate serve` flag, repeatable (\"--write-timeout=2s\" or \"--send-queue 256\")")
+	fs.StringVar(&c.gatewayLog, "gateway-log", "", "with --spawn: file for the gateway's stderr (empty: a file in the temp dir, shown on failure)")
+	fs.DurationVar(&c.startTimeout, "start-timeout", 60*time.Second, "with --spawn: bound on building and starting the gateway")
+
+	fs.StringVar(&c.url, "url", "", "attach to a running gateway: its wss:// (or ws://) URL, loopback only")
+	fs.StringVar(&c.natsURL, "nats", "", "attach: NATS URL to publish the feed on (empty: no feed is driven, latency still comes from ts)")
+	fs.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "attach: the gateway's HS256 secret file, to mint one token per connection")
+	fs.StringVar(&c.token, "token", "", "attach: a token to use for every connection instead of minting")
+	fs.StringVar(&c.caFile, "ca-file", "", "attach: PEM certificate(s) to trust for wss://")
+	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "attach: do not verify the gateway's certificate")
+	fs.IntVar(&c.gatewayPID, "gateway-pid", 0, "attach: gateway process id, to sample its CPU and RSS from /proc")
+
+	fs.StringVar(&c.audience, "audience", "tickgate", "aud claim of minted tokens (spawn: the gateway's --audience)")
+	fs.StringVar(&c.issuer, "issuer", "", "iss claim of minted tokens (spawn: the gateway's --issuer)")
+	fs.StringVar(&c.subjectPrefix, "subject-prefix", "md", "NATS subject prefix of the feed")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	for k := range strings.SplitSeq(*kinds, ",") {
+		kind, err := proto.ParseKind(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("%w: --kinds: %v", errUsage, err)
+		}
+		c.kinds = append(c.kinds, kind)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return c, nil
+}
+
+const usageText = `usage: tickbench [flags]
+
+tickbench opens many WSS connections to a tickgate gateway, drives a
+synthetic feed through NATS, stalls a share of the connections, and reports
+delivered messages/s, publish-to-receive latency, slow-consumer evictions and
+the gateway's CPU and memory per connection.
+
+  tickbench --spawn --connections 10000 --stall-fraction 0.01 --gateway-flag=--write-timeout=2s
+  tickbench --url wss://127.0.0.1:8443/v1/ws --ca-file cert.pem --hmac-secret-file hmac.secret --nats nats://127.0.0.1:4222
+
+flags:
+`
+
+// maxConns bounds --connections: 127.0.0.1..127.0.0.254 times ports.
+const maxConns = 1_000_000
+
+func (c *config) validate() error {
+	switch {
+	case c.conns < 1 || c.conns > maxConns:
+		return fmt.Errorf("--connections %d outside 1..%d", c.conns, maxConns)
+	case !(c.rampRate > 0) || math.IsInf(c.rampRate, 0):
+		return errors.New("--ramp-rate must be positive")
+	case c.duration <= 0 || c.duration > time.Hour:
+		return errors.New("--duration must be in (0, 1h]")
+	case !(c.msgpackFraction >= 0 && c.msgpackFraction <= 1):
+		return errors.New("--msgpack-fraction must be in 0..1")
+	case !(c.stallFraction >= 0 && c.stallFraction <= 1):
+		return errors.New("--stall-fraction must be in 0..1")
+	case c.symbols < 1 || c.symbols > 100_000:
+		return errors.New("--symbols must be in 1..100000")
+	case c.channelsPerConn < 1 || c.channelsPerConn > len(c.kinds)*c.symbols:
+		return fmt.Errorf("--channels-per-conn must be in 1..%d (kinds x symbols)", len(c.kinds)*c.symbols)
+	case c.stallChannels < 0 || c.stallChannels > len(c.kinds)*c.symbols:
+		return fmt.Errorf("--stall-channels must be in 0..%d (kinds x symbols)", len(c.kinds)*c.symbols)
+	case c.stallRcvbuf < 0:
+		return errors.New("--stall-rcvbuf must not be negative")
+	case !(c.rate >= 0) || math.IsInf(c.rate, 0):
+		return errors.New("--rate must not be negative")
+	case c.snapshotEvery <= 0:
+		return errors.New("--snapshot-every must be positive")
+	case c.connsPerSource < 1 || c.connsPerSource > 28000:
+		return errors.New("--conns-per-source must be in 1..28000")
+	case (c.conns+c.connsPerSource-1)/c.connsPerSource > 254:
+		return errors.New("--connections / --conns-per-source needs more than 254 source addresses")
+	case c.handshakeWait <= 0:
+		return errors.New("--handshake-timeout must be positive")
+	}
+	if c.spawn {
+		if c.url != "" || c.natsURL != "" || c.hmacSecretFile != "" || c.token != "" || c.caFile != "" || c.gatewayPID != 0 {
+			return errors.New("--spawn excludes --url, --nats, --hmac-secret-file, --token, --ca-file and --gateway-pid")
+		}
+		return nil
+	}
+	if c.url == "" {
+		return errors.New("either --spawn or --url is required")
+	}
+	if c.gatewayBin != "" || len(c.gatewayFlags) > 0 || c.gatewayLog != "" {
+		return errors.New("--gateway-bin, --gateway-flag and --gateway-log need --spawn")
+	}
+	u, err := url.Parse(c.url)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return fmt.Errorf("--url %q: want ws:// or wss://", c.url)
+	}
+	if err := loopbackHost(u.Hostname()); err != nil {
+		return fmt.Errorf("--url: %v", err)
+	}
+	if c.natsURL != "" {
+		for s := range strings.SplitSeq(c.natsURL, ",") {
+			n, err := url.Parse(strings.TrimSpace(s))
+			if err != nil || n.Hostname() == "" {
+				return fmt.Errorf("--nats %q: want nats://host:port", s)
+			}
+			if err := loopbackHost(n.Hostname()); err != nil {
+				return fmt.Errorf("--nats: %v", err)
+			}
+		}
+	}
+	if (c.token == "") == (c.hmacSecretFile == "") {
+		return errors.New("attach mode needs exactly one of --token and --hmac-secret-file")
+	}
+	return nil
+}
+
+// loopbackHost refuses any host but localhost and loopback addresses:
+// tickbench sends load only to this machine.
+func loopbackHost(h string) error {
+	if h == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("host %q is not a loopback address; tickbench only targets this machine", h)
+}

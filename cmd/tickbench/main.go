@@ -1,0 +1,110 @@
+// Command tickbench is the load generator of tickgate. It opens many WSS
+// connections to a gateway (from several 127.0.0.x source addresses, so the
+// ephemeral port range is not a limit), each with a token, a codec (JSON or
+// msgpack) and K of the feed's channels; drives a synthetic feed at R
+// messages/s through NATS, every message stamped with its publish time in
+// data.ts; stalls a share of the connections (they stop reading their socket
+// once subscribed, so the gateway's buffers toward them fill); and reports:
+//
+//   - delivered messages/s to the healthy connections, and seq gaps;
+//   - publish-to-receive latency of updates (receive time - data.ts), p50,
+//     p99 and p99.9 from an HDR histogram;
+//   - stalled connections the gateway evicted, and the time from stalling to
+//     the eviction (a stalled client writes a tiny unsolicited pong every
+//     50 ms and never reads: the first write after the gateway closed its
+//     side draws a TCP reset, and the one after fails), and the close code
+//     each one finds in its socket once it reads again at the end;
+//   - healthy connections the gateway closed (must be 0);
+//   - the gateway process's CPU seconds and RSS from /proc, per connection.
+//
+// It either spawns the gateway (--spawn: an embedded NATS server on a random
+// port, a self-signed certificate and an HMAC secret in a temp dir, and the
+// tickgate binary, built with go build when --gateway-bin is not given, run
+// as `tickgate serve` with extra --gateway-flag flags) or attaches to one
+// (--url, --nats, --hmac-secret-file or --token, --gateway-pid). Every run
+// is bounded: ramp-up at --ramp-rate handshakes/s, each bounded by
+// --handshake-timeout, a --duration window, then a teardown of a few
+// seconds; and it only ever connects to loopback addresses.
+//
+// Progress goes to stderr once a second; the report to stdout, and as JSON
+// to --json FILE. Exit code 0 after a completed run, 1 on errors, 2 on usage
+// mistakes. The report's verdict is for the caller to judge (see
+// bench_test.go for the assertions the project makes).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes tickbench and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "tickbench: %v\n", err)
+		return 2
+	}
+	rep, err := execute(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "tickbench: %v\n", err)
+		return 1
+	}
+	rep.writeText(stdout)
+	if cfg.jsonFile != "" {
+		if err := rep.writeJSON(cfg.jsonFile); err != nil {
+			fmt.Fprintf(stderr, "tickbench: --json: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// execute sets up the target, runs the bench and tears everything down.
+func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) {
+	logf := func(format string, a ...any) {
+		if !cfg.quiet {
+			fmt.Fprintf(stderr, "tickbench: "+format+"\n", a...)
+		}
+	}
+	var (
+		t   *target
+		err error
+	)
+	if cfg.spawn {
+		t, err = spawn(ctx, cfg, logf)
+	} else {
+		t, err = attach(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	b := &bench{
+		cfg:     cfg,
+		target:  t,
+		stderr:  stderr,
+		cnt:     &counters{},
+		lat:     newLatencies(),
+		self:    newProcReader(os.Getpid()),
+		release: make(chan struct{}),
+	}
+	if t.pid != 0 {
+		b.gw = newProcReader(t.pid)
+	}
+	return b.run(ctx)
+}

@@ -42,10 +42,15 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxSubscriptions caps channels per connection. Zero: 1000.
 	MaxSubscriptions int
-	// WriteTimeout is the slow-consumer timeout: a write that makes no
-	// progress for this long, or a client that has not confirmed (by its
-	// pong) data sent this long ago, is evicted with 4008. Zero: 5s.
+	// WriteTimeout is the slow-consumer timeout of a socket: a write that
+	// makes no progress for this long evicts the connection. Zero: 5s.
 	WriteTimeout time.Duration
+	// LagTimeout is the slow-consumer timeout of a client: one that has
+	// not confirmed, by its pong, data sent this long ago stopped reading
+	// or is that far behind, and is evicted with 4008. Longer than
+	// WriteTimeout, so that a client (or this node) busy for a moment is
+	// not taken for a stalled one. Zero: 2×WriteTimeout.
+	LagTimeout time.Duration
 	// SendQueueLimit caps replies and control frames waiting for one
 	// connection's writer (market data is bounded per channel instead); a
 	// connection that overflows it is evicted with 4008. Zero: 1024.
@@ -138,6 +143,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 5 * time.Second
 	}
+	if c.LagTimeout == 0 {
+		c.LagTimeout = 2 * c.WriteTimeout
+	}
 	if c.SendQueueLimit == 0 {
 		c.SendQueueLimit = 1024
 	}
@@ -209,6 +217,7 @@ func (c Config) Validate() error {
 		{"MaxMessageBytes", c.MaxMessageBytes >= 256},
 		{"MaxSubscriptions", c.MaxSubscriptions > 0},
 		{"WriteTimeout", c.WriteTimeout > 0},
+		{"LagTimeout", c.LagTimeout > 0},
 		{"SendQueueLimit", c.SendQueueLimit > 0},
 		{"TradeBufferMessages", c.TradeBufferMessages > 0},
 		{"TradeBufferBytes", c.TradeBufferBytes >= 4096},

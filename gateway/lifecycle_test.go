@@ -151,7 +151,7 @@ func TestResumeFromAbsorbedSnapshot(t *testing.T) {
 // slow-consumer timeout, long before kernel buffers would fill, while a
 // healthy client beside it keeps every trade.
 func TestStalledReaderEvicted(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) { c.WriteTimeout = 400 * time.Millisecond })
+	e := newTestEnv(t, func(c *Config) { c.LagTimeout = 400 * time.Millisecond })
 	tok := e.token(t, "stall", time.Hour, ">")
 	healthy := e.connect(t, "json", tok)
 	healthy.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"trade.BTC-USD"}})

@@ -30,7 +30,7 @@ func pingFrame(id uint64) []byte {
 // progress tracks how far the client has read, with numbered pings: a
 // client reads frames in order and answers a ping only after everything
 // written before it, so the pong to a ping sent after some data confirms
-// that data arrived. A ping unanswered for WriteTimeout means the client
+// that data arrived. A ping unanswered for LagTimeout means the client
 // stopped reading or is that far behind, whatever the kernel buffers still
 // absorb, and evicts it.
 //
@@ -68,7 +68,7 @@ func (p *progress) outstanding() bool { return p.acked.Load() < p.sent.Load() }
 // WriteTimeout evicts the connection. Every check interval it sends a
 // numbered ping when data went out since the last answered one (or a
 // heartbeat interval passed), and evicts the connection when a ping stayed
-// unanswered for WriteTimeout (see progress); the pongs also renew the
+// unanswered for LagTimeout (see progress); the pongs also renew the
 // client's read deadline, so a client that only listens stays. It sends a
 // heartbeat message when nothing else went out for an interval, and the
 // close frame once the outbox is closing. It returns when the connection
@@ -134,19 +134,19 @@ func (c *conn) writeLoop() {
 
 // progressEvery is how often the writer checks the client's progress:
 // often enough that a client that stalls is evicted within about
-// WriteTimeout plus this.
+// LagTimeout plus this.
 func progressEvery(cfg *Config) time.Duration {
-	return min(time.Second, cfg.WriteTimeout/4, cfg.HeartbeatInterval)
+	return min(time.Second, cfg.LagTimeout/4, cfg.HeartbeatInterval)
 }
 
 // checkProgress evicts a client whose last ping went unanswered for
-// WriteTimeout, else sends the next ping when data went out since the
+// LagTimeout, else sends the next ping when data went out since the
 // last one or a heartbeat interval passed.
 func (c *conn) checkProgress() error {
 	cfg := &c.srv.cfg
 	now := cfg.Now()
 	if c.prog.outstanding() {
-		if now.Sub(c.prog.sentAt) > cfg.WriteTimeout {
+		if now.Sub(c.prog.sentAt) > cfg.LagTimeout {
 			c.evict(evictLagTimeout)
 		}
 		return nil

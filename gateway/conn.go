@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -34,6 +35,9 @@ type conn struct {
 	claims *auth.Claims                    // Owned by the read loop.
 	subs   map[proto.Channel]*subscription // Owned by the read loop.
 	limits commandLimits                   // Owned by the read loop.
+
+	drainOnce sync.Once   // drain runs once
+	drainT    *time.Timer // Written once by drain: the close to come.
 
 	expMu sync.Mutex
 	exp   time.Time   // Guarded by expMu: when the current token expires.
@@ -78,10 +82,32 @@ func (c *conn) start() {
 		Exp:         c.exp.Unix(),
 	})
 	go c.writeLoop()
+	if c.srv.draining.Load() {
+		// Upgraded while the node began to drain, after Drain took its list.
+		c.srv.mu.Lock()
+		within := c.srv.drainWithin
+		c.srv.mu.Unlock()
+		c.drain(within)
+	}
 	c.expMu.Lock()
 	c.timer = time.AfterFunc(c.exp.Sub(c.srv.cfg.Now()), c.checkExpiry)
 	c.expMu.Unlock()
 	c.srv.log.Info("connection opened", c.logAttrs()...)
+}
+
+// drain sends the reconnect notice and closes the connection with 1001 at
+// a random moment within within, once.
+func (c *conn) drain(within time.Duration) {
+	c.drainOnce.Do(func() {
+		c.reply(proto.Reconnect{Type: proto.TypeReconnect, Reason: "draining", WithinMS: within.Milliseconds()})
+		var delay time.Duration
+		if within > 0 {
+			delay = rand.N(within)
+		}
+		c.drainT = time.AfterFunc(delay, func() {
+			c.close(proto.Disconnect{Code: proto.CloseGoingAway, Reason: "node draining"})
+		})
+	})
 }
 
 // checkExpiry closes the connection with 4001 unless the token was
@@ -161,6 +187,10 @@ func (c *conn) evict(reason string) {
 // cleanup runs once on the read loop when the connection ends.
 func (c *conn) cleanup() {
 	close(c.done)
+	c.drainOnce.Do(func() {}) // no drain timer after this
+	if c.drainT != nil {
+		c.drainT.Stop()
+	}
 	c.expMu.Lock()
 	if c.timer != nil {
 		c.timer.Stop()

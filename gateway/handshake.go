@@ -116,7 +116,7 @@ func (s *Server) refuse(w http.ResponseWriter, code proto.HandshakeCode, msg str
 
 func (s *Server) refuseStatus(w http.ResponseWriter, status int, code proto.HandshakeCode, msg string) {
 	s.metrics.handshakeFails.WithLabelValues(string(code)).Inc()
-	s.log.Info("handshake refused", "reason", string(code))
+	s.log.Debug("handshake refused", "reason", string(code)) // counted; Info would flood during a storm
 	writeJSONError(w, status, string(code), msg)
 }
 

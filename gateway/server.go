@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
-	"github.com/tickgate/tickgate/proto"
 )
 
 type sessionStorage = gws.SessionStorage
@@ -40,9 +38,10 @@ type Server struct {
 
 	draining atomic.Bool
 
-	mu    sync.Mutex
-	conns map[*conn]struct{} // Guarded by mu.
-	http  *http.Server       // Guarded by mu: set by Serve.
+	mu          sync.Mutex
+	conns       map[*conn]struct{} // Guarded by mu.
+	drainWithin time.Duration      // Guarded by mu: the window of the drain under way.
+	http        *http.Server       // Guarded by mu: set by Serve.
 }
 
 // New builds a Server. verifier checks tokens; src provides the channels.
@@ -162,30 +161,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // herd. It returns when every connection is gone; at ctx's end it cuts
 // the rest and returns ctx's error.
 func (s *Server) Drain(ctx context.Context, within time.Duration) error {
-	s.draining.Store(true)
 	s.mu.Lock()
+	s.drainWithin = within // before draining: a conn that sees draining reads it
+	s.draining.Store(true)
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
 	s.log.Info("draining", "connections", len(conns), "within", within.String())
-	notice := proto.Reconnect{Type: proto.TypeReconnect, Reason: "draining", WithinMS: within.Milliseconds()}
-	bye := proto.Disconnect{Code: proto.CloseGoingAway, Reason: "node draining"}
-	timers := make([]*time.Timer, 0, len(conns))
 	for _, c := range conns {
-		c.reply(notice)
-		var delay time.Duration
-		if within > 0 {
-			delay = rand.N(within)
-		}
-		timers = append(timers, time.AfterFunc(delay, func() { c.close(bye) }))
+		c.drain(within)
 	}
-	defer func() {
-		for _, t := range timers {
-			t.Stop()
-		}
-	}()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for s.Connections() > 0 {

@@ -37,12 +37,12 @@ func (events) OnPing(socket *gws.Conn, payload []byte)      { connOf(socket).pin
 func (events) OnMessage(socket *gws.Conn, msg *gws.Message) { connOf(socket).message(msg) }
 
 func (c *conn) pong(payload []byte) {
-	c.renewReadDeadline()
+	c.touch()
 	c.prog.pong(payload)
 }
 
 func (c *conn) ping(payload []byte) {
-	c.renewReadDeadline()
+	c.touch()
 	if !c.limits.pings.Allow() {
 		c.strike("ping flood")
 		return
@@ -74,7 +74,7 @@ func (c *conn) ended(err error) {
 func (c *conn) message(msg *gws.Message) {
 	defer msg.Close()
 	defer c.srv.recoverPanic("command", c)
-	c.renewReadDeadline()
+	c.touch()
 	var cmd proto.Command
 	if err := c.codec.DecodeCommand(msg.Bytes(), &cmd); err != nil {
 		c.replyError(nil, proto.CodeBadRequest, "malformed message: expected one "+c.codec.Name()+" map with an op", "")

@@ -34,8 +34,10 @@ type Config struct {
 	// WebSocket ping) goes out when nothing else was sent for this long.
 	// Zero: 15s.
 	HeartbeatInterval time.Duration
-	// IdleTimeout closes a connection from which no frame (message, ping,
-	// pong) arrived for this long. Zero: 2×HeartbeatInterval + 5s.
+	// IdleTimeout evicts (4008) a connection from which no frame (message,
+	// ping, pong) arrived for this long; the node pings at least every
+	// HeartbeatInterval, so a live client always has something to answer.
+	// Zero: 2×HeartbeatInterval + 5s.
 	IdleTimeout time.Duration
 	// MaxMessageBytes caps a client message; a larger one closes the
 	// connection with 1009. Zero: 16 KiB.

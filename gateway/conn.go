@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -28,9 +29,11 @@ type conn struct {
 	remote   string      // Static after construction.
 	addr     netip.Addr  // Static after the handshake: the address admission counted.
 
-	out  *outbox       // Safe for concurrent use.
-	prog progress      // Pings and pongs; see progress for ownership.
-	done chan struct{} // Closed by the read loop when the connection ends.
+	out  *outbox  // Safe for concurrent use.
+	prog progress // Pings and pongs; see progress for ownership.
+
+	lastSeen atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).
+	done     chan struct{} // Closed by the read loop when the connection ends.
 
 	claims *auth.Claims                    // Owned by the read loop.
 	subs   map[proto.Channel]*subscription // Owned by the read loop.
@@ -71,7 +74,7 @@ func (c *conn) logAttrs(extra ...any) []any {
 // start runs once the socket is open: welcome first, then the writer and
 // the expiry timer.
 func (c *conn) start() {
-	c.renewReadDeadline()
+	c.touch()
 	c.reply(proto.Welcome{
 		Type:        proto.TypeWelcome,
 		V:           proto.Version,
@@ -134,8 +137,12 @@ func (c *conn) refreshExpiry(exp time.Time) {
 	c.expMu.Unlock()
 }
 
-func (c *conn) renewReadDeadline() {
-	_ = c.ws.SetReadDeadline(c.srv.cfg.Now().Add(c.srv.cfg.IdleTimeout))
+// touch records that a frame arrived from the client. The writer closes a
+// connection silent for IdleTimeout (checkProgress); a socket read
+// deadline would do it with gws's close reason, which quotes the socket
+// error and with it the node's own address.
+func (c *conn) touch() {
+	c.lastSeen.Store(c.srv.cfg.Now().UnixNano())
 }
 
 // send queues a reply or control frame; too many pending evicts the

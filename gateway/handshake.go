@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lxzan/gws"
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
@@ -93,7 +96,28 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.ws = socket
 	s.track(c)
 	s.metrics.handshakeSeconds.Observe(time.Since(start).Seconds())
-	go socket.ReadLoop()
+	go s.readLoop(socket)
+}
+
+// readLoop runs gws's read loop and survives a panic in it: a hostile
+// frame must cost its own connection at most, never the process. (gws
+// v1.9.1 panics on a 64-bit frame length with the top bit set, which RFC
+// 6455 forbids; such a frame is answered like any protocol error, 1002.)
+// gws skips OnClose when its loop panics, so the cleanup runs here.
+func (s *Server) readLoop(socket *gws.Conn) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		c := connOf(socket)
+		s.log.Warn("frame reader failed on hostile input", c.logAttrs("panic", fmt.Sprint(v))...)
+		_ = socket.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
+		_ = socket.WriteClose(1002, []byte("protocol error"))
+		_ = socket.NetConn().Close()
+		c.ended(fmt.Errorf("gateway: read loop: %v", v))
+	}()
+	socket.ReadLoop()
 }
 
 // authorizeUpgrade hands the conn built by serveWS to gws's session.

@@ -12,7 +12,8 @@ const (
 	evictTradeOverflow = "trade_overflow" // a trade buffer overflowed
 	evictQueueOverflow = "queue_overflow" // too many replies/control frames pending
 	evictWriteTimeout  = "write_timeout"  // a write made no progress for WriteTimeout
-	evictLagTimeout    = "lag_timeout"    // a ping went unanswered for WriteTimeout: the client stopped reading
+	evictLagTimeout    = "lag_timeout"    // a ping went unanswered for LagTimeout: the client stopped reading
+	evictIdleTimeout   = "idle_timeout"   // no frame at all from the client for IdleTimeout
 )
 
 // Handshake failure reasons beyond the protocol's refusal codes.
@@ -76,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
 		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions)
-	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout} {
+	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout, evictIdleTimeout} {
 		m.evictions.WithLabelValues(r)
 	}
 	for _, c := range proto.HandshakeCodes() {

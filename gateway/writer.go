@@ -139,12 +139,16 @@ func progressEvery(cfg *Config) time.Duration {
 	return min(time.Second, cfg.LagTimeout/4, cfg.HeartbeatInterval)
 }
 
-// checkProgress evicts a client whose last ping went unanswered for
-// LagTimeout, else sends the next ping when data went out since the
+// checkProgress evicts a client silent for IdleTimeout or whose last ping
+// went unanswered for LagTimeout, else sends the next ping when data went out since the
 // last one or a heartbeat interval passed.
 func (c *conn) checkProgress() error {
 	cfg := &c.srv.cfg
 	now := cfg.Now()
+	if now.UnixNano()-c.lastSeen.Load() > int64(cfg.IdleTimeout) {
+		c.evict(evictIdleTimeout)
+		return nil
+	}
 	if c.prog.outstanding() {
 		if now.Sub(c.prog.sentAt) > cfg.LagTimeout {
 			c.evict(evictLagTimeout)

@@ -32,6 +32,12 @@
 // The headers "jku", "x5u", "jwk" and "x5c" are ignored: no key is ever
 // fetched or taken from the token itself.
 //
+// Keys come from an HMAC secret file (LoadHMACSecretFile), a JSON Web Key
+// Set (LoadJWKSFile) or a PEM public key file (LoadPublicKeyFile: PKIX
+// "PUBLIC KEY" with RSA, ECDSA or Ed25519, or PKCS #1 "RSA PUBLIC KEY"; one
+// key per file, its kid given by the caller). Private keys and
+// certificates are refused.
+//
 // # Algorithms and key types
 //
 // The token's "alg" must be in Config.Algorithms (default HS256, RS256,
@@ -59,6 +65,10 @@
 // token minted for another purpose is not mistaken for a tickgate token.
 // Headers "crit" and "cty" are refused (no extension or nested JWT is
 // understood).
+//
+// exp, nbf and iat must lie between the Unix epoch and the end of year
+// 9999; a date outside that range (which golang-jwt would convert to a
+// platform-dependent time) makes the token invalid.
 //
 // All time checks use Config.Leeway, DefaultLeeway (5 s) when zero: a token
 // is accepted until exp+leeway, from nbf-leeway, and with iat up to leeway

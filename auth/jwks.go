@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -98,7 +99,7 @@ func ParseJWKS(data []byte) ([]Key, error) {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("%w: JWKS does not parse: %v", ErrBadKey, err)
+		return nil, fmt.Errorf("%w: JWKS does not parse: %s", ErrBadKey, jsonErrorText(err))
 	}
 	if set.Keys == nil {
 		return nil, fmt.Errorf("%w: JWKS has no \"keys\" array", ErrBadKey)
@@ -112,7 +113,7 @@ func ParseJWKS(data []byte) ([]Key, error) {
 	for i, raw := range set.Keys {
 		var j jwk
 		if err := json.Unmarshal(raw, &j); err != nil {
-			return nil, fmt.Errorf("%w: key %d: not a JWK object: %v", ErrBadKey, i, err)
+			return nil, fmt.Errorf("%w: key %d: not a JWK object: %s", ErrBadKey, i, jsonErrorText(err))
 		}
 		name := fmt.Sprintf("key %d", i)
 		kid := ""
@@ -145,6 +146,24 @@ func ParseJWKS(data []byte) ([]Key, error) {
 		return nil, fmt.Errorf("%w: JWKS holds no signature verification key", ErrBadKey)
 	}
 	return keys, nil
+}
+
+// jsonErrorText describes a JSON decoding error without quoting the input:
+// encoding/json's syntax errors quote the offending character, which in a
+// key file may be a character of a secret.
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte offset %d", se.Offset)
+	case errors.As(err, &te):
+		kind, _, _ := strings.Cut(te.Value, " ") // "number 12" → "number": no literal
+		return fmt.Sprintf("a JSON %s where %s belongs, at byte offset %d", kind, te.Type, te.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	}
+	return "not valid JSON"
 }
 
 // key builds the Key material of one JWK; the caller adds ID and Algorithm

@@ -17,6 +17,17 @@ const (
 	MaxChannels     = 1024
 )
 
+// The range of exp, nbf and iat: from the Unix epoch to the end of year
+// 9999. golang-jwt converts a JSON number to int64 seconds, and Go leaves
+// the result of an out-of-range float conversion to the platform (amd64
+// gives the most negative int64, arm64 saturates), so an absurd nbf such as
+// 1e300 would otherwise read as long past on one machine and as far future
+// on another. A date outside the range makes the token invalid.
+var (
+	minClaimTime = time.Unix(0, 0)
+	maxClaimTime = time.Unix(253402300800, 0) // 10000-01-01T00:00:00Z
+)
+
 // Claims are the verified permissions of one token.
 type Claims struct {
 	// Subject is the "sub" claim: the subscriber id.
@@ -87,6 +98,14 @@ func (e *claimError) Error() string { return e.reason }
 // Validate implements jwt.ClaimsValidator: golang-jwt calls it after the
 // signature checked out, alongside its own exp/nbf/iat/aud/iss checks.
 func (c *tokenClaims) Validate() error {
+	for _, d := range [...]struct {
+		name string
+		v    *jwt.NumericDate
+	}{{"exp", c.ExpiresAt}, {"nbf", c.NotBefore}, {"iat", c.IssuedAt}} {
+		if d.v != nil && (d.v.Before(minClaimTime) || !d.v.Before(maxClaimTime)) {
+			return &claimError{d.name + " out of range"}
+		}
+	}
 	switch {
 	case c.Subject == "":
 		return &claimError{"missing sub"}

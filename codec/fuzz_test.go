@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"runtime/metrics"
 	"strings"
 	"testing"
 
@@ -30,6 +31,30 @@ func hostileSeeds() [][]byte {
 		{0x80, 0x00},
 		{0xc1},
 		nil,
+		bytes.Repeat([]byte{0x81, 0xa1, 'x'}, 5000), // maps nested 5000 deep
+		{0xc7, 0xff, 0x01},                          // ext8 of 255 bytes, truncated
+		{0xc9, 0x7f, 0xff, 0xff, 0xff, 0x01},        // ext32 of 2 GiB
+		{0x81, 0xa2, 'i', 'd', 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // id uint64 max
+		{0x81, 0xa5, 's', 'i', 'n', 'c', 'e', 0xdf, 0xff, 0xff, 0xff, 0xff},          // since: map32 of 4G
+		{0x81, 0xa8, 'c', 'h', 'a', 'n', 'n', 'e', 'l', 's', 0xdc, 0xff, 0xff},       // channels: array16 of 65535
+	}
+}
+
+// heapAllocated is the process's cumulative heap allocation in bytes (small
+// objects counted when their span is handed back: a reading is precise to
+// a few hundred KiB).
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// checkAlloc fails when a decode of n input bytes allocated more than a
+// small multiple of n (plus a constant): what the codec promises.
+func checkAlloc(t *testing.T, n int, before uint64) {
+	t.Helper()
+	if got := heapAllocated() - before; got > 64*uint64(n)+1<<20 {
+		t.Fatalf("decoding %d bytes allocated %d bytes", n, got)
 	}
 }
 
@@ -50,6 +75,9 @@ func FuzzDecodeCommandJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"id":1.5}`, `{"id":"x"}`, `{"channels":5}`, `[1]`, `{"op":"ping"} x`, `{"op":"pi`,
 		`{"x":` + strings.Repeat("[", 10000), "{\"op\":\"\xff\"}", `{"OP":"ping"}`,
+		strings.Repeat(`{"x":`, 10000), `{"channels":[` + strings.Repeat(`"a",`, 5000) + `"a"]}`,
+		`{"id":1e400}`, `{"id":18446744073709551616}`, `{"since":{"a":-1}}`, "{\"op\":\"ping\"}\x00",
+		`{"op":"\ud800"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -58,7 +86,9 @@ func FuzzDecodeCommandJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var cmd proto.Command
+		before := heapAllocated()
 		err := JSON().DecodeCommand(b, &cmd)
+		checkAlloc(t, len(b), before)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -99,7 +129,9 @@ func FuzzDecodeCommandMsgpack(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var cmd proto.Command
+		before := heapAllocated()
 		err := Msgpack().DecodeCommand(b, &cmd)
+		checkAlloc(t, len(b), before)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -148,7 +180,9 @@ func FuzzDecodeFeed(f *testing.F) {
 		default:
 			data = new(proto.Trade)
 		}
+		before := heapAllocated()
 		h, err := DecodeFeed(b, data)
+		checkAlloc(t, len(b), before)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)

@@ -48,6 +48,7 @@ func TestShortRun(t *testing.T) {
 	args := []string{
 		"--spawn", "--gateway-bin", bin,
 		"--gateway-flag", "--write-timeout=" + testWriteTimeout.String(),
+		"--gateway-flag", "--lag-timeout=" + testWriteTimeout.String(),
 		"--gateway-log", filepath.Join(t.TempDir(), "gateway.log"),
 		"--connections", "40", "--stall-fraction", "0.05", "--stall-channels", "9",
 		"--symbols", "3", "--channels-per-conn", "3", "--rate", "2000",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"github.com/peterbourgon/ff/v3"
@@ -68,19 +69,37 @@ func (l *listFlag) Set(s string) error {
 }
 
 // printConfig writes the effective value of every flag as YAML that
-// --config accepts. Flags hold file paths, never secrets themselves; a
-// flag whose name says it is secret would be redacted all the same.
+// --config accepts. Key material lives in files, never in flags; what a
+// flag may hold of a secret (a password in a NATS URL) is redacted.
 func printConfig(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "config" || f.Name == "print-config" {
 			return
 		}
 		v := f.Value.String()
-		if strings.Contains(f.Name, "secret") && !strings.HasSuffix(f.Name, "-file") {
-			v = "REDACTED"
+		if f.Name == "nats" {
+			v = redactURLs(v)
 		}
 		fmt.Fprintf(w, "%s: %q\n", f.Name, v)
 	})
+}
+
+// redactURLs hides the password (or token) of each comma-separated URL.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		} else {
+			u.User = url.User("REDACTED") // a token in the user part
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // logFlags are the logging flags every long-running command has.

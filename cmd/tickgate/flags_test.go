@@ -92,3 +92,16 @@ func TestPrintConfigRoundTrip(t *testing.T) {
 		t.Fatalf("round trip: listen %q heartbeat %v origins %q", f.listen, f.heartbeat, f.allowedOrigins.vals)
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	tests := map[string]string{
+		"nats://127.0.0.1:4222":                      "nats://127.0.0.1:4222",
+		"nats://alice:s3cret@n1:4222,nats://n2:4222": "nats://alice:REDACTED@n1:4222,nats://n2:4222",
+		"nats://mytoken@n1:4222":                     "nats://REDACTED@n1:4222",
+	}
+	for in, want := range tests {
+		if got := redactURLs(in); got != want {
+			t.Errorf("redactURLs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

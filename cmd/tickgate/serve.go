@@ -32,6 +32,7 @@ type serveFlags struct {
 	insecurePlaintext bool
 	hmacSecretFile    string
 	jwksFile          string
+	publicKeyFiles    listFlag
 	audience, issuer  string
 	allowedOrigins    listFlag
 	algorithms        listFlag
@@ -43,6 +44,7 @@ type serveFlags struct {
 	maxMessageBytes   int
 	maxSubscriptions  int
 	writeTimeout      time.Duration
+	lagTimeout        time.Duration
 	sendQueue         int
 	tradeBuffer       int
 	tradeBufferBytes  int
@@ -67,6 +69,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "serve plain ws:// (only behind a TLS-terminating load balancer)")
 	fs.StringVar(&f.hmacSecretFile, "hmac-secret-file", "", "file holding the HS256 secret (at least 32 bytes)")
 	fs.StringVar(&f.jwksFile, "jwks-file", "", "JSON Web Key Set file with the verification keys")
+	fs.Var(&f.publicKeyFiles, "public-key-file", "KID=FILE: a PEM public key (RSA, ECDSA, Ed25519) for tokens with that kid; FILE alone for tokens without kid; repeatable. Key files reload on SIGHUP and when they change")
 	fs.StringVar(&f.audience, "audience", "", "required token audience (aud); empty: not checked")
 	fs.StringVar(&f.issuer, "issuer", "", "required token issuer (iss); empty: not checked")
 	fs.Var(&f.allowedOrigins, "allowed-origins", "comma-separated exact origins allowed for browsers; empty: any")
@@ -79,6 +82,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", 16<<10, "largest client message; larger closes with 1009")
 	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 1000, "channels per connection")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
+	fs.DurationVar(&f.lagTimeout, "lag-timeout", 0, "a client that has not confirmed (by its pong) data sent this long ago is evicted (4008); 0: 2 x --write-timeout")
 	fs.IntVar(&f.sendQueue, "send-queue", 1024, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
 	fs.IntVar(&f.tradeBuffer, "trade-buffer", 4096, "trades pending per subscription while its connection is behind; more evicts it (4008)")
 	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", 4<<20, "bytes of trades pending per subscription; more evicts the connection (4008)")
@@ -92,29 +96,6 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
-}
-
-// keys loads the key material named by the flags.
-func (f *serveFlags) keys() ([]auth.Key, error) {
-	if f.hmacSecretFile == "" && f.jwksFile == "" {
-		return nil, fmt.Errorf("%w: key material required: --hmac-secret-file or --jwks-file", errUsage)
-	}
-	var keys []auth.Key
-	if f.hmacSecretFile != "" {
-		k, err := auth.LoadHMACSecretFile(f.hmacSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("--hmac-secret-file: %w", err)
-		}
-		keys = append(keys, k...)
-	}
-	if f.jwksFile != "" {
-		k, err := auth.LoadJWKSFile(f.jwksFile)
-		if err != nil {
-			return nil, fmt.Errorf("--jwks-file: %w", err)
-		}
-		keys = append(keys, k...)
-	}
-	return keys, nil
 }
 
 // tlsConfig loads the certificate, or returns nil for --insecure-plaintext.
@@ -154,11 +135,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	keys, err := f.keys()
+	keySrc, err := f.keySources()
 	if err != nil {
 		return err
 	}
-	n, err := startNode(nodeOptions{flags: &f, tls: tc, keys: keys, logger: logger})
+	reloader, err := newKeyReloader(keySrc, logger)
+	if err != nil {
+		return err
+	}
+	go reloader.Run(ctx) // SIGHUP reloads from here on
+	n, err := startNode(nodeOptions{flags: &f, tls: tc, reloader: reloader, logger: logger})
 	if err != nil {
 		return err
 	}
@@ -168,10 +154,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // nodeOptions is what startNode needs beyond the flags.
 type nodeOptions struct {
-	flags  *serveFlags
-	tls    *tls.Config
-	keys   []auth.Key
-	logger *slog.Logger
+	flags    *serveFlags
+	tls      *tls.Config
+	keys     []auth.Key
+	reloader *keyReloader // when set, its key set (reloaded) replaces keys
+	logger   *slog.Logger
 }
 
 // node is one running gateway: NATS source, server, listeners.
@@ -191,7 +178,9 @@ type node struct {
 func startNode(o nodeOptions) (*node, error) {
 	f := o.flags
 	keys := auth.NewKeySet()
-	if err := keys.Set(o.keys); err != nil {
+	if o.reloader != nil {
+		keys = o.reloader.keys
+	} else if err := keys.Set(o.keys); err != nil {
 		return nil, err
 	}
 	verifier, err := auth.NewVerifier(auth.Config{
@@ -209,6 +198,9 @@ func startNode(o nodeOptions) (*node, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if o.reloader != nil {
+		reg.MustRegister(o.reloader.collectors()...)
+	}
 	src, err := feed.Connect(feed.Config{
 		URL:           f.natsURL,
 		SubjectPrefix: f.subjectPrefix,
@@ -237,6 +229,7 @@ func startNode(o nodeOptions) (*node, error) {
 		MaxMessageBytes:     f.maxMessageBytes,
 		MaxSubscriptions:    f.maxSubscriptions,
 		WriteTimeout:        f.writeTimeout,
+		LagTimeout:          f.lagTimeout,
 		SendQueueLimit:      f.sendQueue,
 		TradeBufferMessages: f.tradeBuffer,
 		TradeBufferBytes:    f.tradeBufferBytes,
@@ -270,7 +263,7 @@ func startNode(o nodeOptions) (*node, error) {
 		go func() { n.errc <- n.admin.Serve(n.adminL) }()
 	}
 	go func() { n.errc <- srv.Serve(ln) }()
-	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", f.natsURL, "node", f.nodeID)
+	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", redactURLs(f.natsURL), "node", f.nodeID)
 	return n, nil
 }
 

@@ -435,6 +435,11 @@ func TestSecurityMatrix(t *testing.T) {
 		add("fragments over the message limit", fail(1009), clientFrame(0x01, half), clientFrame(0x80, half))
 		add("a frame declaring 17 KiB", fail(1009), clientFrameLen(0x81, nil, 17<<10, true))
 		add("a frame declaring 2^63-1 bytes", fail(1009), clientFrameLen(0x82, nil, 1<<63-1, true))
+		flood := [][]byte{clientFrame(0x01, []byte("{"))} // a fragment flood: 17k one-byte continuations
+		for range 17 << 10 {
+			flood = append(flood, clientFrame(0x00, []byte(" ")))
+		}
+		add("a flood of one-byte fragments", fail(1009), flood...)
 
 		if n := len(cases); n < 40 {
 			t.Fatalf("%d frame cases", n)

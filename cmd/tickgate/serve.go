@@ -28,6 +28,7 @@ type serveFlags struct {
 	listen            string
 	admin             string
 	natsURL           string
+	natsReconnectWait time.Duration
 	tlsCert, tlsKey   string
 	insecurePlaintext bool
 	hmacSecretFile    string
@@ -64,6 +65,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8443", "public WebSocket listener address")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:9090", "admin listener address (/healthz, /readyz); empty disables it")
 	fs.StringVar(&f.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated")
+	fs.DurationVar(&f.natsReconnectWait, "nats-reconnect-wait", 2*time.Second, "pause between NATS reconnect attempts (plus jitter); the node retries forever")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "serve plain ws:// (only behind a TLS-terminating load balancer)")
@@ -203,6 +205,7 @@ func startNode(o nodeOptions) (*node, error) {
 	}
 	src, err := feed.Connect(feed.Config{
 		URL:           f.natsURL,
+		ReconnectWait: f.natsReconnectWait,
 		SubjectPrefix: f.subjectPrefix,
 		Name:          "tickgate " + f.nodeID,
 		Logger:        o.logger,

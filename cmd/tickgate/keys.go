@@ -94,9 +94,18 @@ type fileStamp struct {
 
 // stamps stats every file.
 func (s keySources) stamps() []fileStamp {
-	out := make([]fileStamp, len(s))
+	paths := make([]string, len(s))
 	for i, f := range s {
-		fi, err := os.Stat(f.path)
+		paths[i] = f.path
+	}
+	return stampFiles(paths...)
+}
+
+// stampFiles stats each path.
+func stampFiles(paths ...string) []fileStamp {
+	out := make([]fileStamp, len(paths))
+	for i, p := range paths {
+		fi, err := os.Stat(p)
 		if err != nil {
 			out[i] = fileStamp{missing: true}
 			continue
@@ -172,7 +181,14 @@ func (r *keyReloader) collectors() []prometheus.Collector {
 
 // Run reloads on SIGHUP and when a key file changes, until ctx ends.
 func (r *keyReloader) Run(ctx context.Context) {
-	hup := r.hup
+	watchFiles(ctx, r.tick, r.hup, r.src.stamps, &r.stamps, r.reload)
+}
+
+// watchFiles calls reload on SIGHUP and whenever polling (tick; nil: every
+// keyPollInterval) sees stamps change from *last, until ctx ends. hup nil
+// means the process's SIGHUP. It serves the key files and the TLS
+// certificate alike.
+func watchFiles(ctx context.Context, tick <-chan time.Time, hup <-chan os.Signal, stamps func() []fileStamp, last *[]fileStamp, reload func(why string) error) {
 	if hup == nil {
 		// Not stopped on return: Run ends when the node shuts down, and
 		// a SIGHUP during the drain must not reach its default action,
@@ -181,7 +197,6 @@ func (r *keyReloader) Run(ctx context.Context) {
 		signal.Notify(ch, syscall.SIGHUP)
 		hup = ch
 	}
-	tick := r.tick
 	if tick == nil {
 		t := time.NewTicker(keyPollInterval)
 		defer t.Stop()
@@ -192,17 +207,17 @@ func (r *keyReloader) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			r.stamps = r.src.stamps()
-			_ = r.reload("SIGHUP")
+			*last = stamps()
+			_ = reload("SIGHUP")
 		case <-tick:
-			now := r.src.stamps()
-			if slices.Equal(now, r.stamps) {
+			now := stamps()
+			if slices.Equal(now, *last) {
 				continue
 			}
 			// Stamps are taken before reading: a file still being
 			// written stamps again differently and is read again.
-			r.stamps = now
-			_ = r.reload("key file changed")
+			*last = now
+			_ = reload("file changed")
 		}
 	}
 }

@@ -101,21 +101,22 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 }
 
 // tlsConfig loads the certificate, or returns nil for --insecure-plaintext.
-func (f *serveFlags) tlsConfig() (*tls.Config, error) {
+// The certificate is served by a certReloader, which Run keeps current.
+func (f *serveFlags) tlsConfig(log *slog.Logger) (*tls.Config, *certReloader, error) {
 	if f.insecurePlaintext {
 		if f.tlsCert != "" || f.tlsKey != "" {
-			return nil, fmt.Errorf("%w: --insecure-plaintext excludes --tls-cert/--tls-key", errUsage)
+			return nil, nil, fmt.Errorf("%w: --insecure-plaintext excludes --tls-cert/--tls-key", errUsage)
 		}
-		return nil, nil
+		return nil, nil, nil
 	}
 	if f.tlsCert == "" || f.tlsKey == "" {
-		return nil, fmt.Errorf("%w: --tls-cert and --tls-key are required (or --insecure-plaintext behind a TLS-terminating load balancer)", errUsage)
+		return nil, nil, fmt.Errorf("%w: --tls-cert and --tls-key are required (or --insecure-plaintext behind a TLS-terminating load balancer)", errUsage)
 	}
-	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	certs, err := newCertReloader(f.tlsCert, f.tlsKey, log)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		return nil, nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{GetCertificate: certs.getCertificate, MinVersion: tls.VersionTLS12}, certs, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -133,9 +134,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	tc, err := f.tlsConfig()
+	tc, certs, err := f.tlsConfig(logger)
 	if err != nil {
 		return err
+	}
+	if certs != nil {
+		go certs.Run(ctx) // SIGHUP and renewed files reload the certificate
 	}
 	keySrc, err := f.keySources()
 	if err != nil {

@@ -69,16 +69,10 @@ func startNATS(t *testing.T) *natsserver.Server {
 	return ns
 }
 
+// newTestEnv is a gateway whose verifier takes HS256 tokens from
+// e.signer with audience "tickgate".
 func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	t.Helper()
-	e := &testEnv{logs: &syncBuffer{}}
-	e.ns = startNATS(t)
-	var err error
-	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.src.Close)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	keys := auth.NewKeySet()
@@ -89,9 +83,25 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := newTestEnvWith(t, verifier, tweak...)
 	if e.signer, err = auth.NewHMACSigner(secret, ""); err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// newTestEnvWith is a real gateway around the given verifier: embedded
+// NATS, the feed source, TLS, a publisher, logs to e.logs at debug level.
+func newTestEnvWith(t *testing.T, verifier *auth.Verifier, tweak ...func(*Config)) *testEnv {
+	t.Helper()
+	e := &testEnv{logs: &syncBuffer{}}
+	e.ns = startNATS(t)
+	var err error
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.src.Close)
 	if e.cert, err = selfsigned.New(time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/hmac"
@@ -14,10 +13,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -25,8 +22,6 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/auth"
-	"github.com/tickgate/tickgate/feed"
-	"github.com/tickgate/tickgate/internal/selfsigned"
 )
 
 // Helpers of the security tests (security_*_test.go): a gateway built
@@ -35,54 +30,10 @@ import (
 // TLS WebSocket client that writes frames byte by byte and reads the
 // server's frames, close code included.
 
-// newSecurityEnv is newTestEnv with the verifier given: a real gateway
-// (embedded NATS, feed source, TLS, publisher) whose logs go to e.logs at
-// debug level.
+// newSecurityEnv is newTestEnvWith, node "gw-sec".
 func newSecurityEnv(t *testing.T, verifier *auth.Verifier, tweak ...func(*Config)) *testEnv {
 	t.Helper()
-	e := &testEnv{logs: &syncBuffer{}}
-	e.ns = startNATS(t)
-	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	var err error
-	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.src.Close)
-	if e.cert, err = selfsigned.New(time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{NodeID: "gw-sec", TLS: e.cert.ServerConfig(), Logger: logger, DrainWithin: 50 * time.Millisecond}
-	for _, f := range tweak {
-		f(&cfg)
-	}
-	if e.srv, err = New(cfg, verifier, e.src); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = ln.Addr().String()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := e.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := e.srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-served
-	})
-	if e.pub, err = feed.DialPublisher(e.ns.ClientURL(), "security publisher", "md"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.pub.Close)
-	return e
+	return newTestEnvWith(t, verifier, append([]func(*Config){func(c *Config) { c.NodeID = "gw-sec" }}, tweak...)...)
 }
 
 // b64 is base64url without padding, as JWS uses.

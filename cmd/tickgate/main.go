@@ -30,13 +30,14 @@ Run 'tickgate <command> -h' for a command's flags.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
-		// The first signal drains; a second one finds the default handler
-		// and ends the process at once.
-		<-ctx.Done()
-		stop()
+		<-sigs
+		cancel() // the first signal drains the node
+		s := <-sigs
+		os.Exit(128 + int(s.(syscall.Signal))) // a second one ends it at once
 	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }

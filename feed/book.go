@@ -60,6 +60,12 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 	for _, l := range b.Asks {
 		applyLevel(&s.asks, l, askOrder)
 	}
+	if len(s.bids) > MaxBookLevels || len(s.asks) > MaxBookLevels {
+		// Deeper than any snapshot may be: a publisher that never removes
+		// levels. Drop the book until its next snapshot rather than grow.
+		s.unsync()
+		return Event{}, false, OutcomeInvalid
+	}
 	ck := s.bookChecksum()
 	if b.Checksum != 0 && b.Checksum != ck {
 		s.unsync()

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -185,5 +186,31 @@ func TestOutcomeString(t *testing.T) {
 	}
 	if got := Outcome(200).String(); got != "outcome(200)" {
 		t.Fatalf("unknown outcome label %q", got)
+	}
+}
+
+// A book that deltas grow past MaxBookLevels is dropped until its next
+// snapshot instead of growing without bound.
+func TestBookDepthBounded(t *testing.T) {
+	ch := proto.Channel{Kind: proto.KindBook, Symbol: "DEEP"}
+	st := NewState(ch, 0)
+	if _, emit, _ := st.Apply(&Message{Seq: 1, Snapshot: true, Book: &proto.Book{Symbol: "DEEP", Bids: []proto.Level{{"1", "1"}}, Asks: []proto.Level{{"100000", "1"}}}}); !emit {
+		t.Fatal("snapshot not applied")
+	}
+	seq := uint64(1)
+	var out Outcome
+	for i := 0; i <= MaxBookLevels/100 && out != OutcomeInvalid; i++ {
+		bids := make([]proto.Level, 100)
+		for j := range bids {
+			bids[j] = proto.Level{fmt.Sprintf("%d.%02d", 2+i, j), "1"}
+		}
+		seq++
+		_, _, out = st.Apply(&Message{Seq: seq, Book: &proto.Book{Bids: bids}})
+	}
+	if out != OutcomeInvalid {
+		t.Fatalf("outcome %v after growing past %d levels, want invalid", out, MaxBookLevels)
+	}
+	if _, _, ok := st.Snapshot(); ok {
+		t.Fatal("book still served after it outgrew the bound")
 	}
 }

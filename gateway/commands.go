@@ -13,7 +13,7 @@ import (
 	"github.com/tickgate/tickgate/proto"
 )
 
-// maxThrottle bounds throttle_ms.
+// maxThrottleMS bounds throttle_ms.
 const maxThrottleMS = 60_000
 
 // events adapts gws's callbacks to the connection. gws runs them all on

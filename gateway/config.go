@@ -85,7 +85,7 @@ type Config struct {
 	// negative: no limit.
 	MaxConnsPerSubject int
 	// HandshakeRate paces new connections node-wide (per second), against
-	// reconnect storms; beyond it a handshake gets 503 with Retry-After.
+	// reconnect storms; beyond it a handshake gets 429 with Retry-After.
 	// Zero: 1000.
 	HandshakeRate float64
 	// HandshakeBurst is how many handshakes may arrive at once above the

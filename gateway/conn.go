@@ -71,10 +71,9 @@ func (c *conn) logAttrs(extra ...any) []any {
 	return append([]any{"session", c.session, "sub", c.subject, "node", c.srv.cfg.NodeID, "codec", c.codec.Name(), "remote", c.remote}, extra...)
 }
 
-// start runs once the socket is open: welcome first, then the writer and
-// the expiry timer.
-func (c *conn) start() {
-	c.touch()
+// welcome queues the first message. It runs before the connection is
+// tracked, so nothing (a drain's reconnect notice) can precede it.
+func (c *conn) welcome() {
 	c.reply(proto.Welcome{
 		Type:        proto.TypeWelcome,
 		V:           proto.Version,
@@ -84,6 +83,12 @@ func (c *conn) start() {
 		HeartbeatMS: c.srv.cfg.HeartbeatInterval.Milliseconds(),
 		Exp:         c.exp.Unix(),
 	})
+}
+
+// start runs once the socket is open: the writer (the welcome is queued
+// already) and the expiry timer.
+func (c *conn) start() {
+	c.touch()
 	go c.writeLoop()
 	if c.srv.draining.Load() {
 		// Upgraded while the node began to drain, after Drain took its list.

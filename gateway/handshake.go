@@ -39,13 +39,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, proto.HandshakeDraining, "this node is draining; connect again (to any node)")
 		return
 	}
-	if ok, wait := s.admit.pace(); !ok {
-		// A reconnect storm: the contract's too_many_connections, with 503
-		// and Retry-After, since it is the node that is busy, not the client.
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		s.refuseStatus(w, http.StatusServiceUnavailable, proto.HandshakeTooManyConnections, "the node is taking connections slowly; retry after the given seconds")
-		return
-	}
 	if origin := r.Header.Get("Origin"); origin != "" && len(s.origins) > 0 {
 		if _, ok := s.origins[normalizeOrigin(origin)]; !ok {
 			s.refuse(w, proto.HandshakeOriginNotAllowed, "origin not allowed")
@@ -68,6 +61,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if ok, wait := s.admit.pace(); !ok {
+		// A reconnect storm. Paced after the token check, so requests
+		// that fail early do not use up the budget of real clients.
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		s.refuse(w, proto.HandshakeTooManyConnections, "the node is taking connections slowly; retry after the given seconds, or on another node")
+		return
+	}
 	addr := s.admit.clientAddr(r)
 	if why := s.admit.admit(addr, claims.Subject); why != "" {
 		s.refuse(w, proto.HandshakeTooManyConnections, "too many "+why)
@@ -75,6 +75,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.newConn(cd, claims, r.RemoteAddr)
 	c.addr = addr
+	c.welcome()
 	up := s.upgraders[len(s.upgraders)-1]
 	if echo {
 		// Only the chosen codec goes on: the bearer entry is never echoed
@@ -135,13 +136,9 @@ func (s *Server) refuse(w http.ResponseWriter, code proto.HandshakeCode, msg str
 	if code == proto.HandshakeDraining {
 		w.Header().Set("Retry-After", "1")
 	}
-	s.refuseStatus(w, code.HTTPStatus(), code, msg)
-}
-
-func (s *Server) refuseStatus(w http.ResponseWriter, status int, code proto.HandshakeCode, msg string) {
 	s.metrics.handshakeFails.WithLabelValues(string(code)).Inc()
 	s.log.Debug("handshake refused", "reason", string(code)) // counted; Info would flood during a storm
-	writeJSONError(w, status, string(code), msg)
+	writeJSONError(w, code.HTTPStatus(), string(code), msg)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {

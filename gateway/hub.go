@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -121,12 +123,7 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	if e == nil {
 		return // the last subscriber left while the message was in flight
 	}
-	e.mu.Lock()
-	ev, emit, out := e.state.Apply(m)
-	if emit {
-		e.fanout(h, &ev)
-	}
-	e.mu.Unlock()
+	out := h.apply(e, m)
 	h.metrics.feedMessages.Inc()
 	h.metrics.feedOutcomes.WithLabelValues(out.String()).Inc()
 	switch out {
@@ -134,6 +131,25 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	default:
 		h.log.Debug("feed message not applied as is", "channel", e.name, "seq", m.Seq, "outcome", out.String())
 	}
+}
+
+// apply runs one feed message through the channel under its lock. A panic
+// here (a bug) costs this message, not the process: it runs on the NATS
+// delivery goroutine.
+func (h *hub) apply(e *channel, m *feed.Message) (out feed.Outcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			h.log.Error("panic applying a feed message", "channel", e.name, "seq", m.Seq, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			out = feed.OutcomeInvalid
+		}
+	}()
+	ev, emit, out := e.state.Apply(m)
+	if emit {
+		e.fanout(h, &ev)
+	}
+	return out
 }
 
 // encoded caches one event's frames, per codec and form, so that every
@@ -180,17 +196,11 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		return ""
 	}
 	switch {
-	case s.needSnapshot && !ev.Snapshot && e.ch.Kind == proto.KindBook:
-		// A waiting book subscriber gets the whole book, which now includes ev.
-		seq, data, ok := e.state.Snapshot()
-		if !ok {
-			return ""
-		}
-		s.setHead(h.codecs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data}), ev.TS)
-		s.last = seq
 	case ev.Snapshot || s.needSnapshot:
 		// A book snapshot event, or a ticker event (its data is the whole
-		// state) for a subscriber still waiting for its snapshot.
+		// state) for a subscriber still waiting for its snapshot. (A book
+		// that made a joiner wait was unsynced: its next event is a
+		// snapshot.)
 		s.setHead(enc.snapshotFrame(h.codecs, ci, e.name, ev), ev.TS)
 		s.last = ev.Seq
 	case ev.Seq <= s.last:
@@ -208,6 +218,14 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 			h.metrics.coalesced.WithLabelValues(e.ch.Kind.String()).Inc()
 		}
 		s.last = ev.Seq
+		if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
+			// Behind for so long that the merged delta outgrows a fresh
+			// book: send the book instead.
+			if seq, data, ok := e.state.Snapshot(); ok {
+				s.setHead(h.codecs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data}), 0)
+				s.last = seq
+			}
+		}
 	}
 	s.needSnapshot = false
 	o.ready(s, h.now)
@@ -246,9 +264,13 @@ func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resu
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s.reset()
+	o.requeue(s) // a re-subscribe must queue behind its ack
 	s.gated, s.dead, s.needSnapshot = true, false, false
 	s.last = 0
 	s.throttle, s.nextAt = opt.throttle, time.Time{}
+	if e.ch.Kind == proto.KindTrade {
+		s.throttle = 0 // trades are never held back: they cannot be merged, only piled up
+	}
 	ci := s.c.codecIdx
 	if opt.since != nil {
 		if evs, ok := e.state.Since(*opt.since); ok {
@@ -258,7 +280,7 @@ func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resu
 			for i := range evs {
 				ev := &evs[i]
 				f := codecs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data})
-				s.head = append(s.head, pending{frame: f, ts: ev.TS})
+				s.head = append(s.head, pending{frame: f}) // no ts: a replay is not a live delivery
 				s.last = ev.Seq
 			}
 			return true, false

@@ -268,3 +268,132 @@ func (m *Metrics) evictionCount(reason string) float64 {
 	}
 	return out.GetCounter().GetValue()
 }
+
+func TestCanonicalPrice(t *testing.T) {
+	tests := map[string]string{
+		"64000.10": "64000.1", "064000.1": "64000.1", "64000": "64000", "64000.00": "64000",
+		"0": "0", "000": "0", "0.5": "0.5", "00.50": "0.5", "0.0": "0", "100": "100", "1.000001": "1.000001",
+	}
+	for in, want := range tests {
+		if got := canonicalPrice(in); got != want {
+			t.Errorf("canonicalPrice(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A merged delta equals applying its deltas in order, also when one delta
+// names a price twice or numbers are written differently.
+func TestLevelMerge(t *testing.T) {
+	var m levelMerge
+	m.add([]proto.Level{{"100", "1"}, {"100", "0"}, {"99.50", "2"}})
+	m.add([]proto.Level{{"100.0", "5"}, {"99.5", "0"}, {"98", "1"}})
+	want := []proto.Level{{"100.0", "5"}, {"99.5", "0"}, {"98", "1"}}
+	if len(m.levels) != len(want) {
+		t.Fatalf("merged %v, want %v", m.levels, want)
+	}
+	for i := range want {
+		if m.levels[i] != want[i] {
+			t.Fatalf("merged %v, want %v", m.levels, want)
+		}
+	}
+}
+
+// The review's findings, pinned.
+func TestOutboxOrderAndBounds(t *testing.T) {
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
+	decodeAll := func(t *testing.T, frames [][]byte) []wire {
+		t.Helper()
+		out := make([]wire, len(frames))
+		for i, f := range frames {
+			if err := codec.DecodeMessage(codec.JSON(), f, &out[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	t.Run("re-subscribe queues behind its ack", func(t *testing.T) {
+		s := hubFixture(t)
+		c := s.bareConn(codec.JSON())
+		sub := s.joinFor(t, c, ch, joinOptions{snapshot: true})
+		s.hub.onFeed(ch, tickerMsg(1)) // pending, queued, writer not run
+		sub.entry.join(s.codecs, sub, joinOptions{snapshot: true})
+		c.reply(proto.Subscribed{Type: proto.TypeSubscribed, Channels: []string{ch.String()}})
+		sub.ungate(time.Now)
+		got := decodeAll(t, queued(c))
+		if len(got) != 2 || got[0].Type != proto.TypeSubscribed || got[1].Type != proto.TypeSnapshot {
+			t.Fatalf("got %+v, want the ack, then the snapshot", got)
+		}
+	})
+	t.Run("throttled updates fold even while the writer is free", func(t *testing.T) {
+		clock := time.Unix(1000, 0)
+		s := hubFixture(t, func(c *Config) { c.Now = func() time.Time { return clock } })
+		c := s.bareConn(codec.JSON())
+		s.joinFor(t, c, ch, joinOptions{snapshot: true, throttle: time.Second})
+		for seq := uint64(1); seq <= 5; seq++ {
+			s.hub.onFeed(ch, tickerMsg(seq))
+		}
+		got := decodeAll(t, queued(c))
+		if len(got) != 2 || got[0].Type != proto.TypeSnapshot || got[1].N != 4 || got[1].Seq != 5 || *got[1].Prev != 1 {
+			t.Fatalf("got %+v, want the snapshot then one update folding 4", got)
+		}
+	})
+	t.Run("unsubscribed leave the delayed list at once", func(t *testing.T) {
+		clock := time.Unix(1000, 0)
+		s := hubFixture(t, func(c *Config) { c.Now = func() time.Time { return clock } })
+		c := s.bareConn(codec.JSON())
+		sub := s.joinFor(t, c, ch, joinOptions{snapshot: true, throttle: time.Minute})
+		s.hub.onFeed(ch, tickerMsg(1))
+		queued(c) // the snapshot; the next write may go in a minute
+		s.hub.onFeed(ch, tickerMsg(2))
+		if len(c.out.delayed) != 1 {
+			t.Fatalf("%d delayed, want 1", len(c.out.delayed))
+		}
+		sub.entry.leave(sub)
+		queued(c)
+		if len(c.out.delayed) != 0 || !c.out.nextDelayed().IsZero() {
+			t.Fatal("a dead subscription stayed in the delayed list")
+		}
+	})
+	t.Run("eviction drops what is pending", func(t *testing.T) {
+		s := hubFixture(t)
+		c := s.bareConn(codec.JSON())
+		sub := s.joinFor(t, c, ch, joinOptions{snapshot: true})
+		s.hub.onFeed(ch, tickerMsg(1))
+		c.out.evict(proto.Disconnect{Code: proto.CloseSlowConsumer, Reason: "test"})
+		sub.ungate(time.Now)
+		var b batch
+		if d := c.out.take(&b, time.Now()); d == nil || len(b.items) != 0 {
+			t.Fatalf("took %d items (close %v) after an eviction", len(b.items), d)
+		}
+	})
+	t.Run("trade channels ignore the throttle", func(t *testing.T) {
+		s := hubFixture(t)
+		c := s.bareConn(codec.JSON())
+		sub := s.joinFor(t, c, proto.Channel{Kind: proto.KindTrade, Symbol: "X"}, joinOptions{throttle: time.Minute})
+		if sub.throttle != 0 {
+			t.Fatal("a trade channel was throttled")
+		}
+	})
+	t.Run("a merged book delta that outgrows the cap becomes a snapshot", func(t *testing.T) {
+		s := hubFixture(t)
+		bch := proto.Channel{Kind: proto.KindBook, Symbol: "B"}
+		c := s.bareConn(codec.JSON())
+		s.joinFor(t, c, bch, joinOptions{snapshot: true})
+		s.hub.onFeed(bch, &feed.Message{Seq: 1, Snapshot: true, Book: &proto.Book{Symbol: "B", Bids: []proto.Level{{"1", "1"}}, Asks: []proto.Level{{"100000", "1"}}}})
+		queued(c)
+		c.out.mu.Lock()
+		c.out.writing = true // the writer is busy: updates fold
+		c.out.mu.Unlock()
+		for i := range mergedLevels/100 + 2 {
+			var bids []proto.Level
+			for j := range 100 {
+				bids = append(bids, proto.Level{fmt.Sprintf("%d.%02d", 2+i, j), "1"})
+			}
+			s.hub.onFeed(bch, &feed.Message{Seq: uint64(i + 2), Book: &proto.Book{Bids: bids, Asks: []proto.Level{}}})
+		}
+		got := decodeAll(t, queued(c))
+		if len(got) != 2 || got[0].Type != proto.TypeSnapshot || got[1].Type != proto.TypeUpdate || *got[1].Prev != got[0].Seq || got[1].N != 1 {
+			t.Fatalf("got %d messages (%q first); want a snapshot, then the one update after it", len(got), got[0].Type)
+		}
+	})
+}

@@ -50,7 +50,7 @@ func TestConnectionLimits(t *testing.T) {
 		e := newTestEnv(t, func(c *Config) { c.HandshakeRate, c.HandshakeBurst = 0.5, 1 })
 		tok := e.token(t, "storm", time.Hour, ">")
 		e.connect(t, "json", tok)
-		resp := refusedWith(t, e, bearer(tok), 503, "too_many_connections")
+		resp := refusedWith(t, e, bearer(tok), 429, "too_many_connections")
 		if resp.Header.Get("Retry-After") == "" {
 			t.Fatal("no Retry-After")
 		}

@@ -64,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_delivery_latency_seconds", Help: "Feed event time (ts) to the write that sent it to a client.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}),
 		feedMessages: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tickgate_feed_messages_total", Help: "Feed messages received from NATS and applied to channel state."}),
+			Name: "tickgate_feed_messages_total", Help: "Feed messages received from NATS for channels the node holds (see tickgate_feed_outcomes_total for what each did)."}),
 		feedOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_feed_outcomes_total", Help: "What each feed message did to its channel's state, by outcome."}, []string{"outcome"}),
 		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{

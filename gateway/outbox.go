@@ -27,8 +27,8 @@ type outbox struct {
 	mu       sync.Mutex
 	queue    []item            // Guarded by mu.
 	controls int               // Guarded by mu: control frames in queue.
-	delayed  []*subscription   // Guarded by mu: throttled, waiting for their time.
-	closing  *proto.Disconnect // Guarded by mu. Set once; nothing is queued after it.
+	delayed  []item            // Guarded by mu: throttled subscriptions, waiting for their time.
+	closing  *proto.Disconnect // Guarded by mu. Set once; no data is queued after it.
 	discard  bool              // Guarded by mu: drop what is pending (eviction).
 	writing  bool              // Guarded by mu: the writer is writing what it took; updates fold meanwhile.
 
@@ -36,9 +36,12 @@ type outbox struct {
 }
 
 // item is one entry of the FIFO: a frame, or a subscription with data.
+// An entry whose gen is not the subscription's current one was left behind
+// by a re-subscribe and is skipped.
 type item struct {
 	frame []byte        // a complete frame (reply, pong, …), or nil
 	sub   *subscription // a subscription whose pending data is due
+	gen   uint32        // sub.gen when queued
 }
 
 func newOutbox(limit int) *outbox {
@@ -75,16 +78,25 @@ func (o *outbox) push(f []byte) pushResult {
 // ready puts s in the FIFO (or, when throttled and early, in delayed) if it
 // has something pending and is not there yet. Called with o.mu held.
 func (o *outbox) ready(s *subscription, now func() time.Time) {
-	if s.queued || s.gated || !s.hasPending() {
+	if s.queued || s.gated || o.closing != nil || !s.hasPending() {
 		return
 	}
 	s.queued = true
+	it := item{sub: s, gen: s.gen}
 	if s.throttle > 0 && now().Before(s.nextAt) {
-		o.delayed = append(o.delayed, s)
+		o.delayed = append(o.delayed, it)
 	} else {
-		o.queue = append(o.queue, item{sub: s})
+		o.queue = append(o.queue, it)
 	}
 	o.signal()
+}
+
+// requeue forgets s's place in the FIFO (a re-subscribe): its old entry is
+// skipped, and ready queues it anew behind what is queued meanwhile (the
+// ack). Called with o.mu held.
+func (o *outbox) requeue(s *subscription) {
+	s.gen++
+	s.queued = false
 }
 
 // close marks the outbox closing with d, unless it already is; it reports
@@ -133,17 +145,23 @@ func (b *batch) add(p pending) { b.items = append(b.items, p) }
 
 // take moves everything due into b: the FIFO in order, with throttled
 // subscriptions whose time has come appended. It returns the close reason
-// once the outbox is closing (with nothing taken when it was an eviction).
+// once the outbox is closing; after an eviction it takes nothing.
 func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.discard {
+		return o.closing // an eviction: nothing more but the close frame
+	}
 	if len(o.delayed) > 0 {
 		keep := o.delayed[:0]
-		for _, s := range o.delayed {
-			if now.Before(s.nextAt) {
-				keep = append(keep, s)
-			} else {
-				o.queue = append(o.queue, item{sub: s})
+		for _, it := range o.delayed {
+			switch {
+			case it.gen != it.sub.gen || it.sub.dead:
+				// gone or re-queued: drop it now, not at its time
+			case now.Before(it.sub.nextAt):
+				keep = append(keep, it)
+			default:
+				o.queue = append(o.queue, it)
 			}
 		}
 		clear(o.delayed[len(keep):])
@@ -155,6 +173,9 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 			continue
 		}
 		s := it.sub
+		if it.gen != s.gen {
+			continue // left behind by a re-subscribe
+		}
 		s.queued = false
 		if s.dead || s.gated {
 			continue // gone, or back in line when ungated
@@ -184,9 +205,12 @@ func (o *outbox) nextDelayed() time.Time {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var next time.Time
-	for _, s := range o.delayed {
-		if next.IsZero() || s.nextAt.Before(next) {
-			next = s.nextAt
+	for _, it := range o.delayed {
+		if it.gen != it.sub.gen || it.sub.dead {
+			continue
+		}
+		if next.IsZero() || it.sub.nextAt.Before(next) {
+			next = it.sub.nextAt
 		}
 	}
 	return next

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strings"
 	"time"
 
 	"github.com/tickgate/tickgate/proto"
@@ -19,7 +20,8 @@ type subscription struct {
 
 	// All below guarded by c.out.mu.
 	nextAt       time.Time   // with throttle: when the next write may go
-	queued       bool        // in the outbox FIFO or its delayed list
+	queued       bool        // in the outbox FIFO or its delayed list (with gen)
+	gen          uint32      // bumped by a re-subscribe: older FIFO entries are stale
 	gated        bool        // joining: pending data waits until the ack is queued
 	dead         bool        // unsubscribed: pending data is dropped
 	needSnapshot bool        // the next event goes out as a snapshot
@@ -56,8 +58,8 @@ type updateGroup struct {
 	ts       int64
 	ticker   *proto.Ticker // ticker: the newest state
 	book     *proto.Book   // book, n == 1: the delta as emitted
-	bids     []proto.Level // book, n > 1: the merged delta, owned here
-	asks     []proto.Level
+	bids     levelMerge    // book, n > 1: the merged delta, owned here
+	asks     levelMerge
 	checksum uint32
 }
 
@@ -108,8 +110,13 @@ func (s *subscription) addTrade(p pending) bool {
 // writer is free, the channel is not held back by its throttle, nothing
 // is folded yet, and the backlog is short. Called with c.out.mu held.
 func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
-	return !writerBusy && s.group.n == 0 && len(s.queue) < maxUnmerged &&
-		(s.throttle == 0 || !now().Before(s.nextAt))
+	if writerBusy || s.group.n > 0 {
+		return false
+	}
+	if s.throttle > 0 { // one write per interval: only a lone update when due
+		return !s.hasPending() && !now().Before(s.nextAt)
+	}
+	return len(s.queue) < maxUnmerged
 }
 
 // fold adds a ticker or book update to the group of updates pending while
@@ -135,35 +142,71 @@ func (s *subscription) fold(seq uint64, ts int64, data any) (folded bool) {
 		g.ticker = d
 	case *proto.Book:
 		if g.book != nil { // the first fold: copy, emitted data is shared
-			g.bids = append(make([]proto.Level, 0, len(g.book.Bids)+len(d.Bids)), g.book.Bids...)
-			g.asks = append(make([]proto.Level, 0, len(g.book.Asks)+len(d.Asks)), g.book.Asks...)
+			g.bids.add(g.book.Bids)
+			g.asks.add(g.book.Asks)
 			g.book = nil
 		}
-		g.bids = mergeLevels(g.bids, d.Bids)
-		g.asks = mergeLevels(g.asks, d.Asks)
+		g.bids.add(d.Bids)
+		g.asks.add(d.Asks)
 		g.checksum = d.Checksum
 	}
 	return true
 }
 
-// mergeLevels folds delta into merged: a later level for the same price
-// (numerically) replaces the earlier one, size "0" included, so applying
-// the result equals applying both deltas in order.
-func mergeLevels(merged, delta []proto.Level) []proto.Level {
-	for _, l := range delta {
-		found := false
-		for i := range merged {
-			if proto.CompareDecimal(merged[i].Price(), l.Price()) == 0 {
-				merged[i] = l
-				found = true
-				break
-			}
-		}
-		if !found {
-			merged = append(merged, l)
-		}
+// mergedLevels is how many levels a merged book delta may hold (both
+// sides) before the subscriber gets a fresh snapshot instead: a
+// connection behind for long on a busy book would otherwise merge without
+// bound.
+const mergedLevels = 4096
+
+// levelMerge is one side of a merged book delta: a later level for the
+// same price (numerically) replaces the earlier one, size "0" included, so
+// applying it equals applying the deltas in order. Levels are found through
+// an index by canonical price, so a merge costs O(levels added).
+type levelMerge struct {
+	levels []proto.Level
+	index  map[string]int // canonical price → position in levels
+}
+
+func (m *levelMerge) add(delta []proto.Level) {
+	if m.index == nil {
+		m.index = make(map[string]int, len(delta))
 	}
-	return merged
+	for _, l := range delta {
+		key := canonicalPrice(l.Price())
+		if i, ok := m.index[key]; ok {
+			m.levels[i] = l
+			continue
+		}
+		m.index[key] = len(m.levels)
+		m.levels = append(m.levels, l)
+	}
+}
+
+func (m *levelMerge) len() int { return len(m.levels) }
+
+// canonicalPrice is p without leading zeros in the integer part and
+// trailing zeros in the fraction, so prices equal as numbers are equal as
+// keys ("064000.10" and "64000.1"). It returns a substring: no allocation.
+func canonicalPrice(p string) string {
+	if strings.IndexByte(p, '.') >= 0 {
+		p = strings.TrimSuffix(strings.TrimRight(p, "0"), ".") // "5.10" → "5.1", "5.00" → "5"
+	}
+	t := strings.TrimLeft(p, "0")
+	switch {
+	case t == "":
+		return "0"
+	case t[0] == '.':
+		return p[len(p)-len(t)-1:] // keep the zero before the point: "0.5"
+	}
+	return t
+}
+
+func nonNil(l []proto.Level) []proto.Level {
+	if l == nil {
+		return []proto.Level{}
+	}
+	return l
 }
 
 // drain moves everything pending into the writer's batch, in order: head,
@@ -183,7 +226,7 @@ func (s *subscription) drain(b *batch) {
 		case g.book != nil:
 			p.upd.Data = g.book
 		default: // merged: the slices move to the batch
-			p.upd.Data = &proto.Book{Bids: g.bids, Asks: g.asks, Checksum: g.checksum, TS: g.ts}
+			p.upd.Data = &proto.Book{Bids: nonNil(g.bids.levels), Asks: nonNil(g.asks.levels), Checksum: g.checksum, TS: g.ts}
 		}
 		b.add(p)
 	}

@@ -171,6 +171,9 @@ func (c *conn) writeBatch(b *batch, buf []byte) ([]byte, error) {
 	for i := range b.items {
 		p := &b.items[i]
 		if p.frame == nil {
+			if p.upd.Type == "" { // a frame whose encoding failed (logged)
+				continue
+			}
 			if p.frame = c.srv.codecs.frame(c.codecIdx, p.upd); p.frame == nil {
 				continue // encoding failed; logged
 			}

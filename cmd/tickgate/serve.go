@@ -91,7 +91,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.socketSendBuffer, "socket-send-buffer", 256<<10, "kernel send buffer per connection, bytes (-1: the kernel's autotuning)")
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "open connections per client address (429 beyond; -1: no limit)")
 	fs.IntVar(&f.maxConnsPerSub, "max-conns-per-sub", 64, "open connections per token sub (429 beyond; -1: no limit)")
-	fs.Float64Var(&f.handshakeRate, "handshake-rate", 1000, "new connections per second, node-wide (503 with Retry-After beyond)")
+	fs.Float64Var(&f.handshakeRate, "handshake-rate", 1000, "new connections per second, node-wide (429 with Retry-After beyond)")
 	fs.Float64Var(&f.commandRate, "command-rate", 20, "commands (and pings) per second per connection (rate_limited beyond, 1008 on abuse)")
 	fs.Var(&f.trustedProxies, "trusted-proxies", "comma-separated CIDRs of load balancers whose X-Forwarded-For gives the client address")
 	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")

@@ -177,28 +177,18 @@ func (c *conn) subscribe(cmd *proto.Command) {
 // answering an error for each refused one.
 func (c *conn) validate(cmd *proto.Command) []pick {
 	picks := make([]pick, 0, len(cmd.Channels))
-	seen := make(map[proto.Channel]bool, len(cmd.Channels))
 	fresh := 0
-	for _, name := range cmd.Channels {
-		ch, err := proto.ParseChannel(name)
-		if err != nil {
-			c.replyError(cmd.ID, proto.CodeBadChannel, err.Error(), clip(name, 64))
-			continue
-		}
-		if seen[ch] {
-			continue
-		}
-		seen[ch] = true
+	c.eachChannel(cmd, func(ch proto.Channel, name string) {
 		if !c.claims.Allows(name) {
 			c.replyError(cmd.ID, proto.CodeForbidden, "the token does not allow this channel", name)
-			continue
+			return
 		}
 		existing := c.subs[ch]
 		if existing == nil {
 			if len(c.subs)+fresh >= c.srv.cfg.MaxSubscriptions {
 				c.replyError(cmd.ID, proto.CodeTooManySubscriptions,
 					fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions), name)
-				continue
+				return
 			}
 			fresh++
 		}
@@ -207,8 +197,25 @@ func (c *conn) validate(cmd *proto.Command) []pick {
 			p.since = &seq
 		}
 		picks = append(picks, p)
-	}
+	})
 	return picks
+}
+
+// eachChannel calls fn once per distinct valid channel the command names,
+// in order, answering bad_channel for each invalid name.
+func (c *conn) eachChannel(cmd *proto.Command, fn func(ch proto.Channel, name string)) {
+	seen := make(map[proto.Channel]bool, len(cmd.Channels))
+	for _, name := range cmd.Channels {
+		ch, err := proto.ParseChannel(name)
+		if err != nil {
+			c.replyError(cmd.ID, proto.CodeBadChannel, err.Error(), clip(name, 64))
+			continue
+		}
+		if !seen[ch] {
+			seen[ch] = true
+			fn(ch, name)
+		}
+	}
 }
 
 func (c *conn) unsubscribe(cmd *proto.Command) {
@@ -217,20 +224,10 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 		return
 	}
 	done := make([]string, 0, len(cmd.Channels))
-	seen := make(map[proto.Channel]bool, len(cmd.Channels))
-	for _, name := range cmd.Channels {
-		ch, err := proto.ParseChannel(name)
-		if err != nil {
-			c.replyError(cmd.ID, proto.CodeBadChannel, err.Error(), clip(name, 64))
-			continue
-		}
-		if seen[ch] {
-			continue
-		}
-		seen[ch] = true
+	c.eachChannel(cmd, func(ch proto.Channel, name string) {
 		c.drop(ch)
 		done = append(done, name)
-	}
+	})
 	if len(done) > 0 {
 		c.reply(proto.Unsubscribed{Type: proto.TypeUnsubscribed, ID: cmd.ID, Channels: done})
 	}

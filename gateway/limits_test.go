@@ -73,10 +73,11 @@ func TestCommandRateLimit(t *testing.T) {
 	if w := c.expect(t, proto.TypeError); w.Code != "rate_limited" || *w.ID != 9 {
 		t.Fatalf("got %s", w.raw)
 	}
-	for range 10 { // keeps at it
-		if c.ws.WriteString(`{"op":"ping"}`) != nil {
-			break // closed already
-		}
+	// Keeps at it: strikes 2 to 4 are tolerated, the fifth closes. Exactly
+	// that many, so the server has read everything when it closes and no
+	// reset races its close frame.
+	for range 4 {
+		c.sendRaw(t, []byte(`{"op":"ping"}`))
 	}
 	if code, reason := c.waitClose(t, 5*time.Second); code != 1008 || reason == "" {
 		t.Fatalf("close %d %q, want 1008", code, reason)
@@ -86,10 +87,8 @@ func TestCommandRateLimit(t *testing.T) {
 func TestBadCommandsClose1008(t *testing.T) {
 	e := newTestEnv(t, func(c *Config) { c.MaxStrikes = 3 })
 	c := e.connect(t, "json", e.token(t, "fuzzer", time.Hour, ">"))
-	for range 6 {
-		if c.ws.WriteString(`{"op":`) != nil {
-			break // closed already
-		}
+	for range 4 { // three strikes tolerated, the fourth closes
+		c.sendRaw(t, []byte(`{"op":`))
 	}
 	if code, _ := c.waitClose(t, 5*time.Second); code != 1008 {
 		t.Fatalf("close %d, want 1008", code)
@@ -102,9 +101,9 @@ func TestPingFloodClose1008(t *testing.T) {
 		c.MaxStrikes = 3
 	})
 	c := e.connect(t, "json", e.token(t, "pinger", time.Hour, ">"))
-	for range 20 {
+	for range 6 { // two pings in the burst, three strikes tolerated, the sixth closes
 		if err := c.ws.WritePing([]byte("x")); err != nil {
-			break
+			t.Fatal(err)
 		}
 	}
 	if code, _ := c.waitClose(t, 5*time.Second); code != 1008 {

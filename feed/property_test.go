@@ -3,78 +3,24 @@ package feed_test
 import (
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/feed/feedsim"
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
 // clientBook rebuilds a book from emitted events only, as a client does,
-// independently of the state's implementation: levels keyed by normalised
-// price in maps, sorted by float value.
+// with the reference book of internal/booktest, and the seq it holds.
 type clientBook struct {
-	bids, asks map[string]proto.Level
-	last       uint64
+	*booktest.Book
+	last uint64
 }
 
-func newClientBook() *clientBook {
-	return &clientBook{bids: map[string]proto.Level{}, asks: map[string]proto.Level{}}
-}
-
-func normPrice(p string) string {
-	ip, fp, _ := strings.Cut(p, ".")
-	return strings.TrimLeft(ip, "0") + "." + strings.TrimRight(fp, "0")
-}
-
-func (b *clientBook) apply(bk *proto.Book, snapshot bool) {
-	if snapshot {
-		clear(b.bids)
-		clear(b.asks)
-	}
-	for _, side := range []struct {
-		m  map[string]proto.Level
-		ls []proto.Level
-	}{{b.bids, bk.Bids}, {b.asks, bk.Asks}} {
-		for _, l := range side.ls {
-			if strings.Trim(l[1], "0.") == "" {
-				delete(side.m, normPrice(l[0]))
-			} else {
-				side.m[normPrice(l[0])] = l
-			}
-		}
-	}
-}
-
-func (b *clientBook) sides() (bids, asks []proto.Level) {
-	f := func(l proto.Level) float64 {
-		v, _ := strconv.ParseFloat(l[0], 64)
-		return v
-	}
-	bids, asks = []proto.Level{}, []proto.Level{}
-	for _, l := range b.bids {
-		bids = append(bids, l)
-	}
-	for _, l := range b.asks {
-		asks = append(asks, l)
-	}
-	slices.SortFunc(bids, func(x, y proto.Level) int { return cmpFloat(f(y), f(x)) })
-	slices.SortFunc(asks, func(x, y proto.Level) int { return cmpFloat(f(x), f(y)) })
-	return bids, asks
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+func newClientBook() *clientBook { return &clientBook{Book: booktest.New()} }
 
 // pad rewrites a decimal string to a numerically equal one with extra
 // zeros ("100.5" → "100.500", "2" → "2.0").
@@ -167,9 +113,9 @@ func checkEvent(t *testing.T, st feed.State, client *clientBook, ev feed.Event) 
 	if !ev.Snapshot && ev.Prev != client.last {
 		t.Fatalf("update seq %d has prev %d, client holds %d", ev.Seq, ev.Prev, client.last)
 	}
-	client.apply(b, ev.Snapshot)
+	client.Apply(b, ev.Snapshot)
 	client.last = ev.Seq
-	bids, asks := client.sides()
+	bids, asks := client.Levels()
 	if got := proto.BookChecksum(bids, asks); got != b.Checksum {
 		t.Fatalf("seq %d: client checksum %d, event checksum %d", ev.Seq, got, b.Checksum)
 	}

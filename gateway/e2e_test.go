@@ -8,6 +8,7 @@ import (
 
 	"github.com/lxzan/gws"
 
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -19,7 +20,7 @@ type chainChecker struct {
 	kind   proto.Kind
 	last   uint64
 	seen   int
-	book   *refBook
+	book   *booktest.Book
 	trade  []int64
 	folded int // updates that folded several feed messages
 }
@@ -61,11 +62,11 @@ func (k *chainChecker) take(t *testing.T, w wire) {
 	switch k.kind {
 	case proto.KindBook:
 		if w.Type == proto.TypeSnapshot {
-			k.book.reset(w.Data.Bids, w.Data.Asks)
+			k.book.Reset(w.Data.Bids, w.Data.Asks)
 		} else {
-			k.book.apply(w.Data.Bids, w.Data.Asks)
+			k.book.Update(w.Data.Bids, w.Data.Asks)
 		}
-		if got := k.book.checksum(); got != w.Data.Checksum {
+		if got := k.book.Checksum(); got != w.Data.Checksum {
 			t.Fatalf("%s seq %d: rebuilt book checksum %d, message says %d", w.Channel, w.Seq, got, w.Data.Checksum)
 		}
 	case proto.KindTrade:
@@ -86,10 +87,10 @@ func TestEndToEndBothCodecs(t *testing.T) {
 			}
 
 			const n = 60
-			bf := newBookFeed("BTC-USD", 7)
+			bf := booktest.NewFeed("BTC-USD", 7)
 			now := time.Now().UnixNano()
 			e.publish(t, "book.BTC-USD", 0, "", nil) // a malformed message (seq 0) must be dropped, nothing else
-			book := bf.snapshot(now)
+			book := bf.Snapshot(now)
 			if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, book); err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func TestEndToEndBothCodecs(t *testing.T) {
 					Symbol: "BTC-USD", Bid: fmt.Sprintf("640%02d.10", i), BidSize: "1.5", Ask: fmt.Sprintf("640%02d.20", i),
 					AskSize: "0.7", Last: "64000.15", Volume: "1234.5", TS: ts,
 				})
-				if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, bf.update(ts)); err != nil {
+				if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, bf.Update(ts)); err != nil {
 					t.Fatal(err)
 				}
 				e.publish(t, "trade.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Trade{
@@ -110,7 +111,7 @@ func TestEndToEndBothCodecs(t *testing.T) {
 
 			checkers := map[string]*chainChecker{
 				"ticker.BTC-USD": {kind: proto.KindTicker},
-				"book.BTC-USD":   {kind: proto.KindBook, book: newRefBook()},
+				"book.BTC-USD":   {kind: proto.KindBook, book: booktest.New()},
 				"trade.BTC-USD":  {kind: proto.KindTrade},
 			}
 			wantOp := gws.OpcodeText
@@ -153,15 +154,15 @@ func TestPacedClientGetsEveryUpdate(t *testing.T) {
 	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "ticker.BTC-USD"}})
 	c.expect(t, proto.TypeSubscribed)
 	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
-	bf := newBookFeed("BTC-USD", 5)
-	k := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	bf := booktest.NewFeed("BTC-USD", 5)
+	k := &chainChecker{kind: proto.KindBook, book: booktest.New()}
 	kt := &chainChecker{kind: proto.KindTicker}
-	if err := e.pub.PublishMessage(bch, bf.snapshot(1)); err != nil {
+	if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
 		t.Fatal(err)
 	}
 	k.take(t, c.expect(t, proto.TypeSnapshot))
 	for i := 1; i <= 40; i++ {
-		if err := e.pub.PublishMessage(bch, bf.update(int64(i))); err != nil {
+		if err := e.pub.PublishMessage(bch, bf.Update(int64(i))); err != nil {
 			t.Fatal(err)
 		}
 		k.take(t, c.expect(t, proto.TypeUpdate))
@@ -182,17 +183,17 @@ func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
 	first.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.ETH-USD"}})
 	first.expect(t, proto.TypeSubscribed)
 	bch := proto.Channel{Kind: proto.KindBook, Symbol: "ETH-USD"}
-	bf := newBookFeed("ETH-USD", 3)
-	if err := e.pub.PublishMessage(bch, bf.snapshot(1)); err != nil {
+	bf := booktest.NewFeed("ETH-USD", 3)
+	if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
-		if err := e.pub.PublishMessage(bch, bf.update(int64(i))); err != nil {
+		if err := e.pub.PublishMessage(bch, bf.Update(int64(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.flush(t)
-	k1 := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	k1 := &chainChecker{kind: proto.KindBook, book: booktest.New()}
 	for k1.last < 11 {
 		k1.take(t, first.next(t))
 	}
@@ -200,14 +201,14 @@ func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
 	late := e.connect(t, "msgpack", tok)
 	late.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](5), Channels: []string{"book.ETH-USD"}})
 	late.expect(t, proto.TypeSubscribed)
-	k2 := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	k2 := &chainChecker{kind: proto.KindBook, book: booktest.New()}
 	snap := late.expect(t, proto.TypeSnapshot)
 	if snap.Seq != 11 {
 		t.Fatalf("late snapshot seq %d, want 11", snap.Seq)
 	}
 	k2.take(t, snap)
 	for i := range 5 {
-		if err := e.pub.PublishMessage(bch, bf.update(int64(100+i))); err != nil {
+		if err := e.pub.PublishMessage(bch, bf.Update(int64(100+i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,7 +219,7 @@ func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
 	for k1.last < 16 {
 		k1.take(t, first.next(t))
 	}
-	if k1.book.checksum() != k2.book.checksum() || k1.book.checksum() != bf.book.checksum() {
+	if k1.book.Checksum() != k2.book.Checksum() || k1.book.Checksum() != bf.Book().Checksum() {
 		t.Fatal("clients did not converge to the publisher's book")
 	}
 }
@@ -262,16 +263,16 @@ func TestFeedGap(t *testing.T) {
 	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "ticker.BTC-USD"}})
 	c.expect(t, proto.TypeSubscribed)
 	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
-	bf := newBookFeed("BTC-USD", 11)
-	k := &chainChecker{kind: proto.KindBook, book: newRefBook()}
-	if err := e.pub.PublishMessage(bch, bf.snapshot(1)); err != nil {
+	bf := booktest.NewFeed("BTC-USD", 11)
+	k := &chainChecker{kind: proto.KindBook, book: booktest.New()}
+	if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.pub.PublishMessage(bch, bf.update(2)); err != nil {
+	if err := e.pub.PublishMessage(bch, bf.Update(2)); err != nil {
 		t.Fatal(err)
 	}
-	bf.update(3) // lost: seq 3 never published
-	if err := e.pub.PublishMessage(bch, bf.update(4)); err != nil {
+	bf.Update(3) // lost: seq 3 never published
+	if err := e.pub.PublishMessage(bch, bf.Update(4)); err != nil {
 		t.Fatal(err)
 	}
 	tick := func(seq uint64) {
@@ -293,7 +294,7 @@ func TestFeedGap(t *testing.T) {
 		k.take(t, w)
 	}
 	c.quiet(t, 200*time.Millisecond) // book seq 4 is not applicable: nothing goes out
-	if err := e.pub.PublishMessage(bch, bf.snapshot(5)); err != nil {
+	if err := e.pub.PublishMessage(bch, bf.Snapshot(5)); err != nil {
 		t.Fatal(err)
 	}
 	e.flush(t)
@@ -301,8 +302,8 @@ func TestFeedGap(t *testing.T) {
 	if w.Seq != 5 {
 		t.Fatalf("fresh snapshot seq %d", w.Seq)
 	}
-	k.book.reset(w.Data.Bids, w.Data.Asks)
-	if k.book.checksum() != w.Data.Checksum || w.Data.Checksum != bf.book.checksum() {
+	k.book.Reset(w.Data.Bids, w.Data.Asks)
+	if k.book.Checksum() != w.Data.Checksum || w.Data.Checksum != bf.Book().Checksum() {
 		t.Fatal("fresh snapshot checksum")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -244,11 +245,11 @@ func BenchmarkDeliverInStep(b *testing.B) {
 // BenchmarkFoldBook folds book deltas into a pending one, as for a
 // connection whose writer is busy.
 func BenchmarkFoldBook(b *testing.B) {
-	bf := newBookFeed("BTC-USD", 1)
-	bf.snapshot(0)
+	bf := booktest.NewFeed("BTC-USD", 1)
+	bf.Snapshot(0)
 	deltas := make([]*proto.Book, 256)
 	for i := range deltas {
-		deltas[i] = bf.update(int64(i)).Data.(*proto.Book)
+		deltas[i] = bf.Update(int64(i)).Data.(*proto.Book)
 	}
 	var s subscription
 	b.ReportAllocs()

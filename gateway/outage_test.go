@@ -9,6 +9,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -21,8 +22,8 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "trade.BTC-USD"}})
 	c.expect(t, proto.TypeSubscribed)
 	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
-	bf := newBookFeed("BTC-USD", 21)
-	kb := &chainChecker{kind: proto.KindBook, book: newRefBook()}
+	bf := booktest.NewFeed("BTC-USD", 21)
+	kb := &chainChecker{kind: proto.KindBook, book: booktest.New()}
 	kt := &chainChecker{kind: proto.KindTrade}
 	trade := func(pub *feed.Publisher, seq uint64) {
 		t.Helper()
@@ -31,7 +32,7 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, m := range []proto.FeedMessage{bf.snapshot(1), bf.update(2)} {
+	for _, m := range []proto.FeedMessage{bf.Snapshot(1), bf.Update(2)} {
 		if err := e.pub.PublishMessage(bch, m); err != nil {
 			t.Fatal(err)
 		}
@@ -55,8 +56,8 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	if w := c.expect(t, proto.TypePong); *w.ID != 7 {
 		t.Fatalf("pong %s", w.raw)
 	}
-	bf.update(3) // published while NATS was down: lost
-	bf.update(4)
+	bf.Update(3) // published while NATS was down: lost
+	bf.Update(4)
 
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
 	if err != nil {
@@ -86,7 +87,7 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	for _, m := range []proto.FeedMessage{bf.update(5), bf.snapshot(6)} {
+	for _, m := range []proto.FeedMessage{bf.Update(5), bf.Snapshot(6)} {
 		if err := pub.PublishMessage(bch, m); err != nil {
 			t.Fatal(err)
 		}
@@ -95,8 +96,8 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	if w.Seq != 6 {
 		t.Fatalf("fresh snapshot %s", w.raw)
 	}
-	kb.book.reset(w.Data.Bids, w.Data.Asks)
-	if kb.book.checksum() != bf.book.checksum() {
+	kb.book.Reset(w.Data.Bids, w.Data.Asks)
+	if kb.book.Checksum() != bf.Book().Checksum() {
 		t.Fatal("client book did not converge after the outage")
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -93,7 +94,7 @@ func convergence(t *testing.T, seed uint64) {
 		}
 		sc := &simClient{c: s.bareConn(cd), chains: map[string]*chainChecker{
 			"ticker.P": {kind: proto.KindTicker},
-			"book.P":   {kind: proto.KindBook, book: newRefBook()},
+			"book.P":   {kind: proto.KindBook, book: booktest.New()},
 			"trade.P":  {kind: proto.KindTrade},
 		}}
 		var throttle time.Duration
@@ -108,19 +109,19 @@ func convergence(t *testing.T, seed uint64) {
 	// Pace by client: how likely each one's writer moves on a step.
 	speed := []int{100, 60, 20, 5}
 
-	bf := newBookFeed("P", seed)
+	bf := booktest.NewFeed("P", seed)
 	var tickSeq, tradeSeq uint64
 	var lastTicker proto.Ticker
 	publishBook := func(m proto.FeedMessage) {
 		b := m.Data.(*proto.Book)
 		s.hub.onFeed(chans["book.P"], &feed.Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Book: b})
 	}
-	publishBook(bf.snapshot(1))
+	publishBook(bf.Snapshot(1))
 	for step := range 400 {
 		clock = clock.Add(time.Duration(rng.IntN(5)) * time.Millisecond)
 		switch r := rng.IntN(10); {
 		case r < 4:
-			publishBook(bf.update(int64(step)))
+			publishBook(bf.Update(int64(step)))
 		case r < 7:
 			tickSeq++
 			lastTicker = proto.Ticker{Symbol: "P", Bid: fmt.Sprint(100 + step), BidSize: "1", Ask: fmt.Sprint(101 + step), AskSize: "1", Last: "1", Volume: fmt.Sprint(step), TS: int64(step + 1)}
@@ -158,7 +159,7 @@ func convergence(t *testing.T, seed uint64) {
 			}
 			continue
 		}
-		if got, want := sc.chains["book.P"].book.checksum(), bf.book.checksum(); got != want {
+		if got, want := sc.chains["book.P"].book.Checksum(), bf.Book().Checksum(); got != want {
 			t.Fatalf("client %d: book did not converge", i)
 		}
 		if tickSeq > 0 && (sc.chains["ticker.P"].last != tickSeq || sc.ticker.Bid != lastTicker.Bid) {

@@ -22,7 +22,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +38,7 @@ import (
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -96,16 +96,16 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), natsBin, otClients, bookCh, tradeCh)
 
 	// Before the outage: a book snapshot, deltas and trades.
-	book := newOTBook(7)
+	book := booktest.NewFeed("BTC-USD", 7)
 	bookChan := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
 	tradeChan := proto.Channel{Kind: proto.KindTrade, Symbol: "BTC-USD"}
 	pub1 := otPublisher(t, natsURL, "outage-feed-1")
-	otPublish(t, pub1, bookChan, book.snapshot(), book.update(), book.update(), book.update())
+	otPublish(t, pub1, bookChan, book.Snapshot(time.Now().UnixNano()), book.Update(time.Now().UnixNano()), book.Update(time.Now().UnixNano()), book.Update(time.Now().UnixNano()))
 	otPublish(t, pub1, tradeChan, otTrade(1), otTrade(2), otTrade(3))
 	otFlush(t, pub1)
 	itWaitFor(t, 10*time.Second, "every client holds the book (seq 4, true checksum) and trades 1..3", func() bool {
 		return itAll(clients, func(s *itSession) bool {
-			return s.snaps[bookCh] == 1 && s.last[bookCh] == book.seq && s.sum[bookCh] == book.checksum() && s.last[tradeCh] == 3
+			return s.snaps[bookCh] == 1 && s.last[bookCh] == book.Seq() && s.sum[bookCh] == book.Book().Checksum() && s.last[tradeCh] == 3
 		})
 	})
 	pub1.Close()
@@ -143,7 +143,7 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 	if m := otMetrics(admin); m["tickgate_nats_connected"] != 0 {
 		t.Errorf("during the outage: tickgate_nats_connected %v, want 0", m["tickgate_nats_connected"])
 	}
-	book.update() // published while NATS was down: lost, a gap for the node
+	book.Update(time.Now().UnixNano()) // published while NATS was down: lost, a gap for the node
 
 	// Through the outage: /healthz 200, /readyz 503, and every client
 	// stays connected and answers pings, probed every 250ms, pinged about
@@ -209,16 +209,16 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 	// feed's snapshot, and trades from seq 10 (the trade chain to clients
 	// stays intact across the feed's jump).
 	pub2 := otPublisher(t, natsURL, "outage-feed-2")
-	gapSeq := book.seq + 1
-	gapped := book.update()
+	gapSeq := book.Seq() + 1
+	gapped := book.Update(time.Now().UnixNano())
 	if gapped.Seq != gapSeq {
 		t.Fatalf("book update seq %d, want %d", gapped.Seq, gapSeq)
 	}
 	feedAt := time.Now()
-	otPublish(t, pub2, bookChan, gapped, book.snapshot())
+	otPublish(t, pub2, bookChan, gapped, book.Snapshot(time.Now().UnixNano()))
 	otPublish(t, pub2, tradeChan, otTrade(10), otTrade(11))
 	otFlush(t, pub2)
-	snapSeq, snapSum := book.seq, book.checksum()
+	snapSeq, snapSum := book.Seq(), book.Book().Checksum()
 	var snapped time.Duration
 	itWaitFor(t, 10*time.Second, fmt.Sprintf("every client's fresh book snapshot (seq %d) and trades 10, 11", snapSeq), func() bool {
 		if itAll(clients, func(s *itSession) bool {
@@ -239,12 +239,12 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 		}
 	}
 	// Live again: a delta on the fresh book and another trade.
-	otPublish(t, pub2, bookChan, book.update())
+	otPublish(t, pub2, bookChan, book.Update(time.Now().UnixNano()))
 	otPublish(t, pub2, tradeChan, otTrade(12))
 	otFlush(t, pub2)
 	itWaitFor(t, 10*time.Second, "every client: the next book delta and trade 12", func() bool {
 		return itAll(clients, func(s *itSession) bool {
-			return s.last[bookCh] == book.seq && s.sum[bookCh] == book.checksum() && s.last[tradeCh] == 12
+			return s.last[bookCh] == book.Seq() && s.sum[bookCh] == book.Book().Checksum() && s.last[tradeCh] == 12
 		})
 	})
 	if n := strings.Count(gw.output(), "nats reconnected"); n != 1 {
@@ -535,85 +535,5 @@ func otFlush(t *testing.T, pub *feed.Publisher) {
 func otTrade(seq uint64) proto.FeedMessage {
 	return proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Trade{
 		Symbol: "BTC-USD", ID: int64(seq), Price: "100.5", Size: "0.1", Side: proto.SideBuy, TS: time.Now().UnixNano(),
-	}}
-}
-
-// otBook is a feed's L2 book: snapshots and deltas with the true
-// checksum, from a seeded generator.
-type otBook struct {
-	rng        *mrand.Rand
-	seq        uint64
-	bids, asks map[string]string
-}
-
-func newOTBook(seed uint64) *otBook {
-	return &otBook{rng: mrand.New(mrand.NewPCG(seed, seed^0x5eed))}
-}
-
-// price is a bid in 90.00..99.99 or an ask in 100.00..109.99: never crossed.
-func (b *otBook) price(bid bool) string {
-	cents := b.rng.IntN(1000)
-	base := 100
-	if bid {
-		base = 90
-	}
-	return fmt.Sprintf("%d.%02d", base+cents/100, cents%100)
-}
-
-func (b *otBook) size() string { return fmt.Sprintf("%d.%d", 1+b.rng.IntN(50), b.rng.IntN(10)) }
-
-func (b *otBook) levels() (bids, asks []proto.Level) {
-	list := func(side map[string]string, desc bool) []proto.Level {
-		out := make([]proto.Level, 0, len(side))
-		for p, s := range side {
-			out = append(out, proto.Level{p, s})
-		}
-		slices.SortFunc(out, func(x, y proto.Level) int {
-			if desc {
-				return proto.CompareDecimal(y.Price(), x.Price())
-			}
-			return proto.CompareDecimal(x.Price(), y.Price())
-		})
-		return out
-	}
-	return list(b.bids, true), list(b.asks, false)
-}
-
-func (b *otBook) checksum() uint32 { return proto.BookChecksum(b.levels()) }
-
-func (b *otBook) snapshot() proto.FeedMessage {
-	b.bids, b.asks = map[string]string{}, map[string]string{}
-	for range 15 {
-		b.bids[b.price(true)] = b.size()
-		b.asks[b.price(false)] = b.size()
-	}
-	bids, asks := b.levels()
-	b.seq++
-	return proto.FeedMessage{Seq: b.seq, Type: proto.FeedSnapshot, Data: &proto.Book{
-		Symbol: "BTC-USD", Bids: bids, Asks: asks, Checksum: proto.BookChecksum(bids, asks), TS: time.Now().UnixNano(),
-	}}
-}
-
-// update changes the size of the best bid, adds an ask and removes
-// another ask.
-func (b *otBook) update() proto.FeedMessage {
-	bids, asks := b.levels()
-	best := bids[0].Price()
-	added := b.price(false)
-	for b.asks[added] != "" {
-		added = b.price(false)
-	}
-	removed := asks[b.rng.IntN(len(asks))].Price()
-	dBids := []proto.Level{{best, b.size()}}
-	dAsks := []proto.Level{{removed, "0"}, {added, b.size()}}
-	b.bids[best] = dBids[0].Size()
-	delete(b.asks, removed)
-	b.asks[added] = dAsks[1].Size()
-	if proto.CompareDecimal(removed, added) > 0 {
-		dAsks[0], dAsks[1] = dAsks[1], dAsks[0]
-	}
-	b.seq++
-	return proto.FeedMessage{Seq: b.seq, Type: proto.FeedUpdate, Data: &proto.Book{
-		Bids: dBids, Asks: dAsks, Checksum: b.checksum(), TS: time.Now().UnixNano(),
 	}}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/feed/feedsim"
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 	"go.uber.org/goleak"
 )
@@ -60,67 +60,6 @@ func TestNextDeterministic(t *testing.T) {
 	}
 }
 
-// clientBook rebuilds a book from feed messages the way a client does.
-type clientBook struct {
-	bids, asks map[string]proto.Level // by normalised price
-}
-
-func newClientBook() *clientBook {
-	return &clientBook{bids: map[string]proto.Level{}, asks: map[string]proto.Level{}}
-}
-
-func normPrice(p string) string {
-	ip, fp, _ := strings.Cut(p, ".")
-	ip = strings.TrimLeft(ip, "0")
-	fp = strings.TrimRight(fp, "0")
-	return ip + "." + fp
-}
-
-func (b *clientBook) apply(bk *proto.Book, snapshot bool) {
-	if snapshot {
-		clear(b.bids)
-		clear(b.asks)
-	}
-	for _, side := range []struct {
-		m  map[string]proto.Level
-		ls []proto.Level
-	}{{b.bids, bk.Bids}, {b.asks, bk.Asks}} {
-		for _, l := range side.ls {
-			if strings.Trim(l[1], "0.") == "" {
-				delete(side.m, normPrice(l[0]))
-			} else {
-				side.m[normPrice(l[0])] = l
-			}
-		}
-	}
-}
-
-func (b *clientBook) sides() (bids, asks []proto.Level) {
-	f := func(l proto.Level) float64 {
-		v, _ := strconv.ParseFloat(l[0], 64)
-		return v
-	}
-	for _, l := range b.bids {
-		bids = append(bids, l)
-	}
-	for _, l := range b.asks {
-		asks = append(asks, l)
-	}
-	slices.SortFunc(bids, func(x, y proto.Level) int { return cmpFloat(f(y), f(x)) })
-	slices.SortFunc(asks, func(x, y proto.Level) int { return cmpFloat(f(x), f(y)) })
-	return bids, asks
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func TestStreamConsistent(t *testing.T) {
 	for _, codecName := range []string{"msgpack", "json"} {
 		t.Run(codecName, func(t *testing.T) {
@@ -132,7 +71,7 @@ func TestStreamConsistent(t *testing.T) {
 			s := newSim(t, feedsim.Config{Count: 5, BookDepth: depth, SnapshotEvery: time.Second,
 				Seed: 3, Codec: codecName, Now: fakeClock(step), SubjectPrefix: "sim.md"})
 			lastSeq := map[proto.Channel]uint64{}
-			books := map[string]*clientBook{}
+			books := map[string]*booktest.Book{}
 			tradeIDs := map[string]int64{}
 			kinds := map[proto.Kind]int{}
 			snapshots := 0
@@ -164,14 +103,14 @@ func TestStreamConsistent(t *testing.T) {
 						if !m.Snapshot {
 							t.Fatalf("%s: first book message is not a snapshot", ch)
 						}
-						b = newClientBook()
+						b = booktest.New()
 						books[ch.Symbol] = b
 					}
 					if m.Snapshot {
 						snapshots++
 					}
-					b.apply(m.Book, m.Snapshot)
-					bids, asks := b.sides()
+					b.Apply(m.Book, m.Snapshot)
+					bids, asks := b.Levels()
 					if got := proto.BookChecksum(bids, asks); got != m.Book.Checksum {
 						t.Fatalf("%s seq %d: checksum %d, rebuilt book has %d", ch, m.Seq, m.Book.Checksum, got)
 					}
@@ -185,7 +124,7 @@ func TestStreamConsistent(t *testing.T) {
 						t.Fatalf("%s seq %d: empty delta", ch, m.Seq)
 					}
 				case proto.KindTicker:
-					bids, asks := b.sides()
+					bids, asks := b.Levels()
 					tk := m.Ticker
 					if tk.Bid != bids[0][0] || tk.BidSize != bids[0][1] || tk.Ask != asks[0][0] || tk.AskSize != asks[0][1] {
 						t.Fatalf("%s: ticker %+v not the book top %v / %v", ch, tk, bids[0], asks[0])
@@ -196,7 +135,7 @@ func TestStreamConsistent(t *testing.T) {
 						t.Fatalf("%s: trade id %d after %d", ch, tr.ID, last)
 					}
 					tradeIDs[ch.Symbol] = tr.ID
-					bids, asks := b.sides()
+					bids, asks := b.Levels()
 					if tr.Side == proto.SideBuy && tr.Price != asks[0][0] || tr.Side == proto.SideSell && tr.Price != bids[0][0] {
 						t.Fatalf("%s: %s trade at %s, book top %v / %v", ch, tr.Side, tr.Price, bids[0], asks[0])
 					}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -37,41 +35,10 @@ func (d *devClient) OnMessage(_ *gws.Conn, m *gws.Message) {
 // a client using exactly those sees snapshots and live updates at once.
 func TestDevModeServesLiveTicks(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
-			"--rate", "400", "--dir", dir, "--log-level", "warn"}, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("dev exited %d", code)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("dev did not stop")
-		}
-	})
-
-	var url, token, admin string
-	sc := bufio.NewScanner(pr)
-	for (url == "" || token == "") && sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "url: "); ok {
-			url = v
-		}
-		if v, ok := strings.CutPrefix(line, "admin: "); ok {
-			admin, _, _ = strings.Cut(v, " ")
-		}
-		if v, ok := strings.CutPrefix(line, "token: "); ok {
-			token = v
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	out := runInProcess(t, io.Discard, "token: ", "dev", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--nats-listen", "127.0.0.1:0", "--rate", "400", "--dir", dir, "--log-level", "warn")
+	url, token := out["url"], out["token"]
+	admin, _, _ := strings.Cut(out["admin"], " ")
 	if !strings.HasPrefix(url, "wss://") || token == "" {
 		t.Fatalf("dev printed url %q token %q", url, token)
 	}

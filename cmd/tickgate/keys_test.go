@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -467,32 +466,13 @@ func TestServeReloadsKeysOnSIGHUP(t *testing.T) {
 	oldK, newK := newEdKey(t, "old"), newECKey(t, "new")
 	writeAtomically(t, path, jwksOf(t, oldK))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
 	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "", "--nats", ns.ClientURL(),
-			"--insecure-plaintext", "--jwks-file", path, "--audience", "tickgate", "--log-level", "debug"}, pw, logs)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d", code)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	sc := bufio.NewScanner(pr)
+	out := runInProcess(t, logs, "tickgate serving ", "serve", "--listen", "127.0.0.1:0", "--admin", "", "--nats", ns.ClientURL(),
+		"--insecure-plaintext", "--jwks-file", path, "--audience", "tickgate", "--log-level", "debug")
 	var url string
-	for url == "" && sc.Scan() {
-		url, _ = strings.CutPrefix(sc.Text(), "tickgate serving ")
+	for k := range out {
+		url, _ = strings.CutPrefix(k, "tickgate serving ")
 	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if !strings.HasPrefix(url, "ws://") {
 		t.Fatalf("serve printed %q", url)
 	}

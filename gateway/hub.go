@@ -125,7 +125,7 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	}
 	out := h.apply(e, m)
 	h.metrics.feedMessages.Inc()
-	h.metrics.feedOutcomes.WithLabelValues(out.String()).Inc()
+	h.metrics.feedOutcome(out)
 	switch out {
 	case feed.OutcomeApplied, feed.OutcomeSnapshot, feed.OutcomeSnapshotUnchanged:
 	default:
@@ -215,7 +215,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		s.last = ev.Seq
 	default:
 		if s.fold(ev.Seq, ev.TS, ev.Data) {
-			h.metrics.coalesced.WithLabelValues(e.ch.Kind.String()).Inc()
+			h.metrics.coalescedByKind[e.ch.Kind].Inc()
 		}
 		s.last = ev.Seq
 		if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {

@@ -38,6 +38,11 @@ type Metrics struct {
 	coalesced        *prometheus.CounterVec
 	outboxPending    prometheus.Histogram
 	subscriptions    prometheus.Gauge
+
+	// Per-message series resolved once, so the feed path does no label
+	// lookups: by feed.Outcome and by proto.Kind.
+	outcomeByCode   map[feed.Outcome]prometheus.Counter
+	coalescedByKind [proto.NumKinds + 1]prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: a fresh
@@ -85,11 +90,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.handshakeFails.WithLabelValues(failNotWebSocket)
 	m.handshakeFails.WithLabelValues(failUpgrade)
+	m.outcomeByCode = make(map[feed.Outcome]prometheus.Counter)
 	for _, o := range feed.Outcomes() {
-		m.feedOutcomes.WithLabelValues(o.String())
+		m.outcomeByCode[o] = m.feedOutcomes.WithLabelValues(o.String())
 	}
 	for _, k := range proto.Kinds() {
-		m.coalesced.WithLabelValues(k.String())
+		m.coalescedByKind[k] = m.coalesced.WithLabelValues(k.String())
 	}
 	return m
+}
+
+// feedOutcome counts one feed message by what it did.
+func (m *Metrics) feedOutcome(o feed.Outcome) {
+	if c, ok := m.outcomeByCode[o]; ok {
+		c.Inc()
+		return
+	}
+	m.feedOutcomes.WithLabelValues(o.String()).Inc()
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/tickgate/tickgate/proto"
@@ -65,8 +64,10 @@ func DecodeFeed(payload []byte, data any) (proto.FeedHeader, error) {
 	case proto.FeedUpdate:
 		h.Type = proto.FeedUpdate
 	default:
-		return proto.FeedHeader{}, fmt.Errorf("%w: feed type %q is neither snapshot nor update",
-			ErrMalformed, truncate(h.Type, 32))
+		// The value is not quoted: feed errors are logged, and a bad
+		// payload's bytes have no place in a log line.
+		return proto.FeedHeader{}, fmt.Errorf("%w: feed type (%d bytes) is neither snapshot nor update",
+			ErrMalformed, len(h.Type))
 	}
 	return h, nil
 }
@@ -176,12 +177,4 @@ func decodeFeedMsgpack(payload []byte, data any) (proto.FeedHeader, error) {
 		}
 	}
 	return h, nil
-}
-
-// truncate bounds quoted input in error messages.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
 }

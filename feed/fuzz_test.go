@@ -78,6 +78,7 @@ func FuzzFeedDecode(f *testing.F) {
 		`{"seq":1,"type":"update","data":null}`,
 		`{"seq":1,"type":"update","data":{"bids":[["` + strings.Repeat("9", 4000) + `","1"]]}}`,
 		`{"SEQ":1,"Type":"update","DATA":{}}`,
+		`{"seq":1,"type":"0000000000000000000000","data":{}}`, // a bad type must not be quoted back
 		"",
 		"{",
 		"\xc1",

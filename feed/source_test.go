@@ -12,26 +12,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/internal/natstest"
 	"github.com/tickgate/tickgate/proto"
 )
-
-// runServer starts an embedded NATS server on port (-1: a random one).
-func runServer(t *testing.T, port int) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
-}
 
 func connectSource(t *testing.T, url string, cfg Config) *Source {
 	t.Helper()
@@ -122,7 +105,7 @@ func numSubs(t *testing.T, srv *server.Server, src *Source, subject string) int 
 }
 
 func TestSourceAcquireDelivers(t *testing.T) {
-	srv := runServer(t, -1)
+	srv := natstest.Run(t, natstest.RandomPort)
 	src := connectSource(t, srv.ClientURL(), Config{SubjectPrefix: "md.test"})
 	pub := publisher(t, srv.ClientURL())
 	c := newCollector()
@@ -147,7 +130,7 @@ func TestSourceAcquireDelivers(t *testing.T) {
 }
 
 func TestSourceInterestCounting(t *testing.T) {
-	srv := runServer(t, -1)
+	srv := natstest.Run(t, natstest.RandomPort)
 	src := connectSource(t, srv.ClientURL(), Config{})
 	pub := publisher(t, srv.ClientURL())
 	const subject = "md.trade.BTC-USD"
@@ -193,7 +176,7 @@ func TestSourceInterestCounting(t *testing.T) {
 }
 
 func TestSourceConcurrentAcquire(t *testing.T) {
-	srv := runServer(t, -1)
+	srv := natstest.Run(t, natstest.RandomPort)
 	src := connectSource(t, srv.ClientURL(), Config{})
 	ctx := ctxTimeout(t, 5*time.Second)
 	c := newCollector()
@@ -226,7 +209,7 @@ func TestSourceConcurrentAcquire(t *testing.T) {
 }
 
 func TestSourceAcquireCanceled(t *testing.T) {
-	srv := runServer(t, -1)
+	srv := natstest.Run(t, natstest.RandomPort)
 	src := connectSource(t, srv.ClientURL(), Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -306,7 +289,7 @@ func TestSourceAcquireUnconfirmed(t *testing.T) {
 }
 
 func TestSourceDecodeErrors(t *testing.T) {
-	srv := runServer(t, -1)
+	srv := natstest.Run(t, natstest.RandomPort)
 	src := connectSource(t, srv.ClientURL(), Config{})
 	pub := publisher(t, srv.ClientURL())
 	c := newCollector()
@@ -333,7 +316,7 @@ func TestSourceRetryOnFailedConnect(t *testing.T) {
 	}
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
-	srv := runServer(t, port)
+	srv := natstest.Run(t, port)
 	c := newCollector()
 	if err := src.Acquire(ctxTimeout(t, 10*time.Second), tradeBTC, c.handle); err != nil {
 		t.Fatal(err)
@@ -349,7 +332,7 @@ func TestSourceRetryOnFailedConnect(t *testing.T) {
 }
 
 func TestSourceClosed(t *testing.T) {
-	srv := runServer(t, -1)
+	srv := natstest.Run(t, natstest.RandomPort)
 	src := connectSource(t, srv.ClientURL(), Config{})
 	ctx := ctxTimeout(t, 5*time.Second)
 	if err := src.Acquire(ctx, tradeBTC, newCollector().handle); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/internal/natstest"
 	"github.com/tickgate/tickgate/internal/selfsigned"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -55,20 +56,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startNATS(t *testing.T) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
-
 // newTestEnv is a gateway whose verifier takes HS256 tokens from
 // e.signer with audience "tickgate".
 func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
@@ -95,7 +82,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 func newTestEnvWith(t *testing.T, verifier *auth.Verifier, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{logs: &syncBuffer{}}
-	e.ns = startNATS(t)
+	e.ns = natstest.Run(t, natstest.RandomPort)
 	var err error
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {

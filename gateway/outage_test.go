@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/internal/booktest"
+	"github.com/tickgate/tickgate/internal/natstest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -59,15 +58,7 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	bf.Update(3) // published while NATS was down: lost
 	bf.Update(4)
 
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not back")
-	}
+	ns := natstest.Run(t, port)
 	waitFor(t, "source reconnected", e.src.Connected)
 	pub, err := feed.DialPublisher(ns.ClientURL(), "after", "md")
 	if err != nil {

@@ -34,11 +34,10 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/internal/booktest"
+	"github.com/tickgate/tickgate/internal/natstest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -453,15 +452,7 @@ func otSingleNATS(t *testing.T, dir string) (url, kind string) {
 		})
 		return url, "nats-server binary " + bin
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS not ready")
-	}
+	natstest.Run(t, port)
 	return url, "embedded nats-server/v2"
 }
 

@@ -87,7 +87,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawQuery = ""
 	}
 	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
-	socket, err := up.Upgrade(w, r)
+	socket, err := upgrade(up, w, r)
 	if err != nil {
 		s.admit.leave(addr, claims.Subject)
 		s.metrics.handshakeFails.WithLabelValues(failUpgrade).Inc()
@@ -98,6 +98,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.track(c)
 	s.metrics.handshakeSeconds.Observe(time.Since(start).Seconds())
 	go s.readLoop(socket)
+}
+
+// upgrade hijacks the connection and hands it to gws wrapped in
+// echoReasonConn. It also hands over net/http's buffered reader: a client
+// may send its first frame right behind the handshake request, and those
+// bytes can already sit in that buffer (gws's own Upgrade starts a fresh
+// reader and would lose them).
+func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
+	}
+	return up.UpgradeFromConn(echoReasonConn{nc}, brw.Reader, r)
 }
 
 // readLoop runs gws's read loop and survives a panic in it: a hostile

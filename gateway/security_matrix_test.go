@@ -400,7 +400,7 @@ func TestSecurityMatrix(t *testing.T) {
 		add("close 4999 is echoed", fail(4999), clientFrame(0x88, closePayload(4999, "")))
 		add("close 1012 (IANA: service restart)", fail(1000), clientFrame(0x88, closePayload(1012, "")))
 		add("close code 1014 (IANA: bad gateway)", fail(1000), clientFrame(0x88, closePayload(1014, "")))
-		add("close without a body", frameWant{code: 0}, clientFrame(0x88, nil))
+		add("close without a body is answered with 1000", fail(1000), clientFrame(0x88, nil))
 
 		// Masking, lengths, reserved bits and opcodes: 1002.
 		add("unmasked text frame", fail(1002), clientFrameLen(0x81, ping, uint64(len(ping)), false))
@@ -473,21 +473,37 @@ func TestSecurityMatrix(t *testing.T) {
 					}
 					return
 				}
+				// Every close carries a reason (the contract), including
+				// the answer to a client's own close.
 				res := r.awaitClose(3 * time.Second)
-				if want.code != 0 {
-					if !res.frame || res.code != want.code {
-						t.Fatalf("got %v, want close %d", res, want.code)
-					}
-					if res.elapsed > 2*time.Second {
-						t.Fatalf("closed only after %v", res.elapsed)
-					}
-					return
+				if !res.frame || res.code != want.code || res.reason == "" {
+					t.Fatalf("got %v, want close %d with a reason", res, want.code)
 				}
-				// A close without a body is answered by an empty close.
-				if !res.frame || res.code != 0 {
-					t.Fatalf("got %v, want an empty close", res)
+				if res.elapsed > 2*time.Second {
+					t.Fatalf("closed only after %v", res.elapsed)
 				}
 			})
+		}
+	})
+
+	t.Run("a command in the same write as the handshake request", func(t *testing.T) {
+		// The command's bytes reach the server's HTTP reader together
+		// with the request; they must not be lost at the upgrade.
+		r := e.rawDial(t)
+		req := upgradeRequest(WebSocketPath, http.Header{
+			"Authorization":          {"Bearer " + rs(claims("sub", "eager"))},
+			"Sec-Websocket-Protocol": {"tickgate.v1.json"},
+		})
+		if _, err := r.c.Write(append(req, clientFrame(0x81, []byte(`{"op":"ping","id":42}`))...)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(r.br, &http.Request{Method: http.MethodGet})
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		f, err := r.awaitFrame(3*time.Second, 0x1, `"pong"`)
+		if err != nil || f.op != 0x1 || !strings.Contains(string(f.payload), `"id":42`) {
+			t.Fatalf("got %q (op %d), %v: want the pong for id 42", f.payload, f.op, err)
 		}
 	})
 

@@ -51,10 +51,7 @@ const (
 var itChannels = []string{"book.BTC-USD", "book.ETH-USD", "ticker.BTC-USD", "ticker.SOL-USD"}
 
 func TestHAProxyDrainReconnect(t *testing.T) {
-	haproxy, err := itLookPath("haproxy")
-	if err != nil {
-		t.Skip("haproxy is not installed (apt-get install -y haproxy): this test runs deploy/haproxy/haproxy.cfg with the real HAProxy")
-	}
+	haproxy := itNeed(t, "haproxy", "haproxy", "this test runs deploy/haproxy/haproxy.cfg with the real HAProxy")
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()

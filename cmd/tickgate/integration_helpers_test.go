@@ -20,7 +20,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +53,23 @@ func itLookPath(name string) (string, error) {
 		return p, nil
 	}
 	return exec.LookPath(filepath.Join("/usr/sbin", name))
+}
+
+// itNeed finds the program a test drives. Without it the test is skipped
+// on a developer's machine, but fails under CI (CI=true), where .ci/run
+// installs the Debian package: a test that silently skips proves nothing.
+func itNeed(t *testing.T, program, debianPackage, why string) string {
+	t.Helper()
+	p, err := itLookPath(program)
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s is not installed (apt-get install -y %s): %s", program, debianPackage, why)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }
 
 // itFreePorts returns n distinct free loopback TCP ports.
@@ -112,6 +131,23 @@ func itBody(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+var itMetricLine = regexp.MustCompile(`^(tickgate_[a-z_]+(?:\{[^}]*\})?) (\S+)$`)
+
+// itMetrics reads the tickgate_* series of admin's /metrics, keyed by name
+// and labels as exposed: tickgate_nats_connected,
+// tickgate_handshake_failures_total{reason="draining"}.
+func itMetrics(admin string) map[string]float64 {
+	out := map[string]float64{}
+	for line := range strings.SplitSeq(itBody(admin+"/metrics"), "\n") {
+		if m := itMetricLine.FindStringSubmatch(line); m != nil {
+			if v, err := strconv.ParseFloat(m[2], 64); err == nil {
+				out[m[1]] = v
+			}
+		}
+	}
+	return out
 }
 
 // itProc is a child process whose output goes to a file in the test's

@@ -26,7 +26,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,10 +49,7 @@ const (
 )
 
 func TestNATSOutageWithDebianServer(t *testing.T) {
-	natsBin, err := itLookPath("nats-server")
-	if err != nil {
-		t.Skip("Debian's nats-server is not installed (apt-get install -y nats-server): this test stops and restarts the real binary")
-	}
+	natsBin := itNeed(t, "nats-server", "nats-server", "this test stops and restarts the real binary")
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
@@ -108,7 +104,7 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 		})
 	})
 	pub1.Close()
-	if m := otMetrics(admin); m["tickgate_nats_connected"] != 1 || m["tickgate_nats_reconnects_total"] != 0 {
+	if m := itMetrics(admin); m["tickgate_nats_connected"] != 1 || m["tickgate_nats_reconnects_total"] != 0 {
 		t.Fatalf("before the outage: tickgate_nats_connected %v, tickgate_nats_reconnects_total %v, want 1 and 0",
 			m["tickgate_nats_connected"], m["tickgate_nats_reconnects_total"])
 	}
@@ -139,7 +135,7 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 	if notReady > 5*time.Second {
 		t.Errorf("/readyz took %v to turn 503 after nats-server stopped, want a few seconds", notReady)
 	}
-	if m := otMetrics(admin); m["tickgate_nats_connected"] != 0 {
+	if m := itMetrics(admin); m["tickgate_nats_connected"] != 0 {
 		t.Errorf("during the outage: tickgate_nats_connected %v, want 0", m["tickgate_nats_connected"])
 	}
 	book.Update(time.Now().UnixNano()) // published while NATS was down: lost, a gap for the node
@@ -265,7 +261,7 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 			t.Errorf("client %d: %d trades, want 6 (1..3, 10..12)", c.id, s.updates[tradeCh])
 		}
 	}
-	m := otMetrics(admin)
+	m := itMetrics(admin)
 	if m["tickgate_nats_reconnects_total"] < 1 || m["tickgate_nats_connected"] != 1 {
 		t.Errorf("after the restart: tickgate_nats_reconnects_total %v, tickgate_nats_connected %v, want >= 1 and 1",
 			m["tickgate_nats_reconnects_total"], m["tickgate_nats_connected"])
@@ -477,22 +473,6 @@ func otHasSubs(monitor string, subjects []string) bool {
 		}
 	}
 	return true
-}
-
-var otMetricLine = regexp.MustCompile(`^(tickgate_[a-z_]+) ([0-9.e+-]+)$`)
-
-// otMetrics reads the unlabelled tickgate_* series of /metrics.
-func otMetrics(admin string) map[string]float64 {
-	out := map[string]float64{}
-	for line := range strings.SplitSeq(itBody(admin+"/metrics"), "\n") {
-		if m := otMetricLine.FindStringSubmatch(line); m != nil {
-			v, err := strconv.ParseFloat(m[2], 64)
-			if err == nil {
-				out[m[1]] = v
-			}
-		}
-	}
-	return out
 }
 
 func otPublisher(t *testing.T, url, name string) *feed.Publisher {

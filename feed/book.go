@@ -34,16 +34,29 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 	if b == nil {
 		return Event{}, false, OutcomeInvalid
 	}
-	if m.Seq <= s.seen {
-		return Event{}, false, OutcomeDuplicate
-	}
-	s.seen = m.Seq
 	if b.Bids == nil {
 		b.Bids = []proto.Level{}
 	}
 	if b.Asks == nil {
 		b.Asks = []proto.Level{}
 	}
+	if m.Seq <= s.seen {
+		if !PublisherRestarted(m.Seq, s.seen) {
+			return Event{}, false, OutcomeDuplicate
+		}
+		// The publisher started over: the held book belongs to its
+		// previous run. Its snapshot (normally its first message) starts
+		// the book again and goes out to every subscriber.
+		s.seen = m.Seq
+		s.unsync()
+		if !m.Snapshot {
+			return Event{}, false, OutcomeRestart
+		}
+		ev, emit, _ := s.applySnapshot(m.Seq, b)
+		ev.Restart = true
+		return ev, emit, OutcomeRestart
+	}
+	s.seen = m.Seq
 	if m.Snapshot {
 		return s.applySnapshot(m.Seq, b)
 	}

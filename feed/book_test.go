@@ -19,6 +19,7 @@ type bookStep struct {
 	// snapshot event's data); nil skips the check.
 	wantBids, wantAsks []proto.Level
 	wantSynced         *bool
+	wantRestart        bool
 }
 
 var (
@@ -55,8 +56,21 @@ func TestBookStateApply(t *testing.T) {
 			{m: bookMsg(2, false, Ls(L("100.2", "5")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 1},
 			{m: bookMsg(2, false, Ls(L("100.2", "7")), nil, 0), wantOut: OutcomeDuplicate,
 				wantBids: Ls(L("100.2", "5"), L("100.1", "2"), L("100", "3"))},
-			{m: snap(1), wantOut: OutcomeDuplicate},
+			{m: bookMsg(1, false, Ls(L("100.2", "7")), nil, 0), wantOut: OutcomeRestart, wantSynced: no},
+			{m: snap(2), wantOut: OutcomeSnapshot, wantEmit: true, wantSnap: true, wantPrev: 2, wantBids: snapBids, wantSynced: yes},
+			{m: snap(2), wantOut: OutcomeDuplicate},
 			{m: bookMsg(3, false, Ls(L("100.2", "6")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 2},
+		},
+		"a duplicate of seq 1 is no restart": {
+			{m: snap(1), wantOut: OutcomeSnapshot, wantEmit: true, wantSnap: true},
+			{m: snap(1), wantOut: OutcomeDuplicate, wantSynced: yes},
+		},
+		"publisher restart with a snapshot: the same book goes out again": {
+			{m: snap(1), wantOut: OutcomeSnapshot, wantEmit: true, wantSnap: true},
+			{m: bookMsg(2, false, Ls(L("100.2", "5")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 1},
+			{m: bookMsg(3, false, Ls(L("100.2", "1")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 2},
+			{m: snap(1), wantOut: OutcomeRestart, wantEmit: true, wantSnap: true, wantRestart: true, wantPrev: 3, wantBids: snapBids, wantSynced: yes},
+			{m: bookMsg(2, false, Ls(L("100.2", "9")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 1},
 		},
 		"gap unsyncs and a snapshot recovers": {
 			{m: snap(1), wantOut: OutcomeSnapshot, wantEmit: true, wantSnap: true},
@@ -160,8 +174,9 @@ func checkBookEvent(t *testing.T, st State, ev Event, s bookStep, sent *proto.Bo
 	if !ok {
 		t.Fatalf("event data %T, want *proto.Book", ev.Data)
 	}
-	if ev.Seq != s.m.Seq || ev.Prev != s.wantPrev || ev.Snapshot != s.wantSnap || ev.Channel != bookBTC || ev.TS != sent.TS || b.TS != sent.TS {
-		t.Fatalf("event seq %d prev %d snapshot %v ts %d, want %d %d %v %d", ev.Seq, ev.Prev, ev.Snapshot, ev.TS, s.m.Seq, s.wantPrev, s.wantSnap, sent.TS)
+	if ev.Seq != s.m.Seq || ev.Prev != s.wantPrev || ev.Snapshot != s.wantSnap || ev.Restart != s.wantRestart || ev.Channel != bookBTC || ev.TS != sent.TS || b.TS != sent.TS {
+		t.Fatalf("event seq %d prev %d snapshot %v restart %v ts %d, want %d %d %v %v %d",
+			ev.Seq, ev.Prev, ev.Snapshot, ev.Restart, ev.TS, s.m.Seq, s.wantPrev, s.wantSnap, s.wantRestart, sent.TS)
 	}
 	want := proto.BookChecksum(bs.bids, bs.asks)
 	if b.Checksum != want {

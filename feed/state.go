@@ -32,6 +32,19 @@ type Event struct {
 	Data any
 	// TS is the source event time (the data's ts), Unix nanoseconds.
 	TS int64
+	// Restart is true for the first event after the publisher started its
+	// seq over (see PublisherRestarted): Seq is 1 and not above Prev.
+	Restart bool
+}
+
+// PublisherRestarted reports whether a feed message with seq, arriving
+// after the newest seq last, means the publisher started over rather than
+// a duplicate. Publishers count each channel from 1, and one that restarts
+// without keeping its count begins at 1 again; dropping that as a
+// duplicate would freeze the channel until the new count passed the old
+// one. A duplicate of seq 1 itself (last = 1) stays a duplicate.
+func PublisherRestarted(seq, last uint64) bool {
+	return seq == 1 && last > 1
 }
 
 // State is the per-channel state of a gateway node. Implementations are
@@ -118,6 +131,11 @@ const (
 	// OutcomeInvalid: the message carries no data of the channel's kind (a
 	// caller bug: Decode never produces that); dropped.
 	OutcomeInvalid
+	// OutcomeRestart: seq 1 after a higher seq, the publisher started over
+	// (PublisherRestarted). A ticker or trade message is applied and
+	// emitted with Restart set; for a book the held book is dropped, and
+	// a snapshot is emitted at once or with the publisher's next one.
+	OutcomeRestart
 	numOutcomes
 )
 
@@ -150,6 +168,8 @@ func (o Outcome) String() string {
 		return "checksum_mismatch"
 	case OutcomeInvalid:
 		return "invalid"
+	case OutcomeRestart:
+		return "restart"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -178,16 +198,30 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 	default:
 		return Event{}, false, OutcomeInvalid
 	}
+	restart := false
 	if m.Seq <= s.last {
-		return Event{}, false, OutcomeDuplicate
+		if !PublisherRestarted(m.Seq, s.last) {
+			return Event{}, false, OutcomeDuplicate
+		}
+		restart = true
 	}
 	out := OutcomeApplied
-	if s.last != 0 && m.Seq != s.last+1 {
+	switch {
+	case restart:
+		out = OutcomeRestart
+	case s.last != 0 && m.Seq != s.last+1:
 		out = OutcomeGap
 	}
-	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts}
+	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts, Restart: restart}
 	s.last, s.cur, s.ts = m.Seq, data, ts
-	s.hist.push(ev)
+	if restart {
+		// The history's seqs belong to the publisher's previous run: no
+		// resume crosses a restart. The restart event itself is not kept,
+		// so a resume from seq 1 onward works at once.
+		s.hist.clear()
+	} else {
+		s.hist.push(ev)
+	}
 	return ev, true, out
 }
 

@@ -28,7 +28,11 @@ func TestStreamStateApply(t *testing.T) {
 			wantEnd: 42,
 		},
 		"duplicate and old seq dropped": {
-			steps:   []step{{1, true, OutcomeApplied, 0}, {2, true, OutcomeApplied, 1}, {2, false, OutcomeDuplicate, 0}, {1, false, OutcomeDuplicate, 0}, {3, true, OutcomeApplied, 2}},
+			steps:   []step{{1, true, OutcomeApplied, 0}, {1, false, OutcomeDuplicate, 0}, {2, true, OutcomeApplied, 1}, {3, true, OutcomeApplied, 2}, {3, false, OutcomeDuplicate, 0}, {2, false, OutcomeDuplicate, 0}, {4, true, OutcomeApplied, 3}},
+			wantEnd: 4,
+		},
+		"publisher restart: seq 1 after a higher one": {
+			steps:   []step{{1, true, OutcomeApplied, 0}, {2, true, OutcomeApplied, 1}, {3, true, OutcomeApplied, 2}, {1, true, OutcomeRestart, 3}, {2, true, OutcomeApplied, 1}, {2, false, OutcomeDuplicate, 0}, {3, true, OutcomeApplied, 2}},
 			wantEnd: 3,
 		},
 		"gap is counted and subscribers continue": {
@@ -50,7 +54,7 @@ func TestStreamStateApply(t *testing.T) {
 					if !s.wantEmit {
 						continue
 					}
-					if ev.Seq != s.seq || ev.Prev != s.wantPrev || ev.Snapshot || ev.Channel != ch {
+					if ev.Seq != s.seq || ev.Prev != s.wantPrev || ev.Snapshot || ev.Channel != ch || ev.Restart != (s.wantOut == OutcomeRestart) {
 						t.Fatalf("event %+v, want seq %d prev %d update on %v", ev, s.seq, s.wantPrev, ch)
 					}
 					if ev.TS != int64(s.seq)*1000 {
@@ -144,6 +148,10 @@ func TestStreamStateSince(t *testing.T) {
 		"after overflow, inside":  {4, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 8, want{true, [][2]uint64{{9, 8}, {10, 9}}}},
 		"no history":              {-1, []uint64{1, 2, 3}, 2, want{false, nil}},
 		"no history, up to date":  {-1, []uint64{1, 2, 3}, 3, want{true, [][2]uint64{}}},
+		// A publisher restart: seqs of its previous run mean nothing now.
+		"after a restart, from the new run": {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 1, want{true, [][2]uint64{{2, 1}, {3, 2}}}},
+		"after a restart, up to date":       {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 3, want{true, [][2]uint64{}}},
+		"after a restart, the old run":      {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 5, want{false, nil}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

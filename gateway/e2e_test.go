@@ -61,14 +61,7 @@ func (k *chainChecker) take(t *testing.T, w wire) {
 	k.seen++
 	switch k.kind {
 	case proto.KindBook:
-		if w.Type == proto.TypeSnapshot {
-			k.book.Reset(w.Data.Bids, w.Data.Asks)
-		} else {
-			k.book.Update(w.Data.Bids, w.Data.Asks)
-		}
-		if got := k.book.Checksum(); got != w.Data.Checksum {
-			t.Fatalf("%s seq %d: rebuilt book checksum %d, message says %d", w.Channel, w.Seq, got, w.Data.Checksum)
-		}
+		takeBook(t, k.book, w)
 	case proto.KindTrade:
 		k.trade = append(k.trade, w.Data.ID)
 	}
@@ -345,5 +338,125 @@ func TestThrottle(t *testing.T) {
 	}
 	if len(ktr.trade) != n {
 		t.Fatalf("%d trades, want every one of %d", len(ktr.trade), n)
+	}
+}
+
+// A publisher that restarts and counts from seq 1 again: book subscribers
+// get the new run's book as a fresh snapshot, ticker and trade subscribers
+// continue with an intact prev chain, and nothing of the new run is
+// dropped as a duplicate of the old one.
+func TestPublisherRestart(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.connect(t, "json", e.token(t, "ines", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.BTC-USD", "ticker.BTC-USD", "trade.BTC-USD"}})
+	c.expect(t, proto.TypeSubscribed)
+	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
+	tick := func(seq uint64, bid string) {
+		e.publish(t, "ticker.BTC-USD", seq, proto.FeedUpdate, &proto.Ticker{Symbol: "BTC-USD", Bid: bid, BidSize: "1", Ask: "70000", AskSize: "1", Last: bid, Volume: "1", TS: 1})
+	}
+	trade := func(seq uint64, id int64) {
+		e.publish(t, "trade.BTC-USD", seq, proto.FeedUpdate, &proto.Trade{Symbol: "BTC-USD", ID: id, Price: "64000", Size: "1", Side: "buy", TS: 1})
+	}
+	run := func(bf *booktest.Feed, bid string, tradeID int64) {
+		if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= 3; seq++ {
+			if seq > 1 {
+				if err := e.pub.PublishMessage(bch, bf.Update(int64(seq))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tick(seq, bid)
+			trade(seq, tradeID+int64(seq))
+		}
+		e.flush(t)
+	}
+
+	// The first run: seq 1..3 on every channel.
+	first := booktest.NewFeed("BTC-USD", 21)
+	run(first, "64000", 100)
+	last := map[string]uint64{}
+	book := booktest.New()
+	var trades []int64
+	for last["book.BTC-USD"] < 3 || last["ticker.BTC-USD"] < 3 || last["trade.BTC-USD"] < 3 {
+		w := c.next(t)
+		if w.Channel == "book.BTC-USD" {
+			takeBook(t, book, w)
+		}
+		if w.Channel == "trade.BTC-USD" {
+			trades = append(trades, w.Data.ID)
+		}
+		last[w.Channel] = w.Seq
+	}
+
+	// The publisher restarts: a new run from seq 1, with another book.
+	second := booktest.NewFeed("BTC-USD", 22)
+	run(second, "65000", 200)
+	done := func() bool {
+		return last["book.BTC-USD"] == 3 && book.Checksum() == second.Book().Checksum() &&
+			last["ticker.BTC-USD"] == 3 && last["trade.BTC-USD"] == 3 && len(trades) == 6
+	}
+	restarted := map[string]bool{}
+	var tickerBid string
+	for !done() {
+		w := c.next(t)
+		switch {
+		case w.Type == proto.TypeSnapshot && w.Channel == "book.BTC-USD":
+			if w.Seq != 1 || restarted[w.Channel] {
+				t.Fatalf("book after the restart: %s", w.raw)
+			}
+			restarted[w.Channel] = true
+		case w.Type != proto.TypeUpdate:
+			t.Fatalf("after the restart: %s", w.raw)
+		case w.Prev == nil || *w.Prev != last[w.Channel]:
+			t.Fatalf("prev chain broken after the restart: last %d, got %s", last[w.Channel], w.raw)
+		case !restarted[w.Channel]:
+			// The first message of the new run on a ticker or trade
+			// channel: seq starts over, prev is the old run's last.
+			if w.Channel == "trade.BTC-USD" && w.Seq != 1 || w.Seq > 3 {
+				t.Fatalf("first %s message after the restart: %s", w.Channel, w.raw)
+			}
+			restarted[w.Channel] = true
+		case w.Seq <= last[w.Channel]:
+			t.Fatalf("seq went back twice: last %d, got %s", last[w.Channel], w.raw)
+		}
+		switch w.Channel {
+		case "book.BTC-USD":
+			takeBook(t, book, w)
+		case "trade.BTC-USD":
+			trades = append(trades, w.Data.ID)
+		case "ticker.BTC-USD":
+			tickerBid = w.Data.Bid
+		}
+		last[w.Channel] = w.Seq
+	}
+	if want := []int64{101, 102, 103, 201, 202, 203}; !slices.Equal(trades, want) {
+		t.Fatalf("trades %v, want %v: each once, in order", trades, want)
+	}
+	if tickerBid != "65000" {
+		t.Fatalf("ticker bid %q after the restart, want the new run's", tickerBid)
+	}
+
+	// A resume from the old run's seq cannot be served: the history of
+	// the old run is gone.
+	c2 := e.connect(t, "json", e.token(t, "ines", time.Hour, ">"))
+	c2.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](2), Channels: []string{"trade.BTC-USD"}, Since: map[string]uint64{"trade.BTC-USD": 103}})
+	c2.expect(t, proto.TypeSubscribed)
+	if w := c2.expect(t, proto.TypeError); w.Code != "history_unavailable" {
+		t.Fatalf("resume from the old run: %s", w.raw)
+	}
+}
+
+// takeBook applies a book message to b and checks its checksum.
+func takeBook(t *testing.T, b *booktest.Book, w wire) {
+	t.Helper()
+	if w.Type == proto.TypeSnapshot {
+		b.Reset(w.Data.Bids, w.Data.Asks)
+	} else {
+		b.Update(w.Data.Bids, w.Data.Asks)
+	}
+	if got := b.Checksum(); got != w.Data.Checksum {
+		t.Fatalf("%s seq %d: rebuilt book checksum %d, message says %d", w.Channel, w.Seq, got, w.Data.Checksum)
 	}
 }

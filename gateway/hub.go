@@ -203,7 +203,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		// snapshot.)
 		s.setHead(enc.snapshotFrame(h.codecs, ci, e.name, ev), ev.TS)
 		s.last = ev.Seq
-	case ev.Seq <= s.last:
+	case ev.Seq <= s.last && !ev.Restart:
 		return "" // already covered by what the subscriber holds
 	case e.ch.Kind == proto.KindTrade:
 		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {

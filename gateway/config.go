@@ -240,15 +240,16 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, o := range c.AllowedOrigins {
-		if err := validOrigin(o); err != nil {
+		if err := ValidOrigin(o); err != nil {
 			return fmt.Errorf("%w: AllowedOrigins: %v", ErrConfig, err)
 		}
 	}
 	return nil
 }
 
-// validOrigin accepts scheme://host[:port] with nothing after it.
-func validOrigin(o string) error {
+// ValidOrigin accepts an allowed origin: scheme://host[:port] with nothing
+// after it.
+func ValidOrigin(o string) error {
 	u, err := url.Parse(o)
 	if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return fmt.Errorf("%q is not scheme://host[:port]", o)

@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -35,13 +37,27 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	symbols := fs.Int("symbols", 12, "how many symbols the synthetic feed publishes (BTC-USD, ETH-USD, SOL-USD first)")
 	rate := fs.Float64("rate", 200, "synthetic feed messages per second, all channels together")
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "tickgate-dev"), "where the certificate and HMAC secret are written")
-	if err := fs.Set("audience", devAudience); err != nil {
-		return err
-	}
-	if err := fs.Set("node-id", "dev-1"); err != nil {
-		return err
-	}
+	// dev's own defaults. They are assigned, not Set, so that the
+	// environment and the config file still apply to these flags.
+	f.audience, f.nodeID = devAudience, "dev-1"
+	fs.Lookup("audience").DefValue, fs.Lookup("node-id").DefValue = devAudience, "dev-1"
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	// dev brings its own NATS, certificate and keys: the serve flags for
+	// those would be ignored, so they are refused.
+	for _, name := range []string{"nats", "tls-cert", "tls-key", "hmac-secret-file", "jwks-file", "public-key-file", "print-config"} {
+		if set[name] {
+			return fmt.Errorf("%w: --%s (or %s_%s) is a serve flag; dev embeds NATS (--nats-listen), a self-signed certificate and a fresh HMAC secret",
+				errUsage, name, envPrefix, strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+		}
+	}
+	if err := f.resolve(); err != nil {
+		return err
+	}
+	if err := checkSimFlags(*symbols, *rate); err != nil {
 		return err
 	}
 	logger, err := f.log.logger(stderr)
@@ -82,7 +98,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	token, err := signer.Sign(auth.TokenSpec{Subject: "dev", Channels: []string{">"}, TTL: 24 * time.Hour, Audience: devAudience})
+	token, err := signer.Sign(auth.TokenSpec{Subject: "dev", Channels: []string{">"}, TTL: 24 * time.Hour, Audience: f.audience})
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -43,23 +45,7 @@ func TestDevModeServesLiveTicks(t *testing.T) {
 		t.Fatalf("dev printed url %q token %q", url, token)
 	}
 
-	pem, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	client := &devClient{msgs: make(chan map[string]any, 1024)}
-	ws, _, err := gws.NewClient(client, &gws.ClientOption{
-		Addr:          url,
-		RequestHeader: http.Header{"Sec-Websocket-Protocol": {"tickgate.v1.json, bearer." + token}},
-		TlsConfig:     &tls.Config{RootCAs: pool, ServerName: "localhost"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.NetConn().Close()
-	go ws.ReadLoop()
+	client, ws := dialDev(t, dir, url, token)
 	if err := ws.WriteString(`{"op":"subscribe","id":1,"channels":["ticker.BTC-USD","book.ETH-USD","trade.SOL-USD"]}`); err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +81,64 @@ func TestDevModeServesLiveTicks(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// dialDev connects to a dev node like a client that trusts the node's
+// self-signed certificate from dir, with the bearer subprotocol.
+func dialDev(t *testing.T, dir, url, token string) (*devClient, *gws.Conn) {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(dir, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &devClient{msgs: make(chan map[string]any, 1024)}
+	ws, _, err := gws.NewClient(client, &gws.ClientOption{
+		Addr:          url,
+		RequestHeader: http.Header{"Sec-Websocket-Protocol": {"tickgate.v1.json, bearer." + token}},
+		TlsConfig:     &tls.Config{RootCAs: pool, ServerName: "localhost"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ws.NetConn().Close() })
+	go ws.ReadLoop()
+	return client, ws
+}
+
+// dev's own defaults (--audience tickgate, --node-id dev-1) give way to the
+// environment and the config file like any flag, and the printed token is
+// made for the audience in force.
+func TestDevDefaultsYieldToEnvironmentAndFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(envPrefix+"_NODE_ID", "desk-node")
+	cfg := writeFile(t, dir, "dev.yaml", "audience: desk\n")
+	out := runInProcess(t, io.Discard, "token: ", "dev", "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "",
+		"--nats-listen", "127.0.0.1:0", "--dir", dir, "--log-level", "warn")
+	parts := strings.Split(out["token"], ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q", out["token"])
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Aud any `json:"aud"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || fmt.Sprint(claims.Aud) != "desk" && fmt.Sprint(claims.Aud) != "[desk]" {
+		t.Fatalf("token aud %v (%v), want desk", claims.Aud, err)
+	}
+	client, _ := dialDev(t, dir, out["url"], out["token"])
+	select {
+	case m := <-client.msgs:
+		if m["type"] != proto.TypeWelcome || m["node"] != "desk-node" {
+			t.Fatalf("first message %v, want the welcome of node desk-node", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no welcome: the printed token was refused?")
 	}
 }
 

@@ -28,18 +28,33 @@ func runFeedsim(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if err := checkSimFlags(*symbols, *rate); err != nil {
+		return err
+	}
 	sim, err := feedsim.New(feedsim.Config{Count: *symbols, Rate: *rate, SubjectPrefix: *prefix, Codec: *codecName, Seed: *seed, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	pub, err := feed.DialPublisher(*url, "tickgate feedsim", *prefix)
+	pub, err := feed.DialPublisher(*url, "tickgate feedsim", *prefix, feed.PublisherLogger(logger))
 	if err != nil {
 		return fmt.Errorf("--nats: %w", err)
 	}
 	defer pub.Close()
-	fmt.Fprintf(stdout, "feedsim: %d symbols at %g msg/s on %s.<kind>.<symbol> via %s\n", *symbols, *rate, *prefix, *url)
+	fmt.Fprintf(stdout, "feedsim: %d symbols at %g msg/s on %s.<kind>.<symbol> via %s\n", *symbols, *rate, *prefix, redactURLs(*url))
 	if err := sim.Run(ctx, pub.Publish); err != nil && !errors.Is(err, context.Canceled) {
 		return err
+	}
+	return nil
+}
+
+// checkSimFlags checks --symbols and --rate of feedsim and dev: feedsim
+// itself would take a zero for its default.
+func checkSimFlags(symbols int, rate float64) error {
+	switch {
+	case symbols < 1 || symbols > feedsim.MaxCount:
+		return fmt.Errorf("%w: --symbols must be between 1 and %d (got %d)", errUsage, feedsim.MaxCount, symbols)
+	case rate <= 0:
+		return fmt.Errorf("%w: --rate must be above 0 (got %g)", errUsage, rate)
 	}
 	return nil
 }

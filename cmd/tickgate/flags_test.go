@@ -44,20 +44,47 @@ func TestFlagPrecedence(t *testing.T) {
 
 func TestBadConfigNamesTheField(t *testing.T) {
 	dir := t.TempDir()
+	secret := writeFile(t, dir, "secret", strings.Repeat("s", 32))
 	tests := []struct {
 		name string
+		cmd  string
 		args []string
 		want string
 	}{
-		{"unknown flag", []string{"--nope"}, "nope"},
-		{"no tls", []string{"--hmac-secret-file", "x"}, "--tls-cert"},
-		{"no keys", []string{"--insecure-plaintext"}, "--hmac-secret-file"},
-		{"bad log level", []string{"--insecure-plaintext", "--log-level", "loud"}, "--log-level"},
-		{"unknown yaml key", []string{"--config", writeFile(t, dir, "bad.yaml", "listn: x\n")}, "listn"},
+		{"unknown flag", "serve", []string{"--nope"}, "nope"},
+		{"no tls", "serve", []string{"--hmac-secret-file", "x"}, "--tls-cert"},
+		{"no keys", "serve", []string{"--insecure-plaintext"}, "--hmac-secret-file"},
+		{"bad log level", "serve", []string{"--insecure-plaintext", "--log-level", "loud"}, "--log-level"},
+		{"unknown yaml key", "serve", []string{"--config", writeFile(t, dir, "bad.yaml", "listn: x\n")}, "listn"},
+		// A zero the packages below would replace by their default.
+		{"drain within 0", "serve", []string{"--drain-within", "0"}, "--drain-within must be above 0"},
+		{"heartbeat 0", "serve", []string{"--heartbeat", "0"}, "--heartbeat"},
+		{"handshake rate 0", "serve", []string{"--handshake-rate", "0"}, "--handshake-rate"},
+		{"conns per ip 0", "serve", []string{"--max-conns-per-ip", "0"}, "--max-conns-per-ip must be -1 (no limit) or above 0"},
+		{"negative leeway", "serve", []string{"--leeway", "-1s"}, "--leeway"},
+		{"shutdown before the drain ends", "serve", []string{"--drain-within", "4s", "--shutdown-timeout", "1s"}, "--shutdown-timeout must be longer than --drain-within"},
+		{"bad origin", "serve", []string{"--allowed-origins", "example.com"}, "--allowed-origins"},
+		{"zero from the config file", "serve", []string{"--config", writeFile(t, dir, "zero.yaml", "drain-within: 0s\n")}, "--drain-within must be above 0"},
+		{"dev with a serve flag", "dev", []string{"--nats", "nats://127.0.0.1:1"}, "--nats (or TICKGATE_NATS) is a serve flag"},
+		{"dev without symbols", "dev", []string{"--symbols", "0"}, "--symbols must be between 1"},
+		{"feedsim at rate 0", "feedsim", []string{"--rate", "0"}, "--rate must be above 0"},
+		{"token for no channel", "token", []string{"--hmac-secret-file", secret, "--sub", "a", "--channels", "bogus"}, `pattern "bogus" matches no channel`},
+		{"token for an unknown kind", "token", []string{"--hmac-secret-file", secret, "--sub", "a", "--channels", "ticker.*,candles.*"}, `"candles" is not a kind`},
+		{"token for a three-token channel", "token", []string{"--hmac-secret-file", secret, "--sub", "a", "--channels", "ticker.BTC.USD"}, "matches no channel"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := runServe(t.Context(), tt.args, io.Discard, io.Discard)
+			var err error
+			switch tt.cmd {
+			case "serve":
+				err = runServe(t.Context(), tt.args, io.Discard, io.Discard)
+			case "dev":
+				err = runDev(t.Context(), append(tt.args, "--dir", t.TempDir()), io.Discard, io.Discard)
+			case "feedsim":
+				err = runFeedsim(t.Context(), tt.args, io.Discard, io.Discard)
+			case "token":
+				err = runToken(tt.args, io.Discard, io.Discard)
+			}
 			if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want a usage error naming %q", err, tt.want)
 			}

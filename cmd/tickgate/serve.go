@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,7 +77,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.issuer, "issuer", "", "required token issuer (iss); empty: not checked")
 	fs.Var(&f.allowedOrigins, "allowed-origins", "comma-separated exact origins allowed for browsers; empty: any")
 	fs.Var(&f.algorithms, "algorithms", "comma-separated JWT algorithm allow-list (default HS256,RS256,ES256,EdDSA)")
-	fs.DurationVar(&f.leeway, "leeway", 0, "clock leeway for exp/nbf/iat (0: the auth default)")
+	fs.DurationVar(&f.leeway, "leeway", auth.DefaultLeeway, "clock leeway for exp/nbf/iat (0: none)")
 	fs.StringVar(&f.subjectPrefix, "subject-prefix", "md", "NATS subject prefix of the feeds")
 	fs.StringVar(&f.nodeID, "node-id", "", "node id in welcome messages and logs (default: hostname)")
 	fs.BoolVar(&f.allowQueryToken, "allow-query-token", false, "accept the token in the access_token query parameter")
@@ -98,6 +99,64 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
+}
+
+// resolve fills in defaults that depend on the machine and checks every
+// value, naming the flag, before anything starts. (The packages below
+// would turn a zero into their own default; a zero given here is refused
+// unless the flag's help says what it means.)
+func (f *serveFlags) resolve() error {
+	if f.nodeID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			return fmt.Errorf("%w: --node-id is empty and the host name is unknown (%v)", errUsage, err)
+		}
+		f.nodeID = host
+	}
+	checks := []struct {
+		flag string
+		got  any
+		ok   bool
+		rule string
+	}{
+		{"nats-reconnect-wait", f.natsReconnectWait, f.natsReconnectWait > 0, "above 0"},
+		{"leeway", f.leeway, f.leeway >= 0 && f.leeway <= auth.MaxLeeway, fmt.Sprintf("between 0 and %v", auth.MaxLeeway)},
+		{"heartbeat", f.heartbeat, f.heartbeat >= 100*time.Millisecond, "at least 100ms"},
+		{"max-message-bytes", f.maxMessageBytes, f.maxMessageBytes >= 256, "at least 256"},
+		{"max-subscriptions", f.maxSubscriptions, f.maxSubscriptions > 0, "above 0"},
+		{"write-timeout", f.writeTimeout, f.writeTimeout > 0, "above 0"},
+		{"lag-timeout", f.lagTimeout, f.lagTimeout >= 0, "0 (twice --write-timeout) or above"},
+		{"send-queue", f.sendQueue, f.sendQueue > 0, "above 0"},
+		{"trade-buffer", f.tradeBuffer, f.tradeBuffer > 0, "above 0"},
+		{"trade-buffer-bytes", f.tradeBufferBytes, f.tradeBufferBytes >= 4096, "at least 4096"},
+		{"socket-send-buffer", f.socketSendBuffer, f.socketSendBuffer == -1 || f.socketSendBuffer > 0, "-1 (the kernel's autotuning) or above 0"},
+		{"max-conns-per-ip", f.maxConnsPerIP, f.maxConnsPerIP == -1 || f.maxConnsPerIP > 0, "-1 (no limit) or above 0"},
+		{"max-conns-per-sub", f.maxConnsPerSub, f.maxConnsPerSub == -1 || f.maxConnsPerSub > 0, "-1 (no limit) or above 0"},
+		{"handshake-rate", f.handshakeRate, f.handshakeRate > 0, "above 0"},
+		{"command-rate", f.commandRate, f.commandRate > 0, "above 0"},
+		{"drain-within", f.drainWithin, f.drainWithin > 0, "above 0"},
+		{"shutdown-timeout", f.shutdownTimeout, f.shutdownTimeout > f.drainWithin, "longer than --drain-within, or the last connections of a drain are cut without a close"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return fmt.Errorf("%w: --%s must be %s (got %v)", errUsage, c.flag, c.rule, c.got)
+		}
+	}
+	for _, o := range f.allowedOrigins.vals {
+		if err := gateway.ValidOrigin(o); err != nil {
+			return fmt.Errorf("%w: --allowed-origins: %v", errUsage, err)
+		}
+	}
+	return nil
+}
+
+// authLeeway is --leeway as auth.Config wants it: there zero means the
+// default and a negative value means none.
+func authLeeway(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // tlsConfig loads the certificate, or returns nil for --insecure-plaintext.
@@ -124,6 +183,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.resolve(); err != nil {
 		return err
 	}
 	if f.printConfig {
@@ -193,7 +255,7 @@ func startNode(o nodeOptions) (*node, error) {
 		Algorithms: f.algorithms.vals,
 		Audience:   f.audience,
 		Issuer:     f.issuer,
-		Leeway:     f.leeway,
+		Leeway:     authLeeway(f.leeway),
 	}, keys)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/proto"
 )
 
 // runToken mints an HS256 token with the secret of --hmac-secret-file.
@@ -34,6 +35,11 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	case *ttl <= 0:
 		return fmt.Errorf("%w: --ttl must be positive", errUsage)
 	}
+	for _, p := range channels.vals {
+		if err := reachablePattern(p); err != nil {
+			return fmt.Errorf("%w: --channels: %v", errUsage, err)
+		}
+	}
 	raw, err := os.ReadFile(*secretFile)
 	if err != nil {
 		return fmt.Errorf("--hmac-secret-file: %w", err)
@@ -47,5 +53,25 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, token)
+	return nil
+}
+
+// reachablePattern checks that channel pattern p is valid and can match
+// some channel <kind>.<symbol>: a token whose patterns match nothing would
+// be refused on every subscribe.
+func reachablePattern(p string) error {
+	if _, err := auth.ParsePattern(p); err != nil {
+		return err
+	}
+	kind, symbol, two := strings.Cut(p, ".")
+	if kind == ">" {
+		return nil
+	}
+	if _, err := proto.ParseKind(kind); err != nil && kind != "*" {
+		return fmt.Errorf("pattern %q matches no channel: %q is not a kind (ticker, book, trade) or a wildcard", p, kind)
+	}
+	if !two || strings.Contains(symbol, ".") || symbol != "*" && symbol != ">" && !proto.ValidSymbol(symbol) {
+		return fmt.Errorf("pattern %q matches no channel: channels are <kind>.<symbol>", p)
+	}
 	return nil
 }

@@ -10,11 +10,12 @@ import (
 )
 
 // echoReasonConn is the socket as gws sees it. When a client closes, gws
-// answers on its own, echoing the status code without any reason text (and
-// with an empty close frame when the client sent no code), and no hook of
-// gws v1.9.1 comes between. The contract wants a reason on every close, so
-// Write fills one in: a server close frame whose body is at most the
-// two-byte code can only be that echo, because every close tickgate sends
+// answers on its own, echoing the status code without any reason text (an
+// application code 3000-4999 as sent, an empty close frame when the client
+// sent no code), and no hook of gws v1.9.1 comes between. The contract
+// wants 1000 for a close the client asked for, and a reason on every close,
+// so Write rewrites that answer: a server close frame whose body is at most
+// the two-byte code can only be it, because every close tickgate sends
 // itself carries a reason, and gws's own protocol-error closes do too.
 // Everything else passes through untouched; the check costs one length
 // comparison per write.
@@ -32,6 +33,11 @@ func (c echoReasonConn) Write(b []byte) (int, error) {
 	code := uint16(proto.CloseNormal) // an empty close is answered with 1000
 	if len(b) == maxBareClose {
 		code = binary.BigEndian.Uint16(b[2:])
+	}
+	if code >= 3000 && code <= 4999 {
+		// An application code the client chose: echoing 4001 or 4008
+		// would say what the contract gives them for, not what happened.
+		code = uint16(proto.CloseNormal)
 	}
 	if _, err := c.Conn.Write(closeFrame(code, echoReason(code))); err != nil {
 		return 0, err

@@ -24,7 +24,9 @@ func TestEchoReasonConn(t *testing.T) {
 		reasonIs string
 	}{
 		"echo of 1000":                {in: []byte{0x88, 2, 0x03, 0xe8}, code: 1000, reasonIs: "closed by the client"},
-		"echo of 4999":                {in: []byte{0x88, 2, 0x13, 0x87}, code: 4999, reasonIs: "closed by the client"},
+		"echo of 4999":                {in: []byte{0x88, 2, 0x13, 0x87}, code: 1000, reasonIs: "closed by the client"},
+		"echo of 4008":                {in: []byte{0x88, 2, 0x0f, 0xa8}, code: 1000, reasonIs: "closed by the client"},
+		"echo of 3000":                {in: []byte{0x88, 2, 0x0b, 0xb8}, code: 1000, reasonIs: "closed by the client"},
 		"empty close":                 {in: []byte{0x88, 0}, code: 1000, reasonIs: "closed by the client"},
 		"bare 1002":                   {in: []byte{0x88, 2, 0x03, 0xea}, code: 1002, reasonIs: "protocol error: bad close frame"},
 		"bare 1007":                   {in: []byte{0x88, 2, 0x03, 0xef}, code: 1007, reasonIs: "close reason is not UTF-8"},

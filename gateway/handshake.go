@@ -39,8 +39,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, proto.HandshakeDraining, "this node is draining; connect again (to any node)")
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && len(s.origins) > 0 {
-		if _, ok := s.origins[normalizeOrigin(origin)]; !ok {
+	if origins := r.Header.Values("Origin"); len(origins) > 0 && len(s.origins) > 0 {
+		// A browser sends one Origin; two are no browser's request, and
+		// judging only the first would let the second pass unseen.
+		if _, ok := s.origins[normalizeOrigin(origins[0], false)]; !ok || len(origins) > 1 {
 			s.refuse(w, proto.HandshakeOriginNotAllowed, "origin not allowed")
 			return
 		}
@@ -179,10 +181,11 @@ func headerHasToken(h http.Header, name, token string) bool {
 // normalizeOrigin lower-cases scheme and host and drops a default port, so
 // that "https://A.example:443" and "https://a.example" compare equal. What
 // does not parse as scheme://host[:port] is returned unchanged (and so
-// matches nothing that was validated).
-func normalizeOrigin(o string) string {
+// matches nothing that was validated). slash allows a trailing "/": an
+// operator may write one in --allowed-origins, a browser never sends one.
+func normalizeOrigin(o string, slash bool) string {
 	u, err := url.Parse(o)
-	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+	if err != nil || u.Scheme == "" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "" && !(slash && u.Path == "/") {
 		return o
 	}
 	scheme := strings.ToLower(u.Scheme)

@@ -38,6 +38,8 @@ func TestHandshakeRefusals(t *testing.T) {
 		{"origin not allowed", dialOptions{header: http.Header{"Authorization": {"Bearer " + good}, "Origin": {"https://dash.example.com.evil.com"}}}, 403, proto.HandshakeOriginNotAllowed},
 		{"origin null", dialOptions{header: http.Header{"Authorization": {"Bearer " + good}, "Origin": {"null"}}}, 403, proto.HandshakeOriginNotAllowed},
 		{"origin other port", dialOptions{header: http.Header{"Authorization": {"Bearer " + good}, "Origin": {"http://localhost:3001"}}}, 403, proto.HandshakeOriginNotAllowed},
+		{"origin with a trailing slash", dialOptions{header: http.Header{"Authorization": {"Bearer " + good}, "Origin": {"https://dash.example.com/"}}}, 403, proto.HandshakeOriginNotAllowed},
+		{"two origins, the allowed one first", dialOptions{header: http.Header{"Authorization": {"Bearer " + good}, "Origin": {"https://dash.example.com", "https://evil.example"}}}, 403, proto.HandshakeOriginNotAllowed},
 		{"unknown subprotocol", dialOptions{header: bearer(good), subprotocols: []string{"chat"}}, 400, proto.HandshakeBadSubprotocol},
 		{"bearer entry only", dialOptions{subprotocols: []string{"bearer." + good}}, 400, proto.HandshakeBadSubprotocol},
 	}
@@ -139,19 +141,24 @@ func TestTLSOnly12AndUp(t *testing.T) {
 }
 
 func TestNormalizeOrigin(t *testing.T) {
-	tests := map[string]string{
-		"https://A.Example.com":      "https://a.example.com",
-		"https://a.example.com:443":  "https://a.example.com",
-		"http://a.example.com:80":    "http://a.example.com",
-		"http://a.example.com:8080":  "http://a.example.com:8080",
-		"https://a.example.com/":     "https://a.example.com",
-		"null":                       "null",
-		"https://a.example.com/path": "https://a.example.com/path",
-		"https://u@a.example.com":    "https://u@a.example.com",
+	tests := []struct {
+		in    string
+		slash bool
+		want  string
+	}{
+		{"https://A.Example.com", false, "https://a.example.com"},
+		{"https://a.example.com:443", false, "https://a.example.com"},
+		{"http://a.example.com:80", false, "http://a.example.com"},
+		{"http://a.example.com:8080", false, "http://a.example.com:8080"},
+		{"https://a.example.com/", true, "https://a.example.com"},
+		{"https://a.example.com/", false, "https://a.example.com/"}, // no browser sends it: matches nothing
+		{"null", false, "null"},
+		{"https://a.example.com/path", true, "https://a.example.com/path"},
+		{"https://u@a.example.com", false, "https://u@a.example.com"},
 	}
-	for in, want := range tests {
-		if got := normalizeOrigin(in); got != want {
-			t.Errorf("normalizeOrigin(%q) = %q, want %q", in, got, want)
+	for _, tt := range tests {
+		if got := normalizeOrigin(tt.in, tt.slash); got != tt.want {
+			t.Errorf("normalizeOrigin(%q, %v) = %q, want %q", tt.in, tt.slash, got, tt.want)
 		}
 	}
 }

@@ -63,7 +63,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 	}
 	for _, o := range cfg.AllowedOrigins {
-		s.origins[normalizeOrigin(o)] = struct{}{}
+		s.origins[normalizeOrigin(o, true)] = struct{}{}
 	}
 	s.codecs = newCodecSet(cfg.Logger)
 	s.hub = newHub(src, s.codecs, &s.cfg)

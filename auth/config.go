@@ -11,7 +11,7 @@ import (
 const (
 	// DefaultLeeway is the clock-skew allowance used when Config.Leeway is 0.
 	DefaultLeeway = 5 * time.Second
-	// MaxLeeway bounds Config.Leeway: a larger allowance would make exp
+	// MaxLeeway bounds Config.Leeway: a larger allowance would make nbf
 	// meaningless for short-lived tokens.
 	MaxLeeway = 5 * time.Minute
 )
@@ -31,8 +31,9 @@ type Config struct {
 	// Issuer, when set, must equal the token's "iss". Zero: iss is not
 	// checked.
 	Issuer string
-	// Leeway is the clock-skew allowance for exp, nbf and iat. Zero:
-	// DefaultLeeway (5 s); negative: no leeway at all. At most MaxLeeway.
+	// Leeway is the clock-skew allowance for nbf and iat (exp gets none:
+	// see Verifier.Verify). Zero: DefaultLeeway (5 s); negative: no
+	// leeway at all. At most MaxLeeway.
 	Leeway time.Duration
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time

@@ -70,9 +70,10 @@
 // 9999; a date outside that range (which golang-jwt would convert to a
 // platform-dependent time) makes the token invalid.
 //
-// All time checks use Config.Leeway, DefaultLeeway (5 s) when zero: a token
-// is accepted until exp+leeway, from nbf-leeway, and with iat up to leeway
-// in the future.
+// Config.Leeway (DefaultLeeway, 5 s, when zero) allows for clocks running
+// ahead of the node's: a token is accepted from nbf-leeway and with iat up
+// to leeway in the future. exp gets no leeway: a connection is closed at
+// exp, so a token is accepted only before it.
 //
 // # Errors
 //

@@ -216,9 +216,9 @@ func (l *keyLookup) keyFunc(t *jwt.Token) (any, error) {
 	return first, nil
 }
 
-// Verify checks the token's signature, algorithm, exp (required), nbf and
-// iat (when present, with leeway; an iat in the future beyond leeway is
-// refused), aud and iss (when configured), typ (absent or "JWT"), sub
+// Verify checks the token's signature, algorithm, exp (required, and in
+// the future: no leeway), nbf and iat (when present, with leeway; an iat in
+// the future beyond leeway is refused), aud and iss (when configured), typ (absent or "JWT"), sub
 // (required, non-empty, at most 256 bytes) and channels (required array of
 // 1 to 1024 valid patterns). An expired but otherwise valid token is
 // ErrTokenExpired; anything else is ErrInvalidToken with a short reason that
@@ -237,6 +237,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	}
 	if tc.patterns == nil || tc.ExpiresAt == nil { // defence in depth: Validate ran
 		return nil, invalid("claims not validated")
+	}
+	if !tc.ExpiresAt.After(v.cfg.Now()) {
+		// Leeway stretches nbf and iat, not exp: a connection is closed
+		// at exp, so a token already past it could serve no one.
+		return nil, ErrTokenExpired
 	}
 	return &Claims{Subject: tc.Subject, ExpiresAt: tc.ExpiresAt.Time, Patterns: tc.patterns}, nil
 }

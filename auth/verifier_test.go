@@ -131,10 +131,11 @@ func TestVerifyMatrix(t *testing.T) {
 
 		// Time claims.
 		{name: "expired", want: ErrTokenExpired, token: hs(with(base, "exp", at(-time.Hour), "iat", at(-2*time.Hour)))},
-		{name: "expired within leeway", token: hs(with(base, "exp", at(-3*time.Second)))},
+		{name: "expired within leeway: no leeway for exp", want: ErrTokenExpired, token: hs(with(base, "exp", at(-3*time.Second)))},
+		{name: "exp 2 s ahead", token: hs(with(base, "exp", at(2*time.Second)))},
 		{name: "expired just beyond leeway", want: ErrTokenExpired, token: hs(with(base, "exp", at(-6*time.Second)))},
 		{name: "expired with zero leeway", cfg: func(c *Config) { c.Leeway = -1 }, want: ErrTokenExpired, token: hs(with(base, "exp", at(-1*time.Second)))},
-		{name: "expired within a configured minute", cfg: func(c *Config) { c.Leeway = time.Minute }, token: hs(with(base, "exp", at(-50*time.Second)))},
+		{name: "expired within a configured minute", cfg: func(c *Config) { c.Leeway = time.Minute }, want: ErrTokenExpired, token: hs(with(base, "exp", at(-50*time.Second)))},
 		{name: "expired and wrong aud is invalid, not expired", want: ErrInvalidToken, reason: "audience", token: hs(with(base, "exp", at(-time.Hour), "aud", "other"))},
 		{name: "expired and missing channels is invalid", want: ErrInvalidToken, reason: "channels", token: hs(with(base, "exp", at(-time.Hour), "channels", nil))},
 		{name: "nbf in the future beyond leeway", want: ErrInvalidToken, reason: "nbf", token: hs(with(base, "nbf", at(time.Minute)))},

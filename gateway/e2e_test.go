@@ -393,11 +393,11 @@ func TestPublisherRestart(t *testing.T) {
 	// The publisher restarts: a new run from seq 1, with another book.
 	second := booktest.NewFeed("BTC-USD", 22)
 	run(second, "65000", 200)
+	restarted := map[string]bool{}
 	done := func() bool {
-		return last["book.BTC-USD"] == 3 && book.Checksum() == second.Book().Checksum() &&
+		return last["book.BTC-USD"] == 3 && book.Checksum() == second.Book().Checksum() && restarted["ticker.BTC-USD"] &&
 			last["ticker.BTC-USD"] == 3 && last["trade.BTC-USD"] == 3 && len(trades) == 6
 	}
-	restarted := map[string]bool{}
 	var tickerBid string
 	for !done() {
 		w := c.next(t)

@@ -77,7 +77,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.issuer, "issuer", "", "required token issuer (iss); empty: not checked")
 	fs.Var(&f.allowedOrigins, "allowed-origins", "comma-separated exact origins allowed for browsers; empty: any")
 	fs.Var(&f.algorithms, "algorithms", "comma-separated JWT algorithm allow-list (default HS256,RS256,ES256,EdDSA)")
-	fs.DurationVar(&f.leeway, "leeway", auth.DefaultLeeway, "clock leeway for exp/nbf/iat (0: none)")
+	fs.DurationVar(&f.leeway, "leeway", auth.DefaultLeeway, "clock leeway for nbf and iat; exp gets none (0: none)")
 	fs.StringVar(&f.subjectPrefix, "subject-prefix", "md", "NATS subject prefix of the feeds")
 	fs.StringVar(&f.nodeID, "node-id", "", "node id in welcome messages and logs (default: hostname)")
 	fs.BoolVar(&f.allowQueryToken, "allow-query-token", false, "accept the token in the access_token query parameter")

@@ -41,10 +41,13 @@ type Codec interface {
 	// null. On error dst is returned unchanged.
 	Append(dst []byte, v any) ([]byte, error)
 	// DecodeCommand decodes one client message into cmd, which is reset
-	// first (and left zero on error). Any malformed, truncated, wrongly
-	// typed or hostile input returns an error wrapping ErrMalformed; it
-	// never panics and allocates at most a small multiple of len(b).
-	// Unknown keys are ignored. The decoded strings do not alias b.
+	// first. Any malformed, truncated, wrongly typed or hostile input
+	// returns an error wrapping ErrMalformed; it never panics and
+	// allocates at most a small multiple of len(b). On error cmd is left
+	// zero, except that cmd.ID holds the message's "id" when the message
+	// is a well-formed map whose "id" is an integer, so that the error
+	// reply can carry it. Unknown keys are ignored. The decoded strings
+	// do not alias b.
 	DecodeCommand(b []byte, cmd *proto.Command) error
 }
 

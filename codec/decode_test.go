@@ -17,8 +17,14 @@ func TestDecodeCommand(t *testing.T) {
 		in       string
 		want     proto.Command
 		wantErr  bool
-		jsonOnly bool // too deep for encodeFor; TestDecodeCommandHostile has msgpack twins
+		wantID   *int64 // on error: the id kept for the error reply
+		jsonOnly bool   // too deep for encodeFor; TestDecodeCommandHostile has msgpack twins
 	}{
+		"id kept when a field has the wrong type": {in: `{"op":"subscribe","id":3,"throttle_ms":1.5}`, wantErr: true, wantID: ptr[int64](3)},
+		"id kept when a later field is wrong":     {in: `{"id":-7,"op":"subscribe","since":{"trade.X":-1}}`, wantErr: true, wantID: ptr[int64](-7)},
+		"id of the wrong type is not kept":        {in: `{"op":"ping","id":"x"}`, wantErr: true},
+		"fractional id is not kept":               {in: `{"op":"ping","id":1.5}`, wantErr: true},
+		"ID in other case is not the id":          {in: `{"op":5,"ID":4}`, wantErr: true},
 		"subscribe": {
 			in: `{"op":"subscribe","id":1,"channels":["ticker.BTC-USD","book.ETH-USD"],"throttle_ms":250,"snapshot":true}`,
 			want: proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"ticker.BTC-USD", "book.ETH-USD"},
@@ -102,7 +108,7 @@ func TestDecodeCommand(t *testing.T) {
 					if !errors.Is(err, ErrMalformed) {
 						t.Fatalf("DecodeCommand(%x) = %v, want ErrMalformed", in, err)
 					}
-					mustEqual(t, cmd, proto.Command{})
+					mustEqual(t, cmd, proto.Command{ID: tc.wantID})
 					return
 				}
 				if err != nil {

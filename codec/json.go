@@ -71,10 +71,25 @@ func (jsonCodec) DecodeCommand(b []byte, cmd *proto.Command) error {
 		err = json.Unmarshal(b, cmd)
 	}
 	if err != nil {
-		*cmd = proto.Command{}
+		*cmd = proto.Command{ID: jsonCommandID(b)}
 		return fmt.Errorf("%w: json: %w", ErrMalformed, err)
 	}
 	return nil
+}
+
+// jsonCommandID is the integer "id" (exact key) of b, a JSON object that
+// checkJSON accepted, or nil. It runs only after a failed decode, for the
+// error reply.
+func jsonCommandID(b []byte) *int64 {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(b, &raw) != nil {
+		return nil
+	}
+	var id *int64
+	if v, ok := raw["id"]; !ok || json.Unmarshal(v, &id) != nil {
+		return nil
+	}
+	return id
 }
 
 // decodeJSONExact decodes a command whose top-level keys include one that

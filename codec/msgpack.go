@@ -56,10 +56,46 @@ func (msgpackCodec) DecodeCommand(b []byte, cmd *proto.Command) error {
 		return err
 	}
 	if err := decodeMsgpackCommand(b, cmd); err != nil {
-		*cmd = proto.Command{}
+		*cmd = proto.Command{ID: msgpackCommandID(b)}
 		return err
 	}
 	return nil
+}
+
+// msgpackCommandID is the integer "id" of validated bytes that are one map,
+// or nil. It runs only after a failed decode, for the error reply.
+func msgpackCommandID(b []byte) *int64 {
+	r := mpReader{b: b}
+	n, err := r.container("command", mpMap)
+	if err != nil {
+		return nil
+	}
+	var id *int64
+	for ; n > 0; n-- {
+		key, err := r.head()
+		if err != nil || key.kind != mpStr {
+			return nil
+		}
+		k, err := r.fixed(int(key.u))
+		if err != nil {
+			return nil
+		}
+		if string(k) != "id" {
+			if r.skip(1) != nil {
+				return nil
+			}
+			continue
+		}
+		v, ok, err := r.int64("id")
+		if err != nil {
+			return nil
+		}
+		id = nil
+		if ok {
+			id = &v
+		}
+	}
+	return id
 }
 
 // decodeMsgpackCommand decodes validated bytes into a zero cmd.

@@ -77,7 +77,9 @@ func (c *conn) message(msg *gws.Message) {
 	c.touch()
 	var cmd proto.Command
 	if err := c.codec.DecodeCommand(msg.Bytes(), &cmd); err != nil {
-		c.replyError(nil, proto.CodeBadRequest, "malformed message: expected one "+c.codec.Name()+" map with an op", "")
+		// cmd.ID survives a wrongly typed field, so the reply names the
+		// command it answers.
+		c.replyError(cmd.ID, proto.CodeBadRequest, "malformed message: expected one "+c.codec.Name()+" map with an op and fields of their types", "")
 		c.strike("too many bad commands")
 		return
 	}

@@ -52,6 +52,16 @@ func TestCommandErrorsKeepConnection(t *testing.T) {
 					}
 				}
 			}
+			// A wrongly typed field: the command cannot run, but the
+			// error still names it by its id.
+			raw := []byte(`{"op":"subscribe","id":11,"channels":["ticker.A"],"throttle_ms":1.5}`)
+			if codecName == "msgpack" {
+				raw = []byte("\x84\xa2op\xa9subscribe\xa2id\x0b\xa8channels\x91\xa8ticker.A\xabthrottle_ms\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00")
+			}
+			c.sendRaw(t, raw)
+			if w := c.next(t); w.Type != "error" || w.Code != "bad_request" || w.ID == nil || *w.ID != 11 {
+				t.Fatalf("wrongly typed throttle_ms: got %s, want bad_request with id 11", w.raw)
+			}
 			c.quiet(t, 100*time.Millisecond)
 		})
 	}

@@ -50,8 +50,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// those would be ignored, so they are refused.
 	for _, name := range []string{"nats", "tls-cert", "tls-key", "hmac-secret-file", "jwks-file", "public-key-file", "print-config"} {
 		if set[name] {
-			return fmt.Errorf("%w: --%s (or %s_%s) is a serve flag; dev embeds NATS (--nats-listen), a self-signed certificate and a fresh HMAC secret",
-				errUsage, name, envPrefix, strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+			return usagef("--%s (or %s_%s) is a serve flag; dev embeds NATS (--nats-listen), a self-signed certificate and a fresh HMAC secret", name, envPrefix, strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
 		}
 	}
 	if err := f.resolve(); err != nil {
@@ -151,11 +150,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func startEmbeddedNATS(addr string) (*natsserver.Server, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --nats-listen %q: %v", errUsage, addr, err)
+		return nil, usagef("--nats-listen %q: %v", addr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --nats-listen %q: bad port", errUsage, addr)
+		return nil, usagef("--nats-listen %q: bad port", addr)
 	}
 	if port == 0 {
 		port = natsserver.RANDOM_PORT

@@ -33,7 +33,7 @@ func runFeedsim(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	sim, err := feedsim.New(feedsim.Config{Count: *symbols, Rate: *rate, SubjectPrefix: *prefix, Codec: *codecName, Seed: *seed, Logger: logger})
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usagef("%v", err)
 	}
 	pub, err := feed.DialPublisher(*url, "tickgate feedsim", *prefix, feed.PublisherLogger(logger))
 	if err != nil {
@@ -52,9 +52,9 @@ func runFeedsim(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func checkSimFlags(symbols int, rate float64) error {
 	switch {
 	case symbols < 1 || symbols > feedsim.MaxCount:
-		return fmt.Errorf("%w: --symbols must be between 1 and %d (got %d)", errUsage, feedsim.MaxCount, symbols)
+		return usagef("--symbols must be between 1 and %d (got %d)", feedsim.MaxCount, symbols)
 	case rate <= 0:
-		return fmt.Errorf("%w: --rate must be above 0 (got %g)", errUsage, rate)
+		return usagef("--rate must be above 0 (got %g)", rate)
 	}
 	return nil
 }

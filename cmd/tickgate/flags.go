@@ -13,8 +13,20 @@ import (
 	"github.com/peterbourgon/ff/v3/ffyaml"
 )
 
-// errUsage marks a command-line mistake (exit code 2).
+// errUsage marks a command-line mistake (exit code 2); usagef makes them.
 var errUsage = errors.New("usage")
+
+// usageError is a command-line mistake whose text is only the message:
+// errors.Is(err, errUsage) holds, but "usage" is not in the text.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string      { return e.msg }
+func (usageError) Is(target error) bool { return target == errUsage }
+
+// usagef returns a usage error with a formatted message naming the flag.
+func usagef(format string, args ...any) error {
+	return usageError{msg: fmt.Sprintf(format, args...)}
+}
 
 // envPrefix prefixes every flag's environment variable.
 const envPrefix = "TICKGATE"
@@ -32,10 +44,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+		return usagef("unexpected arguments %q", fs.Args())
 	}
 	return nil
 }
@@ -116,7 +128,7 @@ func (l *logFlags) register(fs *flag.FlagSet) {
 func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, l.level)
+		return nil, usagef("--log-level %q: want debug, info, warn or error", l.level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch l.format {
@@ -125,5 +137,5 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, l.format)
+	return nil, usagef("--log-format %q: want text or json", l.format)
 }

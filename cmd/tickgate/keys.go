@@ -54,10 +54,10 @@ func (f *serveFlags) keySources() (keySources, error) {
 			kid, path = "", v
 		}
 		if path == "" {
-			return nil, fmt.Errorf("%w: --public-key-file %q: want KID=FILE or FILE", errUsage, v)
+			return nil, usagef("--public-key-file %q: want KID=FILE or FILE", v)
 		}
 		if seen[kid] {
-			return nil, fmt.Errorf("%w: --public-key-file: kid %q given twice (one PEM key per kid; use a JWKS for more)", errUsage, kid)
+			return nil, usagef("--public-key-file: kid %q given twice (one PEM key per kid; use a JWKS for more)", kid)
 		}
 		seen[kid] = true
 		src = append(src, keyFile{flag: "--public-key-file", path: path, load: func(p string) ([]auth.Key, error) {
@@ -65,7 +65,7 @@ func (f *serveFlags) keySources() (keySources, error) {
 		}})
 	}
 	if len(src) == 0 {
-		return nil, fmt.Errorf("%w: key material required: --hmac-secret-file, --jwks-file or --public-key-file", errUsage)
+		return nil, usagef("key material required: --hmac-secret-file, --jwks-file or --public-key-file")
 	}
 	return src, nil
 }

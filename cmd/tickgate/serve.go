@@ -109,7 +109,7 @@ func (f *serveFlags) resolve() error {
 	if f.nodeID == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
-			return fmt.Errorf("%w: --node-id is empty and the host name is unknown (%v)", errUsage, err)
+			return usagef("--node-id is empty and the host name is unknown (%v)", err)
 		}
 		f.nodeID = host
 	}
@@ -139,12 +139,12 @@ func (f *serveFlags) resolve() error {
 	}
 	for _, c := range checks {
 		if !c.ok {
-			return fmt.Errorf("%w: --%s must be %s (got %v)", errUsage, c.flag, c.rule, c.got)
+			return usagef("--%s must be %s (got %v)", c.flag, c.rule, c.got)
 		}
 	}
 	for _, o := range f.allowedOrigins.vals {
 		if err := gateway.ValidOrigin(o); err != nil {
-			return fmt.Errorf("%w: --allowed-origins: %v", errUsage, err)
+			return usagef("--allowed-origins: %v", err)
 		}
 	}
 	return nil
@@ -164,12 +164,12 @@ func authLeeway(d time.Duration) time.Duration {
 func (f *serveFlags) tlsConfig(log *slog.Logger) (*tls.Config, *certReloader, error) {
 	if f.insecurePlaintext {
 		if f.tlsCert != "" || f.tlsKey != "" {
-			return nil, nil, fmt.Errorf("%w: --insecure-plaintext excludes --tls-cert/--tls-key", errUsage)
+			return nil, nil, usagef("--insecure-plaintext excludes --tls-cert/--tls-key")
 		}
 		return nil, nil, nil
 	}
 	if f.tlsCert == "" || f.tlsKey == "" {
-		return nil, nil, fmt.Errorf("%w: --tls-cert and --tls-key are required (or --insecure-plaintext behind a TLS-terminating load balancer)", errUsage)
+		return nil, nil, usagef("--tls-cert and --tls-key are required (or --insecure-plaintext behind a TLS-terminating load balancer)")
 	}
 	certs, err := newCertReloader(f.tlsCert, f.tlsKey, log)
 	if err != nil {
@@ -344,7 +344,7 @@ func parsePrefixes(vals []string) ([]netip.Prefix, error) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(v)
 			if aerr != nil {
-				return nil, fmt.Errorf("%w: --trusted-proxies: %q is not a CIDR or an address", errUsage, v)
+				return nil, usagef("--trusted-proxies: %q is not a CIDR or an address", v)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

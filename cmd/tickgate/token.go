@@ -27,17 +27,17 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case *secretFile == "":
-		return fmt.Errorf("%w: --hmac-secret-file is required", errUsage)
+		return usagef("--hmac-secret-file is required")
 	case *sub == "":
-		return fmt.Errorf("%w: --sub is required", errUsage)
+		return usagef("--sub is required")
 	case len(channels.vals) == 0:
-		return fmt.Errorf("%w: --channels is required", errUsage)
+		return usagef("--channels is required")
 	case *ttl <= 0:
-		return fmt.Errorf("%w: --ttl must be positive", errUsage)
+		return usagef("--ttl must be positive")
 	}
 	for _, p := range channels.vals {
 		if err := reachablePattern(p); err != nil {
-			return fmt.Errorf("%w: --channels: %v", errUsage, err)
+			return usagef("--channels: %v", err)
 		}
 	}
 	raw, err := os.ReadFile(*secretFile)

@@ -47,6 +47,7 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 		// The publisher started over: the held book belongs to its
 		// previous run. Its snapshot (normally its first message) starts
 		// the book again and goes out to every subscriber.
+		s.hist.restart(s.seen)
 		s.seen = m.Seq
 		s.unsync()
 		if !m.Snapshot {
@@ -160,7 +161,7 @@ func (s *bookState) Snapshot() (uint64, any, bool) {
 }
 
 func (s *bookState) Since(seq uint64) ([]Event, bool) {
-	if !s.synced {
+	if !s.synced || s.hist.ambiguous(seq) {
 		return nil, false
 	}
 	if seq > s.emitted && seq <= s.applied {

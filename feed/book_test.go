@@ -77,7 +77,7 @@ func TestBookStateApply(t *testing.T) {
 			{m: bookMsg(2, false, Ls(L("100.2", "5")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 1},
 			{m: bookMsg(4, false, Ls(L("100.2", "6")), nil, 0), wantOut: OutcomeGap, wantSynced: no},
 			{m: bookMsg(5, false, Ls(L("100.2", "7")), nil, 0), wantOut: OutcomeUnsynced, wantSynced: no},
-			{m: bookMsg(3, false, Ls(L("100.2", "7")), nil, 0), wantOut: OutcomeDuplicate, wantSynced: no},
+			{m: bookMsg(5, false, Ls(L("100.2", "7")), nil, 0), wantOut: OutcomeDuplicate, wantSynced: no},
 			{m: snap(6), wantOut: OutcomeSnapshot, wantEmit: true, wantSnap: true, wantPrev: 2, wantBids: snapBids, wantAsks: snapAsks, wantSynced: yes},
 			{m: bookMsg(7, false, Ls(L("100.2", "8")), nil, 0), wantOut: OutcomeApplied, wantEmit: true, wantPrev: 6},
 		},
@@ -271,6 +271,11 @@ func TestBookStateSince(t *testing.T) {
 		},
 		"empty": {
 			queries: []query{{1, false, nil}, {0, false, nil}},
+		},
+		"not from a seq the publisher's previous run reached": {
+			msgs: []*Message{snap(1), upd(2, "2"), upd(3, "3"), upd(4, "4"), // the first run
+				snap(1), upd(2, "5"), upd(3, "6"), upd(4, "7"), upd(5, "8"), upd(6, "9")}, // a restart
+			queries: []query{{2, false, nil}, {4, false, nil}, {5, true, []uint64{6}}, {6, true, nil}},
 		},
 	}
 	for name, tc := range tests {

@@ -33,18 +33,31 @@ type Event struct {
 	// TS is the source event time (the data's ts), Unix nanoseconds.
 	TS int64
 	// Restart is true for the first event after the publisher started its
-	// seq over (see PublisherRestarted): Seq is 1 and not above Prev.
+	// seq over (see PublisherRestarted): Seq is not above Prev.
 	Restart bool
 }
 
+// Bounds of PublisherRestarted.
+const (
+	// RestartLowSeq: a seq this low, below the newest, is one of the first
+	// messages of a new run (its seq 1 may have been lost while the node's
+	// NATS connection was down).
+	RestartLowSeq = 64
+	// RestartJump: a seq this far below the newest is a new run too; no
+	// message is overtaken by this many on its way through NATS.
+	RestartJump = 1024
+)
+
 // PublisherRestarted reports whether a feed message with seq, arriving
 // after the newest seq last, means the publisher started over rather than
-// a duplicate. Publishers count each channel from 1, and one that restarts
-// without keeping its count begins at 1 again; dropping that as a
-// duplicate would freeze the channel until the new count passed the old
-// one. A duplicate of seq 1 itself (last = 1) stays a duplicate.
+// a duplicate or a late message. Publishers count each channel from 1, and
+// one that restarts without keeping its count begins at 1 again; dropping
+// its messages as duplicates would freeze the channel until the new count
+// passed the old one. A seq equal to last is a duplicate; a seq a little
+// below a high last (a message overtaken in a NATS cluster while its
+// publisher reconnected) is dropped as one too.
 func PublisherRestarted(seq, last uint64) bool {
-	return seq == 1 && last > 1
+	return seq < last && (seq <= RestartLowSeq || last-seq > RestartJump)
 }
 
 // State is the per-channel state of a gateway node. Implementations are
@@ -131,8 +144,8 @@ const (
 	// OutcomeInvalid: the message carries no data of the channel's kind (a
 	// caller bug: Decode never produces that); dropped.
 	OutcomeInvalid
-	// OutcomeRestart: seq 1 after a higher seq, the publisher started over
-	// (PublisherRestarted). A ticker or trade message is applied and
+	// OutcomeRestart: a seq below the newest that PublisherRestarted takes
+	// for a new run of the publisher. A ticker or trade message is applied and
 	// emitted with Restart set; for a book the held book is dropped, and
 	// a snapshot is emitted at once or with the publisher's next one.
 	OutcomeRestart
@@ -215,10 +228,9 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts, Restart: restart}
 	s.last, s.cur, s.ts = m.Seq, data, ts
 	if restart {
-		// The history's seqs belong to the publisher's previous run: no
-		// resume crosses a restart. The restart event itself is not kept,
-		// so a resume from seq 1 onward works at once.
-		s.hist.clear()
+		// The history's seqs belong to the publisher's previous run, and
+		// seqs up to ev.Prev may mean either run: no resume from them.
+		s.hist.restart(ev.Prev)
 	} else {
 		s.hist.push(ev)
 	}
@@ -233,6 +245,9 @@ func (s *streamState) Snapshot() (uint64, any, bool) {
 }
 
 func (s *streamState) Since(seq uint64) ([]Event, bool) {
+	if s.hist.ambiguous(seq) {
+		return nil, false
+	}
 	return s.hist.since(s.ch, seq, s.last, true)
 }
 
@@ -252,7 +267,8 @@ type histEntry struct {
 type history struct {
 	limit int // Static after construction.
 	buf   []histEntry
-	start int // index of the oldest entry once buf is full
+	start int    // index of the oldest entry once buf is full
+	floor uint64 // seqs up to this belong to a previous run of the publisher too
 }
 
 func (h *history) len() int { return len(h.buf) }
@@ -282,6 +298,18 @@ func (h *history) clear() {
 	h.buf = h.buf[:0]
 	h.start = 0
 }
+
+// restart empties the history after a publisher restart whose previous run
+// reached seq oldLast: from now on a client's seq up to oldLast may come
+// from either run, and a resume from it could skip messages unseen.
+func (h *history) restart(oldLast uint64) {
+	h.clear()
+	h.floor = max(h.floor, oldLast)
+}
+
+// ambiguous reports whether seq may belong to an earlier run of the
+// publisher (see restart).
+func (h *history) ambiguous(seq uint64) bool { return seq <= h.floor }
 
 // since implements State.Since for a history whose newest entry has seq
 // last (or which is empty because the newest event was a snapshot).

@@ -27,17 +27,30 @@ func TestStreamStateApply(t *testing.T) {
 			steps:   []step{{41, true, OutcomeApplied, 0}, {42, true, OutcomeApplied, 41}},
 			wantEnd: 42,
 		},
-		"duplicate and old seq dropped": {
-			steps:   []step{{1, true, OutcomeApplied, 0}, {1, false, OutcomeDuplicate, 0}, {2, true, OutcomeApplied, 1}, {3, true, OutcomeApplied, 2}, {3, false, OutcomeDuplicate, 0}, {2, false, OutcomeDuplicate, 0}, {4, true, OutcomeApplied, 3}},
-			wantEnd: 4,
+		"duplicate and late seq dropped": {
+			steps: []step{{1001, true, OutcomeApplied, 0}, {1001, false, OutcomeDuplicate, 0}, {1002, true, OutcomeApplied, 1001}, {1003, true, OutcomeApplied, 1002},
+				{1003, false, OutcomeDuplicate, 0}, {1002, false, OutcomeDuplicate, 0}, {1004, true, OutcomeApplied, 1003}},
+			wantEnd: 1004,
+		},
+		"a duplicate of seq 1 is no restart": {
+			steps:   []step{{1, true, OutcomeApplied, 0}, {1, false, OutcomeDuplicate, 0}, {2, true, OutcomeApplied, 1}},
+			wantEnd: 2,
 		},
 		"publisher restart: seq 1 after a higher one": {
 			steps:   []step{{1, true, OutcomeApplied, 0}, {2, true, OutcomeApplied, 1}, {3, true, OutcomeApplied, 2}, {1, true, OutcomeRestart, 3}, {2, true, OutcomeApplied, 1}, {2, false, OutcomeDuplicate, 0}, {3, true, OutcomeApplied, 2}},
 			wantEnd: 3,
 		},
+		"publisher restart seen from its third message": {
+			steps:   []step{{5000, true, OutcomeApplied, 0}, {5001, true, OutcomeApplied, 5000}, {3, true, OutcomeRestart, 5001}, {4, true, OutcomeApplied, 3}},
+			wantEnd: 4,
+		},
+		"publisher restart seen far into its new run": {
+			steps:   []step{{90000, true, OutcomeApplied, 0}, {2000, true, OutcomeRestart, 90000}, {2001, true, OutcomeApplied, 2000}},
+			wantEnd: 2001,
+		},
 		"gap is counted and subscribers continue": {
-			steps:   []step{{1, true, OutcomeApplied, 0}, {5, true, OutcomeGap, 1}, {6, true, OutcomeApplied, 5}, {4, false, OutcomeDuplicate, 0}},
-			wantEnd: 6,
+			steps:   []step{{101, true, OutcomeApplied, 0}, {105, true, OutcomeGap, 101}, {106, true, OutcomeApplied, 105}, {104, false, OutcomeDuplicate, 0}},
+			wantEnd: 106,
 		},
 	}
 	for _, kind := range []proto.Kind{proto.KindTicker, proto.KindTrade} {
@@ -149,9 +162,14 @@ func TestStreamStateSince(t *testing.T) {
 		"no history":              {-1, []uint64{1, 2, 3}, 2, want{false, nil}},
 		"no history, up to date":  {-1, []uint64{1, 2, 3}, 3, want{true, [][2]uint64{}}},
 		// A publisher restart: seqs of its previous run mean nothing now.
-		"after a restart, from the new run": {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 1, want{true, [][2]uint64{{2, 1}, {3, 2}}}},
-		"after a restart, up to date":       {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 3, want{true, [][2]uint64{}}},
-		"after a restart, the old run":      {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 5, want{false, nil}},
+		// Seqs the old run reached (up to 5) may mean either run: refused,
+		// even "up to date", or a client of the old run would miss the new
+		// run's first messages unseen.
+		"after a restart, a seq of both runs":    {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 3, want{false, nil}},
+		"after a restart, the old run's newest":  {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3}, 5, want{false, nil}},
+		"after a restart, past the old run":      {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7, 8}, 6, want{true, [][2]uint64{{7, 6}, {8, 7}}}},
+		"after a restart, up to date past it":    {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7, 8}, 8, want{true, [][2]uint64{}}},
+		"after a restart, the overlap stays out": {0, []uint64{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6, 7, 8}, 4, want{false, nil}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

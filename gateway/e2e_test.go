@@ -438,10 +438,11 @@ func TestPublisherRestart(t *testing.T) {
 		t.Fatalf("ticker bid %q after the restart, want the new run's", tickerBid)
 	}
 
-	// A resume from the old run's seq cannot be served: the history of
-	// the old run is gone.
+	// A client of the old run that held its seq 3 must not be told it is
+	// up to date: the new run has reached seq 3 too, and its trades 201 to
+	// 203 would be lost unseen. Seqs both runs reached cannot be resumed.
 	c2 := e.connect(t, "json", e.token(t, "ines", time.Hour, ">"))
-	c2.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](2), Channels: []string{"trade.BTC-USD"}, Since: map[string]uint64{"trade.BTC-USD": 103}})
+	c2.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](2), Channels: []string{"trade.BTC-USD"}, Since: map[string]uint64{"trade.BTC-USD": 3}})
 	c2.expect(t, proto.TypeSubscribed)
 	if w := c2.expect(t, proto.TypeError); w.Code != "history_unavailable" {
 		t.Fatalf("resume from the old run: %s", w.raw)

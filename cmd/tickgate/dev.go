@@ -11,8 +11,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -46,14 +46,28 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	// dev brings its own NATS, certificate and keys: the serve flags for
-	// those would be ignored, so they are refused.
+	// dev brings its own NATS, certificate and keys, so serve's flags for
+	// them would be ignored: given as flags or in the config file they are
+	// refused. The environment is shared with serve and feedsim (a
+	// TICKGATE_NATS exported for feedsim), so from there they are ignored
+	// with a warning.
+	var ignored []string
 	for _, name := range []string{"nats", "tls-cert", "tls-key", "hmac-secret-file", "jwks-file", "public-key-file", "print-config"} {
-		if set[name] {
-			return usagef("--%s (or %s_%s) is a serve flag; dev embeds NATS (--nats-listen), a self-signed certificate and a fresh HMAC secret", name, envPrefix, strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+		switch {
+		case !set[name]:
+		case !givenAsFlag(args, name) && os.Getenv(envVar(name)) == fs.Lookup(name).Value.String():
+			ignored = append(ignored, envVar(name))
+		default:
+			return usagef("--%s is a serve flag; dev embeds NATS (--nats-listen), a self-signed certificate and a fresh HMAC secret", name)
 		}
 	}
-	if err := f.resolve(); err != nil {
+	if len(f.algorithms.vals) > 0 && !slices.Contains(f.algorithms.vals, "HS256") {
+		return usagef("--algorithms must include HS256: dev signs its token with a fresh HMAC secret")
+	}
+	if err := f.defaults(); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
 		return err
 	}
 	if err := checkSimFlags(*symbols, *rate); err != nil {
@@ -62,6 +76,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logger, err := f.log.logger(stderr)
 	if err != nil {
 		return err
+	}
+	for _, env := range ignored {
+		logger.Warn("dev ignores a serve setting from the environment", "variable", env)
 	}
 
 	ns, err := startEmbeddedNATS(*natsListen)
@@ -97,7 +114,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	token, err := signer.Sign(auth.TokenSpec{Subject: "dev", Channels: []string{">"}, TTL: 24 * time.Hour, Audience: f.audience})
+	token, err := signer.Sign(auth.TokenSpec{Subject: "dev", Channels: []string{">"}, TTL: 24 * time.Hour, Audience: f.audience, Issuer: f.issuer})
 	if err != nil {
 		return err
 	}

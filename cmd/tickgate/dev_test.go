@@ -109,12 +109,14 @@ func dialDev(t *testing.T, dir, url, token string) (*devClient, *gws.Conn) {
 }
 
 // dev's own defaults (--audience tickgate, --node-id dev-1) give way to the
-// environment and the config file like any flag, and the printed token is
-// made for the audience in force.
+// environment and the config file like any flag, the printed token is made
+// for the audience and issuer in force, and a serve-only setting exported
+// in the environment (for feedsim, say) is ignored rather than fatal.
 func TestDevDefaultsYieldToEnvironmentAndFile(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv(envPrefix+"_NODE_ID", "desk-node")
-	cfg := writeFile(t, dir, "dev.yaml", "audience: desk\n")
+	t.Setenv(envPrefix+"_NATS", "nats://127.0.0.1:1")
+	cfg := writeFile(t, dir, "dev.yaml", "audience: desk\nissuer: desk-auth\n")
 	out := runInProcess(t, io.Discard, "token: ", "dev", "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "",
 		"--nats-listen", "127.0.0.1:0", "--dir", dir, "--log-level", "warn")
 	parts := strings.Split(out["token"], ".")
@@ -126,10 +128,11 @@ func TestDevDefaultsYieldToEnvironmentAndFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var claims struct {
-		Aud any `json:"aud"`
+		Aud any    `json:"aud"`
+		Iss string `json:"iss"`
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil || fmt.Sprint(claims.Aud) != "desk" && fmt.Sprint(claims.Aud) != "[desk]" {
-		t.Fatalf("token aud %v (%v), want desk", claims.Aud, err)
+	if err := json.Unmarshal(payload, &claims); err != nil || fmt.Sprint(claims.Aud) != "desk" && fmt.Sprint(claims.Aud) != "[desk]" || claims.Iss != "desk-auth" {
+		t.Fatalf("token aud %v iss %q (%v), want desk and desk-auth", claims.Aud, claims.Iss, err)
 	}
 	client, _ := dialDev(t, dir, out["url"], out["token"])
 	select {

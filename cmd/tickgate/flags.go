@@ -139,3 +139,26 @@ func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, usagef("--log-format %q: want text or json", l.format)
 }
+
+// envVar is the environment variable of flag name: TICKGATE_<NAME>.
+func envVar(name string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// givenAsFlag reports whether args name flag name itself: -name or --name,
+// with or without =value.
+func givenAsFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue // a value
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if n, _, _ := strings.Cut(a, "="); n == name {
+			return true
+		}
+	}
+	return false
+}

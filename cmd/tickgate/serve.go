@@ -101,11 +101,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.log.register(fs)
 }
 
-// resolve fills in defaults that depend on the machine and checks every
-// value, naming the flag, before anything starts. (The packages below
-// would turn a zero into their own default; a zero given here is refused
-// unless the flag's help says what it means.)
-func (f *serveFlags) resolve() error {
+// defaults fills in the defaults that depend on the machine.
+func (f *serveFlags) defaults() error {
 	if f.nodeID == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {
@@ -113,6 +110,13 @@ func (f *serveFlags) resolve() error {
 		}
 		f.nodeID = host
 	}
+	return nil
+}
+
+// check checks every value, naming the flag, before anything starts. (The
+// packages below would turn a zero into their own default; a zero given
+// here is refused unless the flag's help says what it means.)
+func (f *serveFlags) check() error {
 	checks := []struct {
 		flag string
 		got  any
@@ -185,12 +189,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := f.resolve(); err != nil {
+	if err := f.defaults(); err != nil {
 		return err
 	}
 	if f.printConfig {
+		// Before the checks: a config that fails them is when it is
+		// most worth seeing.
 		printConfig(stdout, fs)
 		return nil
+	}
+	if err := f.check(); err != nil {
+		return err
 	}
 	logger, err := f.log.logger(stderr)
 	if err != nil {

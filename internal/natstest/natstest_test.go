@@ -22,7 +22,7 @@ func TestRunServesAndRestartsOnTheSamePort(t *testing.T) {
 	port := ns.Addr().(*net.TCPAddr).Port
 	ns.Shutdown()
 	ns.Shutdown() // the cleanup shuts it down again: must be harmless
-	if nc.Flush() == nil {
+	if nc.FlushTimeout(200*time.Millisecond) == nil {
 		t.Fatal("flush succeeded with the server down")
 	}
 	again := Run(t, port)
@@ -30,7 +30,7 @@ func TestRunServesAndRestartsOnTheSamePort(t *testing.T) {
 		t.Fatalf("restarted at %s, want %s", again.ClientURL(), ns.ClientURL())
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for nc.Flush() != nil {
+	for nc.FlushTimeout(200*time.Millisecond) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("client did not reconnect to the restarted server")
 		}

@@ -84,18 +84,14 @@ func TestEndToEndBothCodecs(t *testing.T) {
 			now := time.Now().UnixNano()
 			e.publish(t, "book.BTC-USD", 0, "", nil) // a malformed message (seq 0) must be dropped, nothing else
 			book := bf.Snapshot(now)
-			if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, book); err != nil {
-				t.Fatal(err)
-			}
+			e.publishMessage(t, proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, book)
 			for i := 1; i <= n; i++ {
 				ts := now + int64(i)
 				e.publish(t, "ticker.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{
 					Symbol: "BTC-USD", Bid: fmt.Sprintf("640%02d.10", i), BidSize: "1.5", Ask: fmt.Sprintf("640%02d.20", i),
 					AskSize: "0.7", Last: "64000.15", Volume: "1234.5", TS: ts,
 				})
-				if err := e.pub.PublishMessage(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, bf.Update(ts)); err != nil {
-					t.Fatal(err)
-				}
+				e.publishMessage(t, proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, bf.Update(ts))
 				e.publish(t, "trade.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Trade{
 					Symbol: "BTC-USD", ID: int64(1000 + i), Price: "64000.15", Size: "0.01", Side: proto.SideBuy, TS: ts,
 				})
@@ -150,14 +146,10 @@ func TestPacedClientGetsEveryUpdate(t *testing.T) {
 	bf := booktest.NewFeed("BTC-USD", 5)
 	k := &chainChecker{kind: proto.KindBook, book: booktest.New()}
 	kt := &chainChecker{kind: proto.KindTicker}
-	if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
-		t.Fatal(err)
-	}
+	e.publishMessage(t, bch, bf.Snapshot(1))
 	k.take(t, c.expect(t, proto.TypeSnapshot))
 	for i := 1; i <= 40; i++ {
-		if err := e.pub.PublishMessage(bch, bf.Update(int64(i))); err != nil {
-			t.Fatal(err)
-		}
+		e.publishMessage(t, bch, bf.Update(int64(i)))
 		k.take(t, c.expect(t, proto.TypeUpdate))
 		e.publish(t, "ticker.BTC-USD", uint64(i), proto.FeedUpdate, &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "1", TS: int64(i)})
 		kt.take(t, c.next(t))
@@ -177,13 +169,9 @@ func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
 	first.expect(t, proto.TypeSubscribed)
 	bch := proto.Channel{Kind: proto.KindBook, Symbol: "ETH-USD"}
 	bf := booktest.NewFeed("ETH-USD", 3)
-	if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
-		t.Fatal(err)
-	}
+	e.publishMessage(t, bch, bf.Snapshot(1))
 	for i := range 10 {
-		if err := e.pub.PublishMessage(bch, bf.Update(int64(i))); err != nil {
-			t.Fatal(err)
-		}
+		e.publishMessage(t, bch, bf.Update(int64(i)))
 	}
 	e.flush(t)
 	k1 := &chainChecker{kind: proto.KindBook, book: booktest.New()}
@@ -201,9 +189,7 @@ func TestLateJoinerGetsSnapshotThenChain(t *testing.T) {
 	}
 	k2.take(t, snap)
 	for i := range 5 {
-		if err := e.pub.PublishMessage(bch, bf.Update(int64(100+i))); err != nil {
-			t.Fatal(err)
-		}
+		e.publishMessage(t, bch, bf.Update(int64(100+i)))
 	}
 	e.flush(t)
 	for k2.last < 16 {
@@ -258,16 +244,10 @@ func TestFeedGap(t *testing.T) {
 	bch := proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}
 	bf := booktest.NewFeed("BTC-USD", 11)
 	k := &chainChecker{kind: proto.KindBook, book: booktest.New()}
-	if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.pub.PublishMessage(bch, bf.Update(2)); err != nil {
-		t.Fatal(err)
-	}
+	e.publishMessage(t, bch, bf.Snapshot(1))
+	e.publishMessage(t, bch, bf.Update(2))
 	bf.Update(3) // lost: seq 3 never published
-	if err := e.pub.PublishMessage(bch, bf.Update(4)); err != nil {
-		t.Fatal(err)
-	}
+	e.publishMessage(t, bch, bf.Update(4))
 	tick := func(seq uint64) {
 		e.publish(t, "ticker.BTC-USD", seq, proto.FeedUpdate, &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "1", TS: 1})
 	}
@@ -287,9 +267,7 @@ func TestFeedGap(t *testing.T) {
 		k.take(t, w)
 	}
 	c.quiet(t, 200*time.Millisecond) // book seq 4 is not applicable: nothing goes out
-	if err := e.pub.PublishMessage(bch, bf.Snapshot(5)); err != nil {
-		t.Fatal(err)
-	}
+	e.publishMessage(t, bch, bf.Snapshot(5))
 	e.flush(t)
 	w := c.expect(t, proto.TypeSnapshot)
 	if w.Seq != 5 {
@@ -358,14 +336,10 @@ func TestPublisherRestart(t *testing.T) {
 		e.publish(t, "trade.BTC-USD", seq, proto.FeedUpdate, &proto.Trade{Symbol: "BTC-USD", ID: id, Price: "64000", Size: "1", Side: "buy", TS: 1})
 	}
 	run := func(bf *booktest.Feed, bid string, tradeID int64) {
-		if err := e.pub.PublishMessage(bch, bf.Snapshot(1)); err != nil {
-			t.Fatal(err)
-		}
+		e.publishMessage(t, bch, bf.Snapshot(1))
 		for seq := uint64(1); seq <= 3; seq++ {
 			if seq > 1 {
-				if err := e.pub.PublishMessage(bch, bf.Update(int64(seq))); err != nil {
-					t.Fatal(err)
-				}
+				e.publishMessage(t, bch, bf.Update(int64(seq)))
 			}
 			tick(seq, bid)
 			trade(seq, tradeID+int64(seq))

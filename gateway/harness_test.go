@@ -145,7 +145,13 @@ func (e *testEnv) publish(t *testing.T, channel string, seq uint64, typ string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.pub.PublishMessage(ch, proto.FeedMessage{Seq: seq, Type: typ, Data: data}); err != nil {
+	e.publishMessage(t, ch, proto.FeedMessage{Seq: seq, Type: typ, Data: data})
+}
+
+// publishMessage publishes m on ch through the test's feed publisher.
+func (e *testEnv) publishMessage(t *testing.T, ch proto.Channel, m proto.FeedMessage) {
+	t.Helper()
+	if err := e.pub.PublishMessage(ch, m); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -32,9 +32,7 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 		}
 	}
 	for _, m := range []proto.FeedMessage{bf.Snapshot(1), bf.Update(2)} {
-		if err := e.pub.PublishMessage(bch, m); err != nil {
-			t.Fatal(err)
-		}
+		e.publishMessage(t, bch, m)
 	}
 	trade(e.pub, 1)
 	e.flush(t)

@@ -601,9 +601,7 @@ func TestSecurityMatrix(t *testing.T) {
 			t.Fatalf("publisher: %v", err)
 		}
 		last := published.Load() + 1
-		if err := e.pub.PublishMessage(btc, trade(last)); err != nil {
-			t.Fatal(err)
-		}
+		e.publishMessage(t, btc, trade(last))
 		e.flush(t)
 		if last < 20 {
 			t.Fatalf("only %d trades were published during the matrix", last)

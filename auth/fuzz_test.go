@@ -3,21 +3,12 @@ package auth
 import (
 	"encoding/base64"
 	"errors"
-	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
-)
 
-// heapAllocated is the process's cumulative heap allocation in bytes. Small
-// objects are counted when their span is handed back, so two readings
-// bracket a call's allocations to within a few hundred KiB; a call that
-// allocated megabytes shows.
-func heapAllocated() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
+	"github.com/tickgate/tickgate/internal/memtest"
+)
 
 // maxVerifyAlloc bounds what one Verify may allocate: tokens are at most
 // 8 KiB, and nothing in them may make the verifier allocate more than a
@@ -90,9 +81,9 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, tok string) {
-		before := heapAllocated()
+		before := memtest.HeapAllocated()
 		claims, err := v.Verify(tok)
-		if n := heapAllocated() - before; n > maxVerifyAlloc {
+		if n := memtest.HeapAllocated() - before; n > maxVerifyAlloc {
 			t.Fatalf("Verify of a %d-byte token allocated %d bytes", len(tok), n)
 		}
 		if err == nil {

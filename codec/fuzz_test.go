@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"runtime/metrics"
 	"strings"
 	"testing"
 
+	"github.com/tickgate/tickgate/internal/memtest"
 	"github.com/tickgate/tickgate/proto"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -40,20 +40,11 @@ func hostileSeeds() [][]byte {
 	}
 }
 
-// heapAllocated is the process's cumulative heap allocation in bytes (small
-// objects counted when their span is handed back: a reading is precise to
-// a few hundred KiB).
-func heapAllocated() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // checkAlloc fails when a decode of n input bytes allocated more than a
 // small multiple of n (plus a constant): what the codec promises.
 func checkAlloc(t *testing.T, n int, before uint64) {
 	t.Helper()
-	if got := heapAllocated() - before; got > 64*uint64(n)+1<<20 {
+	if got := memtest.HeapAllocated() - before; got > 64*uint64(n)+1<<20 {
 		t.Fatalf("decoding %d bytes allocated %d bytes", n, got)
 	}
 }
@@ -86,7 +77,7 @@ func FuzzDecodeCommandJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var cmd proto.Command
-		before := heapAllocated()
+		before := memtest.HeapAllocated()
 		err := JSON().DecodeCommand(b, &cmd)
 		checkAlloc(t, len(b), before)
 		if err != nil {
@@ -129,7 +120,7 @@ func FuzzDecodeCommandMsgpack(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var cmd proto.Command
-		before := heapAllocated()
+		before := memtest.HeapAllocated()
 		err := Msgpack().DecodeCommand(b, &cmd)
 		checkAlloc(t, len(b), before)
 		if err != nil {
@@ -180,7 +171,7 @@ func FuzzDecodeFeed(f *testing.F) {
 		default:
 			data = new(proto.Trade)
 		}
-		before := heapAllocated()
+		before := memtest.HeapAllocated()
 		h, err := DecodeFeed(b, data)
 		checkAlloc(t, len(b), before)
 		if err != nil {

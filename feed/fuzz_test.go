@@ -3,23 +3,14 @@ package feed
 import (
 	"bytes"
 	"errors"
-	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/internal/memtest"
 	"github.com/tickgate/tickgate/proto"
 )
-
-// heapAllocated is the process's cumulative heap allocation in bytes (small
-// objects counted when their span is handed back: a reading is precise to
-// a few hundred KiB).
-func heapAllocated() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
 
 // fuzzChannels are the channels FuzzFeedDecode decodes for, by kind%3.
 var fuzzChannels = [3]proto.Channel{tickerBTC, bookBTC, tradeBTC}
@@ -89,9 +80,9 @@ func FuzzFeedDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, payload []byte, kind byte) {
 		ch := fuzzChannels[kind%3]
-		before := heapAllocated()
+		before := memtest.HeapAllocated()
 		m, err := Decode(ch, payload)
-		if n := heapAllocated() - before; n > 64*uint64(len(payload))+1<<20 {
+		if n := memtest.HeapAllocated() - before; n > 64*uint64(len(payload))+1<<20 {
 			t.Fatalf("Decode of %d bytes allocated %d bytes", len(payload), n)
 		}
 		if err != nil {

@@ -3,20 +3,12 @@ package proto
 import (
 	"errors"
 	"regexp"
-	"runtime/metrics"
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-// heapAllocated is the process's cumulative heap allocation in bytes (small
-// objects counted when their span is handed back: a reading is precise to
-// a few hundred KiB).
-func heapAllocated() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
+	"github.com/tickgate/tickgate/internal/memtest"
+)
 
 // symbolRE is the contract's symbol rule, as a regular expression to check
 // ValidSymbol against.
@@ -37,9 +29,9 @@ func FuzzParseChannel(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		before := heapAllocated()
+		before := memtest.HeapAllocated()
 		ch, err := ParseChannel(s)
-		if n := heapAllocated() - before; n > 1<<20 {
+		if n := memtest.HeapAllocated() - before; n > 1<<20 {
 			t.Fatalf("ParseChannel of %d bytes allocated %d bytes", len(s), n)
 		}
 		kind, sym, _ := strings.Cut(s, ".")

@@ -19,6 +19,9 @@ const (
 	CodeRateLimited          ErrorCode = "rate_limited"
 	CodeInvalidToken         ErrorCode = "invalid_token"
 	CodeHistoryUnavailable   ErrorCode = "history_unavailable"
+	// CodeUnavailable (contract 1.1): the command needs the feed (NATS)
+	// and the node cannot reach it now; the error carries retry_ms.
+	CodeUnavailable ErrorCode = "unavailable"
 )
 
 // HandshakeCode is the error code of a refused WebSocket handshake, sent in

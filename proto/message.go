@@ -23,6 +23,7 @@ const (
 	TypePong          = "pong"
 	TypeHeartbeat     = "heartbeat"
 	TypeReconnect     = "reconnect"
+	TypeGap           = "gap" // contract 1.1
 )
 
 // Command is every client-to-server message. Fields unused by an op are
@@ -78,6 +79,19 @@ type Error struct {
 	Code    ErrorCode `json:"code" msgpack:"code"`
 	Message string    `json:"message" msgpack:"message"`
 	Channel string    `json:"channel,omitempty" msgpack:"channel,omitempty"`
+	// RetryMS, with CodeUnavailable, says when trying again makes sense.
+	RetryMS int64 `json:"retry_ms,omitempty" msgpack:"retry_ms,omitempty"`
+}
+
+// Gap (contract 1.1) tells the subscribers of an event channel (trade)
+// that the node never had the feed messages From to To (inclusive): they
+// are missing from the updates, though each connection's prev chain is
+// intact. It comes before the next update of the channel.
+type Gap struct {
+	Type    string `json:"type" msgpack:"type"`
+	Channel string `json:"channel" msgpack:"channel"`
+	From    uint64 `json:"from" msgpack:"from"`
+	To      uint64 `json:"to" msgpack:"to"`
 }
 
 // Snapshot is the full state of a ticker or book channel.

@@ -25,6 +25,14 @@ type Config struct {
 	// FlushTimeout bounds how long Acquire waits for the server to confirm a
 	// new subscription (on top of Acquire's context). Zero: 5s.
 	FlushTimeout time.Duration
+	// PendingMessages and PendingBytes bound what the NATS client holds
+	// for one channel while its handler is busy; beyond either, NATS drops
+	// the channel's messages (counted by Source.Dropped, seen by the
+	// channel's State as a seq gap). Zero: 65536 messages and 16 MiB, so
+	// that a flooded channel costs at most that much memory, where nats.go
+	// would take 512k messages and 64 MiB.
+	PendingMessages int
+	PendingBytes    int
 	// ReconnectWait is the pause between reconnect attempts to the same
 	// server; a random jitter of up to half of it is added (all of it for
 	// TLS connections) so that nodes do not reconnect in one herd.
@@ -41,6 +49,8 @@ const (
 	DefaultName          = "tickgate"
 	DefaultFlushTimeout  = 5 * time.Second
 	DefaultReconnectWait = 2 * time.Second
+	DefaultPendingMsgs   = 65536
+	DefaultPendingBytes  = 16 << 20
 )
 
 // withDefaults returns c with every zero field set to its default.
@@ -60,6 +70,12 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectWait == 0 {
 		c.ReconnectWait = DefaultReconnectWait
 	}
+	if c.PendingMessages == 0 {
+		c.PendingMessages = DefaultPendingMsgs
+	}
+	if c.PendingBytes == 0 {
+		c.PendingBytes = DefaultPendingBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +94,12 @@ func (c Config) Validate() error {
 	}
 	if c.ReconnectWait < 0 {
 		return fmt.Errorf("%w: negative ReconnectWait %v", ErrBadConfig, c.ReconnectWait)
+	}
+	if c.PendingMessages < 1 {
+		return fmt.Errorf("%w: PendingMessages %d below 1", ErrBadConfig, c.PendingMessages)
+	}
+	if c.PendingBytes < 1<<10 {
+		return fmt.Errorf("%w: PendingBytes %d below 1 KiB", ErrBadConfig, c.PendingBytes)
 	}
 	return nil
 }

@@ -11,10 +11,14 @@
 //	                         ──▶ State.Apply (ticker: last value; book: levels,
 //	                             checksum, sync; trade: history) ──▶ Event
 //
-// Source owns the network: Acquire subscribes on the first interest in a
-// channel and returns only once the NATS server confirmed the subscription,
-// so everything published afterwards reaches the channel's Handler; Release
-// unsubscribes with the last interest.
+// Source owns the network: AcquireAsync subscribes on the first interest in
+// a channel, without waiting, and its Pending is done once the NATS server
+// confirmed the subscription, so that everything published afterwards
+// reaches the channel's Handler; while the NATS connection is down a new
+// channel is refused at once (ErrUnavailable). Release unsubscribes with the
+// last interest. Each subscription holds at most Config.PendingMessages and
+// PendingBytes while its handler is busy; NATS drops the rest (Dropped), and
+// the State sees the drop as a seq gap.
 //
 // State is pure: no locks, no NATS, no clock. The gateway keeps one State per
 // channel, guards it with its own per-channel mutex and calls Apply from the
@@ -24,9 +28,10 @@
 // history. Every Data value in an emitted Event is immutable from then on, so
 // the gateway may encode it once and share the bytes.
 //
-// Sequence semantics follow PROTOCOL.md §3: a seq at or below the last one
-// seen is a duplicate and dropped; a seq jump is a gap, after which ticker and
-// trade channels simply continue and a book waits, unsynced, for the next
-// feed snapshot, which it then emits as a snapshot event. A periodic feed
+// Sequence semantics follow docs/protocol.md §5.6: a seq at or below the
+// last one seen is a duplicate and dropped; a seq jump is a gap, after which
+// ticker and trade channels continue (a trade event names the seqs it
+// skipped) and a book waits, unsynced, for the next feed snapshot, which it
+// then emits as a snapshot event. A periodic feed
 // snapshot equal to the held book refreshes the state without an event.
 package feed

@@ -9,6 +9,12 @@ var (
 	// ErrSubscribe reports that a NATS subscription could not be set up or
 	// was not confirmed by the server in time.
 	ErrSubscribe = errors.New("feed: subscribe failed")
+	// ErrUnavailable reports that a channel needs the NATS server while
+	// the node has no connection to it: refused at once, not waited for.
+	ErrUnavailable = errors.New("feed: nats unavailable")
+	// ErrPending is Pending.Err before the subscription was confirmed or
+	// failed.
+	ErrPending = errors.New("feed: subscription not confirmed yet")
 	// ErrClosed reports use of a closed Source.
 	ErrClosed = errors.New("feed: source closed")
 	// ErrBadFeedMessage reports a feed payload that does not decode or does

@@ -24,9 +24,6 @@ import (
 // one channel during that overlap (the gateway's per-channel mutex does).
 type Handler func(ch proto.Channel, m *Message)
 
-// decodeLogEvery bounds how often decode errors are logged.
-const decodeLogEvery = 5 * time.Second
-
 // Source is a node's one NATS connection with interest-counted
 // subscriptions: a channel is subscribed on NATS while at least one Acquire
 // holds it. It is safe for concurrent use.
@@ -35,26 +32,39 @@ type Source struct {
 	log *slog.Logger // Static after construction.
 	nc  *nats.Conn   // Static after construction.
 
-	decodeErrors  atomic.Uint64
-	lastDecodeLog atomic.Int64  // Unix nanoseconds of the last decode error logged
-	suppressed    atomic.Uint64 // decode errors not logged since then
+	decodeErrors atomic.Uint64
+	decodeLog    logLimiter // decode errors
+	slowLog      logLimiter // NATS slow-consumer drops
 
-	mu     sync.Mutex
-	subs   map[proto.Channel]*interest // Guarded by mu.
-	closed bool                        // Guarded by mu.
+	mu      sync.Mutex
+	subs    map[proto.Channel]*interest // Guarded by mu.
+	closed  bool                        // Guarded by mu.
+	dropped uint64                      // Guarded by mu: messages NATS dropped on subscriptions since released.
 }
 
-// interest is one channel's NATS subscription and how many Acquires hold it.
+// interest is one channel's NATS subscription and how many holds (Pending
+// acquires and successful ones) it has.
 type interest struct {
 	refs int                // Guarded by Source.mu.
 	sub  *nats.Subscription // Guarded by Source.mu; nil until confirmed.
-	// ready is closed once the first Acquire's subscription is confirmed
-	// or failed; err (and leaderCtx) are written before and only read after.
+	// ready is closed, under Source.mu, once the subscription is confirmed
+	// or failed; err is written before and only read after.
 	ready chan struct{}
 	err   error
-	// leaderCtx reports that err came from the first Acquirer's own
-	// context: waiting Acquirers then try again instead of sharing it.
-	leaderCtx bool
+	// abort ends the wait for the server's confirmation, when every hold
+	// was canceled before it came. Static after construction.
+	abort context.CancelFunc
+}
+
+// done reports whether the subscription was confirmed or failed. Called
+// with Source.mu held (ready is closed under it).
+func (in *interest) done() bool {
+	select {
+	case <-in.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // Connect creates the node's NATS connection. It retries forever, also when
@@ -100,6 +110,16 @@ func Connect(cfg Config) (*Source, error) {
 			log.Debug("nats connection closed")
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
+				// Edge-triggered by nats.go each time a subscription turns
+				// slow, which under a flood is many times a second: the
+				// drops are counted (Dropped) and show as feed gaps.
+				if ok, suppressed := s.slowLog.allow(); ok {
+					log.Warn("nats dropped feed messages: the channel's pending limit was reached",
+						"subject", sub.Subject, "suppressed", suppressed)
+				}
+				return
+			}
 			if sub != nil {
 				log.Warn("nats subscription error", "subject", sub.Subject, "err", err)
 				return
@@ -148,61 +168,131 @@ func (s *Source) DecodeErrors() uint64 { return s.decodeErrors.Load() }
 // SubjectPrefix returns the prefix of the feed subjects (defaults applied).
 func (s *Source) SubjectPrefix() string { return s.cfg.SubjectPrefix }
 
-// Acquire registers interest in ch. The first Acquire of a channel subscribes
-// on NATS subject <prefix>.<kind>.<symbol> with h as the handler and waits,
-// bounded by ctx and Config.FlushTimeout, until the server confirmed the
-// subscription: when Acquire returns nil, everything published afterwards
-// reaches h. Acquires of the same channel while the first one is still
-// waiting wait for the same confirmation and share its outcome, except that
-// when the first Acquire's own ctx ended, they try again with theirs. Later
-// Acquires only count.
-//
-// One handler per channel per Source: every Acquire of a channel must pass
-// the same h; the handler of the Acquire that subscribed is the one used.
-//
-// On failure nothing is counted and the error wraps ErrSubscribe (or is
-// ErrClosed); a ctx that ended shows as ctx.Err() in the chain.
-func (s *Source) Acquire(ctx context.Context, ch proto.Channel, h Handler) error {
-	if h == nil {
-		return fmt.Errorf("%w: %s: nil handler", ErrSubscribe, ch)
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, err)
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return ErrClosed
-		}
-		in, ok := s.subs[ch]
-		if !ok {
-			in = &interest{refs: 1, ready: make(chan struct{})}
-			s.subs[ch] = in
-			s.mu.Unlock()
-			return s.subscribe(ctx, ch, h, in)
-		}
-		in.refs++
-		s.mu.Unlock()
+// Pending is one hold on a channel's NATS interest, from AcquireAsync
+// until Release (after it succeeded) or Cancel. Done is closed once the
+// NATS server confirmed the channel's subscription or it failed; Err then
+// says which. It is owned by its caller: Cancel at most once, and not after
+// Release.
+type Pending struct {
+	s  *Source
+	ch proto.Channel
+	in *interest
+}
 
-		select {
-		case <-in.ready:
-		case <-ctx.Done():
-			s.drop(ch, in)
-			return fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, ctx.Err())
-		}
-		if in.err == nil {
-			return nil
-		}
-		// The entry was removed with the failure, and our count with it.
-		if !in.leaderCtx || ctx.Err() != nil {
-			return in.err
-		}
+// Done is closed once the subscription is confirmed (Err is nil) or failed.
+func (p *Pending) Done() <-chan struct{} { return p.in.ready }
+
+// Err returns nil once the subscription is confirmed, the failure once it
+// failed (wrapping ErrSubscribe, or ErrClosed), and ErrPending before.
+func (p *Pending) Err() error {
+	select {
+	case <-p.in.ready:
+		return p.in.err
+	default:
+		return ErrPending
 	}
 }
 
-// subscribe performs the first Acquire of ch, for which in is registered.
-func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in *interest) error {
+// Granted returns a Pending that is done, without error, and holds
+// nothing on any Source: for channel sources that need no server (tests
+// and tools). Its Cancel does nothing.
+func Granted() *Pending {
+	in := &interest{ready: make(chan struct{})}
+	close(in.ready)
+	return &Pending{in: in}
+}
+
+// Cancel gives the hold up: after a success it is Release, after a failure
+// nothing (the count went with it), and while the subscription is still
+// being confirmed it drops this hold, so that a subscription nobody holds
+// any more is undone once the server answers.
+func (p *Pending) Cancel() {
+	s := p.s
+	if s == nil {
+		return // Granted
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := p.in
+	switch {
+	case !in.done():
+		if in.refs--; in.refs == 0 {
+			in.abort() // nobody waits: stop waiting for the server
+		}
+	case in.err == nil && !s.closed && s.subs[p.ch] == in:
+		s.releaseLocked(p.ch, in)
+	}
+}
+
+// AcquireAsync registers interest in ch without waiting for NATS. The
+// first hold of a channel subscribes on NATS subject
+// <prefix>.<kind>.<symbol> with h as the handler and asks the server to
+// confirm it, bounded by Config.FlushTimeout; once the Pending's Done is
+// closed with a nil Err, everything published afterwards reaches h. Holds
+// of a channel already confirmed are done at once.
+//
+// A channel that needs the server (not yet confirmed on this node) while
+// the NATS connection is down is refused at once with an error wrapping
+// ErrUnavailable, so that callers never wait on a connection that is not
+// there; ErrClosed after Close.
+//
+// One handler per channel per Source: every hold of a channel must pass the
+// same h; the handler of the hold that subscribed is the one used.
+func (s *Source) AcquireAsync(ch proto.Channel, h Handler) (*Pending, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: %s: nil handler", ErrSubscribe, ch)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	in, ok := s.subs[ch]
+	if ok && in.sub != nil {
+		in.refs++
+		return &Pending{s: s, ch: ch, in: in}, nil
+	}
+	if !s.nc.IsConnected() {
+		return nil, fmt.Errorf("%w: %s", ErrUnavailable, ch)
+	}
+	if ok {
+		in.refs++
+		return &Pending{s: s, ch: ch, in: in}, nil
+	}
+	ctx, abort := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
+	in = &interest{refs: 1, ready: make(chan struct{}), abort: abort}
+	s.subs[ch] = in
+	go s.subscribe(ctx, ch, h, in)
+	return &Pending{s: s, ch: ch, in: in}, nil
+}
+
+// Acquire is AcquireAsync followed by a wait for the server's confirmation,
+// bounded by ctx: when it returns nil, everything published afterwards
+// reaches h. On failure nothing is counted and the error wraps ErrSubscribe
+// (a ctx that ended shows as ctx.Err() in the chain), ErrUnavailable or
+// ErrClosed.
+func (s *Source) Acquire(ctx context.Context, ch proto.Channel, h Handler) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, err)
+	}
+	p, err := s.AcquireAsync(ch, h)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.Done():
+		return p.Err()
+	case <-ctx.Done():
+		p.Cancel()
+		return fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, ctx.Err())
+	}
+}
+
+// subscribe performs the NATS side of the first hold of ch, for which in
+// is registered, on its own goroutine, waiting for the server's
+// confirmation at most until ctx ends.
+func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in *interest) {
+	defer in.abort()
 	subject := ch.Subject(s.cfg.SubjectPrefix)
 	sub, err := s.nc.Subscribe(subject, func(msg *nats.Msg) {
 		m, err := Decode(ch, msg.Data)
@@ -213,23 +303,24 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 		h(ch, m)
 	})
 	if err == nil {
-		fctx, cancel := context.WithTimeout(ctx, s.cfg.FlushTimeout)
-		err = s.nc.FlushWithContext(fctx)
-		cancel()
+		err = sub.SetPendingLimits(s.cfg.PendingMessages, s.cfg.PendingBytes)
+	}
+	if err == nil {
+		err = s.nc.FlushWithContext(ctx)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err == nil && s.closed {
+	switch {
+	case err != nil:
+		err = fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, err)
+	case s.closed:
 		err = ErrClosed
+	case in.refs <= 0:
+		err = fmt.Errorf("%w: %s: every hold was canceled", ErrSubscribe, ch)
 	}
 	if err != nil {
-		in.leaderCtx = ctx.Err() != nil
-		if errors.Is(err, ErrClosed) {
-			in.err = err
-		} else {
-			in.err = fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, err)
-		}
+		in.err = err
 		if s.subs[ch] == in {
 			delete(s.subs, ch)
 		}
@@ -237,65 +328,86 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 			_ = sub.Unsubscribe()
 		}
 		close(in.ready)
-		return in.err
+		return
 	}
 	in.sub = sub
 	close(in.ready)
-	return nil
 }
 
-// Release drops one interest in ch; the last Release unsubscribes from NATS.
-// A Release without a matching successful Acquire is a no-op.
+// Release drops one successful hold of ch; the last Release unsubscribes
+// from NATS. A Release without a matching successful hold is a no-op.
 func (s *Source) Release(ch proto.Channel) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in, ok := s.subs[ch]
-	if !ok || s.closed {
+	if !ok || s.closed || in.sub == nil {
 		return
 	}
 	s.releaseLocked(ch, in)
 }
 
-// drop undoes the count of an Acquire that gave up waiting on in.
-func (s *Source) drop(ch proto.Channel, in *interest) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.subs[ch] != in {
-		return // failed meanwhile: the count went with the entry
-	}
-	s.releaseLocked(ch, in)
-}
-
-// releaseLocked drops one count of in, the entry of ch. s.mu must be held.
+// releaseLocked drops one count of in, the confirmed entry of ch. s.mu
+// must be held.
 func (s *Source) releaseLocked(ch proto.Channel, in *interest) {
-	if in.sub == nil {
-		// Still subscribing: the first Acquire's own count keeps it alive,
-		// so a Release beyond the others' counts is unmatched.
-		if in.refs > 1 {
-			in.refs--
-		}
-		return
-	}
 	in.refs--
 	if in.refs > 0 {
 		return
 	}
 	delete(s.subs, ch)
+	if n, err := in.sub.Dropped(); err == nil {
+		s.dropped += uint64(n)
+	}
 	if err := in.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("nats unsubscribe failed", "channel", ch.String(), "err", err)
 	}
 }
 
+// Dropped returns how many feed messages the NATS client dropped because a
+// channel's pending limits (Config.PendingMessages, PendingBytes) were
+// reached: messages that never reached the handler. The State sees them as
+// a seq gap.
+func (s *Source) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.dropped
+	for _, in := range s.subs {
+		if in.sub == nil {
+			continue
+		}
+		if d, err := in.sub.Dropped(); err == nil {
+			n += uint64(d)
+		}
+	}
+	return n
+}
+
 // decodeFailed counts a payload that failed Decode and logs it at most once
-// per decodeLogEvery, with how many were not logged.
+// per logEvery, with how many were not logged.
 func (s *Source) decodeFailed(ch proto.Channel, err error) {
 	s.decodeErrors.Add(1)
-	now := time.Now().UnixNano()
-	last := s.lastDecodeLog.Load()
-	if now-last < int64(decodeLogEvery) || !s.lastDecodeLog.CompareAndSwap(last, now) {
-		s.suppressed.Add(1)
-		return
+	if ok, suppressed := s.decodeLog.allow(); ok {
+		s.log.Warn("dropped undecodable feed message", "channel", ch.String(), "err", err, "suppressed", suppressed)
 	}
-	s.log.Warn("dropped undecodable feed message",
-		"channel", ch.String(), "err", err, "suppressed", s.suppressed.Swap(0))
+}
+
+// logEvery bounds how often one kind of feed trouble is logged.
+const logEvery = 5 * time.Second
+
+// logLimiter lets one log line through per logEvery and counts the ones it
+// held back. Safe for concurrent use.
+type logLimiter struct {
+	last       atomic.Int64  // Unix nanoseconds of the last line let through
+	suppressed atomic.Uint64 // lines held back since then
+}
+
+// allow reports whether a line may be logged now and, if so, how many
+// were held back before it.
+func (l *logLimiter) allow() (ok bool, suppressed uint64) {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(logEvery) || !l.last.CompareAndSwap(last, now) {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
 }

@@ -225,67 +225,181 @@ func TestSourceAcquireCanceled(t *testing.T) {
 	}
 }
 
-// TestSourceAcquireUnconfirmed uses a server that is not up, so that no
-// subscription is ever confirmed.
+// TestSourceAcquireUnconfirmed runs the source through a proxy that stops
+// forwarding, so that the connection stays up and no subscription is ever
+// confirmed: a half-open path to NATS.
 func TestSourceAcquireUnconfirmed(t *testing.T) {
-	url := "nats://" + freeAddr(t)
+	srv := natstest.Run(t, natstest.RandomPort)
+	proxy := natstest.NewProxy(t, srv.Addr().String())
 	t.Run("flush timeout", func(t *testing.T) {
-		src := connectSource(t, url, Config{FlushTimeout: 50 * time.Millisecond})
+		src := connectSource(t, proxy.URL(), Config{FlushTimeout: 50 * time.Millisecond})
+		waitFor(t, src.Connected)
+		proxy.Freeze()
+		defer proxy.Thaw()
 		err := src.Acquire(context.Background(), tradeBTC, newCollector().handle)
 		if !errors.Is(err, ErrSubscribe) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Acquire = %v, want ErrSubscribe and DeadlineExceeded", err)
 		}
+		src.mu.Lock()
+		defer src.mu.Unlock()
 		if len(src.subs) != 0 || src.nc.NumSubscriptions() != 0 {
 			t.Fatalf("rolled back Acquire left %d interests, %d subscriptions", len(src.subs), src.nc.NumSubscriptions())
 		}
 	})
-	t.Run("waiters", func(t *testing.T) {
-		src := connectSource(t, url, Config{FlushTimeout: time.Minute})
-		leaderCtx, cancelLeader := context.WithCancel(context.Background())
-		leader := make(chan error, 1)
-		go func() { leader <- src.Acquire(leaderCtx, tradeBTC, newCollector().handle) }()
-		waitFor(t, func() bool {
-			src.mu.Lock()
-			defer src.mu.Unlock()
-			return src.subs[tradeBTC] != nil
-		})
+	t.Run("holds share one confirmation", func(t *testing.T) {
+		src := connectSource(t, proxy.URL(), Config{FlushTimeout: time.Minute})
+		waitFor(t, src.Connected)
+		proxy.Freeze()
+		first, err := src.AcquireAsync(tradeBTC, newCollector().handle)
+		if err != nil {
+			t.Fatal(err)
+		}
 		// A waiter whose ctx ends gives up alone.
-		err := src.Acquire(ctxTimeout(t, 30*time.Millisecond), tradeBTC, newCollector().handle)
+		err = src.Acquire(ctxTimeout(t, 30*time.Millisecond), tradeBTC, newCollector().handle)
 		if !errors.Is(err, ErrSubscribe) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("waiter Acquire = %v, want ErrSubscribe and DeadlineExceeded", err)
 		}
-		// A waiter whose ctx lives on retries when the leader's ends.
-		waiterCtx, cancelWaiter := context.WithCancel(context.Background())
-		waiter := make(chan error, 1)
-		go func() { waiter <- src.Acquire(waiterCtx, tradeBTC, newCollector().handle) }()
-		waitFor(t, func() bool {
-			src.mu.Lock()
-			defer src.mu.Unlock()
-			return src.subs[tradeBTC] != nil && src.subs[tradeBTC].refs == 2
-		})
-		cancelLeader()
-		if err := <-leader; !errors.Is(err, context.Canceled) {
-			t.Fatalf("leader Acquire = %v, want context.Canceled", err)
+		second, err := src.AcquireAsync(tradeBTC, newCollector().handle)
+		if err != nil {
+			t.Fatal(err)
 		}
-		waitFor(t, func() bool {
-			src.mu.Lock()
-			defer src.mu.Unlock()
-			in := src.subs[tradeBTC]
-			return in != nil && in.refs == 1
-		})
+		if !errors.Is(first.Err(), ErrPending) {
+			t.Fatalf("Err before the confirmation = %v, want ErrPending", first.Err())
+		}
+		first.Cancel()
+		src.mu.Lock()
+		refs := src.subs[tradeBTC].refs
+		src.mu.Unlock()
+		if refs != 1 {
+			t.Fatalf("refs after one of two holds canceled = %d, want 1", refs)
+		}
+		proxy.Thaw()
 		select {
-		case err := <-waiter:
-			t.Fatalf("waiter returned %v while it should retry", err)
-		default:
+		case <-second.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the remaining hold was not confirmed after the thaw")
 		}
-		cancelWaiter()
-		if err := <-waiter; !errors.Is(err, context.Canceled) {
-			t.Fatalf("waiter Acquire = %v, want context.Canceled", err)
+		if err := second.Err(); err != nil {
+			t.Fatalf("remaining hold: %v", err)
 		}
+		if got := numSubs(t, srv, src, "md.trade.BTC-USD"); got != 1 {
+			t.Fatalf("server subscriptions = %d, want 1", got)
+		}
+		second.Cancel() // after a success: a Release
+		if got := numSubs(t, srv, src, "md.trade.BTC-USD"); got != 0 {
+			t.Fatalf("server subscriptions after the last hold let go = %d, want 0", got)
+		}
+	})
+	t.Run("every hold canceled before the confirmation", func(t *testing.T) {
+		src := connectSource(t, proxy.URL(), Config{FlushTimeout: time.Minute})
+		waitFor(t, src.Connected)
+		proxy.Freeze()
+		p, err := src.AcquireAsync(bookBTC, newCollector().handle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Cancel()
+		proxy.Thaw()
+		select {
+		case <-p.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the abandoned subscription never resolved")
+		}
+		if err := p.Err(); !errors.Is(err, ErrSubscribe) {
+			t.Fatalf("abandoned hold's Err = %v, want ErrSubscribe", err)
+		}
+		if got := numSubs(t, srv, src, "md.book.BTC-USD"); got != 0 {
+			t.Fatalf("server subscriptions after every hold was canceled = %d, want 0", got)
+		}
+		src.mu.Lock()
+		defer src.mu.Unlock()
 		if len(src.subs) != 0 {
 			t.Fatalf("%d interests left", len(src.subs))
 		}
 	})
+}
+
+// TestSourceUnavailable: while the NATS connection is down, a channel the
+// node does not hold yet is refused at once, and one it holds is not.
+func TestSourceUnavailable(t *testing.T) {
+	srv := natstest.Run(t, natstest.RandomPort)
+	src := connectSource(t, srv.ClientURL(), Config{ReconnectWait: time.Minute})
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tradeBTC, newCollector().handle); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	waitFor(t, func() bool { return !src.Connected() })
+	start := time.Now()
+	_, err := src.AcquireAsync(bookBTC, newCollector().handle)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("AcquireAsync while disconnected = %v, want ErrUnavailable", err)
+	}
+	if err := src.Acquire(context.Background(), tickerBTC, newCollector().handle); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Acquire while disconnected = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("refusals took %v; they must not wait for NATS", d)
+	}
+	p, err := src.AcquireAsync(tradeBTC, newCollector().handle)
+	if err != nil {
+		t.Fatalf("a held channel while disconnected: %v", err)
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("a held channel's hold is not done at once")
+	}
+	p.Cancel()
+}
+
+// TestSourcePendingLimits: a channel whose handler cannot keep up loses
+// messages beyond its pending limits, and Dropped counts them, also after
+// the channel was released.
+func TestSourcePendingLimits(t *testing.T) {
+	srv := natstest.Run(t, natstest.RandomPort)
+	src := connectSource(t, srv.ClientURL(), Config{PendingMessages: 10, PendingBytes: 1 << 20})
+	pub := publisher(t, srv.ClientURL())
+	block := make(chan struct{})
+	var got []uint64
+	var mu sync.Mutex
+	h := func(_ proto.Channel, m *Message) {
+		<-block
+		mu.Lock()
+		got = append(got, m.Seq)
+		mu.Unlock()
+	}
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tradeBTC, h); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 100
+	for seq := uint64(1); seq <= sent; seq++ {
+		if err := pub.Publish("md.trade.BTC-USD", tradePayload(t, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return src.Dropped() >= sent-11 })
+	close(block)
+	waitFor(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return uint64(len(got))+src.Dropped() == sent
+	})
+	dropped := src.Dropped()
+	src.Release(tradeBTC)
+	if after := src.Dropped(); after != dropped {
+		t.Fatalf("Dropped after the release = %d, want %d (kept)", after, dropped)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("delivered seqs out of order: %v", got)
+		}
+	}
+	t.Logf("%d delivered, %d dropped by the pending limits", len(got), dropped)
 }
 
 func TestSourceDecodeErrors(t *testing.T) {
@@ -317,6 +431,7 @@ func TestSourceRetryOnFailedConnect(t *testing.T) {
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
 	srv := natstest.Run(t, port)
+	waitFor(t, src.Connected) // until then a new channel is refused (ErrUnavailable)
 	c := newCollector()
 	if err := src.Acquire(ctxTimeout(t, 10*time.Second), tradeBTC, c.handle); err != nil {
 		t.Fatal(err)
@@ -363,6 +478,8 @@ func TestConfigValidate(t *testing.T) {
 		"space":               {Config{SubjectPrefix: "m d"}, true},
 		"negative flush":      {Config{FlushTimeout: -1}, true},
 		"negative reconnect":  {Config{ReconnectWait: -1}, true},
+		"no pending messages": {Config{PendingMessages: -1}, true},
+		"tiny pending bytes":  {Config{PendingBytes: 100}, true},
 		"explicit everything": {Config{URL: "nats://h:1", SubjectPrefix: "x", Name: "n", FlushTimeout: time.Second}, false},
 	}
 	for name, tc := range tests {

@@ -35,6 +35,12 @@ type Event struct {
 	// Restart is true for the first event after the publisher started its
 	// seq over (see PublisherRestarted): Seq is not above Prev.
 	Restart bool
+	// GapFrom and GapTo (inclusive), on an event channel (trade), are the
+	// feed seqs the node never had right before this event: a seq jump on
+	// NATS, or messages the node's NATS client dropped. Zero when none.
+	// Subscribers' chains stay intact across it, so the gateway reports it
+	// to them on its own (a gap message).
+	GapFrom, GapTo uint64
 }
 
 // Bounds of PublisherRestarted.
@@ -188,8 +194,9 @@ func (o Outcome) String() string {
 }
 
 // streamState is the State of ticker and trade channels: every message in a
-// newer seq is applied and emitted, gaps included (subscribers simply
-// continue, PROTOCOL.md §3).
+// newer seq is applied and emitted, gaps included: a ticker's subscribers
+// simply continue, a trade event carries the seqs it skipped (GapFrom,
+// GapTo), which the gateway reports (docs/protocol.md, gap).
 type streamState struct {
 	ch   proto.Channel // Static after construction.
 	last uint64        // seq of the newest message applied and emitted
@@ -226,6 +233,9 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 		out = OutcomeGap
 	}
 	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts, Restart: restart}
+	if out == OutcomeGap && s.ch.Kind == proto.KindTrade {
+		ev.GapFrom, ev.GapTo = s.last+1, m.Seq-1
+	}
 	s.last, s.cur, s.ts = m.Seq, data, ts
 	if restart {
 		// The history's seqs belong to the publisher's previous run, and
@@ -256,9 +266,10 @@ func (s *streamState) LastSeq() uint64 { return s.last }
 // histEntry is an emitted update event without the fields that are the
 // same for every event of a channel.
 type histEntry struct {
-	seq, prev uint64
-	data      any
-	ts        int64
+	seq, prev      uint64
+	data           any
+	ts             int64
+	gapFrom, gapTo uint64
 }
 
 // history is a bounded ring of the update events a State emitted since its
@@ -282,7 +293,7 @@ func (h *history) push(ev Event) {
 	if h.limit == 0 {
 		return
 	}
-	e := histEntry{seq: ev.Seq, prev: ev.Prev, data: ev.Data, ts: ev.TS}
+	e := histEntry{seq: ev.Seq, prev: ev.Prev, data: ev.Data, ts: ev.TS, gapFrom: ev.GapFrom, gapTo: ev.GapTo}
 	if len(h.buf) < h.limit {
 		h.buf = append(h.buf, e)
 		return
@@ -347,7 +358,7 @@ func (h *history) since(ch proto.Channel, seq, last uint64, exact bool) ([]Event
 	evs := make([]Event, 0, n-lo)
 	for i := lo; i < n; i++ {
 		e := h.at(i)
-		evs = append(evs, Event{Channel: ch, Seq: e.seq, Prev: e.prev, Data: e.data, TS: e.ts})
+		evs = append(evs, Event{Channel: ch, Seq: e.seq, Prev: e.prev, Data: e.data, TS: e.ts, GapFrom: e.gapFrom, GapTo: e.gapTo})
 	}
 	return evs, true
 }

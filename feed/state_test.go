@@ -73,6 +73,15 @@ func TestStreamStateApply(t *testing.T) {
 					if ev.TS != int64(s.seq)*1000 {
 						t.Fatalf("event TS %d, want %d", ev.TS, int64(s.seq)*1000)
 					}
+					// A trade event names the feed seqs it skipped; a
+					// ticker, whose data is the whole state, does not.
+					var gapFrom, gapTo uint64
+					if s.wantOut == OutcomeGap && kind == proto.KindTrade {
+						gapFrom, gapTo = s.wantPrev+1, s.seq-1
+					}
+					if ev.GapFrom != gapFrom || ev.GapTo != gapTo {
+						t.Fatalf("event gap %d..%d, want %d..%d", ev.GapFrom, ev.GapTo, gapFrom, gapTo)
+					}
 					switch kind {
 					case proto.KindTicker:
 						if ev.Data != m.Ticker {
@@ -192,6 +201,14 @@ func TestStreamStateSince(t *testing.T) {
 			for _, e := range evs {
 				if e.Channel != tradeBTC || e.Data.(*proto.Trade).ID != int64(e.Seq) {
 					t.Fatalf("event %+v does not carry its trade", e)
+				}
+				// A replayed event keeps the gap it skipped.
+				var gapFrom, gapTo uint64
+				if e.Seq > e.Prev+1 {
+					gapFrom, gapTo = e.Prev+1, e.Seq-1
+				}
+				if e.GapFrom != gapFrom || e.GapTo != gapTo {
+					t.Fatalf("replayed %d prev %d: gap %d..%d, want %d..%d", e.Seq, e.Prev, e.GapFrom, e.GapTo, gapFrom, gapTo)
 				}
 			}
 		})

@@ -1,15 +1,16 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/lxzan/gws"
 
 	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -88,13 +89,22 @@ func (c *conn) message(msg *gws.Message) {
 		c.strike("rate limit abuse")
 		return
 	}
+	c.cmdMu.Lock()
+	defer c.cmdMu.Unlock()
+	c.run(&cmd)
+}
+
+// run executes one command. Called with cmdMu held, from the read loop or,
+// for a command that waited behind a subscribe, from that subscribe's
+// completion.
+func (c *conn) run(cmd *proto.Command) {
 	switch cmd.Op {
 	case proto.OpSubscribe:
-		c.subscribe(&cmd)
+		c.subscribe(cmd)
 	case proto.OpUnsubscribe:
-		c.unsubscribe(&cmd)
+		c.unsubscribe(cmd)
 	case proto.OpAuth:
-		c.auth(&cmd)
+		c.auth(cmd)
 	case proto.OpPing:
 		c.reply(proto.Pong{Type: proto.TypePong, ID: cmd.ID, TS: c.srv.cfg.Now().UnixNano()})
 	case "":
@@ -110,10 +120,35 @@ func (c *conn) message(msg *gws.Message) {
 type pick struct {
 	ch    proto.Channel
 	name  string
-	sub   *subscription
+	sub   *subscription // a re-subscribe: the subscription it restarts
 	since *uint64
+	// A new channel: its hub entry and NATS hold, and the per-subject
+	// subscription slot reserved for it (admission).
+	entry *channel
+	hold  *feed.Pending
 }
 
+// waitingSubscribe is a subscribe some of whose channels wait for NATS to
+// confirm them. The connection's other commands go on meanwhile; those
+// that name one of its channels run after it (after).
+type waitingSubscribe struct {
+	cmd   *proto.Command
+	opt   joinOptions
+	picks []pick
+	fresh int              // picks that are new channels
+	after []*proto.Command // Guarded by cmdMu: commands held back behind this one
+}
+
+// maxWaitingSubscribes bounds a connection's subscribes waiting for NATS
+// at once (and so its goroutines waiting for them).
+const maxWaitingSubscribes = 32
+
+// subscribe answers a subscribe command. It never waits for NATS: a
+// channel this node already receives is joined at once; a new one is
+// refused at once with unavailable while NATS is down, and otherwise the
+// subscribe completes (ack, snapshots) once NATS confirmed its new
+// channels, on another goroutine, while the read loop goes on with the
+// connection's pings, pongs and other commands. Called with cmdMu held.
 func (c *conn) subscribe(cmd *proto.Command) {
 	if len(cmd.Channels) == 0 {
 		c.replyError(cmd.ID, proto.CodeBadRequest, "subscribe needs a non-empty channels list", "")
@@ -123,41 +158,174 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		c.replyError(cmd.ID, proto.CodeBadRequest, fmt.Sprintf("throttle_ms must be within 0..%d", maxThrottleMS), "")
 		return
 	}
+	if c.holdBack(cmd) {
+		return
+	}
+	if c.waiting >= maxWaitingSubscribes {
+		c.replyError(cmd.ID, proto.CodeRateLimited, fmt.Sprintf("%d subscribes are waiting for the feed already; this one was not run", c.waiting), "")
+		c.strike("rate limit abuse")
+		return
+	}
 	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot}
 	if cmd.ThrottleMS != nil {
 		opt.throttle = time.Duration(*cmd.ThrottleMS) * time.Millisecond
 	}
-	picks := c.validate(cmd)
+	picks := c.validate(cmd, opt)
 	if len(picks) == 0 {
 		return
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.SubscribeTimeout)
-	defer cancel()
 	ok := picks[:0]
+	fresh, waits := 0, false
 	for _, p := range picks {
 		if p.sub == nil {
-			e, err := c.srv.hub.acquire(ctx, p.ch)
+			e, hold, err := c.srv.hub.acquire(p.ch)
 			if err != nil {
-				c.srv.log.Warn("subscribe failed", c.logAttrs("channel", p.name, "err", err.Error())...)
-				c.replyError(cmd.ID, proto.CodeBadRequest, "channel unavailable: the feed is not reachable, retry later", p.name)
+				c.srv.admit.unreserve(c.subject, 1)
+				c.unavailable(cmd.ID, p.name, err)
 				continue
 			}
-			p.sub = c.newSubscription(e)
+			p.entry, p.hold = e, hold
+			fresh++
+			select {
+			case <-hold.Done():
+			default:
+				waits = true
+			}
+		}
+		ok = append(ok, p)
+	}
+	if !waits {
+		c.finishSubscribe(cmd.ID, opt, ok)
+		return
+	}
+	w := &waitingSubscribe{cmd: cmd, opt: opt, picks: ok, fresh: fresh}
+	for _, p := range ok {
+		c.inflight[p.ch] = w
+	}
+	c.waiting++
+	c.reserved += fresh
+	go c.await(w)
+}
+
+// holdBack queues cmd behind a waiting subscribe that names one of its
+// channels, so that the commands on one channel take effect, and are
+// answered, in order. It reports whether it did. Called with cmdMu held.
+func (c *conn) holdBack(cmd *proto.Command) bool {
+	if len(c.inflight) == 0 {
+		return false
+	}
+	for _, name := range cmd.Channels {
+		ch, err := proto.ParseChannel(name)
+		if err != nil {
+			continue
+		}
+		if w := c.inflight[ch]; w != nil {
+			w.after = append(w.after, cmd)
+			return true
+		}
+	}
+	return false
+}
+
+// await waits, on its own goroutine, until NATS confirmed or refused every
+// new channel of w (at most SubscribeTimeout), then completes it.
+func (c *conn) await(w *waitingSubscribe) {
+	defer c.srv.recoverPanic("subscribe", c)
+	timer := time.NewTimer(c.srv.cfg.SubscribeTimeout)
+	defer timer.Stop()
+wait:
+	for _, p := range w.picks {
+		if p.hold == nil {
+			continue
+		}
+		select {
+		case <-p.hold.Done():
+		case <-timer.C:
+			break wait
+		case <-c.done:
+			break wait
+		}
+	}
+	c.cmdMu.Lock()
+	defer c.cmdMu.Unlock()
+	for _, p := range w.picks {
+		if c.inflight[p.ch] == w {
+			delete(c.inflight, p.ch)
+		}
+	}
+	c.waiting--
+	c.reserved -= w.fresh
+	if c.closed {
+		for _, p := range w.picks {
+			if p.hold != nil {
+				c.srv.hub.abandon(p.entry, p.hold)
+				c.srv.admit.unreserve(c.subject, 1)
+			}
+		}
+		return
+	}
+	ok := w.picks[:0]
+	for _, p := range w.picks {
+		if p.hold != nil {
+			if err := p.hold.Err(); err != nil { // failed, or not confirmed in time
+				c.srv.hub.abandon(p.entry, p.hold)
+				c.srv.admit.unreserve(c.subject, 1)
+				c.unavailable(w.cmd.ID, p.name, err)
+				continue
+			}
+		}
+		ok = append(ok, p)
+	}
+	c.finishSubscribe(w.cmd.ID, w.opt, ok)
+	for _, cmd := range w.after {
+		c.run(cmd)
+	}
+}
+
+// unavailable answers a channel that NATS could not give the node now.
+func (c *conn) unavailable(id *int64, name string, err error) {
+	if !errors.Is(err, feed.ErrUnavailable) {
+		c.srv.log.Warn("subscribe failed", c.logAttrs("channel", name, "err", err.Error())...)
+	}
+	retry := c.srv.cfg.SubscribeRetry
+	retry += time.Duration(rand.Int64N(int64(retry))) // spread the retries of a node's clients
+	c.reply(proto.Error{Type: proto.TypeError, ID: id, Code: proto.CodeUnavailable,
+		Message: "the feed is not reachable from this node now; retry later", Channel: name, RetryMS: retry.Milliseconds()})
+}
+
+// finishSubscribe joins the picks (new channels confirmed by NATS, and
+// re-subscribes), queues their heads (snapshots, replays), the ack, and
+// lets their data flow. Called with cmdMu held.
+func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
+	ok := picks[:0]
+	for _, p := range picks {
+		switch {
+		case !c.claims.Allows(p.name):
+			// A token refreshed while the subscribe waited for NATS.
+			if p.sub == nil {
+				c.srv.hub.release(p.entry)
+				c.srv.admit.unreserve(c.subject, 1)
+			}
+			c.replyError(id, proto.CodeForbidden, "the token does not allow this channel", p.name)
+			continue
+		case p.sub == nil:
+			p.sub = c.newSubscription(p.entry)
 			c.subs[p.ch] = p.sub
 			c.srv.metrics.subscriptions.Inc()
+		case c.subs[p.ch] != p.sub:
+			continue // dropped by a token refresh meanwhile, which answered it
 		}
 		ok = append(ok, p)
 	}
 	if len(ok) == 0 {
 		return
 	}
-
-	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: cmd.ID, Channels: make([]string, 0, len(ok))}
+	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: id, Channels: make([]string, 0, len(ok))}
 	var lost []string
 	for _, p := range ok {
 		opt.since = p.since
-		resumed, historyLost := p.sub.entry.join(c.srv.codecs, p.sub, opt)
+		resumed, historyLost := p.sub.entry.join(p.sub, opt)
+		c.snapshots.charge(p.sub.fillHead(c.srv.codecs))
 		ack.Channels = append(ack.Channels, p.name)
 		if resumed {
 			ack.Resumed = append(ack.Resumed, p.name)
@@ -168,7 +336,7 @@ func (c *conn) subscribe(cmd *proto.Command) {
 	}
 	c.reply(ack)
 	for _, name := range lost {
-		c.replyError(cmd.ID, proto.CodeHistoryUnavailable, "history after the given seq is not available; live trades follow from prev 0", name)
+		c.replyError(id, proto.CodeHistoryUnavailable, "history after the given seq is not available; live trades follow from prev 0", name)
 	}
 	for _, p := range ok {
 		p.sub.ungate(c.srv.cfg.Now)
@@ -176,30 +344,45 @@ func (c *conn) subscribe(cmd *proto.Command) {
 }
 
 // validate parses, authorizes and limits the channels of a subscribe,
-// answering an error for each refused one.
-func (c *conn) validate(cmd *proto.Command) []pick {
+// answering an error for each refused one. Each new channel it passes has
+// a per-subject slot reserved (admission). Called with cmdMu held.
+func (c *conn) validate(cmd *proto.Command, opt joinOptions) []pick {
 	picks := make([]pick, 0, len(cmd.Channels))
 	fresh := 0
+	budget, limited := c.snapshots.allow(c.srv.cfg.Now()), false
 	c.eachChannel(cmd, func(ch proto.Channel, name string) {
 		if !c.claims.Allows(name) {
 			c.replyError(cmd.ID, proto.CodeForbidden, "the token does not allow this channel", name)
 			return
 		}
-		existing := c.subs[ch]
-		if existing == nil {
-			if len(c.subs)+fresh >= c.srv.cfg.MaxSubscriptions {
+		p := pick{ch: ch, name: name, sub: c.subs[ch]}
+		if seq, ok := cmd.Since[name]; ok {
+			p.since = &seq
+		}
+		if !budget && (p.since != nil || opt.snapshot && ch.Kind.HasSnapshot()) {
+			c.replyError(cmd.ID, proto.CodeRateLimited,
+				fmt.Sprintf("more than %d snapshot bytes per second asked for; subscribe again later", c.srv.cfg.SnapshotRate), name)
+			limited = true
+			return
+		}
+		if p.sub == nil {
+			if len(c.subs)+c.reserved+fresh >= c.srv.cfg.MaxSubscriptions {
 				c.replyError(cmd.ID, proto.CodeTooManySubscriptions,
 					fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions), name)
 				return
 			}
+			if !c.srv.admit.reserve(c.subject) {
+				c.replyError(cmd.ID, proto.CodeTooManySubscriptions,
+					fmt.Sprintf("at most %d subscriptions per subscriber (token sub) on this node", c.srv.cfg.MaxSubscriptionsPerSubject), name)
+				return
+			}
 			fresh++
-		}
-		p := pick{ch: ch, name: name, sub: existing}
-		if seq, ok := cmd.Since[name]; ok {
-			p.since = &seq
 		}
 		picks = append(picks, p)
 	})
+	if limited {
+		c.strike("snapshot rate abuse") // once per command, however many channels it named
+	}
 	return picks
 }
 
@@ -220,9 +403,13 @@ func (c *conn) eachChannel(cmd *proto.Command, fn func(ch proto.Channel, name st
 	}
 }
 
+// unsubscribe answers an unsubscribe command. Called with cmdMu held.
 func (c *conn) unsubscribe(cmd *proto.Command) {
 	if len(cmd.Channels) == 0 {
 		c.replyError(cmd.ID, proto.CodeBadRequest, "unsubscribe needs a non-empty channels list", "")
+		return
+	}
+	if c.holdBack(cmd) {
 		return
 	}
 	done := make([]string, 0, len(cmd.Channels))
@@ -235,7 +422,7 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 	}
 }
 
-// drop ends the subscription to ch, if any.
+// drop ends the subscription to ch, if any. Called with cmdMu held.
 func (c *conn) drop(ch proto.Channel) {
 	s := c.subs[ch]
 	if s == nil {
@@ -244,6 +431,7 @@ func (c *conn) drop(ch proto.Channel) {
 	s.entry.leave(s)
 	c.srv.hub.release(s.entry)
 	delete(c.subs, ch)
+	c.srv.admit.unreserve(c.subject, 1)
 	c.srv.metrics.subscriptions.Dec()
 }
 
@@ -257,7 +445,9 @@ func (c *conn) newSubscription(e *channel) *subscription {
 }
 
 // auth refreshes the token: same sub, new expiry and permissions.
-// Subscriptions the new token no longer allows end with a forbidden error.
+// Subscriptions the new token no longer allows end with a forbidden error;
+// those of a subscribe still waiting for NATS are checked when it
+// completes. Called with cmdMu held.
 func (c *conn) auth(cmd *proto.Command) {
 	if cmd.Token == "" {
 		c.replyError(cmd.ID, proto.CodeInvalidToken, "auth needs a token", "")

@@ -44,6 +44,17 @@ type Config struct {
 	MaxMessageBytes int
 	// MaxSubscriptions caps channels per connection. Zero: 1000.
 	MaxSubscriptions int
+	// MaxSubscriptionsPerSubject caps the subscriptions of one token sub
+	// over all its connections on this node; more get
+	// too_many_subscriptions. Zero: 10000; negative: no limit.
+	MaxSubscriptionsPerSubject int
+	// SnapshotRate and SnapshotBurst bound the snapshot and resume-replay
+	// bytes one connection may ask for: SnapshotRate bytes per second, up
+	// to SnapshotBurst at once. A subscribe that wants one while the
+	// connection is over it gets rate_limited (and a strike). Zero: 1 MiB
+	// per second, burst 16 MiB.
+	SnapshotRate  int
+	SnapshotBurst int
 	// WriteTimeout is the slow-consumer timeout of a socket: a write that
 	// makes no progress for this long evicts the connection. Zero: 5s.
 	WriteTimeout time.Duration
@@ -70,8 +81,14 @@ type Config struct {
 	// 256 KiB; negative: leave it to the kernel.
 	SocketSendBuffer int
 	// SubscribeTimeout bounds how long a subscribe waits for the NATS
-	// server to confirm interest in a new channel. Zero: 5s.
+	// server to confirm interest in a new channel (the connection's other
+	// commands go on meanwhile); beyond it the channel gets unavailable.
+	// Zero: 5s.
 	SubscribeTimeout time.Duration
+	// SubscribeRetry is the retry_ms of an unavailable error, plus a random
+	// part of up to as much again, so that a node's clients do not come
+	// back in one herd. Zero: 2s.
+	SubscribeRetry time.Duration
 	// HandshakeTimeout bounds reading the HTTP request headers and
 	// writing the upgrade response. Zero: 5s.
 	HandshakeTimeout time.Duration
@@ -163,6 +180,18 @@ func (c Config) withDefaults() Config {
 	if c.SubscribeTimeout == 0 {
 		c.SubscribeTimeout = 5 * time.Second
 	}
+	if c.SubscribeRetry == 0 {
+		c.SubscribeRetry = 2 * time.Second
+	}
+	if c.MaxSubscriptionsPerSubject == 0 {
+		c.MaxSubscriptionsPerSubject = 10000
+	}
+	if c.SnapshotRate == 0 {
+		c.SnapshotRate = 1 << 20
+	}
+	if c.SnapshotBurst == 0 {
+		c.SnapshotBurst = 16 << 20
+	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = 5 * time.Second
 	}
@@ -224,6 +253,9 @@ func (c Config) Validate() error {
 		{"TradeBufferMessages", c.TradeBufferMessages > 0},
 		{"TradeBufferBytes", c.TradeBufferBytes >= 4096},
 		{"SubscribeTimeout", c.SubscribeTimeout > 0},
+		{"SubscribeRetry", c.SubscribeRetry > 0},
+		{"SnapshotRate", c.SnapshotRate > 0},
+		{"SnapshotBurst", c.SnapshotBurst > 0},
 		{"HandshakeTimeout", c.HandshakeTimeout > 0},
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},
 		{"HistoryLen", c.HistoryLen > 0},

@@ -35,9 +35,18 @@ type conn struct {
 	lastSeen atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).
 	done     chan struct{} // Closed by the read loop when the connection ends.
 
-	claims *auth.Claims                    // Owned by the read loop.
-	subs   map[proto.Channel]*subscription // Owned by the read loop.
-	limits commandLimits                   // Owned by the read loop.
+	limits commandLimits // Owned by the read loop; its limiters are safe for concurrent use.
+
+	// Command state, changed by the read loop's commands and by the
+	// completions of subscribes that waited for NATS (commands.go).
+	cmdMu     sync.Mutex
+	claims    *auth.Claims                        // Guarded by cmdMu.
+	subs      map[proto.Channel]*subscription     // Guarded by cmdMu.
+	inflight  map[proto.Channel]*waitingSubscribe // Guarded by cmdMu: channels of subscribes waiting for NATS.
+	waiting   int                                 // Guarded by cmdMu: subscribes waiting for NATS.
+	reserved  int                                 // Guarded by cmdMu: their new channels, counted against the limits.
+	snapshots byteBudget                          // Guarded by cmdMu: snapshot and replay bytes asked for.
+	closed    bool                                // Guarded by cmdMu: cleanup ran; waiting subscribes only undo.
 
 	drainOnce sync.Once   // drain runs once
 	drainT    *time.Timer // Written once by drain: the close to come.
@@ -50,18 +59,20 @@ type conn struct {
 func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *conn {
 	ci := s.codecs.index(cd)
 	c := &conn{
-		srv:      s,
-		codec:    cd,
-		codecIdx: ci,
-		session:  newSessionID(),
-		subject:  claims.Subject,
-		remote:   remote,
-		out:      newOutbox(s.cfg.SendQueueLimit),
-		done:     make(chan struct{}),
-		claims:   claims,
-		subs:     make(map[proto.Channel]*subscription),
-		limits:   newCommandLimits(&s.cfg),
-		exp:      claims.ExpiresAt,
+		srv:       s,
+		codec:     cd,
+		codecIdx:  ci,
+		session:   newSessionID(),
+		subject:   claims.Subject,
+		remote:    remote,
+		out:       newOutbox(s.cfg.SendQueueLimit),
+		done:      make(chan struct{}),
+		claims:    claims,
+		subs:      make(map[proto.Channel]*subscription),
+		inflight:  make(map[proto.Channel]*waitingSubscribe),
+		limits:    newCommandLimits(&s.cfg),
+		snapshots: newByteBudget(s.cfg.SnapshotRate, s.cfg.SnapshotBurst, s.cfg.Now()),
+		exp:       claims.ExpiresAt,
 	}
 	return c
 }
@@ -208,9 +219,12 @@ func (c *conn) cleanup() {
 		c.timer.Stop()
 	}
 	c.expMu.Unlock()
+	c.cmdMu.Lock()
+	c.closed = true
 	for ch := range c.subs {
 		c.drop(ch)
 	}
+	c.cmdMu.Unlock()
 	c.srv.admit.leave(c.addr, c.subject)
 	c.srv.untrack(c)
 }

@@ -11,8 +11,13 @@
 // encoding with its own prev. Fan-out only appends to outboxes; each
 // connection's writer goroutine owns the socket and writes with a deadline.
 //
-// A subscribe acquires NATS interest first (so the ack is true), then joins
-// each channel gated: its snapshot or resume replay, and any update racing
-// in, wait in the subscription until the ack is queued, so the client sees
-// the ack, then the snapshot, then an unbroken prev chain.
+// A subscribe acquires NATS interest first (so the ack is true), without
+// ever waiting for NATS on the connection's read loop: a channel the node
+// holds is joined at once, a new one is refused at once while NATS is down,
+// and otherwise the subscribe completes on its own goroutine once NATS
+// confirmed it. It then joins each channel gated: its snapshot or resume
+// replay (decided under the channel's lock, encoded outside it, shared by
+// every joiner at the same seq) and any update racing in wait in the
+// subscription until the ack is queued, so the client sees the ack, then
+// the snapshot, then an unbroken prev chain.
 package gateway

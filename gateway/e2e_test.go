@@ -15,18 +15,35 @@ import (
 // chainChecker follows one channel as a client does: the first message
 // (snapshot, or for trades an update with prev 0) and then an unbroken
 // prev chain, with the book rebuilt and its checksum checked after every
-// message.
+// message. On a trade channel, a gap message must name exactly the feed
+// seqs between the last trade and the next one.
 type chainChecker struct {
 	kind   proto.Kind
 	last   uint64
 	seen   int
 	book   *booktest.Book
 	trade  []int64
-	folded int // updates that folded several feed messages
+	folded int    // updates that folded several feed messages
+	gaps   int    // gap messages
+	gapTo  uint64 // the last gap's to, until the update after it
 }
 
 func (k *chainChecker) take(t *testing.T, w wire) {
 	t.Helper()
+	if w.Type == proto.TypeGap {
+		if k.kind != proto.KindTrade || w.From == 0 || w.To < w.From || k.seen > 0 && w.From != k.last+1 {
+			t.Fatalf("%s: gap %s after seq %d", w.Channel, w.raw, k.last)
+		}
+		k.gaps++
+		k.gapTo = w.To
+		return
+	}
+	if k.gapTo != 0 {
+		if w.Seq != k.gapTo+1 {
+			t.Fatalf("%s: seq %d after a gap to %d", w.Channel, w.Seq, k.gapTo)
+		}
+		k.gapTo = 0
+	}
 	switch {
 	case k.seen == 0 && k.kind.HasSnapshot():
 		if w.Type != proto.TypeSnapshot {

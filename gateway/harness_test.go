@@ -36,6 +36,7 @@ type testEnv struct {
 	signer *auth.Signer
 	pub    *feed.Publisher
 	logs   *syncBuffer
+	proxy  *natstest.Proxy // between the node and NATS, with newProxiedTestEnv
 }
 
 // syncBuffer collects log output for tests that read it.
@@ -60,6 +61,18 @@ func (s *syncBuffer) String() string {
 // e.signer with audience "tickgate".
 func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	t.Helper()
+	return newSignedTestEnv(t, false, tweak...)
+}
+
+// newProxiedTestEnv is newTestEnv with the node reaching NATS through
+// e.proxy, which the test can freeze: a half-open path to NATS.
+func newProxiedTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
+	t.Helper()
+	return newSignedTestEnv(t, true, tweak...)
+}
+
+func newSignedTestEnv(t *testing.T, proxied bool, tweak ...func(*Config)) *testEnv {
+	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	keys := auth.NewKeySet()
@@ -70,7 +83,7 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newTestEnvWith(t, verifier, tweak...)
+	e := startTestEnv(t, verifier, proxied, tweak...)
 	if e.signer, err = auth.NewHMACSigner(secret, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +94,23 @@ func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 // NATS, the feed source, TLS, a publisher, logs to e.logs at debug level.
 func newTestEnvWith(t *testing.T, verifier *auth.Verifier, tweak ...func(*Config)) *testEnv {
 	t.Helper()
+	return startTestEnv(t, verifier, false, tweak...)
+}
+
+// startTestEnv is newTestEnvWith; when proxied, the node reaches NATS
+// through e.proxy.
+func startTestEnv(t *testing.T, verifier *auth.Verifier, proxied bool, tweak ...func(*Config)) *testEnv {
+	t.Helper()
 	e := &testEnv{logs: &syncBuffer{}}
 	e.ns = natstest.Run(t, natstest.RandomPort)
+	natsURL := e.ns.ClientURL()
+	if proxied {
+		e.proxy = natstest.NewProxy(t, e.ns.Addr().String())
+		natsURL = e.proxy.URL()
+	}
 	var err error
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	if e.src, err = feed.Connect(feed.Config{URL: e.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
+	if e.src, err = feed.Connect(feed.Config{URL: natsURL, Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.src.Close)
@@ -187,6 +212,9 @@ type wire struct {
 	TS          int64    `json:"ts" msgpack:"ts"`
 	Reason      string   `json:"reason" msgpack:"reason"`
 	WithinMS    int64    `json:"within_ms" msgpack:"within_ms"`
+	RetryMS     int64    `json:"retry_ms" msgpack:"retry_ms"`
+	From        uint64   `json:"from" msgpack:"from"`
+	To          uint64   `json:"to" msgpack:"to"`
 
 	opcode gws.Opcode
 	raw    []byte

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -16,7 +15,12 @@ import (
 // Source is the feed the hub draws channels from: interest-counted NATS
 // subscriptions (feed.Source in production).
 type Source interface {
-	Acquire(ctx context.Context, ch proto.Channel, h feed.Handler) error
+	// AcquireAsync registers interest in ch without waiting for NATS: the
+	// Pending is done once the node receives the channel, or failed. A
+	// channel that needs NATS while the node has no connection is refused
+	// at once (feed.ErrUnavailable).
+	AcquireAsync(ch proto.Channel, h feed.Handler) (*feed.Pending, error)
+	// Release undoes one successful AcquireAsync.
 	Release(ch proto.Channel)
 }
 
@@ -26,7 +30,8 @@ const hubShards = 64
 // that subscribes on different channels do not contend; each channel has
 // its own mutex, held while a feed message is applied and fanned out and
 // while a subscriber joins, so a joiner's snapshot and the updates after it
-// form one unbroken chain.
+// form one unbroken chain. Snapshots are encoded outside every lock (see
+// join.go).
 type hub struct {
 	src        Source           // Static after construction.
 	codecs     *codecSet        // Static after construction.
@@ -69,11 +74,18 @@ type channel struct {
 	mu    sync.Mutex
 	state feed.State      // Guarded by mu.
 	subs  []*subscription // Guarded by mu.
+	// snap is the state's snapshot as of the newest feed message, shared
+	// by every subscriber that starts from it; nil until one is wanted
+	// again after a feed message changed the state. Guarded by mu; the
+	// snapshot itself is immutable but for its lazily encoded frames.
+	snap *snapshot
 }
 
 // acquire returns the channel's entry, creating it on first use, and
-// registers NATS interest; it returns once the node receives the channel.
-func (h *hub) acquire(ctx context.Context, ch proto.Channel) (*channel, error) {
+// registers NATS interest without waiting: the node receives the channel
+// once the Pending is done without error. The caller then either keeps
+// the hold (and later calls release) or gives it up with abandon.
+func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 	sh := h.shard(ch)
 	sh.mu.Lock()
 	e := sh.m[ch]
@@ -83,17 +95,24 @@ func (h *hub) acquire(ctx context.Context, ch proto.Channel) (*channel, error) {
 	}
 	e.refs++
 	sh.mu.Unlock()
-	if err := h.src.Acquire(ctx, ch, h.onFeed); err != nil {
+	p, err := h.src.AcquireAsync(ch, h.onFeed)
+	if err != nil {
 		h.drop(e)
-		return nil, err
+		return nil, nil, err
 	}
-	return e, nil
+	return e, p, nil
 }
 
-// release undoes one acquire.
+// release undoes one acquire whose Pending succeeded.
 func (h *hub) release(e *channel) {
 	h.drop(e)
 	h.src.Release(e.ch)
+}
+
+// abandon undoes one acquire whatever became of its Pending.
+func (h *hub) abandon(e *channel, p *feed.Pending) {
+	p.Cancel()
+	h.drop(e)
 }
 
 // drop removes one reference; the last removes the entry and its state.
@@ -123,40 +142,52 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	if e == nil {
 		return // the last subscriber left while the message was in flight
 	}
-	out := h.apply(e, m)
+	out, starts := h.apply(e, m)
+	// Subscribers whose chain starts again from a snapshot get it encoded
+	// here, once per codec, after the channel's lock is released.
+	for _, s := range starts {
+		s.fillHead(h.codecs)
+	}
 	h.metrics.feedMessages.Inc()
 	h.metrics.feedOutcome(out)
 	switch out {
 	case feed.OutcomeApplied, feed.OutcomeSnapshot, feed.OutcomeSnapshotUnchanged:
+	case feed.OutcomeGap:
+		h.metrics.feedGapsByKind[ch.Kind].Inc()
+		h.log.Debug("feed gap", "channel", e.name, "seq", m.Seq)
 	default:
 		h.log.Debug("feed message not applied as is", "channel", e.name, "seq", m.Seq, "outcome", out.String())
 	}
 }
 
-// apply runs one feed message through the channel under its lock. A panic
-// here (a bug) costs this message, not the process: it runs on the NATS
-// delivery goroutine.
-func (h *hub) apply(e *channel, m *feed.Message) (out feed.Outcome) {
+// apply runs one feed message through the channel under its lock. It
+// returns the subscribers whose chain restarts from a snapshot, for the
+// caller to encode outside the lock. A panic here (a bug) costs this
+// message, not the process: it runs on the NATS delivery goroutine.
+func (h *hub) apply(e *channel, m *feed.Message) (out feed.Outcome, starts []*subscription) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer func() {
 		if v := recover(); v != nil {
 			h.log.Error("panic applying a feed message", "channel", e.name, "seq", m.Seq, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			out = feed.OutcomeInvalid
+			out, starts = feed.OutcomeInvalid, nil
 		}
 	}()
 	ev, emit, out := e.state.Apply(m)
-	if emit {
-		e.fanout(h, &ev)
+	if out != feed.OutcomeDuplicate {
+		e.snap = nil // the state moved on
 	}
-	return out
+	if emit {
+		starts = e.fanout(h, &ev)
+	}
+	return out, starts
 }
 
 // encoded caches one event's frames, per codec and form, so that every
 // subscriber in step shares the same bytes.
 type encoded struct {
-	update   [numCodecs][]byte
-	snapshot [numCodecs][]byte
+	update [numCodecs][]byte
+	gap    [numCodecs][]byte
 }
 
 func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
@@ -166,34 +197,57 @@ func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Even
 	return enc.update[ci]
 }
 
-func (enc *encoded) snapshotFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
-	if enc.snapshot[ci] == nil {
-		enc.snapshot[ci] = cs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: name, Seq: ev.Seq, Data: ev.Data})
+func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
+	if enc.gap[ci] == nil {
+		enc.gap[ci] = cs.frame(ci, proto.Gap{Type: proto.TypeGap, Channel: name, From: ev.GapFrom, To: ev.GapTo})
 	}
-	return enc.snapshot[ci]
+	return enc.gap[ci]
 }
 
-// fanout queues ev to every subscriber. Called with e.mu held.
-func (e *channel) fanout(h *hub, ev *feed.Event) {
+// fanout queues ev to every subscriber and returns those whose chain
+// restarts from a snapshot (see deliver). Called with e.mu held.
+func (e *channel) fanout(h *hub, ev *feed.Event) (starts []*subscription) {
 	var enc encoded
 	for _, s := range e.subs {
-		if reason := e.deliver(h, s, ev, &enc); reason != "" {
+		reason, start := e.deliver(h, s, ev, &enc)
+		if reason != "" {
 			s.c.evict(reason)
 		}
+		if start {
+			starts = append(starts, s)
+		}
 	}
+	return starts
+}
+
+// eventSnapshot returns the snapshot that ev, a book snapshot event or a
+// ticker event (whose data is the whole state), stands for, and caches it
+// for joiners: the state's snapshot is that same data. Called with e.mu
+// held.
+func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
+	if sn := e.snap; sn != nil && sn.seq == ev.Seq {
+		return sn
+	}
+	sn := &snapshot{seq: ev.Seq, data: ev.Data, channel: e.name}
+	if ev.Snapshot || e.ch.Kind == proto.KindTicker {
+		e.snap = sn
+	}
+	return sn
 }
 
 // deliver queues ev to one subscriber in the form its place in the chain
 // needs: the shared frame when it is in step and its writer is free, a
 // fold into what is pending when its writer is busy. It returns an
-// eviction reason when the subscriber cannot take it. Called with e.mu held.
-func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string) {
+// eviction reason when the subscriber cannot take it, and start when the
+// subscriber's chain restarts from a snapshot that the caller must encode
+// (fillHead) once the lock is released. Called with e.mu held.
+func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start bool) {
 	o := s.c.out
 	ci := s.c.codecIdx
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing != nil || s.dead {
-		return ""
+		return "", false
 	}
 	switch {
 	case ev.Snapshot || s.needSnapshot:
@@ -201,13 +255,16 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		// state) for a subscriber still waiting for its snapshot. (A book
 		// that made a joiner wait was unsynced: its next event is a
 		// snapshot.)
-		s.setHead(enc.snapshotFrame(h.codecs, ci, e.name, ev), ev.TS)
-		s.last = ev.Seq
+		s.planSnapshot(e.eventSnapshot(ev), ev.TS)
+		start = true
 	case ev.Seq <= s.last && !ev.Restart:
-		return "" // already covered by what the subscriber holds
+		return "", false // already covered by what the subscriber holds
 	case e.ch.Kind == proto.KindTrade:
+		if ev.GapTo != 0 && !s.addTrade(pending{frame: enc.gapFrame(h.codecs, ci, e.name, ev)}) {
+			return evictTradeOverflow, false
+		}
 		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
-			return evictTradeOverflow
+			return evictTradeOverflow, false
 		}
 		s.last = ev.Seq
 	case s.unmerged(o.writing, h.now):
@@ -221,15 +278,15 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
 			// Behind for so long that the merged delta outgrows a fresh
 			// book: send the book instead.
-			if seq, data, ok := e.state.Snapshot(); ok {
-				s.setHead(h.codecs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data}), 0)
-				s.last = seq
+			if sn := e.currentSnapshot(); sn != nil {
+				s.planSnapshot(sn, 0)
+				start = true
 			}
 		}
 	}
 	s.needSnapshot = false
 	o.ready(s, h.now)
-	return ""
+	return "", start
 }
 
 // pendingUpdate is ev as an update for s: the shared frame when s is in
@@ -240,67 +297,6 @@ func pendingUpdate(cs *codecSet, ci int, name string, s *subscription, ev *feed.
 		return pending{frame: enc.updateFrame(cs, ci, name, ev), ts: ev.TS}
 	}
 	return pending{ts: ev.TS, upd: proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data}}
-}
-
-// joinOptions say how a subscriber starts on a channel.
-type joinOptions struct {
-	snapshot bool          // wants the current state first
-	since    *uint64       // resume from this seq when the node can
-	throttle time.Duration // at most one write per this on the channel
-}
-
-// join registers s (new or re-subscribing) gated, with what it starts
-// with pending: a snapshot, a replay from since, or nothing. It reports
-// whether the subscription resumed, and for a trade channel that could not
-// resume, historyLost. The caller queues the ack, then calls ungate.
-func (e *channel) join(codecs *codecSet, s *subscription, opt joinOptions) (resumed, historyLost bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s.idx < 0 {
-		s.idx = len(e.subs)
-		e.subs = append(e.subs, s)
-	}
-	o := s.c.out
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	s.reset()
-	o.requeue(s) // a re-subscribe must queue behind its ack
-	s.gated, s.dead, s.needSnapshot = true, false, false
-	s.last = 0
-	s.throttle, s.nextAt = opt.throttle, time.Time{}
-	if e.ch.Kind == proto.KindTrade {
-		s.throttle = 0 // trades are never held back: they cannot be merged, only piled up
-	}
-	ci := s.c.codecIdx
-	if opt.since != nil {
-		if evs, ok := e.state.Since(*opt.since); ok {
-			// The chain starts at the client's seq, which may be a periodic
-			// snapshot the node absorbed rather than the last event it sent.
-			s.last = *opt.since
-			for i := range evs {
-				ev := &evs[i]
-				f := codecs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data})
-				s.head = append(s.head, pending{frame: f}) // no ts: a replay is not a live delivery
-				s.last = ev.Seq
-			}
-			return true, false
-		}
-		if e.ch.Kind == proto.KindTrade {
-			return false, true
-		}
-		opt.snapshot = true // a state channel falls back to a fresh snapshot
-	}
-	if !opt.snapshot || !e.ch.Kind.HasSnapshot() {
-		return false, false
-	}
-	seq, data, ok := e.state.Snapshot()
-	if !ok {
-		s.needSnapshot = true // sent as soon as the node has state
-		return false, false
-	}
-	s.last = seq
-	s.head = append(s.head, pending{frame: codecs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: e.name, Seq: seq, Data: data})})
-	return false, false
 }
 
 // ungate lets what is pending, and later events, flow to the writer.

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"context"
-
 	"fmt"
 	dto "github.com/prometheus/client_model/go"
 	"log/slog"
@@ -19,8 +17,10 @@ import (
 // nopSource grants every channel at once; for hub tests without NATS.
 type nopSource struct{}
 
-func (nopSource) Acquire(context.Context, proto.Channel, feed.Handler) error { return nil }
-func (nopSource) Release(proto.Channel)                                      {}
+func (nopSource) AcquireAsync(proto.Channel, feed.Handler) (*feed.Pending, error) {
+	return feed.Granted(), nil
+}
+func (nopSource) Release(proto.Channel) {}
 
 // hubFixture is a server without listeners: the hub and bare connections
 // whose outboxes the test reads directly.
@@ -52,12 +52,13 @@ func (s *Server) bareConn(cd codec.Codec) *conn {
 // join subscribes c to ch the way a subscribe command does.
 func (s *Server) joinFor(t testing.TB, c *conn, ch proto.Channel, opt joinOptions) *subscription {
 	t.Helper()
-	e, err := s.hub.acquire(context.Background(), ch)
+	e, _, err := s.hub.acquire(ch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sub := c.newSubscription(e)
-	e.join(s.codecs, sub, opt)
+	e.join(sub, opt)
+	sub.fillHead(s.codecs)
 	sub.ungate(time.Now)
 	return sub
 }
@@ -210,7 +211,7 @@ func TestDeliverFastPathAllocatesNothing(t *testing.T) {
 			var b batch
 			run := func() {
 				sub.last = ev.Prev // stay in step: the same event again
-				if r := e.deliver(s.hub, sub, ev, enc); r != "" {
+				if r, _ := e.deliver(s.hub, sub, ev, enc); r != "" {
 					t.Fatal(r)
 				}
 				sub.c.out.take(&b, time.Time{})
@@ -317,7 +318,8 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 		c := s.bareConn(codec.JSON())
 		sub := s.joinFor(t, c, ch, joinOptions{snapshot: true})
 		s.hub.onFeed(ch, tickerMsg(1)) // pending, queued, writer not run
-		sub.entry.join(s.codecs, sub, joinOptions{snapshot: true})
+		sub.entry.join(sub, joinOptions{snapshot: true})
+		sub.fillHead(s.codecs)
 		c.reply(proto.Subscribed{Type: proto.TypeSubscribed, Channels: []string{ch.String()}})
 		sub.ungate(time.Now)
 		got := decodeAll(t, queued(c))

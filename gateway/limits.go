@@ -17,22 +17,47 @@ import (
 type admission struct {
 	perIP   int           // Static after construction: at most this many per address (0: no limit).
 	perSub  int           // Static after construction: at most this many per sub (0: no limit).
+	subsCap int           // Static after construction: subscriptions per sub, all its connections (0: no limit).
 	rate    *rate.Limiter // Safe for concurrent use: handshakes per second, node-wide.
 	proxies []netip.Prefix
 
 	mu    sync.Mutex
 	byIP  map[netip.Addr]int // Guarded by mu.
 	bySub map[string]int     // Guarded by mu.
+	subs  map[string]int     // Guarded by mu: subscriptions (and reserved slots) per sub.
 }
 
 func newAdmission(cfg *Config) *admission {
 	return &admission{
 		perIP:   max(cfg.MaxConnsPerIP, 0),
 		perSub:  max(cfg.MaxConnsPerSubject, 0),
+		subsCap: max(cfg.MaxSubscriptionsPerSubject, 0),
 		rate:    rate.NewLimiter(rate.Limit(cfg.HandshakeRate), cfg.HandshakeBurst),
 		proxies: cfg.TrustedProxies,
 		byIP:    make(map[netip.Addr]int),
 		bySub:   make(map[string]int),
+		subs:    make(map[string]int),
+	}
+}
+
+// reserve counts one subscription of sub, or reports false when sub holds
+// as many as it may on this node, over all its connections.
+func (a *admission) reserve(sub string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.subsCap > 0 && a.subs[sub] >= a.subsCap {
+		return false
+	}
+	a.subs[sub]++
+	return true
+}
+
+// unreserve undoes n reserves of sub.
+func (a *admission) unreserve(sub string, n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.subs[sub] -= n; a.subs[sub] <= 0 {
+		delete(a.subs, sub)
 	}
 }
 
@@ -116,6 +141,36 @@ func parseAddr(s string) netip.Addr {
 	}
 	return a.Unmap()
 }
+
+// byteBudget paces the snapshot and replay bytes one connection asks for:
+// a token bucket of rate bytes per second up to burst, charged after the
+// fact with what was actually queued, so it may go into debt; while it is
+// in debt, subscribes that want a snapshot or a replay are refused. A
+// re-subscribe loop on a big book thus costs the node at most rate bytes
+// per second per connection, then strikes it out (1008). Not safe for
+// concurrent use (the connection's cmdMu guards it).
+type byteBudget struct {
+	rate, burst float64
+	tokens      float64
+	at          time.Time
+}
+
+func newByteBudget(rate, burst int, now time.Time) byteBudget {
+	return byteBudget{rate: float64(rate), burst: float64(burst), tokens: float64(burst), at: now}
+}
+
+// allow refills the bucket up to now and reports whether it is out of
+// debt.
+func (b *byteBudget) allow(now time.Time) bool {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(b.burst, b.tokens+d.Seconds()*b.rate)
+		b.at = now
+	}
+	return b.tokens > 0
+}
+
+// charge takes n bytes from the bucket.
+func (b *byteBudget) charge(n int) { b.tokens -= float64(n) }
 
 // commandLimits pace one connection's commands and pings. Excess gets a
 // rate_limited error (or, for pings, no pong); a client that keeps at it,

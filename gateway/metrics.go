@@ -38,11 +38,13 @@ type Metrics struct {
 	coalesced        *prometheus.CounterVec
 	outboxPending    prometheus.Histogram
 	subscriptions    prometheus.Gauge
+	feedGaps         *prometheus.CounterVec
 
 	// Per-message series resolved once, so the feed path does no label
 	// lookups: by feed.Outcome and by proto.Kind.
 	outcomeByCode   map[feed.Outcome]prometheus.Counter
 	coalescedByKind [proto.NumKinds + 1]prometheus.Counter
+	feedGapsByKind  [proto.NumKinds + 1]prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: a fresh
@@ -79,9 +81,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tickgate_subscriptions_active", Help: "Channel subscriptions across all connections."}),
+		feedGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_feed_gaps_total", Help: "Feed seq gaps the node saw (feed messages it never had), by kind; on trade channels each is reported to subscribers as a gap message."}, []string{"kind"}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions)
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps)
 	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout, evictIdleTimeout} {
 		m.evictions.WithLabelValues(r)
 	}
@@ -96,6 +100,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, k := range proto.Kinds() {
 		m.coalescedByKind[k] = m.coalesced.WithLabelValues(k.String())
+		m.feedGapsByKind[k] = m.feedGaps.WithLabelValues(k.String())
 	}
 	return m
 }

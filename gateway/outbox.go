@@ -78,7 +78,7 @@ func (o *outbox) push(f []byte) pushResult {
 // ready puts s in the FIFO (or, when throttled and early, in delayed) if it
 // has something pending and is not there yet. Called with o.mu held.
 func (o *outbox) ready(s *subscription, now func() time.Time) {
-	if s.queued || s.gated || o.closing != nil || !s.hasPending() {
+	if s.queued || s.gated || s.plan != nil || o.closing != nil || !s.hasPending() {
 		return
 	}
 	s.queued = true
@@ -177,8 +177,8 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 			continue // left behind by a re-subscribe
 		}
 		s.queued = false
-		if s.dead || s.gated {
-			continue // gone, or back in line when ungated
+		if s.dead || s.gated || s.plan != nil {
+			continue // gone, or back in line when ungated or its head is encoded
 		}
 		s.drain(b)
 		if s.throttle > 0 {

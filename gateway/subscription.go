@@ -25,6 +25,7 @@ type subscription struct {
 	gated        bool        // joining: pending data waits until the ack is queued
 	dead         bool        // unsubscribed: pending data is dropped
 	needSnapshot bool        // the next event goes out as a snapshot
+	plan         *headPlan   // a head (snapshot, replay) to encode outside the locks; the writer skips s until it is in head
 	last         uint64      // seq of the last message queued on this channel (the chain's head)
 	head         []pending   // a snapshot or a resume replay, written first
 	queue        []pending   // then updates one by one: trades always, tickers and books while the writer is free
@@ -74,21 +75,16 @@ func (s *subscription) hasPending() bool {
 	return len(s.head) > 0 || len(s.queue) > 0 || s.group.n > 0
 }
 
-// reset drops whatever is pending. Called with c.out.mu held.
+// reset drops whatever is pending, a planned head included. Called with
+// c.out.mu held.
 func (s *subscription) reset() {
+	s.plan = nil
 	clear(s.head)
 	s.head = s.head[:0]
 	clear(s.queue)
 	s.queue = s.queue[:0]
 	s.group = updateGroup{}
 	s.tradeBytes = 0
-}
-
-// setHead replaces everything pending with one frame (a snapshot): the
-// chain restarts there. Called with c.out.mu held.
-func (s *subscription) setHead(f []byte, ts int64) {
-	s.reset()
-	s.head = append(s.head, pending{frame: f, ts: ts})
 }
 
 // addTrade queues one trade; it reports false when the trade buffer

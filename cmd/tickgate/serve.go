@@ -45,6 +45,11 @@ type serveFlags struct {
 	heartbeat         time.Duration
 	maxMessageBytes   int
 	maxSubscriptions  int
+	maxSubsPerSub     int
+	snapshotRate      int
+	snapshotBurst     int
+	feedPendingMsgs   int
+	feedPendingBytes  int
 	writeTimeout      time.Duration
 	lagTimeout        time.Duration
 	sendQueue         int
@@ -84,6 +89,11 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.heartbeat, "heartbeat", 15*time.Second, "heartbeat interval (heartbeat_ms)")
 	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", 16<<10, "largest client message; larger closes with 1009")
 	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 1000, "channels per connection")
+	fs.IntVar(&f.maxSubsPerSub, "max-subscriptions-per-sub", 10000, "subscriptions of one token sub over all its connections on this node (too_many_subscriptions beyond; -1: no limit)")
+	fs.IntVar(&f.snapshotRate, "snapshot-rate", 1<<20, "snapshot and resume bytes per second one connection may ask for (rate_limited beyond, 1008 on abuse)")
+	fs.IntVar(&f.snapshotBurst, "snapshot-burst", 16<<20, "snapshot and resume bytes one connection may ask for at once, above --snapshot-rate")
+	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
+	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
 	fs.DurationVar(&f.lagTimeout, "lag-timeout", 0, "a client that has not confirmed (by its pong) data sent this long ago is evicted (4008); 0: 2 x --write-timeout")
 	fs.IntVar(&f.sendQueue, "send-queue", 1024, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
@@ -128,6 +138,11 @@ func (f *serveFlags) check() error {
 		{"heartbeat", f.heartbeat, f.heartbeat >= 100*time.Millisecond, "at least 100ms"},
 		{"max-message-bytes", f.maxMessageBytes, f.maxMessageBytes >= 256, "at least 256"},
 		{"max-subscriptions", f.maxSubscriptions, f.maxSubscriptions > 0, "above 0"},
+		{"max-subscriptions-per-sub", f.maxSubsPerSub, f.maxSubsPerSub == -1 || f.maxSubsPerSub > 0, "-1 (no limit) or above 0"},
+		{"snapshot-rate", f.snapshotRate, f.snapshotRate > 0, "above 0"},
+		{"snapshot-burst", f.snapshotBurst, f.snapshotBurst > 0, "above 0"},
+		{"feed-pending-messages", f.feedPendingMsgs, f.feedPendingMsgs > 0, "above 0"},
+		{"feed-pending-bytes", f.feedPendingBytes, f.feedPendingBytes >= 1<<10, "at least 1024"},
 		{"write-timeout", f.writeTimeout, f.writeTimeout > 0, "above 0"},
 		{"lag-timeout", f.lagTimeout, f.lagTimeout >= 0, "0 (twice --write-timeout) or above"},
 		{"send-queue", f.sendQueue, f.sendQueue > 0, "above 0"},
@@ -279,11 +294,13 @@ func startNode(o nodeOptions) (*node, error) {
 		reg.MustRegister(o.reloader.collectors()...)
 	}
 	src, err := feed.Connect(feed.Config{
-		URL:           f.natsURL,
-		ReconnectWait: f.natsReconnectWait,
-		SubjectPrefix: f.subjectPrefix,
-		Name:          "tickgate " + f.nodeID,
-		Logger:        o.logger,
+		URL:             f.natsURL,
+		ReconnectWait:   f.natsReconnectWait,
+		SubjectPrefix:   f.subjectPrefix,
+		PendingMessages: f.feedPendingMsgs,
+		PendingBytes:    f.feedPendingBytes,
+		Name:            "tickgate " + f.nodeID,
+		Logger:          o.logger,
 	})
 	if err != nil {
 		return nil, err
@@ -297,29 +314,34 @@ func startNode(o nodeOptions) (*node, error) {
 			func() float64 { return float64(src.Channels()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_decode_errors_total", Help: "Feed payloads dropped because they did not decode or validate."},
 			func() float64 { return float64(src.DecodeErrors()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_dropped_total", Help: "Feed messages the node's NATS client dropped because a channel's pending limits (--feed-pending-messages, --feed-pending-bytes) were reached; each shows as a feed gap."},
+			func() float64 { return float64(src.Dropped()) }),
 	)
 	srv, err := gateway.New(gateway.Config{
-		NodeID:              f.nodeID,
-		TLS:                 o.tls,
-		AllowedOrigins:      f.allowedOrigins.vals,
-		AllowQueryToken:     f.allowQueryToken,
-		HeartbeatInterval:   f.heartbeat,
-		MaxMessageBytes:     f.maxMessageBytes,
-		MaxSubscriptions:    f.maxSubscriptions,
-		WriteTimeout:        f.writeTimeout,
-		LagTimeout:          f.lagTimeout,
-		SendQueueLimit:      f.sendQueue,
-		TradeBufferMessages: f.tradeBuffer,
-		TradeBufferBytes:    f.tradeBufferBytes,
-		DrainWithin:         f.drainWithin,
-		MaxConnsPerIP:       f.maxConnsPerIP,
-		SocketSendBuffer:    f.socketSendBuffer,
-		MaxConnsPerSubject:  f.maxConnsPerSub,
-		HandshakeRate:       f.handshakeRate,
-		CommandRate:         f.commandRate,
-		TrustedProxies:      proxies,
-		Metrics:             gateway.NewMetrics(reg),
-		Logger:              o.logger,
+		NodeID:                     f.nodeID,
+		TLS:                        o.tls,
+		AllowedOrigins:             f.allowedOrigins.vals,
+		AllowQueryToken:            f.allowQueryToken,
+		HeartbeatInterval:          f.heartbeat,
+		MaxMessageBytes:            f.maxMessageBytes,
+		MaxSubscriptions:           f.maxSubscriptions,
+		MaxSubscriptionsPerSubject: f.maxSubsPerSub,
+		SnapshotRate:               f.snapshotRate,
+		SnapshotBurst:              f.snapshotBurst,
+		WriteTimeout:               f.writeTimeout,
+		LagTimeout:                 f.lagTimeout,
+		SendQueueLimit:             f.sendQueue,
+		TradeBufferMessages:        f.tradeBuffer,
+		TradeBufferBytes:           f.tradeBufferBytes,
+		DrainWithin:                f.drainWithin,
+		MaxConnsPerIP:              f.maxConnsPerIP,
+		SocketSendBuffer:           f.socketSendBuffer,
+		MaxConnsPerSubject:         f.maxConnsPerSub,
+		HandshakeRate:              f.handshakeRate,
+		CommandRate:                f.commandRate,
+		TrustedProxies:             proxies,
+		Metrics:                    gateway.NewMetrics(reg),
+		Logger:                     o.logger,
 	}, verifier, src)
 	if err != nil {
 		src.Close()

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// How a subscriber's chain starts (a snapshot, or a replay for a resume)
+// is decided under the channel's lock, where it must be, and encoded after
+// every lock is released: a 5,000-level book takes milliseconds to encode,
+// and a channel's lock held that long stalls its feed for everyone. Until
+// its head is encoded, a subscription is skipped by its writer (headPlan),
+// while the updates after the head queue up behind it as usual.
+//
+// A snapshot is encoded once per channel, seq and codec, and shared by
+// every subscriber that starts from it: a thousand clients (re)subscribing
+// to one book between two feed messages cost one copy of the book and one
+// encoding per codec.
+
+// snapshot is a channel's state as of one feed seq, with its frames per
+// codec encoded on first use. Immutable but for the frames, which are
+// safe for concurrent use.
+type snapshot struct {
+	seq     uint64 // Static after construction.
+	data    any    // Static after construction: immutable (*proto.Ticker, *proto.Book).
+	channel string // Static after construction.
+	frames  [numCodecs]lazyFrame
+}
+
+// lazyFrame is one codec's frame of a snapshot, encoded once.
+type lazyFrame struct {
+	once sync.Once
+	b    []byte
+}
+
+// frame returns the snapshot's frame in codec ci, encoding it on first
+// use; concurrent callers wait for that one encoding.
+func (sn *snapshot) frame(cs *codecSet, ci int) []byte {
+	f := &sn.frames[ci]
+	f.once.Do(func() {
+		f.b = cs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: sn.channel, Seq: sn.seq, Data: sn.data})
+	})
+	return f.b
+}
+
+// currentSnapshot returns the state's snapshot, shared until the next feed
+// message changes the state, or nil when the node has none (no data yet, a
+// book waiting for a snapshot, or a trade channel). Called with e.mu held.
+func (e *channel) currentSnapshot() *snapshot {
+	if e.snap != nil {
+		return e.snap
+	}
+	seq, data, ok := e.state.Snapshot()
+	if !ok {
+		return nil
+	}
+	e.snap = &snapshot{seq: seq, data: data, channel: e.name}
+	return e.snap
+}
+
+// headPlan is what a subscription's chain starts with, decided under the
+// locks and encoded outside them: a snapshot, or a replay of the updates
+// after from (a resume).
+type headPlan struct {
+	snap   *snapshot
+	ts     int64 // with snap: the feed event it went out for, for the delivery latency (0: none)
+	replay []feed.Event
+	from   uint64
+}
+
+// encode returns the plan's frames in codec ci: the shared snapshot frame,
+// or the replay with this subscriber's own prev chain (and a gap message
+// before each update that skipped feed seqs).
+func (p *headPlan) encode(cs *codecSet, ci int, name string) []pending {
+	if p.snap != nil {
+		return []pending{{frame: p.snap.frame(cs, ci), ts: p.ts}}
+	}
+	out := make([]pending, 0, len(p.replay))
+	prev := p.from
+	for i := range p.replay {
+		ev := &p.replay[i]
+		if ev.GapTo != 0 {
+			out = append(out, pending{frame: cs.frame(ci, proto.Gap{Type: proto.TypeGap, Channel: name, From: ev.GapFrom, To: ev.GapTo})})
+		}
+		// no ts: a replay is not a live delivery
+		out = append(out, pending{frame: cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: prev, N: 1, Data: ev.Data})})
+		prev = ev.Seq
+	}
+	return out
+}
+
+// planSnapshot restarts s's chain at sn: everything pending is dropped and
+// the writer skips s until fillHead put sn's frame first. Called with
+// c.out.mu held.
+func (s *subscription) planSnapshot(sn *snapshot, ts int64) {
+	s.reset()
+	s.plan = &headPlan{snap: sn, ts: ts}
+	s.last = sn.seq
+}
+
+// fillHead encodes s's planned head, outside every lock, and puts it
+// first in what s has pending, unless the plan was replaced meanwhile (a
+// newer snapshot, a re-subscribe, an unsubscribe). It returns the bytes
+// it queued.
+func (s *subscription) fillHead(cs *codecSet) (queued int) {
+	o := s.c.out
+	o.mu.Lock()
+	p := s.plan
+	o.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	head := p.encode(cs, s.c.codecIdx, s.name)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s.plan != p {
+		return 0 // replaced: whatever replaced it is filled by its own caller
+	}
+	s.plan = nil
+	s.head = append(s.head[:0], head...)
+	for _, h := range head {
+		queued += len(h.frame)
+	}
+	o.ready(s, s.c.srv.cfg.Now)
+	return queued
+}
+
+// joinOptions say how a subscriber starts on a channel.
+type joinOptions struct {
+	snapshot bool          // wants the current state first
+	since    *uint64       // resume from this seq when the node can
+	throttle time.Duration // at most one write per this on the channel
+}
+
+// join registers s (new or re-subscribing) gated, with what it starts
+// with planned: a snapshot, a replay from since, or nothing. It reports
+// whether the subscription resumed, and for a trade channel that could not
+// resume, historyLost. The caller encodes the plan (fillHead), queues the
+// ack, then calls ungate.
+func (e *channel) join(s *subscription, opt joinOptions) (resumed, historyLost bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.idx < 0 {
+		s.idx = len(e.subs)
+		e.subs = append(e.subs, s)
+	}
+	o := s.c.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.reset()
+	o.requeue(s) // a re-subscribe must queue behind its ack
+	s.gated, s.dead, s.needSnapshot = true, false, false
+	s.last = 0
+	s.throttle, s.nextAt = opt.throttle, time.Time{}
+	if e.ch.Kind == proto.KindTrade {
+		s.throttle = 0 // trades are never held back: they cannot be merged, only piled up
+	}
+	if opt.since != nil {
+		if evs, ok := e.state.Since(*opt.since); ok {
+			// The chain starts at the client's seq, which may be a periodic
+			// snapshot the node absorbed rather than the last event it sent.
+			s.last = *opt.since
+			if len(evs) > 0 {
+				s.plan = &headPlan{replay: evs, from: *opt.since}
+				s.last = evs[len(evs)-1].Seq
+			}
+			return true, false
+		}
+		if e.ch.Kind == proto.KindTrade {
+			return false, true
+		}
+		opt.snapshot = true // a state channel falls back to a fresh snapshot
+	}
+	if !opt.snapshot || !e.ch.Kind.HasSnapshot() {
+		return false, false
+	}
+	sn := e.currentSnapshot()
+	if sn == nil {
+		s.needSnapshot = true // sent as soon as the node has state
+		return false, false
+	}
+	s.plan = &headPlan{snap: sn}
+	s.last = sn.seq
+	return false, false
+}

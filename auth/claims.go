@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -73,6 +74,30 @@ func objectMembers(data []byte, f func(key string, value json.RawMessage) error)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errNotObject
+	}
+	return nil
+}
+
+// checkHeader refuses a JOSE header that is not one JSON object or that
+// names a parameter twice: golang-jwt decodes the header into a map where
+// the last "alg" or "kid" wins, and another library may take the first.
+// The header is at most MaxTokenBytes (Verify caps the token before), so
+// this second reading of it is cheap.
+func checkHeader(token string) error {
+	seg, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return invalid("malformed token")
+	}
+	// The same decoding golang-jwt applies to the segment.
+	header, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return invalid("malformed token")
+	}
+	switch err := objectMembers(header, nil); {
+	case errors.Is(err, errDuplicateKey):
+		return invalid("duplicate header parameter")
+	case err != nil:
+		return invalid("malformed token")
 	}
 	return nil
 }

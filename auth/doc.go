@@ -71,9 +71,9 @@
 // from one the node reads (sub, exp, nbf, iat, aud, iss, channels) makes
 // the token invalid, whether or not the exact name is present too, and so
 // does any top-level key given twice (compared after JSON escapes are
-// resolved). encoding/json would
-// match either and keep the last, so {"channels":["ticker.X"],
-// "Channels":[">"]} used to grant ">".
+// resolved) or any header parameter given twice. encoding/json would match
+// either and keep the last, so {"channels":["ticker.X"],"Channels":[">"]}
+// used to grant ">".
 //
 // Each claim the node reads must have its JSON type when present (null is
 // no type): sub and iss strings, aud a string or an array of strings,

@@ -226,19 +226,22 @@ func (l *keyLookup) keyFunc(t *jwt.Token) (any, error) {
 // the future: no leeway), nbf and iat (when present, with leeway; an iat in
 // the future beyond leeway is refused), aud and iss (when configured), typ
 // (absent or "JWT"), sub (required, non-empty, at most 256 bytes) and
-// channels (required array of 1 to 1024 valid patterns). Claims are read
-// by their exact names: a name given twice, or a
-// claim name that differs from one of those in case only, is invalid, and
-// each claim must have its JSON type (tokenClaims.UnmarshalJSON). An
-// expired but otherwise valid token is
-// ErrTokenExpired; anything else is ErrInvalidToken with a short reason that
-// never contains any part of the token. An empty token is ErrMissingToken.
+// channels (required array of 1 to 1024 valid patterns). Header
+// parameters and claims are read by their exact names: a name given twice,
+// or a claim name that differs from one of those in case only, is invalid,
+// and each claim must have its JSON type (tokenClaims.UnmarshalJSON). An
+// expired but otherwise valid token is ErrTokenExpired; anything else is
+// ErrInvalidToken with a short reason that never contains any part of the
+// token. An empty token is ErrMissingToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	switch {
 	case token == "":
 		return nil, ErrMissingToken
 	case len(token) > MaxTokenBytes:
 		return nil, invalid("token exceeds 8 KiB")
+	}
+	if err := checkHeader(token); err != nil {
+		return nil, err
 	}
 	var tc tokenClaims
 	l := keyLookup{keys: v.keys}

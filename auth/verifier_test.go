@@ -207,6 +207,21 @@ func TestVerifyMatrix(t *testing.T) {
 		{name: "sub twice, once escaped", want: ErrInvalidToken, reason: "duplicate claim", token: hsJSON(base, `"\u0073ub":"admin"`)},
 		{name: "unknown claim twice", want: ErrInvalidToken, reason: "duplicate claim", token: hsJSON(base, `"x":1,"x":2`)},
 		{name: "unknown claims in any case", token: hsJSON(base, `"role":"a","Role":"b","ROLE":"c","scope":{"channels":[">"],"Channels":[">"]}`)},
+		{name: "header parameter twice, alg none first", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"none","alg":"HS256"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header parameter twice, alg HS256 first", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"HS256","alg":"none"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header kid twice", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"HS256","kid":"nope","kid":"hs"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header with escaped alg twice", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"none","\u0061lg":"HS256"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header with trailing data", want: ErrInvalidToken, reason: "malformed", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, hs256Header+` {}`, claimsJSON(t, base, ""))
+		}},
 		{name: "whitespace around members", token: func(t *testing.T) string {
 			return mintJSON(t, "HS256", k.hmac, " { \"alg\" : \"HS256\" } ", " {\n \"exp\" :\t"+strconv.FormatInt(at(time.Hour), 10)+
 				" , \"sub\" : \"alice\" , \"channels\" : [ \"ticker.*\" ] , \"aud\" : [ \"tickgate\" ] , \"iss\" : \"issuer-1\" } ")

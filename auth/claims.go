@@ -5,9 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -33,25 +33,30 @@ var (
 )
 
 // objectMembers calls f, when not nil, for each member of data, which must
-// be exactly one JSON object, in order, with the key as decoded (escapes
-// resolved: "\u0073ub" is "sub") and the raw value. A key that appears
-// twice is errDuplicateKey; anything but one object is errNotObject; an
-// error from f is returned as it is. Only the top level is looked at.
-func objectMembers(data []byte, f func(key string, value json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+// be exactly one JSON object, in order, with the key as encoding/json
+// decodes it (escapes resolved: "\u0073ub" is "sub"; invalid UTF-8 read as
+// U+FFFD) and the raw value. A key that appears twice is errDuplicateKey;
+// anything but one valid JSON object is errNotObject; an error from f is
+// returned as it is. Only the top level is looked at.
+//
+// json.Valid checks the whole text first, so the scan below walks a
+// well-formed value and only has to find where each part ends; it is a
+// fraction of the cost of json.Decoder.Token, which boxes every token.
+func objectMembers(data []byte, f func(key string, value []byte) error) error {
+	if !json.Valid(data) {
 		return errNotObject
 	}
+	i := skipSpace(data, 0)
+	if data[i] != '{' {
+		return errNotObject
+	}
+	if i = skipSpace(data, i+1); data[i] == '}' {
+		return nil
+	}
 	var seen map[string]struct{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return errNotObject
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return errNotObject
-		}
+	for {
+		end := stringEnd(data, i) // data[i] is the key's opening quote
+		key := jsonString(data[i:end])
 		if _, dup := seen[key]; dup {
 			return errDuplicateKey
 		}
@@ -59,23 +64,90 @@ func objectMembers(data []byte, f func(key string, value json.RawMessage) error)
 			seen = make(map[string]struct{}, 8)
 		}
 		seen[key] = struct{}{}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return errNotObject
-		}
+		i = skipSpace(data, skipSpace(data, end)+1) // past the ':'
+		start := i
+		i = valueEnd(data, i)
 		if f != nil {
-			if err := f(key, value); err != nil {
+			if err := f(key, data[start:i]); err != nil {
 				return err
 			}
 		}
+		if i = skipSpace(data, i); data[i] == '}' {
+			return nil
+		}
+		i = skipSpace(data, i+1) // past the ','
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return errNotObject
+}
+
+// The scanning helpers below take valid JSON (objectMembers checked it)
+// and an index at the start of the part they skip.
+
+// skipSpace returns the index of the first non-whitespace byte at or
+// after i, or len(data).
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errNotObject
+	return i
+}
+
+// stringEnd returns the index just after the string that opens at i.
+func stringEnd(data []byte, i int) int {
+	for i++; data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			i++
+		}
 	}
-	return nil
+	return i + 1
+}
+
+// valueEnd returns the index just after the value that starts at i.
+func valueEnd(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		for depth := 0; ; {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	for ; i < len(data); i++ { // a number, true, false or null
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+// jsonString returns the string that s, a valid JSON string with its
+// quotes, holds: as is when it is plain ASCII without escapes, else as
+// encoding/json decodes it.
+func jsonString(s []byte) string {
+	plain := true
+	for _, c := range s {
+		if c == '\\' || c >= utf8.RuneSelf {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return string(s[1 : len(s)-1])
+	}
+	var out string
+	_ = json.Unmarshal(s, &out) // s is valid: it cannot fail
+	return out
 }
 
 // checkHeader refuses a JOSE header that is not one JSON object or that
@@ -111,7 +183,7 @@ func checkHeader(token string) error {
 // error in jwt.ErrTokenMalformed; classify takes the reason back out.
 func (c *tokenClaims) UnmarshalJSON(data []byte) error {
 	*c = tokenClaims{}
-	err := objectMembers(data, func(key string, v json.RawMessage) error {
+	err := objectMembers(data, func(key string, v []byte) error {
 		var err error
 		switch key {
 		case "sub":
@@ -150,18 +222,17 @@ func (c *tokenClaims) UnmarshalJSON(data []byte) error {
 }
 
 // claimString decodes v, which must be a JSON string.
-func claimString(name string, v json.RawMessage) (string, error) {
-	var s string
-	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+func claimString(name string, v []byte) (string, error) {
+	if v[0] != '"' {
 		return "", &claimError{name + " is not a string"}
 	}
-	return s, nil
+	return jsonString(v), nil
 }
 
 // audience decodes v, which must be a JSON string or an array of strings.
-func audience(v json.RawMessage) (jwt.ClaimStrings, error) {
-	if s, err := claimString("aud", v); err == nil {
-		return jwt.ClaimStrings{s}, nil
+func audience(v []byte) (jwt.ClaimStrings, error) {
+	if v[0] == '"' {
+		return jwt.ClaimStrings{jsonString(v)}, nil
 	}
 	if list, ok := stringArray(v); ok {
 		return list, nil
@@ -171,24 +242,26 @@ func audience(v json.RawMessage) (jwt.ClaimStrings, error) {
 
 // stringArray decodes v, which must be a JSON array of strings; an empty
 // array gives an empty, non-nil slice.
-func stringArray(v json.RawMessage) ([]string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+func stringArray(v []byte) ([]string, bool) {
+	if v[0] != '[' {
 		return nil, false
 	}
 	out := []string{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, false
-		}
-		s, ok := tok.(string)
-		if !ok {
-			return nil, false
-		}
-		out = append(out, s)
+	i := skipSpace(v, 1)
+	if v[i] == ']' {
+		return out, true
 	}
-	return out, true
+	for {
+		if v[i] != '"' {
+			return nil, false
+		}
+		end := stringEnd(v, i)
+		out = append(out, jsonString(v[i:end]))
+		if i = skipSpace(v, end); v[i] == ']' {
+			return out, true
+		}
+		i = skipSpace(v, i+1) // past the ','
+	}
 }
 
 // numericDate parses v as RFC 7519 NumericDate, read strictly: a JSON
@@ -197,7 +270,7 @@ func stringArray(v json.RawMessage) ([]string, bool) {
 // (see maxClaimTime). The fraction is kept exactly to the nanosecond,
 // further digits cut off: no float64 rounds it. v is a JSON value already
 // checked by the decoder, so a leading digit means a valid JSON number.
-func numericDate(name string, v json.RawMessage) (*jwt.NumericDate, error) {
+func numericDate(name string, v []byte) (*jwt.NumericDate, error) {
 	switch {
 	case len(v) > 0 && v[0] == '-':
 		return nil, &claimError{name + " out of range"}

@@ -268,8 +268,9 @@ func stringArray(v []byte) ([]string, bool) {
 // number (not a string holding one), an integer or a plain decimal
 // fraction, without sign or exponent, from 0 up to the end of year 9999
 // (see maxClaimTime). The fraction is kept exactly to the nanosecond,
-// further digits cut off: no float64 rounds it. v is a JSON value already
-// checked by the decoder, so a leading digit means a valid JSON number.
+// further digits cut off: no float64 rounds it. v is a value of a text
+// objectMembers checked with json.Valid, so a leading digit means a valid
+// JSON number: digits, maybe a fraction, maybe an exponent.
 func numericDate(name string, v []byte) (*jwt.NumericDate, error) {
 	switch {
 	case len(v) > 0 && v[0] == '-':

@@ -66,9 +66,22 @@
 // Headers "crit" and "cty" are refused (no extension or nested JWT is
 // understood).
 //
-// exp, nbf and iat must lie between the Unix epoch and the end of year
-// 9999; a date outside that range (which golang-jwt would convert to a
-// platform-dependent time) makes the token invalid.
+// Claim names are exact and case-sensitive, and each appears at most once.
+// A claim whose name differs only in case (Unicode folding included: "ſub")
+// from one the node reads (sub, exp, nbf, iat, aud, iss, channels) makes
+// the token invalid, whether or not the exact name is present too, and so
+// does any top-level key given twice (compared after JSON escapes are
+// resolved) or any header parameter given twice. encoding/json would match
+// either and keep the last, so {"channels":["ticker.X"],"Channels":[">"]}
+// used to grant ">".
+//
+// Each claim the node reads must have its JSON type when present (null is
+// no type): sub and iss strings, aud a string or an array of strings,
+// channels an array of strings, exp, nbf and iat NumericDates. A
+// NumericDate is a JSON number, an integer or a plain decimal fraction
+// (kept to the nanosecond), with no sign and no exponent: "1796166062"
+// (a string), 1e10 and -1 are invalid. It must lie between the Unix epoch
+// and the end of year 9999. Other claims are ignored.
 //
 // Config.Leeway (DefaultLeeway, 5 s, when zero) allows for clocks running
 // ahead of the node's: a token is accepted from nbf-leeway and with iat up

@@ -1,8 +1,12 @@
 package auth
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"math/big"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,9 +56,124 @@ func fuzzSeedTokens() []string {
 	}
 }
 
+// fuzzSignedSeeds are validly signed (HS256, kid-less key) tokens whose
+// claims or header play on names and number spellings: without a good
+// signature the fuzzer would rarely get past the signature check to the
+// claims.
+func fuzzSignedSeeds(f *testing.F, secret []byte) []string {
+	f.Helper()
+	base := baseClaims()
+	exp := strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10)
+	narrow := claimsJSON(f, with(base, "channels", nil, "exp", nil, "iat", nil), "")
+	narrow = narrow[:len(narrow)-1] + `,"channels":["ticker.X"],"exp":` + exp
+	var out []string
+	for _, extra := range []string{
+		``,
+		`,"Channels":[">"]`,
+		`,"CHANNELS":[">"]`,
+		`,"channels":[">"]`,
+		`,"Exp":` + exp + `0`,
+		`,"ſub":"admin"`,
+		`,"\u0073ub":"admin"`,
+		`,"x":1,"x":2`,
+		`,"nbf":"1767268800"`,
+		`,"nbf":1.7672688e9`,
+		`,"iat":1767268800.25`,
+		`,"iat":"1767268800"`,
+		`,"aud":["a","tickgate"],"aud":"tickgate"`,
+	} {
+		out = append(out, mintJSON(f, "HS256", secret, hs256Header, narrow+extra+"}"))
+	}
+	noExp := claimsJSON(f, with(base, "exp", nil), "")
+	for _, e := range []string{`"` + exp + `"`, `"1e10"`, `1e10`, exp + `.5`, exp + `.0000000001`, `-1`, `253402300800`, `null`} {
+		out = append(out, mintJSON(f, "HS256", secret, hs256Header, noExp[:len(noExp)-1]+`,"exp":`+e+"}"))
+	}
+	for _, h := range []string{`{"alg":"none","alg":"HS256"}`, `{"alg":"HS256","\u0061lg":"HS256"}`, `{"alg":"HS256","typ":"JWT","typ":"JWT"}`} {
+		out = append(out, mintJSON(f, "HS256", secret, h, narrow+"}"))
+	}
+	return out
+}
+
+// checkAccepted fails t unless tok, which Verify accepted, reads the same
+// to any JSON parser: no header parameter or top-level claim twice, no
+// case-variant of a claim the node reads, exp/nbf/iat JSON numbers
+// without sign or exponent, and claims.ExpiresAt exactly the "exp"
+// written (to the nanosecond, digits beyond cut off).
+func checkAccepted(t *testing.T, tok string, claims *Claims) {
+	t.Helper()
+	segs := strings.Split(tok, ".")
+	members(t, segs[0])
+	var exp json.RawMessage
+	for _, m := range members(t, segs[1]) {
+		for _, name := range []string{"sub", "exp", "nbf", "iat", "aud", "iss", "channels"} {
+			if m.key != name && strings.EqualFold(m.key, name) {
+				t.Fatalf("accepted a payload with %q beside %q", m.key, name)
+			}
+		}
+		switch m.key {
+		case "exp", "nbf", "iat":
+			if v := m.value; len(v) == 0 || v[0] < '0' || v[0] > '9' || bytes.ContainsAny(v, "eE") {
+				t.Fatalf("accepted %s = %s", m.key, v)
+			}
+		}
+		if m.key == "exp" {
+			exp = m.value
+		}
+	}
+	want, ok := new(big.Rat).SetString(string(exp))
+	if !ok {
+		t.Fatalf("accepted exp %q", exp)
+	}
+	got := new(big.Rat).SetInt64(claims.ExpiresAt.Unix())
+	got.Add(got, big.NewRat(int64(claims.ExpiresAt.Nanosecond()), 1e9))
+	next := new(big.Rat).Add(got, big.NewRat(1, 1e9))
+	if got.Cmp(want) > 0 || want.Cmp(next) >= 0 {
+		t.Fatalf("ExpiresAt %v is not the exp %s", claims.ExpiresAt, exp)
+	}
+}
+
+// member is one top-level member of a JSON object.
+type member struct {
+	key   string
+	value json.RawMessage
+}
+
+// members decodes seg, base64url JSON of an accepted token, into its
+// top-level members, failing t if it is not an object or has a key twice.
+func members(t *testing.T, seg string) []member {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		t.Fatalf("accepted a segment that is not base64url: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if d, err := dec.Token(); err != nil || d != json.Delim('{') {
+		t.Fatalf("accepted a segment that is not an object: %q", b)
+	}
+	var out []member
+	seen := map[string]bool{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := member{key: kt.(string)}
+		if err := dec.Decode(&m.value); err != nil {
+			t.Fatal(err)
+		}
+		if seen[m.key] {
+			t.Fatalf("accepted a segment with %q twice: %q", m.key, b)
+		}
+		seen[m.key] = true
+		out = append(out, m)
+	}
+	return out
+}
+
 // FuzzVerify feeds arbitrary strings to Verify. It never panics, answers
 // exactly one of the sentinels (or valid claims), never quotes the token in
-// its error, and allocates boundedly whatever the input.
+// its error, and allocates boundedly whatever the input. What it accepts
+// reads the same to any JSON parser (checkAccepted).
 func FuzzVerify(f *testing.F) {
 	k := keys(f)
 	base := baseClaims()
@@ -70,6 +189,9 @@ func FuzzVerify(f *testing.F) {
 		f.Add(tok)
 	}
 	for _, s := range fuzzSeedTokens() {
+		f.Add(s)
+	}
+	for _, s := range fuzzSignedSeeds(f, k.hmac) {
 		f.Add(s)
 	}
 	ks := NewKeySet()
@@ -94,6 +216,7 @@ func FuzzVerify(f *testing.F) {
 			if len(tok) > MaxTokenBytes {
 				t.Fatalf("accepted a %d-byte token", len(tok))
 			}
+			checkAccepted(t, tok, claims)
 			return
 		}
 		if claims != nil {

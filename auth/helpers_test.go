@@ -120,6 +120,45 @@ func mint(t testing.TB, alg string, key any, header, claims map[string]any) stri
 	return s
 }
 
+// hs256Header is the JOSE header of mintJSON's tokens when no other is
+// needed.
+const hs256Header = `{"alg":"HS256","typ":"JWT"}`
+
+// mintJSON signs header and payload, raw JSON texts, byte for byte with alg
+// and key: a Go map cannot hold the duplicate keys, key order or number
+// spellings (1e10, 1767272400.5) that the claim-name and NumericDate cases
+// need.
+func mintJSON(t testing.TB, alg string, key any, header, payload string) string {
+	t.Helper()
+	m := jwt.GetSigningMethod(alg)
+	if m == nil {
+		t.Fatalf("no signing method %s", alg)
+	}
+	input := b64u([]byte(header)) + "." + b64u([]byte(payload))
+	sig, err := m.Sign(input, key)
+	if err != nil {
+		t.Fatalf("sign %s: %v", alg, err)
+	}
+	return input + "." + b64u(sig)
+}
+
+// claimsJSON is the JSON object of claims with extra, raw JSON members
+// such as `"Channels":[">"]`, appended after them ("" appends none).
+func claimsJSON(t testing.TB, claims map[string]any, extra string) string {
+	t.Helper()
+	b, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if extra == "" {
+		return string(b)
+	}
+	if len(b) > 2 {
+		extra = "," + extra
+	}
+	return string(b[:len(b)-1]) + extra + "}"
+}
+
 // raw builds a token from JSON-encoded header and claims and a signature,
 // without any checks.
 func raw(t testing.TB, header, claims map[string]any, sig []byte) string {

@@ -18,14 +18,18 @@ const (
 )
 
 // The range of exp, nbf and iat: from the Unix epoch to the end of year
-// 9999. golang-jwt converts a JSON number to int64 seconds, and Go leaves
-// the result of an out-of-range float conversion to the platform (amd64
-// gives the most negative int64, arm64 saturates), so an absurd nbf such as
-// 1e300 would otherwise read as long past on one machine and as far future
-// on another. A date outside the range makes the token invalid.
+// 9999. golang-jwt would convert a JSON number to int64 seconds through a
+// float64, and Go leaves the result of an out-of-range float conversion to
+// the platform (amd64 gives the most negative int64, arm64 saturates), so
+// an absurd nbf such as 1e300 read as long past on one machine and as far
+// future on another. numericDate (claims.go) now refuses a date outside
+// the range as it parses it; Validate checks again, in depth. A date
+// outside the range makes the token invalid.
+const maxClaimUnix = 253402300800 // 10000-01-01T00:00:00Z, the first second out of range
+
 var (
 	minClaimTime = time.Unix(0, 0)
-	maxClaimTime = time.Unix(253402300800, 0) // 10000-01-01T00:00:00Z
+	maxClaimTime = time.Unix(maxClaimUnix, 0)
 )
 
 // Claims are the verified permissions of one token.
@@ -82,9 +86,11 @@ func NewVerifier(cfg Config, keys *KeySet) (*Verifier, error) {
 	return &Verifier{cfg: cfg, keys: keys, parser: jwt.NewParser(opts...)}, nil
 }
 
-// tokenClaims is the claims shape tickgate tokens carry.
+// tokenClaims is the claims shape tickgate tokens carry. Its UnmarshalJSON
+// (claims.go) fills it; the embedded RegisteredClaims serve golang-jwt's
+// own exp, nbf, iat, aud and iss checks.
 type tokenClaims struct {
-	Channels []string `json:"channels"`
+	Channels []string
 	jwt.RegisteredClaims
 
 	patterns []Pattern // compiled by Validate
@@ -218,17 +224,24 @@ func (l *keyLookup) keyFunc(t *jwt.Token) (any, error) {
 
 // Verify checks the token's signature, algorithm, exp (required, and in
 // the future: no leeway), nbf and iat (when present, with leeway; an iat in
-// the future beyond leeway is refused), aud and iss (when configured), typ (absent or "JWT"), sub
-// (required, non-empty, at most 256 bytes) and channels (required array of
-// 1 to 1024 valid patterns). An expired but otherwise valid token is
-// ErrTokenExpired; anything else is ErrInvalidToken with a short reason that
-// never contains any part of the token. An empty token is ErrMissingToken.
+// the future beyond leeway is refused), aud and iss (when configured), typ
+// (absent or "JWT"), sub (required, non-empty, at most 256 bytes) and
+// channels (required array of 1 to 1024 valid patterns). Header
+// parameters and claims are read by their exact names: a name given twice,
+// or a claim name that differs from one of those in case only, is invalid,
+// and each claim must have its JSON type (tokenClaims.UnmarshalJSON). An
+// expired but otherwise valid token is ErrTokenExpired; anything else is
+// ErrInvalidToken with a short reason that never contains any part of the
+// token. An empty token is ErrMissingToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	switch {
 	case token == "":
 		return nil, ErrMissingToken
 	case len(token) > MaxTokenBytes:
 		return nil, invalid("token exceeds 8 KiB")
+	}
+	if err := checkHeader(token); err != nil {
+		return nil, err
 	}
 	var tc tokenClaims
 	l := keyLookup{keys: v.keys}
@@ -250,9 +263,14 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 // golang-jwt's own messages are never passed on: some quote header values.
 func (v *Verifier) classify(err error, tc *tokenClaims, keyLookedUp bool) error {
 	var ke *keyError
+	var ce *claimError
 	switch {
 	case errors.As(err, &ke):
 		return invalid(ke.reason)
+	case errors.Is(err, jwt.ErrTokenMalformed) && errors.As(err, &ce):
+		// tokenClaims.UnmarshalJSON refused the claims; golang-jwt
+		// wraps its error as malformed.
+		return invalid(ce.reason)
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return invalid("malformed token")
 	case errors.Is(err, jwt.ErrTokenUnverifiable):

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,18 @@ func TestVerifyMatrix(t *testing.T) {
 		return func(t *testing.T) string { return mint(t, "HS256", k.hmac, nil, claims) }
 	}
 	at := func(d time.Duration) int64 { return testNow.Add(d).Unix() }
+	// hsJSON signs claims plus extra raw members (see claimsJSON) with
+	// HS256: for what a Go map cannot express.
+	hsJSON := func(claims map[string]any, extra string) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, hs256Header, claimsJSON(t, claims, extra))
+		}
+	}
+	// narrow holds one ticker only: the grant a case-variant or duplicate
+	// "channels" tries to widen.
+	narrow := with(base, "channels", []any{"ticker.X"})
+	noExp := with(base, "exp", nil)
+	yearAhead := strconv.FormatInt(at(365*24*time.Hour), 10)
 	many := make([]any, MaxChannels+1)
 	for i := range many {
 		many[i] = "*"
@@ -145,7 +158,7 @@ func TestVerifyMatrix(t *testing.T) {
 		{name: "iat in the future within leeway", token: hs(with(base, "iat", at(3*time.Second)))},
 		{name: "iat absent", token: hs(with(base, "iat", nil))},
 		{name: "missing exp", want: ErrInvalidToken, reason: "missing exp", token: hs(with(base, "exp", nil))},
-		{name: "exp is a string", want: ErrInvalidToken, reason: "malformed", token: hs(with(base, "exp", "tomorrow"))},
+		{name: "exp is a string", want: ErrInvalidToken, reason: "exp is not a number", token: hs(with(base, "exp", "tomorrow"))},
 
 		// sub and channels.
 		{name: "missing sub", want: ErrInvalidToken, reason: "missing sub", token: hs(with(base, "sub", nil))},
@@ -154,12 +167,12 @@ func TestVerifyMatrix(t *testing.T) {
 		{name: "sub at the limit", token: hs(with(base, "sub", strings.Repeat("a", MaxSubjectBytes)))},
 		{name: "sub with a newline", want: ErrInvalidToken, reason: "printable", token: hs(with(base, "sub", "alice\nlevel=admin"))},
 		{name: "missing channels", want: ErrInvalidToken, reason: "missing channels", token: hs(with(base, "channels", nil))},
-		{name: "channels null", want: ErrInvalidToken, reason: "missing channels", token: func(t *testing.T) string {
+		{name: "channels null", want: ErrInvalidToken, reason: "channels is not an array of strings", token: func(t *testing.T) string {
 			return mint(t, "HS256", k.hmac, nil, with(base, "channels", []any(nil)))
 		}},
 		{name: "channels empty", want: ErrInvalidToken, reason: "empty", token: hs(with(base, "channels", []any{}))},
-		{name: "channels a string", want: ErrInvalidToken, reason: "malformed", token: hs(with(base, "channels", "ticker.*"))},
-		{name: "channels with a number", want: ErrInvalidToken, reason: "malformed", token: hs(with(base, "channels", []any{"ticker.*", 7}))},
+		{name: "channels a string", want: ErrInvalidToken, reason: "channels is not an array of strings", token: hs(with(base, "channels", "ticker.*"))},
+		{name: "channels with a number", want: ErrInvalidToken, reason: "channels is not an array of strings", token: hs(with(base, "channels", []any{"ticker.*", 7}))},
 		{name: "bad pattern in channels", want: ErrInvalidToken, reason: "bad channel pattern at index 1", token: hs(with(base, "channels", []any{"ticker.*", "tick*"}))},
 		{name: "too many channels", want: ErrInvalidToken, reason: "more than", token: hs(with(base, "channels", many))},
 
@@ -170,6 +183,89 @@ func TestVerifyMatrix(t *testing.T) {
 		{name: "aud not checked when not configured", cfg: func(c *Config) { c.Audience = "" }, token: hs(with(base, "aud", nil))},
 		{name: "wrong iss", want: ErrInvalidToken, reason: "issuer", token: hs(with(base, "iss", "mallory"))},
 		{name: "missing iss", want: ErrInvalidToken, reason: "missing iss", token: hs(with(base, "iss", nil))},
+
+		// Claim names are exact: a case-variant of a claim the node reads,
+		// or a key twice, is refused; encoding/json would match either
+		// and keep the last (issue 8).
+		{name: "Channels beside channels", want: ErrInvalidToken, reason: "claim name differs in case from channels", token: hsJSON(narrow, `"Channels":[">"]`)},
+		{name: "CHANNELS beside channels", want: ErrInvalidToken, reason: "claim name differs in case from channels", token: hsJSON(narrow, `"CHANNELS":[">"]`)},
+		{name: "channelſ (long s) beside channels", want: ErrInvalidToken, reason: "claim name differs in case from channels", token: hsJSON(narrow, `"channelſ":[">"]`)},
+		{name: "Channels alone", want: ErrInvalidToken, reason: "claim name differs in case from channels", token: hsJSON(with(narrow, "channels", nil), `"Channels":[">"]`)},
+		{name: "Channels before channels", want: ErrInvalidToken, reason: "claim name differs in case from channels", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, hs256Header, `{"Channels":[">"],`+claimsJSON(t, narrow, "")[1:])
+		}},
+		{name: "Exp beyond exp", want: ErrInvalidToken, reason: "claim name differs in case from exp", token: hsJSON(base, `"Exp":`+yearAhead)},
+		{name: "EXP alone", want: ErrInvalidToken, reason: "claim name differs in case from exp", token: hsJSON(noExp, `"EXP":`+yearAhead)},
+		{name: "ſub beside sub", want: ErrInvalidToken, reason: "claim name differs in case from sub", token: hsJSON(base, `"ſub":"admin"`)},
+		{name: "SUB beside sub", want: ErrInvalidToken, reason: "claim name differs in case from sub", token: hsJSON(base, `"SUB":"admin"`)},
+		{name: "Nbf beside nbf", want: ErrInvalidToken, reason: "claim name differs in case from nbf", token: hsJSON(with(base, "nbf", at(time.Minute)), `"Nbf":0`)},
+		{name: "IAT alone", want: ErrInvalidToken, reason: "claim name differs in case from iat", token: hsJSON(with(base, "iat", nil), `"IAT":0`)},
+		{name: "Aud beside aud", want: ErrInvalidToken, reason: "claim name differs in case from aud", token: hsJSON(with(base, "aud", "other"), `"Aud":"tickgate"`)},
+		{name: "Iss beside iss", want: ErrInvalidToken, reason: "claim name differs in case from iss", token: hsJSON(with(base, "iss", "mallory"), `"Iss":"issuer-1"`)},
+		{name: "channels twice", want: ErrInvalidToken, reason: "duplicate claim", token: hsJSON(narrow, `"channels":[">"]`)},
+		{name: "exp twice", want: ErrInvalidToken, reason: "duplicate claim", token: hsJSON(base, `"exp":`+yearAhead)},
+		{name: "sub twice, once escaped", want: ErrInvalidToken, reason: "duplicate claim", token: hsJSON(base, `"\u0073ub":"admin"`)},
+		{name: "unknown claim twice", want: ErrInvalidToken, reason: "duplicate claim", token: hsJSON(base, `"x":1,"x":2`)},
+		{name: "unknown claims in any case", token: hsJSON(base, `"role":"a","Role":"b","ROLE":"c","scope":{"channels":[">"],"Channels":[">"]}`)},
+		{name: "header parameter twice, alg none first", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"none","alg":"HS256"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header parameter twice, alg HS256 first", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"HS256","alg":"none"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header kid twice", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"HS256","kid":"nope","kid":"hs"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header with escaped alg twice", want: ErrInvalidToken, reason: "duplicate header parameter", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, `{"alg":"none","\u0061lg":"HS256"}`, claimsJSON(t, base, ""))
+		}},
+		{name: "header with trailing data", want: ErrInvalidToken, reason: "malformed", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, hs256Header+` {}`, claimsJSON(t, base, ""))
+		}},
+		{name: "whitespace around members", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, " { \"alg\" : \"HS256\" } ", " {\n \"exp\" :\t"+strconv.FormatInt(at(time.Hour), 10)+
+				" , \"sub\" : \"alice\" , \"channels\" : [ \"ticker.*\" ] , \"aud\" : [ \"tickgate\" ] , \"iss\" : \"issuer-1\" } ")
+		}},
+
+		// Claim types: NumericDate is a JSON number, integer or decimal
+		// fraction, without sign or exponent; sub and iss are strings,
+		// aud a string or an array of strings, channels an array of
+		// strings. A present claim must have its type (null has none).
+		{name: "exp a string of digits", want: ErrInvalidToken, reason: "exp is not a number", token: hs(with(base, "exp", strconv.FormatInt(at(time.Hour), 10)))},
+		{name: "exp the string 1796166062", want: ErrInvalidToken, reason: "exp is not a number", token: hs(with(base, "exp", "1796166062"))},
+		{name: "exp the string 1e10", want: ErrInvalidToken, reason: "exp is not a number", token: hs(with(base, "exp", "1e10"))},
+		{name: "exp null", want: ErrInvalidToken, reason: "exp is not a number", token: hsJSON(noExp, `"exp":null`)},
+		{name: "exp true", want: ErrInvalidToken, reason: "exp is not a number", token: hs(with(base, "exp", true))},
+		{name: "exp an array", want: ErrInvalidToken, reason: "exp is not a number", token: hs(with(base, "exp", []any{at(time.Hour)}))},
+		{name: "exp 1e10 as a number", want: ErrInvalidToken, reason: "exp is in exponent notation", token: hsJSON(noExp, `"exp":1e10`)},
+		{name: "exp in exponent notation, in range", want: ErrInvalidToken, reason: "exp is in exponent notation", token: hsJSON(noExp, `"exp":1.7672724E9`)},
+		{name: "exp with a plus exponent", want: ErrInvalidToken, reason: "exp is in exponent notation", token: hsJSON(noExp, `"exp":17672724e+2`)},
+		{name: "exp with a leading plus", want: ErrInvalidToken, reason: "malformed", token: hsJSON(noExp, `"exp":+1767272400`)},
+		{name: "exp negative", want: ErrInvalidToken, reason: "exp out of range", token: hs(with(base, "exp", -5))},
+		{name: "exp minus zero", want: ErrInvalidToken, reason: "exp out of range", token: hsJSON(noExp, `"exp":-0`)},
+		{name: "exp beyond year 9999", want: ErrInvalidToken, reason: "exp out of range", token: hsJSON(noExp, `"exp":253402300800`)},
+		{name: "exp beyond int64", want: ErrInvalidToken, reason: "exp out of range", token: hsJSON(noExp, `"exp":123456789012345678901234567890`)},
+		{name: "exp at the end of year 9999", token: hsJSON(noExp, `"exp":253402300799.999999999`)},
+		{name: "exp with a decimal fraction", token: hsJSON(noExp, `"exp":`+strconv.FormatInt(at(time.Hour), 10)+`.5`)},
+		{name: "exp with .0", token: hsJSON(noExp, `"exp":`+strconv.FormatInt(at(time.Hour), 10)+`.0`)},
+		{name: "exp 1500000000.5 is expired, not invalid", want: ErrTokenExpired, token: hsJSON(noExp, `"exp":1500000000.5`)},
+		{name: "exp 1.5e9 is invalid, not expired", want: ErrInvalidToken, reason: "exp is in exponent notation", token: hsJSON(noExp, `"exp":1.5e9`)},
+		{name: "nbf a string", want: ErrInvalidToken, reason: "nbf is not a number", token: hs(with(base, "nbf", strconv.FormatInt(at(-time.Hour), 10)))},
+		{name: "nbf in exponent notation", want: ErrInvalidToken, reason: "nbf is in exponent notation", token: hsJSON(base, `"nbf":1e9`)},
+		{name: "iat a string", want: ErrInvalidToken, reason: "iat is not a number", token: hs(with(base, "iat", strconv.FormatInt(testNow.Unix(), 10)))},
+		{name: "iat null", want: ErrInvalidToken, reason: "iat is not a number", token: hsJSON(with(base, "iat", nil), `"iat":null`)},
+		{name: "sub a number", want: ErrInvalidToken, reason: "sub is not a string", token: hs(with(base, "sub", 42))},
+		{name: "sub null", want: ErrInvalidToken, reason: "sub is not a string", token: hsJSON(with(base, "sub", nil), `"sub":null`)},
+		{name: "iss a number", want: ErrInvalidToken, reason: "iss is not a string", token: hs(with(base, "iss", 1))},
+		{name: "iss a number when not configured", cfg: func(c *Config) { c.Issuer = "" }, want: ErrInvalidToken, reason: "iss is not a string", token: hs(with(base, "iss", 1))},
+		{name: "aud a number", want: ErrInvalidToken, reason: "aud is not a string or an array of strings", token: hs(with(base, "aud", 7))},
+		{name: "aud list with a number", want: ErrInvalidToken, reason: "aud is not a string or an array of strings", token: hs(with(base, "aud", []any{"tickgate", 7}))},
+		{name: "aud list with null", want: ErrInvalidToken, reason: "aud is not a string or an array of strings", token: hs(with(base, "aud", []any{"tickgate", nil}))},
+		{name: "channels with null", want: ErrInvalidToken, reason: "channels is not an array of strings", token: hs(with(base, "channels", []any{"ticker.*", nil}))},
+		{name: "channels nested", want: ErrInvalidToken, reason: "channels is not an array of strings", token: hs(with(base, "channels", []any{[]any{">"}}))},
+		{name: "claims a JSON array", want: ErrInvalidToken, reason: "claims are not a JSON object", token: func(t *testing.T) string {
+			return mintJSON(t, "HS256", k.hmac, hs256Header, `["sub","alice"]`)
+		}},
 
 		// Shape.
 		{name: "empty token", want: ErrMissingToken, token: func(t *testing.T) string { return "" }},
@@ -265,6 +361,41 @@ func TestVerifyClaimsContent(t *testing.T) {
 		if got := c.Allows(ch); got != want {
 			t.Errorf("Allows(%q) = %v, want %v", ch, got, want)
 		}
+	}
+}
+
+// TestVerifyNumericDateExact: exp is read exactly as written, fraction
+// included, down to the nanosecond (digits beyond are cut off), not
+// through a float64 that rounds 253402300799.999999999 up to year 10000
+// or drops the fraction.
+func TestVerifyNumericDateExact(t *testing.T) {
+	k := keys(t)
+	v := newTestVerifier(t, matrixConfig(), k.publicKeys())
+	sec := testNow.Add(time.Hour).Unix()
+	secs := strconv.FormatInt(sec, 10)
+	tests := []struct {
+		exp  string
+		want time.Time
+	}{
+		{exp: secs, want: time.Unix(sec, 0)},
+		{exp: secs + ".0", want: time.Unix(sec, 0)},
+		{exp: secs + ".5", want: time.Unix(sec, 500_000_000)},
+		{exp: secs + ".000000001", want: time.Unix(sec, 1)},
+		{exp: secs + ".123456789", want: time.Unix(sec, 123_456_789)},
+		{exp: secs + ".1234567899999", want: time.Unix(sec, 123_456_789)},
+		{exp: "253402300799.999999999", want: time.Unix(253402300799, 999_999_999)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.exp, func(t *testing.T) {
+			tok := mintJSON(t, "HS256", k.hmac, hs256Header, claimsJSON(t, with(baseClaims(), "exp", nil), `"exp":`+tt.exp))
+			c, err := v.Verify(tok)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !c.ExpiresAt.Equal(tt.want) {
+				t.Fatalf("ExpiresAt = %v, want %v", c.ExpiresAt, tt.want)
+			}
+		})
 	}
 }
 

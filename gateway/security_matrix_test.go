@@ -232,6 +232,19 @@ func TestSecurityMatrix(t *testing.T) {
 			c := claims("sub", "admin")
 			return record(parts[0] + "." + jsonSeg(t, c) + "." + parts[2])
 		}
+		// hsJSON signs claims(kv...) with extra raw JSON members appended
+		// ("" appends none): a map cannot hold a key twice.
+		hsJSON := func(extra string, kv ...any) http.Header {
+			b, err := json.Marshal(claims(kv...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if extra != "" {
+				extra = "," + extra
+			}
+			return bearer(record(jws(t, "HS256", k.hmac, hdr("HS256", "kid", "hs"), string(b[:len(b)-1])+extra+"}")))
+		}
+		yearAhead := strconv.FormatInt(at(365*24*time.Hour), 10)
 		huge := record(hs(claims("pad", strings.Repeat("p", 64<<10))))
 		attacker := record(jws(t, "RS256", k.rsaOther, hdr("RS256", "kid", "attacker", "jku", keyURLs.URL+"/jwks"), claims()))
 		embeddedJWK := record(jws(t, "RS256", k.rsaOther, hdr("RS256", "jwk", map[string]any{
@@ -305,7 +318,27 @@ func TestSecurityMatrix(t *testing.T) {
 			{name: "channels missing", header: hsAt("channels", nil), status: 401, code: proto.HandshakeInvalidToken},
 			{name: "channels with a bad pattern", header: hsAt("channels", []any{"ticker.*", "a*"}), status: 401, code: proto.HandshakeInvalidToken},
 
+			// Claim names are exact and appear once; NumericDates are JSON
+			// numbers (issue 8). encoding/json used to read "Channels" as
+			// channels and keep the last of two keys: the first cases
+			// granted ">" (book.SECRET-USD and all) to a ticker.X token.
+			{name: "channels [ticker.X] alone", header: hsJSON("", "channels", []any{"ticker.X"}), status: 101},
+			{name: "Channels [>] beside channels [ticker.X]", header: hsJSON(`"Channels":[">"]`, "channels", []any{"ticker.X"}), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "CHANNELS [>] beside channels [ticker.X]", header: hsJSON(`"CHANNELS":[">"]`, "channels", []any{"ticker.X"}), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "Channels [>] alone", header: hsJSON(`"Channels":[">"]`, "channels", nil), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "channels twice, [>] last", header: hsJSON(`"channels":[">"]`, "channels", []any{"ticker.X"}), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "Exp a year beyond exp", header: hsJSON(`"Exp":` + yearAhead), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "exp twice, a year ahead last", header: hsJSON(`"exp":` + yearAhead), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "ſub beside sub", header: hsJSON(`"ſub":"admin"`), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "sub twice, once escaped", header: hsJSON(`"\u0073ub":"admin"`), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "exp a string of digits", header: hsAt("exp", strconv.FormatInt(at(time.Hour), 10)), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "exp the string 1e10", header: hsAt("exp", "1e10"), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "exp 1e10 as a number", header: hsJSON(`"exp":1e10`, "exp", nil), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "nbf a string", header: hsAt("nbf", strconv.FormatInt(at(-time.Hour), 10)), status: 401, code: proto.HandshakeInvalidToken},
+			{name: "exp with a decimal fraction", header: hsJSON(`"exp":`+strconv.FormatInt(at(time.Hour), 10)+`.5`, "exp", nil), status: 101},
+
 			// Headers.
+			{name: "alg twice, none first", header: bearer(record(jws(t, "HS256", k.hmac, `{"alg":"none","alg":"HS256","kid":"hs"}`, claims()))), status: 401, code: proto.HandshakeInvalidToken},
 			{name: "typ at+jwt", header: bearer(record(jws(t, "HS256", k.hmac, hdr("HS256", "kid", "hs", "typ", "at+jwt"), claims()))), status: 401, code: proto.HandshakeInvalidToken},
 			{name: "crit header", header: bearer(record(jws(t, "HS256", k.hmac, hdr("HS256", "kid", "hs", "crit", []any{"exp"}), claims()))), status: 401, code: proto.HandshakeInvalidToken},
 			{name: "cty JWT (nested)", header: bearer(record(jws(t, "HS256", k.hmac, hdr("HS256", "kid", "hs", "cty", "JWT"), claims()))), status: 401, code: proto.HandshakeInvalidToken},

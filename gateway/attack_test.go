@@ -270,14 +270,25 @@ func TestSnapshotEncodedOncePerSeqAndCodec(t *testing.T) {
 			t.Fatalf("joiner %d got its own encoding of the snapshot", i)
 		}
 	}
-	// A feed message changes the state: the next joiner gets a new one.
+	// A feed message changes the state: the next joiners get a new
+	// snapshot (copied from the state this time, not a feed event's), and
+	// share it again.
 	s.hub.onFeed(ch, feedMsg(2, false, &proto.Book{Bids: []proto.Level{{"50000.5", "2"}}, Asks: []proto.Level{}, TS: 2}))
-	c := s.bareConn(codec.JSON())
-	s.joinFor(t, c, ch, joinOptions{snapshot: true})
-	var b batch
-	c.out.take(&b, time.Now())
-	if f := b.items[0].frame; &f[0] == &heads[0][0] {
-		t.Fatal("a joiner after a feed message got the old snapshot")
+	var after []byte
+	for i := range 10 {
+		c := s.bareConn(codec.JSON())
+		s.joinFor(t, c, ch, joinOptions{snapshot: true})
+		var b batch
+		c.out.take(&b, time.Now())
+		f := b.items[0].frame
+		switch {
+		case &f[0] == &heads[0][0]:
+			t.Fatal("a joiner after a feed message got the old snapshot")
+		case i == 0:
+			after = f
+		case &f[0] != &after[0]:
+			t.Fatalf("joiner %d after the feed message got its own encoding", i)
+		}
 	}
 
 	// The encoding needs no channel lock: with it held, a planned head is

@@ -18,6 +18,8 @@ import (
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/feed/feedsim"
+	"github.com/tickgate/tickgate/internal/proc"
+	"github.com/tickgate/tickgate/internal/spawn"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -40,8 +42,8 @@ type bench struct {
 	stderr io.Writer
 	cnt    *counters
 	lat    *latencies
-	gw     *procReader // nil: no gateway pid
-	self   *procReader
+	gw     *proc.Reader // nil: no gateway pid
+	self   *proc.Reader
 
 	release chan struct{} // closed at teardown: stalled clients read again
 
@@ -55,10 +57,10 @@ type bench struct {
 func (b *bench) run(ctx context.Context) (*report, error) {
 	rep := &report{}
 	rep.fillConfig(b.cfg, b.target)
-	var gwBase procSample
+	var gwBase proc.Sample
 	if b.gw != nil {
 		var err error
-		if gwBase, err = b.gw.sample(); err != nil {
+		if gwBase, err = b.gw.Sample(); err != nil {
 			return nil, fmt.Errorf("gateway /proc: %w", err)
 		}
 	}
@@ -84,22 +86,22 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 
 	// The measurement window.
-	var gwStart, gwEnd procSample
+	var gwStart, gwEnd proc.Sample
 	if b.gw != nil {
-		gwStart, _ = b.gw.sample()
+		gwStart, _ = b.gw.Sample()
 	}
-	selfStart, _ := b.self.sample()
-	busyStart, _, _ := machineCPU(b.self.clkTck)
+	selfStart, _ := b.self.Sample()
+	busyStart, _, _ := proc.MachineCPU()
 	windowStart := time.Now()
 	b.cnt.inWindow.Store(true)
 	b.progress(ctx, windowStart)
 	b.cnt.inWindow.Store(false)
 	window := time.Since(windowStart)
 	if b.gw != nil {
-		gwEnd, _ = b.gw.sample()
+		gwEnd, _ = b.gw.Sample()
 	}
-	selfEnd, _ := b.self.sample()
-	busyEnd, _, _ := machineCPU(b.self.clkTck)
+	selfEnd, _ := b.self.Sample()
+	busyEnd, _, _ := proc.MachineCPU()
 
 	exited, exitErr := b.target.exited()
 	time.Sleep(settleTime)
@@ -115,9 +117,9 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		}
 	}
 	if b.target.logPath != "" && (exited || rep.Connections.HealthyClosed > 0) {
-		rep.GatewayLogTail = strings.Split(tail(b.target.logPath, 15), "\n")
+		rep.GatewayLogTail = strings.Split(spawn.Tail(b.target.logPath, 15), "\n")
 	}
-	rep.Bench.CPUSeconds = (selfEnd.cpu - selfStart.cpu).Seconds()
+	rep.Bench.CPUSeconds = (selfEnd.CPU - selfStart.CPU).Seconds()
 	rep.Machine.CPUs = runtime.NumCPU()
 	rep.Machine.BusyCoresInWindow = (busyEnd - busyStart).Seconds() / window.Seconds()
 	other := rep.Machine.BusyCoresInWindow - rep.Bench.CPUSeconds/window.Seconds()
@@ -125,7 +127,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		other -= rep.Gateway.CPUCoresInWindow
 	}
 	rep.Machine.OtherCoresInWindow = max(other, 0)
-	rep.Bench.RSSBytes = selfEnd.rss
+	rep.Bench.RSSBytes = selfEnd.RSS
 	return rep, nil
 }
 

@@ -1,20 +1,18 @@
 package main
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/lxzan/gws"
 
 	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/internal/wsconn"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -92,36 +90,11 @@ func newClient(spec clientSpec, lat *latencies, cnt *counters, release chan stru
 	return c
 }
 
-// srcDialer dials IPv4 from a chosen source address, with the receive
-// buffer a stalled client asks for.
-type srcDialer struct{ d net.Dialer }
-
-func (s srcDialer) Dial(network, addr string) (net.Conn, error) {
-	if s.d.LocalAddr != nil {
-		network = "tcp4"
-	}
-	return s.d.Dial(network, addr)
-}
-
 // connect dials, upgrades, subscribes and waits for the subscribed ack
 // (or an error, a close, or the timeout).
 func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) error {
 	deadline := time.Now().Add(timeout)
-	d := net.Dialer{Timeout: timeout}
-	if c.spec.source != nil {
-		d.LocalAddr = &net.TCPAddr{IP: c.spec.source}
-	}
-	if rcvbuf > 0 {
-		d.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
+	d := wsconn.Dialer{Source: c.spec.source, RcvBuf: rcvbuf, Timeout: timeout}
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+c.spec.token)
 	h.Set("Sec-WebSocket-Protocol", c.spec.codec.Subprotocol())
@@ -130,7 +103,7 @@ func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) erro
 		TlsConfig:        target.tls,
 		HandshakeTimeout: timeout,
 		RequestHeader:    h,
-		NewDialer:        func() (gws.Dialer, error) { return srcDialer{d}, nil },
+		NewDialer:        func() (gws.Dialer, error) { return d, nil },
 	})
 	if err != nil {
 		if resp != nil {
@@ -236,21 +209,16 @@ func (c *client) OnClose(_ *gws.Conn, err error) {
 // stops reading cannot answer the gateway's pings, and the gateway's
 // eviction of stalled readers rests on exactly that.
 func (c *client) probe() {
-	var mask [4]byte
-	_, _ = rand.Read(mask[:])
 	payload, err := c.spec.codec.Append(nil, proto.Command{Op: proto.OpPing})
 	if err != nil {
 		c.probeErr.Store(err)
 		return
 	}
-	op := byte(0x81) // FIN+text
+	op := wsconn.OpText
 	if c.spec.codec.Binary() {
-		op = 0x82 // FIN+binary
+		op = wsconn.OpBinary
 	}
-	frame := append([]byte{op, 0x80 | byte(len(payload)), mask[0], mask[1], mask[2], mask[3]}, payload...) // masked
-	for i := range payload {
-		frame[6+i] ^= mask[i%4]
-	}
+	frame := wsconn.MaskedFrame(op, payload)
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
 	nc := c.ws.NetConn()
@@ -273,25 +241,6 @@ func (c *client) probe() {
 			return
 		}
 	}
-}
-
-// closeCode describes how a connection was closed: the close frame's code
-// ("4008"), or, without a close frame, the kind of end ("EOF", "reset").
-func closeCode(err error) string {
-	var ce *gws.CloseError
-	switch {
-	case errors.As(err, &ce):
-		return fmt.Sprint(ce.Code)
-	case err == nil:
-		return "no error"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "no close frame: EOF"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "no close frame: reset"
-	case errors.Is(err, net.ErrClosed):
-		return "no close frame: closed locally"
-	}
-	return "no close frame: " + fmt.Sprintf("%T", err)
 }
 
 // shutdown closes a connection from our side at teardown.

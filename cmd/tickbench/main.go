@@ -41,6 +41,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tickgate/tickgate/internal/proc"
 )
 
 func main() {
@@ -86,7 +88,7 @@ func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error
 		err error
 	)
 	if cfg.spawn {
-		t, err = spawn(ctx, cfg, logf)
+		t, err = start(ctx, cfg, logf)
 	} else {
 		t, err = attach(cfg)
 	}
@@ -100,11 +102,11 @@ func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error
 		stderr:  stderr,
 		cnt:     &counters{},
 		lat:     newLatencies(),
-		self:    newProcReader(os.Getpid()),
+		self:    proc.NewReader(os.Getpid()),
 		release: make(chan struct{}),
 	}
 	if t.pid != 0 {
-		b.gw = newProcReader(t.pid)
+		b.gw = proc.NewReader(t.pid)
 	}
 	return b.run(ctx)
 }

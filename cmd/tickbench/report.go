@@ -10,29 +10,33 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/tickgate/tickgate/internal/proc"
+	"github.com/tickgate/tickgate/internal/spawn"
+	"github.com/tickgate/tickgate/internal/wsconn"
 )
 
 // report is the result of a run; its JSON form is what --json writes.
 type report struct {
 	Config struct {
-		Mode              string     `json:"mode"` // "spawn" or "attach"
-		URL               string     `json:"url"`
-		Connections       int        `json:"connections"`
-		RampRate          float64    `json:"ramp_rate"`
-		DurationSeconds   float64    `json:"duration_seconds"`
-		MsgpackFraction   float64    `json:"msgpack_fraction"`
-		ChannelsPerConn   int        `json:"channels_per_conn"`
-		Symbols           int        `json:"symbols"`
-		Kinds             []string   `json:"kinds"`
-		FeedRate          float64    `json:"feed_rate"`
-		StallFraction     float64    `json:"stall_fraction"`
-		StallChannels     int        `json:"stall_channels"`
-		StallRcvbuf       int        `json:"stall_rcvbuf"`
-		GatewayFlags      []string   `json:"gateway_flags,omitempty"`
-		ProbeIntervalMS   float64    `json:"probe_interval_ms"`
-		LatencyHistogram  string     `json:"latency_histogram"`
-		GatewayBuild      *buildInfo `json:"gateway_build,omitempty"`
-		SourceAddressesIn int        `json:"source_addresses"`
+		Mode              string           `json:"mode"` // "spawn" or "attach"
+		URL               string           `json:"url"`
+		Connections       int              `json:"connections"`
+		RampRate          float64          `json:"ramp_rate"`
+		DurationSeconds   float64          `json:"duration_seconds"`
+		MsgpackFraction   float64          `json:"msgpack_fraction"`
+		ChannelsPerConn   int              `json:"channels_per_conn"`
+		Symbols           int              `json:"symbols"`
+		Kinds             []string         `json:"kinds"`
+		FeedRate          float64          `json:"feed_rate"`
+		StallFraction     float64          `json:"stall_fraction"`
+		StallChannels     int              `json:"stall_channels"`
+		StallRcvbuf       int              `json:"stall_rcvbuf"`
+		GatewayFlags      []string         `json:"gateway_flags,omitempty"`
+		ProbeIntervalMS   float64          `json:"probe_interval_ms"`
+		LatencyHistogram  string           `json:"latency_histogram"`
+		GatewayBuild      *spawn.BuildInfo `json:"gateway_build,omitempty"`
+		SourceAddressesIn int              `json:"source_addresses"`
 	} `json:"config"`
 
 	RampSeconds   float64 `json:"ramp_seconds"`
@@ -167,7 +171,7 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 				cn.HealthySilent++
 			}
 			if c.byPeer {
-				healthyCodes = append(healthyCodes, closeCode(c.closeErr))
+				healthyCodes = append(healthyCodes, wsconn.CloseCode(c.closeErr))
 			}
 			continue
 		}
@@ -183,7 +187,7 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 		}
 		st.Evicted++
 		evict = append(evict, time.Unix(0, at).Sub(c.stalledAt))
-		stalledCodes = append(stalledCodes, closeCode(c.closeErr))
+		stalledCodes = append(stalledCodes, wsconn.CloseCode(c.closeErr))
 	}
 	cn.Stalled = st.Count
 	cn.HealthyCloseCode = tally(healthyCodes)
@@ -211,21 +215,21 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 	r.LatencyMS = lat
 }
 
-func (r *report) fillGateway(base, start, end procSample, conns int) {
+func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
 	g := &gatewayUsage{
-		CPUSecondsInWindow: (end.cpu - start.cpu).Seconds(),
-		RSSBaselineBytes:   base.rss,
-		RSSBytes:           end.rss,
-		RSSPeakBytes:       end.peakRSS,
+		CPUSecondsInWindow: (end.CPU - start.CPU).Seconds(),
+		RSSBaselineBytes:   base.RSS,
+		RSSBytes:           end.RSS,
+		RSSPeakBytes:       end.PeakRSS,
 	}
-	if w := end.at.Sub(start.at).Seconds(); w > 0 {
+	if w := end.At.Sub(start.At).Seconds(); w > 0 {
 		g.CPUCoresInWindow = g.CPUSecondsInWindow / w
 		if conns > 0 {
 			g.CPUMicrosPerConnSec = g.CPUSecondsInWindow / w / float64(conns) * 1e6
 		}
 	}
 	if conns > 0 {
-		g.RSSPerConnBytes = float64(end.rss-base.rss) / float64(conns)
+		g.RSSPerConnBytes = float64(end.RSS-base.RSS) / float64(conns)
 	}
 	r.Gateway = g
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -355,6 +354,3 @@ func (n *node) dial(spec dialSpec, c *client) (*gws.Conn, handshake) {
 	}
 	return ws, handshake{Status: resp.StatusCode}
 }
-
-// errNotUpgraded is returned by helpers that need an upgraded connection.
-var errNotUpgraded = errors.New("tickattack: not upgraded")

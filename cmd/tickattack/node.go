@@ -130,6 +130,11 @@ func startNode(ctx context.Context, c *config, needs nodeNeeds, logf logFunc) (_
 // accepts TCP connections.
 func (n *node) startExternalNATS(ctx context.Context, bin string) error {
 	path, err := exec.LookPath(bin)
+	if err != nil && !strings.ContainsRune(bin, '/') {
+		// Debian installs it in /usr/sbin, which a non-login shell's PATH
+		// may lack.
+		path, err = exec.LookPath(filepath.Join("/usr/sbin", bin))
+	}
 	if err != nil {
 		return fmt.Errorf("--nats-server-bin %q: %w (Debian: apt-get install nats-server)", bin, err)
 	}

@@ -184,9 +184,9 @@ func (s *outageScenario) run(ctx context.Context, n *node, logf logFunc) (result
 	if m1, err := n.metrics(); err == nil {
 		res.Evictions = delta(m0, m1, "tickgate_evictions_total")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	res.Events = append([]outageEvent(nil), res.Events...)
+	// The handler appends under mu until the read loop ends, which
+	// c.shutdown (deferred) waits for: hand res over only after that.
+	c.shutdown()
 	return res, nil
 }
 

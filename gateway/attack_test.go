@@ -405,3 +405,41 @@ func TestByteBudget(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkJoinBigBook is the node's cost of one (re)subscribe to a
+// 5,000-level book: "shared" while the book does not change (every joiner
+// after the first takes the cached snapshot frame), "cold" when a feed
+// message changed the book since the last join (a copy of the book and an
+// encoding, which before the snapshot cache every subscribe paid).
+func BenchmarkJoinBigBook(b *testing.B) {
+	for _, cold := range []bool{false, true} {
+		name := "shared"
+		if cold {
+			name = "cold"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := hubFixture(b)
+			ch := proto.Channel{Kind: proto.KindBook, Symbol: "BIG"}
+			c := s.bareConn(codec.JSON())
+			sub := s.joinFor(b, c, ch, joinOptions{snapshot: true})
+			s.hub.onFeed(ch, feedMsg(1, true, bigBook("BIG", 5000)))
+			e := sub.entry
+			var bt batch
+			b.ReportAllocs()
+			for b.Loop() {
+				if cold {
+					e.mu.Lock()
+					e.snap = nil // as after a feed message
+					e.mu.Unlock()
+				}
+				e.join(sub, joinOptions{snapshot: true})
+				sub.fillHead(s.codecs)
+				sub.ungate(time.Now)
+				c.out.take(&bt, time.Time{})
+				c.out.wrote()
+				clear(bt.items)
+				bt.items = bt.items[:0]
+			}
+		})
+	}
+}

@@ -15,10 +15,11 @@
 // a channel, without waiting, and its Pending is done once the NATS server
 // confirmed the subscription, so that everything published afterwards
 // reaches the channel's Handler; while the NATS connection is down a new
-// channel is refused at once (ErrUnavailable). Release unsubscribes with the
-// last interest. Each subscription holds at most Config.PendingMessages and
-// PendingBytes while its handler is busy; NATS drops the rest (Dropped), and
-// the State sees the drop as a seq gap.
+// channel is refused at once (ErrUnavailable). Pending.Cancel (or Release)
+// gives a hold back, and the last one unsubscribes. Each subscription
+// holds at most Config.PendingMessages and PendingBytes while its handler
+// is busy; NATS drops the rest (Dropped), and the State sees the drop as a
+// seq gap.
 //
 // State is pure: no locks, no NATS, no clock. The gateway keeps one State per
 // channel, guards it with its own per-channel mutex and calls Apply from the

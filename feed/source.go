@@ -143,6 +143,13 @@ func (s *Source) Close() {
 		return
 	}
 	s.closed = true
+	for _, in := range s.subs { // Dropped keeps counting them
+		if in.sub != nil {
+			if n, err := in.sub.Dropped(); err == nil {
+				s.dropped += uint64(n)
+			}
+		}
+	}
 	clear(s.subs)
 	s.mu.Unlock()
 	s.nc.Close()
@@ -159,7 +166,13 @@ func (s *Source) Reconnects() uint64 { return s.nc.Stats().Reconnects }
 func (s *Source) Channels() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.subs)
+	n := 0
+	for _, in := range s.subs {
+		if in.refs > 0 { // not one whose holds were all canceled while it waited
+			n++
+		}
+	}
+	return n
 }
 
 // DecodeErrors returns how many feed payloads failed Decode so far.
@@ -193,11 +206,11 @@ func (p *Pending) Err() error {
 	}
 }
 
-// Granted returns a Pending that is done, without error, and holds
-// nothing on any Source: for channel sources that need no server (tests
-// and tools). Its Cancel does nothing.
-func Granted() *Pending {
-	in := &interest{ready: make(chan struct{})}
+// Resolved returns a Pending that is done with err (nil: confirmed) and
+// holds nothing on any Source: for channel sources that need no server
+// (tests and tools). Its Cancel does nothing.
+func Resolved(err error) *Pending {
+	in := &interest{ready: make(chan struct{}), err: err}
 	close(in.ready)
 	return &Pending{in: in}
 }
@@ -209,7 +222,7 @@ func Granted() *Pending {
 func (p *Pending) Cancel() {
 	s := p.s
 	if s == nil {
-		return // Granted
+		return // Resolved
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -255,10 +268,14 @@ func (s *Source) AcquireAsync(ch proto.Channel, h Handler) (*Pending, error) {
 	if !s.nc.IsConnected() {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, ch)
 	}
-	if ok {
+	if ok && in.refs > 0 {
 		in.refs++
 		return &Pending{s: s, ch: ch, in: in}, nil
 	}
+	// A new interest; or one whose every hold was canceled, whose wait is
+	// aborted and which will fail: a fresh one takes its place (the old
+	// one's goroutine then leaves the map alone and undoes only its own
+	// NATS subscription).
 	ctx, abort := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
 	in = &interest{refs: 1, ready: make(chan struct{}), abort: abort}
 	s.subs[ch] = in

@@ -290,6 +290,41 @@ func TestSourceAcquireUnconfirmed(t *testing.T) {
 			t.Fatalf("server subscriptions after the last hold let go = %d, want 0", got)
 		}
 	})
+	t.Run("a hold after every hold was canceled", func(t *testing.T) {
+		// The first interest's wait is aborted and it will fail; a new
+		// hold must not share that fate while NATS is fine.
+		src := connectSource(t, proxy.URL(), Config{FlushTimeout: time.Minute})
+		waitFor(t, src.Connected)
+		for i := range 5 {
+			proxy.Freeze()
+			p, err := src.AcquireAsync(bookBTC, newCollector().handle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Cancel()
+			if n := src.Channels(); n != 0 {
+				t.Fatalf("Channels with every hold canceled = %d, want 0", n)
+			}
+			q, err := src.AcquireAsync(bookBTC, newCollector().handle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy.Thaw()
+			select {
+			case <-q.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the new hold never resolved")
+			}
+			if err := q.Err(); err != nil {
+				t.Fatalf("round %d: the new hold failed with NATS up: %v", i, err)
+			}
+			if got := numSubs(t, srv, src, "md.book.BTC-USD"); got != 1 {
+				t.Fatalf("server subscriptions = %d, want 1", got)
+			}
+			q.Cancel()
+			waitFor(t, func() bool { return numSubs(t, srv, src, "md.book.BTC-USD") == 0 })
+		}
+	})
 	t.Run("every hold canceled before the confirmation", func(t *testing.T) {
 		src := connectSource(t, proxy.URL(), Config{FlushTimeout: time.Minute})
 		waitFor(t, src.Connected)

@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
@@ -296,11 +297,11 @@ func TestSnapshotEncodedOncePerSeqAndCodec(t *testing.T) {
 	c2 := s.bareConn(codec.Msgpack())
 	e := s.hub.lookup(ch)
 	e.snap = nil
-	sub := c2.newSubscription(e)
-	e.join(sub, joinOptions{snapshot: true})
+	sub := c2.newSubscription(e, feed.Resolved(nil))
+	plan := e.join(sub, joinOptions{snapshot: true}).plan
 	e.mu.Lock()
 	done := make(chan int, 1)
-	go func() { done <- sub.fillHead(s.codecs) }()
+	go func() { done <- sub.fillHead(s.codecs, plan) }()
 	select {
 	case n := <-done:
 		if n < 2000*2*10 {
@@ -432,8 +433,7 @@ func BenchmarkJoinBigBook(b *testing.B) {
 					e.snap = nil // as after a feed message
 					e.mu.Unlock()
 				}
-				e.join(sub, joinOptions{snapshot: true})
-				sub.fillHead(s.codecs)
+				sub.fillHead(s.codecs, e.join(sub, joinOptions{snapshot: true}).plan)
 				sub.ungate(time.Now)
 				c.out.take(&bt, time.Time{})
 				c.out.wrote()
@@ -441,5 +441,45 @@ func BenchmarkJoinBigBook(b *testing.B) {
 				bt.items = bt.items[:0]
 			}
 		})
+	}
+}
+
+// failedSource is a feed whose every new hold has failed by the time
+// AcquireAsync returns, as when NATS fails the interest between the two.
+type failedSource struct{}
+
+func (failedSource) AcquireAsync(ch proto.Channel, _ feed.Handler) (*feed.Pending, error) {
+	return feed.Resolved(fmt.Errorf("%w: %s: flush timeout", feed.ErrSubscribe, ch)), nil
+}
+
+// A hold that failed before the subscribe looked at it is no ack: the
+// channel gets unavailable, and nothing is held for it. Found in review:
+// the ack went out, and the later unsubscribe gave back another client's
+// NATS interest.
+func TestSubscribeWithAHoldFailedAlready(t *testing.T) {
+	s := hubFixture(t)
+	s.hub.src = failedSource{}
+	c := s.bareConn(codec.JSON())
+	all, err := auth.ParsePattern(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.claims.Patterns = []auth.Pattern{all}
+	c.cmdMu.Lock()
+	c.run(&proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"ticker.X"}})
+	c.cmdMu.Unlock()
+	var got []wire
+	for _, f := range queued(c) {
+		var w wire
+		if err := codec.DecodeMessage(codec.JSON(), f, &w); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, w)
+	}
+	if len(got) != 1 || got[0].Code != string(proto.CodeUnavailable) || got[0].Channel != "ticker.X" {
+		t.Fatalf("got %+v, want one unavailable for ticker.X", got)
+	}
+	if len(c.subs) != 0 || s.hub.lookup(proto.Channel{Kind: proto.KindTicker, Symbol: "X"}) != nil || s.admit.subs["t"] != 0 {
+		t.Fatalf("left behind: %d subscriptions, hub entry %v, %d slots", len(c.subs), s.hub.lookup(proto.Channel{Kind: proto.KindTicker, Symbol: "X"}) != nil, s.admit.subs["t"])
 	}
 }

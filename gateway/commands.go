@@ -139,9 +139,12 @@ type waitingSubscribe struct {
 	after []*proto.Command // Guarded by cmdMu: commands held back behind this one
 }
 
-// maxWaitingSubscribes bounds a connection's subscribes waiting for NATS
-// at once (and so its goroutines waiting for them).
-const maxWaitingSubscribes = 32
+// Bounds of what waits for NATS, per connection: subscribes waiting (and
+// so goroutines), and commands held back behind them.
+const (
+	maxWaitingSubscribes = 32
+	maxHeldBack          = 64
+)
 
 // subscribe answers a subscribe command. It never waits for NATS: a
 // channel this node already receives is joined at once; a new one is
@@ -159,11 +162,6 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		return
 	}
 	if c.holdBack(cmd) {
-		return
-	}
-	if c.waiting >= maxWaitingSubscribes {
-		c.replyError(cmd.ID, proto.CodeRateLimited, fmt.Sprintf("%d subscribes are waiting for the feed already; this one was not run", c.waiting), "")
-		c.strike("rate limit abuse")
 		return
 	}
 	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot}
@@ -184,18 +182,30 @@ func (c *conn) subscribe(cmd *proto.Command) {
 				c.unavailable(cmd.ID, p.name, err)
 				continue
 			}
-			p.entry, p.hold = e, hold
-			fresh++
 			select {
 			case <-hold.Done():
+				if err := hold.Err(); err != nil { // failed already: the node does not receive it
+					c.srv.hub.abandon(e, hold)
+					c.srv.admit.unreserve(c.subject, 1)
+					c.unavailable(cmd.ID, p.name, err)
+					continue
+				}
 			default:
 				waits = true
 			}
+			p.entry, p.hold = e, hold
+			fresh++
 		}
 		ok = append(ok, p)
 	}
 	if !waits {
 		c.finishSubscribe(cmd.ID, opt, ok)
+		return
+	}
+	if c.waiting >= maxWaitingSubscribes {
+		c.giveBack(ok)
+		c.replyError(cmd.ID, proto.CodeRateLimited, fmt.Sprintf("%d subscribes are waiting for the feed already; this one was not run", c.waiting), "")
+		c.strike("rate limit abuse")
 		return
 	}
 	w := &waitingSubscribe{cmd: cmd, opt: opt, picks: ok, fresh: fresh}
@@ -220,11 +230,28 @@ func (c *conn) holdBack(cmd *proto.Command) bool {
 			continue
 		}
 		if w := c.inflight[ch]; w != nil {
+			if c.heldBack >= maxHeldBack {
+				c.replyError(cmd.ID, proto.CodeRateLimited, fmt.Sprintf("%d commands wait behind subscribes waiting for the feed; this one was not run", c.heldBack), "")
+				c.strike("rate limit abuse")
+				return true
+			}
 			w.after = append(w.after, cmd)
+			c.heldBack++
 			return true
 		}
 	}
 	return false
+}
+
+// giveBack undoes what a subscribe took for its new channels: the hub
+// entry, the NATS hold, the per-subject slot. Called with cmdMu held.
+func (c *conn) giveBack(picks []pick) {
+	for _, p := range picks {
+		if p.hold != nil {
+			c.srv.hub.abandon(p.entry, p.hold)
+			c.srv.admit.unreserve(c.subject, 1)
+		}
+	}
 }
 
 // await waits, on its own goroutine, until NATS confirmed or refused every
@@ -255,13 +282,9 @@ wait:
 	}
 	c.waiting--
 	c.reserved -= w.fresh
+	c.heldBack -= len(w.after)
 	if c.closed {
-		for _, p := range w.picks {
-			if p.hold != nil {
-				c.srv.hub.abandon(p.entry, p.hold)
-				c.srv.admit.unreserve(c.subject, 1)
-			}
-		}
+		c.giveBack(w.picks)
 		return
 	}
 	ok := w.picks[:0]
@@ -303,13 +326,12 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 		case !c.claims.Allows(p.name):
 			// A token refreshed while the subscribe waited for NATS.
 			if p.sub == nil {
-				c.srv.hub.release(p.entry)
-				c.srv.admit.unreserve(c.subject, 1)
+				c.giveBack([]pick{p})
 			}
 			c.replyError(id, proto.CodeForbidden, "the token does not allow this channel", p.name)
 			continue
 		case p.sub == nil:
-			p.sub = c.newSubscription(p.entry)
+			p.sub = c.newSubscription(p.entry, p.hold)
 			c.subs[p.ch] = p.sub
 			c.srv.metrics.subscriptions.Inc()
 		case c.subs[p.ch] != p.sub:
@@ -324,13 +346,13 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 	var lost []string
 	for _, p := range ok {
 		opt.since = p.since
-		resumed, historyLost := p.sub.entry.join(p.sub, opt)
-		c.snapshots.charge(p.sub.fillHead(c.srv.codecs))
+		j := p.sub.entry.join(p.sub, opt)
+		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
 		ack.Channels = append(ack.Channels, p.name)
-		if resumed {
+		if j.resumed {
 			ack.Resumed = append(ack.Resumed, p.name)
 		}
-		if historyLost {
+		if j.historyLost {
 			lost = append(lost, p.name)
 		}
 	}
@@ -429,17 +451,18 @@ func (c *conn) drop(ch proto.Channel) {
 		return
 	}
 	s.entry.leave(s)
-	c.srv.hub.release(s.entry)
+	c.srv.hub.abandon(s.entry, s.hold)
 	delete(c.subs, ch)
 	c.srv.admit.unreserve(c.subject, 1)
 	c.srv.metrics.subscriptions.Dec()
 }
 
-// newSubscription makes c's subscription to e's channel, not yet joined.
-func (c *conn) newSubscription(e *channel) *subscription {
+// newSubscription makes c's subscription to e's channel, holding its NATS
+// interest through hold, not yet joined.
+func (c *conn) newSubscription(e *channel, hold *feed.Pending) *subscription {
 	cfg := &c.srv.cfg
 	return &subscription{
-		c: c, entry: e, kind: e.ch.Kind, name: e.name, idx: -1,
+		c: c, entry: e, hold: hold, kind: e.ch.Kind, name: e.name, idx: -1,
 		limit: tradeLimits{messages: cfg.TradeBufferMessages, bytes: cfg.TradeBufferBytes},
 	}
 }

@@ -45,6 +45,7 @@ type conn struct {
 	inflight  map[proto.Channel]*waitingSubscribe // Guarded by cmdMu: channels of subscribes waiting for NATS.
 	waiting   int                                 // Guarded by cmdMu: subscribes waiting for NATS.
 	reserved  int                                 // Guarded by cmdMu: their new channels, counted against the limits.
+	heldBack  int                                 // Guarded by cmdMu: commands waiting behind them.
 	snapshots byteBudget                          // Guarded by cmdMu: snapshot and replay bytes asked for.
 	closed    bool                                // Guarded by cmdMu: cleanup ran; waiting subscribes only undo.
 

@@ -18,10 +18,10 @@ type Source interface {
 	// AcquireAsync registers interest in ch without waiting for NATS: the
 	// Pending is done once the node receives the channel, or failed. A
 	// channel that needs NATS while the node has no connection is refused
-	// at once (feed.ErrUnavailable).
+	// at once (feed.ErrUnavailable). The Pending's Cancel gives the
+	// interest back, whatever became of it; only the holder's own
+	// interest, never a newer one of the same channel.
 	AcquireAsync(ch proto.Channel, h feed.Handler) (*feed.Pending, error)
-	// Release undoes one successful AcquireAsync.
-	Release(ch proto.Channel)
 }
 
 const hubShards = 64
@@ -83,8 +83,8 @@ type channel struct {
 
 // acquire returns the channel's entry, creating it on first use, and
 // registers NATS interest without waiting: the node receives the channel
-// once the Pending is done without error. The caller then either keeps
-// the hold (and later calls release) or gives it up with abandon.
+// once the Pending is done without error. The caller gives both back with
+// abandon, when it is done with them or when the Pending failed.
 func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 	sh := h.shard(ch)
 	sh.mu.Lock()
@@ -101,12 +101,6 @@ func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 		return nil, nil, err
 	}
 	return e, p, nil
-}
-
-// release undoes one acquire whose Pending succeeded.
-func (h *hub) release(e *channel) {
-	h.drop(e)
-	h.src.Release(e.ch)
 }
 
 // abandon undoes one acquire whatever became of its Pending.
@@ -142,11 +136,12 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	if e == nil {
 		return // the last subscriber left while the message was in flight
 	}
-	out, starts := h.apply(e, m)
+	var starts []restart
+	out := h.apply(e, m, &starts)
 	// Subscribers whose chain starts again from a snapshot get it encoded
 	// here, once per codec, after the channel's lock is released.
-	for _, s := range starts {
-		s.fillHead(h.codecs)
+	for _, r := range starts {
+		r.s.fillHead(h.codecs, r.plan)
 	}
 	h.metrics.feedMessages.Inc()
 	h.metrics.feedOutcome(out)
@@ -160,17 +155,26 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	}
 }
 
-// apply runs one feed message through the channel under its lock. It
-// returns the subscribers whose chain restarts from a snapshot, for the
-// caller to encode outside the lock. A panic here (a bug) costs this
-// message, not the process: it runs on the NATS delivery goroutine.
-func (h *hub) apply(e *channel, m *feed.Message) (out feed.Outcome, starts []*subscription) {
+// restart is a subscriber whose chain restarts from a snapshot, with the
+// head planned for it.
+type restart struct {
+	s    *subscription
+	plan *headPlan
+}
+
+// apply runs one feed message through the channel under its lock. It adds
+// to starts the subscribers whose chain restarts from a snapshot, for the
+// caller to encode outside the lock (also those planned before a panic:
+// an unfilled plan would stop the subscription for good). A panic here (a
+// bug) costs this message, not the process: it runs on the NATS delivery
+// goroutine.
+func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer func() {
 		if v := recover(); v != nil {
 			h.log.Error("panic applying a feed message", "channel", e.name, "seq", m.Seq, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			out, starts = feed.OutcomeInvalid, nil
+			out = feed.OutcomeInvalid
 		}
 	}()
 	ev, emit, out := e.state.Apply(m)
@@ -178,9 +182,9 @@ func (h *hub) apply(e *channel, m *feed.Message) (out feed.Outcome, starts []*su
 		e.snap = nil // the state moved on
 	}
 	if emit {
-		starts = e.fanout(h, &ev)
+		e.fanout(h, &ev, starts)
 	}
-	return out, starts
+	return out
 }
 
 // encoded caches one event's frames, per codec and form, so that every
@@ -204,20 +208,19 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 	return enc.gap[ci]
 }
 
-// fanout queues ev to every subscriber and returns those whose chain
-// restarts from a snapshot (see deliver). Called with e.mu held.
-func (e *channel) fanout(h *hub, ev *feed.Event) (starts []*subscription) {
+// fanout queues ev to every subscriber and adds to starts those whose
+// chain restarts from a snapshot (see deliver). Called with e.mu held.
+func (e *channel) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	var enc encoded
 	for _, s := range e.subs {
-		reason, start := e.deliver(h, s, ev, &enc)
+		reason, plan := e.deliver(h, s, ev, &enc)
 		if reason != "" {
 			s.c.evict(reason)
 		}
-		if start {
-			starts = append(starts, s)
+		if plan != nil {
+			*starts = append(*starts, restart{s, plan})
 		}
 	}
-	return starts
 }
 
 // eventSnapshot returns the snapshot that ev, a book snapshot event or a
@@ -238,16 +241,16 @@ func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
 // deliver queues ev to one subscriber in the form its place in the chain
 // needs: the shared frame when it is in step and its writer is free, a
 // fold into what is pending when its writer is busy. It returns an
-// eviction reason when the subscriber cannot take it, and start when the
-// subscriber's chain restarts from a snapshot that the caller must encode
+// eviction reason when the subscriber cannot take it, and the plan of the
+// snapshot its chain restarts from, which the caller must encode
 // (fillHead) once the lock is released. Called with e.mu held.
-func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start bool) {
+func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.codecIdx
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing != nil || s.dead {
-		return "", false
+		return "", nil
 	}
 	switch {
 	case ev.Snapshot || s.needSnapshot:
@@ -255,16 +258,15 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		// state) for a subscriber still waiting for its snapshot. (A book
 		// that made a joiner wait was unsynced: its next event is a
 		// snapshot.)
-		s.planSnapshot(e.eventSnapshot(ev), ev.TS)
-		start = true
+		start = s.planSnapshot(e.eventSnapshot(ev), ev.TS)
 	case ev.Seq <= s.last && !ev.Restart:
-		return "", false // already covered by what the subscriber holds
+		return "", nil // already covered by what the subscriber holds
 	case e.ch.Kind == proto.KindTrade:
 		if ev.GapTo != 0 && !s.addTrade(pending{frame: enc.gapFrame(h.codecs, ci, e.name, ev)}) {
-			return evictTradeOverflow, false
+			return evictTradeOverflow, nil
 		}
 		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
-			return evictTradeOverflow, false
+			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
 	case s.unmerged(o.writing, h.now):
@@ -279,8 +281,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 			// Behind for so long that the merged delta outgrows a fresh
 			// book: send the book instead.
 			if sn := e.currentSnapshot(); sn != nil {
-				s.planSnapshot(sn, 0)
-				start = true
+				start = s.planSnapshot(sn, 0)
 			}
 		}
 	}

@@ -18,9 +18,8 @@ import (
 type nopSource struct{}
 
 func (nopSource) AcquireAsync(proto.Channel, feed.Handler) (*feed.Pending, error) {
-	return feed.Granted(), nil
+	return feed.Resolved(nil), nil
 }
-func (nopSource) Release(proto.Channel) {}
 
 // hubFixture is a server without listeners: the hub and bare connections
 // whose outboxes the test reads directly.
@@ -52,13 +51,12 @@ func (s *Server) bareConn(cd codec.Codec) *conn {
 // join subscribes c to ch the way a subscribe command does.
 func (s *Server) joinFor(t testing.TB, c *conn, ch proto.Channel, opt joinOptions) *subscription {
 	t.Helper()
-	e, _, err := s.hub.acquire(ch)
+	e, hold, err := s.hub.acquire(ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := c.newSubscription(e)
-	e.join(sub, opt)
-	sub.fillHead(s.codecs)
+	sub := c.newSubscription(e, hold)
+	sub.fillHead(s.codecs, e.join(sub, opt).plan)
 	sub.ungate(time.Now)
 	return sub
 }
@@ -137,7 +135,7 @@ func TestLeaveAndRelease(t *testing.T) {
 	c := s.bareConn(codec.JSON())
 	sub := s.joinFor(t, c, ch, joinOptions{})
 	sub.entry.leave(sub)
-	s.hub.release(sub.entry)
+	s.hub.abandon(sub.entry, sub.hold)
 	if s.hub.lookup(ch) != nil {
 		t.Fatal("entry kept after the last subscriber left")
 	}
@@ -318,8 +316,7 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 		c := s.bareConn(codec.JSON())
 		sub := s.joinFor(t, c, ch, joinOptions{snapshot: true})
 		s.hub.onFeed(ch, tickerMsg(1)) // pending, queued, writer not run
-		sub.entry.join(sub, joinOptions{snapshot: true})
-		sub.fillHead(s.codecs)
+		sub.fillHead(s.codecs, sub.entry.join(sub, joinOptions{snapshot: true}).plan)
 		c.reply(proto.Subscribed{Type: proto.TypeSubscribed, Channels: []string{ch.String()}})
 		sub.ungate(time.Now)
 		got := decodeAll(t, queued(c))

@@ -93,24 +93,30 @@ func (p *headPlan) encode(cs *codecSet, ci int, name string) []pending {
 }
 
 // planSnapshot restarts s's chain at sn: everything pending is dropped and
-// the writer skips s until fillHead put sn's frame first. Called with
-// c.out.mu held.
-func (s *subscription) planSnapshot(sn *snapshot, ts int64) {
+// the writer skips s until fillHead put sn's frame first. It returns the
+// plan, for the caller to fill. Called with c.out.mu held.
+func (s *subscription) planSnapshot(sn *snapshot, ts int64) *headPlan {
 	s.reset()
 	s.plan = &headPlan{snap: sn, ts: ts}
 	s.last = sn.seq
+	return s.plan
 }
 
-// fillHead encodes s's planned head, outside every lock, and puts it
-// first in what s has pending, unless the plan was replaced meanwhile (a
-// newer snapshot, a re-subscribe, an unsubscribe). It returns the bytes
-// it queued.
-func (s *subscription) fillHead(cs *codecSet) (queued int) {
+// fillHead encodes p, the head its caller planned for s, outside every
+// lock, and puts it first in what s has pending, unless p was replaced
+// meanwhile (a newer snapshot, a re-subscribe, an unsubscribe): each plan
+// is filled by the one who made it (a command, with its bytes counted
+// against the connection's snapshot budget, or the feed goroutine). It
+// returns the bytes it queued.
+func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
+	if p == nil {
+		return 0
+	}
 	o := s.c.out
 	o.mu.Lock()
-	p := s.plan
+	current := s.plan == p
 	o.mu.Unlock()
-	if p == nil {
+	if !current {
 		return 0
 	}
 	head := p.encode(cs, s.c.codecIdx, s.name)
@@ -135,12 +141,17 @@ type joinOptions struct {
 	throttle time.Duration // at most one write per this on the channel
 }
 
+// joined is how a subscriber starts on a channel.
+type joined struct {
+	resumed     bool      // the subscription replays from since
+	historyLost bool      // a trade channel that could not resume
+	plan        *headPlan // what the chain starts with, for fillHead; nil: nothing
+}
+
 // join registers s (new or re-subscribing) gated, with what it starts
-// with planned: a snapshot, a replay from since, or nothing. It reports
-// whether the subscription resumed, and for a trade channel that could not
-// resume, historyLost. The caller encodes the plan (fillHead), queues the
-// ack, then calls ungate.
-func (e *channel) join(s *subscription, opt joinOptions) (resumed, historyLost bool) {
+// with planned: a snapshot, a replay from since, or nothing. The caller
+// encodes the plan (fillHead), queues the ack, then calls ungate.
+func (e *channel) join(s *subscription, opt joinOptions) (j joined) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s.idx < 0 {
@@ -167,22 +178,22 @@ func (e *channel) join(s *subscription, opt joinOptions) (resumed, historyLost b
 				s.plan = &headPlan{replay: evs, from: *opt.since}
 				s.last = evs[len(evs)-1].Seq
 			}
-			return true, false
+			return joined{resumed: true, plan: s.plan}
 		}
 		if e.ch.Kind == proto.KindTrade {
-			return false, true
+			return joined{historyLost: true}
 		}
 		opt.snapshot = true // a state channel falls back to a fresh snapshot
 	}
 	if !opt.snapshot || !e.ch.Kind.HasSnapshot() {
-		return false, false
+		return joined{}
 	}
 	sn := e.currentSnapshot()
 	if sn == nil {
 		s.needSnapshot = true // sent as soon as the node has state
-		return false, false
+		return joined{}
 	}
 	s.plan = &headPlan{snap: sn}
 	s.last = sn.seq
-	return false, false
+	return joined{plan: s.plan}
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -12,6 +13,7 @@ import (
 type subscription struct {
 	c        *conn         // Static after construction.
 	entry    *channel      // Static after construction.
+	hold     *feed.Pending // Static after construction: the NATS interest it holds, given back when it ends.
 	kind     proto.Kind    // Static after construction.
 	name     string        // Static after construction: the channel name.
 	limit    tradeLimits   // Static after construction.

@@ -81,7 +81,8 @@ func (w *sliceWriter) WriteString(s string) (int, error) {
 }
 
 // normalize returns v, or a shallow copy of it whose nil lists that the
-// protocol shows as lists (Book.Bids/Asks, Subscribed/Unsubscribed.Channels)
+// protocol shows as lists (Book.Bids/Asks, Subscribed/Unsubscribed.Channels,
+// Welcome.Features)
 // are empty instead, so that no codec ever writes null for them. It copies,
 // and so allocates, only when such a nil list is present; it never modifies
 // what v points to, because encoded messages are shared.
@@ -124,6 +125,17 @@ func normalize(v any) any {
 	case proto.FeedMessage:
 		if d, ok := normalizeData(m.Data); ok {
 			m.Data = d
+			return m
+		}
+	case *proto.Welcome:
+		if m != nil && m.Features == nil {
+			c := *m
+			c.Features = []string{}
+			return &c
+		}
+	case proto.Welcome:
+		if m.Features == nil {
+			m.Features = []string{}
 			return m
 		}
 	case *proto.Subscribed:

@@ -57,11 +57,23 @@ var serverMessages = map[string]struct {
 }{
 	"welcome": {
 		proto.Welcome{Type: proto.TypeWelcome, V: proto.Version, Session: "s-1f3a", Node: "gw-1", Codec: "json", HeartbeatMS: 15000, Exp: 1767225600},
-		`{"type":"welcome","v":1,"session":"s-1f3a","node":"gw-1","codec":"json","heartbeat_ms":15000,"exp":1767225600}`,
+		`{"type":"welcome","v":1,"session":"s-1f3a","node":"gw-1","codec":"json","heartbeat_ms":15000,"exp":1767225600,"features":[]}`,
 	},
 	"welcome pointer": {
 		&proto.Welcome{Type: proto.TypeWelcome, V: proto.Version, Session: "s", Node: "gw-2", Codec: "msgpack", HeartbeatMS: 15000, Exp: 1},
-		`{"type":"welcome","v":1,"session":"s","node":"gw-2","codec":"msgpack","heartbeat_ms":15000,"exp":1}`,
+		`{"type":"welcome","v":1,"session":"s","node":"gw-2","codec":"msgpack","heartbeat_ms":15000,"exp":1,"features":[]}`,
+	},
+	"welcome with features (contract 1.1)": {
+		proto.Welcome{Type: proto.TypeWelcome, V: proto.Version, Session: "s", Node: "gw-3", Codec: "json", HeartbeatMS: 15000, Exp: 1, Features: []string{proto.FeatureStatus}},
+		`{"type":"welcome","v":1,"session":"s","node":"gw-3","codec":"json","heartbeat_ms":15000,"exp":1,"features":["status"]}`,
+	},
+	"status (contract 1.1)": {
+		proto.Status{Type: proto.TypeStatus, Channel: "book.BTC-USD", State: proto.StateStale, Reason: proto.ReasonFeedDisconnected, TS: 7},
+		`{"type":"status","channel":"book.BTC-USD","state":"stale","reason":"feed_disconnected","ts":7}`,
+	},
+	"gap (contract 1.1)": {
+		proto.Gap{Type: proto.TypeGap, Channel: "trade.BTC-USD", From: 1201, To: 1207},
+		`{"type":"gap","channel":"trade.BTC-USD","from":1201,"to":1207}`,
 	},
 	"subscribed": {
 		proto.Subscribed{Type: proto.TypeSubscribed, ID: ptr[int64](1), Channels: []string{"ticker.BTC-USD", "book.ETH-USD"}},

@@ -12,14 +12,15 @@ import (
 
 // DecodeFeed decodes one feed payload from NATS (PROTOCOL.md §1): JSON when
 // its first byte is '{', msgpack otherwise. The payload is a map
-// {"seq": uint64, "type": "snapshot"|"update", "data": {...}}; data is
+// {"seq": uint64, "type": "snapshot"|"update"|"heartbeat", "data": {...}}; data is
 // decoded into data, which must be a non-nil *proto.Ticker, *proto.Book or
 // *proto.Trade and is reset first. Unknown keys are ignored; a missing or
 // null "data" leaves data zero. It returns the envelope's header.
 //
 // The payload is checked as a client command is (see the package doc):
 // malformed, truncated, wrongly typed or hostile input, and a type other
-// than snapshot or update, return an error wrapping ErrMalformed; data is
+// than snapshot, update or heartbeat (contract 1.1: a publisher's sign of
+// life, without data), return an error wrapping ErrMalformed; data is
 // then in an unspecified state. A data of another type is a programming
 // error, reported without ErrMalformed. In JSON payloads encoding/json
 // matches keys case-insensitively; publishers should not rely on it.
@@ -63,10 +64,12 @@ func DecodeFeed(payload []byte, data any) (proto.FeedHeader, error) {
 		h.Type = proto.FeedSnapshot // share the constant, drop the decoded copy
 	case proto.FeedUpdate:
 		h.Type = proto.FeedUpdate
+	case proto.FeedHeartbeat:
+		h.Type = proto.FeedHeartbeat
 	default:
 		// The value is not quoted: feed errors are logged, and a bad
 		// payload's bytes have no place in a log line.
-		return proto.FeedHeader{}, fmt.Errorf("%w: feed type (%d bytes) is neither snapshot nor update",
+		return proto.FeedHeader{}, fmt.Errorf("%w: feed type (%d bytes) is neither snapshot, update nor heartbeat",
 			ErrMalformed, len(h.Type))
 	}
 	return h, nil
@@ -145,6 +148,8 @@ func decodeFeedMsgpack(payload []byte, data any) (proto.FeedHeader, error) {
 				h.Type = proto.FeedSnapshot
 			case proto.FeedUpdate:
 				h.Type = proto.FeedUpdate
+			case proto.FeedHeartbeat:
+				h.Type = proto.FeedHeartbeat
 			default:
 				h.Type = string(s)
 			}

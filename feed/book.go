@@ -30,6 +30,9 @@ type bookState struct {
 }
 
 func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
+	if m.Heartbeat {
+		return s.heartbeat(m.Seq)
+	}
 	b := m.Book
 	if b == nil {
 		return Event{}, false, OutcomeInvalid
@@ -173,3 +176,25 @@ func (s *bookState) Since(seq uint64) ([]Event, bool) {
 }
 
 func (s *bookState) LastSeq() uint64 { return s.emitted }
+
+// heartbeat handles a publisher heartbeat carrying the publisher's newest
+// seq: one above the newest seen means deltas the book never had, so it
+// waits for a snapshot, as after any gap.
+func (s *bookState) heartbeat(seq uint64) (Event, bool, Outcome) {
+	switch {
+	case s.seen == 0:
+		s.seen = seq
+		return Event{}, false, OutcomeHeartbeat
+	case seq <= s.seen:
+		return Event{}, false, OutcomeHeartbeat
+	}
+	s.seen = seq
+	if s.synced {
+		s.unsync()
+	}
+	return Event{}, false, OutcomeGap
+}
+
+// Resyncing reports whether the book had a book and lost it (a gap, a
+// checksum mismatch, a publisher restart) and waits for a snapshot.
+func (s *bookState) Resyncing() bool { return !s.synced && s.applied > 0 }

@@ -29,6 +29,10 @@ type Message struct {
 	Book *proto.Book
 	// Trade is set on trade channels; Symbol is the channel's symbol.
 	Trade *proto.Trade
+	// Heartbeat is a publisher's sign of life (contract 1.1): no data is
+	// set, and Seq is the publisher's newest seq on the channel (0 when it
+	// has published nothing yet).
+	Heartbeat bool
 }
 
 // Decode decodes one feed payload (msgpack, or JSON when its first byte is
@@ -74,6 +78,12 @@ func Decode(ch proto.Channel, payload []byte) (*Message, error) {
 	h, err := codec.DecodeFeed(payload, data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadFeedMessage, ch, err)
+	}
+	if h.Type == proto.FeedHeartbeat {
+		// Not forwarded: only its seq matters (a gap when above the
+		// node's newest). Data has no place in it; well-formed data is
+		// ignored.
+		return &Message{Seq: h.Seq, Heartbeat: true}, nil
 	}
 	if h.Seq == 0 {
 		return nil, badf(ch, "seq is 0 or missing")

@@ -212,3 +212,34 @@ func TestDecodeMsgpack(t *testing.T) {
 		t.Fatalf("Decode = %+v", m.Book)
 	}
 }
+
+// A publisher heartbeat (contract 1.1) decodes on every kind, in JSON and
+// msgpack, with seq 0 allowed (nothing published yet) and no data.
+func TestDecodeHeartbeat(t *testing.T) {
+	mp, err := codec.Msgpack().Append(nil, proto.FeedMessage{Seq: 42, Type: proto.FeedHeartbeat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		payload []byte
+		seq     uint64
+	}{
+		"json":         {[]byte(`{"type":"heartbeat","seq":9}`), 9},
+		"json, seq 0":  {[]byte(`{"type":"heartbeat","seq":0}`), 0},
+		"json, no seq": {[]byte(`{"type":"heartbeat"}`), 0},
+		"msgpack":      {mp, 42},
+	}
+	for name, tc := range tests {
+		for _, ch := range []proto.Channel{tickerBTC, bookBTC, tradeBTC} {
+			t.Run(name+"/"+ch.Kind.String(), func(t *testing.T) {
+				m, err := Decode(ch, tc.payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !m.Heartbeat || m.Seq != tc.seq || m.Ticker != nil || m.Book != nil || m.Trade != nil {
+					t.Fatalf("decoded %+v, want a heartbeat with seq %d and no data", m, tc.seq)
+				}
+			})
+		}
+	}
+}

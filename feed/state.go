@@ -39,7 +39,9 @@ type Event struct {
 	// feed seqs the node never had right before this event: a seq jump on
 	// NATS, or messages the node's NATS client dropped. Zero when none.
 	// Subscribers' chains stay intact across it, so the gateway reports it
-	// to them on its own (a gap message).
+	// to them on its own (a gap message). An event with a gap and no Data
+	// (a publisher heartbeat ahead of the node) carries only the gap: it is
+	// no update, and Seq is not part of the chain.
 	GapFrom, GapTo uint64
 }
 
@@ -102,6 +104,10 @@ type State interface {
 	// LastSeq returns the seq of the newest event emitted, which is what an
 	// in-sync subscriber holds; 0 if none.
 	LastSeq() uint64
+	// Resyncing reports whether the state lost its data to a gap or a
+	// mismatch and waits for the feed to send it again: a book that had a
+	// book and waits for a snapshot. Ticker and trade states never do.
+	Resyncing() bool
 }
 
 // NewState returns an empty State for ch that keeps up to historyLen
@@ -155,6 +161,9 @@ const (
 	// emitted with Restart set; for a book the held book is dropped, and
 	// a snapshot is emitted at once or with the publisher's next one.
 	OutcomeRestart
+	// OutcomeHeartbeat: a publisher heartbeat whose seq is not above the
+	// newest seen (one above it is OutcomeGap).
+	OutcomeHeartbeat
 	numOutcomes
 )
 
@@ -189,6 +198,8 @@ func (o Outcome) String() string {
 		return "invalid"
 	case OutcomeRestart:
 		return "restart"
+	case OutcomeHeartbeat:
+		return "heartbeat"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
@@ -199,6 +210,7 @@ func (o Outcome) String() string {
 // GapTo), which the gateway reports (docs/protocol.md, gap).
 type streamState struct {
 	ch   proto.Channel // Static after construction.
+	seen uint64        // newest seq seen, from messages and publisher heartbeats
 	last uint64        // seq of the newest message applied and emitted
 	cur  any           // newest *proto.Ticker or *proto.Trade; immutable
 	ts   int64         // ts of cur
@@ -206,6 +218,9 @@ type streamState struct {
 }
 
 func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
+	if m.Heartbeat {
+		return s.heartbeat(m.Seq)
+	}
 	var (
 		data any
 		ts   int64
@@ -219,8 +234,8 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 		return Event{}, false, OutcomeInvalid
 	}
 	restart := false
-	if m.Seq <= s.last {
-		if !PublisherRestarted(m.Seq, s.last) {
+	if m.Seq <= s.seen {
+		if !PublisherRestarted(m.Seq, s.seen) {
 			return Event{}, false, OutcomeDuplicate
 		}
 		restart = true
@@ -229,14 +244,14 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 	switch {
 	case restart:
 		out = OutcomeRestart
-	case s.last != 0 && m.Seq != s.last+1:
+	case s.seen != 0 && m.Seq != s.seen+1:
 		out = OutcomeGap
 	}
 	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts, Restart: restart}
 	if out == OutcomeGap && s.ch.Kind == proto.KindTrade {
-		ev.GapFrom, ev.GapTo = s.last+1, m.Seq-1
+		ev.GapFrom, ev.GapTo = s.seen+1, m.Seq-1
 	}
-	s.last, s.cur, s.ts = m.Seq, data, ts
+	s.seen, s.last, s.cur, s.ts = m.Seq, m.Seq, data, ts
 	if restart {
 		// The history's seqs belong to the publisher's previous run, and
 		// seqs up to ev.Prev may mean either run: no resume from them.
@@ -246,6 +261,32 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 	}
 	return ev, true, out
 }
+
+// heartbeat handles a publisher heartbeat carrying the publisher's newest
+// seq. A seq above the newest seen means messages the node never had: for
+// a trade channel, an event without data that carries the gap (GapFrom,
+// GapTo) and does not move the chain (Prev and LastSeq stay); for a ticker
+// only the count. The first heartbeat of a state that has seen nothing
+// only sets where the feed stands.
+func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
+	switch {
+	case s.seen == 0:
+		s.seen = seq
+		return Event{}, false, OutcomeHeartbeat
+	case seq <= s.seen:
+		return Event{}, false, OutcomeHeartbeat
+	}
+	from := s.seen + 1
+	s.seen = seq
+	if s.ch.Kind != proto.KindTrade {
+		return Event{}, false, OutcomeGap
+	}
+	ev := Event{Channel: s.ch, Seq: seq, Prev: s.last, GapFrom: from, GapTo: seq}
+	s.hist.push(ev)
+	return ev, true, OutcomeGap
+}
+
+func (s *streamState) Resyncing() bool { return false }
 
 func (s *streamState) Snapshot() (uint64, any, bool) {
 	if s.ch.Kind != proto.KindTicker || s.cur == nil {

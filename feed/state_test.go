@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -256,4 +257,69 @@ func TestBookDepthBounded(t *testing.T) {
 	if _, _, ok := st.Snapshot(); ok {
 		t.Fatal("book still served after it outgrew the bound")
 	}
+}
+
+// Publisher heartbeats (contract 1.1): a seq above the newest seen is a
+// gap, which a trade state carries in an event without data that moves no
+// chain, also in its history; a ticker only counts it; a book waits for a
+// snapshot; anything else changes nothing.
+func TestHeartbeats(t *testing.T) {
+	hb := func(seq uint64) *Message { return &Message{Seq: seq, Heartbeat: true} }
+	t.Run("trade", func(t *testing.T) {
+		st := NewState(tradeBTC, 0)
+		mustApply(t, st, hb(1007), false, OutcomeHeartbeat) // where the feed stands: no gap
+		ev := mustApply(t, st, tradeMsg(1008), true, OutcomeApplied)
+		if ev.GapTo != 0 || ev.Prev != 0 {
+			t.Fatalf("first trade after a heartbeat: %+v", ev)
+		}
+		mustApply(t, st, hb(1008), false, OutcomeHeartbeat)
+		ev = mustApply(t, st, hb(1011), true, OutcomeGap)
+		if ev.Data != nil || ev.GapFrom != 1009 || ev.GapTo != 1011 || ev.Prev != 1008 || st.LastSeq() != 1008 {
+			t.Fatalf("gap event %+v, LastSeq %d; want a gap 1009..1011 without data, chain at 1008", ev, st.LastSeq())
+		}
+		ev = mustApply(t, st, tradeMsg(1012), true, OutcomeApplied)
+		if ev.Prev != 1008 || ev.GapTo != 0 {
+			t.Fatalf("trade after the gap: %+v, want prev 1008 and no gap of its own", ev)
+		}
+		mustApply(t, st, tradeMsg(1010), false, OutcomeDuplicate) // reported lost, arriving late: stays out
+		evs, ok := st.Since(1008)
+		if !ok || len(evs) != 2 || evs[0].Data != nil || evs[0].GapFrom != 1009 || evs[1].Seq != 1012 || evs[1].Prev != 1008 {
+			t.Fatalf("Since(1008) = %+v, %v; want the gap, then trade 1012", evs, ok)
+		}
+	})
+	t.Run("ticker", func(t *testing.T) {
+		st := NewState(tickerBTC, 0)
+		mustApply(t, st, tickerMsg(1, "1"), true, OutcomeApplied)
+		mustApply(t, st, hb(3), false, OutcomeGap)
+		ev := mustApply(t, st, tickerMsg(4, "2"), true, OutcomeApplied) // no second gap
+		if seq, _, _ := st.Snapshot(); ev.Prev != 1 || seq != 4 {
+			t.Fatalf("ticker after a heartbeat gap: %+v, snapshot seq %d", ev, seq)
+		}
+		if st.Resyncing() {
+			t.Fatal("a ticker resyncing")
+		}
+	})
+	t.Run("book", func(t *testing.T) {
+		st := NewState(bookBTC, 0)
+		mustApply(t, st, hb(4), false, OutcomeHeartbeat)
+		if st.Resyncing() {
+			t.Fatal("a book that never had a book is not resyncing")
+		}
+		f := booktest.NewFeed("BTC-USD", 3)
+		snap := f.Snapshot(5)
+		mustApply(t, st, &Message{Seq: 5, Snapshot: true, Book: snap.Data.(*proto.Book)}, true, OutcomeSnapshot)
+		mustApply(t, st, hb(5), false, OutcomeHeartbeat)
+		mustApply(t, st, hb(6), false, OutcomeGap)
+		if !st.Resyncing() {
+			t.Fatal("a book behind a heartbeat is not resyncing")
+		}
+		if _, _, ok := st.Snapshot(); ok {
+			t.Fatal("a resyncing book has a snapshot")
+		}
+		snap = f.Snapshot(7)
+		mustApply(t, st, &Message{Seq: 7, Snapshot: true, Book: snap.Data.(*proto.Book)}, true, OutcomeSnapshot)
+		if st.Resyncing() {
+			t.Fatal("still resyncing after a snapshot")
+		}
+	})
 }

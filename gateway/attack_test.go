@@ -40,6 +40,9 @@ func TestSubscribeDuringNATSOutageIsAnsweredAtOnce(t *testing.T) {
 
 	e.ns.Shutdown()
 	waitFor(t, "source disconnected", func() bool { return !e.src.Connected() })
+	if w := c.expect(t, proto.TypeStatus); w.Channel != "trade.HELD" || w.State != proto.StateStale || w.Reason != proto.ReasonFeedDisconnected {
+		t.Fatalf("got %s, want trade.HELD stale feed_disconnected", w.raw)
+	}
 	start := time.Now()
 	for i := range 4 {
 		c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr(int64(2 + i)), Channels: []string{fmt.Sprintf("book.NEW%d", i)}})
@@ -451,6 +454,7 @@ type failedSource struct{}
 func (failedSource) AcquireAsync(ch proto.Channel, _ feed.Handler) (*feed.Pending, error) {
 	return feed.Resolved(fmt.Errorf("%w: %s: flush timeout", feed.ErrSubscribe, ch)), nil
 }
+func (failedSource) Connected() bool { return true }
 
 // A hold that failed before the subscribe looked at it is no ack: the
 // channel gets unavailable, and nothing is held for it. Found in review:

@@ -85,6 +85,10 @@ type Config struct {
 	// commands go on meanwhile); beyond it the channel gets unavailable.
 	// Zero: 5s.
 	SubscribeTimeout time.Duration
+	// StaleAfter marks a channel stale (feed_silent) to its subscribers
+	// when nothing, not even a publisher heartbeat, arrived on it for this
+	// long. Zero: 10s; negative: never.
+	StaleAfter time.Duration
 	// SubscribeRetry is the retry_ms of an unavailable error, plus a random
 	// part of up to as much again, so that a node's clients do not come
 	// back in one herd. Zero: 2s.
@@ -179,6 +183,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SubscribeTimeout == 0 {
 		c.SubscribeTimeout = 5 * time.Second
+	}
+	if c.StaleAfter == 0 {
+		c.StaleAfter = 10 * time.Second
 	}
 	if c.SubscribeRetry == 0 {
 		c.SubscribeRetry = 2 * time.Second

@@ -272,8 +272,19 @@ func TestFeedGap(t *testing.T) {
 	tick(5) // a ticker gap
 	e.flush(t)
 	var tickerSeqs []uint64
-	for k.last < 2 || len(tickerSeqs) < 2 {
+	resyncing := false
+	for k.last < 2 || len(tickerSeqs) < 2 || !resyncing {
 		w := c.next(t)
+		if w.Type == proto.TypeStatus {
+			// Book seq 4 is not applicable: no data goes out, the book is
+			// resyncing (contract 1.1 status) until the publisher's next
+			// snapshot.
+			if resyncing || w.Channel != "book.BTC-USD" || w.State != proto.StateResyncing || w.Reason != proto.ReasonFeedGap {
+				t.Fatalf("got %s, want book.BTC-USD resyncing feed_gap once", w.raw)
+			}
+			resyncing = true
+			continue
+		}
 		if w.Channel == "ticker.BTC-USD" {
 			tickerSeqs = append(tickerSeqs, w.Seq)
 			if len(tickerSeqs) == 2 && (w.Type != proto.TypeUpdate || *w.Prev != 1) {
@@ -283,12 +294,15 @@ func TestFeedGap(t *testing.T) {
 		}
 		k.take(t, w)
 	}
-	c.quiet(t, 200*time.Millisecond) // book seq 4 is not applicable: nothing goes out
+	c.quiet(t, 200*time.Millisecond)
 	e.publishMessage(t, bch, bf.Snapshot(5))
 	e.flush(t)
 	w := c.expect(t, proto.TypeSnapshot)
 	if w.Seq != 5 {
 		t.Fatalf("fresh snapshot seq %d", w.Seq)
+	}
+	if w := c.expect(t, proto.TypeStatus); w.State != proto.StateLive || w.Reason != "" {
+		t.Fatalf("got %s, want live after the snapshot", w.raw)
 	}
 	k.book.Reset(w.Data.Bids, w.Data.Asks)
 	if k.book.Checksum() != w.Data.Checksum || w.Data.Checksum != bf.Book().Checksum() {

@@ -117,7 +117,9 @@ func startTestEnv(t *testing.T, verifier *auth.Verifier, proxied bool, tweak ...
 	if e.cert, err = selfsigned.New(time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{NodeID: "gw-test", TLS: e.cert.ServerConfig(), Logger: logger, DrainWithin: 50 * time.Millisecond}
+	// No feed_silent statuses unless a test asks for them: test feeds send
+	// no publisher heartbeats, and quiet channels are the rule in tests.
+	cfg := Config{NodeID: "gw-test", TLS: e.cert.ServerConfig(), Logger: logger, DrainWithin: 50 * time.Millisecond, StaleAfter: -1}
 	for _, f := range tweak {
 		f(&cfg)
 	}
@@ -213,6 +215,8 @@ type wire struct {
 	Reason      string   `json:"reason" msgpack:"reason"`
 	WithinMS    int64    `json:"within_ms" msgpack:"within_ms"`
 	RetryMS     int64    `json:"retry_ms" msgpack:"retry_ms"`
+	State       string   `json:"state" msgpack:"state"`
+	Features    []string `json:"features" msgpack:"features"`
 	From        uint64   `json:"from" msgpack:"from"`
 	To          uint64   `json:"to" msgpack:"to"`
 

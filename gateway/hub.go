@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickgate/tickgate/feed"
@@ -22,6 +23,8 @@ type Source interface {
 	// interest back, whatever became of it; only the holder's own
 	// interest, never a newer one of the same channel.
 	AcquireAsync(ch proto.Channel, h feed.Handler) (*feed.Pending, error)
+	// Connected reports whether the node's NATS connection is up.
+	Connected() bool
 }
 
 const hubShards = 64
@@ -34,6 +37,7 @@ const hubShards = 64
 // join.go).
 type hub struct {
 	src        Source           // Static after construction.
+	staleAfter time.Duration    // Static after construction: feed_silent after this; <= 0: never.
 	codecs     *codecSet        // Static after construction.
 	historyLen int              // Static after construction.
 	log        *slog.Logger     // Static after construction.
@@ -49,7 +53,8 @@ type hubShard struct {
 }
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
-	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, seed: maphash.MakeSeed()}
+	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+		staleAfter: cfg.StaleAfter, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*channel)
 	}
@@ -79,6 +84,14 @@ type channel struct {
 	// again after a feed message changed the state. Guarded by mu; the
 	// snapshot itself is immutable but for its lazily encoded frames.
 	snap *snapshot
+
+	// Status (status.go), all guarded by mu: what subscribers are told
+	// (nil: live), whether NATS was lost since the last arrival, and when
+	// the last feed message or publisher heartbeat arrived.
+	status       *status
+	disconnected bool
+	arrived      time.Time
+	stateNow     atomic.Uint32 // status's chanState, for counting without mu
 }
 
 // acquire returns the channel's entry, creating it on first use, and
@@ -90,8 +103,9 @@ func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 	sh.mu.Lock()
 	e := sh.m[ch]
 	if e == nil {
-		e = &channel{ch: ch, name: ch.String(), state: feed.NewState(ch, h.historyLen)}
+		e = &channel{ch: ch, name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
 		sh.m[ch] = e
+		h.metrics.channelsByState[stateLive].Inc()
 	}
 	e.refs++
 	sh.mu.Unlock()
@@ -116,6 +130,7 @@ func (h *hub) drop(e *channel) {
 	e.refs--
 	if e.refs == 0 && sh.m[e.ch] == e {
 		delete(sh.m, e.ch)
+		h.metrics.channelsByState[e.stateNow.Load()].Dec()
 	}
 	sh.mu.Unlock()
 }
@@ -184,6 +199,10 @@ func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Ou
 	if emit {
 		e.fanout(h, &ev, starts)
 	}
+	// Something arrived: the channel is back (after a NATS loss) and not
+	// silent; a book may have lost or regained its sync.
+	e.arrived, e.disconnected = h.now(), false
+	e.updateStatus(h)
 	return out
 }
 
@@ -264,6 +283,9 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 	case e.ch.Kind == proto.KindTrade:
 		if ev.GapTo != 0 && !s.addTrade(pending{frame: enc.gapFrame(h.codecs, ci, e.name, ev)}) {
 			return evictTradeOverflow, nil
+		}
+		if ev.Data == nil {
+			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
 		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
 			return evictTradeOverflow, nil

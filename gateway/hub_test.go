@@ -20,6 +20,7 @@ type nopSource struct{}
 func (nopSource) AcquireAsync(proto.Channel, feed.Handler) (*feed.Pending, error) {
 	return feed.Resolved(nil), nil
 }
+func (nopSource) Connected() bool { return true }
 
 // hubFixture is a server without listeners: the hub and bare connections
 // whose outboxes the test reads directly.

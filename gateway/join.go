@@ -85,6 +85,9 @@ func (p *headPlan) encode(cs *codecSet, ci int, name string) []pending {
 		if ev.GapTo != 0 {
 			out = append(out, pending{frame: cs.frame(ci, proto.Gap{Type: proto.TypeGap, Channel: name, From: ev.GapFrom, To: ev.GapTo})})
 		}
+		if ev.Data == nil {
+			continue // a gap alone: no update, and the chain does not move
+		}
 		// no ts: a replay is not a live delivery
 		out = append(out, pending{frame: cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: prev, N: 1, Data: ev.Data})})
 		prev = ev.Seq
@@ -164,6 +167,7 @@ func (e *channel) join(s *subscription, opt joinOptions) (j joined) {
 	s.reset()
 	o.requeue(s) // a re-subscribe must queue behind its ack
 	s.gated, s.dead, s.needSnapshot = true, false, false
+	s.status = e.status // a joiner is told a channel that is not live, after its ack
 	s.last = 0
 	s.throttle, s.nextAt = opt.throttle, time.Time{}
 	if e.ch.Kind == proto.KindTrade {
@@ -176,7 +180,12 @@ func (e *channel) join(s *subscription, opt joinOptions) (j joined) {
 			s.last = *opt.since
 			if len(evs) > 0 {
 				s.plan = &headPlan{replay: evs, from: *opt.since}
-				s.last = evs[len(evs)-1].Seq
+				for i := len(evs) - 1; i >= 0; i-- {
+					if evs[i].Data != nil { // not a gap alone
+						s.last = evs[i].Seq
+						break
+					}
+				}
 			}
 			return joined{resumed: true, plan: s.plan}
 		}

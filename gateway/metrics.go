@@ -39,12 +39,14 @@ type Metrics struct {
 	outboxPending    prometheus.Histogram
 	subscriptions    prometheus.Gauge
 	feedGaps         *prometheus.CounterVec
+	channels         *prometheus.GaugeVec
 
 	// Per-message series resolved once, so the feed path does no label
 	// lookups: by feed.Outcome and by proto.Kind.
 	outcomeByCode   map[feed.Outcome]prometheus.Counter
 	coalescedByKind [proto.NumKinds + 1]prometheus.Counter
 	feedGapsByKind  [proto.NumKinds + 1]prometheus.Counter
+	channelsByState [numChanStates]prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: a fresh
@@ -83,9 +85,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_subscriptions_active", Help: "Channel subscriptions across all connections."}),
 		feedGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_feed_gaps_total", Help: "Feed seq gaps the node saw (feed messages it never had), by kind; on trade channels each is reported to subscribers as a gap message."}, []string{"kind"}),
+		channels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps)
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels)
 	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout, evictIdleTimeout} {
 		m.evictions.WithLabelValues(r)
 	}
@@ -94,6 +98,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.handshakeFails.WithLabelValues(failNotWebSocket)
 	m.handshakeFails.WithLabelValues(failUpgrade)
+	for st := range numChanStates {
+		m.channelsByState[st] = m.channels.WithLabelValues(st.String())
+	}
 	m.outcomeByCode = make(map[feed.Outcome]prometheus.Counter)
 	for _, o := range feed.Outcomes() {
 		m.outcomeByCode[o] = m.feedOutcomes.WithLabelValues(o.String())

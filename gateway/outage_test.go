@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -49,6 +50,18 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	port, _ := strconv.Atoi(portStr)
 	e.ns.Shutdown()
 	waitFor(t, "source disconnected", func() bool { return !e.src.Connected() })
+	// Contract 1.1: every subscriber learns that its channels are stale.
+	statuses := map[string][]string{}
+	status := func(w wire) {
+		statuses[w.Channel] = append(statuses[w.Channel], w.State+" "+w.Reason)
+	}
+	for range 2 {
+		w := c.expect(t, proto.TypeStatus)
+		if w.State != proto.StateStale || w.Reason != proto.ReasonFeedDisconnected {
+			t.Fatalf("got %s, want stale feed_disconnected", w.raw)
+		}
+		status(w)
+	}
 	c.send(t, proto.Command{Op: proto.OpPing, ID: ptr[int64](7)})
 	if w := c.expect(t, proto.TypePong); *w.ID != 7 {
 		t.Fatalf("pong %s", w.raw)
@@ -72,6 +85,10 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 		trade(pub, seq)
 		select {
 		case w := <-c.msgs:
+			if w.Type == proto.TypeStatus {
+				status(w)
+				continue
+			}
 			kt.take(t, w)
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -84,8 +101,12 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	// Trades published while waiting may still be on their way (a gap
 	// message first, for trades NATS lost while the node resubscribed).
 	w := c.next(t)
-	for w.Channel == "trade.BTC-USD" {
-		kt.take(t, w)
+	for w.Channel == "trade.BTC-USD" || w.Type == proto.TypeStatus {
+		if w.Type == proto.TypeStatus {
+			status(w)
+		} else {
+			kt.take(t, w)
+		}
 		w = c.next(t)
 	}
 	if w.Type != proto.TypeSnapshot || w.Seq != 6 {
@@ -94,6 +115,24 @@ func TestNATSRestartKeepsClientsAndResyncsBooks(t *testing.T) {
 	kb.book.Reset(w.Data.Bids, w.Data.Asks)
 	if kb.book.Checksum() != bf.Book().Checksum() {
 		t.Fatal("client book did not converge after the outage")
+	}
+	// Both channels end live: the trades once one arrived, the book once
+	// its snapshot did. The book's delta after the outage had a gap, so it
+	// was resyncing in between, which the client sees unless live
+	// replaced it before its writer ran (the last state wins).
+	last := func(ch string) string {
+		if l := statuses[ch]; len(l) > 0 {
+			return l[len(l)-1]
+		}
+		return ""
+	}
+	for last("book.BTC-USD") != "live " || last("trade.BTC-USD") != "live " {
+		status(c.expect(t, proto.TypeStatus))
+	}
+	book := slices.DeleteFunc(slices.Clone(statuses["book.BTC-USD"]), func(s string) bool { return s == "resyncing feed_gap" })
+	want := []string{"stale feed_disconnected", "live "}
+	if !slices.Equal(book, want) || !slices.Equal(statuses["trade.BTC-USD"], want) {
+		t.Errorf("statuses %q, want stale, (resyncing,) live on each", statuses)
 	}
 }
 

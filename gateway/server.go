@@ -123,6 +123,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.http = hs
 	s.mu.Unlock()
+	stop := make(chan struct{})
+	defer close(stop)
+	go s.hub.watch(stop) // channel status: NATS loss, silence
 	return hs.Serve(ln)
 }
 

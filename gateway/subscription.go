@@ -33,6 +33,8 @@ type subscription struct {
 	queue        []pending   // then updates one by one: trades always, tickers and books while the writer is free
 	group        updateGroup // then, ticker/book: the updates folded while the writer was busy
 	tradeBytes   int         // bytes of the encoded trades in queue
+	status       *status     // the channel's status to tell the client (nil: live); kept across reset
+	told         *status     // the status the client was told last (nil: live, or nothing)
 }
 
 // tradeLimits bound the trades pending for one subscription.
@@ -74,7 +76,7 @@ const maxUnmerged = 64
 // hasPending reports whether the writer has something to take. Called with
 // c.out.mu held.
 func (s *subscription) hasPending() bool {
-	return len(s.head) > 0 || len(s.queue) > 0 || s.group.n > 0
+	return len(s.head) > 0 || len(s.queue) > 0 || s.group.n > 0 || s.statusDue()
 }
 
 // reset drops whatever is pending, a planned head included. Called with
@@ -227,6 +229,13 @@ func (s *subscription) drain(b *batch) {
 			p.upd.Data = &proto.Book{Bids: nonNil(g.bids.levels), Asks: nonNil(g.asks.levels), Checksum: g.checksum, TS: g.ts}
 		}
 		b.add(p)
+	}
+	if s.statusDue() {
+		// After the data pending: that data was there before the change
+		// (a book's fresh snapshot, then live; the last updates before the
+		// loss of NATS, then stale).
+		b.add(pending{frame: s.status.frames[s.c.codecIdx]})
+		s.told = s.status
 	}
 	s.reset()
 }

@@ -23,7 +23,13 @@ const (
 	TypePong          = "pong"
 	TypeHeartbeat     = "heartbeat"
 	TypeReconnect     = "reconnect"
-	TypeGap           = "gap" // contract 1.1
+	TypeGap           = "gap"    // contract 1.1
+	TypeStatus        = "status" // contract 1.1
+)
+
+// Features (contract 1.1) a node lists in welcome when it serves them.
+const (
+	FeatureStatus = "status" // status messages (Status)
 )
 
 // Command is every client-to-server message. Fields unused by an op are
@@ -53,6 +59,8 @@ type Welcome struct {
 	Codec       string `json:"codec" msgpack:"codec"`
 	HeartbeatMS int64  `json:"heartbeat_ms" msgpack:"heartbeat_ms"`
 	Exp         int64  `json:"exp" msgpack:"exp"`
+	// Features (contract 1.1) names the additions this node serves.
+	Features []string `json:"features" msgpack:"features"`
 }
 
 // Subscribed acknowledges the channels of a subscribe that were accepted.
@@ -82,6 +90,28 @@ type Error struct {
 	// RetryMS, with CodeUnavailable, says when trying again makes sense.
 	RetryMS int64 `json:"retry_ms,omitempty" msgpack:"retry_ms,omitempty"`
 }
+
+// Status (contract 1.1) tells a subscriber whether a channel's data can be
+// trusted to be current (State live) or not (stale, resyncing), and why.
+// It is sent only when the state changes.
+type Status struct {
+	Type    string `json:"type" msgpack:"type"`
+	Channel string `json:"channel" msgpack:"channel"`
+	State   string `json:"state" msgpack:"state"`
+	Reason  string `json:"reason,omitempty" msgpack:"reason,omitempty"`
+	TS      int64  `json:"ts" msgpack:"ts"`
+}
+
+// Channel states and their reasons (Status).
+const (
+	StateLive      = "live"
+	StateStale     = "stale"
+	StateResyncing = "resyncing"
+
+	ReasonFeedDisconnected = "feed_disconnected" // stale: the node lost NATS
+	ReasonFeedSilent       = "feed_silent"       // stale: nothing arrived on the channel for a while
+	ReasonFeedGap          = "feed_gap"          // resyncing: a book waits for a snapshot after a gap
+)
 
 // Gap (contract 1.1) tells the subscribers of an event channel (trade)
 // that the node never had the feed messages From to To (inclusive): they
@@ -194,6 +224,9 @@ type Book struct {
 const (
 	FeedSnapshot = "snapshot"
 	FeedUpdate   = "update"
+	// FeedHeartbeat (contract 1.1): a publisher's sign of life on a quiet
+	// channel, {"type":"heartbeat","seq":<newest seq>}; no data.
+	FeedHeartbeat = "heartbeat"
 )
 
 // FeedHeader is the envelope of a feed message without its data, which is

@@ -95,10 +95,11 @@ func TestShortRun(t *testing.T) {
 		if l == nil || l.Count == 0 {
 			t.Fatal("no latency recorded")
 		}
-		// Sane: loopback, a lightly loaded gateway; generous for -race and
-		// a busy CI machine.
-		if l.P50 <= 0 || l.P50 > 100 || l.P99 > 500 {
-			t.Errorf("latency p50 %.2f ms, p99 %.2f ms: want 0 < p50 <= 100 ms, p99 <= 500 ms", l.P50, l.P99)
+		// The measurement works: figures of the right order, not a
+		// performance bound (those live in docs/benchmarks.md). Under -race
+		// on a 2-core machine shared with other work, p50 passed 100 ms.
+		if l.P50 <= 0 || l.P50 > 1000 || l.P99 > 5000 {
+			t.Errorf("latency p50 %.2f ms, p99 %.2f ms: want 0 < p50 <= 1 s, p99 <= 5 s", l.P50, l.P99)
 		}
 		if r.Gateway == nil || r.Gateway.CPUSecondsInWindow <= 0 || r.Gateway.RSSBytes <= 0 {
 			t.Errorf("gateway usage not sampled: %+v", r.Gateway)

@@ -50,6 +50,7 @@ type serveFlags struct {
 	snapshotBurst     int
 	feedPendingMsgs   int
 	feedPendingBytes  int
+	staleAfter        time.Duration
 	writeTimeout      time.Duration
 	lagTimeout        time.Duration
 	sendQueue         int
@@ -92,6 +93,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSubsPerSub, "max-subscriptions-per-sub", 10000, "subscriptions of one token sub over all its connections on this node (too_many_subscriptions beyond; -1: no limit)")
 	fs.IntVar(&f.snapshotRate, "snapshot-rate", 1<<20, "snapshot and resume bytes per second one connection may ask for (rate_limited beyond, 1008 on abuse)")
 	fs.IntVar(&f.snapshotBurst, "snapshot-burst", 16<<20, "snapshot and resume bytes one connection may ask for at once, above --snapshot-rate")
+	fs.DurationVar(&f.staleAfter, "stale-after", 10*time.Second, "tell subscribers a channel is stale (feed_silent) when nothing, not even a publisher heartbeat, arrived on it for this long (0: never)")
 	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
@@ -142,6 +144,7 @@ func (f *serveFlags) check() error {
 		{"snapshot-rate", f.snapshotRate, f.snapshotRate > 0, "above 0"},
 		{"snapshot-burst", f.snapshotBurst, f.snapshotBurst > 0, "above 0"},
 		{"feed-pending-messages", f.feedPendingMsgs, f.feedPendingMsgs > 0, "above 0"},
+		{"stale-after", f.staleAfter, f.staleAfter >= 0, "0 (never) or above"},
 		{"feed-pending-bytes", f.feedPendingBytes, f.feedPendingBytes >= 1<<10, "at least 1024"},
 		{"write-timeout", f.writeTimeout, f.writeTimeout > 0, "above 0"},
 		{"lag-timeout", f.lagTimeout, f.lagTimeout >= 0, "0 (twice --write-timeout) or above"},
@@ -167,6 +170,15 @@ func (f *serveFlags) check() error {
 		}
 	}
 	return nil
+}
+
+// staleAfter is --stale-after as gateway.Config wants it: there zero means
+// the default and a negative value means never.
+func staleAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // authLeeway is --leeway as auth.Config wants it: there zero means the
@@ -328,6 +340,7 @@ func startNode(o nodeOptions) (*node, error) {
 		MaxSubscriptionsPerSubject: f.maxSubsPerSub,
 		SnapshotRate:               f.snapshotRate,
 		SnapshotBurst:              f.snapshotBurst,
+		StaleAfter:                 staleAfter(f.staleAfter),
 		WriteTimeout:               f.writeTimeout,
 		LagTimeout:                 f.lagTimeout,
 		SendQueueLimit:             f.sendQueue,

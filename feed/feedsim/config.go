@@ -33,6 +33,11 @@ type Config struct {
 	// SnapshotEvery is how often each book is published as a snapshot
 	// after its first one. Zero: 10s.
 	SnapshotEvery time.Duration
+	// HeartbeatEvery is how often Run sends a publisher heartbeat
+	// (contract 1.1) on each channel that published nothing meanwhile, so
+	// that gateways can tell a quiet channel from a dead one. Zero: 2s;
+	// negative: none.
+	HeartbeatEvery time.Duration
 	// Seed seeds the generator; the same seed gives the same stream.
 	// Zero: 0 (still deterministic).
 	Seed int64
@@ -50,6 +55,7 @@ const (
 	DefaultSubjectPrefix = "md"
 	DefaultBookDepth     = 25
 	DefaultSnapshotEvery = 10 * time.Second
+	DefaultHeartbeat     = 2 * time.Second
 	DefaultCodec         = "msgpack"
 	// MaxBookDepth bounds BookDepth.
 	MaxBookDepth = 1000
@@ -85,6 +91,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.HeartbeatEvery == 0 {
+		c.HeartbeatEvery = DefaultHeartbeat
 	}
 	if c.Codec == "" {
 		c.Codec = DefaultCodec

@@ -15,8 +15,9 @@ type level struct{ tick, size int64 }
 // market is the simulated state of one symbol. Owned by its Sim.
 type market struct {
 	sym      string
-	subjects [proto.NumKinds + 1]string // by proto.Kind
-	seq      [proto.NumKinds + 1]uint64 // last seq per kind
+	subjects [proto.NumKinds + 1]string    // by proto.Kind
+	seq      [proto.NumKinds + 1]uint64    // last seq per kind
+	sent     [proto.NumKinds + 1]time.Time // when each kind last published (message or heartbeat)
 
 	priceDec int   // decimals of a price: one tick is 10^-priceDec
 	sizeDec  int   // decimals of a size: one lot is 10^-sizeDec

@@ -73,9 +73,10 @@ func (s *Sim) Next() (subject string, payload []byte, err error) {
 }
 
 // encode returns the subject of kind k of m and the payload of its next
-// feed message.
-func (s *Sim) encode(m *market, k proto.Kind, typ string, data any) (string, []byte, error) {
+// feed message, made at now.
+func (s *Sim) encode(m *market, now time.Time, k proto.Kind, typ string, data any) (string, []byte, error) {
 	m.seq[k]++
+	m.sent[k] = now
 	p, err := s.enc.Append(nil, proto.FeedMessage{Seq: m.seq[k], Type: typ, Data: data})
 	if err != nil {
 		return "", nil, fmt.Errorf("feedsim: encode %s: %w", m.subjects[k], err)
@@ -92,7 +93,7 @@ func (s *Sim) snapshot(m *market, now time.Time) (string, []byte, error) {
 		Checksum: m.checksum(s.wire),
 		TS:       now.UnixNano(),
 	}
-	return s.encode(m, proto.KindBook, proto.FeedSnapshot, b)
+	return s.encode(m, now, proto.KindBook, proto.FeedSnapshot, b)
 }
 
 func (s *Sim) delta(m *market, now time.Time) (string, []byte, error) {
@@ -110,7 +111,7 @@ func (s *Sim) delta(m *market, now time.Time) (string, []byte, error) {
 		b.Asks = append(b.Asks, proto.Level{m.price(m.asks[0].tick), m.size(m.asks[0].size)})
 	}
 	b.Checksum = m.checksum(s.wire)
-	return s.encode(m, proto.KindBook, proto.FeedUpdate, b)
+	return s.encode(m, now, proto.KindBook, proto.FeedUpdate, b)
 }
 
 func (s *Sim) ticker(m *market, now time.Time) (string, []byte, error) {
@@ -126,7 +127,7 @@ func (s *Sim) ticker(m *market, now time.Time) (string, []byte, error) {
 		t.Bid, t.BidSize = "0", "0"
 	}
 	t.Ask, t.AskSize = m.price(m.asks[0].tick), m.size(m.asks[0].size)
-	return s.encode(m, proto.KindTicker, proto.FeedUpdate, t)
+	return s.encode(m, now, proto.KindTicker, proto.FeedUpdate, t)
 }
 
 func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
@@ -146,11 +147,34 @@ func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
 		Side:   side,
 		TS:     now.UnixNano(),
 	}
-	return s.encode(m, proto.KindTrade, proto.FeedUpdate, t)
+	return s.encode(m, now, proto.KindTrade, proto.FeedUpdate, t)
+}
+
+// Heartbeats returns a publisher heartbeat (contract 1.1,
+// {"type":"heartbeat","seq":<newest seq>}) for every channel that published
+// nothing for Config.HeartbeatEvery, as subject and payload pairs, and
+// counts them as sent.
+func (s *Sim) Heartbeats() (subjects []string, payloads [][]byte, err error) {
+	now := s.cfg.Now()
+	for _, m := range s.markets {
+		for _, k := range proto.Kinds() {
+			if now.Sub(m.sent[k]) < s.cfg.HeartbeatEvery {
+				continue
+			}
+			p, err := s.enc.Append(nil, proto.FeedMessage{Seq: m.seq[k], Type: proto.FeedHeartbeat})
+			if err != nil {
+				return nil, nil, fmt.Errorf("feedsim: encode heartbeat %s: %w", m.subjects[k], err)
+			}
+			m.sent[k] = now
+			subjects, payloads = append(subjects, m.subjects[k]), append(payloads, p)
+		}
+	}
+	return subjects, payloads, nil
 }
 
 // Run publishes Next's messages at Config.Rate until ctx is done, then
-// returns nil. A failing publish is logged (at most once per second, with a
+// returns nil, and every Config.HeartbeatEvery a heartbeat on each channel
+// that was quiet meanwhile (Heartbeats). A failing publish is logged (at most once per second, with a
 // count) and the message is lost, as on a real feed; the seq moves on, so
 // consumers see a gap. An encoding error ends Run.
 func (s *Sim) Run(ctx context.Context, publish func(subject string, payload []byte) error) error {
@@ -161,15 +185,39 @@ func (s *Sim) Run(ctx context.Context, publish func(subject string, payload []by
 	perTick := s.cfg.Rate * interval.Seconds()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var hb <-chan time.Time // nil: never
+	if s.cfg.HeartbeatEvery > 0 {
+		ht := time.NewTicker(s.cfg.HeartbeatEvery / 2) // a quiet channel's heartbeat is at most 1.5 intervals apart
+		defer ht.Stop()
+		hb = ht.C
+	}
 	var (
 		due      float64
 		failed   int
 		lastWarn time.Time
 	)
+	warn := func(subject string, err error) {
+		failed++
+		if now := time.Now(); now.Sub(lastWarn) >= time.Second {
+			s.cfg.Logger.Warn("feedsim: publish failed", "subject", subject, "err", err, "failed", failed)
+			lastWarn, failed = now, 0
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-hb:
+			subjects, payloads, err := s.Heartbeats()
+			if err != nil {
+				return err
+			}
+			for i, subject := range subjects {
+				if err := publish(subject, payloads[i]); err != nil {
+					warn(subject, err)
+				}
+			}
+			continue
 		case <-t.C:
 		}
 		due = min(due+perTick, max(s.cfg.Rate, 1)) // at most a second's worth at once
@@ -179,11 +227,7 @@ func (s *Sim) Run(ctx context.Context, publish func(subject string, payload []by
 				return err
 			}
 			if err := publish(subject, payload); err != nil {
-				failed++
-				if now := time.Now(); now.Sub(lastWarn) >= time.Second {
-					s.cfg.Logger.Warn("feedsim: publish failed", "subject", subject, "err", err, "failed", failed)
-					lastWarn, failed = now, 0
-				}
+				warn(subject, err)
 			}
 		}
 	}

@@ -247,3 +247,48 @@ func TestRun(t *testing.T) {
 		t.Fatal("no failing publish exercised")
 	}
 }
+
+// Heartbeats names every channel quiet for HeartbeatEvery, with its newest
+// seq, in a payload the node decodes as a heartbeat; a busy channel gets
+// none.
+func TestHeartbeats(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newSim(t, feedsim.Config{Symbols: []string{"BTC-USD"}, HeartbeatEvery: time.Second, Now: func() time.Time { return now }})
+	seqs := map[string]uint64{}
+	for range 30 {
+		subj, p, err := s.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := proto.ParseChannel(strings.TrimPrefix(subj, "md."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := feed.Decode(ch, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[subj] = m.Seq
+	}
+	if subjects, _, err := s.Heartbeats(); err != nil || len(subjects) != 0 {
+		t.Fatalf("heartbeats right after messages: %q, %v", subjects, err)
+	}
+	now = now.Add(time.Second)
+	subjects, payloads, err := s.Heartbeats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subjects) != 3 {
+		t.Fatalf("heartbeats on %q, want all three kinds of BTC-USD", subjects)
+	}
+	for i, subj := range subjects {
+		ch, _ := proto.ParseChannel(strings.TrimPrefix(subj, "md."))
+		m, err := feed.Decode(ch, payloads[i])
+		if err != nil || !m.Heartbeat || m.Seq != seqs[subj] {
+			t.Fatalf("%s: decoded %+v, %v; want a heartbeat with seq %d", subj, m, err, seqs[subj])
+		}
+	}
+	if subjects, _, _ := s.Heartbeats(); len(subjects) != 0 {
+		t.Fatalf("heartbeats again at once: %q", subjects)
+	}
+}

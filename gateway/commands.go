@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -122,6 +123,10 @@ type pick struct {
 	name  string
 	sub   *subscription // a re-subscribe: the subscription it restarts
 	since *uint64
+	// fetch: a resume the node's memory cannot serve, to be read from the
+	// history stream while the subscribe waits; fetched: what was read.
+	fetch   bool
+	fetched *fetched
 	// A new channel: its hub entry and NATS hold, and the per-subject
 	// subscription slot reserved for it (admission).
 	entry *channel
@@ -196,6 +201,9 @@ func (c *conn) subscribe(cmd *proto.Command) {
 			p.entry, p.hold = e, hold
 			fresh++
 		}
+		if p.fetch = c.needsHistory(p); p.fetch {
+			waits = true
+		}
 		ok = append(ok, p)
 	}
 	if !waits {
@@ -260,6 +268,8 @@ func (c *conn) await(w *waitingSubscribe) {
 	defer c.srv.recoverPanic("subscribe", c)
 	timer := time.NewTimer(c.srv.cfg.SubscribeTimeout)
 	defer timer.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.SubscribeTimeout)
+	defer cancel()
 wait:
 	for _, p := range w.picks {
 		if p.hold == nil {
@@ -271,6 +281,11 @@ wait:
 			break wait
 		case <-c.done:
 			break wait
+		}
+	}
+	for i := range w.picks {
+		if p := &w.picks[i]; p.fetch && (p.hold == nil || p.hold.Err() == nil) {
+			p.fetched = c.fetchHistory(ctx, p.ch, *p.since)
 		}
 	}
 	c.cmdMu.Lock()
@@ -345,7 +360,7 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: id, Channels: make([]string, 0, len(ok))}
 	var lost []string
 	for _, p := range ok {
-		opt.since = p.since
+		opt.since, opt.fetched = p.since, p.fetched
 		j := p.sub.entry.join(p.sub, opt)
 		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
 		ack.Channels = append(ack.Channels, p.name)

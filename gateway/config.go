@@ -133,6 +133,10 @@ type Config struct {
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
+	// History is where the node reads what its memory no longer holds, to
+	// resume a client on any node (feed.History over a JetStream stream).
+	// Zero: memory only.
+	History History
 	// Metrics receives the gateway's series. Zero: NewMetrics(nil), a
 	// registry nobody scrapes.
 	Metrics *Metrics

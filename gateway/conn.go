@@ -94,7 +94,7 @@ func (c *conn) welcome() {
 		Codec:       c.codec.Name(),
 		HeartbeatMS: c.srv.cfg.HeartbeatInterval.Milliseconds(),
 		Exp:         c.exp.Unix(),
-		Features:    []string{proto.FeatureStatus}, // the contract 1.1 additions this node serves
+		Features:    c.srv.features(),
 	})
 }
 

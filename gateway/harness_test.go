@@ -61,17 +61,30 @@ func (s *syncBuffer) String() string {
 // e.signer with audience "tickgate".
 func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	t.Helper()
-	return newSignedTestEnv(t, false, tweak...)
+	return newSignedTestEnv(t, envOptions{}, tweak...)
+}
+
+// envOptions say what a test environment adds to the plain one.
+type envOptions struct {
+	proxied   bool // the node reaches NATS through e.proxy, which the test can freeze
+	jetstream bool // NATS with JetStream, the history stream, and Config.History reading it
 }
 
 // newProxiedTestEnv is newTestEnv with the node reaching NATS through
 // e.proxy, which the test can freeze: a half-open path to NATS.
 func newProxiedTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	t.Helper()
-	return newSignedTestEnv(t, true, tweak...)
+	return newSignedTestEnv(t, envOptions{proxied: true}, tweak...)
 }
 
-func newSignedTestEnv(t *testing.T, proxied bool, tweak ...func(*Config)) *testEnv {
+// newHistoryTestEnv is newTestEnv on NATS with JetStream and the history
+// stream (in memory), the node reading it (--history jetstream).
+func newHistoryTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
+	t.Helper()
+	return newSignedTestEnv(t, envOptions{jetstream: true}, tweak...)
+}
+
+func newSignedTestEnv(t *testing.T, o envOptions, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -83,7 +96,7 @@ func newSignedTestEnv(t *testing.T, proxied bool, tweak ...func(*Config)) *testE
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := startTestEnv(t, verifier, proxied, tweak...)
+	e := startTestEnv(t, verifier, o, tweak...)
 	if e.signer, err = auth.NewHMACSigner(secret, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -94,17 +107,20 @@ func newSignedTestEnv(t *testing.T, proxied bool, tweak ...func(*Config)) *testE
 // NATS, the feed source, TLS, a publisher, logs to e.logs at debug level.
 func newTestEnvWith(t *testing.T, verifier *auth.Verifier, tweak ...func(*Config)) *testEnv {
 	t.Helper()
-	return startTestEnv(t, verifier, false, tweak...)
+	return startTestEnv(t, verifier, envOptions{}, tweak...)
 }
 
-// startTestEnv is newTestEnvWith; when proxied, the node reaches NATS
-// through e.proxy.
-func startTestEnv(t *testing.T, verifier *auth.Verifier, proxied bool, tweak ...func(*Config)) *testEnv {
+// startTestEnv is newTestEnvWith with what o adds.
+func startTestEnv(t *testing.T, verifier *auth.Verifier, o envOptions, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{logs: &syncBuffer{}}
-	e.ns = natstest.Run(t, natstest.RandomPort)
+	if o.jetstream {
+		e.ns = natstest.RunJetStream(t, natstest.RandomPort)
+	} else {
+		e.ns = natstest.Run(t, natstest.RandomPort)
+	}
 	natsURL := e.ns.ClientURL()
-	if proxied {
+	if o.proxied {
 		e.proxy = natstest.NewProxy(t, e.ns.Addr().String())
 		natsURL = e.proxy.URL()
 	}
@@ -120,6 +136,18 @@ func startTestEnv(t *testing.T, verifier *auth.Verifier, proxied bool, tweak ...
 	// No feed_silent statuses unless a test asks for them: test feeds send
 	// no publisher heartbeats, and quiet channels are the rule in tests.
 	cfg := Config{NodeID: "gw-test", TLS: e.cert.ServerConfig(), Logger: logger, DrainWithin: 50 * time.Millisecond, StaleAfter: -1}
+	if o.jetstream {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := e.src.EnsureStream(ctx, feed.StreamConfig{Memory: true}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := feed.NewHistory(e.src, feed.DefaultStream, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.History = h
+	}
 	for _, f := range tweak {
 		f(&cfg)
 	}

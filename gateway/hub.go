@@ -281,7 +281,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 	case ev.Seq <= s.last && !ev.Restart:
 		return "", nil // already covered by what the subscriber holds
 	case e.ch.Kind == proto.KindTrade:
-		if ev.GapTo != 0 && !s.addTrade(pending{frame: enc.gapFrame(h.codecs, ci, e.name, ev)}) {
+		if f := e.gapFor(h, s, ev, enc); f != nil && !s.addTrade(pending{frame: f}) {
 			return evictTradeOverflow, nil
 		}
 		if ev.Data == nil {
@@ -310,6 +310,29 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 	s.needSnapshot = false
 	o.ready(s, h.now)
 	return "", start
+}
+
+// gapFor is the gap message s gets before the trade event ev, or nil: the
+// event's gap as far as s does not hold those seqs already (it may have
+// them from the history stream), and for the first live trade after a
+// resume from the stream, any seqs between the resume and it, which the
+// node's own state may never have seen. Called with e.mu and c.out.mu
+// held.
+func (e *channel) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) []byte {
+	from, to := ev.GapFrom, ev.GapTo
+	if s.checkFirst && ev.Data != nil {
+		s.checkFirst = false
+		if ev.Seq > s.last+1 {
+			from, to = s.last+1, ev.Seq-1
+		}
+	}
+	switch {
+	case to == 0 || to <= s.last:
+		return nil
+	case from == ev.GapFrom && to == ev.GapTo && from > s.last:
+		return enc.gapFrame(h.codecs, s.c.codecIdx, e.name, ev)
+	}
+	return h.codecs.frame(s.c.codecIdx, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: max(from, s.last+1), To: to})
 }
 
 // pendingUpdate is ev as an update for s: the shared frame when s is in

@@ -141,6 +141,7 @@ func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
 type joinOptions struct {
 	snapshot bool          // wants the current state first
 	since    *uint64       // resume from this seq when the node can
+	fetched  *fetched      // with since: what the history stream holds after it, when memory does not
 	throttle time.Duration // at most one write per this on the channel
 }
 
@@ -168,13 +169,18 @@ func (e *channel) join(s *subscription, opt joinOptions) (j joined) {
 	o.requeue(s) // a re-subscribe must queue behind its ack
 	s.gated, s.dead, s.needSnapshot = true, false, false
 	s.status = e.status // a joiner is told a channel that is not live, after its ack
-	s.last = 0
+	s.last, s.checkFirst = 0, false
 	s.throttle, s.nextAt = opt.throttle, time.Time{}
 	if e.ch.Kind == proto.KindTrade {
 		s.throttle = 0 // trades are never held back: they cannot be merged, only piled up
 	}
 	if opt.since != nil {
-		if evs, ok := e.state.Since(*opt.since); ok {
+		evs, ok := e.state.Since(*opt.since)
+		if !ok && opt.fetched != nil {
+			evs, ok = e.splice(opt.fetched)
+			s.checkFirst = ok // the node may not have seen what the stream had: check the first live trade
+		}
+		if ok {
 			// The chain starts at the client's seq, which may be a periodic
 			// snapshot the node absorbed rather than the last event it sent.
 			s.last = *opt.since

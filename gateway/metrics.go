@@ -40,6 +40,7 @@ type Metrics struct {
 	subscriptions    prometheus.Gauge
 	feedGaps         *prometheus.CounterVec
 	channels         *prometheus.GaugeVec
+	historyReadsVec  *prometheus.CounterVec
 
 	// Per-message series resolved once, so the feed path does no label
 	// lookups: by feed.Outcome and by proto.Kind.
@@ -47,6 +48,7 @@ type Metrics struct {
 	coalescedByKind [proto.NumKinds + 1]prometheus.Counter
 	feedGapsByKind  [proto.NumKinds + 1]prometheus.Counter
 	channelsByState [numChanStates]prometheus.Gauge
+	historyReads    map[string]prometheus.Counter // by result
 }
 
 // NewMetrics creates the series and registers them with reg (nil: a fresh
@@ -87,9 +89,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_feed_gaps_total", Help: "Feed seq gaps the node saw (feed messages it never had), by kind; on trade channels each is reported to subscribers as a gap message."}, []string{"kind"}),
 		channels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
+		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, not_covered (the stream lacks messages after the seq), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels)
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec)
 	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout, evictIdleTimeout} {
 		m.evictions.WithLabelValues(r)
 	}
@@ -100,6 +104,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.handshakeFails.WithLabelValues(failUpgrade)
 	for st := range numChanStates {
 		m.channelsByState[st] = m.channels.WithLabelValues(st.String())
+	}
+	m.historyReads = make(map[string]prometheus.Counter)
+	for _, r := range []string{historyResumed, historyNotCovered, historyFailed} {
+		m.historyReads[r] = m.historyReadsVec.WithLabelValues(r)
 	}
 	m.outcomeByCode = make(map[feed.Outcome]prometheus.Counter)
 	for _, o := range feed.Outcomes() {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
 )
 
 type sessionStorage = gws.SessionStorage
@@ -86,6 +87,15 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		s.upgraders[i] = gws.NewUpgrader(events{}, opt)
 	}
 	return s, nil
+}
+
+// features are the contract 1.1 additions this node serves, for welcome.
+func (s *Server) features() []string {
+	f := []string{proto.FeatureStatus}
+	if s.cfg.History != nil {
+		f = append(f, proto.FeatureDurableResume)
+	}
+	return f
 }
 
 // Handler returns the HTTP handler of the public listener.

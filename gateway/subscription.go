@@ -27,6 +27,7 @@ type subscription struct {
 	gated        bool        // joining: pending data waits until the ack is queued
 	dead         bool        // unsubscribed: pending data is dropped
 	needSnapshot bool        // the next event goes out as a snapshot
+	checkFirst   bool        // resumed from the history stream: the first live trade may follow a hole the node never saw
 	plan         *headPlan   // a head (snapshot, replay) to encode outside the locks; the writer skips s until it is in head
 	last         uint64      // seq of the last message queued on this channel (the chain's head)
 	head         []pending   // a snapshot or a resume replay, written first

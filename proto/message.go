@@ -29,7 +29,8 @@ const (
 
 // Features (contract 1.1) a node lists in welcome when it serves them.
 const (
-	FeatureStatus = "status" // status messages (Status)
+	FeatureStatus        = "status"         // status messages (Status)
+	FeatureDurableResume = "durable_resume" // resume from a history stream, on any node
 )
 
 // Command is every client-to-server message. Fields unused by an op are

@@ -39,8 +39,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "tickgate-dev"), "where the certificate and HMAC secret are written")
 	// dev's own defaults. They are assigned, not Set, so that the
 	// environment and the config file still apply to these flags.
-	f.audience, f.nodeID = devAudience, "dev-1"
-	fs.Lookup("audience").DefValue, fs.Lookup("node-id").DefValue = devAudience, "dev-1"
+	f.audience, f.nodeID, f.history = devAudience, "dev-1", "jetstream"
+	fs.Lookup("audience").DefValue, fs.Lookup("node-id").DefValue, fs.Lookup("history").DefValue = devAudience, "dev-1", "jetstream"
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,15 +81,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logger.Warn("dev ignores a serve setting from the environment", "variable", env)
 	}
 
-	ns, err := startEmbeddedNATS(*natsListen)
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("--dir: %w", err)
+	}
+	ns, err := startEmbeddedNATS(*natsListen, filepath.Join(*dir, "jetstream"))
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
 	f.natsURL = ns.ClientURL()
-
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return fmt.Errorf("--dir: %w", err)
+	if f.history == "jetstream" {
+		// The history stream, so that resume on any node works in the
+		// first minute; an hour of the synthetic feed.
+		if err := devStream(ctx, f.natsURL, f.subjectPrefix, f.historyStream); err != nil {
+			return err
+		}
 	}
 	cert, err := selfsigned.New(7 * 24 * time.Hour)
 	if err != nil {
@@ -163,8 +169,25 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return n.wait(ctx)
 }
 
-// startEmbeddedNATS runs a NATS server in the process on addr.
-func startEmbeddedNATS(addr string) (*natsserver.Server, error) {
+// devStream creates (or updates) dev's history stream: file storage in
+// dev's directory, an hour of the feed.
+func devStream(ctx context.Context, url, prefix, name string) error {
+	src, err := feed.Connect(feed.Config{URL: url, SubjectPrefix: prefix, Name: "tickgate dev stream"})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := src.EnsureStream(ctx, feed.StreamConfig{Name: name, SubjectPrefix: prefix, MaxAge: time.Hour, MaxMsgsPerSubject: 100_000}); err != nil {
+		return fmt.Errorf("dev history stream: %w", err)
+	}
+	return nil
+}
+
+// startEmbeddedNATS runs a NATS server in the process on addr, with
+// JetStream keeping its files in storeDir.
+func startEmbeddedNATS(addr, storeDir string) (*natsserver.Server, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, usagef("--nats-listen %q: %v", addr, err)
@@ -176,7 +199,8 @@ func startEmbeddedNATS(addr string) (*natsserver.Server, error) {
 	if port == 0 {
 		port = natsserver.RANDOM_PORT
 	}
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoSigs: true, NoLog: true, ServerName: "tickgate-dev"})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: host, Port: port, NoSigs: true, NoLog: true, ServerName: "tickgate-dev",
+		JetStream: true, StoreDir: storeDir})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}

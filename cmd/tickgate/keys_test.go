@@ -456,7 +456,7 @@ func TestServeReloadsKeysOnSIGHUP(t *testing.T) {
 	signal.Notify(guard, syscall.SIGHUP)
 	t.Cleanup(func() { signal.Stop(guard) })
 
-	ns, err := startEmbeddedNATS("127.0.0.1:0")
+	ns, err := startEmbeddedNATS("127.0.0.1:0", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

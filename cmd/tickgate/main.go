@@ -1,6 +1,7 @@
 // Command tickgate is the tickgate gateway binary: serve (a gateway node),
 // dev (a node with embedded NATS, synthetic feed and self-signed TLS),
-// token (mint an HS256 token) and feedsim (publish a synthetic feed).
+// token (mint an HS256 token), feedsim (publish a synthetic feed) and
+// stream (the JetStream history stream).
 //
 // Every flag also reads from the environment as TICKGATE_<FLAG> (upper
 // case, '-' as '_') and from an optional YAML file (--config); flags win
@@ -25,6 +26,7 @@ commands:
   dev      run a node with embedded NATS, a synthetic feed and self-signed TLS
   token    mint an HS256 token
   feedsim  publish a synthetic ticker/book/trade feed on NATS
+  stream   create, update or check the JetStream history stream (serve --history jetstream)
 
 Run 'tickgate <command> -h' for a command's flags.
 `
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runToken(args[1:], stdout, stderr)
 	case "feedsim":
 		err = runFeedsim(ctx, args[1:], stdout, stderr)
+	case "stream":
+		err = runStream(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,8 @@ type serveFlags struct {
 	feedPendingMsgs   int
 	feedPendingBytes  int
 	staleAfter        time.Duration
+	history           string
+	historyStream     string
 	writeTimeout      time.Duration
 	lagTimeout        time.Duration
 	sendQueue         int
@@ -93,6 +96,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSubsPerSub, "max-subscriptions-per-sub", 10000, "subscriptions of one token sub over all its connections on this node (too_many_subscriptions beyond; -1: no limit)")
 	fs.IntVar(&f.snapshotRate, "snapshot-rate", 1<<20, "snapshot and resume bytes per second one connection may ask for (rate_limited beyond, 1008 on abuse)")
 	fs.IntVar(&f.snapshotBurst, "snapshot-burst", 16<<20, "snapshot and resume bytes one connection may ask for at once, above --snapshot-rate")
+	fs.StringVar(&f.history, "history", "memory", "where a resume the node's memory cannot serve is read: memory (none), or jetstream (the --history-stream stream, on any node)")
+	fs.StringVar(&f.historyStream, "history-stream", feed.DefaultStream, "the JetStream stream over the feed subjects that --history jetstream reads (tickgate stream creates it)")
 	fs.DurationVar(&f.staleAfter, "stale-after", 10*time.Second, "tell subscribers a channel is stale (feed_silent) when nothing, not even a publisher heartbeat, arrived on it for this long (0: never)")
 	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
@@ -145,6 +150,8 @@ func (f *serveFlags) check() error {
 		{"snapshot-burst", f.snapshotBurst, f.snapshotBurst > 0, "above 0"},
 		{"feed-pending-messages", f.feedPendingMsgs, f.feedPendingMsgs > 0, "above 0"},
 		{"stale-after", f.staleAfter, f.staleAfter >= 0, "0 (never) or above"},
+		{"history", f.history, f.history == "memory" || f.history == "jetstream", "memory or jetstream"},
+		{"history-stream", f.historyStream, f.historyStream != "" && !strings.ContainsAny(f.historyStream, ".*> \t"), "a stream name (no dots, wildcards or spaces)"},
 		{"feed-pending-bytes", f.feedPendingBytes, f.feedPendingBytes >= 1<<10, "at least 1024"},
 		{"write-timeout", f.writeTimeout, f.writeTimeout > 0, "above 0"},
 		{"lag-timeout", f.lagTimeout, f.lagTimeout >= 0, "0 (twice --write-timeout) or above"},
@@ -277,6 +284,7 @@ type node struct {
 	tls    bool
 	errc   chan error
 	reg    *prometheus.Registry
+	hist   *feed.History // with --history jetstream; else nil
 }
 
 func startNode(o nodeOptions) (*node, error) {
@@ -329,6 +337,27 @@ func startNode(o nodeOptions) (*node, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_dropped_total", Help: "Feed messages the node's NATS client dropped because a channel's pending limits (--feed-pending-messages, --feed-pending-bytes) were reached; each shows as a feed gap."},
 			func() float64 { return float64(src.Dropped()) }),
 	)
+	var (
+		hist    *feed.History
+		history gateway.History // nil unless --history jetstream: an interface holding a nil pointer is not nil
+	)
+	if f.history == "jetstream" {
+		if hist, err = feed.NewHistory(src, f.historyStream, 0); err != nil {
+			src.Close()
+			return nil, err
+		}
+		history = hist
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if err := hist.Check(ctx); err != nil {
+			// The node serves anyway, from memory, and reads the stream as
+			// soon as it is there (every resume looks again).
+			o.logger.Warn("history stream not readable: resumes beyond memory fall back (snapshot, history_unavailable) until it is; /readyz says so",
+				"stream", f.historyStream, "err", err.Error())
+		} else {
+			o.logger.Info("history stream readable: resumes beyond memory come from it", "stream", f.historyStream)
+		}
+		cancel()
+	}
 	srv, err := gateway.New(gateway.Config{
 		NodeID:                     f.nodeID,
 		TLS:                        o.tls,
@@ -337,6 +366,7 @@ func startNode(o nodeOptions) (*node, error) {
 		HeartbeatInterval:          f.heartbeat,
 		MaxMessageBytes:            f.maxMessageBytes,
 		MaxSubscriptions:           f.maxSubscriptions,
+		History:                    history,
 		MaxSubscriptionsPerSubject: f.maxSubsPerSub,
 		SnapshotRate:               f.snapshotRate,
 		SnapshotBurst:              f.snapshotBurst,
@@ -365,7 +395,7 @@ func startNode(o nodeOptions) (*node, error) {
 		src.Close()
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
-	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2), reg: reg}
+	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2), reg: reg, hist: hist}
 	if f.admin != "" {
 		if n.adminL, err = net.Listen("tcp", f.admin); err != nil {
 			_ = ln.Close()
@@ -413,6 +443,20 @@ func (n *node) url() string {
 	return scheme + "://" + n.ln.Addr().String() + gateway.WebSocketPath
 }
 
+// historyDetail is /readyz's line about the history stream: a node that
+// cannot read it is still ready (it serves from memory), and says so.
+func (n *node) historyDetail() string {
+	if n.hist == nil {
+		return "history: memory\n"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := n.hist.Check(ctx); err != nil {
+		return fmt.Sprintf("history: jetstream stream %s not readable (%v): resumes from memory only\n", n.hist.Stream(), err)
+	}
+	return fmt.Sprintf("history: jetstream stream %s\n", n.hist.Stream())
+}
+
 func (n *node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
@@ -427,7 +471,7 @@ func (n *node) adminHandler() http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "ready\n")
+		_, _ = io.WriteString(w, "ready\n"+n.historyDetail())
 	})
 	return mux
 }

@@ -17,7 +17,13 @@ const RandomPort = server.RANDOM_PORT
 // Shutdown is harmless.
 func Run(t testing.TB, port int) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
+	return run(t, &server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true})
+}
+
+func run(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	port := opts.Port
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
@@ -30,4 +36,11 @@ func Run(t testing.TB, port int) *server.Server {
 		t.Fatalf("natstest: server on port %d not ready after 10s", port)
 	}
 	return ns
+}
+
+// RunJetStream is Run with JetStream enabled, its files in a temporary
+// directory of the test.
+func RunJetStream(t testing.TB, port int) *server.Server {
+	t.Helper()
+	return run(t, &server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true, JetStream: true, StoreDir: t.TempDir()})
 }

@@ -1,0 +1,250 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// History reads a channel's past from a JetStream stream over the feed
+// subjects (contract 1.1 durable resume, docs/operations.md "History
+// stream"): the stream is the operator's; a node only reads it. It is
+// safe for concurrent use. A stream that is missing, or a server without
+// JetStream, makes every read fail with ErrNoHistory until it appears: the
+// node serves from its memory meanwhile.
+type History struct {
+	js     jetstream.JetStream // Static after construction.
+	name   string              // Static after construction: the stream.
+	prefix string              // Static after construction: the subject prefix.
+	limit  int                 // Static after construction: messages one Since may replay.
+}
+
+// Errors of History.
+var (
+	// ErrNoHistory: the stream is missing, or the server has no JetStream.
+	ErrNoHistory = errors.New("feed: no history stream")
+	// ErrNotCovered: the stream does not hold every message after the
+	// given seq (it was cut by its limits, or the seq is not the
+	// publisher's), or more of them than a replay may take.
+	ErrNotCovered = errors.New("feed: history does not cover the seq")
+)
+
+// DefaultReplayLimit bounds the messages one History.Since replays.
+const DefaultReplayLimit = 100_000
+
+// NewHistory reads history from stream name through src's connection.
+// limit bounds the messages one Since replays (zero: DefaultReplayLimit).
+func NewHistory(src *Source, name string, limit int) (*History, error) {
+	js, err := jetstream.New(src.nc)
+	if err != nil {
+		return nil, fmt.Errorf("feed: jetstream: %w", err)
+	}
+	if limit <= 0 {
+		limit = DefaultReplayLimit
+	}
+	return &History{js: js, name: name, prefix: src.cfg.SubjectPrefix, limit: limit}, nil
+}
+
+// Stream returns the stream's name.
+func (h *History) Stream() string { return h.name }
+
+// Check reports whether the stream can be read: nil, or an error wrapping
+// ErrNoHistory that says why not.
+func (h *History) Check(ctx context.Context) error {
+	_, err := h.stream(ctx)
+	return err
+}
+
+func (h *History) stream(ctx context.Context) (jetstream.Stream, error) {
+	s, err := h.js.Stream(ctx, h.name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, fmt.Errorf("%w: stream %s does not exist", ErrNoHistory, h.name)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return nil, fmt.Errorf("%w: JetStream is not enabled", ErrNoHistory)
+	case err != nil:
+		return nil, fmt.Errorf("%w: stream %s: %w", ErrNoHistory, h.name, err)
+	}
+	return s, nil
+}
+
+// Since returns the channel's feed messages after publisher seq seq, in
+// order, as the stream holds them now, and the newest publisher seq they
+// reach (seq itself when there is nothing newer). Publisher heartbeats are
+// left out, but a heartbeat ahead of the messages moves upTo. It fails
+// with ErrNotCovered unless the stream holds the message right after seq
+// (or nothing after seq at all, when seq is the channel's newest), and
+// when more than the replay limit would follow.
+//
+// The position of seq is found by a binary search over the stream's
+// sequence numbers, each step one direct get of the channel's next message
+// at or after a stream sequence: about log2(stream length) requests (30 for
+// a billion messages), never a scan. It relies on a channel's publisher
+// seqs growing with the stream sequence, which holds within one run of the
+// publisher; the message found must carry exactly seq+1.
+func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs []*Message, upTo uint64, err error) {
+	st, err := h.stream(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	subject := ch.Subject(h.prefix)
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: stream info: %w", ErrNoHistory, err)
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil, 0, fmt.Errorf("%w: the stream is empty", ErrNotCovered)
+	}
+	// The smallest stream sequence holding a message of ch with a
+	// publisher seq above seq.
+	var found *jetstream.RawStreamMsg
+	var foundSeq uint64
+	lo, hi := first, last+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		m, p, err := h.next(ctx, st, ch, subject, mid)
+		if err != nil {
+			return nil, 0, err
+		}
+		if m == nil || p > seq {
+			if m != nil {
+				found, foundSeq = m, p
+			}
+			hi = mid
+			continue
+		}
+		lo = m.Sequence + 1
+	}
+	if found == nil {
+		// Nothing after seq: covered only when seq is the newest.
+		m, err := st.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %s: %w", ErrNotCovered, ch, err)
+		}
+		if p, err := pubSeq(ch, m.Data); err != nil || p != seq {
+			return nil, 0, fmt.Errorf("%w: %s: the stream's newest is not %d", ErrNotCovered, ch, seq)
+		}
+		return nil, seq, nil
+	}
+	if foundSeq != seq+1 {
+		return nil, 0, fmt.Errorf("%w: %s: the stream's first message after %d is %d", ErrNotCovered, ch, seq, foundSeq)
+	}
+	return h.replay(ctx, st, ch, subject, found.Sequence, last, seq)
+}
+
+// next returns the first message of ch at or after stream sequence from,
+// with its publisher seq, or nil when there is none. A heartbeat counts
+// with its seq.
+func (h *History) next(ctx context.Context, st jetstream.Stream, ch proto.Channel, subject string, from uint64) (*jetstream.RawStreamMsg, uint64, error) {
+	m, err := st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, fmt.Errorf("%w: get: %w", ErrNoHistory, err)
+	}
+	p, err := pubSeq(ch, m.Data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %s at stream seq %d: %w", ErrNotCovered, ch, m.Sequence, err)
+	}
+	return m, p, nil
+}
+
+// pubSeq is the publisher seq of a stored feed payload.
+func pubSeq(ch proto.Channel, payload []byte) (uint64, error) {
+	m, err := Decode(ch, payload)
+	if err != nil {
+		return 0, err
+	}
+	return m.Seq, nil
+}
+
+// replay reads ch's messages from stream sequence start up to last (the
+// stream's newest when the search began) with an ordered consumer.
+func (h *History) replay(ctx context.Context, st jetstream.Stream, ch proto.Channel, subject string, start, last, after uint64) ([]*Message, uint64, error) {
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: consumer: %w", ErrNoHistory, err)
+	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = st.DeleteConsumer(dctx, info.Name)
+			cancel()
+		}
+	}()
+	var msgs []*Message
+	upTo := after
+	for {
+		// Stored messages are there at once: no waiting for more.
+		batch, err := cons.FetchNoWait(500)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
+		}
+		n, done := 0, false
+		for jm := range batch.Messages() {
+			n++
+			md, err := jm.Metadata()
+			if err != nil {
+				return nil, 0, fmt.Errorf("%w: metadata: %w", ErrNoHistory, err)
+			}
+			m, err := Decode(ch, jm.Data())
+			switch {
+			case err != nil:
+				// A payload the node would have dropped live: left out, and
+				// its seq shows as a gap if it was one.
+			case m.Heartbeat:
+				upTo = max(upTo, m.Seq)
+			case m.Seq <= upTo:
+				// A duplicate, or the old run of a restarted publisher.
+			default:
+				msgs = append(msgs, m)
+				upTo = m.Seq
+				if len(msgs) > h.limit {
+					return nil, 0, fmt.Errorf("%w: %s: more than %d messages after %d", ErrNotCovered, ch, h.limit, after)
+				}
+			}
+			if md.Sequence.Stream >= last || md.NumPending == 0 {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, 0, fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
+		}
+		if done || n == 0 {
+			return msgs, upTo, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", ErrNoHistory, err)
+		}
+	}
+}
+
+// Latest returns the newest message of ch in the stream (a heartbeat
+// included), or ErrNotCovered when there is none.
+func (h *History) Latest(ctx context.Context, ch proto.Channel) (*Message, error) {
+	st, err := h.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := st.GetLastMsgForSubject(ctx, ch.Subject(h.prefix))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, fmt.Errorf("%w: %s: nothing stored", ErrNotCovered, ch)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrNoHistory, err)
+	}
+	return Decode(ch, m.Data)
+}

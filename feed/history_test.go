@@ -1,0 +1,201 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/internal/natstest"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// historyEnv is an embedded JetStream server with the history stream, a
+// source and a publisher on it.
+func historyEnv(t *testing.T, cfg StreamConfig) (*Source, *History, func(ch proto.Channel, m proto.FeedMessage)) {
+	t.Helper()
+	srv := natstest.RunJetStream(t, natstest.RandomPort)
+	src := connectSource(t, srv.ClientURL(), Config{})
+	cfg.Memory = true
+	if what, err := src.EnsureStream(ctxTimeout(t, 5*time.Second), cfg); err != nil || what != "created" {
+		t.Fatalf("EnsureStream = %q, %v", what, err)
+	}
+	h, err := NewHistory(src, cfg.withDefaults().Name, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := DialPublisher(srv.ClientURL(), "history test", "md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	publish := func(ch proto.Channel, m proto.FeedMessage) {
+		t.Helper()
+		if err := pub.PublishMessage(ch, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src, h, func(ch proto.Channel, m proto.FeedMessage) {
+		publish(ch, m)
+		if err := pub.Flush(ctxTimeout(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func trade(seq uint64) proto.FeedMessage {
+	return proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Trade{Symbol: "BTC-USD", ID: int64(seq), Price: "1", Size: "1", Side: proto.SideBuy, TS: 1}}
+}
+
+func seqsOf(msgs []*Message) []uint64 {
+	out := make([]uint64, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+func TestHistorySince(t *testing.T) {
+	_, h, publish := historyEnv(t, StreamConfig{MaxMsgsPerSubject: 500})
+	ctx := ctxTimeout(t, 30*time.Second)
+	// Trades 1..300 of BTC-USD, with another channel interleaved and a
+	// hole (seqs 101..104 never published), then a heartbeat ahead.
+	for seq := uint64(1); seq <= 300; seq++ {
+		if seq > 100 && seq < 105 {
+			continue
+		}
+		publish(tradeBTC, trade(seq))
+		if seq%3 == 0 {
+			publish(tickerBTC, proto.FeedMessage{Seq: seq / 3, Type: proto.FeedUpdate, Data: &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1", Volume: "1", TS: 1}})
+		}
+	}
+	publish(tradeBTC, proto.FeedMessage{Seq: 302, Type: proto.FeedHeartbeat})
+
+	msgs, upTo, err := h.Since(ctx, tradeBTC, 250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(msgs); len(got) != 50 || got[0] != 251 || got[49] != 300 || upTo != 302 {
+		t.Fatalf("Since(250) = %d messages %v…, upTo %d; want 251..300, upTo 302", len(got), got[:min(3, len(got))], upTo)
+	}
+	for _, m := range msgs {
+		if m.Trade == nil || m.Trade.ID != int64(m.Seq) {
+			t.Fatalf("message %+v does not carry its trade", m)
+		}
+	}
+	msgs, _, err = h.Since(ctx, tradeBTC, 98)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(msgs); got[0] != 99 || got[1] != 100 || got[2] != 105 {
+		t.Fatalf("Since(98) starts %v, want 99, 100, 105 (the hole stays a hole)", got[:3])
+	}
+	if _, _, err := h.Since(ctx, tradeBTC, 101); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Since(101), inside the hole: %v, want ErrNotCovered", err)
+	}
+	if msgs, upTo, err := h.Since(ctx, tradeBTC, 302); err != nil || len(msgs) != 0 || upTo != 302 {
+		t.Fatalf("Since(newest) = %v, %d, %v; want nothing, up to 302", seqsOf(msgs), upTo, err)
+	}
+	if _, _, err := h.Since(ctx, tradeBTC, 400); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Since(future) = %v, want ErrNotCovered", err)
+	}
+	if _, _, err := h.Since(ctx, bookBTC, 1); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Since on a channel never stored = %v, want ErrNotCovered", err)
+	}
+	// Past the stream's limit: seqs 1..(300-500+…) are gone once more come.
+	for seq := uint64(303); seq <= 700; seq++ {
+		publish(tradeBTC, trade(seq))
+	}
+	if _, _, err := h.Since(ctx, tradeBTC, 50); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Since(50) after the stream dropped it: %v, want ErrNotCovered", err)
+	}
+	latest, err := h.Latest(ctx, tradeBTC)
+	if err != nil || latest.Seq != 700 {
+		t.Fatalf("Latest = %+v, %v; want seq 700", latest, err)
+	}
+}
+
+func TestHistoryWithoutStream(t *testing.T) {
+	srv := natstest.Run(t, natstest.RandomPort) // no JetStream
+	src := connectSource(t, srv.ClientURL(), Config{})
+	h, err := NewHistory(src, "MD", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxTimeout(t, 5*time.Second)
+	if err := h.Check(ctx); !errors.Is(err, ErrNoHistory) {
+		t.Fatalf("Check without JetStream = %v, want ErrNoHistory", err)
+	}
+	if _, _, err := h.Since(ctx, tradeBTC, 1); !errors.Is(err, ErrNoHistory) {
+		t.Fatalf("Since without JetStream = %v, want ErrNoHistory", err)
+	}
+
+	js := natstest.RunJetStream(t, natstest.RandomPort) // JetStream, no stream
+	src2 := connectSource(t, js.ClientURL(), Config{})
+	h2, _ := NewHistory(src2, "MD", 0)
+	if err := h2.Check(ctx); !errors.Is(err, ErrNoHistory) {
+		t.Fatalf("Check without the stream = %v, want ErrNoHistory", err)
+	}
+	if what, err := src2.EnsureStream(ctx, StreamConfig{Memory: true}); err != nil || what != "created" {
+		t.Fatalf("EnsureStream = %q, %v", what, err)
+	}
+	if err := h2.Check(ctx); err != nil {
+		t.Fatalf("Check once the stream exists: %v", err)
+	}
+	if what, err := src2.EnsureStream(ctx, StreamConfig{Memory: true}); err != nil || what != "unchanged" {
+		t.Fatalf("EnsureStream again = %q, %v", what, err)
+	}
+	if what, err := src2.EnsureStream(ctx, StreamConfig{Memory: true, MaxAge: time.Hour}); err != nil || what != "updated" {
+		t.Fatalf("EnsureStream with another age = %q, %v", what, err)
+	}
+}
+
+// BenchmarkHistorySince measures finding and replaying a resume point in
+// a stream of 100,000 messages over 10 channels.
+func BenchmarkHistorySince(b *testing.B) {
+	srv := natstest.RunJetStream(b, natstest.RandomPort)
+	src, err := Connect(Config{URL: srv.ClientURL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := src.EnsureStream(ctx, StreamConfig{Memory: true}); err != nil {
+		b.Fatal(err)
+	}
+	pub, err := DialPublisher(srv.ClientURL(), "bench", "md")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	chans := make([]proto.Channel, 10)
+	for i := range chans {
+		chans[i] = proto.Channel{Kind: proto.KindTrade, Symbol: "S" + string(rune('A'+i))}
+	}
+	for seq := uint64(1); seq <= 10_000; seq++ {
+		for _, ch := range chans {
+			m := trade(seq)
+			m.Data.(*proto.Trade).Symbol = ch.Symbol
+			if err := pub.PublishMessage(ch, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	h, _ := NewHistory(src, DefaultStream, 0)
+	for _, tail := range []int{10, 1000} {
+		b.Run("replay="+strconv.Itoa(tail), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				msgs, _, err := h.Since(ctx, chans[3], uint64(10_000-tail))
+				if err != nil || len(msgs) != tail {
+					b.Fatalf("%d messages, %v", len(msgs), err)
+				}
+			}
+		})
+	}
+}

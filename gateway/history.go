@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// History is where a node reads a channel's past beyond its memory
+// (feed.History over the JetStream stream, with --history jetstream): a
+// client resuming on a node that never held its channel, or whose memory
+// no longer reaches its seq, is resumed from it (contract 1.1 durable
+// resume).
+type History interface {
+	// Since returns the channel's feed messages after publisher seq seq,
+	// in order, and the newest publisher seq the stream reaches; it fails
+	// (feed.ErrNotCovered, feed.ErrNoHistory) unless the stream holds
+	// every message after seq.
+	Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs []*feed.Message, upTo uint64, err error)
+}
+
+// Results of a history read, the label values of tickgate_history_reads_total.
+const (
+	historyResumed    = "resumed"     // the stream held every message after the seq
+	historyNotCovered = "not_covered" // it did not (its limits, a seq of another run)
+	historyFailed     = "unavailable" // no stream, no JetStream, or a timeout
+)
+
+// fetched is what the history stream held after a resume point: its
+// trades as events, each with the gap before it, and a gap alone up to
+// upTo when the stream's newest is a publisher heartbeat ahead of them.
+type fetched struct {
+	events []feed.Event
+	upTo   uint64
+}
+
+// needsHistory reports whether p resumes from a seq the node's memory
+// cannot serve, on a kind the history stream serves (trades: a ticker or a
+// book falls back to a snapshot, which is exact and cheaper). Called with
+// cmdMu held.
+func (c *conn) needsHistory(p pick) bool {
+	if c.srv.cfg.History == nil || p.since == nil || p.ch.Kind != proto.KindTrade {
+		return false
+	}
+	e := p.entry
+	if p.sub != nil {
+		e = p.sub.entry
+	}
+	e.mu.Lock()
+	_, ok := e.state.Since(*p.since)
+	e.mu.Unlock()
+	return !ok
+}
+
+// fetchHistory reads what the history stream holds after since, or nil
+// when it cannot serve the resume. It runs on the waiting subscribe's
+// goroutine, under no lock.
+func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64) *fetched {
+	msgs, upTo, err := c.srv.cfg.History.Since(ctx, ch, since)
+	switch {
+	case errors.Is(err, feed.ErrNotCovered):
+		c.srv.metrics.historyReads[historyNotCovered].Inc()
+		c.srv.log.Debug("resume not covered by the history stream", c.logAttrs("channel", ch.String(), "since", since, "err", err.Error())...)
+		return nil
+	case err != nil:
+		c.srv.metrics.historyReads[historyFailed].Inc()
+		c.srv.log.Warn("history stream unavailable; resume from memory only", c.logAttrs("channel", ch.String(), "err", err.Error())...)
+		return nil
+	}
+	c.srv.metrics.historyReads[historyResumed].Inc()
+	f := &fetched{events: make([]feed.Event, 0, len(msgs)+1), upTo: upTo}
+	prev := since
+	for _, m := range msgs {
+		ev := feed.Event{Channel: ch, Seq: m.Seq, Prev: prev, Data: m.Trade, TS: m.Trade.TS}
+		if m.Seq > prev+1 {
+			ev.GapFrom, ev.GapTo = prev+1, m.Seq-1
+		}
+		f.events = append(f.events, ev)
+		prev = m.Seq
+	}
+	if upTo > prev {
+		f.events = append(f.events, feed.Event{Channel: ch, Seq: upTo, Prev: prev, GapFrom: prev + 1, GapTo: upTo})
+	}
+	return f
+}
+
+// splice joins what the stream held after a resume point with the node's
+// memory after it: the stream's events alone when they reach as far as
+// the node's own chain, else those and the memory's events after the
+// stream's newest. ok=false when the two do not meet. Called with e.mu
+// held.
+func (e *channel) splice(f *fetched) (evs []feed.Event, ok bool) {
+	if f.upTo >= e.state.LastSeq() {
+		// Live trades up to upTo that reach the node later are not sent
+		// again (a subscriber skips seqs it holds).
+		return f.events, true
+	}
+	mem, ok := e.state.Since(f.upTo)
+	if !ok {
+		return nil, false
+	}
+	return append(f.events[:len(f.events):len(f.events)], mem...), true
+}

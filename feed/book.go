@@ -198,3 +198,33 @@ func (s *bookState) heartbeat(seq uint64) (Event, bool, Outcome) {
 // Resyncing reports whether the book had a book and lost it (a gap, a
 // checksum mismatch, a publisher restart) and waits for a snapshot.
 func (s *bookState) Resyncing() bool { return !s.synced && s.applied > 0 }
+
+func (s *bookState) Warm(msgs []*Message) (Event, bool) {
+	if s.synced || len(msgs) == 0 || !msgs[0].Snapshot || msgs[0].Book == nil {
+		return Event{}, false
+	}
+	// Rebuild on a scratch state, so that a failure leaves this one as it
+	// was.
+	w := &bookState{ch: s.ch, hist: history{limit: s.hist.limit}}
+	if _, _, out := w.applySnapshot(msgs[0].Seq, msgs[0].Book); out != OutcomeSnapshot {
+		return Event{}, false
+	}
+	w.seen = msgs[0].Seq
+	for _, m := range msgs[1:] {
+		if m.Book == nil || m.Snapshot {
+			return Event{}, false // Recent gives one snapshot, then updates
+		}
+		if _, _, out := w.Apply(m); out != OutcomeApplied {
+			return Event{}, false
+		}
+	}
+	if w.applied < s.seen {
+		return Event{}, false // live updates after the stream's newest were dropped meanwhile
+	}
+	prev := s.emitted
+	s.bids, s.asks, s.synced, s.checksum, s.ts = w.bids, w.asks, true, w.checksum, w.ts
+	s.seen, s.applied, s.emitted = w.applied, w.applied, w.applied
+	s.hist.clear() // a resume across this snapshot falls back to a snapshot
+	_, data, _ := s.Snapshot()
+	return Event{Channel: s.ch, Snapshot: true, Seq: s.applied, Prev: prev, Data: data, TS: s.ts}, true
+}

@@ -136,7 +136,7 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 	if foundSeq != seq+1 {
 		return nil, 0, fmt.Errorf("%w: %s: the stream's first message after %d is %d", ErrNotCovered, ch, seq, foundSeq)
 	}
-	return h.replay(ctx, st, ch, subject, found.Sequence, last, seq)
+	return h.replay(ctx, st, ch, subject, found.Sequence, seq)
 }
 
 // next returns the first message of ch at or after stream sequence from,
@@ -166,17 +166,94 @@ func pubSeq(ch proto.Channel, payload []byte) (uint64, error) {
 	return m.Seq, nil
 }
 
-// replay reads ch's messages from stream sequence start up to last (the
-// stream's newest when the search began) with an ordered consumer.
-func (h *History) replay(ctx context.Context, st jetstream.Stream, ch proto.Channel, subject string, start, last, after uint64) ([]*Message, uint64, error) {
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       start,
-		InactiveThreshold: time.Minute,
+// replay reads ch's messages from stream sequence start to the stream's
+// end, after publisher seq after.
+func (h *History) replay(ctx context.Context, st jetstream.Stream, ch proto.Channel, subject string, start, after uint64) ([]*Message, uint64, error) {
+	var msgs []*Message
+	upTo := after
+	err := h.read(ctx, st, subject, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
+	}, func(payload []byte) error {
+		m, err := Decode(ch, payload)
+		switch {
+		case err != nil:
+			// A payload the node would have dropped live: left out, and
+			// its seq shows as a gap if it was one.
+		case m.Heartbeat:
+			upTo = max(upTo, m.Seq)
+		case m.Seq <= upTo:
+			// A duplicate, or the old run of a restarted publisher.
+		default:
+			msgs = append(msgs, m)
+			upTo = m.Seq
+			if len(msgs) > h.limit {
+				return fmt.Errorf("%w: %s: more than %d messages after %d", ErrNotCovered, ch, h.limit, after)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: consumer: %w", ErrNoHistory, err)
+		return nil, 0, err
+	}
+	return msgs, upTo, nil
+}
+
+// recentWindows are how far back Recent looks, in turn, for a message that
+// carries a channel's whole state.
+var recentWindows = [...]time.Duration{10 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
+
+// Recent returns what a node that holds nothing of ch needs to start it
+// from the stream: for a book its newest snapshot and the updates after
+// it, for a ticker its newest ticker. It reads the channel's messages of
+// the last 10 s, then of the last minute, 10 minutes and hour, until it
+// finds one (a book's publisher sends a snapshot periodically), and fails
+// with ErrNotCovered when there is none in the last hour or the replay
+// limit would be passed. Trade channels have no state to start from.
+func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, error) {
+	if ch.Kind != proto.KindBook && ch.Kind != proto.KindTicker {
+		return nil, fmt.Errorf("%w: %s has no state", ErrNotCovered, ch)
+	}
+	st, err := h.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	subject := ch.Subject(h.prefix)
+	for _, w := range recentWindows {
+		start := time.Now().Add(-w)
+		var msgs []*Message
+		err := h.read(ctx, st, subject, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
+		}, func(payload []byte) error {
+			m, err := Decode(ch, payload)
+			switch {
+			case err != nil, m.Heartbeat:
+			case m.Snapshot || ch.Kind == proto.KindTicker:
+				msgs = append(msgs[:0], m) // a whole state: start over from it
+			case len(msgs) > 0:
+				msgs = append(msgs, m)
+			}
+			if len(msgs) > h.limit {
+				return fmt.Errorf("%w: %s: more than %d updates after its newest snapshot", ErrNotCovered, ch, h.limit)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s: no whole state in the last %v", ErrNotCovered, ch, recentWindows[len(recentWindows)-1])
+}
+
+// read passes every stored message of subject from where cfg starts to
+// the stream's end to f, in order, with an ordered consumer.
+func (h *History) read(ctx context.Context, st jetstream.Stream, subject string, cfg jetstream.OrderedConsumerConfig, f func(payload []byte) error) error {
+	cfg.FilterSubjects, cfg.InactiveThreshold = []string{subject}, time.Minute
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%w: consumer: %w", ErrNoHistory, err)
 	}
 	defer func() {
 		if info := cons.CachedInfo(); info != nil {
@@ -185,49 +262,34 @@ func (h *History) replay(ctx context.Context, st jetstream.Stream, ch proto.Chan
 			cancel()
 		}
 	}()
-	var msgs []*Message
-	upTo := after
 	for {
 		// Stored messages are there at once: no waiting for more.
 		batch, err := cons.FetchNoWait(500)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
+			return fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
 		}
 		n, done := 0, false
 		for jm := range batch.Messages() {
 			n++
 			md, err := jm.Metadata()
 			if err != nil {
-				return nil, 0, fmt.Errorf("%w: metadata: %w", ErrNoHistory, err)
+				return fmt.Errorf("%w: metadata: %w", ErrNoHistory, err)
 			}
-			m, err := Decode(ch, jm.Data())
-			switch {
-			case err != nil:
-				// A payload the node would have dropped live: left out, and
-				// its seq shows as a gap if it was one.
-			case m.Heartbeat:
-				upTo = max(upTo, m.Seq)
-			case m.Seq <= upTo:
-				// A duplicate, or the old run of a restarted publisher.
-			default:
-				msgs = append(msgs, m)
-				upTo = m.Seq
-				if len(msgs) > h.limit {
-					return nil, 0, fmt.Errorf("%w: %s: more than %d messages after %d", ErrNotCovered, ch, h.limit, after)
-				}
+			if err := f(jm.Data()); err != nil {
+				return err
 			}
-			if md.Sequence.Stream >= last || md.NumPending == 0 {
+			if md.NumPending == 0 {
 				done = true
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, 0, fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
+			return fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
 		}
 		if done || n == 0 {
-			return msgs, upTo, nil
+			return nil
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, 0, fmt.Errorf("%w: %w", ErrNoHistory, err)
+			return fmt.Errorf("%w: %w", ErrNoHistory, err)
 		}
 	}
 }

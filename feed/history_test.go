@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/internal/natstest"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -198,4 +199,65 @@ func BenchmarkHistorySince(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Recent gives a book's newest snapshot and the updates after it, a
+// ticker's newest ticker, heartbeats left out; and a State takes them
+// (Warm) only while it holds nothing current.
+func TestHistoryRecentAndWarm(t *testing.T) {
+	_, h, publish := historyEnv(t, StreamConfig{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	f := booktest.NewFeed("BTC-USD", 7)
+	for _, m := range []proto.FeedMessage{f.Snapshot(1), f.Update(2), f.Update(3), f.Snapshot(4), f.Update(5), f.Update(6)} {
+		publish(bookBTC, m)
+	}
+	publish(bookBTC, proto.FeedMessage{Seq: 6, Type: proto.FeedHeartbeat})
+	for seq := uint64(1); seq <= 3; seq++ {
+		publish(tickerBTC, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: strconv.Itoa(int(seq)), Volume: "1", TS: 1}})
+	}
+	publish(tickerBTC, proto.FeedMessage{Seq: 3, Type: proto.FeedHeartbeat})
+
+	msgs, err := h.Recent(ctx, bookBTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(msgs); len(got) != 3 || got[0] != 4 || !msgs[0].Snapshot || got[2] != 6 {
+		t.Fatalf("Recent(book) = %v, want snapshot 4, then 5 and 6", got)
+	}
+	st := NewState(bookBTC, 0)
+	mustApply(t, st, &Message{Seq: 7, Heartbeat: true}, false, OutcomeHeartbeat)
+	if _, ok := st.Warm(msgs); ok {
+		t.Fatal("a book took a history that ends before the newest seq it saw")
+	}
+	st = NewState(bookBTC, 0)
+	ev, ok := st.Warm(msgs)
+	if !ok || !ev.Snapshot || ev.Seq != 6 {
+		t.Fatalf("Warm = %+v, %v; want a snapshot event at 6", ev, ok)
+	}
+	if got, want := ev.Data.(*proto.Book).Checksum, f.Book().Checksum(); got != want {
+		t.Fatalf("warmed book checksum %d, want the feed's %d", got, want)
+	}
+	if _, ok := st.Warm(msgs); ok {
+		t.Fatal("a synced book took a history")
+	}
+	mustApply(t, st, bookUpdateMsg(f.Update(7)), true, OutcomeApplied)
+
+	msgs, err = h.Recent(ctx, tickerBTC)
+	if err != nil || len(msgs) != 1 || msgs[0].Ticker == nil || msgs[0].Seq != 3 {
+		t.Fatalf("Recent(ticker) = %v, %v; want ticker 3", seqsOf(msgs), err)
+	}
+	tk := NewState(tickerBTC, 0)
+	if ev, ok := tk.Warm(msgs); !ok || ev.Seq != 3 {
+		t.Fatalf("ticker Warm = %+v, %v", ev, ok)
+	}
+	if seq, data, ok := tk.Snapshot(); !ok || seq != 3 || data.(*proto.Ticker).Last != "3" {
+		t.Fatalf("ticker after Warm: %d %+v %v", seq, data, ok)
+	}
+	if _, err := h.Recent(ctx, tradeBTC); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Recent(trade) = %v, want ErrNotCovered", err)
+	}
+}
+
+func bookUpdateMsg(m proto.FeedMessage) *Message {
+	return &Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Book: m.Data.(*proto.Book)}
 }

@@ -108,6 +108,15 @@ type State interface {
 	// mismatch and waits for the feed to send it again: a book that had a
 	// book and waits for a snapshot. Ticker and trade states never do.
 	Resyncing() bool
+	// Warm gives a state that holds nothing current its data from the
+	// history stream (History.Recent): a ticker without a ticker takes the
+	// newest; a book that is not synced takes the newest snapshot and the
+	// updates after it, when they follow one another and reach at least
+	// the newest seq the state has seen (else the live updates it dropped
+	// meanwhile are missing and it keeps waiting for the publisher's
+	// snapshot). It returns the event to fan out (a snapshot event for a
+	// book) and whether it took them. Trade states take nothing.
+	Warm(msgs []*Message) (ev Event, ok bool)
 }
 
 // NewState returns an empty State for ch that keeps up to historyLen
@@ -287,6 +296,21 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 }
 
 func (s *streamState) Resyncing() bool { return false }
+
+func (s *streamState) Warm(msgs []*Message) (Event, bool) {
+	if s.ch.Kind != proto.KindTicker || s.cur != nil || len(msgs) == 0 {
+		return Event{}, false
+	}
+	m := msgs[len(msgs)-1]
+	if m.Ticker == nil {
+		return Event{}, false
+	}
+	// Older than a heartbeat the node saw, it is still the newest ticker
+	// the node can have: the newer one was lost on the way.
+	s.last, s.cur, s.ts = m.Seq, m.Ticker, m.Ticker.TS
+	s.seen = max(s.seen, m.Seq)
+	return Event{Channel: s.ch, Seq: m.Seq, Data: m.Ticker, TS: m.Ticker.TS}, true
+}
 
 func (s *streamState) Snapshot() (uint64, any, bool) {
 	if s.ch.Kind != proto.KindTicker || s.cur == nil {

@@ -301,7 +301,7 @@ func TestSnapshotEncodedOncePerSeqAndCodec(t *testing.T) {
 	e := s.hub.lookup(ch)
 	e.snap = nil
 	sub := c2.newSubscription(e, feed.Resolved(nil))
-	plan := e.join(sub, joinOptions{snapshot: true}).plan
+	plan := e.join(s.hub, sub, joinOptions{snapshot: true}).plan
 	e.mu.Lock()
 	done := make(chan int, 1)
 	go func() { done <- sub.fillHead(s.codecs, plan) }()
@@ -436,7 +436,7 @@ func BenchmarkJoinBigBook(b *testing.B) {
 					e.snap = nil // as after a feed message
 					e.mu.Unlock()
 				}
-				sub.fillHead(s.codecs, e.join(sub, joinOptions{snapshot: true}).plan)
+				sub.fillHead(s.codecs, e.join(s.hub, sub, joinOptions{snapshot: true}).plan)
 				sub.ungate(time.Now)
 				c.out.take(&bt, time.Time{})
 				c.out.wrote()

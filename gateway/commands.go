@@ -361,7 +361,7 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 	var lost []string
 	for _, p := range ok {
 		opt.since, opt.fetched = p.since, p.fetched
-		j := p.sub.entry.join(p.sub, opt)
+		j := p.sub.entry.join(c.srv.hub, p.sub, opt)
 		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
 		ack.Channels = append(ack.Channels, p.name)
 		if j.resumed {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
@@ -19,11 +20,15 @@ type History interface {
 	// (feed.ErrNotCovered, feed.ErrNoHistory) unless the stream holds
 	// every message after seq.
 	Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs []*feed.Message, upTo uint64, err error)
+	// Recent returns what a channel's state starts from: a book's newest
+	// snapshot and the updates after it, a ticker's newest ticker.
+	Recent(ctx context.Context, ch proto.Channel) ([]*feed.Message, error)
 }
 
 // Results of a history read, the label values of tickgate_history_reads_total.
 const (
 	historyResumed    = "resumed"     // the stream held every message after the seq
+	historyWarmed     = "warmed"      // a channel the node held nothing of started from the stream
 	historyNotCovered = "not_covered" // it did not (its limits, a seq of another run)
 	historyFailed     = "unavailable" // no stream, no JetStream, or a timeout
 )
@@ -84,6 +89,52 @@ func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64)
 		f.events = append(f.events, feed.Event{Channel: ch, Seq: upTo, Prev: prev, GapFrom: prev + 1, GapTo: upTo})
 	}
 	return f
+}
+
+// warmFromHistory starts the state of e, which holds nothing current (a
+// node's first subscriber of a book or ticker, or a book that lost its
+// sync), from the history stream, so that its subscribers need not wait
+// for the publisher's next snapshot: on its own goroutine, under no lock
+// but while it applies what it read. The channel's warming flag, set by
+// the caller under e.mu, keeps it to one read at a time.
+func (h *hub) warmFromHistory(e *channel) {
+	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
+	defer cancel()
+	msgs, err := h.history.Recent(ctx, e.ch)
+	var starts []restart
+	e.mu.Lock()
+	e.warming = false
+	switch {
+	case errors.Is(err, feed.ErrNotCovered):
+		h.metrics.historyReads[historyNotCovered].Inc()
+	case err != nil:
+		h.metrics.historyReads[historyFailed].Inc()
+		h.log.Debug("history stream unavailable to start a channel", "channel", e.name, "err", err.Error())
+	default:
+		if ev, ok := e.state.Warm(msgs); ok {
+			h.metrics.historyReads[historyWarmed].Inc()
+			e.snap = nil
+			e.fanout(h, &ev, &starts)
+			e.updateStatus(h)
+		}
+	}
+	e.mu.Unlock()
+	for _, r := range starts {
+		r.s.fillHead(h.codecs, r.plan)
+	}
+}
+
+// warmTimeout bounds one read of a channel's start from the stream.
+const warmTimeout = 5 * time.Second
+
+// warm starts warmFromHistory for e when the node reads a history stream
+// and no read is under way. Called with e.mu held.
+func (h *hub) warm(e *channel) {
+	if h.history == nil || e.warming || (e.ch.Kind != proto.KindBook && e.ch.Kind != proto.KindTicker) {
+		return
+	}
+	e.warming = true
+	go h.warmFromHistory(e)
 }
 
 // splice joins what the stream held after a resume point with the node's

@@ -9,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -140,5 +141,57 @@ func TestWelcomeFeatures(t *testing.T) {
 				t.Fatalf("features %q, want %q", w.Features, tc.want)
 			}
 		})
+	}
+}
+
+// A node that never held a book or a ticker starts it from the history
+// stream: its first subscriber gets the snapshot at once, not at the
+// publisher's next snapshot, and the live updates chain on.
+func TestColdChannelStartsFromTheHistoryStream(t *testing.T) {
+	e := newHistoryTestEnv(t)
+	bch := proto.Channel{Kind: proto.KindBook, Symbol: "COLD"}
+	bf := booktest.NewFeed("COLD", 9)
+	for _, m := range []proto.FeedMessage{bf.Snapshot(1), bf.Update(2), bf.Update(3), bf.Update(4)} {
+		e.publishMessage(t, bch, m)
+	}
+	tick := func(seq uint64) {
+		e.publish(t, "ticker.COLD", seq, proto.FeedUpdate, &proto.Ticker{Symbol: "COLD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: 1})
+	}
+	tick(1)
+	tick(2)
+	e.flush(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, "the stream holds the book", func() bool {
+		msgs, err := e.srv.cfg.History.Recent(ctx, bch)
+		return err == nil && len(msgs) == 4
+	})
+
+	c := e.connect(t, "json", e.token(t, "cold", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"book.COLD", "ticker.COLD"}})
+	c.expect(t, proto.TypeSubscribed)
+	k := &chainChecker{kind: proto.KindBook, book: booktest.New()}
+	var ticker wire
+	for k.seen == 0 || ticker.Type == "" {
+		w := c.next(t)
+		if w.Channel == "ticker.COLD" {
+			ticker = w
+			continue
+		}
+		k.take(t, w)
+	}
+	if k.last != 4 || k.book.Checksum() != bf.Book().Checksum() {
+		t.Fatalf("book started at %d with checksum %d, want the stream's 4 and %d", k.last, k.book.Checksum(), bf.Book().Checksum())
+	}
+	if ticker.Type != proto.TypeSnapshot || ticker.Seq != 2 || ticker.Data.Last != "2" {
+		t.Fatalf("ticker started with %s, want the stream's ticker 2 as a snapshot", ticker.raw)
+	}
+	e.publishMessage(t, bch, bf.Update(5))
+	k.take(t, c.next(t))
+	if k.last != 5 {
+		t.Fatalf("live update after the start: last %d", k.last)
+	}
+	if n := e.srv.metrics.historyReadCount(historyWarmed); n != 2 {
+		t.Fatalf("tickgate_history_reads_total{result=warmed} = %v, want 2", n)
 	}
 }

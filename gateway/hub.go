@@ -37,6 +37,7 @@ const hubShards = 64
 // join.go).
 type hub struct {
 	src        Source           // Static after construction.
+	history    History          // Static after construction: nil without a history stream.
 	staleAfter time.Duration    // Static after construction: feed_silent after this; <= 0: never.
 	codecs     *codecSet        // Static after construction.
 	historyLen int              // Static after construction.
@@ -54,7 +55,7 @@ type hubShard struct {
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
 	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
-		staleAfter: cfg.StaleAfter, seed: maphash.MakeSeed()}
+		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*channel)
 	}
@@ -91,6 +92,7 @@ type channel struct {
 	status       *status
 	disconnected bool
 	arrived      time.Time
+	warming      bool          // a start from the history stream is under way (history.go)
 	stateNow     atomic.Uint32 // status's chanState, for counting without mu
 }
 

@@ -57,7 +57,7 @@ func (s *Server) joinFor(t testing.TB, c *conn, ch proto.Channel, opt joinOption
 		t.Fatal(err)
 	}
 	sub := c.newSubscription(e, hold)
-	sub.fillHead(s.codecs, e.join(sub, opt).plan)
+	sub.fillHead(s.codecs, e.join(s.hub, sub, opt).plan)
 	sub.ungate(time.Now)
 	return sub
 }
@@ -317,7 +317,7 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 		c := s.bareConn(codec.JSON())
 		sub := s.joinFor(t, c, ch, joinOptions{snapshot: true})
 		s.hub.onFeed(ch, tickerMsg(1)) // pending, queued, writer not run
-		sub.fillHead(s.codecs, sub.entry.join(sub, joinOptions{snapshot: true}).plan)
+		sub.fillHead(s.codecs, sub.entry.join(s.hub, sub, joinOptions{snapshot: true}).plan)
 		c.reply(proto.Subscribed{Type: proto.TypeSubscribed, Channels: []string{ch.String()}})
 		sub.ungate(time.Now)
 		got := decodeAll(t, queued(c))

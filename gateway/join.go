@@ -155,7 +155,7 @@ type joined struct {
 // join registers s (new or re-subscribing) gated, with what it starts
 // with planned: a snapshot, a replay from since, or nothing. The caller
 // encodes the plan (fillHead), queues the ack, then calls ungate.
-func (e *channel) join(s *subscription, opt joinOptions) (j joined) {
+func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s.idx < 0 {
@@ -206,6 +206,7 @@ func (e *channel) join(s *subscription, opt joinOptions) (j joined) {
 	sn := e.currentSnapshot()
 	if sn == nil {
 		s.needSnapshot = true // sent as soon as the node has state
+		h.warm(e)             // which the history stream may have now
 		return joined{}
 	}
 	s.plan = &headPlan{snap: sn}

@@ -90,7 +90,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		channels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, not_covered (the stream lacks messages after the seq), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
 		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec)
@@ -106,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.channelsByState[st] = m.channels.WithLabelValues(st.String())
 	}
 	m.historyReads = make(map[string]prometheus.Counter)
-	for _, r := range []string{historyResumed, historyNotCovered, historyFailed} {
+	for _, r := range []string{historyResumed, historyWarmed, historyNotCovered, historyFailed} {
 		m.historyReads[r] = m.historyReadsVec.WithLabelValues(r)
 	}
 	m.outcomeByCode = make(map[feed.Outcome]prometheus.Counter)

@@ -96,6 +96,9 @@ func (e *channel) updateStatus(h *hub) {
 	h.metrics.channelsByState[st].Inc()
 	e.status = next
 	e.stateNow.Store(uint32(st))
+	if st == stateResyncing {
+		h.warm(e) // the stream may have the book again before its publisher's next snapshot
+	}
 	for _, s := range e.subs {
 		s.tell(next, h.now)
 	}

@@ -201,7 +201,7 @@ func TestChannelStatusForJoinersAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := c.newSubscription(e, hold)
-	sub.fillHead(s.codecs, e.join(sub, joinOptions{snapshot: true}).plan)
+	sub.fillHead(s.codecs, e.join(s.hub, sub, joinOptions{snapshot: true}).plan)
 	if got := took(t, c); len(got) != 0 {
 		t.Fatalf("a gated joiner's writer took %q before its ack", got)
 	}

@@ -153,9 +153,9 @@ func TestBookMatchesReference(t *testing.T) {
 	for seed := range uint64(2) {
 		f := booktest.NewFeed("X", seed)
 		b := NewBook()
-		for i := range 1000 {
+		for i := range 600 {
 			m := f.Update(int64(i))
-			if i%250 == 0 {
+			if i%200 == 0 {
 				m = f.Snapshot(int64(i))
 			}
 			d := m.Data.(*proto.Book)

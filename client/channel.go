@@ -284,9 +284,9 @@ func (r *router) malformed(s *chanState, m *message) {
 	r.resync(s)
 }
 
-// resync marks s broken and wants a re-subscribe.
+// resync marks s broken and wants a re-subscribe. Stats count the
+// outcome: resumed, or restarted (acked).
 func (r *router) resync(s *chanState) {
-	r.stats.resyncs.Add(1)
 	s.broken = true
 	r.want(s, time.Time{})
 }

@@ -186,7 +186,7 @@ func benchBook(depth int) (*Book, [][2][]proto.Level) {
 	}
 	b := NewBook()
 	b.Reset(bids, asks)
-	deltas := make([][2][]proto.Level, 64)
+	deltas := make([][2][]proto.Level, 1024)
 	for i := range deltas {
 		j := i % 20
 		switch i % 4 {
@@ -240,5 +240,44 @@ func BenchmarkBookReset(b *testing.B) {
 	for b.Loop() {
 		book.Reset(bids, asks)
 		_ = book.Checksum()
+	}
+}
+
+func TestPriceKey(t *testing.T) {
+	tests := []struct {
+		in   string
+		want uint64
+	}{
+		{"0", 0}, {"1", 100_000_000}, {"1.5", 150_000_000}, {"1.50", 150_000_000}, {"01.500", 150_000_000},
+		{"64000.10", 6_400_010_000_000}, {"0.00000001", 1}, {"0.000000010", 1},
+		{"0.000000001", noKey}, {"184467440736", noKey}, {"99999999999", 9_999_999_999_900_000_000}, {"1e3", noKey}, {"-1", noKey},
+	}
+	for _, tt := range tests {
+		if got := priceKey(tt.in); got != tt.want {
+			t.Errorf("priceKey(%q) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// Prices with and without keys (more than 8 decimals, huge) keep one
+// order on a side: the book still agrees with the reference.
+func TestBookMixedPrecision(t *testing.T) {
+	b, ref := NewBook(), booktest.New()
+	bids := []proto.Level{lv("1.000000001", "1"), lv("1", "1"), lv("0.9999999999", "2"), lv("123456789012345", "1"), lv("1.00000001", "1")}
+	asks := []proto.Level{lv("2.5", "1"), lv("2.500000000001", "1"), lv("2.49999999999", "1"), lv("900000000000.1", "1")}
+	b.Reset(bids, asks)
+	ref.Reset(bids, asks)
+	steps := [][2][]proto.Level{
+		{{lv("1.0000000010", "4"), lv("1.00", "0")}, {lv("2.5000000000010", "0")}},
+		{{lv("0.99999999990", "0"), lv("1.000000005", "3")}, {lv("2.4", "1"), lv("900000000000.10", "2")}},
+	}
+	for i, s := range steps {
+		b.Update(s[0], s[1])
+		ref.Update(s[0], s[1])
+		gb, ga := b.TopN(-1)
+		rb, ra := ref.Levels()
+		if !slices.Equal(gb, rb) || !slices.Equal(ga, ra) || b.Checksum() != ref.Checksum() {
+			t.Fatalf("step %d: %v %v, reference %v %v", i, gb, ga, rb, ra)
+		}
 	}
 }

@@ -188,8 +188,8 @@ func lastPerPrice(ls []proto.Level, cmp func(a, b proto.Level) int) []proto.Leve
 		if proto.IsZeroDecimal(l[1]) {
 			l[1] = "0"
 		}
-		// A removal must stay in the delta, so insert by hand rather
-		// than through applyLevel.
+		// A removal must stay in the delta (it is no book), so the
+		// level is kept whatever its size.
 		i, found := binarySearch(out, l, cmp)
 		if found {
 			out[i] = l

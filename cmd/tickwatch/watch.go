@@ -286,7 +286,7 @@ func human(e client.Event, l *line) string {
 func (w *watcher) summary(st client.Stats, final map[string]client.ChannelState) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var notLive []string
+	notLive := []string{}
 	for _, ch := range w.channels {
 		if s, ok := final[ch]; !ok || s != client.StateLive {
 			notLive = append(notLive, ch+"="+stateName(s, ok))

@@ -167,7 +167,7 @@ func (c *Client) run(first chan<- error) {
 			e = ended{err: err, lived: time.Since(start), withinMS: cn.withinMS.Load()}
 		}
 		d := reconnectDelay(e, &bo, &c.opts)
-		c.log.Info("disconnected; reconnecting", "err", err.Error(), "in", d.Round(time.Millisecond).String())
+		c.log.Info("disconnected; reconnecting", "err", fmt.Sprint(err), "in", d.Round(time.Millisecond).String())
 		c.sink.push(nil, Event{Type: EventDisconnected, Err: err, Delay: d}, nil)
 		t := time.NewTimer(d)
 		select {

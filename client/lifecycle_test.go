@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/client"
+	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/internal/nodetest"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -178,9 +179,15 @@ func TestDialRefusedToken(t *testing.T) {
 // Subscribe and Unsubscribe answer with the node's ack or its errors, as
 // typed errors.
 func TestSubscribeErrors(t *testing.T) {
+	for _, cd := range []codec.Codec{codec.JSON(), codec.Msgpack()} {
+		t.Run(cd.Name(), func(t *testing.T) { subscribeErrors(t, cd) })
+	}
+}
+
+func subscribeErrors(t *testing.T, cd codec.Codec) {
 	env := nodetest.NewEnv(t)
 	node := env.Start(t, "127.0.0.1:0")
-	c := dial(t, env, node.URL(), client.Options{
+	c := dial(t, env, node.URL(), client.Options{Codec: cd,
 		TokenSource: func(context.Context) (string, error) {
 			return env.Token(t, "limited", time.Hour, "book.*", "ticker.*"), nil
 		}})

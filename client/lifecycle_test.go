@@ -274,3 +274,29 @@ func TestSlowHandlerAgainstNode(t *testing.T) {
 		t.Fatal("no overflow gap reported")
 	}
 }
+
+// Trades the node never had (a seq jump on the feed) reach the handler as
+// the node's gap message: a node_gap event naming exactly those seqs,
+// before the next trade; the chain stays intact.
+func TestNodeGapMessage(t *testing.T) {
+	env := nodetest.NewEnv(t)
+	node := env.Start(t, "127.0.0.1:0")
+	rec := newRecorder(t)
+	c := dial(t, env, node.URL(), client.Options{OnEvent: rec.handle, Codec: codec.Msgpack()})
+	subscribe(t, c, "trade.ETH-USD")
+	ch := proto.Channel{Kind: proto.KindTrade, Symbol: "ETH-USD"}
+	for _, seq := range []uint64{1, 2, 6, 7} {
+		env.Publish(t, ch, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate,
+			Data: &proto.Trade{Symbol: "ETH-USD", ID: int64(seq), Price: "3000", Size: "1", Side: proto.SideSell, TS: 1}})
+	}
+	env.Flush(t)
+	waitFor(t, 5*time.Second, "trade 7", func() bool { return rec.tradeSeen("trade.ETH-USD", 7) })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := rec.trades["trade.ETH-USD"]; !slices.Equal(got, []uint64{1, 2, 6, 7}) {
+		t.Fatalf("trades %v", got)
+	}
+	if g := rec.gaps["trade.ETH-USD"]; len(g) != 1 || g[0] != (client.Gap{Reason: client.GapNode, From: 3, To: 5}) {
+		t.Fatalf("gaps %+v", g)
+	}
+}

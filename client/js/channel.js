@@ -49,7 +49,7 @@ function step() {
  * - `subscribing`: asked for; nothing held yet (no snapshot, or no ack for a trade channel);
  * - `live`: the client holds state it knows to be right and the node says the feed is current;
  * - `resyncing`: a gap or checksum mismatch was found (or the node resyncs a book); nothing is handed out until a snapshot or a resumed replay;
- * - `stale`: what is held was right, but is not current: the connection is down, or the node says its feed is (`reason` tells).
+ * - `stale`: what is held was right, but is not current: the connection is down, the node says its feed is, or a re-subscribe that did not resume waits for its snapshot (`reason` tells).
  */
 export class Channel {
   /** @param {string} name */
@@ -65,7 +65,12 @@ export class Channel {
     this.book = this.kind === "book" ? new Book() : null;
     /** The latest ticker data (ticker channels). @type {object | null} */
     this.ticker = null;
-    /** @private @type {"subscribing" | "live" | "resyncing"} the client's own view */
+    /**
+     * @private the client's own view: "awaiting" is a re-subscribe that
+     * did not resume (after a reconnect): what is held is right but old,
+     * and only the coming snapshot continues the chain.
+     * @type {"subscribing" | "live" | "resyncing" | "awaiting"}
+     */
     this.local = "subscribing";
     /** @private the node's status of the channel (contract 1.1 `status`) */
     this.server = {state: "live", reason: ""};
@@ -78,6 +83,7 @@ export class Channel {
 
   /** The state the user sees: subscribing, live, resyncing or stale. */
   get state() {
+    if (this.local === "awaiting") return "stale";
     if (this.local !== "live") return this.local;
     if (!this.connected) return "stale";
     if (this.server.state !== "live") return /** @type {"stale" | "resyncing"} */ (this.server.state);
@@ -88,6 +94,7 @@ export class Channel {
   get reason() {
     if (this.local === "resyncing") return this.why;
     if (this.local === "subscribing") return "subscribing";
+    if (this.local === "awaiting") return "resubscribed";
     if (!this.connected) return "disconnected";
     return this.server.state === "live" ? "" : this.server.reason;
   }
@@ -106,7 +113,7 @@ export class Channel {
    * missing, nothing wrong was applied).
    */
   get resumable() {
-    return this.last !== 0 && (this.local === "live" || (this.local === "resyncing" && this.why === "gap"));
+    return this.last !== 0 && (this.local === "live" || this.local === "awaiting" || (this.local === "resyncing" && this.why === "gap"));
   }
 
   /**
@@ -147,10 +154,9 @@ export class Channel {
       // The replay chains from last, which is still held.
       this.local = "live";
       this.why = "";
-    } else if (this.local !== "subscribing") {
-      // A snapshot follows; until then what is held is not current.
-      this.local = "resyncing";
-      this.why ||= "resubscribed";
+    } else if (this.local === "live" || this.local === "awaiting") {
+      // A snapshot follows; until then what is held is right but old.
+      this.local = "awaiting";
     }
     return before !== this.state;
   }
@@ -222,7 +228,7 @@ export class Channel {
       s.applied = true;
       return;
     }
-    if (this.local === "resyncing") {
+    if (this.local === "resyncing" || this.local === "awaiting") {
       // An update of the chain being replaced: the answer to the
       // re-subscribe (a snapshot, or the ack of a replay from last) is on
       // its way.

@@ -96,8 +96,9 @@ export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
  * A channel's state: `subscribing` (nothing held yet), `live` (held state
  * known right and current), `resyncing` (a gap or checksum mismatch, or the
  * node resyncs: nothing handed out until a snapshot or replay), `stale`
- * (held state was right but is not current: disconnected, or the node's
- * feed is; `reason` says which).
+ * (held state was right but is not current: disconnected, the node's feed
+ * is, or a re-subscribe that did not resume waits for its snapshot;
+ * `reason` says which: "disconnected", a status reason, "resubscribed").
  */
 export type ChannelState = "subscribing" | "live" | "resyncing" | "stale";
 

@@ -287,8 +287,12 @@ test("channel: node status, disconnect and resume", () => {
   ok(s.applied && s.checksumOk);
   ch.disconnected();
   ch.acked(false);
-  eq(ch.state, "resyncing", "not resumed: a snapshot comes");
+  eq(ch.state, "stale", "not resumed: right but old until the snapshot");
+  eq(ch.reason, "resubscribed");
+  eq(ch.resumeSeq(), 10, "still resumable should the connection drop again");
   ok(!ch.handle({type: "update", channel: "book.X", seq: 11, prev: 10, n: 1, data: {bids: [], asks: [], checksum: 0}}).applied);
+  ch.handle({...snap, seq: 12});
+  eq(ch.state, "live");
 });
 
 test("channel: a gap resumed by a replay", () => {

@@ -17,6 +17,8 @@ import {Channels, Ladder, Overview, Tape} from "./view.js";
 const $ = id => /** @type {HTMLElement} */ (document.getElementById(id));
 const DEFAULT_SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"];
 const SYMBOL = /^[A-Za-z0-9_-]{1,32}$/;
+/** How long a changed price flashes, ms (view.js draws it). */
+const FLASH_MS = 700;
 
 /** The model: what the messages changed since the last frame. */
 const model = {
@@ -26,6 +28,8 @@ const model = {
   markets: new Map(),
   /** @type {Set<string>} symbols whose ticker changed */
   dirtyTickers: new Set(),
+  /** @type {Set<string>} symbols whose last price is flashing its change */
+  flashing: new Set(),
   ladderDirty: true,
   /** trades of the selected symbol not drawn yet, oldest first */
   freshTrades: /** @type {any[]} */ ([]),
@@ -59,15 +63,15 @@ function frame() {
   const began = performance.now();
   const now = began;
   if (model.headerDirty) drawHeader();
-  for (const sym of model.dirtyTickers) drawTicker(sym, now);
-  model.dirtyTickers.clear();
-  // Rows keep flashing for a moment after a change: redraw them until it
-  // fades.
-  for (const [sym, m] of model.markets) {
-    if (now - m.changedAt < 800) {
+  // A flash ends with one more draw of its row.
+  for (const sym of model.flashing) {
+    if (now - model.markets.get(sym).changedAt >= FLASH_MS) {
+      model.flashing.delete(sym);
       model.dirtyTickers.add(sym);
     }
   }
+  for (const sym of model.dirtyTickers) drawTicker(sym, now);
+  model.dirtyTickers.clear();
   if (model.ladderDirty) {
     model.ladderDirty = false;
     const ch = "book." + model.selected;
@@ -85,7 +89,6 @@ function frame() {
   model.frames++;
   model.renderMs.total += took;
   model.renderMs.max = Math.max(model.renderMs.max, took);
-  if (model.dirtyTickers.size) schedule();
 }
 
 function drawTicker(sym, now) {
@@ -195,6 +198,7 @@ function start(token, symbols, codec) {
     if (prev && last !== prev) {
       m.dir = last > prev ? 1 : -1;
       m.changedAt = performance.now();
+      model.flashing.add(sym);
     }
     m.ticker = t;
     arrived(meta);
@@ -260,6 +264,7 @@ function start(token, symbols, codec) {
   client.subscribe(symbols.map(s => "ticker." + s)).catch(err => log(`subscribe tickers: ${err.code}: ${err.message}`));
   select(symbols[0]);
   setInterval(tickSecond, 1000);
+  setInterval(() => { if (model.flashing.size) schedule(); }, 100);
   schedule();
 }
 

@@ -345,6 +345,32 @@ func (p *cdpPage) awaitReport(v any, timeout time.Duration) {
 	}
 }
 
+// metrics returns the page's Performance.getMetrics counters (TaskDuration,
+// ScriptDuration, LayoutDuration, RecalcStyleDuration, in seconds, …).
+func (p *cdpPage) metrics() (map[string]float64, error) {
+	if _, err := p.call("Performance.enable", nil, 5*time.Second); err != nil {
+		return nil, err
+	}
+	res, err := p.call("Performance.getMetrics", nil, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Metrics []struct {
+			Name  string  `json:"name"`
+			Value float64 `json:"value"`
+		} `json:"metrics"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil {
+		return nil, err
+	}
+	out := make(map[string]float64, len(r.Metrics))
+	for _, m := range r.Metrics {
+		out[m.Name] = m.Value
+	}
+	return out, nil
+}
+
 // screenshot saves the page as a PNG at path.
 func (p *cdpPage) screenshot(path string) error {
 	res, err := p.call("Page.captureScreenshot", map[string]any{"format": "png"}, 20*time.Second)

@@ -298,3 +298,61 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 	}
 	return n
 }
+
+// TestBrowserDocExample runs the 20-line page of docs/clients-browser.md,
+// exactly as written but for the node's address, in headless Chromium
+// against `tickgate dev`: the page imports the module from the node (a
+// cross-origin module import, which needs the node's CORS header), shows
+// checked books and logs trades.
+func TestBrowserDocExample(t *testing.T) {
+	chromium := itNeed(t, "chromium", "chromium", "this test runs the documented page in a real browser")
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "clients-browser.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## Browser module")
+	_, block, ok2 := strings.Cut(section, "```html\n")
+	page, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("docs/clients-browser.md: no html block in its Browser module section")
+	}
+	_, script, _ := strings.Cut(page, `<script type="module">`)
+	script, _, _ = strings.Cut(script, "</script>")
+	if n := len(strings.Split(strings.TrimSpace(script), "\n")); n > 20 {
+		t.Errorf("the documented example has %d lines of JavaScript; the doc promises 20", n)
+	}
+
+	wsURL, token, _, _, _ := devForBrowser(t, "--symbols", "3", "--rate", "300")
+	wssBase := strings.TrimSuffix(wsURL, "/v1/ws")
+	page = strings.NewReplacer("wss://127.0.0.1:8443", wssBase, "https://127.0.0.1:8443", strings.Replace(wssBase, "wss://", "https://", 1)).Replace(page)
+	srv := jsModuleServer(t, map[string]http.HandlerFunc{
+		"GET /example.html": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = io.WriteString(w, page)
+		},
+	})
+	tab := cdpBrowser(t, chromium, t.TempDir(), 1000, 700)
+	tab.navigate(srv.URL + "/example.html#token=" + token)
+	var shown string
+	itWaitFor(t, 30*time.Second, "books on the page and trades in its console", func() bool {
+		if tab.evalInto(`document.getElementById("out").textContent`, &shown) != nil {
+			return false
+		}
+		console := strings.Join(tab.consoleLines(), "\n")
+		return strings.Count(shown, "book.BTC-USD #") >= 5 && strings.Contains(console, "trade.BTC-USD")
+	})
+	console := tab.consoleLines()
+	joined := strings.Join(console, "\n")
+	for _, want := range []string{"log: connection open", "log: subscribed book.BTC-USD trade.BTC-USD"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("the page's console lacks %q:\n%s", want, joined)
+		}
+	}
+	for _, bad := range []string{"exception", "error:", "warning: gap"} {
+		if strings.Contains(joined, bad) {
+			t.Errorf("the page's console has %q:\n%s", bad, joined)
+		}
+	}
+	first, _, _ := strings.Cut(shown, "\n")
+	t.Logf("the documented page shows %q and %d console lines, the first %q", first, len(console), console[0])
+}

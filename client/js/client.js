@@ -95,10 +95,15 @@ export class Client {
     /** @private */ this.roundResult = {resumed: [], fresh: [], reconnected: false};
   }
 
-  /** open starts the first connection; connect() calls it. */
+  /**
+   * open starts the first connection; connect() calls it. The work starts
+   * in a microtask, so that listeners added right after connect() see the
+   * first "connecting" state event too.
+   */
   open() {
     if (this.ws || this.dialing || this.timers.reconnect || this.state === "closed") return;
-    this.dial();
+    this.dialing = true;
+    queueMicrotask(() => this.dial());
   }
 
   // ---- public API ----------------------------------------------------
@@ -486,7 +491,9 @@ export class Client {
     this.armWatchdog(2 * hb + 5000);
     this.scheduleRefresh(m.exp);
     // The re-subscribe round: every channel, with since where it holds
-    // state, in as few commands as the options allow.
+    // state, in as few commands as the options allow. It covers any resync
+    // that waited for the connection.
+    this.resyncs.clear();
     const names = [...this.subs.keys()];
     this.round = names.length ? new Set(names) : null;
     this.roundResult = {resumed: [], fresh: [], reconnected};

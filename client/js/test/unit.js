@@ -600,3 +600,17 @@ test("client: msgpack commands carry since exactly", async () => {
   deepEq(s2.lastCommand("subscribe").since, {"ticker.A": S + 3n});
   await client.close();
 });
+
+test("client: listeners added right after connect() see the first connecting", async () => {
+  const {connect} = await import("../client.js");
+  const states = [];
+  const client = connect({url: "wss://x/v1/ws", token: "t", WebSocket: /** @type {any} */ (FakeSocket)});
+  client.on("state", s => states.push(s.state));
+  await tick();
+  deepEq(states, ["connecting"]);
+  FakeSocket.last.accept();
+  FakeSocket.last.deliver(welcome());
+  deepEq(states, ["connecting", "open"]);
+  await client.close();
+  deepEq(states, ["connecting", "open", "closed"]);
+});

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log"
@@ -14,6 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -355,4 +358,187 @@ func TestBrowserDocExample(t *testing.T) {
 	}
 	first, _, _ := strings.Cut(shown, "\n")
 	t.Logf("the documented page shows %q and %d console lines, the first %q", first, len(console), console[0])
+}
+
+// restartSummary is window.restart.summary() of client/js/test/restart.html.
+type restartSummary struct {
+	States []struct {
+		State   string  `json:"state"`
+		Code    int     `json:"code"`
+		DelayMS float64 `json:"delayMs"`
+		At      int64   `json:"at"`
+	} `json:"states"`
+	Notices []struct {
+		Reason   string `json:"reason"`
+		WithinMS int    `json:"withinMs"`
+		At       int64  `json:"at"`
+	} `json:"notices"`
+	Rounds           []liveRound       `json:"rounds"`
+	Gaps             []json.RawMessage `json:"gaps"`
+	ChecksumFailures []string          `json:"checksumFailures"`
+	Errors           []string          `json:"errors"`
+	Books            int               `json:"books"`
+	Tickers          int               `json:"tickers"`
+	Trades           int               `json:"trades"`
+	TokenCalls       int               `json:"tokenCalls"`
+	WrongBooks       int               `json:"wrongBooks"`
+	State            string            `json:"state"`
+	Channels         []liveChannel     `json:"channels"`
+	Stats            struct {
+		Connects   int `json:"connects"`
+		Reconnects int `json:"reconnects"`
+	} `json:"stats"`
+}
+
+// TestJSModuleDrainRestart drains a `tickgate dev` node under the browser
+// module (SIGTERM: a reconnect notice, then close 1001 within
+// --drain-within), keeps the address down for two seconds, then starts a
+// new node there with a new secret and a feed that counts from 1 again.
+// The module must come back promptly after the notice, back off while
+// nothing answers (no hot loop), take a fresh token from its token source,
+// start every channel afresh from the new node (its since means nothing
+// there), report the trades it cannot resume as a gap, and hand out only
+// verified books throughout.
+func TestJSModuleDrainRestart(t *testing.T) {
+	chromium := itNeed(t, "chromium", "chromium", "this test runs the browser module in a real browser")
+	began := time.Now()
+	dir := t.TempDir()
+	bin := itBuild(t, dir)
+	ports := itFreePorts(t, 3)
+	listen, admin, natsAddr := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
+
+	var mu sync.Mutex
+	current := "" // the running node's --dir, whose secret signs tokens
+	startDev := func(name string) *itProc {
+		nodeDir := filepath.Join(dir, name)
+		p := itStart(t, dir, name, bin, []string{"dev", "--listen", listen, "--admin", admin, "--nats-listen", natsAddr,
+			"--dir", nodeDir, "--symbols", "3", "--rate", "300", "--drain-within", "1s", "--log-level", "warn"}, nil)
+		itWaitFor(t, 20*time.Second, name+" printing its token", func() bool { return strings.Contains(p.output(), "\ntoken: ") })
+		itWaitFor(t, 10*time.Second, name+" ready", func() bool { return itStatus("http://"+admin+"/readyz") == http.StatusOK })
+		mu.Lock()
+		current = nodeDir
+		mu.Unlock()
+		return p
+	}
+	srv := jsModuleServer(t, map[string]http.HandlerFunc{
+		"GET /token": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			nodeDir := current
+			mu.Unlock()
+			secret, err := os.ReadFile(filepath.Join(nodeDir, "hmac.secret"))
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			signer, err := auth.NewHMACSigner(secret, "")
+			if err == nil {
+				var tok string
+				if tok, err = signer.Sign(auth.TokenSpec{Subject: "dev", Channels: []string{">"}, TTL: time.Hour, Audience: devAudience}); err == nil {
+					w.Header().Set("Cache-Control", "no-store")
+					_, _ = io.WriteString(w, tok)
+					return
+				}
+			}
+			http.Error(w, err.Error(), 500)
+		},
+	})
+
+	first := startDev("dev-1")
+	tab := cdpBrowser(t, chromium, t.TempDir(), 1000, 700)
+	tab.navigate(srv.URL + "/client/test/restart.html?" + url.Values{"url": {"wss://" + listen + "/v1/ws"}, "tokenURL": {srv.URL + "/token"}, "codec": {"msgpack"}}.Encode())
+	var s restartSummary
+	summary := func() restartSummary {
+		var out restartSummary
+		if err := tab.evalInto(`window.restart ? window.restart.summary() : null`, &out); err != nil {
+			t.Fatalf("summary: %v", err)
+		}
+		return out
+	}
+	itWaitFor(t, 30*time.Second, "books, tickers and trades from the first node", func() bool {
+		s = summary()
+		return s.Books >= 5 && s.Tickers >= 2 && s.Trades >= 2
+	})
+	booksBefore := s.Books
+
+	// Drain the first node and keep the address down for two seconds.
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-first.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the drained node did not exit")
+	}
+	downAt := time.Now()
+	time.Sleep(2 * time.Second)
+	startDev("dev-2")
+	upAt := time.Now()
+
+	itWaitFor(t, 40*time.Second, "the module back on the second node with verified books", func() bool {
+		s = summary()
+		live := 0
+		for _, ch := range s.Channels {
+			if ch.State == "live" {
+				live++
+			}
+		}
+		return len(s.Rounds) >= 2 && s.Books >= booksBefore+5 && live == 3
+	})
+
+	if len(s.Notices) != 1 || s.Notices[0].Reason != "draining" || s.Notices[0].WithinMS != 1000 {
+		t.Errorf("reconnect notices %+v, want one, draining within 1000 ms", s.Notices)
+	}
+	var closes []int
+	attempts := 0
+	var promptAfter1001 float64 = -1
+	for _, st := range s.States {
+		if st.State == "reconnecting" {
+			closes = append(closes, st.Code)
+			if st.Code == 1001 && promptAfter1001 < 0 {
+				promptAfter1001 = st.DelayMS
+			}
+		}
+		if st.State == "connecting" && st.At >= downAt.UnixMilli() && st.At <= upAt.UnixMilli() {
+			attempts++
+		}
+	}
+	if len(closes) == 0 || closes[0] != 1001 || promptAfter1001 < 0 || promptAfter1001 >= 250 {
+		t.Errorf("closes %v, first wait %.0f ms: want 1001 first, and back within 250 ms", closes, promptAfter1001)
+	}
+	// Down for at least 2 s plus the second node's start: full-jitter
+	// backoff from 500 ms makes a handful of attempts, not a hot loop.
+	if downFor := upAt.Sub(downAt); attempts > 8 {
+		t.Errorf("%d connect attempts in the %v the address was down: a hot loop", attempts, downFor.Round(time.Millisecond))
+	}
+	last := s.Rounds[len(s.Rounds)-1]
+	if !last.Reconnected || len(last.Resumed) != 0 || len(last.Fresh) != 3 {
+		t.Errorf("the round on the new node %+v: want every channel afresh (its since means nothing there)", last)
+	}
+	historyGap := false
+	for _, g := range s.Gaps {
+		var gap struct{ Channel, Kind string }
+		_ = json.Unmarshal(g, &gap)
+		switch {
+		case gap.Channel == "trade.BTC-USD" && gap.Kind == "history":
+			historyGap = true
+		case gap.Kind == "prev":
+			t.Errorf("a broken chain: %s", g)
+		}
+	}
+	if !historyGap {
+		t.Errorf("gaps %s: want the trades lost across the restart reported (kind history)", s.Gaps)
+	}
+	if len(s.ChecksumFailures) > 0 || s.WrongBooks > 0 {
+		t.Errorf("checksum failures %q, %d wrong books handed out", s.ChecksumFailures, s.WrongBooks)
+	}
+	if s.TokenCalls < s.Stats.Connects {
+		t.Errorf("%d token calls for %d connects: the source is asked at every connect", s.TokenCalls, s.Stats.Connects)
+	}
+	for _, e := range s.Errors {
+		t.Logf("error event: %s", e)
+	}
+	t.Logf("drain: notice %+v; closes %v; %d connect attempts while the address was down for %v; %d token calls for %d connects",
+		s.Notices, closes, attempts, upAt.Sub(downAt).Round(time.Millisecond), s.TokenCalls, s.Stats.Connects)
+	t.Logf("restart: the round on the new node started %v afresh; %d books before, %d in all, none failed; total %v",
+		last.Fresh, booksBefore, s.Books, time.Since(began).Round(time.Millisecond))
 }

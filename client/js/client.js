@@ -2,7 +2,7 @@
 // commands and their answers, token refresh, reconnect and resume, and the
 // routing of market data to each Channel (channel.js), which checks it.
 
-import {reconnectDelay, DEFAULT_BACKOFF, PROMPT_CODES} from "./backoff.js";
+import {reconnectDelay, DEFAULT_BACKOFF} from "./backoff.js";
 import {Channel, parseChannel} from "./channel.js";
 import {Emitter} from "./emitter.js";
 import {TickgateError} from "./errors.js";
@@ -211,6 +211,7 @@ export class Client {
     if (this.state === "closed") return;
     if (this.ws) this.drop(4000, "client reconnects", true);
     else if (!this.dialing) {
+      this.fails = 0; // the user asked: no backoff earned so far applies
       clearTimeout(this.timers.reconnect);
       this.timers.reconnect = 0;
       this.dial();
@@ -315,9 +316,7 @@ export class Client {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.stats.connects++;
-    let opened = false;
     ws.onopen = () => {
-      opened = true;
       if (ws.protocol !== proto) {
         this.emitError(new TickgateError("protocol", `the node chose subprotocol "${ws.protocol}", not ${proto}`));
         this.drop(1002, "wrong subprotocol", false);
@@ -333,7 +332,7 @@ export class Client {
     };
     ws.onclose = ev => {
       if (this.ws !== ws) return;
-      this.closed(ev.code || 1006, ev.reason || "", opened, false);
+      this.closed(ev.code || 1006, ev.reason || "", false);
     };
     ws.onerror = () => {}; // a close event follows and says what it can
   }
@@ -353,7 +352,7 @@ export class Client {
     } catch {
       // already closing
     }
-    this.closed(code, reason, true, prompt);
+    this.closed(code, reason, prompt);
   }
 
   /**
@@ -361,7 +360,7 @@ export class Client {
    * once (a drain, or the user asked).
    * @private
    */
-  closed(code, reason, opened, prompt) {
+  closed(code, reason, prompt) {
     this.ws = null;
     for (const k of ["refresh", "watchdog", "notice", "resync", "send"]) {
       clearTimeout(this.timers[k]);
@@ -387,7 +386,10 @@ export class Client {
       if (s.channel.disconnected()) this.channelChanged(s.channel);
     }
     if (this.state === "closed") return;
-    if (healthy || prompt || (PROMPT_CODES.includes(code) && opened)) this.fails = 0;
+    // Failures count until a session lasts STABLE_MS: a node that keeps
+    // closing soon after the welcome, even with 1001 or 4001 (a token
+    // source that hands out tokens about to expire), backs off too.
+    if (healthy || prompt) this.fails = 0;
     this.fails++;
     this.scheduleReconnect(code, reason, prompt);
   }

@@ -614,3 +614,21 @@ test("client: listeners added right after connect() see the first connecting", a
   await client.close();
   deepEq(states, ["connecting", "open", "closed"]);
 });
+
+test("client: a node that keeps closing soon after the welcome is not rejoined at once forever", async () => {
+  const {client, sock} = await connected({random: () => 0.5, backoff: {baseMs: 20, capMs: 1000}});
+  const waits = [];
+  client.on("state", s => { if (s.state === "reconnecting") waits.push(s.delayMs); });
+  sock.drop(4001, "token expired");
+  for (let i = 0; i < 4; i++) {
+    const before = FakeSocket.all.length;
+    for (let k = 0; k < 200 && FakeSocket.all.length === before; k++) await tick(5);
+    FakeSocket.last.accept();
+    FakeSocket.last.deliver(welcome());
+    FakeSocket.last.drop(4001, "token expired");
+  }
+  // The first 4001 comes back at once (125 ms: half of 250 ms); the next
+  // ones, each seconds after a welcome, back off: 20, 40, 80, 160 ms.
+  deepEq(waits, [125, 20, 40, 80, 160]);
+  await client.close();
+});

@@ -8,6 +8,7 @@ import {Emitter} from "./emitter.js";
 import {TickgateError} from "./errors.js";
 import * as json from "./json.js";
 import * as msgpack from "./msgpack.js";
+import {Outbox} from "./outbox.js";
 
 /** The subprotocol of each codec. */
 export const SUBPROTOCOLS = Object.freeze({json: "tickgate.v1.json", msgpack: "tickgate.v1.msgpack"});
@@ -79,12 +80,11 @@ export class Client {
     /** @private */ this.fails = 0;
     /** @private */ this.welcomedAt = 0;
     /** @private */ this.notice = null;
-    /** @private */ this.timers = {reconnect: 0, refresh: 0, watchdog: 0, notice: 0, resync: 0, send: 0};
+    /** @private */ this.timers = {reconnect: 0, refresh: 0, watchdog: 0, notice: 0, resync: 0};
     /** @private @type {Map<string, number | bigint | undefined>} channels to re-subscribe, with their since */
     this.resyncs = new Map();
-    /** @private @type {any[]} commands waiting for a connection or for the rate limit */
-    this.outbox = [];
-    /** @private */ this.bucket = {tokens: COMMAND_BURST, at: Date.now()};
+    /** @private commands waiting for the rate limit */
+    this.outbox = new Outbox({rate: COMMAND_RATE, burst: COMMAND_BURST, ready: () => this.state === "open" && !!this.ws, send: e => this.transmit(e)});
     /** @private the re-subscribe round after a connect: channels not yet answered */
     this.round = null;
     /** @private */ this.lastFrameAt = 0;
@@ -228,6 +228,7 @@ export class Client {
     const ws = this.ws;
     this.setState("closed", {});
     for (const k of Object.keys(this.timers)) clearTimeout(this.timers[k]);
+    this.outbox.stop();
     for (const t of this.later) clearTimeout(t);
     this.later.clear();
     this.failAll(new TickgateError("closed", "the client is closed"));
@@ -362,7 +363,7 @@ export class Client {
    */
   closed(code, reason, prompt) {
     this.ws = null;
-    for (const k of ["refresh", "watchdog", "notice", "resync", "send"]) {
+    for (const k of ["refresh", "watchdog", "notice", "resync"]) {
       clearTimeout(this.timers[k]);
       this.timers[k] = 0;
     }
@@ -375,12 +376,11 @@ export class Client {
     // Commands in flight are lost with the socket. Subscribes are sent
     // again by the next round; an unsubscribe is done (a new connection
     // holds nothing); the rest fail.
-    for (const cmd of [...this.inflight.values(), ...this.outbox]) {
+    for (const cmd of [...this.inflight.values(), ...this.outbox.take()]) {
       if (cmd.op === "unsubscribe") cmd.resolve?.({channels: cmd.wire.channels});
       else if (cmd.op !== "subscribe") cmd.reject?.(new TickgateError("closed", `the connection closed (${code}) before the answer`, {id: cmd.id}));
     }
     this.inflight.clear();
-    this.outbox = [];
     this.resyncs.clear();
     for (const s of this.subs.values()) {
       if (s.channel.disconnected()) this.channelChanged(s.channel);
@@ -500,7 +500,7 @@ export class Client {
     this.round = names.length ? new Set(names) : null;
     this.roundResult = {resumed: [], fresh: [], reconnected};
     if (names.length) this.sendSubscribe(names, true);
-    this.flush();
+    this.outbox.flush();
   }
 
   /** @private an `error` message */
@@ -774,31 +774,16 @@ export class Client {
     const id = this.nextId++;
     const entry = {id, op: cmd.op, ...meta, wire: {op: cmd.op, id, ...withoutOp(cmd)}};
     this.outbox.push(entry);
-    this.flush();
     return id;
   }
 
-  /** @private sends what the rate limit allows, and schedules the rest */
-  flush() {
-    if (this.state !== "open" || !this.ws) return;
-    const now = Date.now();
-    const b = this.bucket;
-    b.tokens = Math.min(COMMAND_BURST, b.tokens + (now - b.at) * COMMAND_RATE / 1000);
-    b.at = now;
-    while (this.outbox.length && b.tokens >= 1) {
-      const e = this.outbox.shift();
-      b.tokens -= 1;
-      this.inflight.set(e.id, e);
-      try {
-        this.ws.send(this.opts.codec === "json" ? json.stringify(e.wire) : msgpack.encode(e.wire));
-      } catch (err) {
-        this.emitError(new TickgateError("protocol", "send: " + String(err?.message ?? err), {cause: err}));
-      }
-    }
-    clearTimeout(this.timers.send);
-    this.timers.send = 0;
-    if (this.outbox.length) {
-      this.timers.send = setTimeout(() => this.flush(), Math.ceil((1 - b.tokens) * 1000 / COMMAND_RATE));
+  /** @private transmit writes one command; its answer is awaited by id. */
+  transmit(e) {
+    this.inflight.set(e.id, e);
+    try {
+      this.ws.send(this.opts.codec === "json" ? json.stringify(e.wire) : msgpack.encode(e.wire));
+    } catch (err) {
+      this.emitError(new TickgateError("protocol", "send: " + String(err?.message ?? err), {cause: err}));
     }
   }
 
@@ -867,8 +852,7 @@ export class Client {
     this.waiting.clear();
     for (const cmd of this.inflight.values()) cmd.reject?.(err);
     this.inflight.clear();
-    for (const c of this.outbox) c.reject?.(err);
-    this.outbox = [];
+    for (const c of this.outbox.take()) c.reject?.(err);
   }
 
   /** @private */

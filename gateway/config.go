@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -133,6 +134,10 @@ type Config struct {
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
+	// Fallback serves every path of the public listener but the WebSocket
+	// endpoint (the dashboard of `tickgate dev`, `serve --dashboard`), on
+	// the gateway's own HTTP server with its limits. Zero: 404.
+	Fallback http.Handler
 	// History is where the node reads what its memory no longer holds, to
 	// resume a client on any node (feed.History over a JetStream stream).
 	// Zero: memory only.

@@ -98,10 +98,14 @@ func (s *Server) features() []string {
 	return f
 }
 
-// Handler returns the HTTP handler of the public listener.
+// Handler returns the HTTP handler of the public listener: the WebSocket
+// endpoint, and Config.Fallback for every other path.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, s.serveWS)
+	if s.cfg.Fallback != nil {
+		mux.Handle("/", s.cfg.Fallback)
+	}
 	return mux
 }
 

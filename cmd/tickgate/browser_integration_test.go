@@ -83,7 +83,8 @@ type browserAttempt struct {
 	Code     int    `json:"code"`
 }
 
-// TestBrowserClient runs the README's browser client in Debian's headless
+// TestBrowserClient runs a raw-WebSocket client of the protocol
+// (testdata/browser.html, independent of client/js) in Debian's headless
 // Chromium against `tickgate dev`: the token as a bearer. subprotocol entry
 // beside a codec, the codec echoed alone (a browser fails a handshake whose
 // answer echoes nothing it offered), snapshots then updates with unbroken

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,8 +40,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "tickgate-dev"), "where the certificate and HMAC secret are written")
 	// dev's own defaults. They are assigned, not Set, so that the
 	// environment and the config file still apply to these flags.
-	f.audience, f.nodeID, f.history = devAudience, "dev-1", "jetstream"
-	fs.Lookup("audience").DefValue, fs.Lookup("node-id").DefValue, fs.Lookup("history").DefValue = devAudience, "dev-1", "jetstream"
+	f.audience, f.nodeID, f.history, f.dashboard = devAudience, "dev-1", "jetstream", true
+	fs.Lookup("audience").DefValue, fs.Lookup("node-id").DefValue = devAudience, "dev-1"
+	fs.Lookup("history").DefValue, fs.Lookup("dashboard").DefValue = "jetstream", "true"
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -125,21 +127,25 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	tc := cert.ServerConfig()
-	if f.insecurePlaintext {
-		tc = nil
-	}
-	n, err := startNode(nodeOptions{flags: &f, tls: tc, keys: keys, logger: logger})
-	if err != nil {
-		return err
-	}
-
 	sim, err := feedsim.New(feedsim.Config{
 		Count: *symbols, Rate: *rate, SubjectPrefix: f.subjectPrefix, Logger: logger,
 		// Books reach a node only with a feed snapshot: a short period gets
 		// a newcomer's first book on screen within seconds.
 		SnapshotEvery: 3 * time.Second,
 	})
+	if err != nil {
+		return err
+	}
+
+	tc := cert.ServerConfig()
+	if f.insecurePlaintext {
+		tc = nil
+	}
+	var dash http.Handler
+	if f.dashboard {
+		dash = dashboardHandler(dashboardConfig{Mode: "dev", Symbols: sim.Symbols()})
+	}
+	n, err := startNode(nodeOptions{flags: &f, tls: tc, keys: keys, logger: logger, dashboard: dash})
 	if err != nil {
 		return err
 	}
@@ -164,6 +170,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stdout, "hmac secret (for `tickgate token --hmac-secret-file`): %s\n", secretFile)
 	if n.adminL != nil {
 		fmt.Fprintf(stdout, "admin: http://%s (/metrics, /healthz, /readyz)\n", n.adminL.Addr())
+	}
+	if dash != nil {
+		// The token travels in the fragment, which browsers never send to
+		// a server, so it stays out of access logs; the page removes it
+		// from the address bar.
+		fmt.Fprintf(stdout, "dashboard: %s#token=%s\n", n.pageURL(), token)
 	}
 	fmt.Fprintf(stdout, "token: %s\n", token)
 	return n.wait(ctx)

@@ -67,6 +67,7 @@ type serveFlags struct {
 	commandRate       float64
 	trustedProxies    listFlag
 	shutdownTimeout   time.Duration
+	dashboard         bool
 	printConfig       bool
 	log               logFlags
 }
@@ -113,6 +114,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.commandRate, "command-rate", 20, "commands (and pings) per second per connection (rate_limited beyond, 1008 on abuse)")
 	fs.Var(&f.trustedProxies, "trusted-proxies", "comma-separated CIDRs of load balancers whose X-Forwarded-For gives the client address")
 	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
+	fs.BoolVar(&f.dashboard, "dashboard", false, "serve the live dashboard at / on the public listener (it asks for a token); the WebSocket endpoint is unchanged")
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
@@ -255,11 +257,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	go reloader.Run(ctx) // SIGHUP reloads from here on
-	n, err := startNode(nodeOptions{flags: &f, tls: tc, reloader: reloader, logger: logger})
+	var dash http.Handler
+	if f.dashboard {
+		dash = dashboardHandler(dashboardConfig{Mode: "serve"})
+	}
+	n, err := startNode(nodeOptions{flags: &f, tls: tc, reloader: reloader, logger: logger, dashboard: dash})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "tickgate serving %s\n", n.url())
+	if dash != nil {
+		fmt.Fprintf(stdout, "dashboard: %s\n", n.pageURL())
+	}
 	return n.wait(ctx)
 }
 
@@ -270,6 +279,9 @@ type nodeOptions struct {
 	keys     []auth.Key
 	reloader *keyReloader // when set, its key set (reloaded) replaces keys
 	logger   *slog.Logger
+	// dashboard, when set, serves every path of the public listener but
+	// the WebSocket endpoint.
+	dashboard http.Handler
 }
 
 // node is one running gateway: NATS source, server, listeners.
@@ -381,6 +393,7 @@ func startNode(o nodeOptions) (*node, error) {
 		SocketSendBuffer:           f.socketSendBuffer,
 		MaxConnsPerSubject:         f.maxConnsPerSub,
 		HandshakeRate:              f.handshakeRate,
+		Fallback:                   o.dashboard,
 		CommandRate:                f.commandRate,
 		TrustedProxies:             proxies,
 		Metrics:                    gateway.NewMetrics(reg),
@@ -406,7 +419,7 @@ func startNode(o nodeOptions) (*node, error) {
 		go func() { n.errc <- n.admin.Serve(n.adminL) }()
 	}
 	go func() { n.errc <- srv.Serve(ln) }()
-	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", redactURLs(f.natsURL), "node", f.nodeID)
+	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", redactURLs(f.natsURL), "node", f.nodeID, "dashboard", o.dashboard != nil)
 	return n, nil
 }
 
@@ -455,6 +468,15 @@ func (n *node) historyDetail() string {
 		return fmt.Sprintf("history: jetstream stream %s not readable (%v): resumes from memory only\n", n.hist.Stream(), err)
 	}
 	return fmt.Sprintf("history: jetstream stream %s\n", n.hist.Stream())
+}
+
+// pageURL is the dashboard's URL.
+func (n *node) pageURL() string {
+	scheme := "http"
+	if n.tls {
+		scheme = "https"
+	}
+	return scheme + "://" + n.ln.Addr().String() + "/"
 }
 
 func (n *node) adminHandler() http.Handler {

@@ -1,0 +1,280 @@
+// One channel's client-side rules (docs/protocol.md §5): the prev chain,
+// the book and its checksum, the latest ticker, trades and gap reports,
+// and the channel's state. A Channel does no I/O: it takes one server
+// message at a time and says what happened and what the client must do
+// (re-subscribe, and with which `since`), so the same code runs against a
+// socket and against the conformance cases.
+
+import {Book} from "./book.js";
+
+/** The kinds of contract 1.0. */
+export const KINDS = Object.freeze(["ticker", "book", "trade"]);
+
+const NAME = /^(ticker|book|trade)\.([A-Za-z0-9_-]{1,32})$/;
+
+/**
+ * parseChannel splits a channel name into kind and symbol, or returns
+ * null when it is not `<kind>.<symbol>` of contract 1.0.
+ * @param {unknown} name
+ * @returns {{kind: "ticker" | "book" | "trade", symbol: string} | null}
+ */
+export function parseChannel(name) {
+  const m = typeof name === "string" ? NAME.exec(name) : null;
+  return m ? {kind: /** @type {any} */ (m[1]), symbol: m[2]} : null;
+}
+
+/**
+ * @typedef {object} Step
+ * What one message did to a channel, and what the client must do next.
+ * @property {boolean} applied the message changed the state the client holds (or, for trades, was handed over)
+ * @property {boolean} gap an update whose prev was not the last seq held
+ * @property {boolean} resync the client must re-subscribe the channel
+ * @property {number | bigint | undefined} since the `since` of that re-subscribe (undefined: a fresh snapshot)
+ * @property {boolean | undefined} checksumOk book: whether the book's checksum equalled the message's (undefined: not checked)
+ * @property {{want: number, got: number} | undefined} checksum book: the message's checksum and the book's
+ * @property {object[]} trades trades handed to the user by this message
+ * @property {[number | bigint, number | bigint] | undefined} gapSeqs a `gap` message's [from, to]
+ * @property {boolean} stateChanged the channel's state changed
+ */
+
+/** @returns {Step} */
+function step() {
+  return {applied: false, gap: false, resync: false, since: undefined, checksumOk: undefined, checksum: undefined, trades: [], gapSeqs: undefined, stateChanged: false};
+}
+
+/**
+ * Channel holds one subscribed channel's state.
+ *
+ * `state` is what the user sees:
+ * - `subscribing`: asked for; nothing held yet (no snapshot, or no ack for a trade channel);
+ * - `live`: the client holds state it knows to be right and the node says the feed is current;
+ * - `resyncing`: a gap or checksum mismatch was found (or the node resyncs a book); nothing is handed out until a snapshot or a resumed replay;
+ * - `stale`: what is held was right, but is not current: the connection is down, the node says its feed is, or a re-subscribe that did not resume waits for its snapshot (`reason` tells).
+ */
+export class Channel {
+  /** @param {string} name */
+  constructor(name) {
+    const p = parseChannel(name);
+    if (!p) throw new TypeError("not a channel name: " + String(name));
+    this.name = name;
+    this.kind = p.kind;
+    this.symbol = p.symbol;
+    /** The last seq held (0: none); sent as `since` on a re-subscribe. @type {number | bigint} */
+    this.last = 0;
+    /** The book (book channels). @type {Book | null} */
+    this.book = this.kind === "book" ? new Book() : null;
+    /** The latest ticker data (ticker channels). @type {object | null} */
+    this.ticker = null;
+    /**
+     * @private the client's own view: "awaiting" is a re-subscribe that
+     * did not resume (after a reconnect): what is held is right but old,
+     * and only the coming snapshot continues the chain.
+     * @type {"subscribing" | "live" | "resyncing" | "awaiting"}
+     */
+    this.local = "subscribing";
+    /** @private the node's status of the channel (contract 1.1 `status`) */
+    this.server = {state: "live", reason: ""};
+    /** @private whether the connection that carries the channel is up */
+    this.connected = true;
+    /** @private the reason of the client's own resync */
+    this.why = "";
+    this.stats = {messages: 0, snapshots: 0, updates: 0, gaps: 0, feedGaps: 0, resyncs: 0, checksumOk: 0, checksumBad: 0};
+  }
+
+  /** The state the user sees: subscribing, live, resyncing or stale. */
+  get state() {
+    if (this.local === "awaiting") return "stale";
+    if (this.local !== "live") return this.local;
+    if (!this.connected) return "stale";
+    if (this.server.state !== "live") return /** @type {"stale" | "resyncing"} */ (this.server.state);
+    return "live";
+  }
+
+  /** Why the channel is not live ("" when it is). */
+  get reason() {
+    if (this.local === "resyncing") return this.why;
+    if (this.local === "subscribing") return "subscribing";
+    if (this.local === "awaiting") return "resubscribed";
+    if (!this.connected) return "disconnected";
+    return this.server.state === "live" ? "" : this.server.reason;
+  }
+
+  /**
+   * holding reports whether the client holds state it knows to be right
+   * (a verified book, a ticker, a trade chain) as of `last`.
+   */
+  get holding() {
+    return this.local === "live" && this.last !== 0;
+  }
+
+  /**
+   * @private resumable reports whether updates after `last` can be applied
+   * to what is held: it is live, or it stopped at a gap (an update went
+   * missing, nothing wrong was applied).
+   */
+  get resumable() {
+    return this.last !== 0 && (this.local === "live" || this.local === "awaiting" || (this.local === "resyncing" && this.why === "gap"));
+  }
+
+  /**
+   * The `since` to resume from after a reconnect (undefined: nothing to
+   * resume from).
+   * @returns {number | bigint | undefined}
+   */
+  resumeSeq() {
+    return this.resumable ? this.last : undefined;
+  }
+
+  /**
+   * disconnected marks the channel stale: its connection is down.
+   * @returns {boolean} whether the state changed
+   */
+  disconnected() {
+    const before = this.state;
+    this.connected = false;
+    return before !== this.state;
+  }
+
+  /**
+   * acked takes the node's `subscribed` ack of a (re-)subscribe:
+   * `resumed` when the node will replay the updates after `since`.
+   * @param {boolean} resumed
+   * @returns {boolean} whether the state changed
+   */
+  acked(resumed) {
+    const before = this.state;
+    this.connected = true;
+    this.server = {state: "live", reason: ""};
+    if (this.kind === "trade") {
+      // Not resumed: live trades follow from prev 0.
+      if (!resumed) this.last = 0;
+      this.local = "live";
+      this.why = "";
+    } else if (resumed && this.resumable) {
+      // The replay chains from last, which is still held.
+      this.local = "live";
+      this.why = "";
+    } else if (this.local === "live" || this.local === "awaiting") {
+      // A snapshot follows; until then what is held is right but old.
+      this.local = "awaiting";
+    }
+    return before !== this.state;
+  }
+
+  /**
+   * handle applies one server message of this channel (snapshot, update,
+   * gap, status) and returns what happened.
+   * @param {any} msg
+   * @returns {Step}
+   */
+  handle(msg) {
+    const before = this.state;
+    const s = step();
+    this.stats.messages++;
+    switch (msg.type) {
+      case "snapshot": this.snapshot(msg, s); break;
+      case "update": this.update(msg, s); break;
+      case "gap":
+        this.stats.feedGaps++;
+        s.gapSeqs = [msg.from, msg.to];
+        break;
+      case "status":
+        if (msg.state === "live" || msg.state === "stale" || msg.state === "resyncing") {
+          this.server = {state: msg.state, reason: typeof msg.reason === "string" ? msg.reason : ""};
+        }
+        break;
+    }
+    s.stateChanged = before !== this.state;
+    return s;
+  }
+
+  /** @private */
+  snapshot(msg, s) {
+    this.stats.snapshots++;
+    if (this.server.state === "resyncing") this.server = {state: "live", reason: ""};
+    switch (this.kind) {
+      case "book": {
+        const ok = this.book.applySnapshot(msg.data ?? {}, msg.seq);
+        this.checked(ok, s);
+        if (!ok) return;
+        break;
+      }
+      case "ticker":
+        this.ticker = msg.data;
+        break;
+      case "trade": // contract 1.1 `recent`: the newest trades, oldest first
+        s.trades = Array.isArray(msg.data?.trades) ? msg.data.trades : [];
+        break;
+    }
+    this.last = msg.seq;
+    this.local = "live";
+    this.why = "";
+    s.applied = true;
+  }
+
+  /** @private */
+  update(msg, s) {
+    this.stats.updates++;
+    if (this.kind === "trade") {
+      if (msg.prev !== this.last) {
+        // A trade channel has no snapshot to resync from: report the gap
+        // and go on from this update.
+        s.gap = true;
+        this.stats.gaps++;
+      }
+      this.last = msg.seq;
+      this.local = "live";
+      s.trades = [msg.data];
+      s.applied = true;
+      return;
+    }
+    if (this.local === "resyncing" || this.local === "awaiting") {
+      // An update of the chain being replaced: the answer to the
+      // re-subscribe (a snapshot, or the ack of a replay from last) is on
+      // its way.
+      return;
+    }
+    if (msg.prev !== this.last) {
+      s.gap = true;
+      this.stats.gaps++;
+      this.resync(s, "gap", this.last !== 0 ? this.last : undefined);
+      return;
+    }
+    if (this.kind === "ticker") {
+      this.ticker = msg.data;
+    } else {
+      const ok = this.book.applyUpdate(msg.data ?? {}, msg.seq);
+      this.checked(ok, s);
+      if (!ok) return;
+    }
+    this.last = msg.seq;
+    this.local = "live";
+    this.why = "";
+    s.applied = true;
+  }
+
+  /** @private checked records a book checksum check; a mismatch drops the book and resyncs. */
+  checked(ok, s) {
+    s.checksumOk = ok;
+    s.checksum = {want: this.book.wantChecksum, got: this.book.checksum()};
+    if (ok) {
+      this.stats.checksumOk++;
+      return;
+    }
+    this.stats.checksumBad++;
+    // Never hand out a book known to be wrong: drop it. A replay would
+    // repeat the same data, so ask for a fresh snapshot.
+    this.book.clear();
+    this.last = 0;
+    this.resync(s, "checksum", undefined);
+  }
+
+  /** @private */
+  resync(s, why, since) {
+    this.local = "resyncing";
+    this.why = why;
+    this.stats.resyncs++;
+    s.resync = true;
+    s.since = since;
+  }
+}

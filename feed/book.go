@@ -198,3 +198,5 @@ func (s *bookState) heartbeat(seq uint64) (Event, bool, Outcome) {
 // Resyncing reports whether the book had a book and lost it (a gap, a
 // checksum mismatch, a publisher restart) and waits for a snapshot.
 func (s *bookState) Resyncing() bool { return !s.synced && s.applied > 0 }
+
+func (s *bookState) HistoryLen() int { return s.hist.len() }

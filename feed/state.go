@@ -108,6 +108,9 @@ type State interface {
 	// mismatch and waits for the feed to send it again: a book that had a
 	// book and waits for a snapshot. Ticker and trade states never do.
 	Resyncing() bool
+	// HistoryLen returns how many emitted events the state keeps for
+	// Since now (at most its historyLen).
+	HistoryLen() int
 }
 
 // NewState returns an empty State for ch that keeps up to historyLen
@@ -287,6 +290,8 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 }
 
 func (s *streamState) Resyncing() bool { return false }
+
+func (s *streamState) HistoryLen() int { return s.hist.len() }
 
 func (s *streamState) Snapshot() (uint64, any, bool) {
 	if s.ch.Kind != proto.KindTicker || s.cur == nil {

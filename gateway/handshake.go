@@ -77,6 +77,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.newConn(cd, claims, r.RemoteAddr)
 	c.addr = addr
+	c.client = clientAddr(r.RemoteAddr, addr)
 	c.welcome()
 	up := s.upgraders[len(s.upgraders)-1]
 	if echo {

@@ -221,9 +221,10 @@ func (c *Control) Bucket() string { return c.cfg.Bucket }
 // TTL returns how long the bucket keeps a revocation.
 func (c *Control) TTL() time.Duration { return c.cfg.TTL }
 
-// Publish sends r on the subject and waits, at most until ctx ends, until
-// the NATS server has it: every node subscribed then gets it. It fails
-// with ErrUnavailable while the node has no NATS connection.
+// Publish sends r on the subject and waits, at most until ctx ends (or
+// Config.FlushTimeout without a deadline), until the NATS server has it:
+// every node subscribed then gets it. It fails with ErrUnavailable while
+// the node has no NATS connection.
 func (c *Control) Publish(ctx context.Context, r Revocation) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -237,6 +238,11 @@ func (c *Control) Publish(ctx context.Context, r Revocation) error {
 	}
 	if err := c.src.nc.Publish(c.cfg.Subject, data); err != nil {
 		return fmt.Errorf("%w: publish revocation: %w", ErrUnavailable, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.src.cfg.FlushTimeout)
+		defer cancel()
 	}
 	if err := c.src.nc.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("%w: revocation not confirmed by the server: %w", ErrUnavailable, err)

@@ -502,6 +502,10 @@ func (c *conn) auth(cmd *proto.Command) {
 		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token's sub differs from the connection's", "")
 		return
 	}
+	if c.srv.revoked.refuses(claims.Subject, claims.IssuedAt, c.srv.cfg.Now()) {
+		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token was revoked", "")
+		return
+	}
 	c.claims = claims
 	c.refreshExpiry(claims.ExpiresAt)
 	c.reply(proto.Authenticated{Type: proto.TypeAuthenticated, ID: cmd.ID, Exp: claims.ExpiresAt.Unix()})

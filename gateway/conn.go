@@ -228,7 +228,13 @@ func (c *conn) evict(reason string) {
 	}
 	c.srv.metrics.evictions.WithLabelValues(reason).Inc()
 	c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", reason)...)
-	time.AfterFunc(closeWriteTimeout, func() {
+	c.cutAfter(closeWriteTimeout)
+}
+
+// cutAfter closes the socket after d unless the connection ended by then:
+// a close frame that the socket cannot take in time is given up.
+func (c *conn) cutAfter(d time.Duration) {
+	time.AfterFunc(d, func() {
 		select {
 		case <-c.done:
 		default:

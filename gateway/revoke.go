@@ -254,6 +254,16 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 		s.log.Error("revocations: cannot subscribe; this node learns of none from other nodes", "err", err.Error())
 		unsubscribe = func() {}
 	}
+	// A reconnect between two sweeps is seen by the count of reconnects,
+	// where the source keeps one (feed.Source does).
+	counter, _ := s.hub.src.(interface{ Reconnects() uint64 })
+	reconnects := func() uint64 {
+		if counter == nil {
+			return 0
+		}
+		return counter.Reconnects()
+	}
+	seen := reconnects()
 	up := s.hub.src.Connected()
 	if up {
 		s.loadRevocations(bus, true)
@@ -270,9 +280,10 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 				return
 			case <-t.C:
 			}
-			connected := s.hub.src.Connected()
-			if connected && !up {
+			connected, n := s.hub.src.Connected(), reconnects()
+			if connected && (!up || n != seen) {
 				s.loadRevocations(bus, false)
+				seen = n
 			}
 			up = connected
 			s.metrics.revocationsActive.Set(float64(s.revoked.prune(s.cfg.Now())))

@@ -162,10 +162,20 @@ func newFleet(t *testing.T, jetstream bool) *fleet {
 // revocations are read, and returns it with the metrics it exposes.
 func (f *fleet) node(t *testing.T, id string) (*testEnv, *prometheus.Registry) {
 	t.Helper()
-	e := &testEnv{ns: f.ns, cert: f.cert, signer: f.signer, logs: &syncBuffer{}}
+	return f.nodeVia(t, id, nil)
+}
+
+// nodeVia is node, reaching NATS through proxy when not nil.
+func (f *fleet) nodeVia(t *testing.T, id string, proxy *natstest.Proxy) (*testEnv, *prometheus.Registry) {
+	t.Helper()
+	e := &testEnv{ns: f.ns, cert: f.cert, signer: f.signer, logs: &syncBuffer{}, proxy: proxy}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	url := f.ns.ClientURL()
+	if proxy != nil {
+		url = proxy.URL()
+	}
 	var err error
-	if e.src, err = feed.Connect(feed.Config{URL: f.ns.ClientURL(), Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
+	if e.src, err = feed.Connect(feed.Config{URL: url, Logger: logger, ReconnectWait: 50 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.src.Close)
@@ -395,5 +405,41 @@ func TestRevocationWithoutJetStream(t *testing.T) {
 	}
 	if !strings.Contains(n3.logs.String(), "no store") {
 		t.Fatalf("gw-3 did not log that it has no revocation store:\n%s", n3.logs.String())
+	}
+}
+
+// TestRevocationReachesANodeCutOffFromNATS: a node cut off from NATS when
+// a revocation is made keeps the sub's connection (the documented limit),
+// and applies the revocation from the bucket as soon as NATS is back.
+func TestRevocationReachesANodeCutOffFromNATS(t *testing.T) {
+	f := newFleet(t, true)
+	n1, _ := f.node(t, "gw-1")
+	proxy := natstest.NewProxy(t, f.ns.Addr().String())
+	n2, reg2 := f.nodeVia(t, "gw-2", proxy)
+	old := f.mint(t, "dora", time.Now().Add(-time.Minute))
+	c := n2.connect(t, "json", old)
+
+	proxy.Cut()
+	waitFor(t, "gw-2 lost NATS", func() bool { return !n2.src.Connected() })
+	res, err := n1.srv.RevokeEverywhere(context.Background(), "dora", 0)
+	if err != nil || !res.Published || !res.Stored {
+		t.Fatalf("revoke: %+v, %v", res, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c.send(t, proto.Command{Op: "ping", ID: ptr[int64](1)})
+	c.expect(t, proto.TypePong) // cut off: it knows nothing yet
+
+	mended := time.Now()
+	proxy.Mend()
+	// The reconnect wait (50 ms here), then the next sweep (250 ms).
+	if code, reason := c.waitClose(t, 5*time.Second); code != uint16(proto.CloseRevoked) || reason != "revoked" {
+		t.Fatalf("gw-2 after NATS came back: closed %d %q, want 4003 revoked", code, reason)
+	}
+	t.Logf("closed 4003 %v after NATS was reachable again", time.Since(mended).Round(time.Millisecond))
+	if status, code := handshakeOutcome(t, n2, old); status != http.StatusUnauthorized || code != "token_revoked" {
+		t.Fatalf("gw-2: old token %d %q", status, code)
+	}
+	if v := counterValue(t, reg2, "tickgate_revocations_received_total", "source", "store"); v != 1 {
+		t.Errorf("gw-2 read %v revocations from the store, want 1", v)
 	}
 }

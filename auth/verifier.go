@@ -39,6 +39,11 @@ type Claims struct {
 	// ExpiresAt is the "exp" claim; the connection ends then unless the
 	// client refreshes its token.
 	ExpiresAt time.Time
+	// IssuedAt is the "iat" claim, read as strictly as exp (a plain JSON
+	// NumericDate, exact to the nanosecond); zero when the token has none.
+	// A revocation (PROTOCOL.md §12) refuses the sub's tokens issued
+	// before a cut-off, and one without iat counts as issued before.
+	IssuedAt time.Time
 	// Patterns are the compiled "channels" claim, in token order.
 	Patterns []Pattern
 }
@@ -256,7 +261,11 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		// at exp, so a token already past it could serve no one.
 		return nil, ErrTokenExpired
 	}
-	return &Claims{Subject: tc.Subject, ExpiresAt: tc.ExpiresAt.Time, Patterns: tc.patterns}, nil
+	c := &Claims{Subject: tc.Subject, ExpiresAt: tc.ExpiresAt.Time, Patterns: tc.patterns}
+	if tc.IssuedAt != nil {
+		c.IssuedAt = tc.IssuedAt.Time
+	}
+	return c, nil
 }
 
 // classify maps a golang-jwt error to our sentinels with a fixed reason.

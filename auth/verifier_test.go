@@ -399,6 +399,52 @@ func TestVerifyNumericDateExact(t *testing.T) {
 	}
 }
 
+// TestVerifyIssuedAt: Claims.IssuedAt is iat exactly as written (a
+// revocation's cut-off compares it), zero without iat, and an iat that
+// the strict reader refuses still makes the token invalid.
+func TestVerifyIssuedAt(t *testing.T) {
+	k := keys(t)
+	v := newTestVerifier(t, matrixConfig(), k.publicKeys())
+	sec := testNow.Add(-time.Minute).Unix()
+	secs := strconv.FormatInt(sec, 10)
+	tests := []struct {
+		name    string
+		iat     string // "" leaves iat out
+		want    time.Time
+		invalid bool
+	}{
+		{name: "integer", iat: secs, want: time.Unix(sec, 0)},
+		{name: "fraction", iat: secs + ".25", want: time.Unix(sec, 250_000_000)},
+		{name: "absent", iat: "", want: time.Time{}},
+		{name: "string", iat: `"` + secs + `"`, invalid: true},
+		{name: "exponent", iat: "1.7e9", invalid: true},
+		{name: "negative", iat: "-1", invalid: true},
+		{name: "future beyond leeway", iat: strconv.FormatInt(testNow.Add(time.Hour).Unix(), 10), invalid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := ""
+			if tt.iat != "" {
+				extra = `"iat":` + tt.iat
+			}
+			tok := mintJSON(t, "HS256", k.hmac, hs256Header, claimsJSON(t, with(baseClaims(), "iat", nil), extra))
+			c, err := v.Verify(tok)
+			if tt.invalid {
+				if !errors.Is(err, ErrInvalidToken) {
+					t.Fatalf("Verify: %v, want ErrInvalidToken", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !c.IssuedAt.Equal(tt.want) || c.IssuedAt.IsZero() != tt.want.IsZero() {
+				t.Fatalf("IssuedAt = %v, want %v", c.IssuedAt, tt.want)
+			}
+		})
+	}
+}
+
 func TestVerifyEmptyKeySet(t *testing.T) {
 	k := keys(t)
 	v, err := NewVerifier(matrixConfig(), NewKeySet())

@@ -228,3 +228,5 @@ func (s *bookState) Warm(msgs []*Message) (Event, bool) {
 	_, data, _ := s.Snapshot()
 	return Event{Channel: s.ch, Snapshot: true, Seq: s.applied, Prev: prev, Data: data, TS: s.ts}, true
 }
+
+func (s *bookState) HistoryLen() int { return s.hist.len() }

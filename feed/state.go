@@ -117,6 +117,9 @@ type State interface {
 	// snapshot). It returns the event to fan out (a snapshot event for a
 	// book) and whether it took them. Trade states take nothing.
 	Warm(msgs []*Message) (ev Event, ok bool)
+	// HistoryLen returns how many emitted events the state keeps for
+	// Since now (at most its historyLen).
+	HistoryLen() int
 }
 
 // NewState returns an empty State for ch that keeps up to historyLen
@@ -311,6 +314,7 @@ func (s *streamState) Warm(msgs []*Message) (Event, bool) {
 	s.seen = max(s.seen, m.Seq)
 	return Event{Channel: s.ch, Seq: m.Seq, Data: m.Ticker, TS: m.Ticker.TS}, true
 }
+func (s *streamState) HistoryLen() int { return s.hist.len() }
 
 func (s *streamState) Snapshot() (uint64, any, bool) {
 	if s.ch.Kind != proto.KindTicker || s.cur == nil {

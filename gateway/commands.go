@@ -40,7 +40,7 @@ func (events) OnMessage(socket *gws.Conn, msg *gws.Message) { connOf(socket).mes
 
 func (c *conn) pong(payload []byte) {
 	c.touch()
-	c.prog.pong(payload)
+	c.prog.pong(payload, c.srv.cfg.Now().UnixNano())
 }
 
 func (c *conn) ping(payload []byte) {
@@ -91,7 +91,7 @@ func (c *conn) message(msg *gws.Message) {
 		return
 	}
 	c.cmdMu.Lock()
-	defer c.cmdMu.Unlock()
+	defer c.unlockCmd()
 	c.run(&cmd)
 }
 
@@ -289,7 +289,7 @@ wait:
 		}
 	}
 	c.cmdMu.Lock()
-	defer c.cmdMu.Unlock()
+	defer c.unlockCmd()
 	for _, p := range w.picks {
 		if c.inflight[p.ch] == w {
 			delete(c.inflight, p.ch)
@@ -348,6 +348,7 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 		case p.sub == nil:
 			p.sub = c.newSubscription(p.entry, p.hold)
 			c.subs[p.ch] = p.sub
+			c.subsDirty = true
 			c.srv.metrics.subscriptions.Inc()
 		case c.subs[p.ch] != p.sub:
 			continue // dropped by a token refresh meanwhile, which answered it
@@ -468,6 +469,7 @@ func (c *conn) drop(ch proto.Channel) {
 	s.entry.leave(s)
 	c.srv.hub.abandon(s.entry, s.hold)
 	delete(c.subs, ch)
+	c.subsDirty = true
 	c.srv.admit.unreserve(c.subject, 1)
 	c.srv.metrics.subscriptions.Dec()
 }
@@ -498,6 +500,10 @@ func (c *conn) auth(cmd *proto.Command) {
 	}
 	if claims.Subject != c.subject {
 		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token's sub differs from the connection's", "")
+		return
+	}
+	if c.srv.revoked.refuses(claims.Subject, claims.IssuedAt, c.srv.cfg.Now()) {
+		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token was revoked", "")
 		return
 	}
 	c.claims = claims

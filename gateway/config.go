@@ -142,6 +142,15 @@ type Config struct {
 	// resume a client on any node (feed.History over a JetStream stream).
 	// Zero: memory only.
 	History History
+	// Revocations carries revocations between the nodes of the deployment
+	// (feed.Control: a NATS subject and a JetStream bucket). Zero: a
+	// revocation made on this node holds on this node only, and the node
+	// learns of none made elsewhere.
+	Revocations RevocationBus
+	// RevocationTTL is how long a revocation holds after the later of
+	// when it was made and its cut-off: the longest lifetime of a token,
+	// after which every token it refuses has expired. Zero: 24h.
+	RevocationTTL time.Duration
 	// Metrics receives the gateway's series. Zero: NewMetrics(nil), a
 	// registry nobody scrapes.
 	Metrics *Metrics
@@ -241,6 +250,9 @@ func (c Config) withDefaults() Config {
 	if c.HistoryLen == 0 {
 		c.HistoryLen = 1024
 	}
+	if c.RevocationTTL == 0 {
+		c.RevocationTTL = 24 * time.Hour
+	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
 	}
@@ -281,6 +293,7 @@ func (c Config) Validate() error {
 		{"CommandRate", c.CommandRate > 0},
 		{"CommandBurst", c.CommandBurst >= 1},
 		{"MaxStrikes", c.MaxStrikes >= 1},
+		{"RevocationTTL", c.RevocationTTL >= time.Minute},
 	}
 	for _, p := range positive {
 		if !p.ok {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,17 @@ type conn struct {
 	subject  string      // Static after construction: the token's sub.
 	remote   string      // Static after construction.
 	addr     netip.Addr  // Static after the handshake: the address admission counted.
+	client   string      // Static after the handshake: remote as a listing shows it (clientAddr).
+	since    time.Time   // Static after construction: when the handshake was accepted.
+
+	// What the writer sent, for inspection (inspect.go): added once per
+	// batch (messages) and once per socket write (bytes) by the writer.
+	msgsSent  atomic.Uint64
+	bytesSent atomic.Uint64
+	// subList is the names of the subscriptions, sorted, for inspection:
+	// replaced (never changed) when a command that changed subs releases
+	// cmdMu (unlockCmd). Nil: none.
+	subList atomic.Pointer[[]string]
 
 	out  *outbox  // Safe for concurrent use.
 	prog progress // Pings and pongs; see progress for ownership.
@@ -48,6 +60,7 @@ type conn struct {
 	heldBack  int                                 // Guarded by cmdMu: commands waiting behind them.
 	snapshots byteBudget                          // Guarded by cmdMu: snapshot and replay bytes asked for.
 	closed    bool                                // Guarded by cmdMu: cleanup ran; waiting subscribes only undo.
+	subsDirty bool                                // Guarded by cmdMu: subs changed since subList was published.
 
 	drainOnce sync.Once   // drain runs once
 	drainT    *time.Timer // Written once by drain: the close to come.
@@ -66,7 +79,8 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		session:   newSessionID(),
 		subject:   claims.Subject,
 		remote:    remote,
-		out:       newOutbox(s.cfg.SendQueueLimit),
+		since:     s.cfg.Now(),
+		out:       newOutbox(s.cfg.SendQueueLimit, s.cfg.Now),
 		done:      make(chan struct{}),
 		claims:    claims,
 		subs:      make(map[proto.Channel]*subscription),
@@ -76,6 +90,22 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		exp:       claims.ExpiresAt,
 	}
 	return c
+}
+
+// unlockCmd publishes the subscription list for inspection when a
+// command changed it, then releases cmdMu. Every holder of cmdMu that may
+// change subs releases it through here.
+func (c *conn) unlockCmd() {
+	if c.subsDirty {
+		c.subsDirty = false
+		names := make([]string, 0, len(c.subs))
+		for _, s := range c.subs {
+			names = append(names, s.name)
+		}
+		slices.Sort(names)
+		c.subList.Store(&names)
+	}
+	c.cmdMu.Unlock()
 }
 
 // logAttrs returns the connection's log attributes followed by extra.
@@ -198,7 +228,13 @@ func (c *conn) evict(reason string) {
 	}
 	c.srv.metrics.evictions.WithLabelValues(reason).Inc()
 	c.srv.log.Warn("slow consumer evicted", c.logAttrs("reason", reason)...)
-	time.AfterFunc(closeWriteTimeout, func() {
+	c.cutAfter(closeWriteTimeout)
+}
+
+// cutAfter closes the socket after d unless the connection ended by then:
+// a close frame that the socket cannot take in time is given up.
+func (c *conn) cutAfter(d time.Duration) {
+	time.AfterFunc(d, func() {
 		select {
 		case <-c.done:
 		default:
@@ -226,7 +262,7 @@ func (c *conn) cleanup() {
 	for ch := range c.subs {
 		c.drop(ch)
 	}
-	c.cmdMu.Unlock()
+	c.unlockCmd()
 	c.srv.admit.leave(c.addr, c.subject)
 	c.srv.untrack(c)
 }

@@ -57,6 +57,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
 		return
 	}
+	if s.revoked.refuses(claims.Subject, claims.IssuedAt, s.cfg.Now()) {
+		s.refuse(w, proto.HandshakeTokenRevoked, "this token was revoked; get a new one")
+		return
+	}
 	cd, echo, err := codec.Negotiate(codec.Offered(r.Header))
 	if err != nil {
 		s.refuse(w, proto.HandshakeBadSubprotocol, "offer tickgate.v1.json or tickgate.v1.msgpack (a bearer. entry is not a codec)")
@@ -77,6 +81,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.newConn(cd, claims, r.RemoteAddr)
 	c.addr = addr
+	c.client = clientAddr(r.RemoteAddr, addr)
 	c.welcome()
 	up := s.upgraders[len(s.upgraders)-1]
 	if echo {
@@ -98,6 +103,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.ws = socket
 	s.track(c)
+	if s.revoked.refuses(claims.Subject, claims.IssuedAt, s.cfg.Now()) {
+		c.revoke() // revoked since the check above, before the node's scan could see it
+	}
 	s.metrics.handshakeSeconds.Observe(time.Since(start).Seconds())
 	go s.readLoop(socket)
 }

@@ -94,6 +94,16 @@ type channel struct {
 	arrived      time.Time
 	warming      bool          // a start from the history stream is under way (history.go)
 	stateNow     atomic.Uint32 // status's chanState, for counting without mu
+
+	// For inspection (inspect.go), read without mu: written under mu
+	// (subscribers, the state's newest emitted seq and history depth, feed
+	// messages applied), and by the hub's sweep (rate).
+	subscribers atomic.Int32
+	lastSeq     atomic.Uint64
+	historyLen  atomic.Int32
+	received    atomic.Uint64
+	rate        atomic.Uint64 // math.Float64bits of feed messages per second over the sweep's last second
+	rateFrom    uint64        // Owned by the hub's sweep: received when it last measured the rate.
 }
 
 // acquire returns the channel's entry, creating it on first use, and
@@ -198,6 +208,9 @@ func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Ou
 	if out != feed.OutcomeDuplicate {
 		e.snap = nil // the state moved on
 	}
+	e.received.Add(1)
+	e.lastSeq.Store(e.state.LastSeq())
+	e.historyLen.Store(int32(e.state.HistoryLen()))
 	if emit {
 		e.fanout(h, &ev, starts)
 	}
@@ -366,6 +379,7 @@ func (e *channel) leave(s *subscription) {
 		e.subs[last] = nil
 		e.subs = e.subs[:last]
 		s.idx = -1
+		e.subscribers.Store(int32(len(e.subs)))
 	}
 	e.mu.Unlock()
 	o := s.c.out

@@ -161,6 +161,7 @@ func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	if s.idx < 0 {
 		s.idx = len(e.subs)
 		e.subs = append(e.subs, s)
+		e.subscribers.Store(int32(len(e.subs)))
 	}
 	o := s.c.out
 	o.mu.Lock()

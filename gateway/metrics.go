@@ -42,6 +42,11 @@ type Metrics struct {
 	channels         *prometheus.GaugeVec
 	historyReadsVec  *prometheus.CounterVec
 
+	revocationsReceived *prometheus.CounterVec
+	revocationsApplied  prometheus.Counter
+	revocationCloses    prometheus.Counter
+	revocationsActive   prometheus.Gauge
+
 	// Per-message series resolved once, so the feed path does no label
 	// lookups: by feed.Outcome and by proto.Kind.
 	outcomeByCode   map[feed.Outcome]prometheus.Counter
@@ -91,9 +96,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+		revocationsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_revocations_received_total", Help: "Revocations the node learned of, by source: api (its admin API), nats (the revocation subject), store (the bucket, read at start and when NATS came back)."}, []string{"source"}),
+		revocationsApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_revocations_applied_total", Help: "Revocations received that were new to the node or moved a cut-off later."}),
+		revocationCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_revocation_closes_total", Help: "Connections closed with 4003 revoked."}),
+		revocationsActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tickgate_revocations_active", Help: "Revocations in force on the node (subs whose older tokens are refused)."}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec)
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec,
+		m.revocationsReceived, m.revocationsApplied, m.revocationCloses, m.revocationsActive)
+	for _, s := range []string{revokedByAPI, revokedByNATS, revokedByStore} {
+		m.revocationsReceived.WithLabelValues(s)
+	}
 	for _, r := range []string{evictTradeOverflow, evictQueueOverflow, evictWriteTimeout, evictLagTimeout, evictIdleTimeout} {
 		m.evictions.WithLabelValues(r)
 	}

@@ -22,7 +22,8 @@ import (
 // the book's size, trades by TradeBufferMessages/TradeBufferBytes (beyond
 // which the connection is evicted).
 type outbox struct {
-	limit int // Static after construction: control frames pending at most.
+	limit int              // Static after construction: control frames pending at most.
+	now   func() time.Time // Static after construction: the clock.
 
 	mu       sync.Mutex
 	queue    []item            // Guarded by mu.
@@ -31,6 +32,13 @@ type outbox struct {
 	closing  *proto.Disconnect // Guarded by mu. Set once; no data is queued after it.
 	discard  bool              // Guarded by mu: drop what is pending (eviction).
 	writing  bool              // Guarded by mu: the writer is writing what it took; updates fold meanwhile.
+	// For inspection (stats), all guarded by mu: when the oldest entry
+	// now in queue was queued (Unix ns, 0: queue empty), and the messages
+	// the writer took and has not finished writing, with when the oldest
+	// of them was queued.
+	queuedAt  int64
+	taken     int
+	takenFrom int64
 
 	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
 }
@@ -44,8 +52,8 @@ type item struct {
 	gen   uint32        // sub.gen when queued
 }
 
-func newOutbox(limit int) *outbox {
-	return &outbox{limit: limit, wake: make(chan struct{}, 1)}
+func newOutbox(limit int, now func() time.Time) *outbox {
+	return &outbox{limit: limit, now: now, wake: make(chan struct{}, 1)}
 }
 
 // pushResult says what happened to a pushed frame.
@@ -68,6 +76,9 @@ func (o *outbox) push(f []byte) pushResult {
 		o.mu.Unlock()
 		return pushFull
 	}
+	if o.queuedAt == 0 {
+		o.queuedAt = o.now().UnixNano()
+	}
 	o.queue = append(o.queue, item{frame: f})
 	o.controls++
 	o.mu.Unlock()
@@ -83,9 +94,13 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 	}
 	s.queued = true
 	it := item{sub: s, gen: s.gen}
-	if s.throttle > 0 && now().Before(s.nextAt) {
+	switch {
+	case s.throttle > 0 && now().Before(s.nextAt):
 		o.delayed = append(o.delayed, it)
-	} else {
+	default:
+		if o.queuedAt == 0 {
+			o.queuedAt = now().UnixNano()
+		}
 		o.queue = append(o.queue, it)
 	}
 	o.signal()
@@ -122,6 +137,7 @@ func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
 			clear(o.queue)
 			o.queue = o.queue[:0]
 			o.controls = 0
+			o.queuedAt = 0
 		}
 	}
 	o.mu.Unlock()
@@ -189,6 +205,13 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	o.queue = o.queue[:0]
 	o.controls = 0
 	o.writing = len(b.items) > 0
+	if o.writing {
+		o.taken, o.takenFrom = len(b.items), o.queuedAt
+		if o.takenFrom == 0 { // only throttled subscriptions that fell due
+			o.takenFrom = now.UnixNano()
+		}
+	}
+	o.queuedAt = 0
 	return o.closing
 }
 
@@ -196,7 +219,36 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 func (o *outbox) wrote() {
 	o.mu.Lock()
 	o.writing = false
+	o.taken, o.takenFrom = 0, 0
 	o.mu.Unlock()
+}
+
+// stats returns how many messages wait for the connection's socket (in
+// the queue, throttled, or taken by the writer and not yet written) and
+// since when the oldest of them waits (Unix ns; 0: none). Throttled
+// subscriptions count from when they fall due. It walks the queue under
+// mu: O(entries pending), and an idle connection has none.
+func (o *outbox) stats() (pending int, oldest int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pending = o.taken
+	count := func(items []item) {
+		for _, it := range items {
+			switch {
+			case it.frame != nil:
+				pending++
+			case it.gen == it.sub.gen && !it.sub.dead:
+				pending += it.sub.pendingCount()
+			}
+		}
+	}
+	count(o.queue)
+	count(o.delayed)
+	oldest = o.takenFrom
+	if oldest == 0 || o.queuedAt != 0 && o.queuedAt < oldest {
+		oldest = o.queuedAt
+	}
+	return pending, oldest
 }
 
 // nextDelayed returns when the earliest throttled subscription is due

@@ -32,6 +32,7 @@ type Server struct {
 	log      *slog.Logger        // Static after construction.
 	metrics  *Metrics            // Static after construction.
 	admit    *admission          // Safe for concurrent use.
+	revoked  *revocations        // Safe for concurrent use.
 	origins  map[string]struct{} // Static after construction: normalized AllowedOrigins.
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
@@ -60,6 +61,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		log:      cfg.Logger,
 		metrics:  cfg.Metrics,
 		admit:    newAdmission(&cfg),
+		revoked:  newRevocations(cfg.RevocationTTL),
 		origins:  make(map[string]struct{}, len(cfg.AllowedOrigins)),
 		conns:    make(map[*conn]struct{}),
 	}
@@ -140,6 +142,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go s.hub.watch(stop) // channel status: NATS loss, silence
+	// The stored revocations are read before the first handshake is
+	// answered (clients wait in the listen backlog meanwhile).
+	s.followRevocations(stop)
 	return hs.Serve(ln)
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math"
 	"time"
 
 	"github.com/tickgate/tickgate/proto"
@@ -130,6 +131,7 @@ func (h *hub) watch(stop <-chan struct{}) {
 	t := time.NewTicker(statusSweep)
 	defer t.Stop()
 	up := true
+	rated := h.now()
 	for {
 		select {
 		case <-stop:
@@ -142,7 +144,22 @@ func (h *hub) watch(stop <-chan struct{}) {
 		if lost || h.staleAfter > 0 {
 			h.check(lost)
 		}
+		if now := h.now(); now.Sub(rated) >= time.Second {
+			h.measureRates(now.Sub(rated))
+			rated = now
+		}
 	}
+}
+
+// measureRates sets every channel's feed rate: the messages applied since
+// the last measurement, over elapsed. It reads counters only, no channel
+// lock. Called by watch.
+func (h *hub) measureRates(elapsed time.Duration) {
+	h.each(func(e *channel) {
+		n := e.received.Load()
+		e.rate.Store(math.Float64bits(float64(n-e.rateFrom) / elapsed.Seconds()))
+		e.rateFrom = n
+	})
 }
 
 // check reevaluates every channel's status; with lost, the node has just

@@ -80,6 +80,19 @@ func (s *subscription) hasPending() bool {
 	return len(s.head) > 0 || len(s.queue) > 0 || s.group.n > 0 || s.statusDue()
 }
 
+// pendingCount is how many messages s has pending for the writer.
+// Called with c.out.mu held.
+func (s *subscription) pendingCount() int {
+	n := len(s.head) + len(s.queue)
+	if s.group.n > 0 {
+		n++
+	}
+	if s.statusDue() {
+		n++
+	}
+	return n
+}
+
 // reset drops whatever is pending, a planned head included. Called with
 // c.out.mu held.
 func (s *subscription) reset() {

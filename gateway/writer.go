@@ -42,13 +42,28 @@ type progress struct {
 	acked  atomic.Uint64 // Written by the read loop: the highest id answered.
 	sentAt time.Time     // Owned by the writer: when the last ping was sent.
 	dirty  bool          // Owned by the writer: data went out since that ping.
+	// sentNs is sentAt in Unix ns, written by the writer before the ping
+	// it times (and before sent moves to its id), for the read loop; rtt
+	// is the round trip of the last ping answered (ns, 0: none yet),
+	// written by the read loop, read by inspection.
+	sentNs atomic.Int64
+	rtt    atomic.Int64
 }
 
-// pong records a pong from the read loop.
-func (p *progress) pong(payload []byte) {
-	id := p.sent.Load()
+// pong records a pong from the read loop, received at now (Unix ns).
+// The writer sends a ping only when the one before is answered, so a pong
+// for the latest ping, the first for it, times that ping: the round trip
+// includes the client's reading of whatever was sent before the ping.
+func (p *progress) pong(payload []byte, now int64) {
+	latest := p.sent.Load()
+	id := latest
 	if len(payload) == 8 {
 		id = min(id, binary.BigEndian.Uint64(payload))
+	}
+	if id == latest && id > p.acked.Load() {
+		if at := p.sentNs.Load(); at > 0 && now >= at {
+			p.rtt.Store(max(now-at, 1))
+		}
 	}
 	for {
 		cur := p.acked.Load()
@@ -158,6 +173,7 @@ func (c *conn) checkProgress() error {
 	if !c.prog.dirty && now.Sub(c.prog.sentAt) < cfg.HeartbeatInterval {
 		return nil
 	}
+	c.prog.sentNs.Store(now.UnixNano())
 	id := c.prog.sent.Add(1)
 	c.prog.sentAt, c.prog.dirty = now, false
 	return c.write(pingFrame(id))
@@ -201,6 +217,7 @@ func (c *conn) writeBatch(b *batch, buf []byte) ([]byte, error) {
 		*p = pending{} // release shared bytes
 	}
 	m.messagesSent.Add(float64(len(b.items)))
+	c.msgsSent.Add(uint64(len(b.items)))
 	b.items = b.items[:0]
 	return buf, nil
 }
@@ -214,6 +231,7 @@ func (c *conn) write(p []byte) error {
 	_, err := nc.Write(p)
 	if err == nil {
 		c.srv.metrics.bytesSent.Add(float64(len(p)))
+		c.bytesSent.Add(uint64(len(p)))
 	}
 	return err
 }

@@ -46,7 +46,7 @@ type modelConn struct {
 func newModelConns(stalled int) []*modelConn {
 	conns := make([]*modelConn, modelConns)
 	for i := range conns {
-		conns[i] = &modelConn{out: newOutbox(1 << 20), stalled: i%(modelConns/stalled) == 0}
+		conns[i] = &modelConn{out: newOutbox(1<<20, time.Now), stalled: i%(modelConns/stalled) == 0}
 	}
 	return conns
 }

@@ -37,6 +37,9 @@ const (
 	HandshakeBadSubprotocol     HandshakeCode = "bad_subprotocol"
 	HandshakeTooManyConnections HandshakeCode = "too_many_connections"
 	HandshakeDraining           HandshakeCode = "draining"
+	// HandshakeTokenRevoked (PROTOCOL.md §12): the token's sub was revoked
+	// for tokens issued before a cut-off, and this one was (or has no iat).
+	HandshakeTokenRevoked HandshakeCode = "token_revoked"
 )
 
 // HandshakeCodes lists every handshake refusal code, for metrics that start
@@ -45,14 +48,14 @@ func HandshakeCodes() []HandshakeCode {
 	return []HandshakeCode{
 		HandshakeMissingToken, HandshakeInvalidToken, HandshakeTokenExpired,
 		HandshakeOriginNotAllowed, HandshakeBadSubprotocol,
-		HandshakeTooManyConnections, HandshakeDraining,
+		HandshakeTooManyConnections, HandshakeDraining, HandshakeTokenRevoked,
 	}
 }
 
 // HTTPStatus returns the HTTP status that carries the code.
 func (c HandshakeCode) HTTPStatus() int {
 	switch c {
-	case HandshakeMissingToken, HandshakeInvalidToken, HandshakeTokenExpired:
+	case HandshakeMissingToken, HandshakeInvalidToken, HandshakeTokenExpired, HandshakeTokenRevoked:
 		return http.StatusUnauthorized
 	case HandshakeOriginNotAllowed:
 		return http.StatusForbidden
@@ -82,6 +85,7 @@ const (
 	ClosePolicy        CloseCode = 1008 // too many bad commands, rate abuse
 	CloseTooBig        CloseCode = 1009 // client message over the limit
 	CloseTokenExpired  CloseCode = 4001 // token expired and not refreshed
+	CloseRevoked       CloseCode = 4003 // the subscriber's access was revoked (§12)
 	CloseSlowConsumer  CloseCode = 4008 // evicted: fell too far behind
 	closeReasonMaxSize           = 123  // a close frame's reason text limit
 )

@@ -155,7 +155,7 @@ func TestHandshakeStatus(t *testing.T) {
 	want := map[HandshakeCode]int{
 		HandshakeMissingToken: 401, HandshakeInvalidToken: 401, HandshakeTokenExpired: 401,
 		HandshakeOriginNotAllowed: 403, HandshakeBadSubprotocol: 400,
-		HandshakeTooManyConnections: 429, HandshakeDraining: 503,
+		HandshakeTooManyConnections: 429, HandshakeDraining: 503, HandshakeTokenRevoked: 401,
 	}
 	for _, c := range HandshakeCodes() {
 		if c.HTTPStatus() != want[c] {

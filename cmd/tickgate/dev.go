@@ -169,7 +169,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "hmac secret (for `tickgate token --hmac-secret-file`): %s\n", secretFile)
 	if n.adminL != nil {
-		fmt.Fprintf(stdout, "admin: http://%s (/metrics, /healthz, /readyz)\n", n.adminL.Addr())
+		fmt.Fprintf(stdout, "admin: http://%s (/metrics, /healthz, /readyz, /v1/connections, /v1/channels, /v1/revoke; tickgate top --admin http://%s)\n", n.adminL.Addr(), n.adminL.Addr())
 	}
 	if dash != nil {
 		// The token travels in the fragment, which browsers never send to

@@ -1,7 +1,8 @@
 // Command tickgate is the tickgate gateway binary: serve (a gateway node),
 // dev (a node with embedded NATS, synthetic feed and self-signed TLS),
-// token (mint an HS256 token), feedsim (publish a synthetic feed) and
-// stream (the JetStream history stream).
+// token (mint an HS256 token), feedsim (publish a synthetic feed), stream
+// (the JetStream history stream), revoke (end a subscriber's access on
+// every node) and top (watch nodes live).
 //
 // Every flag also reads from the environment as TICKGATE_<FLAG> (upper
 // case, '-' as '_') and from an optional YAML file (--config); flags win
@@ -27,6 +28,8 @@ commands:
   token    mint an HS256 token
   feedsim  publish a synthetic ticker/book/trade feed on NATS
   stream   create, update or check the JetStream history stream (serve --history jetstream)
+  revoke   end a subscriber's access on every node now (through any node's admin API)
+  top      watch one or more nodes live: connections, rates, latency, channels
 
 Run 'tickgate <command> -h' for a command's flags.
 `
@@ -62,6 +65,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runFeedsim(ctx, args[1:], stdout, stderr)
 	case "stream":
 		err = runStream(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		err = runRevoke(ctx, args[1:], stdout, stderr)
+	case "top":
+		err = runTop(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -70,11 +70,12 @@ type serveFlags struct {
 	dashboard         bool
 	printConfig       bool
 	log               logFlags
+	fleet             fleetFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8443", "public WebSocket listener address")
-	fs.StringVar(&f.admin, "admin", "127.0.0.1:9090", "admin listener address (/healthz, /readyz); empty disables it")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:9090", "admin listener address (/metrics, /healthz, /readyz, /v1/connections, /v1/channels, /v1/revoke); empty disables it")
 	fs.StringVar(&f.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated")
 	fs.DurationVar(&f.natsReconnectWait, "nats-reconnect-wait", 2*time.Second, "pause between NATS reconnect attempts (plus jitter); the node retries forever")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
@@ -118,6 +119,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
 	f.log.register(fs)
+	f.fleet.register(fs)
 }
 
 // defaults fills in the defaults that depend on the machine.
@@ -178,7 +180,7 @@ func (f *serveFlags) check() error {
 			return usagef("--allowed-origins: %v", err)
 		}
 	}
-	return nil
+	return f.fleet.check(f.subjectPrefix)
 }
 
 // staleAfter is --stale-after as gateway.Config wants it: there zero means
@@ -297,6 +299,8 @@ type node struct {
 	errc   chan error
 	reg    *prometheus.Registry
 	hist   *feed.History // with --history jetstream; else nil
+	// adminToken guards /v1/ on the admin listener ("" : open).
+	adminToken string
 }
 
 func startNode(o nodeOptions) (*node, error) {
@@ -317,6 +321,10 @@ func startNode(o nodeOptions) (*node, error) {
 		return nil, err
 	}
 	proxies, err := parsePrefixes(f.trustedProxies.vals)
+	if err != nil {
+		return nil, err
+	}
+	adminToken, err := f.fleet.adminToken()
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +357,11 @@ func startNode(o nodeOptions) (*node, error) {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_dropped_total", Help: "Feed messages the node's NATS client dropped because a channel's pending limits (--feed-pending-messages, --feed-pending-bytes) were reached; each shows as a feed gap."},
 			func() float64 { return float64(src.Dropped()) }),
 	)
+	ctl, err := feed.NewControl(src, f.fleet.controlConfig())
+	if err != nil {
+		src.Close()
+		return nil, err
+	}
 	var (
 		hist    *feed.History
 		history gateway.History // nil unless --history jetstream: an interface holding a nil pointer is not nil
@@ -396,6 +409,8 @@ func startNode(o nodeOptions) (*node, error) {
 		Fallback:                   o.dashboard,
 		CommandRate:                f.commandRate,
 		TrustedProxies:             proxies,
+		Revocations:                ctl,
+		RevocationTTL:              f.fleet.revocationTTL,
 		Metrics:                    gateway.NewMetrics(reg),
 		Logger:                     o.logger,
 	}, verifier, src)
@@ -408,7 +423,7 @@ func startNode(o nodeOptions) (*node, error) {
 		src.Close()
 		return nil, fmt.Errorf("--listen: %w", err)
 	}
-	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2), reg: reg, hist: hist}
+	n := &node{flags: f, logger: o.logger, src: src, srv: srv, ln: ln, tls: o.tls != nil, errc: make(chan error, 2), reg: reg, hist: hist, adminToken: adminToken}
 	if f.admin != "" {
 		if n.adminL, err = net.Listen("tcp", f.admin); err != nil {
 			_ = ln.Close()
@@ -417,6 +432,7 @@ func startNode(o nodeOptions) (*node, error) {
 		}
 		n.admin = &http.Server{Handler: n.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go func() { n.errc <- n.admin.Serve(n.adminL) }()
+		warnOpenAdmin(o.logger, n.adminL.Addr(), adminToken != "")
 	}
 	go func() { n.errc <- srv.Serve(ln) }()
 	o.logger.Info("node started", "listen", ln.Addr().String(), "tls", n.tls, "nats", redactURLs(f.natsURL), "node", f.nodeID, "dashboard", o.dashboard != nil)
@@ -482,6 +498,7 @@ func (n *node) pageURL() string {
 func (n *node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/v1/", n.adminAPI()) // inspection and revocation (fleet.go)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, "ok\n")

@@ -16,6 +16,7 @@ type Proxy struct {
 	target string       // Static after construction.
 
 	mu     sync.Mutex
+	cut    bool          // Guarded by mu: refuse new connections (Cut).
 	frozen bool          // Guarded by mu.
 	thaw   chan struct{} // Guarded by mu: closed when frozen ends.
 	conns  []net.Conn    // Guarded by mu: both ends of every proxied connection.
@@ -60,6 +61,27 @@ func (p *Proxy) Thaw() {
 	}
 }
 
+// Cut closes every proxied connection and refuses new ones until Mend:
+// the clients behind the proxy see NATS go away and fail to reconnect,
+// while the server stays up for everyone else.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	p.cut = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// Mend lets connections through again after Cut.
+func (p *Proxy) Mend() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
 func (p *Proxy) accept() {
 	for {
 		c, err := p.ln.Accept()
@@ -77,6 +99,12 @@ func (p *Proxy) accept() {
 			_ = c.Close()
 			_ = b.Close()
 			return
+		}
+		if p.cut {
+			p.mu.Unlock()
+			_ = c.Close()
+			_ = b.Close()
+			continue
 		}
 		p.conns = append(p.conns, c, b)
 		p.mu.Unlock()

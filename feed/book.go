@@ -177,6 +177,8 @@ func (s *bookState) Since(seq uint64) ([]Event, bool) {
 
 func (s *bookState) LastSeq() uint64 { return s.emitted }
 
+func (s *bookState) Seen() uint64 { return s.seen }
+
 // heartbeat handles a publisher heartbeat carrying the publisher's newest
 // seq: one above the newest seen means deltas the book never had, so it
 // waits for a snapshot, as after any gap.

@@ -104,6 +104,9 @@ type State interface {
 	// LastSeq returns the seq of the newest event emitted, which is what an
 	// in-sync subscriber holds; 0 if none.
 	LastSeq() uint64
+	// Seen returns the newest seq the state has seen, from messages and
+	// publisher heartbeats, applied or not; 0 if none.
+	Seen() uint64
 	// Resyncing reports whether the state lost its data to a gap or a
 	// mismatch and waits for the feed to send it again: a book that had a
 	// book and waits for a snapshot. Ticker and trade states never do.
@@ -299,6 +302,8 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 }
 
 func (s *streamState) Resyncing() bool { return false }
+
+func (s *streamState) Seen() uint64 { return s.seen }
 
 func (s *streamState) Warm(msgs []*Message) (Event, bool) {
 	if s.ch.Kind != proto.KindTicker || s.cur != nil || len(msgs) == 0 {

@@ -29,6 +29,7 @@ type History interface {
 const (
 	historyResumed    = "resumed"     // the stream held every message after the seq
 	historyWarmed     = "warmed"      // a channel the node held nothing of started from the stream
+	historyFilled     = "filled"      // trades the node never had live, filled from the stream
 	historyNotCovered = "not_covered" // it did not (its limits, a seq of another run)
 	historyFailed     = "unavailable" // no stream, no JetStream, or a timeout
 )
@@ -89,6 +90,58 @@ func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64)
 		f.events = append(f.events, feed.Event{Channel: ch, Seq: upTo, Prev: prev, GapFrom: prev + 1, GapTo: upTo})
 	}
 	return f
+}
+
+// Bounds of filling a live trade gap from the stream: the trades one fill
+// may read, how long it may take (the channel's messages wait meanwhile),
+// and how often a channel may try (a node flooded past its pending limits
+// sees gap after gap, and must not spend itself on reads).
+const (
+	fillMax     = 10_000
+	fillTimeout = time.Second
+	fillEvery   = 100 * time.Millisecond
+)
+
+// fillGap reads from the history stream the trades between the newest
+// the channel has seen and m (a trade, or a publisher heartbeat ahead of
+// it), and applies them before m, so that subscribers get them instead of
+// a gap message (contract 1.1 §9). It runs on the channel's feed
+// goroutine; what the stream does not hold, or cannot give within
+// fillTimeout, stays a gap and is reported as one.
+func (h *hub) fillGap(e *channel, m *feed.Message) {
+	now := h.now()
+	e.mu.Lock()
+	seen := e.state.Seen()
+	to := m.Seq - 1
+	if m.Heartbeat {
+		to = m.Seq
+	}
+	due := seen != 0 && to > seen && to-seen <= fillMax && now.Sub(e.filled) >= fillEvery
+	if due {
+		e.filled = now
+	}
+	e.mu.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+	defer cancel()
+	msgs, _, err := h.history.Since(ctx, e.ch, seen)
+	if err != nil {
+		h.log.Debug("feed gap not filled from the history stream", "channel", e.name, "from", seen+1, "to", to, "err", err.Error())
+		return
+	}
+	n := 0
+	for _, fm := range msgs {
+		if fm.Seq > to {
+			break
+		}
+		h.process(e, fm)
+		n++
+	}
+	if n > 0 {
+		h.metrics.historyReads[historyFilled].Inc()
+	}
 }
 
 // warmFromHistory starts the state of e, which holds nothing current (a

@@ -195,3 +195,57 @@ func TestColdChannelStartsFromTheHistoryStream(t *testing.T) {
 		t.Fatalf("tickgate_history_reads_total{result=warmed} = %v, want 2", n)
 	}
 }
+
+// Trades a node never had live (here: published while its path to NATS
+// was cut) are filled from the history stream before the next trade, so
+// its subscribers get them in their chain instead of a gap message
+// (contract 1.1 §9).
+func TestLiveGapFilledFromTheHistoryStream(t *testing.T) {
+	e := newSignedTestEnv(t, envOptions{proxied: true, jetstream: true})
+	c := e.connect(t, "json", e.token(t, "filler", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.F"}})
+	c.expect(t, proto.TypeSubscribed)
+	trade := func(seq uint64) {
+		e.publish(t, "trade.F", seq, proto.FeedUpdate, &proto.Trade{Symbol: "F", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
+	}
+	trade(1)
+	trade(2)
+	k := &chainChecker{kind: proto.KindTrade}
+	for k.last < 2 {
+		k.take(t, c.next(t))
+	}
+	e.proxy.Cut()
+	waitFor(t, "the node lost NATS", func() bool { return !e.src.Connected() })
+	trade(3) // the stream has them; the node does not
+	trade(4)
+	e.proxy.Mend()
+	waitFor(t, "the node is back", e.src.Connected)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, "the stream holds 4", func() bool {
+		_, upTo, err := e.srv.cfg.History.Since(ctx, proto.Channel{Kind: proto.KindTrade, Symbol: "F"}, 2)
+		return err == nil && upTo >= 4
+	})
+	// The node's subscription comes back with its connection: publish
+	// until a trade gets through.
+	for seq := uint64(5); k.last < 5; seq++ {
+		if seq > 200 {
+			t.Fatal("no trade reached the client after NATS came back")
+		}
+		trade(seq)
+		select {
+		case w := <-c.msgs:
+			if w.Type == proto.TypeStatus {
+				continue
+			}
+			k.take(t, w)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if k.gaps != 0 || k.trade[2] != 3 || k.trade[3] != 4 {
+		t.Fatalf("trades %v with %d gap messages; want 3 and 4 filled in, no gap", k.trade, k.gaps)
+	}
+	if n := e.srv.metrics.historyReadCount(historyFilled); n < 1 {
+		t.Fatalf("tickgate_history_reads_total{result=filled} = %v, want at least 1", n)
+	}
+}

@@ -93,6 +93,7 @@ type channel struct {
 	disconnected bool
 	arrived      time.Time
 	warming      bool          // a start from the history stream is under way (history.go)
+	filled       time.Time     // when a gap was last filled from the history stream (history.go)
 	stateNow     atomic.Uint32 // status's chanState, for counting without mu
 
 	// For inspection (inspect.go), read without mu: written under mu
@@ -163,6 +164,15 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	if e == nil {
 		return // the last subscriber left while the message was in flight
 	}
+	if h.history != nil && ch.Kind == proto.KindTrade {
+		h.fillGap(e, m) // trades the node never had, from the stream, before m
+	}
+	h.process(e, m)
+}
+
+// process applies one feed message to e and delivers what it means.
+func (h *hub) process(e *channel, m *feed.Message) {
+	ch := e.ch
 	var starts []restart
 	out := h.apply(e, m, &starts)
 	// Subscribers whose chain starts again from a snapshot get it encoded

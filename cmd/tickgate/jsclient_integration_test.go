@@ -28,6 +28,16 @@ import (
 // /conformance/ with an index.json listing them, and extra handlers.
 func jsModuleServer(t *testing.T, extra map[string]http.HandlerFunc) *httptest.Server {
 	t.Helper()
+	s := httptest.NewUnstartedServer(jsModuleMux(t, extra))
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// jsModuleMux is the handler of jsModuleServer.
+func jsModuleMux(t *testing.T, extra map[string]http.HandlerFunc) http.Handler {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", "..", "client", "js"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,11 +60,7 @@ func jsModuleServer(t *testing.T, extra map[string]http.HandlerFunc) *httptest.S
 	for pattern, h := range extra {
 		mux.HandleFunc(pattern, h)
 	}
-	s := httptest.NewUnstartedServer(mux)
-	s.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.StartTLS()
-	t.Cleanup(s.Close)
-	return s
+	return mux
 }
 
 // moduleReport is what client/js/test/unit.html reports.

@@ -32,7 +32,9 @@ export async function run(filter) {
       ]);
       passed.push(t.name);
     } catch (err) {
-      failed.push({name: t.name, error: String(err?.stack ?? err)});
+      // Firefox's stack leaves the message out; Chromium's starts with it.
+      const msg = String(err?.message ?? err), stack = String(err?.stack ?? "");
+      failed.push({name: t.name, error: stack.includes(msg) ? stack : `${msg}\n${stack}`});
     } finally {
       clearTimeout(timer);
     }

@@ -18,6 +18,7 @@ type Verdict struct {
 	BookFaults   []string
 	Tickers      int // ticker subscriptions equal to the last published ticker
 	TickerFaults []string
+	Stuck        string // the first member whose books and tickers did not converge in time, and how
 }
 
 // TradeTotals add up the members' TradeChecks.
@@ -41,6 +42,26 @@ func (v *Verdict) fault(list *[]string, format string, a ...any) {
 	} else if len(*list) == 20 {
 		*list = append(*list, "…")
 	}
+}
+
+// describe tells a member's book and ticker channels: state, seq, and
+// whether the book equals want's.
+func (m *Member) describe(fd *Feed, want map[string]*client.Book) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "member %d (%s, node %s):", m.Index, m.Group, m.Node())
+	for _, ch := range m.channels {
+		st, _ := m.c.State(ch)
+		fmt.Fprintf(&b, " %s %v published %d", ch, st, fd.LastSeq(ch))
+		switch {
+		case strings.HasPrefix(ch, proto.KindBook.String()+"."):
+			bk, seq, ok := m.c.Book(ch)
+			fmt.Fprintf(&b, " held %d live %v equal %v;", seq, ok, ok && bk.Equal(want[ch]))
+		case strings.HasPrefix(ch, proto.KindTicker.String()+"."):
+			_, seq, ok := m.c.Ticker(ch)
+			fmt.Fprintf(&b, " held %d live %v;", seq, ok)
+		}
+	}
+	return b.String()
 }
 
 // Verify compares every member with what the feed published, once the
@@ -81,60 +102,38 @@ func (f *Fleet) Verify(ctx context.Context, fd *Feed, fresh *client.Client) (*Ve
 			}
 		}
 	}
-	// Wait for every member's state to reach the last seq, then judge.
+	// Books and tickers first: once the feed is silent for the nodes'
+	// --stale-after, they turn stale. Wait for each member's to converge
+	// on the last published state, then judge; trades after.
 	converged := func(m *Member) bool {
 		for _, ch := range m.channels {
-			last := fd.LastSeq(ch)
-			var seq uint64
-			var ok bool
 			switch {
 			case strings.HasPrefix(ch, proto.KindBook.String()+"."):
 				// A periodic feed snapshot equal to the node's book takes a
 				// seq that no subscriber of the node sees (docs/protocol.md
 				// §5.3): a book has converged when it equals the fresh
 				// subscriber's, whatever its seq.
-				b, _, live := m.c.Book(ch)
-				if !live || !b.Equal(want[ch]) {
+				if b, _, live := m.c.Book(ch); !live || !b.Equal(want[ch]) {
 					return false
 				}
-				continue
 			case strings.HasPrefix(ch, proto.KindTicker.String()+"."):
-				_, seq, ok = m.c.Ticker(ch)
-			default:
-				m.mu.Lock()
-				l := m.trades[ch]
-				ok = l != nil
-				if ok {
-					seq = l.last
+				if _, seq, live := m.c.Ticker(ch); !live || seq != fd.LastSeq(ch) {
+					return false
 				}
-				m.mu.Unlock()
-			}
-			if !ok || seq != last {
-				return false
 			}
 		}
 		return true
 	}
+	v := &Verdict{}
 	for _, m := range f.members {
 		for !converged(m) && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	v := &Verdict{}
-	for _, m := range f.members {
-		for _, tc := range m.CheckTrades(fd) {
-			t := &v.Trades
-			t.Subscriptions++
-			t.Expected += tc.Expected
-			t.Received += tc.Received
-			t.Lost += tc.Lost
-			t.Dups += tc.Dups
-			t.Replayed += tc.Replayed
-			if !tc.OK() || tc.Received == 0 {
-				v.fault(&v.TradeFaults, "member %d (%s) %s: expected %d received %d lost %d dups %d bad ids %d (published up to seq %d)",
-					m.Index, m.Group, tc.Channel, tc.Expected, tc.Received, tc.Lost, tc.Dups, tc.BadIDs, tc.Published)
-			}
+		if ctx.Err() != nil && v.Stuck == "" && !converged(m) {
+			v.Stuck = m.describe(fd, want)
 		}
+	}
+	for _, m := range f.members {
 		for _, ch := range m.channels {
 			switch {
 			case strings.HasPrefix(ch, proto.KindBook.String()+"."):
@@ -162,6 +161,26 @@ func (f *Fleet) Verify(ctx context.Context, fd *Feed, fresh *client.Client) (*Ve
 				default:
 					v.Tickers++
 				}
+			}
+		}
+	}
+	// Trades: wait until each member holds the last published trade of
+	// each of its trade channels (or ctx ends), then count.
+	for _, m := range f.members {
+		for ctx.Err() == nil && !m.tradesDone(fd) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, tc := range m.CheckTrades(fd) {
+			t := &v.Trades
+			t.Subscriptions++
+			t.Expected += tc.Expected
+			t.Received += tc.Received
+			t.Lost += tc.Lost
+			t.Dups += tc.Dups
+			t.Replayed += tc.Replayed
+			if !tc.OK() || tc.Received == 0 {
+				v.fault(&v.TradeFaults, "member %d (%s) %s: expected %d received %d lost %d dups %d bad ids %d (published up to seq %d)",
+					m.Index, m.Group, tc.Channel, tc.Expected, tc.Received, tc.Lost, tc.Dups, tc.BadIDs, tc.Published)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/feed/feedsim"
@@ -45,6 +46,9 @@ type FeedConfig struct {
 	Durable bool
 }
 
+// publishTimeout bounds one durable publish, retries included.
+const publishTimeout = 30 * time.Second
+
 // StartFeed connects and starts publishing; Stop ends it.
 func StartFeed(cfg FeedConfig) (*Feed, error) {
 	sim, err := feedsim.New(cfg.Sim)
@@ -65,7 +69,12 @@ func StartFeed(cfg FeedConfig) (*Feed, error) {
 	go func() {
 		defer close(f.done)
 		f.err = sim.Run(ctx, func(subject string, payload []byte) error {
-			return f.publish(ctx, cfg.Durable, subject, payload)
+			// Not ctx: a message under way when Stop is called is
+			// published (or given up after a while) and accounted for, so
+			// that what the clients got can be compared with what was sent.
+			pctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			defer cancel()
+			return f.publish(pctx, cfg.Durable, subject, payload)
 		})
 	}()
 	return f, nil

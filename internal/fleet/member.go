@@ -3,9 +3,15 @@ package fleet
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tickgate/tickgate/client"
@@ -44,6 +50,7 @@ type connRecord struct {
 type downRecord struct {
 	at     time.Time
 	status int           // the HTTP status of a refused handshake, 0 otherwise
+	kind   string        // what ended it, in a few words (ErrorKind)
 	delay  time.Duration // the client's wait before its next attempt
 }
 
@@ -73,7 +80,7 @@ func (m *Member) onEvent(e client.Event) {
 	case client.EventConnected:
 		m.conns = append(m.conns, connRecord{at: now, node: e.Conn.Node, resumed: map[string]bool{}})
 	case client.EventDisconnected:
-		d := downRecord{at: now, delay: e.Delay}
+		d := downRecord{at: now, delay: e.Delay, kind: ErrorKind(e.Err)}
 		var he *client.HandshakeError
 		if errors.As(e.Err, &he) {
 			d.status = he.StatusCode
@@ -153,6 +160,40 @@ func (m *Member) tradeLocked(e client.Event) {
 	}
 }
 
+var addrs = regexp.MustCompile(`[0-9.]+:[0-9]+`)
+
+// ErrorKind names what ended a connection or attempt, for counting:
+// "http 429", "timeout", "reset", "refused", "eof", "close 1006", or the
+// error's first words.
+func ErrorKind(err error) string {
+	var he *client.HandshakeError
+	var ce *client.CloseError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return "none"
+	case errors.As(err, &he):
+		return "http " + strconv.Itoa(he.StatusCode)
+	case errors.As(err, &ce):
+		return "close " + strconv.Itoa(int(ce.Code))
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	}
+	s := addrs.ReplaceAllString(err.Error(), "ADDR")
+	if len(s) > 60 {
+		s = s[:60]
+	}
+	return s
+}
+
 // open dials and subscribes.
 func (m *Member) open(ctx context.Context, url string, opts client.Options) error {
 	opts.OnEvent = m.onEvent
@@ -185,16 +226,17 @@ func (m *Member) Node() string {
 
 // Recovery is how a member came back after a moment (a node's loss).
 type Recovery struct {
-	Disturbed bool          // it lost its connection after the moment
-	Noticed   time.Duration // from the moment to the client's notice of the loss
-	Waited    time.Duration // the client's backoff waits before it was back
-	Back      time.Duration // from the moment to its next connection's welcome
-	Live      time.Duration // from the moment to every channel live again on it
-	Node      string        // the node it came back on
-	Attempts  int           // failed attempts in between
-	Refused   int           // of which refused with 429 or 503
-	Resumed   []string      // channels the node resumed on it
-	Done      bool          // it is back and live
+	Disturbed bool           // it lost its connection after the moment
+	Noticed   time.Duration  // from the moment to the client's notice of the loss
+	Waited    time.Duration  // the client's backoff waits before it was back
+	Back      time.Duration  // from the moment to its next connection's welcome
+	Live      time.Duration  // from the moment to every channel live again on it
+	Node      string         // the node it came back on
+	Attempts  int            // failed attempts in between
+	Kinds     map[string]int // the failed attempts by ErrorKind
+	Refused   int            // of which refused with 429 or 503
+	Resumed   []string       // channels the node resumed on it
+	Done      bool           // it is back and live
 }
 
 // RecoveryAfter tells how the member came back after t.
@@ -236,11 +278,13 @@ func (m *Member) RecoveryAfter(t time.Time) Recovery {
 			r.Resumed = append(r.Resumed, ch)
 		}
 		n := 0
+		r.Kinds = map[string]int{}
 		for i, d := range m.downs[first:] {
 			if d.at.Before(c.at) {
 				r.Waited += d.delay
 				if i > 0 {
 					n++
+					r.Kinds[d.kind]++
 				}
 			}
 		}
@@ -285,6 +329,22 @@ func (m *Member) Errors() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.errs...)
+}
+
+// tradesDone reports whether the member holds the last trade f published
+// on each of its trade channels.
+func (m *Member) tradesDone(f *Feed) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range m.channels {
+		if !strings.HasPrefix(ch, proto.KindTrade.String()+".") {
+			continue
+		}
+		if l := m.trades[ch]; l == nil || l.last != f.LastSeq(ch) {
+			return false
+		}
+	}
+	return true
 }
 
 // TradeCheck is a member's account of one trade channel against what the

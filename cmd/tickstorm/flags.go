@@ -43,7 +43,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.clients, "clients", 10000, "clients on node A, the node that is killed (the storm)")
 	fs.IntVar(&c.steady, "steady", 300, "undisturbed clients on node B, whose latency is measured")
 	fs.IntVar(&c.symbols, "symbols", 100, "symbols of the feed; each client takes one trade, one book and one ticker channel")
-	fs.Float64Var(&c.rate, "rate", 200, "feed messages per second, all symbols and kinds")
+	fs.Float64Var(&c.rate, "rate", 50, "feed messages per second, all symbols and kinds")
 	fs.Float64Var(&c.msgpackFraction, "msgpack-fraction", 0.5, "share of clients on msgpack (the rest JSON)")
 	fs.Float64Var(&c.rampRate, "ramp-rate", 800, "new clients per second while opening (below the nodes' --handshake-rate)")
 	fs.DurationVar(&c.before, "before", 10*time.Second, "latency window before the kill")

@@ -30,6 +30,8 @@ type report struct {
 	Tickers         int                `json:"tickers_equal"`
 	TickerFaults    []string           `json:"ticker_faults,omitempty"`
 	Steady          []latency          `json:"steady_latency"`
+	Gaps            map[string]int     `json:"gaps"`
+	Machine         []phaseCPU         `json:"machine"`
 	SteadyDisturbed int                `json:"steady_disturbed"`
 	NodeB           []phaseCPU         `json:"node_b"`
 	NodeBMetrics    map[string]float64 `json:"node_b_metrics"`
@@ -48,17 +50,18 @@ type reportConfig struct {
 }
 
 type stormReport struct {
-	Noticed      durations `json:"noticed"`    // kill → the client saw its connection end
-	Waited       durations `json:"waited"`     // the client's own backoff waits before it was back
-	Back         durations `json:"back"`       // kill → welcome on B
-	Live         durations `json:"live"`       // kill → every channel live on B
-	AllLiveSec   float64   `json:"all_live_s"` // kill → the last storm client live; 0 when not all
-	Attempts     int       `json:"failed_attempts"`
-	Refused      int       `json:"refused_429_503"`
-	MaxAttempts  int       `json:"max_failed_attempts_one_client"`
-	TradeResumed int       `json:"trade_channels_resumed"`
-	NotBack      int       `json:"not_back"`
-	WrongNode    int       `json:"wrong_node"`
+	Noticed      durations      `json:"noticed"`    // kill → the client saw its connection end
+	Waited       durations      `json:"waited"`     // the client's own backoff waits before it was back
+	Back         durations      `json:"back"`       // kill → welcome on B
+	Live         durations      `json:"live"`       // kill → every channel live on B
+	AllLiveSec   float64        `json:"all_live_s"` // kill → the last storm client live; 0 when not all
+	Attempts     int            `json:"failed_attempts"`
+	AttemptKinds map[string]int `json:"failed_attempt_kinds"`
+	Refused      int            `json:"refused_429_503"`
+	MaxAttempts  int            `json:"max_failed_attempts_one_client"`
+	TradeResumed int            `json:"trade_channels_resumed"`
+	NotBack      int            `json:"not_back"`
+	WrongNode    int            `json:"wrong_node"`
 }
 
 type durations struct {
@@ -89,7 +92,27 @@ type phaseCPU struct {
 	Phase   string  `json:"phase"`
 	Seconds float64 `json:"seconds"`
 	Cores   float64 `json:"cores"`
-	RSSMiB  float64 `json:"rss_mib"`
+	RSSMiB  float64 `json:"rss_mib,omitempty"`
+	Note    string  `json:"note,omitempty"`
+}
+
+func sortedCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %d", k, m[k])
+	}
+	return b.String()
 }
 
 type feedReport struct {
@@ -103,6 +126,12 @@ func (r *report) fill(fl *fleet.Fleet, killAt, allLive time.Time, v *fleet.Verdi
 	for _, m := range fl.Group(groupStorm) {
 		rec := m.RecoveryAfter(killAt)
 		r.Storm.Attempts += rec.Attempts
+		for k, n := range rec.Kinds {
+			if r.Storm.AttemptKinds == nil {
+				r.Storm.AttemptKinds = map[string]int{}
+			}
+			r.Storm.AttemptKinds[k] += n
+		}
 		r.Storm.Refused += rec.Refused
 		r.Storm.MaxAttempts = max(r.Storm.MaxAttempts, rec.Attempts)
 		if rec.Back == 0 {
@@ -134,6 +163,12 @@ func (r *report) fill(fl *fleet.Fleet, killAt, allLive time.Time, v *fleet.Verdi
 			r.SteadyDisturbed++
 		}
 	}
+	r.Gaps = map[string]int{}
+	for _, m := range fl.Members() {
+		for reason, n := range m.Gaps() {
+			r.Gaps[m.Group+" "+string(reason)] += n
+		}
+	}
 	for _, l := range fl.Latencies(groupSteady) {
 		r.Steady = append(r.Steady, latency{Phase: l.Phase, Count: l.Count, P50: ms(l.P50), P99: ms(l.P99), P999: ms(l.P999), Max: ms(l.Max)})
 	}
@@ -163,11 +198,13 @@ func (r *report) writeText(w io.Writer) {
 	p("last storm client live at +%.1fs; not back %d; on another node %d", s.AllLiveSec, s.NotBack, s.WrongNode)
 	p("failed attempts on the way: %d (%d refused 429/503 by the node's pacing; B counted %.0f), at most %d for one client",
 		s.Attempts, s.Refused, r.StormRefusedByB, s.MaxAttempts)
+	p("  by kind: %s", sortedCounts(s.AttemptKinds))
 	p("trade channels resumed by B: %d of %d", s.TradeResumed, c.Clients)
 	p("")
 	t := r.Trades
 	p("trades: %d subscriptions, expected %d, received %d, recovered by resume %d, lost %d, duplicates %d",
 		t.Subscriptions, t.Expected, t.Received, t.Replayed, t.Lost, t.Dups)
+	p("gaps the clients saw: %s", sortedCounts(r.Gaps))
 	p("books equal to a fresh subscriber's: %d; tickers equal to the last published: %d", r.Books, r.Tickers)
 	for _, f := range slices.Concat(r.TradeFaults, r.BookFaults, r.TickerFaults) {
 		p("  FAULT %s", f)
@@ -181,6 +218,10 @@ func (r *report) writeText(w io.Writer) {
 	p("node B CPU and memory:")
 	for _, n := range r.NodeB {
 		p("  %-7s %5.1fs  %.2f cores  RSS %.0f MiB", n.Phase, n.Seconds, n.Cores, n.RSSMiB)
+	}
+	p("machine (both cores; this process and node B included) and this process (the clients):")
+	for _, n := range r.Machine {
+		p("  %-7s %.2f cores busy; %s", n.Phase, n.Cores, n.Note)
 	}
 	keys := make([]string, 0, len(r.NodeBMetrics))
 	for k := range r.NodeBMetrics {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,8 +106,20 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 	rep.OpenSeconds = time.Since(opened).Seconds()
 	logf("all %d clients subscribed in %.1fs", len(specs), rep.OpenSeconds)
 
-	procB := proc.NewReader(e.nodes[1].PID)
-	sample := func() proc.Sample { s, _ := procB.Sample(); return s }
+	procB, self := proc.NewReader(e.nodes[1].PID), proc.NewReader(os.Getpid())
+	type marks struct {
+		b, self  proc.Sample
+		busy, at time.Duration
+	}
+	var mk []marks
+	sample := func() proc.Sample {
+		var m marks
+		m.b, _ = procB.Sample()
+		m.self, _ = self.Sample()
+		m.busy, m.at, _ = proc.MachineCPU()
+		mk = append(mk, m)
+		return m.b
+	}
 	metricsBefore := scrape(e.admin[1])
 
 	// Let the subscriptions settle (snapshots, warm-up), then phase 1.
@@ -184,6 +197,9 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 		return nil, err
 	}
 	published, failed := fd.Published()
+	if verdict.Stuck != "" {
+		logf("not converged after the feed stopped: %s", verdict.Stuck)
+	}
 
 	// The report.
 	rep.fill(fl, killAt, allLive, verdict)
@@ -192,6 +208,16 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 		{Phase: "before", Seconds: s1.At.Sub(s0.At).Seconds(), Cores: proc.Cores(s0, s1), RSSMiB: float64(s1.RSS) / (1 << 20)},
 		{Phase: "storm", Seconds: s2.At.Sub(s1.At).Seconds(), Cores: proc.Cores(s1, s2), RSSMiB: float64(s2.RSS) / (1 << 20)},
 		{Phase: "after", Seconds: s3.At.Sub(s2.At).Seconds(), Cores: proc.Cores(s2, s3), RSSMiB: float64(s3.RSS) / (1 << 20)},
+	}
+	for i, name := range phases {
+		a, b := mk[i], mk[i+1]
+		cores := 0.0
+		if b.at > a.at {
+			cores = float64(b.busy-a.busy) / float64(b.at-a.at) * float64(runtime.NumCPU())
+		}
+		rep.Machine = append(rep.Machine, phaseCPU{Phase: name, Seconds: b.self.At.Sub(a.self.At).Seconds(), Cores: cores,
+			Note: fmt.Sprintf("the clients %.2f cores, node B %.2f, others %.2f", proc.Cores(a.self, b.self), proc.Cores(a.b, b.b),
+				cores-proc.Cores(a.self, b.self)-proc.Cores(a.b, b.b))})
 	}
 	after := scrape(e.admin[1])
 	rep.NodeBMetrics = map[string]float64{}

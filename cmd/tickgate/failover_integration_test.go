@@ -275,7 +275,7 @@ func TestFailoverLoseNothing(t *testing.T) {
 		t.Errorf("not converged after the feed stopped: %s", verdict.Stuck)
 	}
 	tr := verdict.Trades
-	if tr.Lost != 0 || tr.Dups != 0 || tr.Received != tr.Expected || tr.Subscriptions != clients {
+	if tr.Lost != 0 || tr.Dups != 0 || tr.Received != tr.Expected || tr.Subscriptions != clients || tr.NoneHeld != 0 {
 		t.Errorf("trades %+v: want every trade received once, in order, none lost", tr)
 	}
 	if verdict.Books != clients || verdict.Tickers != clients {

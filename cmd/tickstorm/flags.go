@@ -20,6 +20,7 @@ type config struct {
 	settle          time.Duration
 	stormTimeout    time.Duration
 	history         string
+	durable         bool
 	seed            int64
 	gatewayBin      string
 	natsServerBin   string
@@ -49,8 +50,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.before, "before", 10*time.Second, "latency window before the kill")
 	fs.DurationVar(&c.settle, "settle", 3*time.Second, "wait after every client subscribed before the latency window (not measured)")
 	fs.DurationVar(&c.after, "after", 10*time.Second, "latency window after the last storm client is live again")
-	fs.DurationVar(&c.stormTimeout, "storm-timeout", 120*time.Second, "give up on storm clients not live again this long after the kill")
+	fs.DurationVar(&c.stormTimeout, "storm-timeout", 180*time.Second, "give up on storm clients not live again this long after the kill")
 	fs.StringVar(&c.history, "history", "jetstream", "the nodes' --history: jetstream (a history stream is created) or memory")
+	fs.BoolVar(&c.durable, "durable", true, "publish through JetStream and wait for the stream's acknowledgement (false: core NATS, at most once: the stream may miss messages under load)")
 	fs.Int64Var(&c.seed, "seed", 1, "seed of the feed and the channel choice")
 	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "tickgate binary (default: go build ./cmd/tickgate into a temp dir)")
 	fs.StringVar(&c.natsServerBin, "nats-server-bin", "", "nats-server binary (default: nats-server on PATH or in /usr/sbin)")

@@ -37,6 +37,7 @@ type report struct {
 	NodeBMetrics    map[string]float64 `json:"node_b_metrics"`
 	StormRefusedByB float64            `json:"storm_refused_by_b"`
 	Feed            feedReport         `json:"feed"`
+	StreamHoles     map[string]int     `json:"stream_holes,omitempty"` // trade channel → published trades the history stream lacks
 }
 
 type reportConfig struct {
@@ -45,6 +46,7 @@ type reportConfig struct {
 	Symbols         int      `json:"symbols"`
 	Rate            float64  `json:"rate"`
 	History         string   `json:"history"`
+	Durable         bool     `json:"durable_publisher"`
 	MsgpackFraction float64  `json:"msgpack_fraction"`
 	GatewayFlags    []string `json:"gateway_flags,omitempty"`
 }
@@ -180,8 +182,8 @@ func (r *report) fill(fl *fleet.Fleet, killAt, allLive time.Time, v *fleet.Verdi
 func (r *report) writeText(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	c := r.Config
-	p("tickstorm: %d storm clients on node A (SIGKILLed), %d steady clients on node B; %d symbols, feed %.0f msg/s; --history %s; NATS %s",
-		c.Clients, c.Steady, c.Symbols, c.Rate, c.History, r.NATS)
+	p("tickstorm: %d storm clients on node A (SIGKILLed), %d steady clients on node B; %d symbols, feed %.0f msg/s (durable publisher %v); --history %s; NATS %s",
+		c.Clients, c.Steady, c.Symbols, c.Rate, c.Durable, c.History, r.NATS)
 	if r.Build != nil {
 		p("gateway: %s (dirty %v)", r.Build.Commit, r.Build.Dirty)
 	}
@@ -204,6 +206,7 @@ func (r *report) writeText(w io.Writer) {
 	t := r.Trades
 	p("trades: %d subscriptions, expected %d, received %d, recovered by resume %d, lost %d, duplicates %d",
 		t.Subscriptions, t.Expected, t.Received, t.Replayed, t.Lost, t.Dups)
+	p("  subscriptions that held no trade yet (no seq to resume from): %d", t.NoneHeld)
 	p("gaps the clients saw: %s", sortedCounts(r.Gaps))
 	p("books equal to a fresh subscriber's: %d; tickers equal to the last published: %d", r.Books, r.Tickers)
 	for _, f := range slices.Concat(r.TradeFaults, r.BookFaults, r.TickerFaults) {
@@ -232,7 +235,7 @@ func (r *report) writeText(w io.Writer) {
 	for _, k := range keys {
 		p("  %s %.0f", k, r.NodeBMetrics[k])
 	}
-	p("feed: %d published, %d failed", r.Feed.Published, r.Feed.Failed)
+	p("feed: %d published, %d failed; trades the history stream lacks: %s", r.Feed.Published, r.Feed.Failed, sortedCounts(r.StreamHoles))
 	verdict := "OK"
 	if !r.OK {
 		verdict = "NOT OK"

@@ -70,10 +70,11 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 		return nil, err
 	}
 	rep := &report{Config: reportConfig{Clients: cfg.clients, Steady: cfg.steady, Symbols: cfg.symbols, Rate: cfg.rate,
-		History: cfg.history, MsgpackFraction: cfg.msgpackFraction, GatewayFlags: cfg.gatewayFlags}, NATS: e.natsKind, Build: e.build}
+		History: cfg.history, Durable: cfg.durable && cfg.history == "jetstream", MsgpackFraction: cfg.msgpackFraction, GatewayFlags: cfg.gatewayFlags}, NATS: e.natsKind, Build: e.build}
 
 	// The feed first: channels the clients subscribe to are live at once.
-	fd, err := fleet.StartFeed(fleet.FeedConfig{NATS: e.natsURL, Sim: feedsim.Config{Count: cfg.symbols, Rate: cfg.rate, Seed: cfg.seed}})
+	fd, err := fleet.StartFeed(fleet.FeedConfig{NATS: e.natsURL, Durable: cfg.durable && cfg.history == "jetstream",
+		Sim: feedsim.Config{Count: cfg.symbols, Rate: cfg.rate, Seed: cfg.seed}})
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +198,18 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 		return nil, err
 	}
 	published, failed := fd.Published()
+	if cfg.history == "jetstream" {
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		holes, err := fd.StreamHoles(hctx, e.natsURL, "MD")
+		cancel()
+		if err != nil {
+			logf("reading the history stream back: %v", err)
+		}
+		rep.StreamHoles = map[string]int{}
+		for ch, n := range holes {
+			rep.StreamHoles[ch] = n
+		}
+	}
 	if verdict.Stuck != "" {
 		logf("not converged after the feed stopped: %s", verdict.Stuck)
 	}
@@ -226,6 +239,8 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 		`tickgate_connections_active`,
 		`tickgate_history_reads_total{result="resumed"}`,
 		`tickgate_history_reads_total{result="unavailable"}`,
+		`tickgate_history_reads_total{result="not_covered"}`,
+		`tickgate_handshake_failures_total{reason="client_gone"}`,
 		`tickgate_feed_gaps_total{kind="trade"}`,
 		`tickgate_evictions_total{reason="lag_timeout"}`,
 		`tickgate_evictions_total{reason="write_timeout"}`,
@@ -237,7 +252,7 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 	}
 	rep.StormRefusedByB = metricsStorm[`tickgate_handshake_failures_total{reason="too_many_connections"}`] -
 		metricsBefore[`tickgate_handshake_failures_total{reason="too_many_connections"}`]
-	rep.OK = rep.Storm.Live.N == cfg.clients && verdict.OK() && verdict.Trades.Lost == 0
+	rep.OK = rep.Storm.Live.N == cfg.clients && verdict.OK() && verdict.Trades.Lost == 0 && len(rep.StreamHoles) == 0
 	if cfg.keep {
 		logf("kept %s", e.dir)
 	}

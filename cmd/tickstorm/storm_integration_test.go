@@ -66,7 +66,7 @@ func TestStormShort(t *testing.T) {
 	case s.TradeResumed != 300:
 		t.Errorf("trade channels resumed on B: %d, want 300 (--history jetstream)", s.TradeResumed)
 	}
-	if tr := rep.Trades; tr.Lost != 0 || tr.Dups != 0 || tr.Received != tr.Expected || tr.Subscriptions != 350 {
+	if tr := rep.Trades; tr.Lost != 0 || tr.Dups != 0 || tr.Received != tr.Expected || tr.Subscriptions != 350 || tr.NoneHeld != 0 {
 		t.Errorf("trades %+v: want every expected trade received once, none lost", tr)
 	}
 	if rep.Books != 350 || rep.Tickers != 350 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,4 +155,46 @@ func (f *Feed) Trades(channel string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.trades[channel]
+}
+
+// StreamHoles reads every trade channel the feed published on back from
+// the history stream and returns, per channel with a difference, how many
+// of its published trades the stream lacks (core NATS publishing is at
+// most once: a stream under load can miss messages, which no resume can
+// then give back). A channel whose first trade is missing counts all.
+func (f *Feed) StreamHoles(ctx context.Context, natsURL, stream string) (map[string]int, error) {
+	src, err := feed.Connect(feed.Config{URL: natsURL, SubjectPrefix: f.prefix, Name: "fleet stream check"})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	h, err := feed.NewHistory(src, stream, 1_000_000)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	published := maps.Clone(f.trades)
+	f.mu.Unlock()
+	out := map[string]int{}
+	for name, n := range published {
+		ch, err := proto.ParseChannel(name)
+		if err != nil {
+			return nil, err
+		}
+		var msgs []*feed.Message
+		for {
+			msgs, _, err = h.Since(ctx, ch, 0)
+			if err == nil || errors.Is(err, feed.ErrNotCovered) || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // not connected yet
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if missing := n - len(msgs); missing != 0 {
+			out[name] = missing
+		}
+	}
+	return out, nil
 }

@@ -11,7 +11,6 @@ package fleet
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"sort"
@@ -195,19 +194,19 @@ func (f *Fleet) options(s Spec) client.Options {
 func FailoverDialer(addrs []string) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	addrs = append([]string(nil), addrs...)
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
-		var errs []error
+		var last error
 		var d net.Dialer
 		for _, a := range addrs {
 			c, err := d.DialContext(ctx, network, a)
 			if err == nil {
 				return c, nil
 			}
-			errs = append(errs, err)
+			last = err
 			if ctx.Err() != nil {
 				break
 			}
 		}
-		return nil, errors.Join(errs...)
+		return nil, last // the last node's answer: the one that tells most
 	}
 }
 

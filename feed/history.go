@@ -23,6 +23,9 @@ type History struct {
 	name   string              // Static after construction: the stream.
 	prefix string              // Static after construction: the subject prefix.
 	limit  int                 // Static after construction: messages one Since may replay.
+	// fetch takes the next batch of a read's consumer. Static after
+	// construction: FetchNoWait, or a test's stand-in.
+	fetch func(jetstream.Consumer) (jetstream.MessageBatch, error)
 }
 
 // Errors of History.
@@ -48,7 +51,7 @@ func NewHistory(src *Source, name string, limit int) (*History, error) {
 	if limit <= 0 {
 		limit = DefaultReplayLimit
 	}
-	return &History{js: js, name: name, prefix: src.cfg.SubjectPrefix, limit: limit}, nil
+	return &History{js: js, name: name, prefix: src.cfg.SubjectPrefix, limit: limit, fetch: fetchNoWait}, nil
 }
 
 // Stream returns the stream's name.
@@ -262,9 +265,10 @@ func (h *History) read(ctx context.Context, st jetstream.Stream, subject string,
 			cancel()
 		}
 	}()
+	read := false
 	for {
 		// Stored messages are there at once: no waiting for more.
-		batch, err := cons.FetchNoWait(500)
+		batch, err := h.fetch(cons)
 		if err != nil {
 			return fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
 		}
@@ -285,14 +289,40 @@ func (h *History) read(ctx context.Context, st jetstream.Stream, subject string,
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
 		}
-		if done || n == 0 {
+		read = read || n > 0
+		if done {
 			return nil
+		}
+		if n == 0 {
+			// A batch can end empty before the consumer's end: nats.go
+			// takes the server's "no messages" and "request timeout"
+			// answers alike for the end of a no-wait fetch, and an
+			// overloaded server (a reconnect storm) gives them for
+			// messages it holds. The end is certain only when the
+			// consumer had nothing pending when it was made, and nothing
+			// was read; otherwise try again, within ctx. (Taking such a
+			// batch for the end returned short replays, and lost trades.)
+			if info := cons.CachedInfo(); !read && info != nil && info.NumPending == 0 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w: fetch: %w", ErrNoHistory, ctx.Err())
+			case <-time.After(emptyFetchRetry):
+			}
+			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("%w: %w", ErrNoHistory, err)
 		}
 	}
 }
+
+// emptyFetchRetry is the pause before fetching again after a batch that
+// ended empty before the consumer's end.
+const emptyFetchRetry = 20 * time.Millisecond
+
+func fetchNoWait(c jetstream.Consumer) (jetstream.MessageBatch, error) { return c.FetchNoWait(500) }
 
 // Latest returns the newest message of ch in the stream (a heartbeat
 // included), or ErrNotCovered when there is none.

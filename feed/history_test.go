@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/internal/natstest"
@@ -260,4 +263,61 @@ func TestHistoryRecentAndWarm(t *testing.T) {
 
 func bookUpdateMsg(m proto.FeedMessage) *Message {
 	return &Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Book: m.Data.(*proto.Book)}
+}
+
+// emptyBatch is a fetch that ended at once with nothing, as an overloaded
+// server's "no messages" or "request timeout" answer to a no-wait fetch
+// comes out of nats.go.
+type emptyBatch struct{}
+
+func (emptyBatch) Messages() <-chan jetstream.Msg {
+	c := make(chan jetstream.Msg)
+	close(c)
+	return c
+}
+func (emptyBatch) Error() error { return nil }
+
+// A read whose fetches come back empty before the consumer's end keeps
+// fetching: it does not take them for the end of the stream. Before, the
+// replay came back short (here: empty), the node could not splice it with
+// its live trades, and the client was told history_unavailable for trades
+// the stream held (the reconnect storm of docs/benchmarks.md lost trades
+// so). A channel with nothing to read still ends at once.
+func TestHistoryReadRetriesEmptyBatches(t *testing.T) {
+	_, h, publish := historyEnv(t, StreamConfig{})
+	for seq := uint64(1); seq <= 30; seq++ {
+		publish(tradeBTC, trade(seq))
+	}
+	var empties atomic.Int32
+	empties.Store(3)
+	h.fetch = func(c jetstream.Consumer) (jetstream.MessageBatch, error) {
+		if empties.Add(-1) >= 0 {
+			return emptyBatch{}, nil
+		}
+		return c.FetchNoWait(500)
+	}
+	msgs, upTo, err := h.Since(ctxTimeout(t, 10*time.Second), tradeBTC, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(msgs); len(got) != 20 || got[0] != 11 || got[19] != 30 || upTo != 30 {
+		t.Fatalf("replay after empty batches: %v up to %d, want 11..30 up to 30", got, upTo)
+	}
+
+	// Empty batches until the caller's time runs out: an error the node
+	// can tell from "not covered" (a timeout), not a short replay.
+	empties.Store(1 << 30)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if msgs, _, err := h.Since(ctx, tradeBTC, 10); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Since with only empty batches = %d messages, %v; want a deadline error", len(msgs), err)
+	}
+
+	// Nothing pending at all (a window without messages): done at once.
+	empties.Store(0)
+	h.fetch = fetchNoWait
+	ethBook := proto.Channel{Kind: proto.KindBook, Symbol: "ETH-USD"}
+	if _, err := h.Recent(ctxTimeout(t, 5*time.Second), ethBook); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Recent of a channel with no messages = %v, want ErrNotCovered", err)
+	}
 }

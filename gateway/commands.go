@@ -127,6 +127,7 @@ type pick struct {
 	// history stream while the subscribe waits; fetched: what was read.
 	fetch   bool
 	fetched *fetched
+	busy    error // the history read timed out (fetchHistory)
 	// A new channel: its hub entry and NATS hold, and the per-subject
 	// subscription slot reserved for it (admission).
 	entry *channel
@@ -285,7 +286,7 @@ wait:
 	}
 	for i := range w.picks {
 		if p := &w.picks[i]; p.fetch && (p.hold == nil || p.hold.Err() == nil) {
-			p.fetched = c.fetchHistory(ctx, p.ch, *p.since)
+			p.fetched, p.busy = c.fetchHistory(ctx, p.ch, *p.since)
 		}
 	}
 	c.cmdMu.Lock()
@@ -305,7 +306,13 @@ wait:
 	ok := w.picks[:0]
 	for _, p := range w.picks {
 		if p.hold != nil {
-			if err := p.hold.Err(); err != nil { // failed, or not confirmed in time
+			err := p.hold.Err() // failed, or not confirmed in time
+			if err == nil && p.busy != nil && p.sub == nil {
+				// The history read timed out: the client should try the
+				// resume again rather than be told its trades are gone.
+				err = p.busy
+			}
+			if err != nil {
 				c.srv.hub.abandon(p.entry, p.hold)
 				c.srv.admit.unreserve(c.subject, 1)
 				c.unavailable(w.cmd.ID, p.name, err)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"runtime"
 	"time"
 )
 
@@ -99,6 +100,11 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxHeaderBytes caps the HTTP request headers. Zero: 16 KiB.
 	MaxHeaderBytes int
+	// TLSHandshakes bounds the TLS handshakes under way at once; further
+	// connections wait in the kernel's accept queue (accept.go: a
+	// reconnect storm must not drown the node in handshakes nobody waits
+	// for). Zero: 64 × GOMAXPROCS.
+	TLSHandshakes int
 	// MaxConnsPerIP caps open connections per client address (see
 	// TrustedProxies); more get 429 too_many_connections. Zero: 256;
 	// negative: no limit.
@@ -223,6 +229,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
+	if c.TLSHandshakes == 0 {
+		c.TLSHandshakes = 64 * runtime.GOMAXPROCS(0)
+	}
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = 256
 	}
@@ -286,6 +295,7 @@ func (c Config) Validate() error {
 		{"SnapshotBurst", c.SnapshotBurst > 0},
 		{"HandshakeTimeout", c.HandshakeTimeout > 0},
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},
+		{"TLSHandshakes", c.TLSHandshakes > 0},
 		{"HistoryLen", c.HistoryLen > 0},
 		{"DrainWithin", c.DrainWithin > 0},
 		{"HandshakeRate", c.HandshakeRate > 0},

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tickgate/tickgate/feed"
@@ -62,21 +63,27 @@ func (c *conn) needsHistory(p pick) bool {
 
 // fetchHistory reads what the history stream holds after since, or nil
 // when it cannot serve the resume. It runs on the waiting subscribe's
-// goroutine, under no lock.
-func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64) *fetched {
+// goroutine, under no lock. busy is set when the read ran out of time (a
+// node or a stream overloaded, as during a reconnect storm): the stream
+// may well hold the trades, so the subscribe should be retried, not
+// answered with history_unavailable.
+func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64) (f *fetched, busy error) {
 	msgs, upTo, err := c.srv.cfg.History.Since(ctx, ch, since)
 	switch {
 	case errors.Is(err, feed.ErrNotCovered):
 		c.srv.metrics.historyReads[historyNotCovered].Inc()
 		c.srv.log.Debug("resume not covered by the history stream", c.logAttrs("channel", ch.String(), "since", since, "err", err.Error())...)
-		return nil
+		return nil, nil
 	case err != nil:
 		c.srv.metrics.historyReads[historyFailed].Inc()
 		c.srv.log.Warn("history stream unavailable; resume from memory only", c.logAttrs("channel", ch.String(), "err", err.Error())...)
-		return nil
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: reading the history stream took too long", feed.ErrUnavailable)
+		}
+		return nil, nil
 	}
 	c.srv.metrics.historyReads[historyResumed].Inc()
-	f := &fetched{events: make([]feed.Event, 0, len(msgs)+1), upTo: upTo}
+	f = &fetched{events: make([]feed.Event, 0, len(msgs)+1), upTo: upTo}
 	prev := since
 	for _, m := range msgs {
 		ev := feed.Event{Channel: ch, Seq: m.Seq, Prev: prev, Data: m.Trade, TS: m.Trade.TS}
@@ -89,7 +96,7 @@ func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64)
 	if upTo > prev {
 		f.events = append(f.events, feed.Event{Channel: ch, Seq: upTo, Prev: prev, GapFrom: prev + 1, GapTo: upTo})
 	}
-	return f
+	return f, nil
 }
 
 // Bounds of filling a live trade gap from the stream: the trades one fill

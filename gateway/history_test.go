@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/internal/booktest"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -247,5 +249,67 @@ func TestLiveGapFilledFromTheHistoryStream(t *testing.T) {
 	}
 	if n := e.srv.metrics.historyReadCount(historyFilled); n < 1 {
 		t.Fatalf("tickgate_history_reads_total{result=filled} = %v, want at least 1", n)
+	}
+}
+
+// stallHistory makes the first reads of the history stream run out of
+// time, as on a node or stream overloaded by a reconnect storm.
+type stallHistory struct {
+	History
+	stalls atomic.Int32
+}
+
+func (h *stallHistory) Since(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+	if h.stalls.Add(-1) >= 0 {
+		<-ctx.Done()
+		return nil, 0, fmt.Errorf("%w: get: %w", feed.ErrNoHistory, ctx.Err())
+	}
+	return h.History.Since(ctx, ch, seq)
+}
+
+// A resume whose read of the history stream runs out of time is answered
+// unavailable with retry_ms, not history_unavailable: the stream may hold
+// every trade, and a client told history_unavailable takes them for lost
+// (the reconnect storm of docs/benchmarks.md lost trades this way). The
+// retry resumes exactly.
+func TestResumeRetriedWhenTheHistoryReadTimesOut(t *testing.T) {
+	var sh *stallHistory
+	e := newHistoryTestEnv(t, func(c *Config) {
+		sh = &stallHistory{History: c.History}
+		sh.stalls.Store(1)
+		c.History = sh
+		c.SubscribeTimeout = 300 * time.Millisecond
+	})
+	tok := e.token(t, "storm", time.Hour, ">")
+	for seq := uint64(1); seq <= 20; seq++ {
+		e.publish(t, "trade.Y", seq, proto.FeedUpdate, &proto.Trade{Symbol: "Y", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
+	}
+	e.flush(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, "the stream holds trade 20", func() bool {
+		_, upTo, err := sh.History.Since(ctx, proto.Channel{Kind: proto.KindTrade, Symbol: "Y"}, 15)
+		return err == nil && upTo == 20
+	})
+
+	c := e.connect(t, "json", tok)
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.Y"}, Since: map[string]uint64{"trade.Y": 10}})
+	w := c.expect(t, proto.TypeError)
+	if w.Code != string(proto.CodeUnavailable) || w.Channel != "trade.Y" || w.RetryMS <= 0 || *w.ID != 1 {
+		t.Fatalf("got %s, want unavailable for trade.Y with retry_ms", w.raw)
+	}
+	if n := e.srv.metrics.historyReadCount(historyFailed); n != 1 {
+		t.Fatalf("tickgate_history_reads_total{result=unavailable} = %v, want 1", n)
+	}
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](2), Channels: []string{"trade.Y"}, Since: map[string]uint64{"trade.Y": 10}})
+	if w := c.expect(t, proto.TypeSubscribed); !slices.Equal(w.Resumed, []string{"trade.Y"}) {
+		t.Fatalf("retry ack %s, want trade.Y resumed", w.raw)
+	}
+	var want []string
+	for seq := uint64(11); seq <= 20; seq++ {
+		want = append(want, fmt.Sprintf("update %d/%d", seq, seq-1))
+	}
+	if got := steps(t, c, len(want)); !slices.Equal(got, want) {
+		t.Fatalf("replay after the retry:\n got %q\nwant %q", got, want)
 	}
 }

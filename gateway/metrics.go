@@ -20,6 +20,9 @@ const (
 const (
 	failNotWebSocket = "websocket_required"
 	failUpgrade      = "upgrade_failed"
+	// failGone: the client left while its connection waited in the
+	// accept queue; closed without a TLS handshake (accept.go).
+	failGone = "client_gone"
 )
 
 // Metrics are the gateway's Prometheus series. Every labelled series
@@ -119,6 +122,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.handshakeFails.WithLabelValues(failNotWebSocket)
 	m.handshakeFails.WithLabelValues(failUpgrade)
+	m.handshakeFails.WithLabelValues(failGone)
 	for st := range numChanStates {
 		m.channelsByState[st] = m.channels.WithLabelValues(st.String())
 	}

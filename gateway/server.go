@@ -134,7 +134,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		if tc.MinVersion < tls.VersionTLS12 {
 			tc.MinVersion = tls.VersionTLS12
 		}
-		ln = tls.NewListener(ln, tc)
+		ln = newTLSGate(ln, tc, s.cfg.TLSHandshakes, s.cfg.HandshakeTimeout,
+			func() { s.metrics.handshakeFails.WithLabelValues(failGone).Inc() })
 	}
 	s.mu.Lock()
 	s.http = hs

@@ -318,9 +318,19 @@ type itNATS struct {
 	kind    string
 	urls    []string
 	monitor []string // http://host:port of each member's monitoring
+	// kill ends member i at once: SIGKILL to the nats-server process, or
+	// the embedded server's shutdown.
+	kill []func()
 }
 
 func itStartNATS(t *testing.T, dir string) *itNATS {
+	t.Helper()
+	return itStartNATSCluster(t, dir, false)
+}
+
+// itStartNATSCluster starts the 3-node cluster, with JetStream (files in
+// dir) when jetstream is set.
+func itStartNATSCluster(t *testing.T, dir string, jetstream bool) *itNATS {
 	t.Helper()
 	ports := itFreePorts(t, 9)
 	client, cluster, monitor := ports[0:3], ports[3:6], ports[6:9]
@@ -346,11 +356,16 @@ func itStartNATS(t *testing.T, dir string) *itNATS {
 	if err == nil {
 		n.kind = "nats-server binary " + bin
 		for i := range 3 {
-			itStart(t, dir, fmt.Sprintf("nats-%d", i+1), bin, []string{
+			args := []string{
 				"-a", "127.0.0.1", "-p", strconv.Itoa(client[i]), "-m", strconv.Itoa(monitor[i]),
 				"-n", fmt.Sprintf("nats-%d", i+1), "--cluster_name", "tickgate",
 				"--cluster", routes[i], "--routes", strings.Join(others(i), ","),
-			}, nil)
+			}
+			if jetstream {
+				args = append(args, "-js", "-sd", filepath.Join(dir, fmt.Sprintf("js-%d", i+1)))
+			}
+			p := itStart(t, dir, fmt.Sprintf("nats-%d", i+1), bin, args, nil)
+			n.kill = append(n.kill, func() { _ = p.cmd.Process.Kill(); <-p.done })
 		}
 	} else {
 		n.kind = "embedded nats-server/v2 servers (" + err.Error() + ")"
@@ -362,12 +377,14 @@ func itStartNATS(t *testing.T, dir string) *itNATS {
 				Cluster: natsserver.ClusterOpts{Name: "tickgate", Host: "127.0.0.1", Port: cluster[i]},
 				Routes:  natsserver.RoutesFromStr(strings.Join(others(i), ",")),
 				NoSigs:  true, NoLog: true,
+				JetStream: jetstream, StoreDir: filepath.Join(dir, fmt.Sprintf("js-%d", i+1)),
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ns.Start()
 			t.Cleanup(ns.Shutdown)
+			n.kill = append(n.kill, ns.Shutdown)
 			if !ns.ReadyForConnections(10 * time.Second) {
 				t.Fatalf("embedded nats-%d not ready", i+1)
 			}

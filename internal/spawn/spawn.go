@@ -233,6 +233,16 @@ func (p *Process) Stop() {
 	_ = p.logFile.Close()
 }
 
+// Kill sends SIGKILL, as when the node's host dies: no drain, no close
+// frames, and waits until the process is gone.
+func (p *Process) Kill() error {
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-p.gone
+	return nil
+}
+
 // Exited reports whether the process has exited, and how.
 func (p *Process) Exited() (bool, error) {
 	select {

@@ -172,6 +172,23 @@ type Reconnect struct {
 	WithinMS int64  `json:"within_ms" msgpack:"within_ms"`
 }
 
+// Data is implemented by every data shape a channel kind carries
+// (proto.KindSpec.Data).
+type Data interface {
+	// EventTS returns the data's ts, the source event time in Unix
+	// nanoseconds.
+	EventTS() int64
+}
+
+// EventTS implements Data.
+func (t *Ticker) EventTS() int64 { return t.TS }
+
+// EventTS implements Data.
+func (t *Trade) EventTS() int64 { return t.TS }
+
+// EventTS implements Data.
+func (b *Book) EventTS() int64 { return b.TS }
+
 // Ticker is the data of a ticker channel: top of book and last trade.
 type Ticker struct {
 	Symbol  string `json:"symbol" msgpack:"symbol"`

@@ -15,10 +15,10 @@ func TestParseChannel(t *testing.T) {
 		want Channel
 		ok   bool
 	}{
-		{"ticker", "ticker.BTC-USD", Channel{KindTicker, "BTC-USD"}, true},
-		{"book", "book.ETH-USD", Channel{KindBook, "ETH-USD"}, true},
-		{"trade underscore digits", "trade.sol_usd2", Channel{KindTrade, "sol_usd2"}, true},
-		{"32 char symbol", "ticker." + strings.Repeat("A", 32), Channel{KindTicker, strings.Repeat("A", 32)}, true},
+		{"ticker", "ticker.BTC-USD", Channel{Kind: KindTicker, Symbol: "BTC-USD"}, true},
+		{"book", "book.ETH-USD", Channel{Kind: KindBook, Symbol: "ETH-USD"}, true},
+		{"trade underscore digits", "trade.sol_usd2", Channel{Kind: KindTrade, Symbol: "sol_usd2"}, true},
+		{"32 char symbol", "ticker." + strings.Repeat("A", 32), Channel{Kind: KindTicker, Symbol: strings.Repeat("A", 32)}, true},
 		{"33 char symbol", "ticker." + strings.Repeat("A", 33), Channel{}, false},
 		{"unknown kind", "candles.BTC-USD", Channel{}, false},
 		{"kind case", "Ticker.BTC-USD", Channel{}, false},
@@ -54,7 +54,7 @@ func TestParseChannel(t *testing.T) {
 }
 
 func TestSubjectRoundTrip(t *testing.T) {
-	ch := Channel{KindBook, "BTC-USD"}
+	ch := Channel{Kind: KindBook, Symbol: "BTC-USD"}
 	subj := ch.Subject("md")
 	if subj != "md.book.BTC-USD" {
 		t.Fatalf("subject %q", subj)

@@ -6,6 +6,62 @@ import (
 	"github.com/tickgate/tickgate/proto"
 )
 
+// bookKind: an L2 book from a feed snapshot and level deltas, kept by a
+// bookState.
+var bookKind = kind{
+	validate: validBook,
+	newState: func(ch proto.Channel, historyLen int) State {
+		return &bookState{ch: ch, hist: history{limit: historyLen}}
+	},
+	warms: true,
+}
+
+// Book returns the message's data on a book channel, or nil.
+func (m *Message) Book() *proto.Book {
+	b, _ := m.Data.(*proto.Book)
+	return b
+}
+
+// validBook checks a book message: at most MaxBookLevels levels per side;
+// a snapshot has no zero sizes and no two levels of one side at the same
+// price (numerically, "1.5" = "1.50"). A snapshot's sides are sorted best
+// first here when the publisher sent them in another order: the order
+// carries no information beyond the prices, and the book checksum is
+// defined over book order. A non-zero snapshot checksum must match its
+// levels. An update's Symbol is cleared.
+func validBook(ch proto.Channel, m *Message) error {
+	b := m.Book()
+	if m.Snapshot {
+		if err := fillSymbol(ch, &b.Symbol); err != nil {
+			return err
+		}
+	} else {
+		if b.Symbol != "" && b.Symbol != ch.Symbol {
+			return badf(ch, "data symbol does not match the channel")
+		}
+		b.Symbol = ""
+	}
+	if b.TS < 0 {
+		return badf(ch, "negative ts")
+	}
+	if b.Bids == nil {
+		b.Bids = []proto.Level{}
+	}
+	if b.Asks == nil {
+		b.Asks = []proto.Level{}
+	}
+	if err := validLevels(ch, "bids", b.Bids, bidOrder, m.Snapshot); err != nil {
+		return err
+	}
+	if err := validLevels(ch, "asks", b.Asks, askOrder, m.Snapshot); err != nil {
+		return err
+	}
+	if m.Snapshot && b.Checksum != 0 && b.Checksum != proto.BookChecksum(b.Bids, b.Asks) {
+		return badf(ch, "snapshot checksum does not match its levels")
+	}
+	return nil
+}
+
 // bookState is the State of a book channel: an L2 book kept in book order
 // (bids highest first, asks lowest first) in sorted slices, with levels
 // keyed by numeric price ("64000.1" and "64000.10" are one level) and each
@@ -33,7 +89,7 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 	if m.Heartbeat {
 		return s.heartbeat(m.Seq)
 	}
-	b := m.Book
+	b := m.Book()
 	if b == nil {
 		return Event{}, false, OutcomeInvalid
 	}
@@ -202,18 +258,18 @@ func (s *bookState) heartbeat(seq uint64) (Event, bool, Outcome) {
 func (s *bookState) Resyncing() bool { return !s.synced && s.applied > 0 }
 
 func (s *bookState) Warm(msgs []*Message) (Event, bool) {
-	if s.synced || len(msgs) == 0 || !msgs[0].Snapshot || msgs[0].Book == nil {
+	if s.synced || len(msgs) == 0 || !msgs[0].Snapshot || msgs[0].Book() == nil {
 		return Event{}, false
 	}
 	// Rebuild on a scratch state, so that a failure leaves this one as it
 	// was.
 	w := &bookState{ch: s.ch, hist: history{limit: s.hist.limit}}
-	if _, _, out := w.applySnapshot(msgs[0].Seq, msgs[0].Book); out != OutcomeSnapshot {
+	if _, _, out := w.applySnapshot(msgs[0].Seq, msgs[0].Book()); out != OutcomeSnapshot {
 		return Event{}, false
 	}
 	w.seen = msgs[0].Seq
 	for _, m := range msgs[1:] {
-		if m.Book == nil || m.Snapshot {
+		if m.Book() == nil || m.Snapshot {
 			return Event{}, false // Recent gives one snapshot, then updates
 		}
 		if _, _, out := w.Apply(m); out != OutcomeApplied {

@@ -141,7 +141,7 @@ func TestBookStateApply(t *testing.T) {
 			st := NewState(bookBTC, 0)
 			bs := st.(*bookState)
 			for i, s := range steps {
-				sent := *s.m.Book
+				sent := *s.m.Book()
 				sent.Bids, sent.Asks = slices.Clone(sent.Bids), slices.Clone(sent.Asks)
 				ev, emit, out := st.Apply(s.m)
 				if emit != s.wantEmit || out != s.wantOut {
@@ -311,7 +311,7 @@ func TestBookStateSince(t *testing.T) {
 // snapshot after upd(_, size).
 func snap2(seq uint64, size string) *Message {
 	m := snap(seq)
-	m.Book.Bids[0][1] = size
+	m.Book().Bids[0][1] = size
 	return m
 }
 

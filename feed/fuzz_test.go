@@ -115,7 +115,7 @@ func checkMessage(t *testing.T, ch proto.Channel, m *Message) {
 		t.Fatal("accepted seq 0")
 	}
 	set := 0
-	for _, p := range []bool{m.Ticker != nil, m.Book != nil, m.Trade != nil} {
+	for _, p := range []bool{m.Ticker() != nil, m.Book() != nil, m.Trade() != nil} {
 		if p {
 			set++
 		}
@@ -125,7 +125,7 @@ func checkMessage(t *testing.T, ch proto.Channel, m *Message) {
 	}
 	switch ch.Kind {
 	case proto.KindTicker:
-		tk := m.Ticker
+		tk := m.Ticker()
 		if tk == nil || m.Snapshot || tk.Symbol != ch.Symbol || tk.TS < 0 {
 			t.Fatalf("ticker %+v snapshot=%v", tk, m.Snapshot)
 		}
@@ -135,13 +135,13 @@ func checkMessage(t *testing.T, ch proto.Channel, m *Message) {
 			}
 		}
 	case proto.KindTrade:
-		tr := m.Trade
+		tr := m.Trade()
 		if tr == nil || m.Snapshot || tr.Symbol != ch.Symbol || tr.TS < 0 ||
 			!proto.ValidDecimal(tr.Price) || !proto.ValidDecimal(tr.Size) || (tr.Side != proto.SideBuy && tr.Side != proto.SideSell) {
 			t.Fatalf("trade %+v", tr)
 		}
 	case proto.KindBook:
-		b := m.Book
+		b := m.Book()
 		if b == nil || b.TS < 0 || b.Bids == nil || b.Asks == nil || len(b.Bids) > MaxBookLevels || len(b.Asks) > MaxBookLevels {
 			t.Fatalf("book %+v", b)
 		}

@@ -210,9 +210,10 @@ var recentWindows = [...]time.Duration{10 * time.Second, time.Minute, 10 * time.
 // with ErrNotCovered when there is none in the last hour or the replay
 // limit would be passed. Trade channels have no state to start from.
 func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, error) {
-	if ch.Kind != proto.KindBook && ch.Kind != proto.KindTicker {
-		return nil, fmt.Errorf("%w: %s has no state", ErrNotCovered, ch)
+	if !Warms(ch.Kind) {
+		return nil, fmt.Errorf("%w: %s has no state to start from", ErrNotCovered, ch)
 	}
+	whole := ch.Kind.Spec().WholeState
 	st, err := h.stream(ctx)
 	if err != nil {
 		return nil, err
@@ -227,7 +228,7 @@ func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, err
 			m, err := Decode(ch, payload)
 			switch {
 			case err != nil, m.Heartbeat:
-			case m.Snapshot || ch.Kind == proto.KindTicker:
+			case m.Snapshot || whole:
 				msgs = append(msgs[:0], m) // a whole state: start over from it
 			case len(msgs) > 0:
 				msgs = append(msgs, m)

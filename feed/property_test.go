@@ -79,12 +79,12 @@ func TestBookProperty(t *testing.T) {
 					continue
 				}
 				if tc.pad {
-					for _, side := range [][]proto.Level{m.Book.Bids, m.Book.Asks} {
+					for _, side := range [][]proto.Level{m.Book().Bids, m.Book().Asks} {
 						for i := range side {
 							side[i] = proto.Level{pad(rng, side[i][0]), pad(rng, side[i][1])}
 						}
 					}
-					m.Book.Checksum = 0 // it covered the strings as published
+					m.Book().Checksum = 0 // it covered the strings as published
 				}
 				ev, emit, out := st.Apply(m)
 				outcomes[out]++

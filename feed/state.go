@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/tickgate/tickgate/proto"
 )
@@ -125,21 +126,20 @@ type State interface {
 	HistoryLen() int
 }
 
-// NewState returns an empty State for ch that keeps up to historyLen
-// emitted events for Since (zero: DefaultHistoryLen; negative: none).
-// It panics on a channel of unknown kind.
+// NewState returns an empty State for ch, the kind's (its newState), that
+// keeps up to historyLen emitted events for Since (zero:
+// DefaultHistoryLen; negative: none). It panics on a channel of unknown
+// kind.
 func NewState(ch proto.Channel, historyLen int) State {
 	if historyLen == 0 {
 		historyLen = DefaultHistoryLen
 	}
 	historyLen = max(historyLen, 0)
-	switch ch.Kind {
-	case proto.KindTicker, proto.KindTrade:
-		return &streamState{ch: ch, hist: history{limit: historyLen}}
-	case proto.KindBook:
-		return &bookState{ch: ch, hist: history{limit: historyLen}}
+	k := kindOf(ch.Kind)
+	if k == nil {
+		panic(fmt.Sprintf("feed: NewState: unknown kind %v", ch.Kind))
 	}
-	panic(fmt.Sprintf("feed: NewState: unknown kind %v", ch.Kind))
+	return k.newState(ch, historyLen)
 }
 
 // Outcome is what State.Apply did with a feed message, for counting.
@@ -219,35 +219,40 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
 
-// streamState is the State of ticker and trade channels: every message in a
-// newer seq is applied and emitted, gaps included: a ticker's subscribers
-// simply continue, a trade event carries the seqs it skipped (GapFrom,
-// GapTo), which the gateway reports (docs/protocol.md, gap).
+// streamState is the State of a kind whose every message stands alone
+// (ticker, trade): every message in a newer seq is applied and emitted,
+// gaps included. What differs between such kinds is read from the kind's
+// proto.KindSpec: with WholeState (ticker) the newest message is the
+// state, a subscriber's snapshot and what the history stream warms it
+// from; with Events (trade) the subscribers simply continue after a gap,
+// but an event carries the seqs it skipped (GapFrom, GapTo), which the
+// gateway reports (docs/protocol.md §4.3, gap).
 type streamState struct {
-	ch   proto.Channel // Static after construction.
-	seen uint64        // newest seq seen, from messages and publisher heartbeats
-	last uint64        // seq of the newest message applied and emitted
-	cur  any           // newest *proto.Ticker or *proto.Trade; immutable
-	ts   int64         // ts of cur
-	hist history
+	ch   proto.Channel  // Static after construction.
+	spec proto.KindSpec // Static after construction: ch.Kind's.
+	// dataType is the type of the kind's data (spec.Data): a message
+	// carrying another is a caller bug. Static after construction.
+	dataType reflect.Type
+	seen     uint64 // newest seq seen, from messages and publisher heartbeats
+	last     uint64 // seq of the newest message applied and emitted
+	cur      any    // newest data applied; immutable
+	ts       int64  // ts of cur
+	hist     history
+}
+
+func newStreamState(ch proto.Channel, historyLen int) State {
+	spec := ch.Kind.Spec()
+	return &streamState{ch: ch, spec: spec, dataType: reflect.TypeOf(spec.Data()), hist: history{limit: historyLen}}
 }
 
 func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 	if m.Heartbeat {
 		return s.heartbeat(m.Seq)
 	}
-	var (
-		data any
-		ts   int64
-	)
-	switch {
-	case s.ch.Kind == proto.KindTicker && m.Ticker != nil:
-		data, ts = m.Ticker, m.Ticker.TS
-	case s.ch.Kind == proto.KindTrade && m.Trade != nil:
-		data, ts = m.Trade, m.Trade.TS
-	default:
+	if m.Data == nil || reflect.TypeOf(m.Data) != s.dataType {
 		return Event{}, false, OutcomeInvalid
 	}
+	data, ts := m.Data, m.TS()
 	restart := false
 	if m.Seq <= s.seen {
 		if !PublisherRestarted(m.Seq, s.seen) {
@@ -263,7 +268,7 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 		out = OutcomeGap
 	}
 	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts, Restart: restart}
-	if out == OutcomeGap && s.ch.Kind == proto.KindTrade {
+	if out == OutcomeGap && s.spec.Events {
 		ev.GapFrom, ev.GapTo = s.seen+1, m.Seq-1
 	}
 	s.seen, s.last, s.cur, s.ts = m.Seq, m.Seq, data, ts
@@ -279,10 +284,10 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 
 // heartbeat handles a publisher heartbeat carrying the publisher's newest
 // seq. A seq above the newest seen means messages the node never had: for
-// a trade channel, an event without data that carries the gap (GapFrom,
-// GapTo) and does not move the chain (Prev and LastSeq stay); for a ticker
-// only the count. The first heartbeat of a state that has seen nothing
-// only sets where the feed stands.
+// an event kind (trade), an event without data that carries the gap
+// (GapFrom, GapTo) and does not move the chain (Prev and LastSeq stay);
+// otherwise only the count. The first heartbeat of a state that has seen
+// nothing only sets where the feed stands.
 func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 	switch {
 	case s.seen == 0:
@@ -293,7 +298,7 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 	}
 	from := s.seen + 1
 	s.seen = seq
-	if s.ch.Kind != proto.KindTrade {
+	if !s.spec.Events {
 		return Event{}, false, OutcomeGap
 	}
 	ev := Event{Channel: s.ch, Seq: seq, Prev: s.last, GapFrom: from, GapTo: seq}
@@ -306,23 +311,23 @@ func (s *streamState) Resyncing() bool { return false }
 func (s *streamState) Seen() uint64 { return s.seen }
 
 func (s *streamState) Warm(msgs []*Message) (Event, bool) {
-	if s.ch.Kind != proto.KindTicker || s.cur != nil || len(msgs) == 0 {
+	if !s.spec.WholeState || s.cur != nil || len(msgs) == 0 {
 		return Event{}, false
 	}
 	m := msgs[len(msgs)-1]
-	if m.Ticker == nil {
+	if m.Data == nil || reflect.TypeOf(m.Data) != s.dataType {
 		return Event{}, false
 	}
-	// Older than a heartbeat the node saw, it is still the newest ticker
+	// Older than a heartbeat the node saw, it is still the newest state
 	// the node can have: the newer one was lost on the way.
-	s.last, s.cur, s.ts = m.Seq, m.Ticker, m.Ticker.TS
+	s.last, s.cur, s.ts = m.Seq, m.Data, m.TS()
 	s.seen = max(s.seen, m.Seq)
-	return Event{Channel: s.ch, Seq: m.Seq, Data: m.Ticker, TS: m.Ticker.TS}, true
+	return Event{Channel: s.ch, Seq: m.Seq, Data: m.Data, TS: s.ts}, true
 }
 func (s *streamState) HistoryLen() int { return s.hist.len() }
 
 func (s *streamState) Snapshot() (uint64, any, bool) {
-	if s.ch.Kind != proto.KindTicker || s.cur == nil {
+	if !s.spec.WholeState || s.cur == nil {
 		return 0, nil, false
 	}
 	return s.last, s.cur, true

@@ -479,7 +479,7 @@ func (c *conn) drop(ch proto.Channel) {
 func (c *conn) newSubscription(e *channel, hold *feed.Pending) *subscription {
 	cfg := &c.srv.cfg
 	return &subscription{
-		c: c, entry: e, hold: hold, kind: e.ch.Kind, name: e.name, idx: -1,
+		c: c, entry: e, hold: hold, name: e.name, idx: -1,
 		limit: tradeLimits{messages: cfg.TradeBufferMessages, bytes: cfg.TradeBufferBytes},
 	}
 }

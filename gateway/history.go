@@ -43,11 +43,11 @@ type fetched struct {
 }
 
 // needsHistory reports whether p resumes from a seq the node's memory
-// cannot serve, on a kind the history stream serves (trades: a ticker or a
-// book falls back to a snapshot, which is exact and cheaper). Called with
+// cannot serve, on a kind without state (trades: a channel with state
+// falls back to a snapshot, which is exact and cheaper). Called with
 // cmdMu held.
 func (c *conn) needsHistory(p pick) bool {
-	if c.srv.cfg.History == nil || p.since == nil || p.ch.Kind != proto.KindTrade {
+	if c.srv.cfg.History == nil || p.since == nil || p.ch.Kind.HasSnapshot() {
 		return false
 	}
 	e := p.entry
@@ -79,7 +79,7 @@ func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64)
 	f := &fetched{events: make([]feed.Event, 0, len(msgs)+1), upTo: upTo}
 	prev := since
 	for _, m := range msgs {
-		ev := feed.Event{Channel: ch, Seq: m.Seq, Prev: prev, Data: m.Trade, TS: m.Trade.TS}
+		ev := feed.Event{Channel: ch, Seq: m.Seq, Prev: prev, Data: m.Data, TS: m.TS()}
 		if m.Seq > prev+1 {
 			ev.GapFrom, ev.GapTo = prev+1, m.Seq-1
 		}
@@ -183,7 +183,7 @@ const warmTimeout = 5 * time.Second
 // warm starts warmFromHistory for e when the node reads a history stream
 // and no read is under way. Called with e.mu held.
 func (h *hub) warm(e *channel) {
-	if h.history == nil || e.warming || (e.ch.Kind != proto.KindBook && e.ch.Kind != proto.KindTicker) {
+	if h.history == nil || e.warming || !feed.Warms(e.ch.Kind) {
 		return
 	}
 	e.warming = true

@@ -66,14 +66,17 @@ func (h *hub) shard(ch proto.Channel) *hubShard {
 	var mh maphash.Hash
 	mh.SetSeed(h.seed)
 	mh.WriteByte(byte(ch.Kind))
+	mh.WriteString(ch.Param)
+	mh.WriteByte('.')
 	mh.WriteString(ch.Symbol)
 	return &h.shards[mh.Sum64()%hubShards]
 }
 
 // channel is one channel's state and subscribers on this node.
 type channel struct {
-	ch   proto.Channel // Static after construction.
-	name string        // Static after construction: ch.String().
+	ch   proto.Channel  // Static after construction.
+	spec proto.KindSpec // Static after construction: ch.Kind's declaration, which decides how events are delivered.
+	name string         // Static after construction: ch.String().
 
 	refs int // Guarded by the shard's mu: subscriptions holding this entry.
 
@@ -116,7 +119,7 @@ func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 	sh.mu.Lock()
 	e := sh.m[ch]
 	if e == nil {
-		e = &channel{ch: ch, name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
+		e = &channel{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
 		sh.m[ch] = e
 		h.metrics.channelsByState[stateLive].Inc()
 	}
@@ -164,8 +167,8 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	if e == nil {
 		return // the last subscriber left while the message was in flight
 	}
-	if h.history != nil && ch.Kind == proto.KindTrade {
-		h.fillGap(e, m) // trades the node never had, from the stream, before m
+	if h.history != nil && e.spec.Events {
+		h.fillGap(e, m) // events the node never had, from the stream, before m
 	}
 	h.process(e, m)
 }
@@ -267,16 +270,16 @@ func (e *channel) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	}
 }
 
-// eventSnapshot returns the snapshot that ev, a book snapshot event or a
-// ticker event (whose data is the whole state), stands for, and caches it
-// for joiners: the state's snapshot is that same data. Called with e.mu
-// held.
+// eventSnapshot returns the snapshot that ev, a snapshot event or an
+// event of a kind whose data is the whole state (ticker), stands for, and
+// caches it for joiners: the state's snapshot is that same data. Called
+// with e.mu held.
 func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
 	if sn := e.snap; sn != nil && sn.seq == ev.Seq {
 		return sn
 	}
 	sn := &snapshot{seq: ev.Seq, data: ev.Data, channel: e.name}
-	if ev.Snapshot || e.ch.Kind == proto.KindTicker {
+	if ev.Snapshot || e.spec.WholeState {
 		e.snap = sn
 	}
 	return sn
@@ -305,14 +308,15 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		start = s.planSnapshot(e.eventSnapshot(ev), ev.TS)
 	case ev.Seq <= s.last && !ev.Restart:
 		return "", nil // already covered by what the subscriber holds
-	case e.ch.Kind == proto.KindTrade:
-		if f := e.gapFor(h, s, ev, enc); f != nil && !s.addTrade(pending{frame: f}) {
+	case e.spec.Pending == proto.PendingKeep:
+		// Never dropped or merged (trades): queued in order, bounded.
+		if f := e.gapFor(h, s, ev, enc); f != nil && !s.addKept(pending{frame: f}) {
 			return evictTradeOverflow, nil
 		}
 		if ev.Data == nil {
 			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
-		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
+		if !s.addKept(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
@@ -320,7 +324,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
 		s.last = ev.Seq
 	default:
-		if s.fold(ev.Seq, ev.TS, ev.Data) {
+		if s.fold(e.spec.Pending, ev.Seq, ev.TS, ev.Data) {
 			h.metrics.coalescedByKind[e.ch.Kind].Inc()
 		}
 		s.last = ev.Seq

@@ -172,8 +172,8 @@ func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	s.status = e.status // a joiner is told a channel that is not live, after its ack
 	s.last, s.checkFirst = 0, false
 	s.throttle, s.nextAt = opt.throttle, time.Time{}
-	if e.ch.Kind == proto.KindTrade {
-		s.throttle = 0 // trades are never held back: they cannot be merged, only piled up
+	if !e.spec.Pending.Coalesces() {
+		s.throttle = 0 // updates that cannot fold (trades) are never held back: they would only pile up
 	}
 	if opt.since != nil {
 		evs, ok := e.state.Since(*opt.since)
@@ -196,12 +196,12 @@ func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 			}
 			return joined{resumed: true, plan: s.plan}
 		}
-		if e.ch.Kind == proto.KindTrade {
+		if !e.spec.State {
 			return joined{historyLost: true}
 		}
 		opt.snapshot = true // a state channel falls back to a fresh snapshot
 	}
-	if !opt.snapshot || !e.ch.Kind.HasSnapshot() {
+	if !opt.snapshot || !e.spec.State {
 		return joined{}
 	}
 	sn := e.currentSnapshot()

@@ -109,10 +109,10 @@ func TestStreamConsistent(t *testing.T) {
 					if m.Snapshot {
 						snapshots++
 					}
-					b.Apply(m.Book, m.Snapshot)
+					b.Apply(m.Book(), m.Snapshot)
 					bids, asks := b.Levels()
-					if got := proto.BookChecksum(bids, asks); got != m.Book.Checksum {
-						t.Fatalf("%s seq %d: checksum %d, rebuilt book has %d", ch, m.Seq, m.Book.Checksum, got)
+					if got := proto.BookChecksum(bids, asks); got != m.Book().Checksum {
+						t.Fatalf("%s seq %d: checksum %d, rebuilt book has %d", ch, m.Seq, m.Book().Checksum, got)
 					}
 					if len(bids) == 0 || len(asks) == 0 || proto.CompareDecimal(bids[0][0], asks[0][0]) >= 0 {
 						t.Fatalf("%s seq %d: empty or crossed book %v / %v", ch, m.Seq, bids, asks)
@@ -120,17 +120,17 @@ func TestStreamConsistent(t *testing.T) {
 					if len(bids) != depth || len(asks) != depth {
 						t.Fatalf("%s seq %d: depth %d/%d, want %d", ch, m.Seq, len(bids), len(asks), depth)
 					}
-					if !m.Snapshot && len(m.Book.Bids)+len(m.Book.Asks) == 0 {
+					if !m.Snapshot && len(m.Book().Bids)+len(m.Book().Asks) == 0 {
 						t.Fatalf("%s seq %d: empty delta", ch, m.Seq)
 					}
 				case proto.KindTicker:
 					bids, asks := b.Levels()
-					tk := m.Ticker
+					tk := m.Ticker()
 					if tk.Bid != bids[0][0] || tk.BidSize != bids[0][1] || tk.Ask != asks[0][0] || tk.AskSize != asks[0][1] {
 						t.Fatalf("%s: ticker %+v not the book top %v / %v", ch, tk, bids[0], asks[0])
 					}
 				case proto.KindTrade:
-					tr := m.Trade
+					tr := m.Trade()
 					if last, ok := tradeIDs[ch.Symbol]; ok && tr.ID != last+1 {
 						t.Fatalf("%s: trade id %d after %d", ch, tr.ID, last)
 					}
@@ -170,9 +170,9 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("first Next = %q, %q…, %v; want a msgpack BTC-USD book snapshot", subj, p[:1], err)
 	}
 	m, err := feed.Decode(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, p)
-	if err != nil || !m.Snapshot || len(m.Book.Bids) != feedsim.DefaultBookDepth || !strings.HasPrefix(m.Book.Bids[0][0], "6") ||
-		len(m.Book.Bids[0][0]) != len("64000.00") {
-		t.Fatalf("first BTC-USD snapshot %+v, %v", m.Book, err)
+	if err != nil || !m.Snapshot || len(m.Book().Bids) != feedsim.DefaultBookDepth || !strings.HasPrefix(m.Book().Bids[0][0], "6") ||
+		len(m.Book().Bids[0][0]) != len("64000.00") {
+		t.Fatalf("first BTC-USD snapshot %+v, %v", m.Book(), err)
 	}
 }
 
@@ -219,8 +219,8 @@ func TestGeneratedSymbols(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", subj, err)
 		}
-		if m.Ticker != nil && proto.CompareDecimal(m.Ticker.Bid, m.Ticker.Ask) >= 0 {
-			t.Fatalf("%s: crossed ticker %+v", subj, m.Ticker)
+		if m.Ticker() != nil && proto.CompareDecimal(m.Ticker().Bid, m.Ticker().Ask) >= 0 {
+			t.Fatalf("%s: crossed ticker %+v", subj, m.Ticker())
 		}
 	}
 }

@@ -6,8 +6,10 @@
 // message as one map whose keys are the same in both encodings, and both
 // decode client commands into [proto.Command]. [Negotiate] picks the codec of
 // a handshake from the client's Sec-WebSocket-Protocol entries ([Offered]).
-// [DecodeFeed] decodes the payload of a feed message from NATS, msgpack or
-// JSON.
+// [Codec.Decode] decodes any one map (a server message on the client side,
+// a feed payload on the node, whose envelope feed reads); [Raw] keeps a
+// value's bytes until its type is known. The codecs are declared in one
+// registry ([All], [Lookup], [BySubprotocol]).
 //
 // Encoding is the hot path of the gateway: the hub encodes each feed message
 // once per codec in use and shares the bytes with every subscriber. Append

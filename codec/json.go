@@ -51,6 +51,18 @@ func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
 	return out, nil
 }
 
+// Decode implements Codec. encoding/json matches keys
+// case-insensitively; senders should not rely on it.
+func (jsonCodec) Decode(b []byte, v any) error {
+	if _, err := checkJSON(b, nil); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: json: %w", ErrMalformed, err)
+	}
+	return nil
+}
+
 // commandKeys returns the json keys of proto.Command.
 func commandKeys() [7]string {
 	return [...]string{"op", "id", "channels", "throttle_ms", "snapshot", "since", "token"}

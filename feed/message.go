@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -53,27 +52,20 @@ func Decode(ch proto.Channel, payload []byte) (*Message, error) {
 		return nil, fmt.Errorf("%w: unknown channel kind %v", ErrBadFeedMessage, ch.Kind)
 	}
 	data := ch.Kind.Spec().Data()
-	h, err := codec.DecodeFeed(payload, data)
+	seq, typ, err := decodeEnvelope(payload, data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadFeedMessage, ch, err)
 	}
-	if h.Type == proto.FeedHeartbeat {
+	if typ == proto.FeedHeartbeat {
 		// Not forwarded: only its seq matters (a gap when above the
 		// node's newest). Data has no place in it; well-formed data is
 		// ignored.
-		return &Message{Seq: h.Seq, Heartbeat: true}, nil
+		return &Message{Seq: seq, Heartbeat: true}, nil
 	}
-	if h.Seq == 0 {
+	if seq == 0 {
 		return nil, badf(ch, "seq is 0 or missing")
 	}
-	m := &Message{Seq: h.Seq, Data: data}
-	switch h.Type {
-	case proto.FeedSnapshot:
-		m.Snapshot = true
-	case proto.FeedUpdate:
-	default:
-		return nil, badf(ch, "type must be snapshot or update")
-	}
+	m := &Message{Seq: seq, Data: data, Snapshot: typ == proto.FeedSnapshot}
 	if err := k.validate(ch, m); err != nil {
 		return nil, err
 	}

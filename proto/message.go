@@ -247,17 +247,17 @@ const (
 	FeedHeartbeat = "heartbeat"
 )
 
-// FeedHeader is the envelope of a feed message without its data, which is
-// decoded by kind (Ticker, Book or Trade).
-type FeedHeader struct {
+// Feed is a feed message, the one envelope publishers put on NATS
+// (docs/protocol.md §9.2): {"seq", "type", "data"}, with data of type D.
+// Publishers encode a FeedMessage; the node decodes the data only once it
+// knows the channel's kind (feed.Decode).
+type Feed[D any] struct {
 	Seq  uint64 `json:"seq" msgpack:"seq"`
 	Type string `json:"type" msgpack:"type"`
+	Data D      `json:"data" msgpack:"data"`
 }
 
-// FeedMessage is a feed message as publishers write it; Data is a *Ticker,
-// *Book or *Trade (or the same by value).
-type FeedMessage struct {
-	Seq  uint64 `json:"seq" msgpack:"seq"`
-	Type string `json:"type" msgpack:"type"`
-	Data any    `json:"data" msgpack:"data"`
-}
+// FeedMessage is a feed message to encode; Data is one of the kinds' data
+// shapes (*Ticker, *Book, *Trade; or the same by value), nil for a
+// heartbeat.
+type FeedMessage = Feed[any]

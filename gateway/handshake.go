@@ -63,7 +63,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	cd, echo, err := codec.Negotiate(codec.Offered(r.Header))
 	if err != nil {
-		s.refuse(w, proto.HandshakeBadSubprotocol, "offer tickgate.v1.json or tickgate.v1.msgpack (a bearer. entry is not a codec)")
+		s.refuse(w, proto.HandshakeBadSubprotocol, badSubprotocolText)
 		return
 	}
 
@@ -109,6 +109,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.metrics.handshakeSeconds.Observe(time.Since(start).Seconds())
 	go s.readLoop(socket)
 }
+
+// badSubprotocolText is the message of a bad_subprotocol refusal: the
+// registry's subprotocols.
+var badSubprotocolText = "offer " + strings.Join(codec.Subprotocols(), " or ") + " (a bearer. entry is not a codec)"
 
 // upgrade hijacks the connection and hands it to gws wrapped in
 // echoReasonConn. It also hands over net/http's buffered reader: a client

@@ -250,11 +250,12 @@ type gwsLogger struct{ l *slog.Logger }
 
 func (g gwsLogger) Error(v ...any) { g.l.Error("gws", "detail", fmt.Sprint(v...)) }
 
-// numCodecs is how many codecs the gateway speaks.
-const numCodecs = 2
+// numCodecs is how many codecs the gateway speaks: every codec of the
+// registry (codec.All).
+const numCodecs = codec.Count
 
-// codecSet holds the codecs by index, so per-codec encodings of one event
-// can sit in a small array.
+// codecSet holds the codecs by their registry index (codec.Index), so
+// per-codec encodings of one event can sit in a small array.
 type codecSet struct {
 	c   [numCodecs]codec.Codec // Static after construction.
 	op  [numCodecs]gws.Opcode  // Static after construction: the frame type of each.
@@ -262,8 +263,9 @@ type codecSet struct {
 }
 
 func newCodecSet(log *slog.Logger) *codecSet {
-	cs := &codecSet{c: [numCodecs]codec.Codec{codec.JSON(), codec.Msgpack()}, log: log}
-	for i, c := range cs.c {
+	cs := &codecSet{log: log}
+	for i, c := range codec.All() {
+		cs.c[i] = c
 		cs.op[i] = gws.OpcodeText
 		if c.Binary() {
 			cs.op[i] = gws.OpcodeBinary
@@ -273,10 +275,8 @@ func newCodecSet(log *slog.Logger) *codecSet {
 }
 
 func (cs *codecSet) index(cd codec.Codec) int {
-	for i, c := range cs.c {
-		if c.Name() == cd.Name() {
-			return i
-		}
+	if i := codec.Index(cd); i >= 0 {
+		return i
 	}
 	panic("gateway: unknown codec " + cd.Name())
 }

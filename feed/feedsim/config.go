@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -41,7 +42,8 @@ type Config struct {
 	// Seed seeds the generator; the same seed gives the same stream.
 	// Zero: 0 (still deterministic).
 	Seed int64
-	// Codec is the payload encoding, "msgpack" or "json". Zero: "msgpack".
+	// Codec is the payload encoding, a codec's name (codec.Lookup:
+	// "msgpack", "json"). Zero: "msgpack".
 	Codec string
 	// Now is the clock for ts and snapshot timing. Zero: time.Now.
 	Now func() time.Time
@@ -137,8 +139,8 @@ func (c Config) Validate() error {
 	if c.SnapshotEvery < 0 {
 		return fmt.Errorf("%w: negative SnapshotEvery", ErrBadConfig)
 	}
-	if c.Codec != "msgpack" && c.Codec != "json" {
-		return fmt.Errorf("%w: Codec %q must be msgpack or json", ErrBadConfig, c.Codec)
+	if _, ok := codec.Lookup(c.Codec); !ok {
+		return fmt.Errorf("%w: Codec %q must be one of %s", ErrBadConfig, c.Codec, strings.Join(codec.Names(), ", "))
 	}
 	return nil
 }

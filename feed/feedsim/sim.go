@@ -29,13 +29,11 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	enc, _ := codec.Lookup(cfg.Codec) // Validate checked it
 	s := &Sim{
 		cfg: cfg,
-		enc: codec.Msgpack(),
+		enc: enc,
 		rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
-	}
-	if cfg.Codec == "json" {
-		s.enc = codec.JSON()
 	}
 	for _, sym := range cfg.Symbols {
 		s.markets = append(s.markets, newMarket(sym, cfg.SubjectPrefix, cfg.BookDepth, s.rng))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -489,21 +488,9 @@ func (c *conn) newSubscription(e *channel, hold *feed.Pending) *subscription {
 // those of a subscribe still waiting for NATS are checked when it
 // completes. Called with cmdMu held.
 func (c *conn) auth(cmd *proto.Command) {
-	if cmd.Token == "" {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, "auth needs a token", "")
-		return
-	}
-	claims, err := c.srv.verifier.Verify(cmd.Token)
-	if err != nil {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, tokenErrorText(err), "")
-		return
-	}
-	if claims.Subject != c.subject {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token's sub differs from the connection's", "")
-		return
-	}
-	if c.srv.revoked.refuses(claims.Subject, claims.IssuedAt, c.srv.cfg.Now()) {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token was revoked", "")
+	claims, aerr := c.srv.refresh(cmd.Token, c.subject, c.srv.cfg.Now())
+	if aerr != nil {
+		c.replyError(cmd.ID, proto.CodeInvalidToken, aerr.Text, "")
 		return
 	}
 	c.claims = claims
@@ -515,17 +502,6 @@ func (c *conn) auth(cmd *proto.Command) {
 			c.replyError(cmd.ID, proto.CodeForbidden, "the refreshed token no longer allows this channel; unsubscribed", s.entry.name)
 		}
 	}
-}
-
-// tokenErrorText says why a token failed, without any of the token.
-func tokenErrorText(err error) string {
-	switch {
-	case errors.Is(err, auth.ErrTokenExpired):
-		return "token expired"
-	case errors.Is(err, auth.ErrMissingToken):
-		return "missing token"
-	}
-	return "invalid token"
 }
 
 // clip bounds client text quoted back in errors.

@@ -29,8 +29,12 @@ type Config struct {
 	// any origin (tokens are bearer credentials, not cookies).
 	AllowedOrigins []string
 	// AllowQueryToken accepts the token in the access_token query
-	// parameter. Zero: off, since URLs end up in logs.
+	// parameter (BearerAuth). Zero: off, since URLs end up in logs.
 	AllowQueryToken bool
+	// Authenticator authenticates clients: the handshake, the auth
+	// command, REST snapshots. Zero: JWT bearer tokens checked by the
+	// verifier given to New (BearerAuth).
+	Authenticator Authenticator
 	// HeartbeatInterval is heartbeat_ms: a heartbeat message (and a
 	// WebSocket ping) goes out when nothing else was sent for this long.
 	// Zero: 15s.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -47,18 +46,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token, err := auth.Extract(r, s.cfg.AllowQueryToken)
-	if err != nil {
-		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
-		return
-	}
-	claims, err := s.verifier.Verify(token)
-	if err != nil {
-		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
-		return
-	}
-	if s.revoked.refuses(claims.Subject, claims.IssuedAt, s.cfg.Now()) {
-		s.refuse(w, proto.HandshakeTokenRevoked, "this token was revoked; get a new one")
+	claims, aerr := s.authenticate(r)
+	if aerr != nil {
+		s.refuse(w, aerr.Code, aerr.Text)
 		return
 	}
 	cd, echo, err := codec.Negotiate(codec.Offered(r.Header))
@@ -89,9 +79,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		// and the token does not stay in the request.
 		r.Header.Set("Sec-WebSocket-Protocol", cd.Subprotocol())
 		up = s.upgraders[c.codecIdx]
-	}
-	if r.URL.Query().Has("access_token") {
-		r.URL.RawQuery = ""
 	}
 	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
 	socket, err := upgrade(up, w, r)

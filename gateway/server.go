@@ -25,15 +25,15 @@ type sessionStorage = gws.SessionStorage
 // Server is a gateway node's public side: the WebSocket endpoint, the hub
 // and every connection.
 type Server struct {
-	cfg      Config              // Static after construction.
-	verifier *auth.Verifier      // Static after construction.
-	hub      *hub                // Static after construction.
-	codecs   *codecSet           // Static after construction.
-	log      *slog.Logger        // Static after construction.
-	metrics  *Metrics            // Static after construction.
-	admit    *admission          // Safe for concurrent use.
-	revoked  *revocations        // Safe for concurrent use.
-	origins  map[string]struct{} // Static after construction: normalized AllowedOrigins.
+	cfg     Config              // Static after construction.
+	authn   Authenticator       // Static after construction: cfg.Authenticator, or bearer tokens checked by the verifier.
+	hub     *hub                // Static after construction.
+	codecs  *codecSet           // Static after construction.
+	log     *slog.Logger        // Static after construction.
+	metrics *Metrics            // Static after construction.
+	admit   *admission          // Safe for concurrent use.
+	revoked *revocations        // Safe for concurrent use.
+	origins map[string]struct{} // Static after construction: normalized AllowedOrigins.
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
 	upgraders [numCodecs + 1]*gws.Upgrader
@@ -46,24 +46,30 @@ type Server struct {
 	http        *http.Server       // Guarded by mu: set by Serve.
 }
 
-// New builds a Server. verifier checks tokens; src provides the channels.
+// New builds a Server. Clients authenticate with cfg.Authenticator, or,
+// when it is nil, with JWT bearer tokens that verifier checks
+// (BearerAuth, cfg.AllowQueryToken); src provides the channels.
 func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if verifier == nil || src == nil {
-		return nil, fmt.Errorf("%w: a verifier and a source are required", ErrConfig)
+	authn := cfg.Authenticator
+	if authn == nil && verifier != nil {
+		authn = BearerAuth(verifier, cfg.AllowQueryToken)
+	}
+	if authn == nil || src == nil {
+		return nil, fmt.Errorf("%w: an authenticator (or a verifier) and a source are required", ErrConfig)
 	}
 	s := &Server{
-		cfg:      cfg,
-		verifier: verifier,
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
-		admit:    newAdmission(&cfg),
-		revoked:  newRevocations(cfg.RevocationTTL),
-		origins:  make(map[string]struct{}, len(cfg.AllowedOrigins)),
-		conns:    make(map[*conn]struct{}),
+		cfg:     cfg,
+		authn:   authn,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		admit:   newAdmission(&cfg),
+		revoked: newRevocations(cfg.RevocationTTL),
+		origins: make(map[string]struct{}, len(cfg.AllowedOrigins)),
+		conns:   make(map[*conn]struct{}),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[normalizeOrigin(o, true)] = struct{}{}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -40,11 +39,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 			return usagef("--channels: %v", err)
 		}
 	}
-	raw, err := os.ReadFile(*secretFile)
-	if err != nil {
-		return fmt.Errorf("--hmac-secret-file: %w", err)
-	}
-	signer, err := auth.NewHMACSigner([]byte(strings.TrimRight(string(raw), "\r\n")), *kid)
+	signer, err := auth.NewHMACSignerFile(*secretFile, *kid)
 	if err != nil {
 		return fmt.Errorf("--hmac-secret-file: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -54,7 +55,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultRate          = 100
-	DefaultSubjectPrefix = "md"
+	DefaultSubjectPrefix = feed.DefaultSubjectPrefix
 	DefaultBookDepth     = 25
 	DefaultSnapshotEvery = 10 * time.Second
 	DefaultHeartbeat     = 2 * time.Second
@@ -129,9 +130,8 @@ func (c Config) Validate() error {
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		return fmt.Errorf("%w: Rate %v must be a positive number", ErrBadConfig, c.Rate)
 	}
-	if p := c.SubjectPrefix; strings.ContainsAny(p, "*> \t\r\n") || strings.HasPrefix(p, ".") ||
-		strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
-		return fmt.Errorf("%w: bad subject prefix %q", ErrBadConfig, p)
+	if err := feed.ValidSubjectPrefix(c.SubjectPrefix); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	if c.BookDepth < 1 || c.BookDepth > MaxBookDepth {
 		return fmt.Errorf("%w: BookDepth %d outside 1..%d", ErrBadConfig, c.BookDepth, MaxBookDepth)

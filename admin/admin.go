@@ -1,4 +1,4 @@
-// Package admin is the operator's API of a gateway node (PROTOCOL.md §12)
+// Package admin is the operator's API of a gateway node (docs/operations.md, "Inspecting and revoking")
 // on its admin listener, and the client that `tickgate revoke` and
 // `tickgate top` use:
 //

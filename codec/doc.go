@@ -1,5 +1,5 @@
 // Package codec turns tickgate's wire messages into bytes and back, once per
-// WebSocket subprotocol (PROTOCOL.md §2 and §3).
+// WebSocket subprotocol (docs/protocol.md §2.2 and §4).
 //
 // Two codecs exist, [JSON] (subprotocol tickgate.v1.json, text frames) and
 // [Msgpack] (tickgate.v1.msgpack, binary frames). Both encode every server

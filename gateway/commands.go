@@ -128,7 +128,7 @@ type pick struct {
 	fetched *fetched
 	// A new channel: its hub entry and NATS hold, and the per-subject
 	// subscription slot reserved for it (admission).
-	entry *channel
+	entry *hubEntry
 	hold  *feed.Pending
 }
 
@@ -451,7 +451,7 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 	}
 	done := make([]string, 0, len(cmd.Channels))
 	c.eachChannel(cmd, func(ch proto.Channel, name string) {
-		c.drop(ch)
+		c.endSubscription(ch)
 		done = append(done, name)
 	})
 	if len(done) > 0 {
@@ -459,8 +459,8 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 	}
 }
 
-// drop ends the subscription to ch, if any. Called with cmdMu held.
-func (c *conn) drop(ch proto.Channel) {
+// endSubscription ends the subscription to ch, if any. Called with cmdMu held.
+func (c *conn) endSubscription(ch proto.Channel) {
 	s := c.subs[ch]
 	if s == nil {
 		return
@@ -475,7 +475,7 @@ func (c *conn) drop(ch proto.Channel) {
 
 // newSubscription makes c's subscription to e's channel, holding its NATS
 // interest through hold, not yet joined.
-func (c *conn) newSubscription(e *channel, hold *feed.Pending) *subscription {
+func (c *conn) newSubscription(e *hubEntry, hold *feed.Pending) *subscription {
 	cfg := &c.srv.cfg
 	return &subscription{
 		c: c, entry: e, hold: hold, name: e.name, idx: -1,
@@ -498,7 +498,7 @@ func (c *conn) auth(cmd *proto.Command) {
 	c.reply(proto.Authenticated{Type: proto.TypeAuthenticated, ID: cmd.ID, Exp: claims.ExpiresAt.Unix()})
 	for ch, s := range c.subs {
 		if !claims.Allows(s.entry.name) {
-			c.drop(ch)
+			c.endSubscription(ch)
 			c.replyError(cmd.ID, proto.CodeForbidden, "the refreshed token no longer allows this channel; unsubscribed", s.entry.name)
 		}
 	}

@@ -260,7 +260,7 @@ func (c *conn) cleanup() {
 	c.cmdMu.Lock()
 	c.closed = true
 	for ch := range c.subs {
-		c.drop(ch)
+		c.endSubscription(ch)
 	}
 	c.unlockCmd()
 	c.srv.admit.leave(c.addr, c.subject)

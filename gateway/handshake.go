@@ -24,7 +24,7 @@ const WebSocketPath = "/v1/ws"
 type connKey struct{}
 
 // serveWS runs the handshake: every check happens before the upgrade and a
-// refusal answers with the JSON body of PROTOCOL.md §2.
+// refusal answers with the JSON body of docs/protocol.md §2.5.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||

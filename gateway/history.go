@@ -108,7 +108,7 @@ const (
 // a gap message (contract 1.1 §9). It runs on the channel's feed
 // goroutine; what the stream does not hold, or cannot give within
 // fillTimeout, stays a gap and is reported as one.
-func (h *hub) fillGap(e *channel, m *feed.Message) {
+func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 	now := h.now()
 	e.mu.Lock()
 	seen := e.state.Seen()
@@ -150,7 +150,7 @@ func (h *hub) fillGap(e *channel, m *feed.Message) {
 // for the publisher's next snapshot: on its own goroutine, under no lock
 // but while it applies what it read. The channel's warming flag, set by
 // the caller under e.mu, keeps it to one read at a time.
-func (h *hub) warmFromHistory(e *channel) {
+func (h *hub) warmFromHistory(e *hubEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
 	defer cancel()
 	msgs, err := h.history.Recent(ctx, e.ch)
@@ -182,7 +182,7 @@ const warmTimeout = 5 * time.Second
 
 // warm starts warmFromHistory for e when the node reads a history stream
 // and no read is under way. Called with e.mu held.
-func (h *hub) warm(e *channel) {
+func (h *hub) warm(e *hubEntry) {
 	if h.history == nil || e.warming || !feed.Warms(e.ch.Kind) {
 		return
 	}
@@ -195,7 +195,7 @@ func (h *hub) warm(e *channel) {
 // the node's own chain, else those and the memory's events after the
 // stream's newest. ok=false when the two do not meet. Called with e.mu
 // held.
-func (e *channel) splice(f *fetched) (evs []feed.Event, ok bool) {
+func (e *hubEntry) splice(f *fetched) (evs []feed.Event, ok bool) {
 	if f.upTo >= e.state.LastSeq() {
 		// Live trades up to upTo that reach the node later are not sent
 		// again (a subscriber skips seqs it holds).

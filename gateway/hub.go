@@ -50,14 +50,14 @@ type hub struct {
 
 type hubShard struct {
 	mu sync.RWMutex
-	m  map[proto.Channel]*channel // Guarded by mu.
+	m  map[proto.Channel]*hubEntry // Guarded by mu.
 }
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
 	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
 	for i := range h.shards {
-		h.shards[i].m = make(map[proto.Channel]*channel)
+		h.shards[i].m = make(map[proto.Channel]*hubEntry)
 	}
 	return h
 }
@@ -72,8 +72,9 @@ func (h *hub) shard(ch proto.Channel) *hubShard {
 	return &h.shards[mh.Sum64()%hubShards]
 }
 
-// channel is one channel's state and subscribers on this node.
-type channel struct {
+// hubEntry is the hub's entry for one channel: its state and its
+// subscribers on this node.
+type hubEntry struct {
 	ch   proto.Channel  // Static after construction.
 	spec proto.KindSpec // Static after construction: ch.Kind's declaration, which decides how events are delivered.
 	name string         // Static after construction: ch.String().
@@ -114,12 +115,12 @@ type channel struct {
 // registers NATS interest without waiting: the node receives the channel
 // once the Pending is done without error. The caller gives both back with
 // abandon, when it is done with them or when the Pending failed.
-func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
+func (h *hub) acquire(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 	sh := h.shard(ch)
 	sh.mu.Lock()
 	e := sh.m[ch]
 	if e == nil {
-		e = &channel{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
+		e = &hubEntry{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
 		sh.m[ch] = e
 		h.metrics.channelsByState[stateLive].Inc()
 	}
@@ -127,20 +128,20 @@ func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 	sh.mu.Unlock()
 	p, err := h.src.AcquireAsync(ch, h.onFeed)
 	if err != nil {
-		h.drop(e)
+		h.unref(e)
 		return nil, nil, err
 	}
 	return e, p, nil
 }
 
 // abandon undoes one acquire whatever became of its Pending.
-func (h *hub) abandon(e *channel, p *feed.Pending) {
+func (h *hub) abandon(e *hubEntry, p *feed.Pending) {
 	p.Cancel()
-	h.drop(e)
+	h.unref(e)
 }
 
-// drop removes one reference; the last removes the entry and its state.
-func (h *hub) drop(e *channel) {
+// unref removes one reference; the last removes the entry and its state.
+func (h *hub) unref(e *hubEntry) {
 	sh := h.shard(e.ch)
 	sh.mu.Lock()
 	e.refs--
@@ -151,7 +152,7 @@ func (h *hub) drop(e *channel) {
 	sh.mu.Unlock()
 }
 
-func (h *hub) lookup(ch proto.Channel) *channel {
+func (h *hub) lookup(ch proto.Channel) *hubEntry {
 	sh := h.shard(ch)
 	sh.mu.RLock()
 	e := sh.m[ch]
@@ -174,7 +175,7 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 }
 
 // process applies one feed message to e and delivers what it means.
-func (h *hub) process(e *channel, m *feed.Message) {
+func (h *hub) process(e *hubEntry, m *feed.Message) {
 	ch := e.ch
 	var starts []restart
 	out := h.apply(e, m, &starts)
@@ -208,7 +209,7 @@ type restart struct {
 // an unfilled plan would stop the subscription for good). A panic here (a
 // bug) costs this message, not the process: it runs on the NATS delivery
 // goroutine.
-func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Outcome) {
+func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.Outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer func() {
@@ -257,7 +258,7 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 
 // fanout queues ev to every subscriber and adds to starts those whose
 // chain restarts from a snapshot (see deliver). Called with e.mu held.
-func (e *channel) fanout(h *hub, ev *feed.Event, starts *[]restart) {
+func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	var enc encoded
 	for _, s := range e.subs {
 		reason, plan := e.deliver(h, s, ev, &enc)
@@ -274,7 +275,7 @@ func (e *channel) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 // event of a kind whose data is the whole state (ticker), stands for, and
 // caches it for joiners: the state's snapshot is that same data. Called
 // with e.mu held.
-func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
+func (e *hubEntry) eventSnapshot(ev *feed.Event) *snapshot {
 	if sn := e.snap; sn != nil && sn.seq == ev.Seq {
 		return sn
 	}
@@ -291,7 +292,7 @@ func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
 // eviction reason when the subscriber cannot take it, and the plan of the
 // snapshot its chain restarts from, which the caller must encode
 // (fillHead) once the lock is released. Called with e.mu held.
-func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
+func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.codecIdx
 	o.mu.Lock()
@@ -347,7 +348,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 // resume from the stream, any seqs between the resume and it, which the
 // node's own state may never have seen. Called with e.mu and c.out.mu
 // held.
-func (e *channel) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) []byte {
+func (e *hubEntry) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) []byte {
 	from, to := ev.GapFrom, ev.GapTo
 	if s.checkFirst && ev.Data != nil {
 		s.checkFirst = false
@@ -384,7 +385,7 @@ func (s *subscription) ungate(now func() time.Time) {
 }
 
 // leave removes s from the channel and drops what it has pending.
-func (e *channel) leave(s *subscription) {
+func (e *hubEntry) leave(s *subscription) {
 	e.mu.Lock()
 	if s.idx >= 0 {
 		last := len(e.subs) - 1

@@ -169,7 +169,7 @@ func BenchmarkFanoutTicker(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				s.hub.onFeed(ch, msgs[i])
-				if i%64 == 63 { // drain like writers do, reusing their slices
+				if i%64 == 63 { // take like writers do, reusing their slices
 					for j, c := range conns {
 						c.out.take(&batches[j], time.Time{})
 						clear(batches[j].items)
@@ -183,7 +183,7 @@ func BenchmarkFanoutTicker(b *testing.B) {
 
 // deliverFixture is one in-step subscriber and an event whose shared
 // frames are already encoded: the per-recipient fast path.
-func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *channel, *subscription, *feed.Event, *encoded) {
+func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *hubEntry, *subscription, *feed.Event, *encoded) {
 	t.Helper()
 	s := hubFixture(t)
 	ch := proto.Channel{Kind: kind, Symbol: "BTC-USD"}

@@ -49,7 +49,7 @@ func (sn *snapshot) frame(cs *codecSet, ci int) []byte {
 // currentSnapshot returns the state's snapshot, shared until the next feed
 // message changes the state, or nil when the node has none (no data yet, a
 // book waiting for a snapshot, or a trade channel). Called with e.mu held.
-func (e *channel) currentSnapshot() *snapshot {
+func (e *hubEntry) currentSnapshot() *snapshot {
 	if e.snap != nil {
 		return e.snap
 	}
@@ -155,7 +155,7 @@ type joined struct {
 // join registers s (new or re-subscribing) gated, with what it starts
 // with planned: a snapshot, a replay from since, or nothing. The caller
 // encodes the plan (fillHead), queues the ack, then calls ungate.
-func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
+func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s.idx < 0 {

@@ -12,7 +12,7 @@ import (
 // is pending for it while the connection's writer is busy.
 type subscription struct {
 	c        *conn         // Static after construction.
-	entry    *channel      // Static after construction.
+	entry    *hubEntry     // Static after construction.
 	hold     *feed.Pending // Static after construction: the NATS interest it holds, given back when it ends.
 	name     string        // Static after construction: the channel name.
 	limit    tradeLimits   // Static after construction.
@@ -224,9 +224,9 @@ func nonNil(l []proto.Level) []proto.Level {
 	return l
 }
 
-// drain moves everything pending into the writer's batch, in order: head,
+// collect moves everything pending into the writer's batch, in order: head,
 // the updates one by one, then the folded group. Called with c.out.mu held.
-func (s *subscription) drain(b *batch) {
+func (s *subscription) collect(b *batch) {
 	for _, p := range s.head {
 		b.add(p)
 	}

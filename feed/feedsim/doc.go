@@ -1,6 +1,6 @@
 // Package feedsim is a synthetic market-data publisher for dev mode, the
 // `tickgate feedsim` subcommand and tests. It speaks the feed side of the
-// protocol (PROTOCOL.md §1, §3) on subjects <prefix>.<kind>.<symbol>:
+// protocol (docs/protocol.md §9) on subjects <prefix>.<kind>.<symbol>:
 //
 //   - book: a snapshot first per symbol and then every SnapshotEvery,
 //     deltas in between that change, add and remove a few levels, a

@@ -248,13 +248,13 @@ func decodeCommandField(r *mpReader, key []byte, cmd *proto.Command) error {
 			cmd.ID = &v
 		}
 	case "throttle_ms":
-		v, ok, err := r.int64("throttle_ms")
-		if err != nil {
-			return err
-		}
-		if ok {
-			cmd.ThrottleMS = &v
-		}
+		return decodeIntOption(r, "throttle_ms", &cmd.ThrottleMS)
+	case "depth":
+		return decodeIntOption(r, "depth", &cmd.Depth)
+	case "recent":
+		return decodeIntOption(r, "recent", &cmd.Recent)
+	case "bars":
+		return decodeIntOption(r, "bars", &cmd.Bars)
 	case "snapshot":
 		v, ok, err := r.bool("snapshot")
 		if err != nil {
@@ -312,6 +312,19 @@ func decodeCommandField(r *mpReader, key []byte, cmd *proto.Command) error {
 		cmd.Since = since
 	default:
 		return r.skip(1)
+	}
+	return nil
+}
+
+// decodeIntOption decodes an integer option into *dst; nil leaves it
+// unset.
+func decodeIntOption(r *mpReader, field string, dst **int64) error {
+	v, ok, err := r.int64(field)
+	if err != nil {
+		return err
+	}
+	if ok {
+		*dst = &v
 	}
 	return nil
 }

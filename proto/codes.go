@@ -24,6 +24,15 @@ const (
 	CodeUnavailable ErrorCode = "unavailable"
 )
 
+// ErrorCodes lists every error code, for metrics that start each labelled
+// series at zero.
+func ErrorCodes() []ErrorCode {
+	return []ErrorCode{
+		CodeBadRequest, CodeUnknownOp, CodeForbidden, CodeBadChannel, CodeTooManySubscriptions,
+		CodeRateLimited, CodeInvalidToken, CodeHistoryUnavailable, CodeUnavailable,
+	}
+}
+
 // HandshakeCode is the error code of a refused WebSocket handshake, sent in
 // the JSON body {"error": code, "message": text} before any upgrade.
 type HandshakeCode string

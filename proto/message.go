@@ -29,9 +29,35 @@ const (
 
 // Features (contract 1.1) a node lists in welcome when it serves them.
 const (
+	FeatureCandle        = "candle"         // candle channels (KindCandle)
+	FeatureDepth         = "depth"          // the subscribe option depth
+	FeatureRecent        = "recent"         // the subscribe option recent
 	FeatureStatus        = "status"         // status messages (Status)
+	FeatureRESTSnapshot  = "rest_snapshot"  // GET /v1/snapshot/<channel>
 	FeatureDurableResume = "durable_resume" // resume from a history stream, on any node
 )
+
+// Bounds of the subscribe options of contract 1.1 (Command.Depth, Recent,
+// Bars).
+const (
+	DefaultBars = 100  // candle bars in a snapshot when bars is absent
+	MaxBars     = 1000 // at most this many bars
+	MaxRecent   = 1000 // at most this many recent trades
+)
+
+// Depths returns the values the subscribe option depth may take, the best
+// levels per side a book subscriber holds.
+func Depths() []int { return []int{10, 25, 100, 500, 1000} }
+
+// ValidDepth reports whether n is one of Depths.
+func ValidDepth(n int64) bool {
+	for _, d := range Depths() {
+		if int64(d) == n {
+			return true
+		}
+	}
+	return false
+}
 
 // Command is every client-to-server message. Fields unused by an op are
 // ignored; unknown fields are ignored too, so clients may add their own.
@@ -49,6 +75,15 @@ type Command struct {
 	Since map[string]uint64 `json:"since,omitempty" msgpack:"since,omitempty"`
 	// Token is the fresh JWT of an auth op.
 	Token string `json:"token,omitempty" msgpack:"token,omitempty"`
+	// Depth (contract 1.1) asks book channels for their best Depth levels
+	// per side only (one of Depths); nil: the whole book.
+	Depth *int64 `json:"depth,omitempty" msgpack:"depth,omitempty"`
+	// Recent (contract 1.1) asks trade channels for up to Recent (0 to
+	// MaxRecent) newest trades first, as a snapshot; nil: 0, none.
+	Recent *int64 `json:"recent,omitempty" msgpack:"recent,omitempty"`
+	// Bars (contract 1.1) is how many newest bars (1 to MaxBars) a candle
+	// channel's snapshot holds; nil: DefaultBars.
+	Bars *int64 `json:"bars,omitempty" msgpack:"bars,omitempty"`
 }
 
 // Welcome is the first message on every connection.

@@ -10,8 +10,8 @@ import (
 // bookState.
 var bookKind = kind{
 	validate: validBook,
-	newState: func(ch proto.Channel, historyLen int) State {
-		return &bookState{ch: ch, hist: history{limit: historyLen}}
+	newState: func(ch proto.Channel, cfg stateConfig) State {
+		return &bookState{ch: ch, hist: history{limit: cfg.historyLen}}
 	},
 	warms: true,
 }
@@ -206,7 +206,7 @@ func (s *bookState) bookChecksum() uint32 {
 	return sum
 }
 
-func (s *bookState) Snapshot() (uint64, any, bool) {
+func (s *bookState) Snapshot(SnapshotOptions) (uint64, any, bool) {
 	if !s.synced {
 		return 0, nil, false
 	}
@@ -283,7 +283,7 @@ func (s *bookState) Warm(msgs []*Message) (Event, bool) {
 	s.bids, s.asks, s.synced, s.checksum, s.ts = w.bids, w.asks, true, w.checksum, w.ts
 	s.seen, s.applied, s.emitted = w.applied, w.applied, w.applied
 	s.hist.clear() // a resume across this snapshot falls back to a snapshot
-	_, data, _ := s.Snapshot()
+	_, data, _ := s.Snapshot(SnapshotOptions{})
 	return Event{Channel: s.ch, Snapshot: true, Seq: s.applied, Prev: prev, Data: data, TS: s.ts}, true
 }
 

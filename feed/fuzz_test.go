@@ -181,7 +181,7 @@ func applyToState(t *testing.T, ch proto.Channel, m *Message) {
 	if emit && (ev.Seq != m.Seq || ev.Data == nil) {
 		t.Fatalf("event %+v for seq %d", ev, m.Seq)
 	}
-	if seq, data, ok := st.Snapshot(); ok {
+	if seq, data, ok := st.Snapshot(SnapshotOptions{}); ok {
 		if b, isBook := data.(*proto.Book); isBook && b.Checksum != proto.BookChecksum(b.Bids, b.Asks) {
 			t.Fatalf("book snapshot at %d has a stale checksum", seq)
 		}

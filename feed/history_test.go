@@ -250,7 +250,7 @@ func TestHistoryRecentAndWarm(t *testing.T) {
 	if ev, ok := tk.Warm(msgs); !ok || ev.Seq != 3 {
 		t.Fatalf("ticker Warm = %+v, %v", ev, ok)
 	}
-	if seq, data, ok := tk.Snapshot(); !ok || seq != 3 || data.(*proto.Ticker).Last != "3" {
+	if seq, data, ok := tk.Snapshot(SnapshotOptions{}); !ok || seq != 3 || data.(*proto.Ticker).Last != "3" {
 		t.Fatalf("ticker after Warm: %d %+v %v", seq, data, ok)
 	}
 	if _, err := h.Recent(ctx, tradeBTC); !errors.Is(err, ErrNotCovered) {

@@ -6,7 +6,8 @@ import "github.com/tickgate/tickgate/proto"
 // validated and what state turns them into events. The wire side of a kind
 // (its name, channel grammar, data shape, pending rule) is its
 // proto.KindSpec; this is the node's side, declared once per kind in the
-// kind's own file (ticker.go, book.go, trade.go) and listed in kinds.
+// kind's own file (ticker.go, book.go, trade.go, candle.go) and listed in
+// kinds.
 type kind struct {
 	// validate checks a decoded message of channel ch against the feed
 	// contract (docs/protocol.md §9.4), normalises it (the data's symbol,
@@ -15,7 +16,7 @@ type kind struct {
 	// a "snapshot"; validate may clear it when the kind has none.
 	validate func(ch proto.Channel, m *Message) error
 	// newState returns the empty state of a channel of the kind.
-	newState func(ch proto.Channel, historyLen int) State
+	newState func(ch proto.Channel, cfg stateConfig) State
 	// warms: the state can start from the history stream (History.Recent,
 	// State.Warm) when the node holds nothing current of the channel.
 	warms bool
@@ -26,6 +27,7 @@ var kinds = [proto.NumKinds + 1]*kind{
 	proto.KindTicker: &tickerKind,
 	proto.KindBook:   &bookKind,
 	proto.KindTrade:  &tradeKind,
+	proto.KindCandle: &candleKind,
 }
 
 // kindOf returns k's declaration, or nil for an invalid kind.

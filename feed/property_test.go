@@ -119,7 +119,7 @@ func checkEvent(t *testing.T, st feed.State, client *clientBook, ev feed.Event) 
 	if got := proto.BookChecksum(bids, asks); got != b.Checksum {
 		t.Fatalf("seq %d: client checksum %d, event checksum %d", ev.Seq, got, b.Checksum)
 	}
-	seq, data, ok := st.Snapshot()
+	seq, data, ok := st.Snapshot(feed.SnapshotOptions{})
 	if !ok || seq != ev.Seq {
 		t.Fatalf("seq %d: Snapshot() seq %d ok %v", ev.Seq, seq, ok)
 	}

@@ -79,12 +79,13 @@ type State interface {
 	// a gap or checksum mismatch that unsynced a book, or a periodic book
 	// snapshot equal to the held book. out says what happened, for counting.
 	Apply(m *Message) (ev Event, emit bool, out Outcome)
-	// Snapshot returns the current state for a new subscriber: the seq of
-	// the newest feed message in it and the data (the held *proto.Ticker,
-	// which is immutable, or a fresh *proto.Book copy with Symbol and
-	// Checksum set). ok=false when the node has no state yet or a book is
+	// Snapshot returns the current state for a new subscriber, as o asks
+	// for it: the seq of the newest feed message in it and the data (the
+	// held *proto.Ticker, which is immutable; a fresh *proto.Book copy with
+	// Symbol and Checksum set; a fresh *proto.CandleSnapshot of up to
+	// o.Bars bars). ok=false when the node has no state yet or a book is
 	// unsynced. Trade states always return ok=false.
-	Snapshot() (seq uint64, data any, ok bool)
+	Snapshot(o SnapshotOptions) (seq uint64, data any, ok bool)
 	// Since returns the emitted events after seq, for a client resuming from
 	// seq, when the bounded history holds an unbroken chain: the first event
 	// has Prev == seq and each next one's Prev is the Seq of the one before,
@@ -126,20 +127,73 @@ type State interface {
 	HistoryLen() int
 }
 
+// SnapshotOptions are what a subscriber asks of a snapshot beyond the
+// kind's default (the subscribe options of contract 1.1). The zero value
+// is the default: the whole book, DefaultBars bars, no recent trades.
+// Comparable: the gateway shares snapshots between subscribers with equal
+// options.
+type SnapshotOptions struct {
+	Bars int // candle: the newest bars, at most; 0: proto.DefaultBars
+}
+
+// For returns the options a channel of the kind declared by spec takes
+// (proto.KindSpec.Options), the others zero.
+func (o SnapshotOptions) For(spec proto.KindSpec) SnapshotOptions {
+	var v SnapshotOptions
+	if spec.Takes(proto.OptionBars) {
+		v.Bars = o.Bars
+	}
+	return v
+}
+
+// bars is o.Bars with its default.
+func (o SnapshotOptions) bars() int {
+	if o.Bars <= 0 {
+		return proto.DefaultBars
+	}
+	return o.Bars
+}
+
+// StateOption tunes one NewState.
+type StateOption func(*stateConfig)
+
+// stateConfig is what NewState's options set.
+type stateConfig struct {
+	historyLen int
+	candleBars int
+}
+
+// CandleBars is how many bars a candle state keeps for snapshots (zero:
+// DefaultCandleBars).
+func CandleBars(n int) StateOption {
+	return func(c *stateConfig) {
+		if n > 0 {
+			c.candleBars = n
+		}
+	}
+}
+
+// DefaultCandleBars is how many bars a candle state keeps by default
+// (proto.MaxBars, so that any bars option is served).
+const DefaultCandleBars = proto.MaxBars
+
 // NewState returns an empty State for ch, the kind's (its newState), that
 // keeps up to historyLen emitted events for Since (zero:
 // DefaultHistoryLen; negative: none). It panics on a channel of unknown
 // kind.
-func NewState(ch proto.Channel, historyLen int) State {
+func NewState(ch proto.Channel, historyLen int, opts ...StateOption) State {
 	if historyLen == 0 {
 		historyLen = DefaultHistoryLen
 	}
-	historyLen = max(historyLen, 0)
+	cfg := stateConfig{historyLen: max(historyLen, 0), candleBars: DefaultCandleBars}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	k := kindOf(ch.Kind)
 	if k == nil {
 		panic(fmt.Sprintf("feed: NewState: unknown kind %v", ch.Kind))
 	}
-	return k.newState(ch, historyLen)
+	return k.newState(ch, cfg)
 }
 
 // Outcome is what State.Apply did with a feed message, for counting.
@@ -240,9 +294,13 @@ type streamState struct {
 	hist     history
 }
 
-func newStreamState(ch proto.Channel, historyLen int) State {
+func newStreamState(ch proto.Channel, cfg stateConfig) State {
+	return makeStreamState(ch, cfg)
+}
+
+func makeStreamState(ch proto.Channel, cfg stateConfig) *streamState {
 	spec := ch.Kind.Spec()
-	return &streamState{ch: ch, spec: spec, dataType: reflect.TypeOf(spec.Data()), hist: history{limit: historyLen}}
+	return &streamState{ch: ch, spec: spec, dataType: reflect.TypeOf(spec.Data()), hist: history{limit: cfg.historyLen}}
 }
 
 func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
@@ -326,7 +384,7 @@ func (s *streamState) Warm(msgs []*Message) (Event, bool) {
 }
 func (s *streamState) HistoryLen() int { return s.hist.len() }
 
-func (s *streamState) Snapshot() (uint64, any, bool) {
+func (s *streamState) Snapshot(SnapshotOptions) (uint64, any, bool) {
 	if !s.spec.WholeState || s.cur == nil {
 		return 0, nil, false
 	}

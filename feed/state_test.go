@@ -97,7 +97,7 @@ func TestStreamStateApply(t *testing.T) {
 				if got := st.LastSeq(); got != tc.wantEnd {
 					t.Fatalf("LastSeq = %d, want %d", got, tc.wantEnd)
 				}
-				seq, data, ok := st.Snapshot()
+				seq, data, ok := st.Snapshot(SnapshotOptions{})
 				if kind == proto.KindTrade {
 					if ok {
 						t.Fatalf("trade Snapshot ok")
@@ -116,7 +116,7 @@ func TestStateSnapshotEmpty(t *testing.T) {
 	for _, ch := range []proto.Channel{tickerBTC, bookBTC, tradeBTC} {
 		t.Run(ch.String(), func(t *testing.T) {
 			st := NewState(ch, 0)
-			if _, _, ok := st.Snapshot(); ok {
+			if _, _, ok := st.Snapshot(SnapshotOptions{}); ok {
 				t.Fatal("Snapshot ok on an empty state")
 			}
 			if st.LastSeq() != 0 {
@@ -254,7 +254,7 @@ func TestBookDepthBounded(t *testing.T) {
 	if out != OutcomeInvalid {
 		t.Fatalf("outcome %v after growing past %d levels, want invalid", out, MaxBookLevels)
 	}
-	if _, _, ok := st.Snapshot(); ok {
+	if _, _, ok := st.Snapshot(SnapshotOptions{}); ok {
 		t.Fatal("book still served after it outgrew the bound")
 	}
 }
@@ -292,7 +292,7 @@ func TestHeartbeats(t *testing.T) {
 		mustApply(t, st, tickerMsg(1, "1"), true, OutcomeApplied)
 		mustApply(t, st, hb(3), false, OutcomeGap)
 		ev := mustApply(t, st, tickerMsg(4, "2"), true, OutcomeApplied) // no second gap
-		if seq, _, _ := st.Snapshot(); ev.Prev != 1 || seq != 4 {
+		if seq, _, _ := st.Snapshot(SnapshotOptions{}); ev.Prev != 1 || seq != 4 {
 			t.Fatalf("ticker after a heartbeat gap: %+v, snapshot seq %d", ev, seq)
 		}
 		if st.Resyncing() {
@@ -313,7 +313,7 @@ func TestHeartbeats(t *testing.T) {
 		if !st.Resyncing() {
 			t.Fatal("a book behind a heartbeat is not resyncing")
 		}
-		if _, _, ok := st.Snapshot(); ok {
+		if _, _, ok := st.Snapshot(SnapshotOptions{}); ok {
 			t.Fatal("a resyncing book has a snapshot")
 		}
 		snap = f.Snapshot(7)

@@ -165,10 +165,15 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		c.replyError(cmd.ID, proto.CodeBadRequest, fmt.Sprintf("throttle_ms must be within 0..%d", maxThrottleMS), "")
 		return
 	}
+	views, bad := viewOptions(cmd)
+	if bad != "" {
+		c.replyError(cmd.ID, proto.CodeBadRequest, bad, "")
+		return
+	}
 	if c.holdBack(cmd) {
 		return
 	}
-	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot}
+	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot, views: views}
 	if cmd.ThrottleMS != nil {
 		opt.throttle = time.Duration(*cmd.ThrottleMS) * time.Millisecond
 	}
@@ -222,6 +227,22 @@ func (c *conn) subscribe(cmd *proto.Command) {
 	c.waiting++
 	c.reserved += fresh
 	go c.await(w)
+}
+
+// viewOptions reads the subscribe options of contract 1.1 (depth, recent,
+// bars), or says why they are not acceptable (bad_request). A value equal
+// to the default is the default, so that its subscribers share one view.
+func viewOptions(cmd *proto.Command) (feed.SnapshotOptions, string) {
+	var v feed.SnapshotOptions
+	if b := cmd.Bars; b != nil {
+		if *b < 1 || *b > proto.MaxBars {
+			return v, fmt.Sprintf("bars must be within 1..%d", proto.MaxBars)
+		}
+		if *b != proto.DefaultBars {
+			v.Bars = int(*b)
+		}
+	}
+	return v, ""
 }
 
 // holdBack queues cmd behind a waiting subscribe that names one of its
@@ -324,6 +345,7 @@ func (c *conn) unavailable(id *int64, name string, err error) {
 	if !errors.Is(err, feed.ErrUnavailable) {
 		c.srv.log.Warn("subscribe failed", c.logAttrs("channel", name, "err", err.Error())...)
 	}
+	c.srv.metrics.commandError(proto.CodeUnavailable)
 	retry := c.srv.cfg.SubscribeRetry
 	retry += time.Duration(rand.Int64N(int64(retry))) // spread the retries of a node's clients
 	c.reply(proto.Error{Type: proto.TypeError, ID: id, Code: proto.CodeUnavailable,
@@ -361,6 +383,7 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 	var lost []string
 	for _, p := range ok {
 		opt.since, opt.fetched = p.since, p.fetched
+		opt.view = opt.views.For(p.sub.entry.spec)
 		j := p.sub.entry.join(c.srv.hub, p.sub, opt)
 		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
 		ack.Channels = append(ack.Channels, p.name)

@@ -44,6 +44,7 @@ const (
 	DefaultMaxStrikes                 = 20
 	DefaultDrainWithin                = 5 * time.Second
 	DefaultHistoryLen                 = feed.DefaultHistoryLen
+	DefaultCandleBars                 = feed.DefaultCandleBars
 	DefaultRevocationTTL              = 24 * time.Hour
 )
 
@@ -178,6 +179,9 @@ type Config struct {
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
+	// CandleBars is how many bars a candle channel keeps for snapshots
+	// (a subscriber's bars option is served up to it). Zero: 1000.
+	CandleBars int
 	// Fallback serves every path of the public listener but the WebSocket
 	// endpoint (the dashboard of `tickgate dev`, `serve --dashboard`), on
 	// the gateway's own HTTP server with its limits. Zero: 404.
@@ -294,6 +298,9 @@ func (c Config) withDefaults() Config {
 	if c.HistoryLen == 0 {
 		c.HistoryLen = DefaultHistoryLen
 	}
+	if c.CandleBars == 0 {
+		c.CandleBars = DefaultCandleBars
+	}
 	if c.RevocationTTL == 0 {
 		c.RevocationTTL = DefaultRevocationTTL
 	}
@@ -331,6 +338,7 @@ func (c Config) Validate() error {
 		{"HandshakeTimeout", c.HandshakeTimeout > 0},
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= MinHeaderBytes},
 		{"HistoryLen", c.HistoryLen > 0},
+		{"CandleBars", c.CandleBars > 0},
 		{"DrainWithin", c.DrainWithin > 0},
 		{"HandshakeRate", c.HandshakeRate > 0},
 		{"HandshakeBurst", c.HandshakeBurst >= 1},

@@ -210,6 +210,7 @@ func (c *conn) reply(v any) {
 
 // replyError answers a command with an error; the connection stays open.
 func (c *conn) replyError(id *int64, code proto.ErrorCode, msg, channel string) {
+	c.srv.metrics.commandError(code)
 	c.reply(proto.Error{Type: proto.TypeError, ID: id, Code: code, Message: msg, Channel: channel})
 }
 

@@ -166,7 +166,7 @@ func (h *hub) warmFromHistory(e *hubEntry) {
 	default:
 		if ev, ok := e.state.Warm(msgs); ok {
 			h.metrics.historyReads[historyWarmed].Inc()
-			e.snap = nil
+			e.dropSnapshots()
 			e.fanout(h, &ev, &starts)
 			e.updateStatus(h)
 		}

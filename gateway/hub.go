@@ -41,6 +41,7 @@ type hub struct {
 	staleAfter time.Duration    // Static after construction: feed_silent after this; <= 0: never.
 	codecs     *codecSet        // Static after construction.
 	historyLen int              // Static after construction.
+	candleBars int              // Static after construction: bars a candle channel keeps.
 	log        *slog.Logger     // Static after construction.
 	metrics    *Metrics         // Static after construction.
 	now        func() time.Time // Static after construction.
@@ -54,7 +55,7 @@ type hubShard struct {
 }
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
-	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*hubEntry)
@@ -85,10 +86,13 @@ type hubEntry struct {
 	state feed.State      // Guarded by mu.
 	subs  []*subscription // Guarded by mu.
 	// snap is the state's snapshot as of the newest feed message, shared
-	// by every subscriber that starts from it; nil until one is wanted
-	// again after a feed message changed the state. Guarded by mu; the
-	// snapshot itself is immutable but for its lazily encoded frames.
-	snap *snapshot
+	// by every subscriber of the default view that starts from it; nil
+	// until one is wanted again after a feed message changed the state.
+	// views holds the same for subscribers of other views (a candle's
+	// bars). Guarded by mu; a snapshot itself is immutable but for its
+	// lazily encoded frames.
+	snap  *snapshot
+	views map[feed.SnapshotOptions]*snapshot
 
 	// Status (status.go), all guarded by mu: what subscribers are told
 	// (nil: live), whether NATS was lost since the last arrival, and when
@@ -120,7 +124,8 @@ func (h *hub) acquire(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 	sh.mu.Lock()
 	e := sh.m[ch]
 	if e == nil {
-		e = &hubEntry{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
+		e = &hubEntry{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), arrived: h.now(),
+			state: feed.NewState(ch, h.historyLen, feed.CandleBars(h.candleBars))}
 		sh.m[ch] = e
 		h.metrics.channelsByState[stateLive].Inc()
 	}
@@ -220,7 +225,7 @@ func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.O
 	}()
 	ev, emit, out := e.state.Apply(m)
 	if out != feed.OutcomeDuplicate {
-		e.snap = nil // the state moved on
+		e.dropSnapshots() // the state moved on
 	}
 	e.received.Add(1)
 	e.lastSeq.Store(e.state.LastSeq())
@@ -271,6 +276,18 @@ func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	}
 }
 
+// snapshotFor returns the snapshot a subscriber of view v starts from at
+// ev, an event the state has applied: for the default view, the one ev
+// stands for when it is a snapshot event or its data is the whole state
+// (eventSnapshot, no copy), else the state's (currentSnapshot). Nil when
+// the state has none. Called with e.mu held.
+func (e *hubEntry) snapshotFor(ev *feed.Event, v feed.SnapshotOptions) *snapshot {
+	if v == (feed.SnapshotOptions{}) && (ev.Snapshot || e.spec.WholeState) {
+		return e.eventSnapshot(ev)
+	}
+	return e.currentSnapshot(v)
+}
+
 // eventSnapshot returns the snapshot that ev, a snapshot event or an
 // event of a kind whose data is the whole state (ticker), stands for, and
 // caches it for joiners: the state's snapshot is that same data. Called
@@ -302,22 +319,34 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 	}
 	switch {
 	case ev.Snapshot || s.needSnapshot:
-		// A book snapshot event, or a ticker event (its data is the whole
-		// state) for a subscriber still waiting for its snapshot. (A book
-		// that made a joiner wait was unsynced: its next event is a
-		// snapshot.)
-		start = s.planSnapshot(e.eventSnapshot(ev), ev.TS)
+		// A book snapshot event, or any event for a subscriber still
+		// waiting for its snapshot (a book that made a joiner wait was
+		// unsynced: its next event is a snapshot).
+		sn := e.snapshotFor(ev, s.view)
+		if sn == nil {
+			return "", nil // still nothing to start from
+		}
+		start = s.planSnapshot(sn, ev.TS)
 	case ev.Seq <= s.last && !ev.Restart:
 		return "", nil // already covered by what the subscriber holds
-	case e.spec.Pending == proto.PendingKeep:
-		// Never dropped or merged (trades): queued in order, bounded.
+	case e.spec.Pending == proto.PendingKeep || e.spec.Pending == proto.PendingRevise:
+		// Never dropped or merged (trades, closed bars): queued in order,
+		// bounded.
 		if f := e.gapFor(h, s, ev, enc); f != nil && !s.addKept(pending{frame: f}) {
 			return evictTradeOverflow, nil
 		}
 		if ev.Data == nil {
 			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
-		if !s.addKept(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
+		if e.spec.Pending == proto.PendingRevise && !s.unmerged(o.writing, h.now) && s.revise(ev) {
+			// A busy connection: the pending open bar is replaced.
+			h.metrics.coalescedByKind[e.ch.Kind].Inc()
+			s.last = ev.Seq
+			break
+		}
+		p := pendingUpdate(h.codecs, ci, e.name, s, ev, enc)
+		p.data, p.prev = ev.Data, s.last
+		if !s.addKept(p) {
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
@@ -332,7 +361,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
 			// Behind for so long that the merged delta outgrows a fresh
 			// book: send the book instead.
-			if sn := e.currentSnapshot(); sn != nil {
+			if sn := e.currentSnapshot(s.view); sn != nil {
 				start = s.planSnapshot(sn, 0)
 			}
 		}

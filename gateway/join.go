@@ -46,19 +46,45 @@ func (sn *snapshot) frame(cs *codecSet, ci int) []byte {
 	return f.b
 }
 
-// currentSnapshot returns the state's snapshot, shared until the next feed
-// message changes the state, or nil when the node has none (no data yet, a
-// book waiting for a snapshot, or a trade channel). Called with e.mu held.
-func (e *hubEntry) currentSnapshot() *snapshot {
-	if e.snap != nil {
+// currentSnapshot returns the state's snapshot for view v, shared until
+// the next feed message changes the state, or nil when the node has none
+// (no data yet, a book waiting for a snapshot, or a trade channel).
+// Called with e.mu held.
+func (e *hubEntry) currentSnapshot(v feed.SnapshotOptions) *snapshot {
+	if v == (feed.SnapshotOptions{}) {
+		if e.snap == nil {
+			e.snap = e.makeSnapshot(v)
+		}
 		return e.snap
 	}
-	seq, data, ok := e.state.Snapshot()
+	if sn := e.views[v]; sn != nil {
+		return sn
+	}
+	sn := e.makeSnapshot(v)
+	if sn != nil {
+		if e.views == nil {
+			e.views = make(map[feed.SnapshotOptions]*snapshot)
+		}
+		e.views[v] = sn
+	}
+	return sn
+}
+
+// makeSnapshot reads the state's snapshot for view v, or nil. Called
+// with e.mu held.
+func (e *hubEntry) makeSnapshot(v feed.SnapshotOptions) *snapshot {
+	seq, data, ok := e.state.Snapshot(v)
 	if !ok {
 		return nil
 	}
-	e.snap = &snapshot{seq: seq, data: data, channel: e.name}
-	return e.snap
+	return &snapshot{seq: seq, data: data, channel: e.name}
+}
+
+// dropSnapshots forgets the cached snapshots: the state moved on. Called
+// with e.mu held.
+func (e *hubEntry) dropSnapshots() {
+	e.snap = nil
+	clear(e.views)
 }
 
 // headPlan is what a subscription's chain starts with, decided under the
@@ -139,10 +165,12 @@ func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
 
 // joinOptions say how a subscriber starts on a channel.
 type joinOptions struct {
-	snapshot bool          // wants the current state first
-	since    *uint64       // resume from this seq when the node can
-	fetched  *fetched      // with since: what the history stream holds after it, when memory does not
-	throttle time.Duration // at most one write per this on the channel
+	snapshot bool                 // wants the current state first
+	views    feed.SnapshotOptions // the subscribe's options, for every kind
+	view     feed.SnapshotOptions // those the channel's kind takes (views.For): what its snapshots hold
+	since    *uint64              // resume from this seq when the node can
+	fetched  *fetched             // with since: what the history stream holds after it, when memory does not
+	throttle time.Duration        // at most one write per this on the channel
 }
 
 // joined is how a subscriber starts on a channel.
@@ -172,6 +200,7 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	s.status = e.status // a joiner is told a channel that is not live, after its ack
 	s.last, s.checkFirst = 0, false
 	s.throttle, s.nextAt = opt.throttle, time.Time{}
+	s.view = opt.view
 	if !e.spec.Pending.Coalesces() {
 		s.throttle = 0 // updates that cannot fold (trades) are never held back: they would only pile up
 	}
@@ -204,7 +233,7 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	if !opt.snapshot || !e.spec.State {
 		return joined{}
 	}
-	sn := e.currentSnapshot()
+	sn := e.currentSnapshot(s.view)
 	if sn == nil {
 		s.needSnapshot = true // sent as soon as the node has state
 		h.warm(e)             // which the history stream may have now

@@ -41,6 +41,7 @@ type Metrics struct {
 	feedGaps         *prometheus.CounterVec
 	channels         *prometheus.GaugeVec
 	historyReadsVec  *prometheus.CounterVec
+	commandErrors    *prometheus.CounterVec
 
 	revocationsReceived *prometheus.CounterVec
 	revocationsApplied  prometheus.Counter
@@ -54,6 +55,7 @@ type Metrics struct {
 	feedGapsByKind  [proto.NumKinds + 1]prometheus.Counter
 	channelsByState [numChanStates]prometheus.Gauge
 	historyReads    map[string]prometheus.Counter // by result
+	errorsByCode    map[proto.ErrorCode]prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: a fresh
@@ -96,6 +98,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), filled (trades the node never had live, read before reporting a gap), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+		commandErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_command_errors_total", Help: "Error messages answering client commands (one per refused channel), by code."}, []string{"code"}),
 		revocationsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_revocations_received_total", Help: "Revocations the node learned of, by source: api (its admin API), nats (the revocation subject), store (the bucket, read at start and when NATS came back)."}, []string{"source"}),
 		revocationsApplied: prometheus.NewCounter(prometheus.CounterOpts{
@@ -106,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_revocations_active", Help: "Revocations in force on the node (subs whose older tokens are refused)."}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec,
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec, m.commandErrors,
 		m.revocationsReceived, m.revocationsApplied, m.revocationCloses, m.revocationsActive)
 	for _, s := range []string{revokedByAPI, revokedByNATS, revokedByStore} {
 		m.revocationsReceived.WithLabelValues(s)
@@ -126,6 +130,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{historyResumed, historyWarmed, historyFilled, historyNotCovered, historyFailed} {
 		m.historyReads[r] = m.historyReadsVec.WithLabelValues(r)
 	}
+	m.errorsByCode = make(map[proto.ErrorCode]prometheus.Counter)
+	for _, c := range proto.ErrorCodes() {
+		m.errorsByCode[c] = m.commandErrors.WithLabelValues(string(c))
+	}
 	m.outcomeByCode = make(map[feed.Outcome]prometheus.Counter)
 	for _, o := range feed.Outcomes() {
 		m.outcomeByCode[o] = m.feedOutcomes.WithLabelValues(o.String())
@@ -135,6 +143,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.feedGapsByKind[k] = m.feedGaps.WithLabelValues(k.String())
 	}
 	return m
+}
+
+// commandError counts one error reply by its code.
+func (m *Metrics) commandError(c proto.ErrorCode) {
+	if ctr, ok := m.errorsByCode[c]; ok {
+		ctr.Inc()
+		return
+	}
+	m.commandErrors.WithLabelValues(string(c)).Inc()
 }
 
 // feedOutcome counts one feed message by what it did.

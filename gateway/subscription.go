@@ -11,13 +11,14 @@ import (
 // subscription is one connection's subscription to one channel, and what
 // is pending for it while the connection's writer is busy.
 type subscription struct {
-	c        *conn         // Static after construction.
-	entry    *hubEntry     // Static after construction.
-	hold     *feed.Pending // Static after construction: the NATS interest it holds, given back when it ends.
-	name     string        // Static after construction: the channel name.
-	limit    tradeLimits   // Static after construction.
-	idx      int           // Guarded by entry.mu: position in entry.subs, -1 when not there.
-	throttle time.Duration // Guarded by c.out.mu: at most one write per this, per channel.
+	c        *conn                // Static after construction.
+	entry    *hubEntry            // Static after construction.
+	hold     *feed.Pending        // Static after construction: the NATS interest it holds, given back when it ends.
+	name     string               // Static after construction: the channel name.
+	limit    tradeLimits          // Static after construction.
+	idx      int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
+	throttle time.Duration        // Guarded by c.out.mu: at most one write per this, per channel.
+	view     feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join).
 
 	// All below guarded by c.out.mu.
 	nextAt       time.Time   // with throttle: when the next write may go
@@ -50,6 +51,11 @@ type pending struct {
 	frame []byte
 	upd   proto.Update // valid when frame is nil
 	ts    int64        // source event time, for the delivery latency
+	// data and prev, on an update of a PendingRevise kind, are its data
+	// and prev, so that a newer update can revise it (revise); nil data
+	// otherwise.
+	data any
+	prev uint64
 }
 
 // updateGroup is the update pending while the connection's writer is busy,
@@ -110,16 +116,46 @@ func (s *subscription) reset() {
 // it reports false when the bound (the trade buffer) overflows and the
 // caller evicts. Called with c.out.mu held.
 func (s *subscription) addKept(p pending) bool {
-	n := len(p.frame)
-	if p.frame == nil {
-		n = 256 // an estimate until the writer encodes it
-	}
+	n := pendingSize(p)
 	if len(s.queue) >= s.limit.messages || s.tradeBytes+n > s.limit.bytes {
 		return false
 	}
 	s.queue = append(s.queue, p)
 	s.tradeBytes += n
 	return true
+}
+
+// revise replaces the newest pending update with ev when ev's data
+// revises it (proto.Revisable: a candle's open bar by a newer message for
+// the same start), keeping its prev and counting both in n. It reports
+// whether it did. Called with c.out.mu held.
+func (s *subscription) revise(ev *feed.Event) bool {
+	if len(s.queue) == 0 {
+		return false
+	}
+	tail := &s.queue[len(s.queue)-1]
+	r, ok := ev.Data.(proto.Revisable)
+	if !ok || tail.data == nil || !r.Revises(tail.data) {
+		return false
+	}
+	n := uint32(1)
+	if tail.frame == nil {
+		n = tail.upd.N
+	}
+	s.tradeBytes -= pendingSize(*tail)
+	*tail = pending{ts: ev.TS, data: ev.Data, prev: tail.prev,
+		upd: proto.Update{Type: proto.TypeUpdate, Channel: s.name, Seq: ev.Seq, Prev: tail.prev, N: n + 1, Data: ev.Data}}
+	s.tradeBytes += pendingSize(*tail)
+	return true
+}
+
+// pendingSize is what p counts against the trade buffer's bytes: its
+// frame, or an estimate until the writer encodes it.
+func pendingSize(p pending) int {
+	if p.frame == nil {
+		return 256
+	}
+	return len(p.frame)
 }
 
 // unmerged reports whether a ticker/book update goes out on its own: the

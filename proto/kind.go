@@ -13,11 +13,12 @@ const (
 	KindTicker Kind = iota + 1 // latest state: replaced when pending
 	KindBook                   // L2 book: pending deltas merge level by level
 	KindTrade                  // events: never dropped or merged
+	KindCandle                 // OHLCV bars per interval (contract 1.1): closed bars never dropped, the open bar revised
 )
 
 // NumKinds is how many kinds there are; a Kind indexes an array of
 // NumKinds+1 entries.
-const NumKinds = 3
+const NumKinds = 4
 
 // Pending is a kind's rule for the updates that wait while a connection's
 // writer is busy (docs/protocol.md §5.2, "n"). The gateway implements each
@@ -36,7 +37,20 @@ const (
 	// merged; what is pending is bounded, and a connection that overflows
 	// the bound is evicted (4008).
 	PendingKeep
+	// PendingRevise: as PendingKeep, except that a pending update that a
+	// newer one revises (Revisable: a candle's open bar, by a newer
+	// message for the same start) is replaced by it; n counts both.
+	PendingRevise
 )
+
+// Revisable is the data of a PendingRevise kind.
+type Revisable interface {
+	Data
+	// Revises reports whether this data replaces prev while both wait
+	// for a busy connection: prev is still open (not final) and is the
+	// same item.
+	Revises(prev any) bool
+}
 
 // Coalesces reports whether updates pending under the rule may fold into
 // one, so that a subscription's throttle can hold them back without
@@ -70,6 +84,29 @@ type KindSpec struct {
 	Events bool
 	// Pending is how updates wait for a busy connection.
 	Pending Pending
+	// Options are the subscribe options of contract 1.1 that shape the
+	// kind's snapshot and updates (OptionDepth, OptionRecent, OptionBars);
+	// the others are ignored on its channels.
+	Options []string
+}
+
+// Subscribe options of contract 1.1 (Command.Depth, Recent, Bars), as
+// KindSpec.Options names them.
+const (
+	OptionDepth  = "depth"
+	OptionRecent = "recent"
+	OptionBars   = "bars"
+)
+
+// Takes reports whether the kind's channels read the subscribe option
+// named opt.
+func (s KindSpec) Takes(opt string) bool {
+	for _, o := range s.Options {
+		if o == opt {
+			return true
+		}
+	}
+	return false
 }
 
 // kinds declares every kind, indexed by Kind.
@@ -80,11 +117,15 @@ var kinds = [NumKinds + 1]KindSpec{
 	},
 	KindBook: {
 		Name: "book", Data: func() Data { return new(Book) },
-		State: true, Pending: PendingMerge,
+		State: true, Pending: PendingMerge, Options: []string{OptionDepth},
 	},
 	KindTrade: {
 		Name: "trade", Data: func() Data { return new(Trade) },
-		Events: true, Pending: PendingKeep,
+		Events: true, Pending: PendingKeep, Options: []string{OptionRecent},
+	},
+	KindCandle: {
+		Name: "candle", Params: CandleIntervals(), Data: func() Data { return new(Candle) },
+		State: true, Events: true, Pending: PendingRevise, Options: []string{OptionBars},
 	},
 }
 
@@ -108,7 +149,7 @@ func (k Kind) Spec() KindSpec {
 	return kinds[k]
 }
 
-// String returns the kind's wire name ("ticker", "book", "trade").
+// String returns the kind's wire name ("ticker", "book", "trade", "candle").
 func (k Kind) String() string {
 	if !k.Valid() {
 		return fmt.Sprintf("kind(%d)", uint8(k))
@@ -117,7 +158,8 @@ func (k Kind) String() string {
 }
 
 // HasSnapshot reports whether the kind carries state that a subscriber gets
-// as a snapshot first (ticker, book) rather than a stream of events (trade).
+// as a snapshot first (ticker, book, candle) rather than a stream of
+// events (trade).
 func (k Kind) HasSnapshot() bool { return k.Spec().State }
 
 // ParseKind returns the kind named s.

@@ -30,6 +30,14 @@ func TestParseChannel(t *testing.T) {
 		{"slash", "ticker.BTC/USD", Channel{}, false},
 		{"space", "ticker.BTC USD", Channel{}, false},
 		{"unicode", "ticker.BTC€", Channel{}, false},
+		{"candle", "candle.1m.BTC-USD", Channel{Kind: KindCandle, Param: "1m", Symbol: "BTC-USD"}, true},
+		{"candle 1d", "candle.1d.ETH-USD", Channel{Kind: KindCandle, Param: "1d", Symbol: "ETH-USD"}, true},
+		{"candle unknown interval", "candle.2m.BTC-USD", Channel{}, false},
+		{"candle interval case", "candle.1M.BTC-USD", Channel{}, false},
+		{"candle without interval", "candle.BTC-USD", Channel{}, false},
+		{"candle empty symbol", "candle.1m.", Channel{}, false},
+		{"candle extra token", "candle.1m.BTC.USD", Channel{}, false},
+		{"ticker with an interval", "ticker.1m.BTC-USD", Channel{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

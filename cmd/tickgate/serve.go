@@ -52,6 +52,7 @@ type serveFlags struct {
 	feedPendingMsgs   int
 	feedPendingBytes  int
 	staleAfter        time.Duration
+	candleBars        int
 	history           string
 	historyStream     string
 	writeTimeout      time.Duration
@@ -101,6 +102,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.history, "history", "memory", "where a resume the node's memory cannot serve is read: memory (none), or jetstream (the --history-stream stream, on any node)")
 	fs.StringVar(&f.historyStream, "history-stream", feed.DefaultStream, "the JetStream stream over the feed subjects that --history jetstream reads (tickgate stream creates it)")
 	fs.DurationVar(&f.staleAfter, "stale-after", gateway.DefaultStaleAfter, "tell subscribers a channel is stale (feed_silent) when nothing, not even a publisher heartbeat, arrived on it for this long (0: never)")
+	fs.IntVar(&f.candleBars, "candle-bars", gateway.DefaultCandleBars, "bars each candle channel keeps for snapshots (a subscriber's bars option is served up to it)")
 	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", gateway.DefaultWriteTimeout, "a write stalled this long evicts the connection")
@@ -154,6 +156,7 @@ func (f *serveFlags) check() error {
 		{"snapshot-burst", f.snapshotBurst, f.snapshotBurst > 0, "above 0"},
 		{"feed-pending-messages", f.feedPendingMsgs, f.feedPendingMsgs > 0, "above 0"},
 		{"stale-after", f.staleAfter, f.staleAfter >= 0, "0 (never) or above"},
+		{"candle-bars", f.candleBars, f.candleBars > 0, "above 0"},
 		{"history", f.history, f.history == "memory" || f.history == "jetstream", "memory or jetstream"},
 		{"history-stream", f.historyStream, f.historyStream != "" && !strings.ContainsAny(f.historyStream, ".*> \t"), "a stream name (no dots, wildcards or spaces)"},
 		{"feed-pending-bytes", f.feedPendingBytes, f.feedPendingBytes >= 1<<10, "at least 1024"},
@@ -396,6 +399,7 @@ func startNode(o nodeOptions) (*node, error) {
 		SnapshotRate:               f.snapshotRate,
 		SnapshotBurst:              f.snapshotBurst,
 		StaleAfter:                 staleAfter(f.staleAfter),
+		CandleBars:                 f.candleBars,
 		WriteTimeout:               f.writeTimeout,
 		LagTimeout:                 f.lagTimeout,
 		SendQueueLimit:             f.sendQueue,

@@ -83,6 +83,11 @@ type bookState struct {
 	ts         int64  // ts of the newest feed message in the book
 	hist       history
 	scratch    []byte // for checksum
+	// views are the depths subscribers hold (Track, depth.go), and
+	// oldBids/oldAsks the best levels before the delta being applied, for
+	// them; scratch.
+	views            []*depthView
+	oldBids, oldAsks []proto.Level
 }
 
 func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
@@ -127,6 +132,7 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 		s.unsync()
 		return Event{}, false, OutcomeGap
 	}
+	s.keepWindows()
 	for _, l := range b.Bids {
 		applyLevel(&s.bids, l, bidOrder)
 	}
@@ -147,7 +153,7 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 	s.applied, s.checksum, s.ts = m.Seq, ck, b.TS
 	// The delta goes out as sent, with the node's checksum.
 	b.Symbol, b.Checksum = "", ck
-	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.emitted, Data: b, TS: b.TS}
+	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.emitted, Data: b, TS: b.TS, Views: s.viewUpdates(m.Seq, ck, b.TS)}
 	s.emitted = m.Seq
 	s.hist.push(ev)
 	return ev, true, OutcomeApplied
@@ -170,6 +176,7 @@ func (s *bookState) applySnapshot(seq uint64, b *proto.Book) (Event, bool, Outco
 	b.Symbol, b.Checksum = s.ch.Symbol, s.checksum
 	ev := Event{Channel: s.ch, Snapshot: true, Seq: seq, Prev: s.emitted, Data: b, TS: b.TS}
 	s.emitted = seq
+	s.resetViews(seq)
 	// A resume across a snapshot event must fall back to a snapshot.
 	s.hist.clear()
 	return ev, true, OutcomeSnapshot
@@ -206,14 +213,18 @@ func (s *bookState) bookChecksum() uint32 {
 	return sum
 }
 
-func (s *bookState) Snapshot(SnapshotOptions) (uint64, any, bool) {
+func (s *bookState) Snapshot(o SnapshotOptions) (uint64, any, bool) {
 	if !s.synced {
 		return 0, nil, false
 	}
+	bids, asks := s.bids, s.asks
+	if o.Depth > 0 {
+		bids, asks = top(bids, o.Depth), top(asks, o.Depth)
+	}
 	return s.applied, &proto.Book{
 		Symbol:   s.ch.Symbol,
-		Bids:     slices.Clone(s.bids),
-		Asks:     slices.Clone(s.asks),
+		Bids:     slices.Clone(bids),
+		Asks:     slices.Clone(asks),
 		Checksum: s.checksum,
 		TS:       s.ts,
 	}, true
@@ -283,6 +294,7 @@ func (s *bookState) Warm(msgs []*Message) (Event, bool) {
 	s.bids, s.asks, s.synced, s.checksum, s.ts = w.bids, w.asks, true, w.checksum, w.ts
 	s.seen, s.applied, s.emitted = w.applied, w.applied, w.applied
 	s.hist.clear() // a resume across this snapshot falls back to a snapshot
+	s.resetViews(s.applied)
 	_, data, _ := s.Snapshot(SnapshotOptions{})
 	return Event{Channel: s.ch, Snapshot: true, Seq: s.applied, Prev: prev, Data: data, TS: s.ts}, true
 }

@@ -148,5 +148,6 @@ func (s *candleState) Since(seq uint64) ([]Event, bool) { return s.stream.Since(
 func (s *candleState) LastSeq() uint64                  { return s.stream.LastSeq() }
 func (s *candleState) Seen() uint64                     { return s.stream.Seen() }
 func (s *candleState) Resyncing() bool                  { return false }
+func (s *candleState) Track(SnapshotOptions, bool)      {}
 func (s *candleState) Warm([]*Message) (Event, bool)    { return Event{}, false }
 func (s *candleState) HistoryLen() int                  { return s.stream.HistoryLen() }

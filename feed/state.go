@@ -36,6 +36,10 @@ type Event struct {
 	// Restart is true for the first event after the publisher started its
 	// seq over (see PublisherRestarted): Seq is not above Prev.
 	Restart bool
+	// Views holds what the event means for each view that shapes updates
+	// and that the state tracks (Track: a book's depth), when the event is
+	// an update. Nil otherwise.
+	Views []ViewUpdate
 	// GapFrom and GapTo (inclusive), on an event channel (trade), are the
 	// feed seqs the node never had right before this event: a seq jump on
 	// NATS, or messages the node's NATS client dropped. Zero when none.
@@ -44,6 +48,34 @@ type Event struct {
 	// (a publisher heartbeat ahead of the node) carries only the gap: it is
 	// no update, and Seq is not part of the chain.
 	GapFrom, GapTo uint64
+}
+
+// ViewUpdate is what one update event means for the subscribers of one
+// view that shapes updates (a book's depth): the change within the view,
+// and the view's own chain, whose updates skip the events that changed
+// nothing in it.
+type ViewUpdate struct {
+	View SnapshotOptions
+	// Data is the view's delta (for a depth: *proto.Book with exactly the
+	// levels that changed within the best Depth of each side, those that
+	// left it with size "0", those that entered it with their size, and
+	// the checksum of the whole book); nil when the event changed nothing
+	// in the view, and subscribers of the view get no update for it.
+	Data any
+	// Prev is the seq of the view's previous update or snapshot event;
+	// N the feed messages from then to this one (this one included).
+	Prev uint64
+	N    uint32
+}
+
+// View returns what ev means for view v, when the state tracked it.
+func (ev *Event) View(v SnapshotOptions) (ViewUpdate, bool) {
+	for _, u := range ev.Views {
+		if u.View == v {
+			return u, true
+		}
+	}
+	return ViewUpdate{}, false
 }
 
 // Bounds of PublisherRestarted.
@@ -86,6 +118,12 @@ type State interface {
 	// o.Bars bars). ok=false when the node has no state yet or a book is
 	// unsynced. Trade states always return ok=false.
 	Snapshot(o SnapshotOptions) (seq uint64, data any, ok bool)
+	// Track starts (on) or stops (off) computing, for every update it
+	// emits, what it means for view o (Event.Views), when o shapes updates
+	// (SnapshotOptions.ShapesUpdates: a book's depth); other views are
+	// ignored. Starts and stops are counted: a view is tracked while it
+	// has more starts than stops.
+	Track(o SnapshotOptions, on bool)
 	// Since returns the emitted events after seq, for a client resuming from
 	// seq, when the bounded history holds an unbroken chain: the first event
 	// has Prev == seq and each next one's Prev is the Seq of the one before,
@@ -133,8 +171,15 @@ type State interface {
 // Comparable: the gateway shares snapshots between subscribers with equal
 // options.
 type SnapshotOptions struct {
-	Bars int // candle: the newest bars, at most; 0: proto.DefaultBars
+	Depth int // book: the best levels per side (one of proto.Depths); 0: the whole book
+	Bars  int // candle: the newest bars, at most; 0: proto.DefaultBars
 }
+
+// ShapesUpdates reports whether the view changes a subscriber's updates,
+// not only its snapshot: a book's depth does (each update holds what
+// changed within it, Event.Views), so its subscribers resume from a fresh
+// snapshot rather than a replay of whole-book deltas.
+func (o SnapshotOptions) ShapesUpdates() bool { return o.Depth != 0 }
 
 // For returns the options a channel of the kind declared by spec takes
 // (proto.KindSpec.Options), the others zero.
@@ -142,6 +187,9 @@ func (o SnapshotOptions) For(spec proto.KindSpec) SnapshotOptions {
 	var v SnapshotOptions
 	if spec.Takes(proto.OptionBars) {
 		v.Bars = o.Bars
+	}
+	if spec.Takes(proto.OptionDepth) {
+		v.Depth = o.Depth
 	}
 	return v
 }
@@ -365,6 +413,8 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 }
 
 func (s *streamState) Resyncing() bool { return false }
+
+func (s *streamState) Track(SnapshotOptions, bool) {}
 
 func (s *streamState) Seen() uint64 { return s.seen }
 

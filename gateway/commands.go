@@ -232,8 +232,16 @@ func (c *conn) subscribe(cmd *proto.Command) {
 // viewOptions reads the subscribe options of contract 1.1 (depth, recent,
 // bars), or says why they are not acceptable (bad_request). A value equal
 // to the default is the default, so that its subscribers share one view.
+// Each applies to the channels of the kinds that take it
+// (feed.SnapshotOptions.For) and is ignored on the others.
 func viewOptions(cmd *proto.Command) (feed.SnapshotOptions, string) {
 	var v feed.SnapshotOptions
+	if d := cmd.Depth; d != nil {
+		if !proto.ValidDepth(*d) {
+			return v, "depth must be one of " + strings.Trim(strings.Join(strings.Fields(fmt.Sprint(proto.Depths())), ", "), "[]")
+		}
+		v.Depth = int(*d)
+	}
 	if b := cmd.Bars; b != nil {
 		if *b < 1 || *b > proto.MaxBars {
 			return v, fmt.Sprintf("bars must be within 1..%d", proto.MaxBars)

@@ -241,10 +241,36 @@ func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.O
 }
 
 // encoded caches one event's frames, per codec and form, so that every
-// subscriber in step shares the same bytes.
+// subscriber in step shares the same bytes: the update, per view that
+// shapes updates (a book's depth: one frame per channel, depth and codec),
+// and the gap.
 type encoded struct {
 	update [numCodecs][]byte
 	gap    [numCodecs][]byte
+	views  []viewFrames
+}
+
+// viewFrames are one view's update frames of an event.
+type viewFrames struct {
+	view   feed.SnapshotOptions
+	update [numCodecs][]byte
+}
+
+// viewFrame returns the frame of u, the event's update for one view, in
+// codec ci, encoding it once.
+func (enc *encoded) viewFrame(cs *codecSet, ci int, name string, ev *feed.Event, u *feed.ViewUpdate) []byte {
+	i := 0
+	for i < len(enc.views) && enc.views[i].view != u.View {
+		i++
+	}
+	if i == len(enc.views) {
+		enc.views = append(enc.views, viewFrames{view: u.View})
+	}
+	f := &enc.views[i].update[ci]
+	if *f == nil {
+		*f = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: u.Prev, N: u.N, Data: u.Data})
+	}
+	return *f
 }
 
 func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
@@ -350,25 +376,58 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
+	case s.view.ShapesUpdates():
+		// A book's depth: what the event changed within it, or nothing.
+		u, ok := ev.View(s.view)
+		switch {
+		case !ok:
+			// Not tracked when the event was emitted: start again.
+			if sn := e.currentSnapshot(s.view); sn != nil {
+				start = s.planSnapshot(sn, ev.TS)
+			}
+		case u.Data == nil:
+			return "", nil // nothing changed within the subscriber's depth
+		case s.unmerged(o.writing, h.now):
+			p := pending{ts: ev.TS}
+			if s.last == u.Prev {
+				p.frame = enc.viewFrame(h.codecs, ci, e.name, ev, &u)
+			} else {
+				p.upd = proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: uint32(min(ev.Seq-s.last, 1<<32-1)), Data: u.Data}
+			}
+			s.queue = append(s.queue, p)
+			s.last = ev.Seq
+		default:
+			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
+		}
 	case s.unmerged(o.writing, h.now):
 		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
 		s.last = ev.Seq
 	default:
-		if s.fold(e.spec.Pending, ev.Seq, ev.TS, ev.Data) {
-			h.metrics.coalescedByKind[e.ch.Kind].Inc()
-		}
-		s.last = ev.Seq
-		if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
-			// Behind for so long that the merged delta outgrows a fresh
-			// book: send the book instead.
-			if sn := e.currentSnapshot(s.view); sn != nil {
-				start = s.planSnapshot(sn, 0)
-			}
-		}
+		start = e.fold(h, s, ev, ev.Data, 1)
 	}
 	s.needSnapshot = false
 	o.ready(s, h.now)
 	return "", start
+}
+
+// fold folds data, what ev is for s, n feed messages, into the update s
+// has pending while its writer is busy (subscription.fold), and plans a
+// fresh snapshot instead when the merged delta outgrew one. Called with
+// e.mu and c.out.mu held.
+func (e *hubEntry) fold(h *hub, s *subscription, ev *feed.Event, data any, n uint32) (start *headPlan) {
+	if s.fold(e.spec.Pending, ev.Seq, ev.TS, data) {
+		h.metrics.coalescedByKind[e.ch.Kind].Inc()
+	}
+	s.group.n += n - 1
+	s.last = ev.Seq
+	if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
+		// Behind for so long that the merged delta outgrows a fresh
+		// book: send the book instead.
+		if sn := e.currentSnapshot(s.view); sn != nil {
+			start = s.planSnapshot(sn, 0)
+		}
+	}
+	return start
 }
 
 // gapFor is the gap message s gets before the trade event ev, or nil: the
@@ -417,6 +476,7 @@ func (s *subscription) ungate(now func() time.Time) {
 func (e *hubEntry) leave(s *subscription) {
 	e.mu.Lock()
 	if s.idx >= 0 {
+		e.state.Track(s.view, false)
 		last := len(e.subs) - 1
 		e.subs[s.idx] = e.subs[last]
 		e.subs[s.idx].idx = s.idx

@@ -190,7 +190,10 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 		s.idx = len(e.subs)
 		e.subs = append(e.subs, s)
 		e.subscribers.Store(int32(len(e.subs)))
+	} else {
+		e.state.Track(s.view, false) // a re-subscribe: its old view goes
 	}
+	e.state.Track(opt.view, true)
 	o := s.c.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -203,6 +206,11 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	s.view = opt.view
 	if !e.spec.Pending.Coalesces() {
 		s.throttle = 0 // updates that cannot fold (trades) are never held back: they would only pile up
+	}
+	if opt.since != nil && s.view.ShapesUpdates() {
+		// The history holds whole-book deltas, not what they were within a
+		// depth: a fresh snapshot of the depth is exact, and smaller.
+		opt.since, opt.snapshot = nil, true
 	}
 	if opt.since != nil {
 		evs, ok := e.state.Since(*opt.since)

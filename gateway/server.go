@@ -99,7 +99,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 
 // features are the contract 1.1 additions this node serves, for welcome.
 func (s *Server) features() []string {
-	f := []string{proto.FeatureCandle, proto.FeatureStatus}
+	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureStatus}
 	if s.cfg.History != nil {
 		f = append(f, proto.FeatureDurableResume)
 	}
@@ -266,6 +266,9 @@ type codecSet struct {
 	c   [numCodecs]codec.Codec // Static after construction.
 	op  [numCodecs]gws.Opcode  // Static after construction: the frame type of each.
 	log *slog.Logger           // Static after construction.
+	// encodes counts the frames encoded, for tests that check what is
+	// shared.
+	encodes atomic.Uint64
 }
 
 func newCodecSet(log *slog.Logger) *codecSet {
@@ -291,6 +294,7 @@ func (cs *codecSet) index(cd codec.Codec) int {
 // or nil (logged) on failure. The payload is encoded after room for the
 // longest header, which is then filled from the back: one allocation.
 func (cs *codecSet) frame(i int, v any) []byte {
+	cs.encodes.Add(1)
 	b, err := cs.c[i].Append(make([]byte, maxFrameHeader, 256), v)
 	if err != nil {
 		cs.log.Error("encode failed", "codec", cs.c[i].Name(), "err", err.Error())

@@ -213,7 +213,9 @@ func (s *bookState) bookChecksum() uint32 {
 	return sum
 }
 
-func (s *bookState) Snapshot(o SnapshotOptions) (uint64, any, bool) {
+func (s *bookState) Short(SnapshotOptions) bool { return false }
+
+func (s *bookState) Snapshot(o SnapshotOptions, _ ...*Message) (uint64, any, bool) {
 	if !s.synced {
 		return 0, nil, false
 	}

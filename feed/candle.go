@@ -132,7 +132,9 @@ func (s *candleState) push(c *proto.Candle) {
 	s.bars = append(s.bars, c)
 }
 
-func (s *candleState) Snapshot(o SnapshotOptions) (uint64, any, bool) {
+func (s *candleState) Short(SnapshotOptions) bool { return false }
+
+func (s *candleState) Snapshot(o SnapshotOptions, _ ...*Message) (uint64, any, bool) {
 	if len(s.bars) == 0 {
 		return 0, nil, false
 	}

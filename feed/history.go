@@ -248,6 +248,47 @@ func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, err
 	return nil, fmt.Errorf("%w: %s: no whole state in the last %v", ErrNotCovered, ch, recentWindows[len(recentWindows)-1])
 }
 
+// Last returns the newest n data messages of ch in the stream, oldest
+// first, publisher heartbeats left out: what a snapshot of recent trades
+// takes when the node's memory is short (contract 1.1 §8, §11). It reads
+// from the newest publisher seq minus n on (Since: a binary search, then a
+// replay of at most n messages), or, when the stream does not reach back
+// that far, from the oldest message it holds of ch. ErrNotCovered when it
+// holds none.
+func (h *History) Last(ctx context.Context, ch proto.Channel, n int) ([]*Message, error) {
+	latest, err := h.Latest(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	from := uint64(0)
+	if latest.Seq > uint64(n) {
+		from = latest.Seq - uint64(n)
+	}
+	msgs, _, err := h.Since(ctx, ch, from)
+	if errors.Is(err, ErrNotCovered) {
+		st, serr := h.stream(ctx)
+		if serr != nil {
+			return nil, serr
+		}
+		info, serr := st.Info(ctx)
+		if serr != nil {
+			return nil, fmt.Errorf("%w: stream info: %w", ErrNoHistory, serr)
+		}
+		m, oldest, serr := h.next(ctx, st, ch, ch.Subject(h.prefix), info.State.FirstSeq)
+		if serr != nil {
+			return nil, serr
+		}
+		if m == nil || oldest == 0 {
+			return nil, fmt.Errorf("%w: %s: nothing stored", ErrNotCovered, ch)
+		}
+		msgs, _, err = h.Since(ctx, ch, oldest-1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgs[max(len(msgs)-n, 0):], nil
+}
+
 // read passes every stored message of subject from where cfg starts to
 // the stream's end to f, in order, with an ordered consumer.
 func (h *History) read(ctx context.Context, st jetstream.Stream, subject string, cfg jetstream.OrderedConsumerConfig, f func(payload []byte) error) error {

@@ -114,10 +114,19 @@ type State interface {
 	// Snapshot returns the current state for a new subscriber, as o asks
 	// for it: the seq of the newest feed message in it and the data (the
 	// held *proto.Ticker, which is immutable; a fresh *proto.Book copy with
-	// Symbol and Checksum set; a fresh *proto.CandleSnapshot of up to
-	// o.Bars bars). ok=false when the node has no state yet or a book is
-	// unsynced. Trade states always return ok=false.
-	Snapshot(o SnapshotOptions) (seq uint64, data any, ok bool)
+	// Symbol and Checksum set, cut to o.Depth; a fresh
+	// *proto.CandleSnapshot of up to o.Bars bars; a fresh
+	// *proto.TradeSnapshot of up to o.Recent trades). ok=false when the
+	// node has no state yet, a book is unsynced, or a trade snapshot was
+	// not asked for (o.Recent 0) or has no trade. older are messages of
+	// the channel from the history stream, oldest first, that a snapshot
+	// of events completes the state's memory with (Short); other states
+	// ignore them.
+	Snapshot(o SnapshotOptions, older ...*Message) (seq uint64, data any, ok bool)
+	// Short reports whether a snapshot of o would lack what the node's
+	// memory does not reach and the history stream may hold: fewer than
+	// o.Recent trades held, and not all since the publisher's first.
+	Short(o SnapshotOptions) bool
 	// Track starts (on) or stops (off) computing, for every update it
 	// emits, what it means for view o (Event.Views), when o shapes updates
 	// (SnapshotOptions.ShapesUpdates: a book's depth); other views are
@@ -171,8 +180,9 @@ type State interface {
 // Comparable: the gateway shares snapshots between subscribers with equal
 // options.
 type SnapshotOptions struct {
-	Depth int // book: the best levels per side (one of proto.Depths); 0: the whole book
-	Bars  int // candle: the newest bars, at most; 0: proto.DefaultBars
+	Depth  int // book: the best levels per side (one of proto.Depths); 0: the whole book
+	Bars   int // candle: the newest bars, at most; 0: proto.DefaultBars
+	Recent int // trade: the newest trades, at most; 0: no snapshot
 }
 
 // ShapesUpdates reports whether the view changes a subscriber's updates,
@@ -190,6 +200,9 @@ func (o SnapshotOptions) For(spec proto.KindSpec) SnapshotOptions {
 	}
 	if spec.Takes(proto.OptionDepth) {
 		v.Depth = o.Depth
+	}
+	if spec.Takes(proto.OptionRecent) {
+		v.Recent = o.Recent
 	}
 	return v
 }
@@ -434,7 +447,9 @@ func (s *streamState) Warm(msgs []*Message) (Event, bool) {
 }
 func (s *streamState) HistoryLen() int { return s.hist.len() }
 
-func (s *streamState) Snapshot(SnapshotOptions) (uint64, any, bool) {
+func (s *streamState) Short(SnapshotOptions) bool { return false }
+
+func (s *streamState) Snapshot(SnapshotOptions, ...*Message) (uint64, any, bool) {
 	if !s.spec.WholeState || s.cur == nil {
 		return 0, nil, false
 	}

@@ -126,6 +126,11 @@ type pick struct {
 	// history stream while the subscribe waits; fetched: what was read.
 	fetch   bool
 	fetched *fetched
+	// fetchRecent: recent trades the node's memory is short of, to be read
+	// from the history stream while the subscribe waits (recent, up to
+	// that many); older: what was read.
+	recent int
+	older  []*feed.Message
 	// A new channel: its hub entry and NATS hold, and the per-subject
 	// subscription slot reserved for it (admission).
 	entry *hubEntry
@@ -208,6 +213,9 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		if p.fetch = c.needsHistory(p); p.fetch {
 			waits = true
 		}
+		if view := opt.views.For(p.ch.Kind.Spec()); c.needsRecent(p, view) {
+			p.recent, waits = view.Recent, true
+		}
 		ok = append(ok, p)
 	}
 	if !waits {
@@ -236,6 +244,12 @@ func (c *conn) subscribe(cmd *proto.Command) {
 // (feed.SnapshotOptions.For) and is ignored on the others.
 func viewOptions(cmd *proto.Command) (feed.SnapshotOptions, string) {
 	var v feed.SnapshotOptions
+	if r := cmd.Recent; r != nil {
+		if *r < 0 || *r > proto.MaxRecent {
+			return v, fmt.Sprintf("recent must be within 0..%d", proto.MaxRecent)
+		}
+		v.Recent = int(*r)
+	}
 	if d := cmd.Depth; d != nil {
 		if !proto.ValidDepth(*d) {
 			return v, "depth must be one of " + strings.Trim(strings.Join(strings.Fields(fmt.Sprint(proto.Depths())), ", "), "[]")
@@ -315,6 +329,9 @@ wait:
 		if p := &w.picks[i]; p.fetch && (p.hold == nil || p.hold.Err() == nil) {
 			p.fetched = c.fetchHistory(ctx, p.ch, *p.since)
 		}
+		if p := &w.picks[i]; p.recent > 0 && (p.hold == nil || p.hold.Err() == nil) {
+			p.older = c.srv.hub.fetchRecent(ctx, p.ch, p.recent)
+		}
 	}
 	c.cmdMu.Lock()
 	defer c.unlockCmd()
@@ -390,7 +407,7 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: id, Channels: make([]string, 0, len(ok))}
 	var lost []string
 	for _, p := range ok {
-		opt.since, opt.fetched = p.since, p.fetched
+		opt.since, opt.fetched, opt.older = p.since, p.fetched, p.older
 		opt.view = opt.views.For(p.sub.entry.spec)
 		j := p.sub.entry.join(c.srv.hub, p.sub, opt)
 		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
@@ -427,7 +444,7 @@ func (c *conn) validate(cmd *proto.Command, opt joinOptions) []pick {
 		if seq, ok := cmd.Since[name]; ok {
 			p.since = &seq
 		}
-		if !budget && (p.since != nil || opt.snapshot && ch.Kind.HasSnapshot()) {
+		if !budget && (p.since != nil || wantsSnapshot(ch.Kind.Spec(), opt.snapshot, opt.views.For(ch.Kind.Spec()))) {
 			c.replyError(cmd.ID, proto.CodeRateLimited,
 				fmt.Sprintf("more than %d snapshot bytes per second asked for; subscribe again later", c.srv.cfg.SnapshotRate), name)
 			limited = true

@@ -23,6 +23,9 @@ type History interface {
 	// Recent returns what a channel's state starts from: a book's newest
 	// snapshot and the updates after it, a ticker's newest ticker.
 	Recent(ctx context.Context, ch proto.Channel) ([]*feed.Message, error)
+	// Last returns the channel's newest n data messages, oldest first:
+	// recent trades the node's memory does not reach.
+	Last(ctx context.Context, ch proto.Channel, n int) ([]*feed.Message, error)
 }
 
 // Results of a history read, the label values of tickgate_history_reads_total.
@@ -30,6 +33,7 @@ const (
 	historyResumed    = "resumed"     // the stream held every message after the seq
 	historyWarmed     = "warmed"      // a channel the node held nothing of started from the stream
 	historyFilled     = "filled"      // trades the node never had live, filled from the stream
+	historyRecent     = "recent"      // recent trades the node's memory was short of, for a snapshot
 	historyNotCovered = "not_covered" // it did not (its limits, a seq of another run)
 	historyFailed     = "unavailable" // no stream, no JetStream, or a timeout
 )
@@ -58,6 +62,42 @@ func (c *conn) needsHistory(p pick) bool {
 	_, ok := e.state.Since(*p.since)
 	e.mu.Unlock()
 	return !ok
+}
+
+// needsRecent reports whether p asks for recent trades (and no resume)
+// that the node's memory holds fewer of than asked, and not since the
+// publisher's first, so that the history stream may hold more. Called
+// with cmdMu held.
+func (c *conn) needsRecent(p pick, view feed.SnapshotOptions) bool {
+	if c.srv.cfg.History == nil || p.since != nil || view.Recent == 0 {
+		return false
+	}
+	e := p.entry
+	if p.sub != nil {
+		e = p.sub.entry
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state.Short(view)
+}
+
+// fetchRecent reads the channel's newest n messages from the history
+// stream, or nil when it cannot: the snapshot is then the memory's. It
+// runs on a waiting subscribe's goroutine (or a REST request's), under no
+// lock.
+func (h *hub) fetchRecent(ctx context.Context, ch proto.Channel, n int) []*feed.Message {
+	msgs, err := h.history.Last(ctx, ch, n)
+	switch {
+	case errors.Is(err, feed.ErrNotCovered):
+		h.metrics.historyReads[historyNotCovered].Inc()
+		return nil
+	case err != nil:
+		h.metrics.historyReads[historyFailed].Inc()
+		h.log.Warn("history stream unavailable; recent trades from memory only", "channel", ch.String(), "err", err.Error())
+		return nil
+	}
+	h.metrics.historyReads[historyRecent].Inc()
+	return msgs
 }
 
 // fetchHistory reads what the history stream holds after since, or nil

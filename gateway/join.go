@@ -80,6 +80,36 @@ func (e *hubEntry) makeSnapshot(v feed.SnapshotOptions) *snapshot {
 	return &snapshot{seq: seq, data: data, channel: e.name}
 }
 
+// wantsSnapshot reports whether a subscriber starts with a snapshot on a
+// channel of the kind declared by spec, given its subscribe's snapshot
+// option and its view of the channel: a kind with state, unless it asked
+// for none, and a trade channel asked for recent trades (since wins over
+// recent: a resume is looked at first).
+func wantsSnapshot(spec proto.KindSpec, snapshot bool, view feed.SnapshotOptions) bool {
+	return spec.State && snapshot || view.Recent > 0
+}
+
+// completedSnapshot is the state's snapshot for view v completed with
+// older messages from the history stream (recent trades the memory was
+// short of); it becomes the view's cached snapshot, better than the
+// memory's until the state moves on. Called with e.mu held.
+func (e *hubEntry) completedSnapshot(v feed.SnapshotOptions, older []*feed.Message) *snapshot {
+	seq, data, ok := e.state.Snapshot(v, older...)
+	if !ok {
+		return nil
+	}
+	sn := &snapshot{seq: seq, data: data, channel: e.name}
+	if v == (feed.SnapshotOptions{}) {
+		e.snap = sn
+		return sn
+	}
+	if e.views == nil {
+		e.views = make(map[feed.SnapshotOptions]*snapshot)
+	}
+	e.views[v] = sn
+	return sn
+}
+
 // dropSnapshots forgets the cached snapshots: the state moved on. Called
 // with e.mu held.
 func (e *hubEntry) dropSnapshots() {
@@ -170,6 +200,7 @@ type joinOptions struct {
 	view     feed.SnapshotOptions // those the channel's kind takes (views.For): what its snapshots hold
 	since    *uint64              // resume from this seq when the node can
 	fetched  *fetched             // with since: what the history stream holds after it, when memory does not
+	older    []*feed.Message      // with a recent view: older trades from the history stream, when memory is short
 	throttle time.Duration        // at most one write per this on the channel
 }
 
@@ -238,10 +269,13 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 		}
 		opt.snapshot = true // a state channel falls back to a fresh snapshot
 	}
-	if !opt.snapshot || !e.spec.State {
+	if !wantsSnapshot(e.spec, opt.snapshot, opt.view) {
 		return joined{}
 	}
 	sn := e.currentSnapshot(s.view)
+	if len(opt.older) > 0 {
+		sn = e.completedSnapshot(s.view, opt.older)
+	}
 	if sn == nil {
 		s.needSnapshot = true // sent as soon as the node has state
 		h.warm(e)             // which the history stream may have now

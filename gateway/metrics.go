@@ -97,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		channels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), filled (trades the node never had live, read before reporting a gap), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), filled (trades the node never had live, read before reporting a gap), recent (recent trades the node's memory was short of, for a snapshot), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
 		commandErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_command_errors_total", Help: "Error messages answering client commands (one per refused channel), by code."}, []string{"code"}),
 		revocationsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -127,7 +127,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.channelsByState[st] = m.channels.WithLabelValues(st.String())
 	}
 	m.historyReads = make(map[string]prometheus.Counter)
-	for _, r := range []string{historyResumed, historyWarmed, historyFilled, historyNotCovered, historyFailed} {
+	for _, r := range []string{historyResumed, historyWarmed, historyFilled, historyRecent, historyNotCovered, historyFailed} {
 		m.historyReads[r] = m.historyReadsVec.WithLabelValues(r)
 	}
 	m.errorsByCode = make(map[proto.ErrorCode]prometheus.Counter)

@@ -99,7 +99,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 
 // features are the contract 1.1 additions this node serves, for welcome.
 func (s *Server) features() []string {
-	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureStatus}
+	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus}
 	if s.cfg.History != nil {
 		f = append(f, proto.FeatureDurableResume)
 	}

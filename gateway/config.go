@@ -46,6 +46,7 @@ const (
 	DefaultHistoryLen                 = feed.DefaultHistoryLen
 	DefaultCandleBars                 = feed.DefaultCandleBars
 	DefaultRevocationTTL              = 24 * time.Hour
+	DefaultRESTLinger                 = 30 * time.Second
 )
 
 // Bounds of Config that Validate checks beyond "above zero".
@@ -179,6 +180,11 @@ type Config struct {
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
+	// RESTLinger is how long the node keeps receiving a channel after the
+	// last REST snapshot of it, so that the requests that follow are
+	// answered from its state (and its encoded body) rather than from a
+	// cold channel. Zero: 30s.
+	RESTLinger time.Duration
 	// CandleBars is how many bars a candle channel keeps for snapshots
 	// (a subscriber's bars option is served up to it). Zero: 1000.
 	CandleBars int
@@ -298,6 +304,9 @@ func (c Config) withDefaults() Config {
 	if c.HistoryLen == 0 {
 		c.HistoryLen = DefaultHistoryLen
 	}
+	if c.RESTLinger == 0 {
+		c.RESTLinger = DefaultRESTLinger
+	}
 	if c.CandleBars == 0 {
 		c.CandleBars = DefaultCandleBars
 	}
@@ -339,6 +348,7 @@ func (c Config) Validate() error {
 		{"MaxHeaderBytes", c.MaxHeaderBytes >= MinHeaderBytes},
 		{"HistoryLen", c.HistoryLen > 0},
 		{"CandleBars", c.CandleBars > 0},
+		{"RESTLinger", c.RESTLinger > 0},
 		{"DrainWithin", c.DrainWithin > 0},
 		{"HandshakeRate", c.HandshakeRate > 0},
 		{"HandshakeBurst", c.HandshakeBurst >= 1},

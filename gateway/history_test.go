@@ -124,8 +124,8 @@ func TestWelcomeFeatures(t *testing.T) {
 		history bool
 		want    []string
 	}{
-		"memory":    {false, []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus}},
-		"jetstream": {true, []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureDurableResume}},
+		"memory":    {false, []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot}},
+		"jetstream": {true, []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot, proto.FeatureDurableResume}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var e *testEnv

@@ -42,6 +42,8 @@ type hub struct {
 	codecs     *codecSet        // Static after construction.
 	historyLen int              // Static after construction.
 	candleBars int              // Static after construction: bars a candle channel keeps.
+	restLinger time.Duration    // Static after construction: how long a channel stays held after a REST snapshot.
+	rest       restHolds        // the channels held for REST snapshots (rest.go)
 	log        *slog.Logger     // Static after construction.
 	metrics    *Metrics         // Static after construction.
 	now        func() time.Time // Static after construction.
@@ -55,7 +57,7 @@ type hubShard struct {
 }
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
-	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, restLinger: cfg.RESTLinger, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*hubEntry)
@@ -93,6 +95,9 @@ type hubEntry struct {
 	// lazily encoded frames.
 	snap  *snapshot
 	views map[feed.SnapshotOptions]*snapshot
+	// changed, when not nil, is closed (and cleared) the next time the
+	// state moves on: REST requests wait on it for data. Guarded by mu.
+	changed chan struct{}
 
 	// Status (status.go), all guarded by mu: what subscribers are told
 	// (nil: live), whether NATS was lost since the last arrival, and when

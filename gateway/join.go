@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickgate/tickgate/feed"
@@ -25,9 +26,11 @@ import (
 // safe for concurrent use.
 type snapshot struct {
 	seq     uint64 // Static after construction.
-	data    any    // Static after construction: immutable (*proto.Ticker, *proto.Book).
+	data    any    // Static after construction: immutable (*proto.Ticker, *proto.Book, ...).
 	channel string // Static after construction.
 	frames  [numCodecs]lazyFrame
+	rest    lazyFrame   // the REST body, JSON (rest.go)
+	restHit atomic.Bool // the REST body was asked for again after its encoding
 }
 
 // lazyFrame is one codec's frame of a snapshot, encoded once.
@@ -110,11 +113,15 @@ func (e *hubEntry) completedSnapshot(v feed.SnapshotOptions, older []*feed.Messa
 	return sn
 }
 
-// dropSnapshots forgets the cached snapshots: the state moved on. Called
-// with e.mu held.
+// dropSnapshots forgets the cached snapshots: the state moved on; and
+// wakes whoever waits for it to (REST snapshots). Called with e.mu held.
 func (e *hubEntry) dropSnapshots() {
 	e.snap = nil
 	clear(e.views)
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
 }
 
 // headPlan is what a subscription's chain starts with, decided under the

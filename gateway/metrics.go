@@ -42,6 +42,8 @@ type Metrics struct {
 	channels         *prometheus.GaugeVec
 	historyReadsVec  *prometheus.CounterVec
 	commandErrors    *prometheus.CounterVec
+	restSnapshots    *prometheus.CounterVec
+	restCacheHits    prometheus.Counter
 
 	revocationsReceived *prometheus.CounterVec
 	revocationsApplied  prometheus.Counter
@@ -98,6 +100,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), filled (trades the node never had live, read before reporting a gap), recent (recent trades the node's memory was short of, for a snapshot), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+		restSnapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_rest_snapshots_total", Help: "REST snapshot requests (GET /v1/snapshot/<channel>), by result: ok, or the error code answered."}, []string{"result"}),
+		restCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_rest_snapshot_cache_hits_total", Help: "REST snapshots answered with a body encoded for an earlier request (same channel and options, no feed message since)."}),
 		commandErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_command_errors_total", Help: "Error messages answering client commands (one per refused channel), by code."}, []string{"code"}),
 		revocationsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -110,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_revocations_active", Help: "Revocations in force on the node (subs whose older tokens are refused)."}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec, m.commandErrors,
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec, m.commandErrors, m.restSnapshots, m.restCacheHits,
 		m.revocationsReceived, m.revocationsApplied, m.revocationCloses, m.revocationsActive)
 	for _, s := range []string{revokedByAPI, revokedByNATS, revokedByStore} {
 		m.revocationsReceived.WithLabelValues(s)
@@ -130,6 +136,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, r := range []string{historyResumed, historyWarmed, historyFilled, historyRecent, historyNotCovered, historyFailed} {
 		m.historyReads[r] = m.historyReadsVec.WithLabelValues(r)
 	}
+	for _, r := range restResults() {
+		m.restSnapshots.WithLabelValues(r)
+	}
 	m.errorsByCode = make(map[proto.ErrorCode]prometheus.Counter)
 	for _, c := range proto.ErrorCodes() {
 		m.errorsByCode[c] = m.commandErrors.WithLabelValues(string(c))
@@ -144,6 +153,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// restResult counts one REST snapshot request by its result.
+func (m *Metrics) restResult(r string) { m.restSnapshots.WithLabelValues(r).Inc() }
 
 // commandError counts one error reply by its code.
 func (m *Metrics) commandError(c proto.ErrorCode) {

@@ -99,7 +99,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 
 // features are the contract 1.1 additions this node serves, for welcome.
 func (s *Server) features() []string {
-	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus}
+	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot}
 	if s.cfg.History != nil {
 		f = append(f, proto.FeatureDurableResume)
 	}
@@ -107,10 +107,12 @@ func (s *Server) features() []string {
 }
 
 // Handler returns the HTTP handler of the public listener: the WebSocket
-// endpoint, and Config.Fallback for every other path.
+// endpoint, the REST snapshots (rest.go), and Config.Fallback for every
+// other path.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, s.serveWS)
+	mux.HandleFunc(SnapshotPath, s.serveSnapshot)
 	if s.cfg.Fallback != nil {
 		mux.Handle("/", s.cfg.Fallback)
 	}

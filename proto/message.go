@@ -180,6 +180,15 @@ type Update struct {
 	Data    any    `json:"data" msgpack:"data"`
 }
 
+// RESTSnapshot (contract 1.1) is the body of a REST snapshot, GET
+// /v1/snapshot/<channel>: the same seq and data as the channel's snapshot
+// message; seq serves as since on a later subscribe.
+type RESTSnapshot struct {
+	Channel string `json:"channel" msgpack:"channel"`
+	Seq     uint64 `json:"seq" msgpack:"seq"`
+	Data    any    `json:"data" msgpack:"data"`
+}
+
 // Authenticated confirms a token refresh.
 type Authenticated struct {
 	Type string `json:"type" msgpack:"type"`

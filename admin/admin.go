@@ -1,4 +1,4 @@
-// Package admin is the operator's API of a gateway node (PROTOCOL.md §12)
+// Package admin is the operator's API of a gateway node (docs/operations.md, "Inspecting and revoking")
 // on its admin listener, and the client that `tickgate revoke` and
 // `tickgate top` use:
 //
@@ -240,6 +240,15 @@ func parseIP(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
+// kindNames lists the kinds, for an error message: "ticker, book, ...".
+func kindNames() string {
+	var names []string
+	for _, k := range proto.Kinds() {
+		names = append(names, k.String())
+	}
+	return strings.Join(names, ", ")
+}
+
 func (a *api) channels(_ http.ResponseWriter, r *http.Request) (any, error) {
 	q, err := query(r, "kind", "symbol")
 	if err != nil {
@@ -248,7 +257,7 @@ func (a *api) channels(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var f gateway.ChannelFilter
 	if s, ok := q["kind"]; ok {
 		if f.Kind, err = proto.ParseKind(s); err != nil {
-			return nil, badRequest("kind must be ticker, book or trade")
+			return nil, badRequest("kind must be one of %s", kindNames())
 		}
 	}
 	if s, ok := q["symbol"]; ok {

@@ -117,7 +117,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"wildcard channel", "GET", "/v1/connections?channel=ticker.*", "", 400, CodeBadRequest, "channel must be"},
 		{"bad sort", "GET", "/v1/connections?sort=fastest", "", 400, CodeBadRequest, "sort must be"},
 		{"malformed query", "GET", "/v1/connections?sub=%zz", "", 400, CodeBadRequest, "malformed"},
-		{"bad kind", "GET", "/v1/channels?kind=candle", "", 400, CodeBadRequest, "kind must be"},
+		{"bad kind", "GET", "/v1/channels?kind=candles", "", 400, CodeBadRequest, "kind must be"},
 		{"bad symbol", "GET", "/v1/channels?symbol=BTC/USD", "", 400, CodeBadRequest, "symbol must"},
 		{"channels limit", "GET", "/v1/channels?limit=5", "", 400, CodeBadRequest, "unknown filter"},
 		{"revoke by GET", "GET", "/v1/revoke", "", 405, CodeMethodNotAllowed, "POST"},

@@ -26,6 +26,18 @@ func NewHMACSigner(secret []byte, kid string) (*Signer, error) {
 	return &Signer{method: jwt.SigningMethodHS256, key: bytes.Clone(secret), kid: kid}, nil
 }
 
+// NewHMACSignerFile returns the HS256 signer of the secret in path, read
+// as LoadHMACSecretFile reads it for verifying (trailing newlines trimmed,
+// at least 32 bytes, the secret never in an error), so that a node and
+// the tools that mint its tokens read one secret file alike.
+func NewHMACSignerFile(path, kid string) (*Signer, error) {
+	keys, err := LoadHMACSecretFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewHMACSigner(keys[0].Material.([]byte), kid)
+}
+
 // TokenSpec describes a token to mint.
 type TokenSpec struct {
 	// Subject is the "sub" claim; required, at most 256 bytes.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,36 @@ func TestSignerRefuses(t *testing.T) {
 				t.Fatalf("Sign error = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A signer from a secret file and a verifier from the same file agree,
+// trailing newline and all; a short secret is refused without quoting it.
+func TestHMACSignerFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/secret"
+	if err := os.WriteFile(path, []byte(strings.Repeat("s", 40)+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewHMACSignerFile(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Sign(TokenSpec{Subject: "alice", Channels: []string{">"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := LoadHMACSecretFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newTestVerifier(t, Config{}, keys).Verify(tok); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("shortsecret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewHMACSignerFile(path, ""); !errors.Is(err, ErrBadKey) || strings.Contains(err.Error(), "shortsecret") {
+		t.Fatalf("short secret: %v", err)
 	}
 }

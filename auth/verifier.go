@@ -41,7 +41,7 @@ type Claims struct {
 	ExpiresAt time.Time
 	// IssuedAt is the "iat" claim, read as strictly as exp (a plain JSON
 	// NumericDate, exact to the nanosecond); zero when the token has none.
-	// A revocation (PROTOCOL.md §12) refuses the sub's tokens issued
+	// A revocation (docs/operations.md, "Revocation") refuses the sub's tokens issued
 	// before a cut-off, and one without iat counts as issued before.
 	IssuedAt time.Time
 	// Patterns are the compiled "channels" claim, in token order.

@@ -43,22 +43,3 @@ func benchmarkDecodeCommand(b *testing.B, c Codec) {
 
 func BenchmarkDecodeCommandJSON(b *testing.B)    { benchmarkDecodeCommand(b, JSON()) }
 func BenchmarkDecodeCommandMsgpack(b *testing.B) { benchmarkDecodeCommand(b, Msgpack()) }
-
-func BenchmarkDecodeFeed(b *testing.B) {
-	for _, c := range both {
-		b.Run("book5/"+c.Name(), func(b *testing.B) {
-			in, err := c.Append(nil, proto.FeedMessage{Seq: 1200, Type: proto.FeedSnapshot, Data: book5()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(in)))
-			var book proto.Book
-			for b.Loop() {
-				if _, err := DecodeFeed(in, &book); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}

@@ -13,7 +13,8 @@ var (
 	// nested, trailing bytes, or not a map at the top level.
 	ErrMalformed = errors.New("codec: malformed message")
 	// ErrBadSubprotocol reports a handshake that offered subprotocols but
-	// none that names a codec (PROTOCOL.md §2: HTTP 400 bad_subprotocol).
+	// none that names a codec (docs/protocol.md §2.2: HTTP 400
+	// bad_subprotocol).
 	ErrBadSubprotocol = errors.New("codec: no supported subprotocol offered")
 )
 
@@ -23,15 +24,16 @@ var (
 const maxDepth = 32
 
 // Codec encodes server messages and decodes client commands for one
-// subprotocol. Implementations are safe for concurrent use.
+// subprotocol. Implementations are stateless values, safe for concurrent
+// use; every codec is declared in the registry (registry.go).
 type Codec interface {
 	// Name is the codec's name in the welcome message: "json" or "msgpack".
 	Name() string
 	// Subprotocol is the Sec-WebSocket-Protocol value that selects the
 	// codec: proto.SubprotocolJSON or proto.SubprotocolMsgpack.
 	Subprotocol() string
-	// Binary reports whether messages travel in binary frames (msgpack)
-	// rather than text frames (json).
+	// Binary reports whether messages travel in binary WebSocket frames
+	// rather than text frames (which must hold UTF-8).
 	Binary() bool
 	// Append appends the encoding of v, a proto server message such as
 	// proto.Update, proto.Snapshot, proto.Welcome or proto.Error (by value
@@ -49,14 +51,15 @@ type Codec interface {
 	// reply can carry it. Unknown keys are ignored. The decoded strings
 	// do not alias b.
 	DecodeCommand(b []byte, cmd *proto.Command) error
+	// Decode decodes b, one map encoded with this codec, into v (a pointer
+	// to a struct or map): a server message on the client side, a feed
+	// payload on the node. b passes the same checks as a command first
+	// (one top-level map, nesting at most 32 deep, lengths within b, no
+	// trailing bytes); integers must fit their field, an unsigned one
+	// included. Errors wrap ErrMalformed. A Raw field keeps its value's
+	// bytes for a later Decode.
+	Decode(b []byte, v any) error
 }
-
-// JSON returns the JSON codec (subprotocol tickgate.v1.json, text frames).
-func JSON() Codec { return jsonCodec{} }
-
-// Msgpack returns the msgpack codec (subprotocol tickgate.v1.msgpack,
-// binary frames).
-func Msgpack() Codec { return msgpackCodec{} }
 
 // sliceWriter appends everything written to b. It serves both json.Encoder
 // (io.Writer) and msgpack.Encoder (which also wants WriteByte and

@@ -50,7 +50,7 @@ const (
 )
 
 // serverMessages pairs every server message type with its expected shape,
-// written as in PROTOCOL.md §3.
+// written as in docs/protocol.md §4.3.
 var serverMessages = map[string]struct {
 	msg  any
 	want string

@@ -1,13 +1,15 @@
 // Package codec turns tickgate's wire messages into bytes and back, once per
-// WebSocket subprotocol (PROTOCOL.md §2 and §3).
+// WebSocket subprotocol (docs/protocol.md §2.2 and §4).
 //
 // Two codecs exist, [JSON] (subprotocol tickgate.v1.json, text frames) and
 // [Msgpack] (tickgate.v1.msgpack, binary frames). Both encode every server
 // message as one map whose keys are the same in both encodings, and both
 // decode client commands into [proto.Command]. [Negotiate] picks the codec of
 // a handshake from the client's Sec-WebSocket-Protocol entries ([Offered]).
-// [DecodeFeed] decodes the payload of a feed message from NATS, msgpack or
-// JSON.
+// [Codec.Decode] decodes any one map (a server message on the client side,
+// a feed payload on the node, whose envelope feed reads); [Raw] keeps a
+// value's bytes until its type is known. The codecs are declared in one
+// registry ([All], [Lookup], [BySubprotocol]).
 //
 // Encoding is the hot path of the gateway: the hub encodes each feed message
 // once per codec in use and shares the bytes with every subscriber. Append

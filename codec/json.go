@@ -51,9 +51,21 @@ func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
 	return out, nil
 }
 
+// Decode implements Codec. encoding/json matches keys
+// case-insensitively; senders should not rely on it.
+func (jsonCodec) Decode(b []byte, v any) error {
+	if _, err := checkJSON(b, nil); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%w: json: %w", ErrMalformed, err)
+	}
+	return nil
+}
+
 // commandKeys returns the json keys of proto.Command.
-func commandKeys() [7]string {
-	return [...]string{"op", "id", "channels", "throttle_ms", "snapshot", "since", "token"}
+func commandKeys() [10]string {
+	return [...]string{"op", "id", "channels", "throttle_ms", "snapshot", "since", "token", "depth", "recent", "bars"}
 }
 
 // DecodeCommand implements Codec. Keys match exactly, as in msgpack:
@@ -102,7 +114,7 @@ func decodeJSONExact(b []byte, cmd *proto.Command) error {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	fields := [...]any{&cmd.Op, &cmd.ID, &cmd.Channels, &cmd.ThrottleMS, &cmd.Snapshot, &cmd.Since, &cmd.Token}
+	fields := [...]any{&cmd.Op, &cmd.ID, &cmd.Channels, &cmd.ThrottleMS, &cmd.Snapshot, &cmd.Since, &cmd.Token, &cmd.Depth, &cmd.Recent, &cmd.Bars}
 	for i, key := range commandKeys() {
 		if v, ok := raw[key]; ok {
 			if err := json.Unmarshal(v, fields[i]); err != nil {

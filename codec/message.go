@@ -1,33 +1,24 @@
 package codec
 
-import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
-)
-
 // DecodeMessage decodes one server message b, encoded with c, into v (a
-// pointer to a struct or map). It is the client side of Append: for Go
-// clients, load generators and tests. msgpack input passes the same
-// length and depth checks as commands before it is decoded.
-func DecodeMessage(c Codec, b []byte, v any) error {
-	if c.Binary() {
-		if err := validateMsgpack(b); err != nil {
-			return err
-		}
-		if err := msgpack.Unmarshal(b, v); err != nil {
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: trailing data", ErrMalformed)
-	}
+// pointer to a struct or map): c.Decode. It is the client side of Append,
+// for Go clients, load generators and tests.
+func DecodeMessage(c Codec, b []byte, v any) error { return c.Decode(b, v) }
+
+// Raw is one value of a decoded map kept as its encoded bytes, in the
+// codec that decoded the map, for a later Decode once its type is known
+// (a feed payload's data, whose shape depends on the channel's kind).
+// IsNull reports a value that was null (or absent).
+type Raw []byte
+
+// IsNull reports whether r holds no value: absent, JSON null or msgpack
+// nil.
+func (r Raw) IsNull() bool {
+	return len(r) == 0 || len(r) == 1 && r[0] == 0xc0 || string(r) == "null"
+}
+
+// UnmarshalJSON implements json.Unmarshaler: it keeps a copy of b.
+func (r *Raw) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[:0], b...)
 	return nil
 }

@@ -1,11 +1,15 @@
 package codec
 
 import (
+	"bytes"
 	"fmt"
+	"reflect"
 	"sync"
 
-	"github.com/tickgate/tickgate/proto"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/tickgate/tickgate/proto"
 )
 
 // msgpackCodec is the tickgate.v1.msgpack codec. It has no state.
@@ -44,6 +48,105 @@ func (msgpackCodec) Append(dst []byte, v any) ([]byte, error) {
 		return dst, fmt.Errorf("codec: msgpack encode %T: %w", v, err)
 	}
 	return out, nil
+}
+
+// msgpackDecoder is a pooled msgpack.Decoder reading from a bytes.Reader.
+type msgpackDecoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// msgpackDecoders recycles msgpack decoders across Decode calls; sync.Pool
+// is safe for concurrent use and holds no observable state.
+var msgpackDecoders = sync.Pool{New: func() any {
+	d := new(msgpackDecoder)
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
+
+// Decode implements Codec: b is validated (validateMsgpack) before the
+// msgpack library, which trusts declared lengths, sees it.
+func (msgpackCodec) Decode(b []byte, v any) error {
+	if err := validateMsgpack(b); err != nil {
+		return err
+	}
+	d := msgpackDecoders.Get().(*msgpackDecoder)
+	d.r.Reset(b)
+	d.dec.Reset(&d.r)
+	err := d.dec.Decode(v)
+	left := d.r.Len()
+	d.r.Reset(nil)
+	d.dec.Reset(nil)
+	msgpackDecoders.Put(d)
+	if err != nil {
+		return fmt.Errorf("%w: msgpack: %w", ErrMalformed, err)
+	}
+	if left != 0 {
+		return fmt.Errorf("%w: msgpack: %d bytes not decoded", ErrMalformed, left)
+	}
+	return nil
+}
+
+// DecodeMsgpack implements msgpack.CustomDecoder: Raw keeps the value's
+// bytes, nil included.
+func (r *Raw) DecodeMsgpack(d *msgpack.Decoder) error {
+	b, err := d.DecodeRaw()
+	*r = append((*r)[:0], b...)
+	return err
+}
+
+// The msgpack library decodes a negative integer into an unsigned field
+// as its two's complement (-1 as 2^64-1). Integers must fit their field
+// (Codec.Decode), so unsigned fields decode through strictUint, which
+// takes any integer encoding of a value that fits and refuses the rest.
+// The library is this package's alone, and it decodes for this package
+// only, so the registration is this package's rule.
+func init() {
+	msgpack.Register(uint64(0), nil, strictUint(64))
+	msgpack.Register(uint32(0), nil, strictUint(32))
+	msgpack.Register(uint16(0), nil, strictUint(16))
+	msgpack.Register(uint8(0), nil, strictUint(8))
+	msgpack.Register(uint(0), nil, strictUint(64))
+}
+
+// strictUint decodes an unsigned integer of the given bits into v.
+func strictUint(bits int) func(d *msgpack.Decoder, v reflect.Value) error {
+	return func(d *msgpack.Decoder, v reflect.Value) error {
+		c, err := d.PeekCode()
+		if err != nil {
+			return err
+		}
+		var u uint64
+		switch {
+		case c == msgpcode.Nil:
+			if err := d.DecodeNil(); err != nil {
+				return err
+			}
+		case c <= msgpcode.PosFixedNumHigh || c == msgpcode.Uint8 || c == msgpcode.Uint16 ||
+			c == msgpcode.Uint32 || c == msgpcode.Uint64:
+			if u, err = d.DecodeUint64(); err != nil {
+				return err
+			}
+		case c == msgpcode.Int8 || c == msgpcode.Int16 || c == msgpcode.Int32 || c == msgpcode.Int64:
+			i, err := d.DecodeInt64()
+			if err != nil {
+				return err
+			}
+			if i < 0 {
+				return fmt.Errorf("msgpack: negative integer %d for an unsigned field", i)
+			}
+			u = uint64(i)
+		case msgpcode.IsFixedNum(c):
+			return fmt.Errorf("msgpack: negative integer for an unsigned field")
+		default:
+			return fmt.Errorf("msgpack: invalid code=%x decoding an unsigned integer", c)
+		}
+		if bits < 64 && u>>bits != 0 {
+			return fmt.Errorf("msgpack: integer %d overflows a %d-bit field", u, bits)
+		}
+		v.SetUint(u)
+		return nil
+	}
 }
 
 // DecodeCommand implements Codec. It validates b (validateMsgpack) and
@@ -145,13 +248,13 @@ func decodeCommandField(r *mpReader, key []byte, cmd *proto.Command) error {
 			cmd.ID = &v
 		}
 	case "throttle_ms":
-		v, ok, err := r.int64("throttle_ms")
-		if err != nil {
-			return err
-		}
-		if ok {
-			cmd.ThrottleMS = &v
-		}
+		return decodeIntOption(r, "throttle_ms", &cmd.ThrottleMS)
+	case "depth":
+		return decodeIntOption(r, "depth", &cmd.Depth)
+	case "recent":
+		return decodeIntOption(r, "recent", &cmd.Recent)
+	case "bars":
+		return decodeIntOption(r, "bars", &cmd.Bars)
 	case "snapshot":
 		v, ok, err := r.bool("snapshot")
 		if err != nil {
@@ -209,6 +312,19 @@ func decodeCommandField(r *mpReader, key []byte, cmd *proto.Command) error {
 		cmd.Since = since
 	default:
 		return r.skip(1)
+	}
+	return nil
+}
+
+// decodeIntOption decodes an integer option into *dst; nil leaves it
+// unset.
+func decodeIntOption(r *mpReader, field string, dst **int64) error {
+	v, ok, err := r.int64(field)
+	if err != nil {
+		return err
+	}
+	if ok {
+		*dst = &v
 	}
 	return nil
 }

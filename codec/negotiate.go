@@ -22,12 +22,13 @@ func Offered(h http.Header) []string {
 	return out
 }
 
-// Negotiate picks the codec of a handshake per PROTOCOL.md §2 from the
+// Negotiate picks the codec of a handshake per docs/protocol.md §2.2 from the
 // offered subprotocol entries (see Offered):
 //
 //   - no entries at all: JSON, and nothing to echo (echo false);
-//   - otherwise the first entry, in the client's order, that is
-//     tickgate.v1.json or tickgate.v1.msgpack, to be echoed (echo true);
+//   - otherwise the first entry, in the client's order, that is a codec's
+//     subprotocol (BySubprotocol: tickgate.v1.json, tickgate.v1.msgpack),
+//     to be echoed (echo true);
 //     entries starting with "bearer." carry a token and are skipped;
 //   - entries but none of these (a lone bearer.* included): ErrBadSubprotocol,
 //     which the gateway answers with HTTP 400 bad_subprotocol.
@@ -38,13 +39,11 @@ func Negotiate(offered []string) (c Codec, echo bool, err error) {
 		return JSON(), false, nil
 	}
 	for _, p := range offered {
-		switch {
-		case strings.HasPrefix(p, proto.BearerPrefix):
+		if strings.HasPrefix(p, proto.BearerPrefix) {
 			continue
-		case p == proto.SubprotocolJSON:
-			return JSON(), true, nil
-		case p == proto.SubprotocolMsgpack:
-			return Msgpack(), true, nil
+		}
+		if c, ok := BySubprotocol(p); ok {
+			return c, true, nil
 		}
 	}
 	return nil, false, ErrBadSubprotocol

@@ -55,7 +55,7 @@ func BenchmarkBookApplyUpdate(b *testing.B) {
 		m := deltas[i%len(deltas)]
 		seq++
 		m.Seq = seq
-		m.Book.Checksum = 0 // replayed deltas no longer match the publisher's book
+		m.Book().Checksum = 0 // replayed deltas no longer match the publisher's book
 		if _, emit, _ := st.Apply(m); !emit {
 			b.Fatal("delta not applied")
 		}

@@ -6,6 +6,62 @@ import (
 	"github.com/tickgate/tickgate/proto"
 )
 
+// bookKind: an L2 book from a feed snapshot and level deltas, kept by a
+// bookState.
+var bookKind = kind{
+	validate: validBook,
+	newState: func(ch proto.Channel, cfg stateConfig) State {
+		return &bookState{ch: ch, hist: history{limit: cfg.historyLen}}
+	},
+	warms: true,
+}
+
+// Book returns the message's data on a book channel, or nil.
+func (m *Message) Book() *proto.Book {
+	b, _ := m.Data.(*proto.Book)
+	return b
+}
+
+// validBook checks a book message: at most MaxBookLevels levels per side;
+// a snapshot has no zero sizes and no two levels of one side at the same
+// price (numerically, "1.5" = "1.50"). A snapshot's sides are sorted best
+// first here when the publisher sent them in another order: the order
+// carries no information beyond the prices, and the book checksum is
+// defined over book order. A non-zero snapshot checksum must match its
+// levels. An update's Symbol is cleared.
+func validBook(ch proto.Channel, m *Message) error {
+	b := m.Book()
+	if m.Snapshot {
+		if err := fillSymbol(ch, &b.Symbol); err != nil {
+			return err
+		}
+	} else {
+		if b.Symbol != "" && b.Symbol != ch.Symbol {
+			return badf(ch, "data symbol does not match the channel")
+		}
+		b.Symbol = ""
+	}
+	if b.TS < 0 {
+		return badf(ch, "negative ts")
+	}
+	if b.Bids == nil {
+		b.Bids = []proto.Level{}
+	}
+	if b.Asks == nil {
+		b.Asks = []proto.Level{}
+	}
+	if err := validLevels(ch, "bids", b.Bids, bidOrder, m.Snapshot); err != nil {
+		return err
+	}
+	if err := validLevels(ch, "asks", b.Asks, askOrder, m.Snapshot); err != nil {
+		return err
+	}
+	if m.Snapshot && b.Checksum != 0 && b.Checksum != proto.BookChecksum(b.Bids, b.Asks) {
+		return badf(ch, "snapshot checksum does not match its levels")
+	}
+	return nil
+}
+
 // bookState is the State of a book channel: an L2 book kept in book order
 // (bids highest first, asks lowest first) in sorted slices, with levels
 // keyed by numeric price ("64000.1" and "64000.10" are one level) and each
@@ -27,13 +83,18 @@ type bookState struct {
 	ts         int64  // ts of the newest feed message in the book
 	hist       history
 	scratch    []byte // for checksum
+	// views are the depths subscribers hold (Track, depth.go), and
+	// oldBids/oldAsks the best levels before the delta being applied, for
+	// them; scratch.
+	views            []*depthView
+	oldBids, oldAsks []proto.Level
 }
 
 func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 	if m.Heartbeat {
 		return s.heartbeat(m.Seq)
 	}
-	b := m.Book
+	b := m.Book()
 	if b == nil {
 		return Event{}, false, OutcomeInvalid
 	}
@@ -71,6 +132,7 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 		s.unsync()
 		return Event{}, false, OutcomeGap
 	}
+	s.keepWindows()
 	for _, l := range b.Bids {
 		applyLevel(&s.bids, l, bidOrder)
 	}
@@ -91,7 +153,7 @@ func (s *bookState) Apply(m *Message) (Event, bool, Outcome) {
 	s.applied, s.checksum, s.ts = m.Seq, ck, b.TS
 	// The delta goes out as sent, with the node's checksum.
 	b.Symbol, b.Checksum = "", ck
-	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.emitted, Data: b, TS: b.TS}
+	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.emitted, Data: b, TS: b.TS, Views: s.viewUpdates(m.Seq, ck, b.TS)}
 	s.emitted = m.Seq
 	s.hist.push(ev)
 	return ev, true, OutcomeApplied
@@ -114,6 +176,7 @@ func (s *bookState) applySnapshot(seq uint64, b *proto.Book) (Event, bool, Outco
 	b.Symbol, b.Checksum = s.ch.Symbol, s.checksum
 	ev := Event{Channel: s.ch, Snapshot: true, Seq: seq, Prev: s.emitted, Data: b, TS: b.TS}
 	s.emitted = seq
+	s.resetViews(seq)
 	// A resume across a snapshot event must fall back to a snapshot.
 	s.hist.clear()
 	return ev, true, OutcomeSnapshot
@@ -150,14 +213,20 @@ func (s *bookState) bookChecksum() uint32 {
 	return sum
 }
 
-func (s *bookState) Snapshot() (uint64, any, bool) {
+func (s *bookState) Short(SnapshotOptions) bool { return false }
+
+func (s *bookState) Snapshot(o SnapshotOptions, _ ...*Message) (uint64, any, bool) {
 	if !s.synced {
 		return 0, nil, false
 	}
+	bids, asks := s.bids, s.asks
+	if o.Depth > 0 {
+		bids, asks = top(bids, o.Depth), top(asks, o.Depth)
+	}
 	return s.applied, &proto.Book{
 		Symbol:   s.ch.Symbol,
-		Bids:     slices.Clone(s.bids),
-		Asks:     slices.Clone(s.asks),
+		Bids:     slices.Clone(bids),
+		Asks:     slices.Clone(asks),
 		Checksum: s.checksum,
 		TS:       s.ts,
 	}, true
@@ -202,18 +271,18 @@ func (s *bookState) heartbeat(seq uint64) (Event, bool, Outcome) {
 func (s *bookState) Resyncing() bool { return !s.synced && s.applied > 0 }
 
 func (s *bookState) Warm(msgs []*Message) (Event, bool) {
-	if s.synced || len(msgs) == 0 || !msgs[0].Snapshot || msgs[0].Book == nil {
+	if s.synced || len(msgs) == 0 || !msgs[0].Snapshot || msgs[0].Book() == nil {
 		return Event{}, false
 	}
 	// Rebuild on a scratch state, so that a failure leaves this one as it
 	// was.
 	w := &bookState{ch: s.ch, hist: history{limit: s.hist.limit}}
-	if _, _, out := w.applySnapshot(msgs[0].Seq, msgs[0].Book); out != OutcomeSnapshot {
+	if _, _, out := w.applySnapshot(msgs[0].Seq, msgs[0].Book()); out != OutcomeSnapshot {
 		return Event{}, false
 	}
 	w.seen = msgs[0].Seq
 	for _, m := range msgs[1:] {
-		if m.Book == nil || m.Snapshot {
+		if m.Book() == nil || m.Snapshot {
 			return Event{}, false // Recent gives one snapshot, then updates
 		}
 		if _, _, out := w.Apply(m); out != OutcomeApplied {
@@ -227,7 +296,8 @@ func (s *bookState) Warm(msgs []*Message) (Event, bool) {
 	s.bids, s.asks, s.synced, s.checksum, s.ts = w.bids, w.asks, true, w.checksum, w.ts
 	s.seen, s.applied, s.emitted = w.applied, w.applied, w.applied
 	s.hist.clear() // a resume across this snapshot falls back to a snapshot
-	_, data, _ := s.Snapshot()
+	s.resetViews(s.applied)
+	_, data, _ := s.Snapshot(SnapshotOptions{})
 	return Event{Channel: s.ch, Snapshot: true, Seq: s.applied, Prev: prev, Data: data, TS: s.ts}, true
 }
 

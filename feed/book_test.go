@@ -141,7 +141,7 @@ func TestBookStateApply(t *testing.T) {
 			st := NewState(bookBTC, 0)
 			bs := st.(*bookState)
 			for i, s := range steps {
-				sent := *s.m.Book
+				sent := *s.m.Book()
 				sent.Bids, sent.Asks = slices.Clone(sent.Bids), slices.Clone(sent.Asks)
 				ev, emit, out := st.Apply(s.m)
 				if emit != s.wantEmit || out != s.wantOut {
@@ -195,7 +195,7 @@ func checkBookEvent(t *testing.T, st State, ev Event, s bookStep, sent *proto.Bo
 	if st.LastSeq() != ev.Seq {
 		t.Fatalf("LastSeq %d, want %d", st.LastSeq(), ev.Seq)
 	}
-	seq, data, ok := st.Snapshot()
+	seq, data, ok := st.Snapshot(SnapshotOptions{})
 	if !ok || seq != ev.Seq {
 		t.Fatalf("Snapshot() seq %d ok %v, want %d", seq, ok, ev.Seq)
 	}
@@ -210,7 +210,7 @@ func checkBookEvent(t *testing.T, st State, ev Event, s bookStep, sent *proto.Bo
 func TestBookEventDataImmutable(t *testing.T) {
 	st := NewState(bookBTC, 0)
 	ev1, _, _ := st.Apply(snap(1))
-	_, snapData, _ := st.Snapshot()
+	_, snapData, _ := st.Snapshot(SnapshotOptions{})
 	snapEv := *ev1.Data.(*proto.Book)
 	snapEv.Bids, snapEv.Asks = slices.Clone(snapEv.Bids), slices.Clone(snapEv.Asks)
 	snapCopy := *snapData.(*proto.Book)
@@ -311,7 +311,7 @@ func TestBookStateSince(t *testing.T) {
 // snapshot after upd(_, size).
 func snap2(seq uint64, size string) *Message {
 	m := snap(seq)
-	m.Book.Bids[0][1] = size
+	m.Book().Bids[0][1] = size
 	return m
 }
 

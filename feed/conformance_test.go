@@ -55,7 +55,7 @@ func TestConformanceNodeBook(t *testing.T) {
 				}
 				ev, emit, out := st.Apply(m)
 				e := s.Expect
-				_, _, synced := st.Snapshot()
+				_, _, synced := st.Snapshot(SnapshotOptions{})
 				switch {
 				case conformance.Is(e.Resync):
 					if emit || (out != OutcomeGap && out != OutcomeChecksumMismatch) || synced {
@@ -69,7 +69,7 @@ func TestConformanceNodeBook(t *testing.T) {
 				if e.Book == nil {
 					continue
 				}
-				seq, data, ok := st.Snapshot()
+				seq, data, ok := st.Snapshot(SnapshotOptions{})
 				if !ok || seq != recv.Seq {
 					t.Fatalf("step %d: node book not in sync (%v) at seq %d", i, ok, seq)
 				}

@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Revocations between the nodes of a deployment (PROTOCOL.md §12), on
+// Revocations between the nodes of a deployment (docs/operations.md, "Revocation"), on
 // NATS's own machinery: each travels once on a core NATS subject, which
 // reaches every node that is up within milliseconds, and is kept in a
 // JetStream key-value bucket (one key per sub, the newest revocation of

@@ -18,6 +18,6 @@ var (
 	// ErrClosed reports use of a closed Source.
 	ErrClosed = errors.New("feed: source closed")
 	// ErrBadFeedMessage reports a feed payload that does not decode or does
-	// not satisfy the feed contract (PROTOCOL.md §1, §3).
+	// not satisfy the feed contract (docs/protocol.md §9).
 	ErrBadFeedMessage = errors.New("feed: bad feed message")
 )

@@ -115,7 +115,7 @@ func checkMessage(t *testing.T, ch proto.Channel, m *Message) {
 		t.Fatal("accepted seq 0")
 	}
 	set := 0
-	for _, p := range []bool{m.Ticker != nil, m.Book != nil, m.Trade != nil} {
+	for _, p := range []bool{m.Ticker() != nil, m.Book() != nil, m.Trade() != nil} {
 		if p {
 			set++
 		}
@@ -125,7 +125,7 @@ func checkMessage(t *testing.T, ch proto.Channel, m *Message) {
 	}
 	switch ch.Kind {
 	case proto.KindTicker:
-		tk := m.Ticker
+		tk := m.Ticker()
 		if tk == nil || m.Snapshot || tk.Symbol != ch.Symbol || tk.TS < 0 {
 			t.Fatalf("ticker %+v snapshot=%v", tk, m.Snapshot)
 		}
@@ -135,13 +135,13 @@ func checkMessage(t *testing.T, ch proto.Channel, m *Message) {
 			}
 		}
 	case proto.KindTrade:
-		tr := m.Trade
+		tr := m.Trade()
 		if tr == nil || m.Snapshot || tr.Symbol != ch.Symbol || tr.TS < 0 ||
 			!proto.ValidDecimal(tr.Price) || !proto.ValidDecimal(tr.Size) || (tr.Side != proto.SideBuy && tr.Side != proto.SideSell) {
 			t.Fatalf("trade %+v", tr)
 		}
 	case proto.KindBook:
-		b := m.Book
+		b := m.Book()
 		if b == nil || b.TS < 0 || b.Bids == nil || b.Asks == nil || len(b.Bids) > MaxBookLevels || len(b.Asks) > MaxBookLevels {
 			t.Fatalf("book %+v", b)
 		}
@@ -181,7 +181,7 @@ func applyToState(t *testing.T, ch proto.Channel, m *Message) {
 	if emit && (ev.Seq != m.Seq || ev.Data == nil) {
 		t.Fatalf("event %+v for seq %d", ev, m.Seq)
 	}
-	if seq, data, ok := st.Snapshot(); ok {
+	if seq, data, ok := st.Snapshot(SnapshotOptions{}); ok {
 		if b, isBook := data.(*proto.Book); isBook && b.Checksum != proto.BookChecksum(b.Bids, b.Asks) {
 			t.Fatalf("book snapshot at %d has a stale checksum", seq)
 		}

@@ -24,21 +24,21 @@ var (
 )
 
 func tickerMsg(seq uint64, bid string) *Message {
-	return &Message{Seq: seq, Ticker: &proto.Ticker{
+	return &Message{Seq: seq, Data: &proto.Ticker{
 		Symbol: "BTC-USD", Bid: bid, BidSize: "1", Ask: "64001", AskSize: "1",
 		Last: "64000.5", Volume: "10", TS: int64(seq) * 1000,
 	}}
 }
 
 func tradeMsg(seq uint64) *Message {
-	return &Message{Seq: seq, Trade: &proto.Trade{
+	return &Message{Seq: seq, Data: &proto.Trade{
 		Symbol: "BTC-USD", ID: int64(seq), Price: "64000.5", Size: "0.1",
 		Side: proto.SideBuy, TS: int64(seq) * 1000,
 	}}
 }
 
 func bookMsg(seq uint64, snapshot bool, bids, asks []proto.Level, checksum uint32) *Message {
-	return &Message{Seq: seq, Snapshot: snapshot, Book: &proto.Book{
+	return &Message{Seq: seq, Snapshot: snapshot, Data: &proto.Book{
 		Bids: bids, Asks: asks, Checksum: checksum, TS: int64(seq) * 1000,
 	}}
 }

@@ -213,9 +213,10 @@ var recentWindows = [...]time.Duration{10 * time.Second, time.Minute, 10 * time.
 // with ErrNotCovered when there is none in the last hour or the replay
 // limit would be passed. Trade channels have no state to start from.
 func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, error) {
-	if ch.Kind != proto.KindBook && ch.Kind != proto.KindTicker {
-		return nil, fmt.Errorf("%w: %s has no state", ErrNotCovered, ch)
+	if !Warms(ch.Kind) {
+		return nil, fmt.Errorf("%w: %s has no state to start from", ErrNotCovered, ch)
 	}
+	whole := ch.Kind.Spec().WholeState
 	st, err := h.stream(ctx)
 	if err != nil {
 		return nil, err
@@ -230,7 +231,7 @@ func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, err
 			m, err := Decode(ch, payload)
 			switch {
 			case err != nil, m.Heartbeat:
-			case m.Snapshot || ch.Kind == proto.KindTicker:
+			case m.Snapshot || whole:
 				msgs = append(msgs[:0], m) // a whole state: start over from it
 			case len(msgs) > 0:
 				msgs = append(msgs, m)
@@ -248,6 +249,47 @@ func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, err
 		}
 	}
 	return nil, fmt.Errorf("%w: %s: no whole state in the last %v", ErrNotCovered, ch, recentWindows[len(recentWindows)-1])
+}
+
+// Last returns the newest n data messages of ch in the stream, oldest
+// first, publisher heartbeats left out: what a snapshot of recent trades
+// takes when the node's memory is short (contract 1.1 §8, §11). It reads
+// from the newest publisher seq minus n on (Since: a binary search, then a
+// replay of at most n messages), or, when the stream does not reach back
+// that far, from the oldest message it holds of ch. ErrNotCovered when it
+// holds none.
+func (h *History) Last(ctx context.Context, ch proto.Channel, n int) ([]*Message, error) {
+	latest, err := h.Latest(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	from := uint64(0)
+	if latest.Seq > uint64(n) {
+		from = latest.Seq - uint64(n)
+	}
+	msgs, _, err := h.Since(ctx, ch, from)
+	if errors.Is(err, ErrNotCovered) {
+		st, serr := h.stream(ctx)
+		if serr != nil {
+			return nil, serr
+		}
+		info, serr := st.Info(ctx)
+		if serr != nil {
+			return nil, fmt.Errorf("%w: stream info: %w", ErrNoHistory, serr)
+		}
+		m, oldest, serr := h.next(ctx, st, ch, ch.Subject(h.prefix), info.State.FirstSeq)
+		if serr != nil {
+			return nil, serr
+		}
+		if m == nil || oldest == 0 {
+			return nil, fmt.Errorf("%w: %s: nothing stored", ErrNotCovered, ch)
+		}
+		msgs, _, err = h.Since(ctx, ch, oldest-1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return msgs[max(len(msgs)-n, 0):], nil
 }
 
 // read passes every stored message of subject from where cfg starts to

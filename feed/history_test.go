@@ -84,7 +84,7 @@ func TestHistorySince(t *testing.T) {
 		t.Fatalf("Since(250) = %d messages %v…, upTo %d; want 251..300, upTo 302", len(got), got[:min(3, len(got))], upTo)
 	}
 	for _, m := range msgs {
-		if m.Trade == nil || m.Trade.ID != int64(m.Seq) {
+		if m.Trade() == nil || m.Trade().ID != int64(m.Seq) {
 			t.Fatalf("message %+v does not carry its trade", m)
 		}
 	}
@@ -246,14 +246,14 @@ func TestHistoryRecentAndWarm(t *testing.T) {
 	mustApply(t, st, bookUpdateMsg(f.Update(7)), true, OutcomeApplied)
 
 	msgs, err = h.Recent(ctx, tickerBTC)
-	if err != nil || len(msgs) != 1 || msgs[0].Ticker == nil || msgs[0].Seq != 3 {
+	if err != nil || len(msgs) != 1 || msgs[0].Ticker() == nil || msgs[0].Seq != 3 {
 		t.Fatalf("Recent(ticker) = %v, %v; want ticker 3", seqsOf(msgs), err)
 	}
 	tk := NewState(tickerBTC, 0)
 	if ev, ok := tk.Warm(msgs); !ok || ev.Seq != 3 {
 		t.Fatalf("ticker Warm = %+v, %v", ev, ok)
 	}
-	if seq, data, ok := tk.Snapshot(); !ok || seq != 3 || data.(*proto.Ticker).Last != "3" {
+	if seq, data, ok := tk.Snapshot(SnapshotOptions{}); !ok || seq != 3 || data.(*proto.Ticker).Last != "3" {
 		t.Fatalf("ticker after Warm: %d %+v %v", seq, data, ok)
 	}
 	if _, err := h.Recent(ctx, tradeBTC); !errors.Is(err, ErrNotCovered) {
@@ -262,7 +262,7 @@ func TestHistoryRecentAndWarm(t *testing.T) {
 }
 
 func bookUpdateMsg(m proto.FeedMessage) *Message {
-	return &Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Book: m.Data.(*proto.Book)}
+	return &Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Data: m.Data.(*proto.Book)}
 }
 
 // emptyBatch is a fetch that ended at once with nothing, as an overloaded

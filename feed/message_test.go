@@ -22,8 +22,8 @@ func TestDecode(t *testing.T) {
 			ch:      tickerBTC,
 			payload: `{"seq":7,"type":"update","data":{"symbol":"BTC-USD","bid":"64000.10","bid_size":"1.5","ask":"64000.20","ask_size":"0.7","last":"64000.15","volume":"1234.5","ts":99}}`,
 			check: func(t *testing.T, m *Message) {
-				if m.Seq != 7 || m.Snapshot || m.Ticker == nil || m.Ticker.Bid != "64000.10" || m.Ticker.TS != 99 || m.Book != nil || m.Trade != nil {
-					t.Fatalf("got %+v / %+v", m, m.Ticker)
+				if m.Seq != 7 || m.Snapshot || m.Ticker() == nil || m.Ticker().Bid != "64000.10" || m.Ticker().TS != 99 || m.Book() != nil || m.Trade() != nil {
+					t.Fatalf("got %+v / %+v", m, m.Ticker())
 				}
 			},
 		},
@@ -31,8 +31,8 @@ func TestDecode(t *testing.T) {
 			ch:      tickerBTC,
 			payload: `{"seq":1,"type":"update","data":{"bid":"1","bid_size":"1","ask":"2","ask_size":"1","last":"1","volume":"0","ts":1}}`,
 			check: func(t *testing.T, m *Message) {
-				if m.Ticker.Symbol != "BTC-USD" {
-					t.Fatalf("symbol %q", m.Ticker.Symbol)
+				if m.Ticker().Symbol != "BTC-USD" {
+					t.Fatalf("symbol %q", m.Ticker().Symbol)
 				}
 			},
 		},
@@ -84,8 +84,8 @@ func TestDecode(t *testing.T) {
 			ch:      tradeBTC,
 			payload: `{"seq":3,"type":"update","data":{"symbol":"BTC-USD","id":991,"price":"64000.15","size":"0.01","side":"sell","ts":5}}`,
 			check: func(t *testing.T, m *Message) {
-				if m.Trade == nil || m.Trade.ID != 991 || m.Trade.Side != "sell" || m.Seq != 3 {
-					t.Fatalf("got %+v", m.Trade)
+				if m.Trade() == nil || m.Trade().ID != 991 || m.Trade().Side != "sell" || m.Seq != 3 {
+					t.Fatalf("got %+v", m.Trade())
 				}
 			},
 		},
@@ -108,10 +108,10 @@ func TestDecode(t *testing.T) {
 			ch:      bookBTC,
 			payload: `{"seq":1,"type":"snapshot","data":{"bids":[["99","1"],["100.5","2"],["100","3"]],"asks":[["102","1"],["101","2"]],"checksum":0,"ts":1}}`,
 			check: func(t *testing.T, m *Message) {
-				if !m.Snapshot || m.Book.Symbol != "BTC-USD" ||
-					!slices.Equal(m.Book.Bids, Ls(L("100.5", "2"), L("100", "3"), L("99", "1"))) ||
-					!slices.Equal(m.Book.Asks, Ls(L("101", "2"), L("102", "1"))) {
-					t.Fatalf("got %+v", m.Book)
+				if !m.Snapshot || m.Book().Symbol != "BTC-USD" ||
+					!slices.Equal(m.Book().Bids, Ls(L("100.5", "2"), L("100", "3"), L("99", "1"))) ||
+					!slices.Equal(m.Book().Asks, Ls(L("101", "2"), L("102", "1"))) {
+					t.Fatalf("got %+v", m.Book())
 				}
 			},
 		},
@@ -139,8 +139,8 @@ func TestDecode(t *testing.T) {
 			ch:      bookBTC,
 			payload: `{"seq":1,"type":"snapshot","data":{"ts":1}}`,
 			check: func(t *testing.T, m *Message) {
-				if m.Book.Bids == nil || m.Book.Asks == nil || len(m.Book.Bids)+len(m.Book.Asks) != 0 {
-					t.Fatalf("got %+v", m.Book)
+				if m.Book().Bids == nil || m.Book().Asks == nil || len(m.Book().Bids)+len(m.Book().Asks) != 0 {
+					t.Fatalf("got %+v", m.Book())
 				}
 			},
 		},
@@ -148,9 +148,9 @@ func TestDecode(t *testing.T) {
 			ch:      bookBTC,
 			payload: `{"seq":2,"type":"update","data":{"symbol":"BTC-USD","bids":[["99","0"],["100","1"],["99","2"]],"asks":[],"checksum":77,"ts":1}}`,
 			check: func(t *testing.T, m *Message) {
-				if m.Snapshot || m.Book.Symbol != "" || m.Book.Checksum != 77 ||
-					!slices.Equal(m.Book.Bids, Ls(L("99", "0"), L("100", "1"), L("99", "2"))) {
-					t.Fatalf("got %+v", m.Book)
+				if m.Snapshot || m.Book().Symbol != "" || m.Book().Checksum != 77 ||
+					!slices.Equal(m.Book().Bids, Ls(L("99", "0"), L("100", "1"), L("99", "2"))) {
+					t.Fatalf("got %+v", m.Book())
 				}
 			},
 		},
@@ -207,9 +207,9 @@ func TestDecodeMsgpack(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
-	if m.Seq != 9 || !m.Snapshot || m.Book.Symbol != "BTC-USD" || m.Book.Checksum != want.Checksum ||
-		!slices.Equal(m.Book.Bids, want.Bids) || !slices.Equal(m.Book.Asks, want.Asks) || m.Book.TS != 42 {
-		t.Fatalf("Decode = %+v", m.Book)
+	if m.Seq != 9 || !m.Snapshot || m.Book().Symbol != "BTC-USD" || m.Book().Checksum != want.Checksum ||
+		!slices.Equal(m.Book().Bids, want.Bids) || !slices.Equal(m.Book().Asks, want.Asks) || m.Book().TS != 42 {
+		t.Fatalf("Decode = %+v", m.Book())
 	}
 }
 
@@ -236,7 +236,7 @@ func TestDecodeHeartbeat(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !m.Heartbeat || m.Seq != tc.seq || m.Ticker != nil || m.Book != nil || m.Trade != nil {
+				if !m.Heartbeat || m.Seq != tc.seq || m.Ticker() != nil || m.Book() != nil || m.Trade() != nil {
 					t.Fatalf("decoded %+v, want a heartbeat with seq %d and no data", m, tc.seq)
 				}
 			})

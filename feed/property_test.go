@@ -79,12 +79,12 @@ func TestBookProperty(t *testing.T) {
 					continue
 				}
 				if tc.pad {
-					for _, side := range [][]proto.Level{m.Book.Bids, m.Book.Asks} {
+					for _, side := range [][]proto.Level{m.Book().Bids, m.Book().Asks} {
 						for i := range side {
 							side[i] = proto.Level{pad(rng, side[i][0]), pad(rng, side[i][1])}
 						}
 					}
-					m.Book.Checksum = 0 // it covered the strings as published
+					m.Book().Checksum = 0 // it covered the strings as published
 				}
 				ev, emit, out := st.Apply(m)
 				outcomes[out]++
@@ -119,7 +119,7 @@ func checkEvent(t *testing.T, st feed.State, client *clientBook, ev feed.Event) 
 	if got := proto.BookChecksum(bids, asks); got != b.Checksum {
 		t.Fatalf("seq %d: client checksum %d, event checksum %d", ev.Seq, got, b.Checksum)
 	}
-	seq, data, ok := st.Snapshot()
+	seq, data, ok := st.Snapshot(feed.SnapshotOptions{})
 	if !ok || seq != ev.Seq {
 		t.Fatalf("seq %d: Snapshot() seq %d ok %v", ev.Seq, seq, ok)
 	}

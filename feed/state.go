@@ -2,6 +2,7 @@ package feed
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/tickgate/tickgate/proto"
 )
@@ -35,6 +36,10 @@ type Event struct {
 	// Restart is true for the first event after the publisher started its
 	// seq over (see PublisherRestarted): Seq is not above Prev.
 	Restart bool
+	// Views holds what the event means for each view that shapes updates
+	// and that the state tracks (Track: a book's depth), when the event is
+	// an update. Nil otherwise.
+	Views []ViewUpdate
 	// GapFrom and GapTo (inclusive), on an event channel (trade), are the
 	// feed seqs the node never had right before this event: a seq jump on
 	// NATS, or messages the node's NATS client dropped. Zero when none.
@@ -43,6 +48,34 @@ type Event struct {
 	// (a publisher heartbeat ahead of the node) carries only the gap: it is
 	// no update, and Seq is not part of the chain.
 	GapFrom, GapTo uint64
+}
+
+// ViewUpdate is what one update event means for the subscribers of one
+// view that shapes updates (a book's depth): the change within the view,
+// and the view's own chain, whose updates skip the events that changed
+// nothing in it.
+type ViewUpdate struct {
+	View SnapshotOptions
+	// Data is the view's delta (for a depth: *proto.Book with exactly the
+	// levels that changed within the best Depth of each side, those that
+	// left it with size "0", those that entered it with their size, and
+	// the checksum of the whole book); nil when the event changed nothing
+	// in the view, and subscribers of the view get no update for it.
+	Data any
+	// Prev is the seq of the view's previous update or snapshot event;
+	// N the feed messages from then to this one (this one included).
+	Prev uint64
+	N    uint32
+}
+
+// View returns what ev means for view v, when the state tracked it.
+func (ev *Event) View(v SnapshotOptions) (ViewUpdate, bool) {
+	for _, u := range ev.Views {
+		if u.View == v {
+			return u, true
+		}
+	}
+	return ViewUpdate{}, false
 }
 
 // Bounds of PublisherRestarted.
@@ -78,12 +111,28 @@ type State interface {
 	// a gap or checksum mismatch that unsynced a book, or a periodic book
 	// snapshot equal to the held book. out says what happened, for counting.
 	Apply(m *Message) (ev Event, emit bool, out Outcome)
-	// Snapshot returns the current state for a new subscriber: the seq of
-	// the newest feed message in it and the data (the held *proto.Ticker,
-	// which is immutable, or a fresh *proto.Book copy with Symbol and
-	// Checksum set). ok=false when the node has no state yet or a book is
-	// unsynced. Trade states always return ok=false.
-	Snapshot() (seq uint64, data any, ok bool)
+	// Snapshot returns the current state for a new subscriber, as o asks
+	// for it: the seq of the newest feed message in it and the data (the
+	// held *proto.Ticker, which is immutable; a fresh *proto.Book copy with
+	// Symbol and Checksum set, cut to o.Depth; a fresh
+	// *proto.CandleSnapshot of up to o.Bars bars; a fresh
+	// *proto.TradeSnapshot of up to o.Recent trades). ok=false when the
+	// node has no state yet, a book is unsynced, or a trade snapshot was
+	// not asked for (o.Recent 0) or has no trade. older are messages of
+	// the channel from the history stream, oldest first, that a snapshot
+	// of events completes the state's memory with (Short); other states
+	// ignore them.
+	Snapshot(o SnapshotOptions, older ...*Message) (seq uint64, data any, ok bool)
+	// Short reports whether a snapshot of o would lack what the node's
+	// memory does not reach and the history stream may hold: fewer than
+	// o.Recent trades held, and not all since the publisher's first.
+	Short(o SnapshotOptions) bool
+	// Track starts (on) or stops (off) computing, for every update it
+	// emits, what it means for view o (Event.Views), when o shapes updates
+	// (SnapshotOptions.ShapesUpdates: a book's depth); other views are
+	// ignored. Starts and stops are counted: a view is tracked while it
+	// has more starts than stops.
+	Track(o SnapshotOptions, on bool)
 	// Since returns the emitted events after seq, for a client resuming from
 	// seq, when the bounded history holds an unbroken chain: the first event
 	// has Prev == seq and each next one's Prev is the Seq of the one before,
@@ -125,21 +174,87 @@ type State interface {
 	HistoryLen() int
 }
 
-// NewState returns an empty State for ch that keeps up to historyLen
-// emitted events for Since (zero: DefaultHistoryLen; negative: none).
-// It panics on a channel of unknown kind.
-func NewState(ch proto.Channel, historyLen int) State {
+// SnapshotOptions are what a subscriber asks of a snapshot beyond the
+// kind's default (the subscribe options of contract 1.1). The zero value
+// is the default: the whole book, DefaultBars bars, no recent trades.
+// Comparable: the gateway shares snapshots between subscribers with equal
+// options.
+type SnapshotOptions struct {
+	Depth  int // book: the best levels per side (one of proto.Depths); 0: the whole book
+	Bars   int // candle: the newest bars, at most; 0: proto.DefaultBars
+	Recent int // trade: the newest trades, at most; 0: no snapshot
+}
+
+// ShapesUpdates reports whether the view changes a subscriber's updates,
+// not only its snapshot: a book's depth does (each update holds what
+// changed within it, Event.Views), so its subscribers resume from a fresh
+// snapshot rather than a replay of whole-book deltas.
+func (o SnapshotOptions) ShapesUpdates() bool { return o.Depth != 0 }
+
+// For returns the options a channel of the kind declared by spec takes
+// (proto.KindSpec.Options), the others zero.
+func (o SnapshotOptions) For(spec proto.KindSpec) SnapshotOptions {
+	var v SnapshotOptions
+	if spec.Takes(proto.OptionBars) {
+		v.Bars = o.Bars
+	}
+	if spec.Takes(proto.OptionDepth) {
+		v.Depth = o.Depth
+	}
+	if spec.Takes(proto.OptionRecent) {
+		v.Recent = o.Recent
+	}
+	return v
+}
+
+// bars is o.Bars with its default.
+func (o SnapshotOptions) bars() int {
+	if o.Bars <= 0 {
+		return proto.DefaultBars
+	}
+	return o.Bars
+}
+
+// StateOption tunes one NewState.
+type StateOption func(*stateConfig)
+
+// stateConfig is what NewState's options set.
+type stateConfig struct {
+	historyLen int
+	candleBars int
+}
+
+// CandleBars is how many bars a candle state keeps for snapshots (zero:
+// DefaultCandleBars).
+func CandleBars(n int) StateOption {
+	return func(c *stateConfig) {
+		if n > 0 {
+			c.candleBars = n
+		}
+	}
+}
+
+// DefaultCandleBars is how many bars a candle state keeps by default
+// (proto.MaxBars, so that any bars option is served).
+const DefaultCandleBars = proto.MaxBars
+
+// NewState returns an empty State for ch, the kind's (its newState), that
+// keeps up to historyLen emitted events for Since (zero:
+// DefaultHistoryLen; negative: none). It panics on a channel of unknown
+// kind.
+func NewState(ch proto.Channel, historyLen int, opts ...StateOption) State {
 	if historyLen == 0 {
 		historyLen = DefaultHistoryLen
 	}
-	historyLen = max(historyLen, 0)
-	switch ch.Kind {
-	case proto.KindTicker, proto.KindTrade:
-		return &streamState{ch: ch, hist: history{limit: historyLen}}
-	case proto.KindBook:
-		return &bookState{ch: ch, hist: history{limit: historyLen}}
+	cfg := stateConfig{historyLen: max(historyLen, 0), candleBars: DefaultCandleBars}
+	for _, o := range opts {
+		o(&cfg)
 	}
-	panic(fmt.Sprintf("feed: NewState: unknown kind %v", ch.Kind))
+	k := kindOf(ch.Kind)
+	if k == nil {
+		panic(fmt.Sprintf("feed: NewState: unknown kind %v", ch.Kind))
+	}
+	return k.newState(ch, cfg)
 }
 
 // Outcome is what State.Apply did with a feed message, for counting.
@@ -219,35 +334,44 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
 
-// streamState is the State of ticker and trade channels: every message in a
-// newer seq is applied and emitted, gaps included: a ticker's subscribers
-// simply continue, a trade event carries the seqs it skipped (GapFrom,
-// GapTo), which the gateway reports (docs/protocol.md, gap).
+// streamState is the State of a kind whose every message stands alone
+// (ticker, trade): every message in a newer seq is applied and emitted,
+// gaps included. What differs between such kinds is read from the kind's
+// proto.KindSpec: with WholeState (ticker) the newest message is the
+// state, a subscriber's snapshot and what the history stream warms it
+// from; with Events (trade) the subscribers simply continue after a gap,
+// but an event carries the seqs it skipped (GapFrom, GapTo), which the
+// gateway reports (docs/protocol.md §4.3, gap).
 type streamState struct {
-	ch   proto.Channel // Static after construction.
-	seen uint64        // newest seq seen, from messages and publisher heartbeats
-	last uint64        // seq of the newest message applied and emitted
-	cur  any           // newest *proto.Ticker or *proto.Trade; immutable
-	ts   int64         // ts of cur
-	hist history
+	ch   proto.Channel  // Static after construction.
+	spec proto.KindSpec // Static after construction: ch.Kind's.
+	// dataType is the type of the kind's data (spec.Data): a message
+	// carrying another is a caller bug. Static after construction.
+	dataType reflect.Type
+	seen     uint64 // newest seq seen, from messages and publisher heartbeats
+	last     uint64 // seq of the newest message applied and emitted
+	cur      any    // newest data applied; immutable
+	ts       int64  // ts of cur
+	hist     history
+}
+
+func newStreamState(ch proto.Channel, cfg stateConfig) State {
+	return makeStreamState(ch, cfg)
+}
+
+func makeStreamState(ch proto.Channel, cfg stateConfig) *streamState {
+	spec := ch.Kind.Spec()
+	return &streamState{ch: ch, spec: spec, dataType: reflect.TypeOf(spec.Data()), hist: history{limit: cfg.historyLen}}
 }
 
 func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 	if m.Heartbeat {
 		return s.heartbeat(m.Seq)
 	}
-	var (
-		data any
-		ts   int64
-	)
-	switch {
-	case s.ch.Kind == proto.KindTicker && m.Ticker != nil:
-		data, ts = m.Ticker, m.Ticker.TS
-	case s.ch.Kind == proto.KindTrade && m.Trade != nil:
-		data, ts = m.Trade, m.Trade.TS
-	default:
+	if m.Data == nil || reflect.TypeOf(m.Data) != s.dataType {
 		return Event{}, false, OutcomeInvalid
 	}
+	data, ts := m.Data, m.TS()
 	restart := false
 	if m.Seq <= s.seen {
 		if !PublisherRestarted(m.Seq, s.seen) {
@@ -263,7 +387,7 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 		out = OutcomeGap
 	}
 	ev := Event{Channel: s.ch, Seq: m.Seq, Prev: s.last, Data: data, TS: ts, Restart: restart}
-	if out == OutcomeGap && s.ch.Kind == proto.KindTrade {
+	if out == OutcomeGap && s.spec.Events {
 		ev.GapFrom, ev.GapTo = s.seen+1, m.Seq-1
 	}
 	s.seen, s.last, s.cur, s.ts = m.Seq, m.Seq, data, ts
@@ -279,10 +403,10 @@ func (s *streamState) Apply(m *Message) (Event, bool, Outcome) {
 
 // heartbeat handles a publisher heartbeat carrying the publisher's newest
 // seq. A seq above the newest seen means messages the node never had: for
-// a trade channel, an event without data that carries the gap (GapFrom,
-// GapTo) and does not move the chain (Prev and LastSeq stay); for a ticker
-// only the count. The first heartbeat of a state that has seen nothing
-// only sets where the feed stands.
+// an event kind (trade), an event without data that carries the gap
+// (GapFrom, GapTo) and does not move the chain (Prev and LastSeq stay);
+// otherwise only the count. The first heartbeat of a state that has seen
+// nothing only sets where the feed stands.
 func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 	switch {
 	case s.seen == 0:
@@ -293,7 +417,7 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 	}
 	from := s.seen + 1
 	s.seen = seq
-	if s.ch.Kind != proto.KindTrade {
+	if !s.spec.Events {
 		return Event{}, false, OutcomeGap
 	}
 	ev := Event{Channel: s.ch, Seq: seq, Prev: s.last, GapFrom: from, GapTo: seq}
@@ -303,26 +427,30 @@ func (s *streamState) heartbeat(seq uint64) (Event, bool, Outcome) {
 
 func (s *streamState) Resyncing() bool { return false }
 
+func (s *streamState) Track(SnapshotOptions, bool) {}
+
 func (s *streamState) Seen() uint64 { return s.seen }
 
 func (s *streamState) Warm(msgs []*Message) (Event, bool) {
-	if s.ch.Kind != proto.KindTicker || s.cur != nil || len(msgs) == 0 {
+	if !s.spec.WholeState || s.cur != nil || len(msgs) == 0 {
 		return Event{}, false
 	}
 	m := msgs[len(msgs)-1]
-	if m.Ticker == nil {
+	if m.Data == nil || reflect.TypeOf(m.Data) != s.dataType {
 		return Event{}, false
 	}
-	// Older than a heartbeat the node saw, it is still the newest ticker
+	// Older than a heartbeat the node saw, it is still the newest state
 	// the node can have: the newer one was lost on the way.
-	s.last, s.cur, s.ts = m.Seq, m.Ticker, m.Ticker.TS
+	s.last, s.cur, s.ts = m.Seq, m.Data, m.TS()
 	s.seen = max(s.seen, m.Seq)
-	return Event{Channel: s.ch, Seq: m.Seq, Data: m.Ticker, TS: m.Ticker.TS}, true
+	return Event{Channel: s.ch, Seq: m.Seq, Data: m.Data, TS: s.ts}, true
 }
 func (s *streamState) HistoryLen() int { return s.hist.len() }
 
-func (s *streamState) Snapshot() (uint64, any, bool) {
-	if s.ch.Kind != proto.KindTicker || s.cur == nil {
+func (s *streamState) Short(SnapshotOptions) bool { return false }
+
+func (s *streamState) Snapshot(SnapshotOptions, ...*Message) (uint64, any, bool) {
+	if !s.spec.WholeState || s.cur == nil {
 		return 0, nil, false
 	}
 	return s.last, s.cur, true

@@ -85,11 +85,11 @@ func TestStreamStateApply(t *testing.T) {
 					}
 					switch kind {
 					case proto.KindTicker:
-						if ev.Data != m.Ticker {
+						if ev.Data != m.Ticker() {
 							t.Fatalf("ticker event data is not the message's ticker")
 						}
 					case proto.KindTrade:
-						if ev.Data != m.Trade {
+						if ev.Data != m.Trade() {
 							t.Fatalf("trade event data is not the message's trade")
 						}
 					}
@@ -97,7 +97,7 @@ func TestStreamStateApply(t *testing.T) {
 				if got := st.LastSeq(); got != tc.wantEnd {
 					t.Fatalf("LastSeq = %d, want %d", got, tc.wantEnd)
 				}
-				seq, data, ok := st.Snapshot()
+				seq, data, ok := st.Snapshot(SnapshotOptions{})
 				if kind == proto.KindTrade {
 					if ok {
 						t.Fatalf("trade Snapshot ok")
@@ -116,7 +116,7 @@ func TestStateSnapshotEmpty(t *testing.T) {
 	for _, ch := range []proto.Channel{tickerBTC, bookBTC, tradeBTC} {
 		t.Run(ch.String(), func(t *testing.T) {
 			st := NewState(ch, 0)
-			if _, _, ok := st.Snapshot(); ok {
+			if _, _, ok := st.Snapshot(SnapshotOptions{}); ok {
 				t.Fatal("Snapshot ok on an empty state")
 			}
 			if st.LastSeq() != 0 {
@@ -238,7 +238,7 @@ func TestOutcomeString(t *testing.T) {
 func TestBookDepthBounded(t *testing.T) {
 	ch := proto.Channel{Kind: proto.KindBook, Symbol: "DEEP"}
 	st := NewState(ch, 0)
-	if _, emit, _ := st.Apply(&Message{Seq: 1, Snapshot: true, Book: &proto.Book{Symbol: "DEEP", Bids: []proto.Level{{"1", "1"}}, Asks: []proto.Level{{"100000", "1"}}}}); !emit {
+	if _, emit, _ := st.Apply(&Message{Seq: 1, Snapshot: true, Data: &proto.Book{Symbol: "DEEP", Bids: []proto.Level{{"1", "1"}}, Asks: []proto.Level{{"100000", "1"}}}}); !emit {
 		t.Fatal("snapshot not applied")
 	}
 	seq := uint64(1)
@@ -249,12 +249,12 @@ func TestBookDepthBounded(t *testing.T) {
 			bids[j] = proto.Level{fmt.Sprintf("%d.%02d", 2+i, j), "1"}
 		}
 		seq++
-		_, _, out = st.Apply(&Message{Seq: seq, Book: &proto.Book{Bids: bids}})
+		_, _, out = st.Apply(&Message{Seq: seq, Data: &proto.Book{Bids: bids}})
 	}
 	if out != OutcomeInvalid {
 		t.Fatalf("outcome %v after growing past %d levels, want invalid", out, MaxBookLevels)
 	}
-	if _, _, ok := st.Snapshot(); ok {
+	if _, _, ok := st.Snapshot(SnapshotOptions{}); ok {
 		t.Fatal("book still served after it outgrew the bound")
 	}
 }
@@ -292,7 +292,7 @@ func TestHeartbeats(t *testing.T) {
 		mustApply(t, st, tickerMsg(1, "1"), true, OutcomeApplied)
 		mustApply(t, st, hb(3), false, OutcomeGap)
 		ev := mustApply(t, st, tickerMsg(4, "2"), true, OutcomeApplied) // no second gap
-		if seq, _, _ := st.Snapshot(); ev.Prev != 1 || seq != 4 {
+		if seq, _, _ := st.Snapshot(SnapshotOptions{}); ev.Prev != 1 || seq != 4 {
 			t.Fatalf("ticker after a heartbeat gap: %+v, snapshot seq %d", ev, seq)
 		}
 		if st.Resyncing() {
@@ -307,17 +307,17 @@ func TestHeartbeats(t *testing.T) {
 		}
 		f := booktest.NewFeed("BTC-USD", 3)
 		snap := f.Snapshot(5)
-		mustApply(t, st, &Message{Seq: 5, Snapshot: true, Book: snap.Data.(*proto.Book)}, true, OutcomeSnapshot)
+		mustApply(t, st, &Message{Seq: 5, Snapshot: true, Data: snap.Data.(*proto.Book)}, true, OutcomeSnapshot)
 		mustApply(t, st, hb(5), false, OutcomeHeartbeat)
 		mustApply(t, st, hb(6), false, OutcomeGap)
 		if !st.Resyncing() {
 			t.Fatal("a book behind a heartbeat is not resyncing")
 		}
-		if _, _, ok := st.Snapshot(); ok {
+		if _, _, ok := st.Snapshot(SnapshotOptions{}); ok {
 			t.Fatal("a resyncing book has a snapshot")
 		}
 		snap = f.Snapshot(7)
-		mustApply(t, st, &Message{Seq: 7, Snapshot: true, Book: snap.Data.(*proto.Book)}, true, OutcomeSnapshot)
+		mustApply(t, st, &Message{Seq: 7, Snapshot: true, Data: snap.Data.(*proto.Book)}, true, OutcomeSnapshot)
 		if st.Resyncing() {
 			t.Fatal("still resyncing after a snapshot")
 		}

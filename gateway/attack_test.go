@@ -318,7 +318,7 @@ func TestSnapshotEncodedOncePerSeqAndCodec(t *testing.T) {
 
 // feedMsg is a book feed message for hub tests.
 func feedMsg(seq uint64, snapshot bool, b *proto.Book) *feed.Message {
-	return &feed.Message{Seq: seq, Snapshot: snapshot, Book: b}
+	return &feed.Message{Seq: seq, Snapshot: snapshot, Data: b}
 }
 
 // A re-subscribe loop on a big book is bounded by the snapshot byte

@@ -10,7 +10,6 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -128,9 +127,14 @@ type pick struct {
 	fetch   bool
 	fetched *fetched
 	busy    error // the history read timed out (fetchHistory)
+	// fetchRecent: recent trades the node's memory is short of, to be read
+	// from the history stream while the subscribe waits (recent, up to
+	// that many); older: what was read.
+	recent int
+	older  []*feed.Message
 	// A new channel: its hub entry and NATS hold, and the per-subject
 	// subscription slot reserved for it (admission).
-	entry *channel
+	entry *hubEntry
 	hold  *feed.Pending
 }
 
@@ -167,10 +171,15 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		c.replyError(cmd.ID, proto.CodeBadRequest, fmt.Sprintf("throttle_ms must be within 0..%d", maxThrottleMS), "")
 		return
 	}
+	views, bad := viewOptions(cmd)
+	if bad != "" {
+		c.replyError(cmd.ID, proto.CodeBadRequest, bad, "")
+		return
+	}
 	if c.holdBack(cmd) {
 		return
 	}
-	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot}
+	opt := joinOptions{snapshot: cmd.Snapshot == nil || *cmd.Snapshot, views: views}
 	if cmd.ThrottleMS != nil {
 		opt.throttle = time.Duration(*cmd.ThrottleMS) * time.Millisecond
 	}
@@ -205,6 +214,9 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		if p.fetch = c.needsHistory(p); p.fetch {
 			waits = true
 		}
+		if view := opt.views.For(p.ch.Kind.Spec()); c.needsRecent(p, view) {
+			p.recent, waits = view.Recent, true
+		}
 		ok = append(ok, p)
 	}
 	if !waits {
@@ -224,6 +236,36 @@ func (c *conn) subscribe(cmd *proto.Command) {
 	c.waiting++
 	c.reserved += fresh
 	go c.await(w)
+}
+
+// viewOptions reads the subscribe options of contract 1.1 (depth, recent,
+// bars), or says why they are not acceptable (bad_request). A value equal
+// to the default is the default, so that its subscribers share one view.
+// Each applies to the channels of the kinds that take it
+// (feed.SnapshotOptions.For) and is ignored on the others.
+func viewOptions(cmd *proto.Command) (feed.SnapshotOptions, string) {
+	var v feed.SnapshotOptions
+	if r := cmd.Recent; r != nil {
+		if *r < 0 || *r > proto.MaxRecent {
+			return v, fmt.Sprintf("recent must be within 0..%d", proto.MaxRecent)
+		}
+		v.Recent = int(*r)
+	}
+	if d := cmd.Depth; d != nil {
+		if !proto.ValidDepth(*d) {
+			return v, "depth must be one of " + strings.Trim(strings.Join(strings.Fields(fmt.Sprint(proto.Depths())), ", "), "[]")
+		}
+		v.Depth = int(*d)
+	}
+	if b := cmd.Bars; b != nil {
+		if *b < 1 || *b > proto.MaxBars {
+			return v, fmt.Sprintf("bars must be within 1..%d", proto.MaxBars)
+		}
+		if *b != proto.DefaultBars {
+			v.Bars = int(*b)
+		}
+	}
+	return v, ""
 }
 
 // holdBack queues cmd behind a waiting subscribe that names one of its
@@ -288,6 +330,9 @@ wait:
 		if p := &w.picks[i]; p.fetch && (p.hold == nil || p.hold.Err() == nil) {
 			p.fetched, p.busy = c.fetchHistory(ctx, p.ch, *p.since)
 		}
+		if p := &w.picks[i]; p.recent > 0 && (p.hold == nil || p.hold.Err() == nil) {
+			p.older = c.srv.hub.fetchRecent(ctx, p.ch, p.recent)
+		}
 	}
 	c.cmdMu.Lock()
 	defer c.unlockCmd()
@@ -332,6 +377,7 @@ func (c *conn) unavailable(id *int64, name string, err error) {
 	if !errors.Is(err, feed.ErrUnavailable) {
 		c.srv.log.Warn("subscribe failed", c.logAttrs("channel", name, "err", err.Error())...)
 	}
+	c.srv.metrics.commandError(proto.CodeUnavailable)
 	retry := c.srv.cfg.SubscribeRetry
 	retry += time.Duration(rand.Int64N(int64(retry))) // spread the retries of a node's clients
 	c.reply(proto.Error{Type: proto.TypeError, ID: id, Code: proto.CodeUnavailable,
@@ -368,7 +414,8 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: id, Channels: make([]string, 0, len(ok))}
 	var lost []string
 	for _, p := range ok {
-		opt.since, opt.fetched = p.since, p.fetched
+		opt.since, opt.fetched, opt.older = p.since, p.fetched, p.older
+		opt.view = opt.views.For(p.sub.entry.spec)
 		j := p.sub.entry.join(c.srv.hub, p.sub, opt)
 		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
 		ack.Channels = append(ack.Channels, p.name)
@@ -404,7 +451,7 @@ func (c *conn) validate(cmd *proto.Command, opt joinOptions) []pick {
 		if seq, ok := cmd.Since[name]; ok {
 			p.since = &seq
 		}
-		if !budget && (p.since != nil || opt.snapshot && ch.Kind.HasSnapshot()) {
+		if !budget && (p.since != nil || wantsSnapshot(ch.Kind.Spec(), opt.snapshot, opt.views.For(ch.Kind.Spec()))) {
 			c.replyError(cmd.ID, proto.CodeRateLimited,
 				fmt.Sprintf("more than %d snapshot bytes per second asked for; subscribe again later", c.srv.cfg.SnapshotRate), name)
 			limited = true
@@ -459,7 +506,7 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 	}
 	done := make([]string, 0, len(cmd.Channels))
 	c.eachChannel(cmd, func(ch proto.Channel, name string) {
-		c.drop(ch)
+		c.endSubscription(ch)
 		done = append(done, name)
 	})
 	if len(done) > 0 {
@@ -467,8 +514,8 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 	}
 }
 
-// drop ends the subscription to ch, if any. Called with cmdMu held.
-func (c *conn) drop(ch proto.Channel) {
+// endSubscription ends the subscription to ch, if any. Called with cmdMu held.
+func (c *conn) endSubscription(ch proto.Channel) {
 	s := c.subs[ch]
 	if s == nil {
 		return
@@ -483,10 +530,10 @@ func (c *conn) drop(ch proto.Channel) {
 
 // newSubscription makes c's subscription to e's channel, holding its NATS
 // interest through hold, not yet joined.
-func (c *conn) newSubscription(e *channel, hold *feed.Pending) *subscription {
+func (c *conn) newSubscription(e *hubEntry, hold *feed.Pending) *subscription {
 	cfg := &c.srv.cfg
 	return &subscription{
-		c: c, entry: e, hold: hold, kind: e.ch.Kind, name: e.name, idx: -1,
+		c: c, entry: e, hold: hold, name: e.name, idx: -1,
 		limit: tradeLimits{messages: cfg.TradeBufferMessages, bytes: cfg.TradeBufferBytes},
 	}
 }
@@ -496,21 +543,9 @@ func (c *conn) newSubscription(e *channel, hold *feed.Pending) *subscription {
 // those of a subscribe still waiting for NATS are checked when it
 // completes. Called with cmdMu held.
 func (c *conn) auth(cmd *proto.Command) {
-	if cmd.Token == "" {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, "auth needs a token", "")
-		return
-	}
-	claims, err := c.srv.verifier.Verify(cmd.Token)
-	if err != nil {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, tokenErrorText(err), "")
-		return
-	}
-	if claims.Subject != c.subject {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token's sub differs from the connection's", "")
-		return
-	}
-	if c.srv.revoked.refuses(claims.Subject, claims.IssuedAt, c.srv.cfg.Now()) {
-		c.replyError(cmd.ID, proto.CodeInvalidToken, "the new token was revoked", "")
+	claims, aerr := c.srv.refresh(cmd.Token, c.subject, c.srv.cfg.Now())
+	if aerr != nil {
+		c.replyError(cmd.ID, proto.CodeInvalidToken, aerr.Text, "")
 		return
 	}
 	c.claims = claims
@@ -518,21 +553,10 @@ func (c *conn) auth(cmd *proto.Command) {
 	c.reply(proto.Authenticated{Type: proto.TypeAuthenticated, ID: cmd.ID, Exp: claims.ExpiresAt.Unix()})
 	for ch, s := range c.subs {
 		if !claims.Allows(s.entry.name) {
-			c.drop(ch)
+			c.endSubscription(ch)
 			c.replyError(cmd.ID, proto.CodeForbidden, "the refreshed token no longer allows this channel; unsubscribed", s.entry.name)
 		}
 	}
-}
-
-// tokenErrorText says why a token failed, without any of the token.
-func tokenErrorText(err error) string {
-	switch {
-	case errors.Is(err, auth.ErrTokenExpired):
-		return "token expired"
-	case errors.Is(err, auth.ErrMissingToken):
-		return "missing token"
-	}
-	return "invalid token"
 }
 
 // clip bounds client text quoted back in errors.

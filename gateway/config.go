@@ -11,10 +11,52 @@ import (
 	"os"
 	"runtime"
 	"time"
+
+	"github.com/tickgate/tickgate/feed"
 )
 
 // ErrConfig reports an invalid Config field.
 var ErrConfig = errors.New("gateway: invalid config")
+
+// Defaults of Config, named once here: withDefaults applies them, and the
+// command line shows them as its flags' defaults.
+const (
+	DefaultHeartbeatInterval          = 15 * time.Second
+	DefaultMaxMessageBytes            = 16 << 10
+	DefaultMaxSubscriptions           = 1000
+	DefaultMaxSubscriptionsPerSubject = 10000
+	DefaultSnapshotRate               = 1 << 20
+	DefaultSnapshotBurst              = 16 << 20
+	DefaultWriteTimeout               = 5 * time.Second
+	DefaultSendQueueLimit             = 1024
+	DefaultTradeBufferMessages        = 4096
+	DefaultTradeBufferBytes           = 4 << 20
+	DefaultSocketSendBuffer           = 256 << 10
+	DefaultSubscribeTimeout           = 5 * time.Second
+	DefaultStaleAfter                 = 10 * time.Second
+	DefaultSubscribeRetry             = 2 * time.Second
+	DefaultHandshakeTimeout           = 5 * time.Second
+	DefaultMaxHeaderBytes             = 16 << 10
+	DefaultMaxConnsPerIP              = 256
+	DefaultMaxConnsPerSubject         = 64
+	DefaultHandshakeRate              = 1000
+	DefaultCommandRate                = 20
+	DefaultCommandBurst               = 50
+	DefaultMaxStrikes                 = 20
+	DefaultDrainWithin                = 5 * time.Second
+	DefaultHistoryLen                 = feed.DefaultHistoryLen
+	DefaultCandleBars                 = feed.DefaultCandleBars
+	DefaultRevocationTTL              = 24 * time.Hour
+	DefaultRESTLinger                 = 30 * time.Second
+)
+
+// Bounds of Config that Validate checks beyond "above zero".
+const (
+	MinMessageBytes     = 256
+	MinTradeBufferBytes = 4096
+	MinHeaderBytes      = 1024
+	MinRevocationTTL    = time.Minute
+)
 
 // Config tunes a Server. Every field's zero value is a safe default, named
 // in its comment; withDefaults fills them and Validate checks the result.
@@ -30,8 +72,12 @@ type Config struct {
 	// any origin (tokens are bearer credentials, not cookies).
 	AllowedOrigins []string
 	// AllowQueryToken accepts the token in the access_token query
-	// parameter. Zero: off, since URLs end up in logs.
+	// parameter (BearerAuth). Zero: off, since URLs end up in logs.
 	AllowQueryToken bool
+	// Authenticator authenticates clients: the handshake, the auth
+	// command, REST snapshots. Zero: JWT bearer tokens checked by the
+	// verifier given to New (BearerAuth).
+	Authenticator Authenticator
 	// HeartbeatInterval is heartbeat_ms: a heartbeat message (and a
 	// WebSocket ping) goes out when nothing else was sent for this long.
 	// Zero: 15s.
@@ -140,6 +186,14 @@ type Config struct {
 	// HistoryLen is how many events per channel the node keeps for resume.
 	// Zero: 1024.
 	HistoryLen int
+	// RESTLinger is how long the node keeps receiving a channel after the
+	// last REST snapshot of it, so that the requests that follow are
+	// answered from its state (and its encoded body) rather than from a
+	// cold channel. Zero: 30s.
+	RESTLinger time.Duration
+	// CandleBars is how many bars a candle channel keeps for snapshots
+	// (a subscriber's bars option is served up to it). Zero: 1000.
+	CandleBars int
 	// Fallback serves every path of the public listener but the WebSocket
 	// endpoint (the dashboard of `tickgate dev`, `serve --dashboard`), on
 	// the gateway's own HTTP server with its limits. Zero: 404.
@@ -176,91 +230,97 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = 15 * time.Second
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 2*c.HeartbeatInterval + 5*time.Second
 	}
 	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = 16 << 10
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if c.MaxSubscriptions == 0 {
-		c.MaxSubscriptions = 1000
+		c.MaxSubscriptions = DefaultMaxSubscriptions
 	}
 	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 5 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.LagTimeout == 0 {
 		c.LagTimeout = 2 * c.WriteTimeout
 	}
 	if c.SendQueueLimit == 0 {
-		c.SendQueueLimit = 1024
+		c.SendQueueLimit = DefaultSendQueueLimit
 	}
 	if c.TradeBufferMessages == 0 {
-		c.TradeBufferMessages = 4096
+		c.TradeBufferMessages = DefaultTradeBufferMessages
 	}
 	if c.TradeBufferBytes == 0 {
-		c.TradeBufferBytes = 4 << 20
+		c.TradeBufferBytes = DefaultTradeBufferBytes
 	}
 	if c.SocketSendBuffer == 0 {
-		c.SocketSendBuffer = 256 << 10
+		c.SocketSendBuffer = DefaultSocketSendBuffer
 	}
 	if c.SubscribeTimeout == 0 {
-		c.SubscribeTimeout = 5 * time.Second
+		c.SubscribeTimeout = DefaultSubscribeTimeout
 	}
 	if c.StaleAfter == 0 {
-		c.StaleAfter = 10 * time.Second
+		c.StaleAfter = DefaultStaleAfter
 	}
 	if c.SubscribeRetry == 0 {
-		c.SubscribeRetry = 2 * time.Second
+		c.SubscribeRetry = DefaultSubscribeRetry
 	}
 	if c.MaxSubscriptionsPerSubject == 0 {
-		c.MaxSubscriptionsPerSubject = 10000
+		c.MaxSubscriptionsPerSubject = DefaultMaxSubscriptionsPerSubject
 	}
 	if c.SnapshotRate == 0 {
-		c.SnapshotRate = 1 << 20
+		c.SnapshotRate = DefaultSnapshotRate
 	}
 	if c.SnapshotBurst == 0 {
-		c.SnapshotBurst = 16 << 20
+		c.SnapshotBurst = DefaultSnapshotBurst
 	}
 	if c.HandshakeTimeout == 0 {
-		c.HandshakeTimeout = 5 * time.Second
+		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 16 << 10
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	if c.TLSHandshakes == 0 {
 		c.TLSHandshakes = 64 * runtime.GOMAXPROCS(0)
 	}
 	if c.MaxConnsPerIP == 0 {
-		c.MaxConnsPerIP = 256
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if c.MaxConnsPerSubject == 0 {
-		c.MaxConnsPerSubject = 64
+		c.MaxConnsPerSubject = DefaultMaxConnsPerSubject
 	}
 	if c.HandshakeRate == 0 {
-		c.HandshakeRate = 1000
+		c.HandshakeRate = DefaultHandshakeRate
 	}
 	if c.HandshakeBurst == 0 {
 		c.HandshakeBurst = int(2 * c.HandshakeRate)
 	}
 	if c.CommandRate == 0 {
-		c.CommandRate = 20
+		c.CommandRate = DefaultCommandRate
 	}
 	if c.CommandBurst == 0 {
-		c.CommandBurst = 50
+		c.CommandBurst = DefaultCommandBurst
 	}
 	if c.MaxStrikes == 0 {
-		c.MaxStrikes = 20
+		c.MaxStrikes = DefaultMaxStrikes
 	}
 	if c.DrainWithin == 0 {
-		c.DrainWithin = 5 * time.Second
+		c.DrainWithin = DefaultDrainWithin
 	}
 	if c.HistoryLen == 0 {
-		c.HistoryLen = 1024
+		c.HistoryLen = DefaultHistoryLen
+	}
+	if c.RESTLinger == 0 {
+		c.RESTLinger = DefaultRESTLinger
+	}
+	if c.CandleBars == 0 {
+		c.CandleBars = DefaultCandleBars
 	}
 	if c.RevocationTTL == 0 {
-		c.RevocationTTL = 24 * time.Hour
+		c.RevocationTTL = DefaultRevocationTTL
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
@@ -282,28 +342,30 @@ func (c Config) Validate() error {
 	}{
 		{"HeartbeatInterval", c.HeartbeatInterval > 0},
 		{"IdleTimeout", c.IdleTimeout > c.HeartbeatInterval},
-		{"MaxMessageBytes", c.MaxMessageBytes >= 256},
+		{"MaxMessageBytes", c.MaxMessageBytes >= MinMessageBytes},
 		{"MaxSubscriptions", c.MaxSubscriptions > 0},
 		{"WriteTimeout", c.WriteTimeout > 0},
 		{"LagTimeout", c.LagTimeout > 0},
 		{"SendQueueLimit", c.SendQueueLimit > 0},
 		{"TradeBufferMessages", c.TradeBufferMessages > 0},
-		{"TradeBufferBytes", c.TradeBufferBytes >= 4096},
+		{"TradeBufferBytes", c.TradeBufferBytes >= MinTradeBufferBytes},
 		{"SubscribeTimeout", c.SubscribeTimeout > 0},
 		{"SubscribeRetry", c.SubscribeRetry > 0},
 		{"SnapshotRate", c.SnapshotRate > 0},
 		{"SnapshotBurst", c.SnapshotBurst > 0},
 		{"HandshakeTimeout", c.HandshakeTimeout > 0},
-		{"MaxHeaderBytes", c.MaxHeaderBytes >= 1024},
+		{"MaxHeaderBytes", c.MaxHeaderBytes >= MinHeaderBytes},
 		{"TLSHandshakes", c.TLSHandshakes > 0},
 		{"HistoryLen", c.HistoryLen > 0},
+		{"CandleBars", c.CandleBars > 0},
+		{"RESTLinger", c.RESTLinger > 0},
 		{"DrainWithin", c.DrainWithin > 0},
 		{"HandshakeRate", c.HandshakeRate > 0},
 		{"HandshakeBurst", c.HandshakeBurst >= 1},
 		{"CommandRate", c.CommandRate > 0},
 		{"CommandBurst", c.CommandBurst >= 1},
 		{"MaxStrikes", c.MaxStrikes >= 1},
-		{"RevocationTTL", c.RevocationTTL >= time.Minute},
+		{"RevocationTTL", c.RevocationTTL >= MinRevocationTTL},
 	}
 	for _, p := range positive {
 		if !p.ok {

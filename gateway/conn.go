@@ -210,6 +210,7 @@ func (c *conn) reply(v any) {
 
 // replyError answers a command with an error; the connection stays open.
 func (c *conn) replyError(id *int64, code proto.ErrorCode, msg, channel string) {
+	c.srv.metrics.commandError(code)
 	c.reply(proto.Error{Type: proto.TypeError, ID: id, Code: code, Message: msg, Channel: channel})
 }
 
@@ -260,7 +261,7 @@ func (c *conn) cleanup() {
 	c.cmdMu.Lock()
 	c.closed = true
 	for ch := range c.subs {
-		c.drop(ch)
+		c.endSubscription(ch)
 	}
 	c.unlockCmd()
 	c.srv.admit.leave(c.addr, c.subject)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/lxzan/gws"
 
-	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -25,7 +24,7 @@ const WebSocketPath = "/v1/ws"
 type connKey struct{}
 
 // serveWS runs the handshake: every check happens before the upgrade and a
-// refusal answers with the JSON body of PROTOCOL.md §2.
+// refusal answers with the JSON body of docs/protocol.md §2.5.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
@@ -47,23 +46,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token, err := auth.Extract(r, s.cfg.AllowQueryToken)
-	if err != nil {
-		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
-		return
-	}
-	claims, err := s.verifier.Verify(token)
-	if err != nil {
-		s.refuse(w, auth.HandshakeCode(err), tokenErrorText(err))
-		return
-	}
-	if s.revoked.refuses(claims.Subject, claims.IssuedAt, s.cfg.Now()) {
-		s.refuse(w, proto.HandshakeTokenRevoked, "this token was revoked; get a new one")
+	claims, aerr := s.authenticate(r)
+	if aerr != nil {
+		s.refuse(w, aerr.Code, aerr.Text)
 		return
 	}
 	cd, echo, err := codec.Negotiate(codec.Offered(r.Header))
 	if err != nil {
-		s.refuse(w, proto.HandshakeBadSubprotocol, "offer tickgate.v1.json or tickgate.v1.msgpack (a bearer. entry is not a codec)")
+		s.refuse(w, proto.HandshakeBadSubprotocol, badSubprotocolText)
 		return
 	}
 
@@ -90,9 +80,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("Sec-WebSocket-Protocol", cd.Subprotocol())
 		up = s.upgraders[c.codecIdx]
 	}
-	if r.URL.Query().Has("access_token") {
-		r.URL.RawQuery = ""
-	}
 	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
 	socket, err := upgrade(up, w, r)
 	if err != nil {
@@ -109,6 +96,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.metrics.handshakeSeconds.Observe(time.Since(start).Seconds())
 	go s.readLoop(socket)
 }
+
+// badSubprotocolText is the message of a bad_subprotocol refusal: the
+// registry's subprotocols.
+var badSubprotocolText = "offer " + strings.Join(codec.Subprotocols(), " or ") + " (a bearer. entry is not a codec)"
 
 // upgrade hijacks the connection and hands it to gws wrapped in
 // echoReasonConn. It also hands over net/http's buffered reader: a client

@@ -24,6 +24,9 @@ type History interface {
 	// Recent returns what a channel's state starts from: a book's newest
 	// snapshot and the updates after it, a ticker's newest ticker.
 	Recent(ctx context.Context, ch proto.Channel) ([]*feed.Message, error)
+	// Last returns the channel's newest n data messages, oldest first:
+	// recent trades the node's memory does not reach.
+	Last(ctx context.Context, ch proto.Channel, n int) ([]*feed.Message, error)
 }
 
 // Results of a history read, the label values of tickgate_history_reads_total.
@@ -31,6 +34,7 @@ const (
 	historyResumed    = "resumed"     // the stream held every message after the seq
 	historyWarmed     = "warmed"      // a channel the node held nothing of started from the stream
 	historyFilled     = "filled"      // trades the node never had live, filled from the stream
+	historyRecent     = "recent"      // recent trades the node's memory was short of, for a snapshot
 	historyNotCovered = "not_covered" // it did not (its limits, a seq of another run)
 	historyFailed     = "unavailable" // no stream, no JetStream, or a timeout
 )
@@ -44,11 +48,11 @@ type fetched struct {
 }
 
 // needsHistory reports whether p resumes from a seq the node's memory
-// cannot serve, on a kind the history stream serves (trades: a ticker or a
-// book falls back to a snapshot, which is exact and cheaper). Called with
+// cannot serve, on a kind without state (trades: a channel with state
+// falls back to a snapshot, which is exact and cheaper). Called with
 // cmdMu held.
 func (c *conn) needsHistory(p pick) bool {
-	if c.srv.cfg.History == nil || p.since == nil || p.ch.Kind != proto.KindTrade {
+	if c.srv.cfg.History == nil || p.since == nil || p.ch.Kind.HasSnapshot() {
 		return false
 	}
 	e := p.entry
@@ -59,6 +63,42 @@ func (c *conn) needsHistory(p pick) bool {
 	_, ok := e.state.Since(*p.since)
 	e.mu.Unlock()
 	return !ok
+}
+
+// needsRecent reports whether p asks for recent trades (and no resume)
+// that the node's memory holds fewer of than asked, and not since the
+// publisher's first, so that the history stream may hold more. Called
+// with cmdMu held.
+func (c *conn) needsRecent(p pick, view feed.SnapshotOptions) bool {
+	if c.srv.cfg.History == nil || p.since != nil || view.Recent == 0 {
+		return false
+	}
+	e := p.entry
+	if p.sub != nil {
+		e = p.sub.entry
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state.Short(view)
+}
+
+// fetchRecent reads the channel's newest n messages from the history
+// stream, or nil when it cannot: the snapshot is then the memory's. It
+// runs on a waiting subscribe's goroutine (or a REST request's), under no
+// lock.
+func (h *hub) fetchRecent(ctx context.Context, ch proto.Channel, n int) []*feed.Message {
+	msgs, err := h.history.Last(ctx, ch, n)
+	switch {
+	case errors.Is(err, feed.ErrNotCovered):
+		h.metrics.historyReads[historyNotCovered].Inc()
+		return nil
+	case err != nil:
+		h.metrics.historyReads[historyFailed].Inc()
+		h.log.Warn("history stream unavailable; recent trades from memory only", "channel", ch.String(), "err", err.Error())
+		return nil
+	}
+	h.metrics.historyReads[historyRecent].Inc()
+	return msgs
 }
 
 // fetchHistory reads what the history stream holds after since, or nil
@@ -86,7 +126,7 @@ func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64)
 	f = &fetched{events: make([]feed.Event, 0, len(msgs)+1), upTo: upTo}
 	prev := since
 	for _, m := range msgs {
-		ev := feed.Event{Channel: ch, Seq: m.Seq, Prev: prev, Data: m.Trade, TS: m.Trade.TS}
+		ev := feed.Event{Channel: ch, Seq: m.Seq, Prev: prev, Data: m.Data, TS: m.TS()}
 		if m.Seq > prev+1 {
 			ev.GapFrom, ev.GapTo = prev+1, m.Seq-1
 		}
@@ -115,7 +155,7 @@ const (
 // a gap message (contract 1.1 §9). It runs on the channel's feed
 // goroutine; what the stream does not hold, or cannot give within
 // fillTimeout, stays a gap and is reported as one.
-func (h *hub) fillGap(e *channel, m *feed.Message) {
+func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 	now := h.now()
 	e.mu.Lock()
 	seen := e.state.Seen()
@@ -157,7 +197,7 @@ func (h *hub) fillGap(e *channel, m *feed.Message) {
 // for the publisher's next snapshot: on its own goroutine, under no lock
 // but while it applies what it read. The channel's warming flag, set by
 // the caller under e.mu, keeps it to one read at a time.
-func (h *hub) warmFromHistory(e *channel) {
+func (h *hub) warmFromHistory(e *hubEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), warmTimeout)
 	defer cancel()
 	msgs, err := h.history.Recent(ctx, e.ch)
@@ -173,7 +213,7 @@ func (h *hub) warmFromHistory(e *channel) {
 	default:
 		if ev, ok := e.state.Warm(msgs); ok {
 			h.metrics.historyReads[historyWarmed].Inc()
-			e.snap = nil
+			e.dropSnapshots()
 			e.fanout(h, &ev, &starts)
 			e.updateStatus(h)
 		}
@@ -189,8 +229,8 @@ const warmTimeout = 5 * time.Second
 
 // warm starts warmFromHistory for e when the node reads a history stream
 // and no read is under way. Called with e.mu held.
-func (h *hub) warm(e *channel) {
-	if h.history == nil || e.warming || (e.ch.Kind != proto.KindBook && e.ch.Kind != proto.KindTicker) {
+func (h *hub) warm(e *hubEntry) {
+	if h.history == nil || e.warming || !feed.Warms(e.ch.Kind) {
 		return
 	}
 	e.warming = true
@@ -202,7 +242,7 @@ func (h *hub) warm(e *channel) {
 // the node's own chain, else those and the memory's events after the
 // stream's newest. ok=false when the two do not meet. Called with e.mu
 // held.
-func (e *channel) splice(f *fetched) (evs []feed.Event, ok bool) {
+func (e *hubEntry) splice(f *fetched) (evs []feed.Event, ok bool) {
 	if f.upTo >= e.state.LastSeq() {
 		// Live trades up to upTo that reach the node later are not sent
 		// again (a subscriber skips seqs it holds).

@@ -119,14 +119,15 @@ func TestResumeFromTheHistoryStream(t *testing.T) {
 	}
 }
 
-// welcome names durable_resume only on a node that reads a history stream.
+// welcome names the additions the node serves, durable_resume only on a
+// node that reads a history stream.
 func TestWelcomeFeatures(t *testing.T) {
 	for name, tc := range map[string]struct {
 		history bool
 		want    []string
 	}{
-		"memory":    {false, []string{proto.FeatureStatus}},
-		"jetstream": {true, []string{proto.FeatureStatus, proto.FeatureDurableResume}},
+		"memory":    {false, []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot}},
+		"jetstream": {true, []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot, proto.FeatureDurableResume}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var e *testEnv

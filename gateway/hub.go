@@ -41,6 +41,9 @@ type hub struct {
 	staleAfter time.Duration    // Static after construction: feed_silent after this; <= 0: never.
 	codecs     *codecSet        // Static after construction.
 	historyLen int              // Static after construction.
+	candleBars int              // Static after construction: bars a candle channel keeps.
+	restLinger time.Duration    // Static after construction: how long a channel stays held after a REST snapshot.
+	rest       restHolds        // the channels held for REST snapshots (rest.go)
 	log        *slog.Logger     // Static after construction.
 	metrics    *Metrics         // Static after construction.
 	now        func() time.Time // Static after construction.
@@ -50,14 +53,14 @@ type hub struct {
 
 type hubShard struct {
 	mu sync.RWMutex
-	m  map[proto.Channel]*channel // Guarded by mu.
+	m  map[proto.Channel]*hubEntry // Guarded by mu.
 }
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
-	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, restLinger: cfg.RESTLinger, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
 	for i := range h.shards {
-		h.shards[i].m = make(map[proto.Channel]*channel)
+		h.shards[i].m = make(map[proto.Channel]*hubEntry)
 	}
 	return h
 }
@@ -66,14 +69,18 @@ func (h *hub) shard(ch proto.Channel) *hubShard {
 	var mh maphash.Hash
 	mh.SetSeed(h.seed)
 	mh.WriteByte(byte(ch.Kind))
+	mh.WriteString(ch.Param)
+	mh.WriteByte('.')
 	mh.WriteString(ch.Symbol)
 	return &h.shards[mh.Sum64()%hubShards]
 }
 
-// channel is one channel's state and subscribers on this node.
-type channel struct {
-	ch   proto.Channel // Static after construction.
-	name string        // Static after construction: ch.String().
+// hubEntry is the hub's entry for one channel: its state and its
+// subscribers on this node.
+type hubEntry struct {
+	ch   proto.Channel  // Static after construction.
+	spec proto.KindSpec // Static after construction: ch.Kind's declaration, which decides how events are delivered.
+	name string         // Static after construction: ch.String().
 
 	refs int // Guarded by the shard's mu: subscriptions holding this entry.
 
@@ -81,10 +88,16 @@ type channel struct {
 	state feed.State      // Guarded by mu.
 	subs  []*subscription // Guarded by mu.
 	// snap is the state's snapshot as of the newest feed message, shared
-	// by every subscriber that starts from it; nil until one is wanted
-	// again after a feed message changed the state. Guarded by mu; the
-	// snapshot itself is immutable but for its lazily encoded frames.
-	snap *snapshot
+	// by every subscriber of the default view that starts from it; nil
+	// until one is wanted again after a feed message changed the state.
+	// views holds the same for subscribers of other views (a candle's
+	// bars). Guarded by mu; a snapshot itself is immutable but for its
+	// lazily encoded frames.
+	snap  *snapshot
+	views map[feed.SnapshotOptions]*snapshot
+	// changed, when not nil, is closed (and cleared) the next time the
+	// state moves on: REST requests wait on it for data. Guarded by mu.
+	changed chan struct{}
 
 	// Status (status.go), all guarded by mu: what subscribers are told
 	// (nil: live), whether NATS was lost since the last arrival, and when
@@ -111,12 +124,13 @@ type channel struct {
 // registers NATS interest without waiting: the node receives the channel
 // once the Pending is done without error. The caller gives both back with
 // abandon, when it is done with them or when the Pending failed.
-func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
+func (h *hub) acquire(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 	sh := h.shard(ch)
 	sh.mu.Lock()
 	e := sh.m[ch]
 	if e == nil {
-		e = &channel{ch: ch, name: ch.String(), state: feed.NewState(ch, h.historyLen), arrived: h.now()}
+		e = &hubEntry{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), arrived: h.now(),
+			state: feed.NewState(ch, h.historyLen, feed.CandleBars(h.candleBars))}
 		sh.m[ch] = e
 		h.metrics.channelsByState[stateLive].Inc()
 	}
@@ -124,20 +138,20 @@ func (h *hub) acquire(ch proto.Channel) (*channel, *feed.Pending, error) {
 	sh.mu.Unlock()
 	p, err := h.src.AcquireAsync(ch, h.onFeed)
 	if err != nil {
-		h.drop(e)
+		h.unref(e)
 		return nil, nil, err
 	}
 	return e, p, nil
 }
 
 // abandon undoes one acquire whatever became of its Pending.
-func (h *hub) abandon(e *channel, p *feed.Pending) {
+func (h *hub) abandon(e *hubEntry, p *feed.Pending) {
 	p.Cancel()
-	h.drop(e)
+	h.unref(e)
 }
 
-// drop removes one reference; the last removes the entry and its state.
-func (h *hub) drop(e *channel) {
+// unref removes one reference; the last removes the entry and its state.
+func (h *hub) unref(e *hubEntry) {
 	sh := h.shard(e.ch)
 	sh.mu.Lock()
 	e.refs--
@@ -148,7 +162,7 @@ func (h *hub) drop(e *channel) {
 	sh.mu.Unlock()
 }
 
-func (h *hub) lookup(ch proto.Channel) *channel {
+func (h *hub) lookup(ch proto.Channel) *hubEntry {
 	sh := h.shard(ch)
 	sh.mu.RLock()
 	e := sh.m[ch]
@@ -164,14 +178,14 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	if e == nil {
 		return // the last subscriber left while the message was in flight
 	}
-	if h.history != nil && ch.Kind == proto.KindTrade {
-		h.fillGap(e, m) // trades the node never had, from the stream, before m
+	if h.history != nil && e.spec.Events {
+		h.fillGap(e, m) // events the node never had, from the stream, before m
 	}
 	h.process(e, m)
 }
 
 // process applies one feed message to e and delivers what it means.
-func (h *hub) process(e *channel, m *feed.Message) {
+func (h *hub) process(e *hubEntry, m *feed.Message) {
 	ch := e.ch
 	var starts []restart
 	out := h.apply(e, m, &starts)
@@ -205,7 +219,7 @@ type restart struct {
 // an unfilled plan would stop the subscription for good). A panic here (a
 // bug) costs this message, not the process: it runs on the NATS delivery
 // goroutine.
-func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Outcome) {
+func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.Outcome) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer func() {
@@ -216,7 +230,7 @@ func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Ou
 	}()
 	ev, emit, out := e.state.Apply(m)
 	if out != feed.OutcomeDuplicate {
-		e.snap = nil // the state moved on
+		e.dropSnapshots() // the state moved on
 	}
 	e.received.Add(1)
 	e.lastSeq.Store(e.state.LastSeq())
@@ -232,10 +246,36 @@ func (h *hub) apply(e *channel, m *feed.Message, starts *[]restart) (out feed.Ou
 }
 
 // encoded caches one event's frames, per codec and form, so that every
-// subscriber in step shares the same bytes.
+// subscriber in step shares the same bytes: the update, per view that
+// shapes updates (a book's depth: one frame per channel, depth and codec),
+// and the gap.
 type encoded struct {
 	update [numCodecs][]byte
 	gap    [numCodecs][]byte
+	views  []viewFrames
+}
+
+// viewFrames are one view's update frames of an event.
+type viewFrames struct {
+	view   feed.SnapshotOptions
+	update [numCodecs][]byte
+}
+
+// viewFrame returns the frame of u, the event's update for one view, in
+// codec ci, encoding it once.
+func (enc *encoded) viewFrame(cs *codecSet, ci int, name string, ev *feed.Event, u *feed.ViewUpdate) []byte {
+	i := 0
+	for i < len(enc.views) && enc.views[i].view != u.View {
+		i++
+	}
+	if i == len(enc.views) {
+		enc.views = append(enc.views, viewFrames{view: u.View})
+	}
+	f := &enc.views[i].update[ci]
+	if *f == nil {
+		*f = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: u.Prev, N: u.N, Data: u.Data})
+	}
+	return *f
 }
 
 func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
@@ -254,7 +294,7 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 
 // fanout queues ev to every subscriber and adds to starts those whose
 // chain restarts from a snapshot (see deliver). Called with e.mu held.
-func (e *channel) fanout(h *hub, ev *feed.Event, starts *[]restart) {
+func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	var enc encoded
 	for _, s := range e.subs {
 		reason, plan := e.deliver(h, s, ev, &enc)
@@ -267,16 +307,28 @@ func (e *channel) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	}
 }
 
-// eventSnapshot returns the snapshot that ev, a book snapshot event or a
-// ticker event (whose data is the whole state), stands for, and caches it
-// for joiners: the state's snapshot is that same data. Called with e.mu
-// held.
-func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
+// snapshotFor returns the snapshot a subscriber of view v starts from at
+// ev, an event the state has applied: for the default view, the one ev
+// stands for when it is a snapshot event or its data is the whole state
+// (eventSnapshot, no copy), else the state's (currentSnapshot). Nil when
+// the state has none. Called with e.mu held.
+func (e *hubEntry) snapshotFor(ev *feed.Event, v feed.SnapshotOptions) *snapshot {
+	if v == (feed.SnapshotOptions{}) && (ev.Snapshot || e.spec.WholeState) {
+		return e.eventSnapshot(ev)
+	}
+	return e.currentSnapshot(v)
+}
+
+// eventSnapshot returns the snapshot that ev, a snapshot event or an
+// event of a kind whose data is the whole state (ticker), stands for, and
+// caches it for joiners: the state's snapshot is that same data. Called
+// with e.mu held.
+func (e *hubEntry) eventSnapshot(ev *feed.Event) *snapshot {
 	if sn := e.snap; sn != nil && sn.seq == ev.Seq {
 		return sn
 	}
 	sn := &snapshot{seq: ev.Seq, data: ev.Data, channel: e.name}
-	if ev.Snapshot || e.ch.Kind == proto.KindTicker {
+	if ev.Snapshot || e.spec.WholeState {
 		e.snap = sn
 	}
 	return sn
@@ -288,7 +340,7 @@ func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
 // eviction reason when the subscriber cannot take it, and the plan of the
 // snapshot its chain restarts from, which the caller must encode
 // (fillHead) once the lock is released. Called with e.mu held.
-func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
+func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.codecIdx
 	o.mu.Lock()
@@ -298,43 +350,89 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 	}
 	switch {
 	case ev.Snapshot || s.needSnapshot:
-		// A book snapshot event, or a ticker event (its data is the whole
-		// state) for a subscriber still waiting for its snapshot. (A book
-		// that made a joiner wait was unsynced: its next event is a
-		// snapshot.)
-		start = s.planSnapshot(e.eventSnapshot(ev), ev.TS)
+		// A book snapshot event, or any event for a subscriber still
+		// waiting for its snapshot (a book that made a joiner wait was
+		// unsynced: its next event is a snapshot).
+		sn := e.snapshotFor(ev, s.view)
+		if sn == nil {
+			return "", nil // still nothing to start from
+		}
+		start = s.planSnapshot(sn, ev.TS)
 	case ev.Seq <= s.last && !ev.Restart:
 		return "", nil // already covered by what the subscriber holds
-	case e.ch.Kind == proto.KindTrade:
-		if f := e.gapFor(h, s, ev, enc); f != nil && !s.addTrade(pending{frame: f}) {
+	case e.spec.Pending == proto.PendingKeep || e.spec.Pending == proto.PendingRevise:
+		// Never dropped or merged (trades, closed bars): queued in order,
+		// bounded.
+		if f := e.gapFor(h, s, ev, enc); f != nil && !s.addKept(pending{frame: f}) {
 			return evictTradeOverflow, nil
 		}
 		if ev.Data == nil {
 			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
-		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
+		if e.spec.Pending == proto.PendingRevise && !s.unmerged(o.writing, h.now) && s.revise(ev) {
+			// A busy connection: the pending open bar is replaced.
+			h.metrics.coalescedByKind[e.ch.Kind].Inc()
+			s.last = ev.Seq
+			break
+		}
+		p := pendingUpdate(h.codecs, ci, e.name, s, ev, enc)
+		p.data, p.prev = ev.Data, s.last
+		if !s.addKept(p) {
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
+	case s.view.ShapesUpdates():
+		// A book's depth: what the event changed within it, or nothing.
+		u, ok := ev.View(s.view)
+		switch {
+		case !ok:
+			// Not tracked when the event was emitted: start again.
+			if sn := e.currentSnapshot(s.view); sn != nil {
+				start = s.planSnapshot(sn, ev.TS)
+			}
+		case u.Data == nil:
+			return "", nil // nothing changed within the subscriber's depth
+		case s.unmerged(o.writing, h.now):
+			p := pending{ts: ev.TS}
+			if s.last == u.Prev {
+				p.frame = enc.viewFrame(h.codecs, ci, e.name, ev, &u)
+			} else {
+				p.upd = proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: uint32(min(ev.Seq-s.last, 1<<32-1)), Data: u.Data}
+			}
+			s.queue = append(s.queue, p)
+			s.last = ev.Seq
+		default:
+			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
+		}
 	case s.unmerged(o.writing, h.now):
 		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
 		s.last = ev.Seq
 	default:
-		if s.fold(ev.Seq, ev.TS, ev.Data) {
-			h.metrics.coalescedByKind[e.ch.Kind].Inc()
-		}
-		s.last = ev.Seq
-		if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
-			// Behind for so long that the merged delta outgrows a fresh
-			// book: send the book instead.
-			if sn := e.currentSnapshot(); sn != nil {
-				start = s.planSnapshot(sn, 0)
-			}
-		}
+		start = e.fold(h, s, ev, ev.Data, 1)
 	}
 	s.needSnapshot = false
 	o.ready(s, h.now)
 	return "", start
+}
+
+// fold folds data, what ev is for s, n feed messages, into the update s
+// has pending while its writer is busy (subscription.fold), and plans a
+// fresh snapshot instead when the merged delta outgrew one. Called with
+// e.mu and c.out.mu held.
+func (e *hubEntry) fold(h *hub, s *subscription, ev *feed.Event, data any, n uint32) (start *headPlan) {
+	if s.fold(e.spec.Pending, ev.Seq, ev.TS, data) {
+		h.metrics.coalescedByKind[e.ch.Kind].Inc()
+	}
+	s.group.n += n - 1
+	s.last = ev.Seq
+	if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
+		// Behind for so long that the merged delta outgrows a fresh
+		// book: send the book instead.
+		if sn := e.currentSnapshot(s.view); sn != nil {
+			start = s.planSnapshot(sn, 0)
+		}
+	}
+	return start
 }
 
 // gapFor is the gap message s gets before the trade event ev, or nil: the
@@ -343,7 +441,7 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 // resume from the stream, any seqs between the resume and it, which the
 // node's own state may never have seen. Called with e.mu and c.out.mu
 // held.
-func (e *channel) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) []byte {
+func (e *hubEntry) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) []byte {
 	from, to := ev.GapFrom, ev.GapTo
 	if s.checkFirst && ev.Data != nil {
 		s.checkFirst = false
@@ -380,9 +478,10 @@ func (s *subscription) ungate(now func() time.Time) {
 }
 
 // leave removes s from the channel and drops what it has pending.
-func (e *channel) leave(s *subscription) {
+func (e *hubEntry) leave(s *subscription) {
 	e.mu.Lock()
 	if s.idx >= 0 {
+		e.state.Track(s.view, false)
 		last := len(e.subs) - 1
 		e.subs[s.idx] = e.subs[last]
 		e.subs[s.idx].idx = s.idx

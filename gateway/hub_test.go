@@ -89,7 +89,7 @@ func payloadOf(f []byte) []byte {
 }
 
 func tickerMsg(seq uint64) *feed.Message {
-	return &feed.Message{Seq: seq, Ticker: &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "9", TS: int64(seq)}}
+	return &feed.Message{Seq: seq, Data: &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "9", TS: int64(seq)}}
 }
 
 // Subscribers in step share one encoding per codec; one out of step gets
@@ -140,7 +140,7 @@ func TestLeaveAndRelease(t *testing.T) {
 	if s.hub.lookup(ch) != nil {
 		t.Fatal("entry kept after the last subscriber left")
 	}
-	s.hub.onFeed(ch, &feed.Message{Seq: 1, Trade: &proto.Trade{Symbol: "X", ID: 1, Price: "1", Size: "1", Side: "buy"}})
+	s.hub.onFeed(ch, &feed.Message{Seq: 1, Data: &proto.Trade{Symbol: "X", ID: 1, Price: "1", Size: "1", Side: "buy"}})
 	if q := queued(c); len(q) != 0 {
 		t.Fatalf("%d frames after leaving", len(q))
 	}
@@ -169,7 +169,7 @@ func BenchmarkFanoutTicker(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				s.hub.onFeed(ch, msgs[i])
-				if i%64 == 63 { // drain like writers do, reusing their slices
+				if i%64 == 63 { // take like writers do, reusing their slices
 					for j, c := range conns {
 						c.out.take(&batches[j], time.Time{})
 						clear(batches[j].items)
@@ -183,7 +183,7 @@ func BenchmarkFanoutTicker(b *testing.B) {
 
 // deliverFixture is one in-step subscriber and an event whose shared
 // frames are already encoded: the per-recipient fast path.
-func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *channel, *subscription, *feed.Event, *encoded) {
+func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *hubEntry, *subscription, *feed.Event, *encoded) {
 	t.Helper()
 	s := hubFixture(t)
 	ch := proto.Channel{Kind: kind, Symbol: "BTC-USD"}
@@ -193,7 +193,7 @@ func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *channel, *subscrip
 	e := sub.entry
 	var data any = &proto.Trade{Symbol: "BTC-USD", ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1}
 	if kind == proto.KindTicker {
-		data = tickerMsg(1).Ticker
+		data = tickerMsg(1).Ticker()
 	}
 	ev := &feed.Event{Channel: ch, Seq: 1, Data: data, TS: 1}
 	enc := &encoded{}
@@ -257,7 +257,7 @@ func BenchmarkFoldBook(b *testing.B) {
 		if i%64 == 0 {
 			s.group = updateGroup{}
 		}
-		s.fold(uint64(i+1), 1, deltas[i%len(deltas)])
+		s.fold(proto.PendingMerge, uint64(i+1), 1, deltas[i%len(deltas)])
 	}
 }
 
@@ -380,7 +380,7 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 		bch := proto.Channel{Kind: proto.KindBook, Symbol: "B"}
 		c := s.bareConn(codec.JSON())
 		s.joinFor(t, c, bch, joinOptions{snapshot: true})
-		s.hub.onFeed(bch, &feed.Message{Seq: 1, Snapshot: true, Book: &proto.Book{Symbol: "B", Bids: []proto.Level{{"1", "1"}}, Asks: []proto.Level{{"100000", "1"}}}})
+		s.hub.onFeed(bch, &feed.Message{Seq: 1, Snapshot: true, Data: &proto.Book{Symbol: "B", Bids: []proto.Level{{"1", "1"}}, Asks: []proto.Level{{"100000", "1"}}}})
 		queued(c)
 		c.out.mu.Lock()
 		c.out.writing = true // the writer is busy: updates fold
@@ -390,7 +390,7 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 			for j := range 100 {
 				bids = append(bids, proto.Level{fmt.Sprintf("%d.%02d", 2+i, j), "1"})
 			}
-			s.hub.onFeed(bch, &feed.Message{Seq: uint64(i + 2), Book: &proto.Book{Bids: bids, Asks: []proto.Level{}}})
+			s.hub.onFeed(bch, &feed.Message{Seq: uint64(i + 2), Data: &proto.Book{Bids: bids, Asks: []proto.Level{}}})
 		}
 		got := decodeAll(t, queued(c))
 		if len(got) != 2 || got[0].Type != proto.TypeSnapshot || got[1].Type != proto.TypeUpdate || *got[1].Prev != got[0].Seq || got[1].N != 1 {

@@ -12,7 +12,7 @@ import (
 	"github.com/tickgate/tickgate/proto"
 )
 
-// Inspection (PROTOCOL.md §12): what an operator reads of a running node,
+// Inspection (docs/operations.md, "Inspecting and revoking"): what an operator reads of a running node,
 // its connections and its channels, without stopping delivery. A listing
 // holds Server.mu (or a hub shard's read lock) only to copy the pointers
 // of its entries; then it reads each entry on its own: static fields,
@@ -92,8 +92,8 @@ func (f ConnectionFilter) Validate() error {
 	return nil
 }
 
-// ConnectionInfo is one connection as an operator sees it (PROTOCOL.md
-// §12). Times are Unix seconds, like exp in welcome.
+// ConnectionInfo is one connection as an operator sees it (docs/operations.md,
+// "Inspecting and revoking"). Times are Unix seconds, like exp in welcome.
 type ConnectionInfo struct {
 	ID            string   `json:"id"`               // the session of welcome
 	Sub           string   `json:"sub"`              // the token's sub
@@ -245,7 +245,7 @@ type ChannelFilter struct {
 }
 
 // ChannelInfo is one channel the node holds, as an operator sees it
-// (PROTOCOL.md §12).
+// (docs/operations.md, "Inspecting and revoking").
 type ChannelInfo struct {
 	Channel     string  `json:"channel"`     // <kind>.<symbol>
 	Subscribers int     `json:"subscribers"` // subscriptions on this node
@@ -267,7 +267,7 @@ type ChannelList struct {
 // entries are read through their atomics, never under their lock.
 func (s *Server) ListChannels(f ChannelFilter) ChannelList {
 	list := ChannelList{Node: s.cfg.NodeID, Channels: []ChannelInfo{}}
-	s.hub.each(func(e *channel) {
+	s.hub.each(func(e *hubEntry) {
 		if f.Kind != 0 && e.ch.Kind != f.Kind || f.Symbol != "" && e.ch.Symbol != f.Symbol {
 			return
 		}

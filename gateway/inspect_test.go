@@ -238,7 +238,7 @@ func TestConnectionPendingAndLag(t *testing.T) {
 	c.out.take(&b, clock.now())
 	c.out.wrote()
 	for i := 1; i <= 3; i++ {
-		s.hub.onFeed(ch, &feed.Message{Seq: uint64(i), Ticker: tickerData(i)})
+		s.hub.onFeed(ch, &feed.Message{Seq: uint64(i), Data: tickerData(i)})
 	}
 	if n := len(sub.queue); n != 3 {
 		t.Fatalf("%d updates queued, want 3 one by one", n)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickgate/tickgate/feed"
@@ -25,9 +26,11 @@ import (
 // safe for concurrent use.
 type snapshot struct {
 	seq     uint64 // Static after construction.
-	data    any    // Static after construction: immutable (*proto.Ticker, *proto.Book).
+	data    any    // Static after construction: immutable (*proto.Ticker, *proto.Book, ...).
 	channel string // Static after construction.
 	frames  [numCodecs]lazyFrame
+	rest    lazyFrame   // the REST body, JSON (rest.go)
+	restHit atomic.Bool // the REST body was asked for again after its encoding
 }
 
 // lazyFrame is one codec's frame of a snapshot, encoded once.
@@ -46,19 +49,79 @@ func (sn *snapshot) frame(cs *codecSet, ci int) []byte {
 	return f.b
 }
 
-// currentSnapshot returns the state's snapshot, shared until the next feed
-// message changes the state, or nil when the node has none (no data yet, a
-// book waiting for a snapshot, or a trade channel). Called with e.mu held.
-func (e *channel) currentSnapshot() *snapshot {
-	if e.snap != nil {
+// currentSnapshot returns the state's snapshot for view v, shared until
+// the next feed message changes the state, or nil when the node has none
+// (no data yet, a book waiting for a snapshot, or a trade channel).
+// Called with e.mu held.
+func (e *hubEntry) currentSnapshot(v feed.SnapshotOptions) *snapshot {
+	if v == (feed.SnapshotOptions{}) {
+		if e.snap == nil {
+			e.snap = e.makeSnapshot(v)
+		}
 		return e.snap
 	}
-	seq, data, ok := e.state.Snapshot()
+	if sn := e.views[v]; sn != nil {
+		return sn
+	}
+	sn := e.makeSnapshot(v)
+	if sn != nil {
+		if e.views == nil {
+			e.views = make(map[feed.SnapshotOptions]*snapshot)
+		}
+		e.views[v] = sn
+	}
+	return sn
+}
+
+// makeSnapshot reads the state's snapshot for view v, or nil. Called
+// with e.mu held.
+func (e *hubEntry) makeSnapshot(v feed.SnapshotOptions) *snapshot {
+	seq, data, ok := e.state.Snapshot(v)
 	if !ok {
 		return nil
 	}
-	e.snap = &snapshot{seq: seq, data: data, channel: e.name}
-	return e.snap
+	return &snapshot{seq: seq, data: data, channel: e.name}
+}
+
+// wantsSnapshot reports whether a subscriber starts with a snapshot on a
+// channel of the kind declared by spec, given its subscribe's snapshot
+// option and its view of the channel: a kind with state, unless it asked
+// for none, and a trade channel asked for recent trades (since wins over
+// recent: a resume is looked at first).
+func wantsSnapshot(spec proto.KindSpec, snapshot bool, view feed.SnapshotOptions) bool {
+	return spec.State && snapshot || view.Recent > 0
+}
+
+// completedSnapshot is the state's snapshot for view v completed with
+// older messages from the history stream (recent trades the memory was
+// short of); it becomes the view's cached snapshot, better than the
+// memory's until the state moves on. Called with e.mu held.
+func (e *hubEntry) completedSnapshot(v feed.SnapshotOptions, older []*feed.Message) *snapshot {
+	seq, data, ok := e.state.Snapshot(v, older...)
+	if !ok {
+		return nil
+	}
+	sn := &snapshot{seq: seq, data: data, channel: e.name}
+	if v == (feed.SnapshotOptions{}) {
+		e.snap = sn
+		return sn
+	}
+	if e.views == nil {
+		e.views = make(map[feed.SnapshotOptions]*snapshot)
+	}
+	e.views[v] = sn
+	return sn
+}
+
+// dropSnapshots forgets the cached snapshots: the state moved on; and
+// wakes whoever waits for it to (REST snapshots). Called with e.mu held.
+func (e *hubEntry) dropSnapshots() {
+	e.snap = nil
+	clear(e.views)
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
 }
 
 // headPlan is what a subscription's chain starts with, decided under the
@@ -139,10 +202,13 @@ func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
 
 // joinOptions say how a subscriber starts on a channel.
 type joinOptions struct {
-	snapshot bool          // wants the current state first
-	since    *uint64       // resume from this seq when the node can
-	fetched  *fetched      // with since: what the history stream holds after it, when memory does not
-	throttle time.Duration // at most one write per this on the channel
+	snapshot bool                 // wants the current state first
+	views    feed.SnapshotOptions // the subscribe's options, for every kind
+	view     feed.SnapshotOptions // those the channel's kind takes (views.For): what its snapshots hold
+	since    *uint64              // resume from this seq when the node can
+	fetched  *fetched             // with since: what the history stream holds after it, when memory does not
+	older    []*feed.Message      // with a recent view: older trades from the history stream, when memory is short
+	throttle time.Duration        // at most one write per this on the channel
 }
 
 // joined is how a subscriber starts on a channel.
@@ -155,14 +221,17 @@ type joined struct {
 // join registers s (new or re-subscribing) gated, with what it starts
 // with planned: a snapshot, a replay from since, or nothing. The caller
 // encodes the plan (fillHead), queues the ack, then calls ungate.
-func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
+func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s.idx < 0 {
 		s.idx = len(e.subs)
 		e.subs = append(e.subs, s)
 		e.subscribers.Store(int32(len(e.subs)))
+	} else {
+		e.state.Track(s.view, false) // a re-subscribe: its old view goes
 	}
+	e.state.Track(opt.view, true)
 	o := s.c.out
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -172,8 +241,14 @@ func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	s.status = e.status // a joiner is told a channel that is not live, after its ack
 	s.last, s.checkFirst = 0, false
 	s.throttle, s.nextAt = opt.throttle, time.Time{}
-	if e.ch.Kind == proto.KindTrade {
-		s.throttle = 0 // trades are never held back: they cannot be merged, only piled up
+	s.view = opt.view
+	if !e.spec.Pending.Coalesces() {
+		s.throttle = 0 // updates that cannot fold (trades) are never held back: they would only pile up
+	}
+	if opt.since != nil && s.view.ShapesUpdates() {
+		// The history holds whole-book deltas, not what they were within a
+		// depth: a fresh snapshot of the depth is exact, and smaller.
+		opt.since, opt.snapshot = nil, true
 	}
 	if opt.since != nil {
 		evs, ok := e.state.Since(*opt.since)
@@ -196,15 +271,18 @@ func (e *channel) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 			}
 			return joined{resumed: true, plan: s.plan}
 		}
-		if e.ch.Kind == proto.KindTrade {
+		if !e.spec.State {
 			return joined{historyLost: true}
 		}
 		opt.snapshot = true // a state channel falls back to a fresh snapshot
 	}
-	if !opt.snapshot || !e.ch.Kind.HasSnapshot() {
+	if !wantsSnapshot(e.spec, opt.snapshot, opt.view) {
 		return joined{}
 	}
-	sn := e.currentSnapshot()
+	sn := e.currentSnapshot(s.view)
+	if len(opt.older) > 0 {
+		sn = e.completedSnapshot(s.view, opt.older)
+	}
 	if sn == nil {
 		s.needSnapshot = true // sent as soon as the node has state
 		h.warm(e)             // which the history stream may have now

@@ -127,7 +127,7 @@ func TestResumeFromAbsorbedSnapshot(t *testing.T) {
 		if snapshot {
 			b.Symbol = "BTC-USD"
 		}
-		return &feed.Message{Seq: seq, Snapshot: snapshot, Book: b}
+		return &feed.Message{Seq: seq, Snapshot: snapshot, Data: b}
 	}
 	s.hub.onFeed(ch, book(1, true, proto.Level{"100", "1"}))
 	s.hub.onFeed(ch, book(2, false, proto.Level{"99", "2"}))

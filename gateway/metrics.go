@@ -44,6 +44,9 @@ type Metrics struct {
 	feedGaps         *prometheus.CounterVec
 	channels         *prometheus.GaugeVec
 	historyReadsVec  *prometheus.CounterVec
+	commandErrors    *prometheus.CounterVec
+	restSnapshots    *prometheus.CounterVec
+	restCacheHits    prometheus.Counter
 
 	revocationsReceived *prometheus.CounterVec
 	revocationsApplied  prometheus.Counter
@@ -57,6 +60,7 @@ type Metrics struct {
 	feedGapsByKind  [proto.NumKinds + 1]prometheus.Counter
 	channelsByState [numChanStates]prometheus.Gauge
 	historyReads    map[string]prometheus.Counter // by result
+	errorsByCode    map[proto.ErrorCode]prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: a fresh
@@ -98,7 +102,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		channels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tickgate_channels", Help: "Channels the node holds, by state: live, stale (NATS lost, or nothing arrived for --stale-after), resyncing (a book waits for a snapshot)."}, []string{"state"}),
 		historyReadsVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), filled (trades the node never had live, read before reporting a gap), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+			Name: "tickgate_history_reads_total", Help: "Resumes the node's memory could not serve, read from the history stream, by result: resumed, warmed (a book or ticker the node held nothing of started from it), filled (trades the node never had live, read before reporting a gap), recent (recent trades the node's memory was short of, for a snapshot), not_covered (the stream lacks what was asked), unavailable (no stream, no JetStream, a timeout)."}, []string{"result"}),
+		restSnapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_rest_snapshots_total", Help: "REST snapshot requests (GET /v1/snapshot/<channel>), by result: ok, or the error code answered."}, []string{"result"}),
+		restCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tickgate_rest_snapshot_cache_hits_total", Help: "REST snapshots answered with a body encoded for an earlier request (same channel and options, no feed message since)."}),
+		commandErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tickgate_command_errors_total", Help: "Error messages answering client commands (one per refused channel), by code."}, []string{"code"}),
 		revocationsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_revocations_received_total", Help: "Revocations the node learned of, by source: api (its admin API), nats (the revocation subject), store (the bucket, read at start and when NATS came back)."}, []string{"source"}),
 		revocationsApplied: prometheus.NewCounter(prometheus.CounterOpts{
@@ -109,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_revocations_active", Help: "Revocations in force on the node (subs whose older tokens are refused)."}),
 	}
 	reg.MustRegister(m.connections, m.messagesSent, m.bytesSent, m.evictions, m.handshakeFails, m.handshakeSeconds,
-		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec,
+		m.deliveryLatency, m.feedMessages, m.feedOutcomes, m.coalesced, m.outboxPending, m.subscriptions, m.feedGaps, m.channels, m.historyReadsVec, m.commandErrors, m.restSnapshots, m.restCacheHits,
 		m.revocationsReceived, m.revocationsApplied, m.revocationCloses, m.revocationsActive)
 	for _, s := range []string{revokedByAPI, revokedByNATS, revokedByStore} {
 		m.revocationsReceived.WithLabelValues(s)
@@ -127,8 +137,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.channelsByState[st] = m.channels.WithLabelValues(st.String())
 	}
 	m.historyReads = make(map[string]prometheus.Counter)
-	for _, r := range []string{historyResumed, historyWarmed, historyFilled, historyNotCovered, historyFailed} {
+	for _, r := range []string{historyResumed, historyWarmed, historyFilled, historyRecent, historyNotCovered, historyFailed} {
 		m.historyReads[r] = m.historyReadsVec.WithLabelValues(r)
+	}
+	for _, r := range restResults() {
+		m.restSnapshots.WithLabelValues(r)
+	}
+	m.errorsByCode = make(map[proto.ErrorCode]prometheus.Counter)
+	for _, c := range proto.ErrorCodes() {
+		m.errorsByCode[c] = m.commandErrors.WithLabelValues(string(c))
 	}
 	m.outcomeByCode = make(map[feed.Outcome]prometheus.Counter)
 	for _, o := range feed.Outcomes() {
@@ -139,6 +156,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.feedGapsByKind[k] = m.feedGaps.WithLabelValues(k.String())
 	}
 	return m
+}
+
+// restResult counts one REST snapshot request by its result.
+func (m *Metrics) restResult(r string) { m.restSnapshots.WithLabelValues(r).Inc() }
+
+// commandError counts one error reply by its code.
+func (m *Metrics) commandError(c proto.ErrorCode) {
+	if ctr, ok := m.errorsByCode[c]; ok {
+		ctr.Inc()
+		return
+	}
+	m.commandErrors.WithLabelValues(string(c)).Inc()
 }
 
 // feedOutcome counts one feed message by what it did.

@@ -196,7 +196,7 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 		if s.dead || s.gated || s.plan != nil {
 			continue // gone, or back in line when ungated or its head is encoded
 		}
-		s.drain(b)
+		s.collect(b)
 		if s.throttle > 0 {
 			s.nextAt = now.Add(s.throttle)
 		}

@@ -114,7 +114,7 @@ func convergence(t *testing.T, seed uint64) {
 	var lastTicker proto.Ticker
 	publishBook := func(m proto.FeedMessage) {
 		b := m.Data.(*proto.Book)
-		s.hub.onFeed(chans["book.P"], &feed.Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Book: b})
+		s.hub.onFeed(chans["book.P"], &feed.Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Data: b})
 	}
 	publishBook(bf.Snapshot(1))
 	for step := range 400 {
@@ -126,10 +126,10 @@ func convergence(t *testing.T, seed uint64) {
 			tickSeq++
 			lastTicker = proto.Ticker{Symbol: "P", Bid: fmt.Sprint(100 + step), BidSize: "1", Ask: fmt.Sprint(101 + step), AskSize: "1", Last: "1", Volume: fmt.Sprint(step), TS: int64(step + 1)}
 			tk := lastTicker
-			s.hub.onFeed(chans["ticker.P"], &feed.Message{Seq: tickSeq, Ticker: &tk})
+			s.hub.onFeed(chans["ticker.P"], &feed.Message{Seq: tickSeq, Data: &tk})
 		default:
 			tradeSeq++
-			s.hub.onFeed(chans["trade.P"], &feed.Message{Seq: tradeSeq, Trade: &proto.Trade{Symbol: "P", ID: int64(tradeSeq), Price: "1", Size: "1", Side: "buy", TS: int64(step + 1)}})
+			s.hub.onFeed(chans["trade.P"], &feed.Message{Seq: tradeSeq, Data: &proto.Trade{Symbol: "P", ID: int64(tradeSeq), Price: "1", Size: "1", Side: "buy", TS: int64(step + 1)}})
 		}
 		for i, sc := range clients {
 			if sc.evicted || rng.IntN(100) >= speed[i] {

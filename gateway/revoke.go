@@ -11,7 +11,7 @@ import (
 	"github.com/tickgate/tickgate/proto"
 )
 
-// Revocation (PROTOCOL.md §12): an operator ends a subscriber's access
+// Revocation (docs/operations.md, "Revocation"): an operator ends a subscriber's access
 // now, on every node, instead of waiting for its tokens' exp. A node that
 // learns of a revocation (from its admin API, from the NATS subject, or
 // from the bucket when it starts or gets NATS back) refuses from then on

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -626,6 +627,148 @@ func TestSecurityMatrix(t *testing.T) {
 			}
 			t.Logf("trickling client: %v", res)
 		})
+	})
+
+	// Contract 1.1's subscribe options, hostile: out of range, of the wrong
+	// type, far too large, on the wrong kinds; channels that are almost
+	// candles. Each gets its documented error (counted), nothing else.
+	t.Run("subscribe options", func(t *testing.T) {
+		before := map[proto.ErrorCode]float64{}
+		for _, c := range proto.ErrorCodes() {
+			before[c] = count(t, e.srv.metrics.errorsByCode[c])
+		}
+		type optCase struct {
+			name string
+			raw  string // one JSON command
+			code proto.ErrorCode
+		}
+		sub := func(extra string) string {
+			return `{"op":"subscribe","id":5,"channels":["book.BTC-USD","trade.BTC-USD","candle.1m.BTC-USD"]` + extra + `}`
+		}
+		cases := []optCase{
+			{"depth 0", sub(`,"depth":0`), proto.CodeBadRequest},
+			{"depth 7", sub(`,"depth":7`), proto.CodeBadRequest},
+			{"depth 1001", sub(`,"depth":1001`), proto.CodeBadRequest},
+			{"depth negative", sub(`,"depth":-10`), proto.CodeBadRequest},
+			{"depth 2^62", sub(`,"depth":4611686018427387904`), proto.CodeBadRequest},
+			{"depth beyond int64", sub(`,"depth":18446744073709551616`), proto.CodeBadRequest},
+			{"depth a string", sub(`,"depth":"10"`), proto.CodeBadRequest},
+			{"depth a float", sub(`,"depth":10.5`), proto.CodeBadRequest},
+			{"depth a list", sub(`,"depth":[10]`), proto.CodeBadRequest},
+			{"depth an object", sub(`,"depth":{"d":10}`), proto.CodeBadRequest},
+			{"recent -1", sub(`,"recent":-1`), proto.CodeBadRequest},
+			{"recent 1001", sub(`,"recent":1001`), proto.CodeBadRequest},
+			{"recent 2^40", sub(`,"recent":1099511627776`), proto.CodeBadRequest},
+			{"recent true", sub(`,"recent":true`), proto.CodeBadRequest},
+			{"bars 0", sub(`,"bars":0`), proto.CodeBadRequest},
+			{"bars 1001", sub(`,"bars":1001`), proto.CodeBadRequest},
+			{"bars -5", sub(`,"bars":-5`), proto.CodeBadRequest},
+			{"bars nested deep", sub(`,"bars":` + strings.Repeat("[", 40) + strings.Repeat("]", 40)), proto.CodeBadRequest},
+			{"candle without interval", `{"op":"subscribe","id":6,"channels":["candle.BTC-USD"]}`, proto.CodeBadChannel},
+			{"candle with an unknown interval", `{"op":"subscribe","id":6,"channels":["candle.2m.BTC-USD"]}`, proto.CodeBadChannel},
+			{"candle interval in upper case", `{"op":"subscribe","id":6,"channels":["candle.1M.BTC-USD"]}`, proto.CodeBadChannel},
+			{"candle with four tokens", `{"op":"subscribe","id":6,"channels":["candle.1m.BTC.USD"]}`, proto.CodeBadChannel},
+			{"candle with a wildcard interval", `{"op":"subscribe","id":6,"channels":["candle.*.BTC-USD"]}`, proto.CodeBadChannel},
+			{"candle with a huge interval", `{"op":"subscribe","id":6,"channels":["candle.` + strings.Repeat("1", 4000) + `.X"]}`, proto.CodeBadChannel},
+		}
+		// A connection per few cases: malformed commands strike, and 20
+		// in a row close with 1008, which is not what this tests.
+		var c *testClient
+		for i, tc := range cases {
+			if i%8 == 0 {
+				c = e.connect(t, "json", rs(claims("sub", "options")))
+			}
+			c.sendRaw(t, []byte(tc.raw))
+			w := c.next(t)
+			if w.Type != proto.TypeError || w.Code != string(tc.code) {
+				t.Fatalf("%s: got %s, want %s", tc.name, w.raw, tc.code)
+			}
+		}
+		// In range on the kinds that take them, ignored on the others:
+		// one ack for the three channels.
+		c.sendRaw(t, []byte(sub(`,"depth":1000,"recent":1000,"bars":1000`)))
+		if w := c.expect(t, proto.TypeSubscribed); len(w.Channels) != 3 {
+			t.Fatalf("valid options: %s", w.raw)
+		}
+		want := map[proto.ErrorCode]float64{proto.CodeBadRequest: 18, proto.CodeBadChannel: 6}
+		for code, n := range want {
+			if got := count(t, e.srv.metrics.errorsByCode[code]) - before[code]; got != n {
+				t.Fatalf("%s counted %v times, want %v", code, got, n)
+			}
+		}
+		t.Logf("subscribe options: %d hostile commands answered with their errors", len(cases))
+	})
+
+	// The REST snapshot endpoint, hostile: the token matrix's refusals,
+	// paths that are not channels, options out of range, methods it does
+	// not serve. Each gets its status and code, no body quotes a token,
+	// and the node serves on.
+	t.Run("rest", func(t *testing.T) {
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: e.cert.ClientConfig()}, Timeout: 10 * time.Second}
+		t.Cleanup(client.CloseIdleConnections)
+		valid := rs(claims())
+		tickersOnly := rs(claims("channels", []any{"ticker.*"}))
+		base := "https://" + e.addr
+		type restCase struct {
+			name, method, path string
+			header             http.Header
+			status             int
+			code               string // "" when net/http answers before the handler
+		}
+		bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+		cases := []restCase{
+			{"no token", "GET", "/v1/snapshot/book.BTC-USD", nil, 401, "missing_token"},
+			{"alg none", "GET", "/v1/snapshot/book.BTC-USD", bearer(record(jsonSeg(t, hdr("none")) + "." + jsonSeg(t, claims()) + ".")), 401, "invalid_token"},
+			{"expired", "GET", "/v1/snapshot/book.BTC-USD", bearer(hs(claims("exp", at(-time.Hour), "iat", at(-2*time.Hour)))), 401, "token_expired"},
+			{"query token while disabled", "GET", "/v1/snapshot/book.BTC-USD?access_token=" + valid, nil, 401, "missing_token"},
+			{"token in a cookie", "GET", "/v1/snapshot/book.BTC-USD", http.Header{"Cookie": {"access_token=" + valid}}, 401, "missing_token"},
+			{"a channel the token does not allow", "GET", "/v1/snapshot/book.BTC-USD", bearer(tickersOnly), 403, "forbidden"},
+			{"a candle the token does not allow", "GET", "/v1/snapshot/candle.1m.BTC-USD", bearer(tickersOnly), 403, "forbidden"},
+			{"not a channel", "GET", "/v1/snapshot/etc-passwd", bearer(valid), 400, "bad_channel"},
+			{"a path below a channel", "GET", "/v1/snapshot/book.BTC-USD/x", bearer(valid), 400, "bad_channel"},
+			{"an encoded slash", "GET", "/v1/snapshot/book.BTC-USD%2F..%2Fx", bearer(valid), 400, "bad_channel"},
+			{"a wildcard", "GET", "/v1/snapshot/book.*", bearer(valid), 400, "bad_channel"},
+			{"an 8 KiB channel", "GET", "/v1/snapshot/book." + strings.Repeat("A", 8<<10), bearer(valid), 400, "bad_channel"},
+			{"invalid UTF-8", "GET", "/v1/snapshot/book.%ff%fe", bearer(valid), 400, "bad_channel"},
+			{"depth 7", "GET", "/v1/snapshot/book.BTC-USD?depth=7", bearer(valid), 400, "bad_request"},
+			{"depth twice", "GET", "/v1/snapshot/book.BTC-USD?depth=10&depth=10", bearer(valid), 400, "bad_request"},
+			{"depth 2^70", "GET", "/v1/snapshot/book.BTC-USD?depth=1180591620717411303424", bearer(valid), 400, "bad_request"},
+			{"bars 0", "GET", "/v1/snapshot/candle.1m.BTC-USD?bars=0", bearer(valid), 400, "bad_request"},
+			{"recent -1", "GET", "/v1/snapshot/trade.BTC-USD?recent=-1", bearer(valid), 400, "bad_request"},
+			{"a trade channel without recent", "GET", "/v1/snapshot/trade.BTC-USD", bearer(valid), 400, "bad_request"},
+			{"POST", "POST", "/v1/snapshot/book.BTC-USD", bearer(valid), 405, "method_not_allowed"},
+			{"DELETE", "DELETE", "/v1/snapshot/book.BTC-USD", bearer(valid), 405, "method_not_allowed"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				req, err := http.NewRequest(tc.method, base+tc.path, strings.NewReader("x"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range tc.header {
+					req.Header[k] = v
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				var got struct{ Error, Message string }
+				if resp.StatusCode != tc.status || json.Unmarshal(body, &got) != nil || got.Error != tc.code || got.Message == "" {
+					t.Fatalf("%d %.200s, want %d %s", resp.StatusCode, body, tc.status, tc.code)
+				}
+				if len(body) > 4<<10 {
+					t.Fatalf("a %d-byte refusal", len(body))
+				}
+				for _, v := range append(tc.header.Values("Authorization"), tc.path) {
+					if i := strings.LastIndexByte(v, '.'); i > 0 && len(v)-i > 16 && strings.Contains(string(body), v[i+1:]) {
+						t.Fatalf("the refusal quotes a token's signature: %.200s", body)
+					}
+				}
+			})
+		}
+		t.Logf("rest: %d hostile requests refused with their codes", len(cases))
 	})
 
 	t.Run("healthy client still served", func(t *testing.T) {

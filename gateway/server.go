@@ -25,15 +25,15 @@ type sessionStorage = gws.SessionStorage
 // Server is a gateway node's public side: the WebSocket endpoint, the hub
 // and every connection.
 type Server struct {
-	cfg      Config              // Static after construction.
-	verifier *auth.Verifier      // Static after construction.
-	hub      *hub                // Static after construction.
-	codecs   *codecSet           // Static after construction.
-	log      *slog.Logger        // Static after construction.
-	metrics  *Metrics            // Static after construction.
-	admit    *admission          // Safe for concurrent use.
-	revoked  *revocations        // Safe for concurrent use.
-	origins  map[string]struct{} // Static after construction: normalized AllowedOrigins.
+	cfg     Config              // Static after construction.
+	authn   Authenticator       // Static after construction: cfg.Authenticator, or bearer tokens checked by the verifier.
+	hub     *hub                // Static after construction.
+	codecs  *codecSet           // Static after construction.
+	log     *slog.Logger        // Static after construction.
+	metrics *Metrics            // Static after construction.
+	admit   *admission          // Safe for concurrent use.
+	revoked *revocations        // Safe for concurrent use.
+	origins map[string]struct{} // Static after construction: normalized AllowedOrigins.
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
 	upgraders [numCodecs + 1]*gws.Upgrader
@@ -46,24 +46,30 @@ type Server struct {
 	http        *http.Server       // Guarded by mu: set by Serve.
 }
 
-// New builds a Server. verifier checks tokens; src provides the channels.
+// New builds a Server. Clients authenticate with cfg.Authenticator, or,
+// when it is nil, with JWT bearer tokens that verifier checks
+// (BearerAuth, cfg.AllowQueryToken); src provides the channels.
 func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if verifier == nil || src == nil {
-		return nil, fmt.Errorf("%w: a verifier and a source are required", ErrConfig)
+	authn := cfg.Authenticator
+	if authn == nil && verifier != nil {
+		authn = BearerAuth(verifier, cfg.AllowQueryToken)
+	}
+	if authn == nil || src == nil {
+		return nil, fmt.Errorf("%w: an authenticator (or a verifier) and a source are required", ErrConfig)
 	}
 	s := &Server{
-		cfg:      cfg,
-		verifier: verifier,
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
-		admit:    newAdmission(&cfg),
-		revoked:  newRevocations(cfg.RevocationTTL),
-		origins:  make(map[string]struct{}, len(cfg.AllowedOrigins)),
-		conns:    make(map[*conn]struct{}),
+		cfg:     cfg,
+		authn:   authn,
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		admit:   newAdmission(&cfg),
+		revoked: newRevocations(cfg.RevocationTTL),
+		origins: make(map[string]struct{}, len(cfg.AllowedOrigins)),
+		conns:   make(map[*conn]struct{}),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[normalizeOrigin(o, true)] = struct{}{}
@@ -93,7 +99,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 
 // features are the contract 1.1 additions this node serves, for welcome.
 func (s *Server) features() []string {
-	f := []string{proto.FeatureStatus}
+	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot}
 	if s.cfg.History != nil {
 		f = append(f, proto.FeatureDurableResume)
 	}
@@ -101,10 +107,12 @@ func (s *Server) features() []string {
 }
 
 // Handler returns the HTTP handler of the public listener: the WebSocket
-// endpoint, and Config.Fallback for every other path.
+// endpoint, the REST snapshots (rest.go), and Config.Fallback for every
+// other path.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, s.serveWS)
+	mux.HandleFunc(SnapshotPath, s.serveSnapshot)
 	if s.cfg.Fallback != nil {
 		mux.Handle("/", s.cfg.Fallback)
 	}
@@ -251,20 +259,25 @@ type gwsLogger struct{ l *slog.Logger }
 
 func (g gwsLogger) Error(v ...any) { g.l.Error("gws", "detail", fmt.Sprint(v...)) }
 
-// numCodecs is how many codecs the gateway speaks.
-const numCodecs = 2
+// numCodecs is how many codecs the gateway speaks: every codec of the
+// registry (codec.All).
+const numCodecs = codec.Count
 
-// codecSet holds the codecs by index, so per-codec encodings of one event
-// can sit in a small array.
+// codecSet holds the codecs by their registry index (codec.Index), so
+// per-codec encodings of one event can sit in a small array.
 type codecSet struct {
 	c   [numCodecs]codec.Codec // Static after construction.
 	op  [numCodecs]gws.Opcode  // Static after construction: the frame type of each.
 	log *slog.Logger           // Static after construction.
+	// encodes counts the frames encoded, for tests that check what is
+	// shared.
+	encodes atomic.Uint64
 }
 
 func newCodecSet(log *slog.Logger) *codecSet {
-	cs := &codecSet{c: [numCodecs]codec.Codec{codec.JSON(), codec.Msgpack()}, log: log}
-	for i, c := range cs.c {
+	cs := &codecSet{log: log}
+	for i, c := range codec.All() {
+		cs.c[i] = c
 		cs.op[i] = gws.OpcodeText
 		if c.Binary() {
 			cs.op[i] = gws.OpcodeBinary
@@ -274,10 +287,8 @@ func newCodecSet(log *slog.Logger) *codecSet {
 }
 
 func (cs *codecSet) index(cd codec.Codec) int {
-	for i, c := range cs.c {
-		if c.Name() == cd.Name() {
-			return i
-		}
+	if i := codec.Index(cd); i >= 0 {
+		return i
 	}
 	panic("gateway: unknown codec " + cd.Name())
 }
@@ -286,6 +297,7 @@ func (cs *codecSet) index(cd codec.Codec) int {
 // or nil (logged) on failure. The payload is encoded after room for the
 // longest header, which is then filled from the back: one allocation.
 func (cs *codecSet) frame(i int, v any) []byte {
+	cs.encodes.Add(1)
 	b, err := cs.c[i].Append(make([]byte, maxFrameHeader, 256), v)
 	if err != nil {
 		cs.log.Error("encode failed", "codec", cs.c[i].Name(), "err", err.Error())

@@ -68,7 +68,7 @@ func (st *status) current() chanState {
 const statusSweep = 250 * time.Millisecond
 
 // evalStatus is what the channel's state is now. Called with e.mu held.
-func (e *channel) evalStatus(now time.Time, staleAfter time.Duration) (chanState, string) {
+func (e *hubEntry) evalStatus(now time.Time, staleAfter time.Duration) (chanState, string) {
 	switch {
 	case e.disconnected:
 		return stateStale, proto.ReasonFeedDisconnected
@@ -82,7 +82,7 @@ func (e *channel) evalStatus(now time.Time, staleAfter time.Duration) (chanState
 
 // updateStatus reevaluates the channel and, on a change, tells every
 // subscriber. Called with e.mu held.
-func (e *channel) updateStatus(h *hub) {
+func (e *hubEntry) updateStatus(h *hub) {
 	now := h.now()
 	st, reason := e.evalStatus(now, h.staleAfter)
 	if e.status.is(st, reason) {
@@ -155,7 +155,7 @@ func (h *hub) watch(stop <-chan struct{}) {
 // the last measurement, over elapsed. It reads counters only, no channel
 // lock. Called by watch.
 func (h *hub) measureRates(elapsed time.Duration) {
-	h.each(func(e *channel) {
+	h.each(func(e *hubEntry) {
 		n := e.received.Load()
 		e.rate.Store(math.Float64bits(float64(n-e.rateFrom) / elapsed.Seconds()))
 		e.rateFrom = n
@@ -165,7 +165,7 @@ func (h *hub) measureRates(elapsed time.Duration) {
 // check reevaluates every channel's status; with lost, the node has just
 // lost NATS and every channel becomes stale until something arrives on it.
 func (h *hub) check(lost bool) {
-	h.each(func(e *channel) {
+	h.each(func(e *hubEntry) {
 		e.mu.Lock()
 		if lost {
 			e.disconnected = true
@@ -177,8 +177,8 @@ func (h *hub) check(lost bool) {
 
 // each calls f for every channel entry the node holds. The shard's lock
 // is held only to list its entries.
-func (h *hub) each(f func(e *channel)) {
-	var list []*channel
+func (h *hub) each(f func(e *hubEntry)) {
+	var list []*hubEntry
 	for i := range h.shards {
 		sh := &h.shards[i]
 		sh.mu.RLock()

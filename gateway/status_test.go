@@ -69,7 +69,7 @@ func (m *Metrics) channelCount(st chanState) float64 {
 func heartbeat(seq uint64) *feed.Message { return &feed.Message{Seq: seq, Heartbeat: true} }
 
 func tradeMsg(seq uint64) *feed.Message {
-	return &feed.Message{Seq: seq, Trade: &proto.Trade{Symbol: "BTC-USD", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}
+	return &feed.Message{Seq: seq, Data: &proto.Trade{Symbol: "BTC-USD", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}
 }
 
 // The channel status rules of contract 1.1, on the hub with a fake clock:
@@ -82,7 +82,7 @@ func TestChannelStatus(t *testing.T) {
 	bf := booktest.NewFeed("BTC-USD", 5)
 	bookMsg := func(m proto.FeedMessage) *feed.Message {
 		b := m.Data.(*proto.Book)
-		return &feed.Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Book: b}
+		return &feed.Message{Seq: m.Seq, Snapshot: m.Type == proto.FeedSnapshot, Data: b}
 	}
 	snap1, upd2, upd4, snap5 := bookMsg(bf.Snapshot(1)), bookMsg(bf.Update(2)), (*feed.Message)(nil), (*feed.Message)(nil)
 	bf.Update(3) // never arrives

@@ -11,14 +11,14 @@ import (
 // subscription is one connection's subscription to one channel, and what
 // is pending for it while the connection's writer is busy.
 type subscription struct {
-	c        *conn         // Static after construction.
-	entry    *channel      // Static after construction.
-	hold     *feed.Pending // Static after construction: the NATS interest it holds, given back when it ends.
-	kind     proto.Kind    // Static after construction.
-	name     string        // Static after construction: the channel name.
-	limit    tradeLimits   // Static after construction.
-	idx      int           // Guarded by entry.mu: position in entry.subs, -1 when not there.
-	throttle time.Duration // Guarded by c.out.mu: at most one write per this, per channel.
+	c        *conn                // Static after construction.
+	entry    *hubEntry            // Static after construction.
+	hold     *feed.Pending        // Static after construction: the NATS interest it holds, given back when it ends.
+	name     string               // Static after construction: the channel name.
+	limit    tradeLimits          // Static after construction.
+	idx      int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
+	throttle time.Duration        // Guarded by c.out.mu: at most one write per this, per channel.
+	view     feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join).
 
 	// All below guarded by c.out.mu.
 	nextAt       time.Time   // with throttle: when the next write may go
@@ -51,20 +51,27 @@ type pending struct {
 	frame []byte
 	upd   proto.Update // valid when frame is nil
 	ts    int64        // source event time, for the delivery latency
+	// data and prev, on an update of a PendingRevise kind, are its data
+	// and prev, so that a newer update can revise it (revise); nil data
+	// otherwise.
+	data any
+	prev uint64
 }
 
-// updateGroup is the ticker or book update pending while the connection's
-// writer is busy: each further event folds in (a ticker keeps the newest
-// state, a book merges the deltas level by level) and n counts the events.
+// updateGroup is the update pending while the connection's writer is busy,
+// for a kind whose updates fold (proto.Pending.Coalesces): each further
+// event folds in by the kind's rule (PendingReplace keeps the newest data,
+// PendingMerge merges book deltas level by level) and n counts the events.
 // It is encoded for this connection alone when the writer takes it.
 type updateGroup struct {
-	n        uint32
-	prev     uint64 // the chain's head before the group: the update's prev
-	seq      uint64
-	ts       int64
-	ticker   *proto.Ticker // ticker: the newest state
-	book     *proto.Book   // book, n == 1: the delta as emitted
-	bids     levelMerge    // book, n > 1: the merged delta, owned here
+	n    uint32
+	prev uint64 // the chain's head before the group: the update's prev
+	seq  uint64
+	ts   int64
+	// data is the newest data (PendingReplace), or the first delta as
+	// emitted (PendingMerge, n == 1); nil once deltas were merged.
+	data     any
+	bids     levelMerge // PendingMerge, n > 1: the merged delta, owned here
 	asks     levelMerge
 	checksum uint32
 }
@@ -105,19 +112,50 @@ func (s *subscription) reset() {
 	s.tradeBytes = 0
 }
 
-// addTrade queues one trade; it reports false when the trade buffer
-// overflows (the caller evicts). Called with c.out.mu held.
-func (s *subscription) addTrade(p pending) bool {
-	n := len(p.frame)
-	if p.frame == nil {
-		n = 256 // an estimate until the writer encodes it
-	}
+// addKept queues one update that is never dropped or merged (a trade);
+// it reports false when the bound (the trade buffer) overflows and the
+// caller evicts. Called with c.out.mu held.
+func (s *subscription) addKept(p pending) bool {
+	n := pendingSize(p)
 	if len(s.queue) >= s.limit.messages || s.tradeBytes+n > s.limit.bytes {
 		return false
 	}
 	s.queue = append(s.queue, p)
 	s.tradeBytes += n
 	return true
+}
+
+// revise replaces the newest pending update with ev when ev's data
+// revises it (proto.Revisable: a candle's open bar by a newer message for
+// the same start), keeping its prev and counting both in n. It reports
+// whether it did. Called with c.out.mu held.
+func (s *subscription) revise(ev *feed.Event) bool {
+	if len(s.queue) == 0 {
+		return false
+	}
+	tail := &s.queue[len(s.queue)-1]
+	r, ok := ev.Data.(proto.Revisable)
+	if !ok || tail.data == nil || !r.Revises(tail.data) {
+		return false
+	}
+	n := uint32(1)
+	if tail.frame == nil {
+		n = tail.upd.N
+	}
+	s.tradeBytes -= pendingSize(*tail)
+	*tail = pending{ts: ev.TS, data: ev.Data, prev: tail.prev,
+		upd: proto.Update{Type: proto.TypeUpdate, Channel: s.name, Seq: ev.Seq, Prev: tail.prev, N: n + 1, Data: ev.Data}}
+	s.tradeBytes += pendingSize(*tail)
+	return true
+}
+
+// pendingSize is what p counts against the trade buffer's bytes: its
+// frame, or an estimate until the writer encodes it.
+func pendingSize(p pending) int {
+	if p.frame == nil {
+		return 256
+	}
+	return len(p.frame)
 }
 
 // unmerged reports whether a ticker/book update goes out on its own: the
@@ -133,32 +171,31 @@ func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
 	return len(s.queue) < maxUnmerged
 }
 
-// fold adds a ticker or book update to the group of updates pending while
-// the writer is busy: a ticker keeps the newest state, a book merges the
-// deltas level by level. It reports whether the update was folded into an
-// earlier one (false when it starts the group). Called with c.out.mu held.
-func (s *subscription) fold(seq uint64, ts int64, data any) (folded bool) {
+// fold adds an update to the group of updates pending while the writer
+// is busy, by the kind's pending rule: PendingReplace keeps the newest
+// data (a ticker's whole state), PendingMerge merges book deltas level by
+// level. It reports whether the update was folded into an earlier one
+// (false when it starts the group). Called with c.out.mu held.
+func (s *subscription) fold(rule proto.Pending, seq uint64, ts int64, data any) (folded bool) {
 	g := &s.group
 	if g.n == 0 {
-		*g = updateGroup{n: 1, prev: s.last, seq: seq, ts: ts}
-		switch d := data.(type) {
-		case *proto.Ticker:
-			g.ticker = d
-		case *proto.Book:
-			g.book, g.checksum = d, d.Checksum
+		*g = updateGroup{n: 1, prev: s.last, seq: seq, ts: ts, data: data}
+		if b, ok := data.(*proto.Book); ok && rule == proto.PendingMerge {
+			g.checksum = b.Checksum
 		}
 		return false
 	}
 	g.n++
 	g.seq, g.ts = seq, ts
-	switch d := data.(type) {
-	case *proto.Ticker:
-		g.ticker = d
-	case *proto.Book:
-		if g.book != nil { // the first fold: copy, emitted data is shared
-			g.bids.add(g.book.Bids)
-			g.asks.add(g.book.Asks)
-			g.book = nil
+	switch rule {
+	case proto.PendingReplace:
+		g.data = data
+	case proto.PendingMerge:
+		d := data.(*proto.Book)
+		if b, ok := g.data.(*proto.Book); ok { // the first fold: copy, emitted data is shared
+			g.bids.add(b.Bids)
+			g.asks.add(b.Asks)
+			g.data = nil
 		}
 		g.bids.add(d.Bids)
 		g.asks.add(d.Asks)
@@ -223,9 +260,9 @@ func nonNil(l []proto.Level) []proto.Level {
 	return l
 }
 
-// drain moves everything pending into the writer's batch, in order: head,
+// collect moves everything pending into the writer's batch, in order: head,
 // the updates one by one, then the folded group. Called with c.out.mu held.
-func (s *subscription) drain(b *batch) {
+func (s *subscription) collect(b *batch) {
 	for _, p := range s.head {
 		b.add(p)
 	}
@@ -234,12 +271,8 @@ func (s *subscription) drain(b *batch) {
 	}
 	if g := &s.group; g.n > 0 {
 		p := pending{ts: g.ts, upd: proto.Update{Type: proto.TypeUpdate, Channel: s.name, Seq: g.seq, Prev: g.prev, N: g.n}}
-		switch {
-		case g.ticker != nil:
-			p.upd.Data = g.ticker
-		case g.book != nil:
-			p.upd.Data = g.book
-		default: // merged: the slices move to the batch
+		p.upd.Data = g.data
+		if p.upd.Data == nil { // merged: the slices move to the batch
 			p.upd.Data = &proto.Book{Bids: nonNil(g.bids.levels), Asks: nonNil(g.asks.levels), Checksum: g.checksum, TS: g.ts}
 		}
 		b.add(p)

@@ -59,8 +59,8 @@ func (m *modelConn) push() {
 	m.out.push([]byte{0})
 }
 
-// drainOnce takes what is pending and writes it to the modelled socket.
-func (m *modelConn) drainOnce(b *batch) {
+// takeOnce takes what is pending and writes it to the modelled socket.
+func (m *modelConn) takeOnce(b *batch) {
 	m.out.take(b, time.Time{})
 	n := len(b.items)
 	if n == 0 {
@@ -96,7 +96,7 @@ func perConnection(conns []*modelConn) (func(*modelConn), func()) {
 			for {
 				select {
 				case <-c.out.wake:
-					c.drainOnce(&b)
+					c.takeOnce(&b)
 				case <-done:
 					return
 				}
@@ -117,7 +117,7 @@ func pool(workers int) scheduler {
 				var b batch
 				for c := range ready {
 					c.scheduled.Store(false)
-					c.drainOnce(&b)
+					c.takeOnce(&b)
 				}
 			}()
 		}

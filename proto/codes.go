@@ -9,7 +9,7 @@ import (
 // ErrorCode is the code of an error message answering a command.
 type ErrorCode string
 
-// Error codes of PROTOCOL.md §3.
+// Error codes of docs/protocol.md §7.1.
 const (
 	CodeBadRequest           ErrorCode = "bad_request"
 	CodeUnknownOp            ErrorCode = "unknown_op"
@@ -24,11 +24,20 @@ const (
 	CodeUnavailable ErrorCode = "unavailable"
 )
 
+// ErrorCodes lists every error code, for metrics that start each labelled
+// series at zero.
+func ErrorCodes() []ErrorCode {
+	return []ErrorCode{
+		CodeBadRequest, CodeUnknownOp, CodeForbidden, CodeBadChannel, CodeTooManySubscriptions,
+		CodeRateLimited, CodeInvalidToken, CodeHistoryUnavailable, CodeUnavailable,
+	}
+}
+
 // HandshakeCode is the error code of a refused WebSocket handshake, sent in
 // the JSON body {"error": code, "message": text} before any upgrade.
 type HandshakeCode string
 
-// Handshake refusal codes of PROTOCOL.md §2.
+// Handshake refusal codes of docs/protocol.md §2.5.
 const (
 	HandshakeMissingToken       HandshakeCode = "missing_token"
 	HandshakeInvalidToken       HandshakeCode = "invalid_token"
@@ -37,7 +46,7 @@ const (
 	HandshakeBadSubprotocol     HandshakeCode = "bad_subprotocol"
 	HandshakeTooManyConnections HandshakeCode = "too_many_connections"
 	HandshakeDraining           HandshakeCode = "draining"
-	// HandshakeTokenRevoked (PROTOCOL.md §12): the token's sub was revoked
+	// HandshakeTokenRevoked (docs/operations.md, "Revocation"): the token's sub was revoked
 	// for tokens issued before a cut-off, and this one was (or has no iat).
 	HandshakeTokenRevoked HandshakeCode = "token_revoked"
 )
@@ -78,7 +87,7 @@ type HandshakeError struct {
 // CloseCode is a WebSocket close code that tickgate sends.
 type CloseCode uint16
 
-// Close codes of PROTOCOL.md §4.
+// Close codes of docs/protocol.md §7.2.
 const (
 	CloseNormal        CloseCode = 1000 // the client asked
 	CloseGoingAway     CloseCode = 1001 // node shutting down, after reconnect

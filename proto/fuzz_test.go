@@ -3,6 +3,7 @@ package proto
 import (
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -15,7 +16,8 @@ import (
 var symbolRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // FuzzParseChannel: ParseChannel never panics, accepts exactly
-// <ticker|book|trade>.<[A-Za-z0-9_-]{1,32}> and round-trips what it
+// <ticker|book|trade>.<[A-Za-z0-9_-]{1,32}> and
+// candle.<interval>.<[A-Za-z0-9_-]{1,32}>, and round-trips what it
 // accepts (also through a NATS subject), and its errors wrap ErrBadChannel,
 // stay short and valid UTF-8 whatever the input, with bounded allocation.
 func FuzzParseChannel(f *testing.F) {
@@ -23,7 +25,8 @@ func FuzzParseChannel(f *testing.F) {
 		"ticker.BTC-USD", "book.ETH-USD", "trade.sol_usd2", "ticker." + strings.Repeat("A", 32),
 		"ticker." + strings.Repeat("A", 33), "", ".", "..", "ticker.", ".BTC", "ticker.BTC.USD",
 		"ticker.*", "ticker.>", ">", "*.*", "Ticker.BTC", "ticker .BTC", "ticker.BTC\x00", "ticker.BTC-USD\n",
-		"ticker.BTС", "ticker.\xff\xfe", "\xff.BTC", "candles.BTC-USD", strings.Repeat("ticker.", 1000),
+		"ticker.BTС", "ticker.\xff\xfe", "\xff.BTC", "candles.BTC-USD", "candle.1m.BTC-USD", "candle.1M.BTC-USD",
+		"candle.BTC-USD", "candle.1d.", "candle.4h.BTC.USD", strings.Repeat("ticker.", 1000),
 		strings.Repeat("x", 1<<20), "ticker." + strings.Repeat("€", 40), strings.Repeat("€", 30) + ".A",
 	} {
 		f.Add(s)
@@ -35,7 +38,14 @@ func FuzzParseChannel(f *testing.F) {
 			t.Fatalf("ParseChannel of %d bytes allocated %d bytes", len(s), n)
 		}
 		kind, sym, _ := strings.Cut(s, ".")
-		_, kindErr := ParseKind(kind)
+		k, kindErr := ParseKind(kind)
+		if params := k.Spec().Params; kindErr == nil && len(params) > 0 {
+			var param string
+			param, sym, _ = strings.Cut(sym, ".")
+			if !slices.Contains(params, param) {
+				kindErr = ErrBadChannel
+			}
+		}
 		want := kindErr == nil && symbolRE.MatchString(sym)
 		if ValidSymbol(sym) != symbolRE.MatchString(sym) {
 			t.Fatalf("ValidSymbol(%q) = %v, the rule says %v", sym, ValidSymbol(sym), !ValidSymbol(sym))

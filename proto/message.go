@@ -29,9 +29,35 @@ const (
 
 // Features (contract 1.1) a node lists in welcome when it serves them.
 const (
+	FeatureCandle        = "candle"         // candle channels (KindCandle)
+	FeatureDepth         = "depth"          // the subscribe option depth
+	FeatureRecent        = "recent"         // the subscribe option recent
 	FeatureStatus        = "status"         // status messages (Status)
+	FeatureRESTSnapshot  = "rest_snapshot"  // GET /v1/snapshot/<channel>
 	FeatureDurableResume = "durable_resume" // resume from a history stream, on any node
 )
+
+// Bounds of the subscribe options of contract 1.1 (Command.Depth, Recent,
+// Bars).
+const (
+	DefaultBars = 100  // candle bars in a snapshot when bars is absent
+	MaxBars     = 1000 // at most this many bars
+	MaxRecent   = 1000 // at most this many recent trades
+)
+
+// Depths returns the values the subscribe option depth may take, the best
+// levels per side a book subscriber holds.
+func Depths() []int { return []int{10, 25, 100, 500, 1000} }
+
+// ValidDepth reports whether n is one of Depths.
+func ValidDepth(n int64) bool {
+	for _, d := range Depths() {
+		if int64(d) == n {
+			return true
+		}
+	}
+	return false
+}
 
 // Command is every client-to-server message. Fields unused by an op are
 // ignored; unknown fields are ignored too, so clients may add their own.
@@ -49,6 +75,15 @@ type Command struct {
 	Since map[string]uint64 `json:"since,omitempty" msgpack:"since,omitempty"`
 	// Token is the fresh JWT of an auth op.
 	Token string `json:"token,omitempty" msgpack:"token,omitempty"`
+	// Depth (contract 1.1) asks book channels for their best Depth levels
+	// per side only (one of Depths); nil: the whole book.
+	Depth *int64 `json:"depth,omitempty" msgpack:"depth,omitempty"`
+	// Recent (contract 1.1) asks trade channels for up to Recent (0 to
+	// MaxRecent) newest trades first, as a snapshot; nil: 0, none.
+	Recent *int64 `json:"recent,omitempty" msgpack:"recent,omitempty"`
+	// Bars (contract 1.1) is how many newest bars (1 to MaxBars) a candle
+	// channel's snapshot holds; nil: DefaultBars.
+	Bars *int64 `json:"bars,omitempty" msgpack:"bars,omitempty"`
 }
 
 // Welcome is the first message on every connection.
@@ -145,6 +180,15 @@ type Update struct {
 	Data    any    `json:"data" msgpack:"data"`
 }
 
+// RESTSnapshot (contract 1.1) is the body of a REST snapshot, GET
+// /v1/snapshot/<channel>: the same seq and data as the channel's snapshot
+// message; seq serves as since on a later subscribe.
+type RESTSnapshot struct {
+	Channel string `json:"channel" msgpack:"channel"`
+	Seq     uint64 `json:"seq" msgpack:"seq"`
+	Data    any    `json:"data" msgpack:"data"`
+}
+
 // Authenticated confirms a token refresh.
 type Authenticated struct {
 	Type string `json:"type" msgpack:"type"`
@@ -171,6 +215,23 @@ type Reconnect struct {
 	Reason   string `json:"reason" msgpack:"reason"`
 	WithinMS int64  `json:"within_ms" msgpack:"within_ms"`
 }
+
+// Data is implemented by every data shape a channel kind carries
+// (proto.KindSpec.Data).
+type Data interface {
+	// EventTS returns the data's ts, the source event time in Unix
+	// nanoseconds.
+	EventTS() int64
+}
+
+// EventTS implements Data.
+func (t *Ticker) EventTS() int64 { return t.TS }
+
+// EventTS implements Data.
+func (t *Trade) EventTS() int64 { return t.TS }
+
+// EventTS implements Data.
+func (b *Book) EventTS() int64 { return b.TS }
 
 // Ticker is the data of a ticker channel: top of book and last trade.
 type Ticker struct {
@@ -230,17 +291,17 @@ const (
 	FeedHeartbeat = "heartbeat"
 )
 
-// FeedHeader is the envelope of a feed message without its data, which is
-// decoded by kind (Ticker, Book or Trade).
-type FeedHeader struct {
+// Feed is a feed message, the one envelope publishers put on NATS
+// (docs/protocol.md §9.2): {"seq", "type", "data"}, with data of type D.
+// Publishers encode a FeedMessage; the node decodes the data only once it
+// knows the channel's kind (feed.Decode).
+type Feed[D any] struct {
 	Seq  uint64 `json:"seq" msgpack:"seq"`
 	Type string `json:"type" msgpack:"type"`
+	Data D      `json:"data" msgpack:"data"`
 }
 
-// FeedMessage is a feed message as publishers write it; Data is a *Ticker,
-// *Book or *Trade (or the same by value).
-type FeedMessage struct {
-	Seq  uint64 `json:"seq" msgpack:"seq"`
-	Type string `json:"type" msgpack:"type"`
-	Data any    `json:"data" msgpack:"data"`
-}
+// FeedMessage is a feed message to encode; Data is one of the kinds' data
+// shapes (*Ticker, *Book, *Trade; or the same by value), nil for a
+// heartbeat.
+type FeedMessage = Feed[any]

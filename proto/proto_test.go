@@ -15,10 +15,10 @@ func TestParseChannel(t *testing.T) {
 		want Channel
 		ok   bool
 	}{
-		{"ticker", "ticker.BTC-USD", Channel{KindTicker, "BTC-USD"}, true},
-		{"book", "book.ETH-USD", Channel{KindBook, "ETH-USD"}, true},
-		{"trade underscore digits", "trade.sol_usd2", Channel{KindTrade, "sol_usd2"}, true},
-		{"32 char symbol", "ticker." + strings.Repeat("A", 32), Channel{KindTicker, strings.Repeat("A", 32)}, true},
+		{"ticker", "ticker.BTC-USD", Channel{Kind: KindTicker, Symbol: "BTC-USD"}, true},
+		{"book", "book.ETH-USD", Channel{Kind: KindBook, Symbol: "ETH-USD"}, true},
+		{"trade underscore digits", "trade.sol_usd2", Channel{Kind: KindTrade, Symbol: "sol_usd2"}, true},
+		{"32 char symbol", "ticker." + strings.Repeat("A", 32), Channel{Kind: KindTicker, Symbol: strings.Repeat("A", 32)}, true},
 		{"33 char symbol", "ticker." + strings.Repeat("A", 33), Channel{}, false},
 		{"unknown kind", "candles.BTC-USD", Channel{}, false},
 		{"kind case", "Ticker.BTC-USD", Channel{}, false},
@@ -30,6 +30,14 @@ func TestParseChannel(t *testing.T) {
 		{"slash", "ticker.BTC/USD", Channel{}, false},
 		{"space", "ticker.BTC USD", Channel{}, false},
 		{"unicode", "ticker.BTC€", Channel{}, false},
+		{"candle", "candle.1m.BTC-USD", Channel{Kind: KindCandle, Param: "1m", Symbol: "BTC-USD"}, true},
+		{"candle 1d", "candle.1d.ETH-USD", Channel{Kind: KindCandle, Param: "1d", Symbol: "ETH-USD"}, true},
+		{"candle unknown interval", "candle.2m.BTC-USD", Channel{}, false},
+		{"candle interval case", "candle.1M.BTC-USD", Channel{}, false},
+		{"candle without interval", "candle.BTC-USD", Channel{}, false},
+		{"candle empty symbol", "candle.1m.", Channel{}, false},
+		{"candle extra token", "candle.1m.BTC.USD", Channel{}, false},
+		{"ticker with an interval", "ticker.1m.BTC-USD", Channel{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +62,7 @@ func TestParseChannel(t *testing.T) {
 }
 
 func TestSubjectRoundTrip(t *testing.T) {
-	ch := Channel{KindBook, "BTC-USD"}
+	ch := Channel{Kind: KindBook, Symbol: "BTC-USD"}
 	subj := ch.Subject("md")
 	if subj != "md.book.BTC-USD" {
 		t.Fatalf("subject %q", subj)

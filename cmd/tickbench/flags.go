@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -111,7 +112,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 
 	fs.StringVar(&c.audience, "audience", "tickgate", "aud claim of minted tokens (spawn: the gateway's --audience)")
 	fs.StringVar(&c.issuer, "issuer", "", "iss claim of minted tokens (spawn: the gateway's --issuer)")
-	fs.StringVar(&c.subjectPrefix, "subject-prefix", "md", "NATS subject prefix of the feed")
+	fs.StringVar(&c.subjectPrefix, "subject-prefix", feed.DefaultSubjectPrefix, "NATS subject prefix of the feed")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -56,11 +56,8 @@ func attach(c *config) (*target, error) {
 		}
 	}
 	if c.hmacSecretFile != "" {
-		raw, err := os.ReadFile(c.hmacSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("--hmac-secret-file: %w", err)
-		}
-		if t.signer, err = auth.NewHMACSigner([]byte(strings.TrimRight(string(raw), "\r\n")), ""); err != nil {
+		var err error
+		if t.signer, err = auth.NewHMACSignerFile(c.hmacSecretFile, ""); err != nil {
 			return nil, fmt.Errorf("--hmac-secret-file: %w", err)
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/feed/feedsim"
 )
@@ -16,8 +18,8 @@ func runFeedsim(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated")
 	symbols := fs.Int("symbols", 100, "how many symbols (BTC-USD, ETH-USD, SOL-USD first)")
 	rate := fs.Float64("rate", 1000, "messages per second, all channels together")
-	prefix := fs.String("subject-prefix", "md", "NATS subject prefix")
-	codecName := fs.String("codec", "msgpack", "payload encoding: msgpack or json")
+	prefix := fs.String("subject-prefix", feed.DefaultSubjectPrefix, "NATS subject prefix")
+	codecName := fs.String("codec", feedsim.DefaultCodec, "payload encoding: "+strings.Join(codec.Names(), " or "))
 	seed := fs.Int64("seed", 0, "random seed (0: time based)")
 	var lf logFlags
 	lf.register(fs)

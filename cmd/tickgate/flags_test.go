@@ -134,3 +134,18 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+// A token's patterns must be able to match a channel: two tokens for most
+// kinds, three for candle (candle.<interval>.<symbol>).
+func TestReachablePattern(t *testing.T) {
+	for p, ok := range map[string]bool{
+		">": true, "*.*": true, "*.>": true, "ticker.*": true, "ticker.BTC-USD": true, "book.>": true,
+		"candle.>": true, "candle.*.BTC-USD": true, "candle.1m.*": true, "candle.1d.BTC-USD": true, "*.*.*": true, "candle.1m.>": true,
+		"candle.*": false, "candle.BTC-USD": false, "candle.2m.BTC-USD": false, "ticker.1m.BTC-USD": false,
+		"ticker.BTC.USD": false, "bogus": false, "bogus.*": false, "*.*.*.*": false, "ticker": false,
+	} {
+		if err := reachablePattern(p); (err == nil) != ok {
+			t.Errorf("reachablePattern(%q) = %v, want ok=%v", p, err, ok)
+		}
+	}
+}

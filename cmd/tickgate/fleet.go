@@ -16,7 +16,7 @@ import (
 	"github.com/tickgate/tickgate/feed"
 )
 
-// Operating a fleet (PROTOCOL.md §12): serve's flags for the admin token
+// Operating a fleet (docs/operations.md, "Inspecting and revoking"): serve's flags for the admin token
 // and for revocations between nodes, the admin API's place on the admin
 // listener, and `tickgate revoke`.
 

@@ -5,7 +5,7 @@ package main
 // The deployment of deploy/compose.yaml, on loopback: a 3-node NATS
 // cluster, two `tickgate serve` processes, HAProxy running the very
 // deploy/haproxy/haproxy.cfg, and `tickgate feedsim`. It proves the drain
-// path of PROTOCOL.md §5 through the load balancer: SIGTERM to one node, its
+// path (docs/operations.md, "Drain and rolling updates") through the load balancer: SIGTERM to one node, its
 // clients get a reconnect notice and close 1001, HAProxy takes the node out
 // of rotation through /readyz, the clients come back through HAProxy on the
 // other node with a fresh book snapshot, and the other node's clients see

@@ -2,7 +2,7 @@
 
 package main
 
-// The operator contract of PROTOCOL.md §5 and issue 5 with real processes
+// The operator contract (docs/operations.md) and issue 5 with real processes
 // on loopback:
 //
 //   - TestNATSOutageWithDebianServer stops Debian's nats-server under a

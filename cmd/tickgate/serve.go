@@ -52,6 +52,7 @@ type serveFlags struct {
 	feedPendingMsgs   int
 	feedPendingBytes  int
 	staleAfter        time.Duration
+	candleBars        int
 	history           string
 	historyStream     string
 	writeTimeout      time.Duration
@@ -77,7 +78,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8443", "public WebSocket listener address")
 	fs.StringVar(&f.admin, "admin", "127.0.0.1:9090", "admin listener address (/metrics, /healthz, /readyz, /v1/connections, /v1/channels, /v1/revoke); empty disables it")
 	fs.StringVar(&f.natsURL, "nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated")
-	fs.DurationVar(&f.natsReconnectWait, "nats-reconnect-wait", 2*time.Second, "pause between NATS reconnect attempts (plus jitter); the node retries forever")
+	fs.DurationVar(&f.natsReconnectWait, "nats-reconnect-wait", feed.DefaultReconnectWait, "pause between NATS reconnect attempts (plus jitter); the node retries forever")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&f.insecurePlaintext, "insecure-plaintext", false, "serve plain ws:// (only behind a TLS-terminating load balancer)")
@@ -89,32 +90,33 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.allowedOrigins, "allowed-origins", "comma-separated exact origins allowed for browsers; empty: any")
 	fs.Var(&f.algorithms, "algorithms", "comma-separated JWT algorithm allow-list (default HS256,RS256,ES256,EdDSA)")
 	fs.DurationVar(&f.leeway, "leeway", auth.DefaultLeeway, "clock leeway for nbf and iat; exp gets none (0: none)")
-	fs.StringVar(&f.subjectPrefix, "subject-prefix", "md", "NATS subject prefix of the feeds")
+	fs.StringVar(&f.subjectPrefix, "subject-prefix", feed.DefaultSubjectPrefix, "NATS subject prefix of the feeds")
 	fs.StringVar(&f.nodeID, "node-id", "", "node id in welcome messages and logs (default: hostname)")
 	fs.BoolVar(&f.allowQueryToken, "allow-query-token", false, "accept the token in the access_token query parameter")
-	fs.DurationVar(&f.heartbeat, "heartbeat", 15*time.Second, "heartbeat interval (heartbeat_ms)")
-	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", 16<<10, "largest client message; larger closes with 1009")
-	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", 1000, "channels per connection")
-	fs.IntVar(&f.maxSubsPerSub, "max-subscriptions-per-sub", 10000, "subscriptions of one token sub over all its connections on this node (too_many_subscriptions beyond; -1: no limit)")
-	fs.IntVar(&f.snapshotRate, "snapshot-rate", 1<<20, "snapshot and resume bytes per second one connection may ask for (rate_limited beyond, 1008 on abuse)")
-	fs.IntVar(&f.snapshotBurst, "snapshot-burst", 16<<20, "snapshot and resume bytes one connection may ask for at once, above --snapshot-rate")
+	fs.DurationVar(&f.heartbeat, "heartbeat", gateway.DefaultHeartbeatInterval, "heartbeat interval (heartbeat_ms)")
+	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", gateway.DefaultMaxMessageBytes, "largest client message; larger closes with 1009")
+	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", gateway.DefaultMaxSubscriptions, "channels per connection")
+	fs.IntVar(&f.maxSubsPerSub, "max-subscriptions-per-sub", gateway.DefaultMaxSubscriptionsPerSubject, "subscriptions of one token sub over all its connections on this node (too_many_subscriptions beyond; -1: no limit)")
+	fs.IntVar(&f.snapshotRate, "snapshot-rate", gateway.DefaultSnapshotRate, "snapshot and resume bytes per second one connection may ask for (rate_limited beyond, 1008 on abuse)")
+	fs.IntVar(&f.snapshotBurst, "snapshot-burst", gateway.DefaultSnapshotBurst, "snapshot and resume bytes one connection may ask for at once, above --snapshot-rate")
 	fs.StringVar(&f.history, "history", "memory", "where a resume the node's memory cannot serve is read: memory (none), or jetstream (the --history-stream stream, on any node)")
 	fs.StringVar(&f.historyStream, "history-stream", feed.DefaultStream, "the JetStream stream over the feed subjects that --history jetstream reads (tickgate stream creates it)")
-	fs.DurationVar(&f.staleAfter, "stale-after", 10*time.Second, "tell subscribers a channel is stale (feed_silent) when nothing, not even a publisher heartbeat, arrived on it for this long (0: never)")
+	fs.DurationVar(&f.staleAfter, "stale-after", gateway.DefaultStaleAfter, "tell subscribers a channel is stale (feed_silent) when nothing, not even a publisher heartbeat, arrived on it for this long (0: never)")
+	fs.IntVar(&f.candleBars, "candle-bars", gateway.DefaultCandleBars, "bars each candle channel keeps for snapshots (a subscriber's bars option is served up to it)")
 	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
 	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
-	fs.DurationVar(&f.writeTimeout, "write-timeout", 5*time.Second, "a write stalled this long evicts the connection")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", gateway.DefaultWriteTimeout, "a write stalled this long evicts the connection")
 	fs.DurationVar(&f.lagTimeout, "lag-timeout", 0, "a client that has not confirmed (by its pong) data sent this long ago is evicted (4008); 0: 2 x --write-timeout")
-	fs.IntVar(&f.sendQueue, "send-queue", 1024, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
-	fs.IntVar(&f.tradeBuffer, "trade-buffer", 4096, "trades pending per subscription while its connection is behind; more evicts it (4008)")
-	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", 4<<20, "bytes of trades pending per subscription; more evicts the connection (4008)")
-	fs.IntVar(&f.socketSendBuffer, "socket-send-buffer", 256<<10, "kernel send buffer per connection, bytes (-1: the kernel's autotuning)")
-	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 256, "open connections per client address (429 beyond; -1: no limit)")
-	fs.IntVar(&f.maxConnsPerSub, "max-conns-per-sub", 64, "open connections per token sub (429 beyond; -1: no limit)")
-	fs.Float64Var(&f.handshakeRate, "handshake-rate", 1000, "new connections per second, node-wide (429 with Retry-After beyond)")
-	fs.Float64Var(&f.commandRate, "command-rate", 20, "commands (and pings) per second per connection (rate_limited beyond, 1008 on abuse)")
+	fs.IntVar(&f.sendQueue, "send-queue", gateway.DefaultSendQueueLimit, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
+	fs.IntVar(&f.tradeBuffer, "trade-buffer", gateway.DefaultTradeBufferMessages, "trades pending per subscription while its connection is behind; more evicts it (4008)")
+	fs.IntVar(&f.tradeBufferBytes, "trade-buffer-bytes", gateway.DefaultTradeBufferBytes, "bytes of trades pending per subscription; more evicts the connection (4008)")
+	fs.IntVar(&f.socketSendBuffer, "socket-send-buffer", gateway.DefaultSocketSendBuffer, "kernel send buffer per connection, bytes (-1: the kernel's autotuning)")
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", gateway.DefaultMaxConnsPerIP, "open connections per client address (429 beyond; -1: no limit)")
+	fs.IntVar(&f.maxConnsPerSub, "max-conns-per-sub", gateway.DefaultMaxConnsPerSubject, "open connections per token sub (429 beyond; -1: no limit)")
+	fs.Float64Var(&f.handshakeRate, "handshake-rate", gateway.DefaultHandshakeRate, "new connections per second, node-wide (429 with Retry-After beyond)")
+	fs.Float64Var(&f.commandRate, "command-rate", gateway.DefaultCommandRate, "commands (and pings) per second per connection (rate_limited beyond, 1008 on abuse)")
 	fs.Var(&f.trustedProxies, "trusted-proxies", "comma-separated CIDRs of load balancers whose X-Forwarded-For gives the client address")
-	fs.DurationVar(&f.drainWithin, "drain-within", 5*time.Second, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
+	fs.DurationVar(&f.drainWithin, "drain-within", gateway.DefaultDrainWithin, "on SIGTERM/SIGINT, connections are closed (after a reconnect notice) at random moments within this")
 	fs.BoolVar(&f.dashboard, "dashboard", false, "serve the live dashboard at / on the public listener (it asks for a token); the WebSocket endpoint is unchanged")
 	fs.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration (flags, environment and file merged) and exit")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for connections to close before cutting them")
@@ -147,13 +149,14 @@ func (f *serveFlags) check() error {
 		{"nats-reconnect-wait", f.natsReconnectWait, f.natsReconnectWait > 0, "above 0"},
 		{"leeway", f.leeway, f.leeway >= 0 && f.leeway <= auth.MaxLeeway, fmt.Sprintf("between 0 and %v", auth.MaxLeeway)},
 		{"heartbeat", f.heartbeat, f.heartbeat >= 100*time.Millisecond, "at least 100ms"},
-		{"max-message-bytes", f.maxMessageBytes, f.maxMessageBytes >= 256, "at least 256"},
+		{"max-message-bytes", f.maxMessageBytes, f.maxMessageBytes >= gateway.MinMessageBytes, fmt.Sprintf("at least %d", gateway.MinMessageBytes)},
 		{"max-subscriptions", f.maxSubscriptions, f.maxSubscriptions > 0, "above 0"},
 		{"max-subscriptions-per-sub", f.maxSubsPerSub, f.maxSubsPerSub == -1 || f.maxSubsPerSub > 0, "-1 (no limit) or above 0"},
 		{"snapshot-rate", f.snapshotRate, f.snapshotRate > 0, "above 0"},
 		{"snapshot-burst", f.snapshotBurst, f.snapshotBurst > 0, "above 0"},
 		{"feed-pending-messages", f.feedPendingMsgs, f.feedPendingMsgs > 0, "above 0"},
 		{"stale-after", f.staleAfter, f.staleAfter >= 0, "0 (never) or above"},
+		{"candle-bars", f.candleBars, f.candleBars > 0, "above 0"},
 		{"history", f.history, f.history == "memory" || f.history == "jetstream", "memory or jetstream"},
 		{"history-stream", f.historyStream, f.historyStream != "" && !strings.ContainsAny(f.historyStream, ".*> \t"), "a stream name (no dots, wildcards or spaces)"},
 		{"feed-pending-bytes", f.feedPendingBytes, f.feedPendingBytes >= 1<<10, "at least 1024"},
@@ -161,7 +164,7 @@ func (f *serveFlags) check() error {
 		{"lag-timeout", f.lagTimeout, f.lagTimeout >= 0, "0 (twice --write-timeout) or above"},
 		{"send-queue", f.sendQueue, f.sendQueue > 0, "above 0"},
 		{"trade-buffer", f.tradeBuffer, f.tradeBuffer > 0, "above 0"},
-		{"trade-buffer-bytes", f.tradeBufferBytes, f.tradeBufferBytes >= 4096, "at least 4096"},
+		{"trade-buffer-bytes", f.tradeBufferBytes, f.tradeBufferBytes >= gateway.MinTradeBufferBytes, fmt.Sprintf("at least %d", gateway.MinTradeBufferBytes)},
 		{"socket-send-buffer", f.socketSendBuffer, f.socketSendBuffer == -1 || f.socketSendBuffer > 0, "-1 (the kernel's autotuning) or above 0"},
 		{"max-conns-per-ip", f.maxConnsPerIP, f.maxConnsPerIP == -1 || f.maxConnsPerIP > 0, "-1 (no limit) or above 0"},
 		{"max-conns-per-sub", f.maxConnsPerSub, f.maxConnsPerSub == -1 || f.maxConnsPerSub > 0, "-1 (no limit) or above 0"},
@@ -396,6 +399,7 @@ func startNode(o nodeOptions) (*node, error) {
 		SnapshotRate:               f.snapshotRate,
 		SnapshotBurst:              f.snapshotBurst,
 		StaleAfter:                 staleAfter(f.staleAfter),
+		CandleBars:                 f.candleBars,
 		WriteTimeout:               f.writeTimeout,
 		LagTimeout:                 f.lagTimeout,
 		SendQueueLimit:             f.sendQueue,

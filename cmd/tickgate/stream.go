@@ -16,7 +16,7 @@ func runStream(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("stream", stderr)
 	url := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL(s), comma separated (JetStream enabled)")
 	name := fs.String("name", feed.DefaultStream, "stream name (serve's --history-stream)")
-	prefix := fs.String("subject-prefix", "md", "NATS subject prefix of the feeds: the stream takes <prefix>.>")
+	prefix := fs.String("subject-prefix", feed.DefaultSubjectPrefix, "NATS subject prefix of the feeds: the stream takes <prefix>.>")
 	maxAge := fs.Duration("max-age", feed.DefaultStreamMaxAge, "drop messages older than this")
 	perSubject := fs.Int64("max-msgs-per-subject", feed.DefaultStreamMsgsPerSubj, "keep at most this many messages per channel")
 	replicas := fs.Int("replicas", 1, "copies in a NATS cluster (3 in production)")

@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,11 +40,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 			return usagef("--channels: %v", err)
 		}
 	}
-	raw, err := os.ReadFile(*secretFile)
-	if err != nil {
-		return fmt.Errorf("--hmac-secret-file: %w", err)
-	}
-	signer, err := auth.NewHMACSigner([]byte(strings.TrimRight(string(raw), "\r\n")), *kid)
+	signer, err := auth.NewHMACSignerFile(*secretFile, *kid)
 	if err != nil {
 		return fmt.Errorf("--hmac-secret-file: %w", err)
 	}
@@ -57,21 +53,57 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 }
 
 // reachablePattern checks that channel pattern p is valid and can match
-// some channel <kind>.<symbol>: a token whose patterns match nothing would
-// be refused on every subscribe.
+// some channel, <kind>.<symbol> or <kind>.<param>.<symbol> for a kind
+// with params (candle.<interval>.<symbol>): a token whose patterns match
+// nothing would be refused on every subscribe.
 func reachablePattern(p string) error {
 	if _, err := auth.ParsePattern(p); err != nil {
 		return err
 	}
-	kind, symbol, two := strings.Cut(p, ".")
-	if kind == ">" {
+	toks := strings.Split(p, ".")
+	if toks[0] == ">" {
 		return nil
 	}
-	if _, err := proto.ParseKind(kind); err != nil && kind != "*" {
-		return fmt.Errorf("pattern %q matches no channel: %q is not a kind (ticker, book, trade) or a wildcard", p, kind)
+	kinds := proto.Kinds()
+	if toks[0] != "*" {
+		k, err := proto.ParseKind(toks[0])
+		if err != nil {
+			names := make([]string, len(kinds))
+			for i, k := range kinds {
+				names[i] = k.String()
+			}
+			return fmt.Errorf("pattern %q matches no channel: %q is not a kind (%s) or a wildcard", p, toks[0], strings.Join(names, ", "))
+		}
+		kinds = []proto.Kind{k}
 	}
-	if !two || strings.Contains(symbol, ".") || symbol != "*" && symbol != ">" && !proto.ValidSymbol(symbol) {
-		return fmt.Errorf("pattern %q matches no channel: channels are <kind>.<symbol>", p)
+	for _, k := range kinds {
+		if matchesSome(toks[1:], k.Spec().Params) {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("pattern %q matches no channel: channels are <kind>.<symbol>, or candle.<interval>.<symbol>", p)
+}
+
+// matchesSome reports whether pattern tokens toks can match the tokens
+// after the kind of a channel whose kind has params (none: no param
+// token): [param] symbol.
+func matchesSome(toks []string, params []string) bool {
+	want := 1
+	if len(params) > 0 {
+		want = 2
+	}
+	for i, tok := range toks {
+		switch {
+		case tok == ">":
+			return i < want
+		case i >= want:
+			return false
+		case tok == "*":
+		case i == want-1 && !proto.ValidSymbol(tok):
+			return false
+		case i < want-1 && !slices.Contains(params, tok):
+			return false
+		}
+	}
+	return len(toks) == want
 }

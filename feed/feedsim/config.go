@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -41,7 +43,8 @@ type Config struct {
 	// Seed seeds the generator; the same seed gives the same stream.
 	// Zero: 0 (still deterministic).
 	Seed int64
-	// Codec is the payload encoding, "msgpack" or "json". Zero: "msgpack".
+	// Codec is the payload encoding, a codec's name (codec.Lookup:
+	// "msgpack", "json"). Zero: "msgpack".
 	Codec string
 	// Now is the clock for ts and snapshot timing. Zero: time.Now.
 	Now func() time.Time
@@ -52,7 +55,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultRate          = 100
-	DefaultSubjectPrefix = "md"
+	DefaultSubjectPrefix = feed.DefaultSubjectPrefix
 	DefaultBookDepth     = 25
 	DefaultSnapshotEvery = 10 * time.Second
 	DefaultHeartbeat     = 2 * time.Second
@@ -127,9 +130,8 @@ func (c Config) Validate() error {
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		return fmt.Errorf("%w: Rate %v must be a positive number", ErrBadConfig, c.Rate)
 	}
-	if p := c.SubjectPrefix; strings.ContainsAny(p, "*> \t\r\n") || strings.HasPrefix(p, ".") ||
-		strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
-		return fmt.Errorf("%w: bad subject prefix %q", ErrBadConfig, p)
+	if err := feed.ValidSubjectPrefix(c.SubjectPrefix); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	if c.BookDepth < 1 || c.BookDepth > MaxBookDepth {
 		return fmt.Errorf("%w: BookDepth %d outside 1..%d", ErrBadConfig, c.BookDepth, MaxBookDepth)
@@ -137,8 +139,8 @@ func (c Config) Validate() error {
 	if c.SnapshotEvery < 0 {
 		return fmt.Errorf("%w: negative SnapshotEvery", ErrBadConfig)
 	}
-	if c.Codec != "msgpack" && c.Codec != "json" {
-		return fmt.Errorf("%w: Codec %q must be msgpack or json", ErrBadConfig, c.Codec)
+	if _, ok := codec.Lookup(c.Codec); !ok {
+		return fmt.Errorf("%w: Codec %q must be one of %s", ErrBadConfig, c.Codec, strings.Join(codec.Names(), ", "))
 	}
 	return nil
 }

@@ -12,12 +12,36 @@ import (
 // level is one book level in integer units: price in ticks, size in lots.
 type level struct{ tick, size int64 }
 
+// simChannel is one channel a market publishes on.
+type simChannel struct {
+	ch      proto.Channel
+	subject string
+	seq     uint64    // last seq
+	sent    time.Time // when it last published (message or heartbeat)
+}
+
+// bar is a candle in integer units, built from the market's trades.
+type bar struct {
+	start                  int64 // Unix ns, aligned to the interval
+	open, high, low, close int64 // ticks
+	volume, trades         int64 // lots, count
+}
+
+// barSeries is one candle interval of a market: the bar of the newest
+// trade's period, and the bars whose period ended and whose closed message
+// is still to be published, oldest first.
+type barSeries struct {
+	interval string
+	d        int64 // interval length, ns
+	cur      *bar
+	closing  []bar
+}
+
 // market is the simulated state of one symbol. Owned by its Sim.
 type market struct {
 	sym      string
-	subjects [proto.NumKinds + 1]string    // by proto.Kind
-	seq      [proto.NumKinds + 1]uint64    // last seq per kind
-	sent     [proto.NumKinds + 1]time.Time // when each kind last published (message or heartbeat)
+	channels []simChannel // every channel of every kind: one per kind, one per param of a kind with params
+	series   []barSeries  // candle intervals, in proto.CandleIntervals order
 
 	priceDec int   // decimals of a price: one tick is 10^-priceDec
 	sizeDec  int   // decimals of a size: one lot is 10^-sizeDec
@@ -75,13 +99,55 @@ func newMarket(sym, prefix string, depth int, rng *rand.Rand) *market {
 		tradeID:  1000 + rng.Int64N(1_000_000),
 	}
 	for _, k := range proto.Kinds() {
-		m.subjects[k] = proto.Channel{Kind: k, Symbol: sym}.Subject(prefix)
+		params := k.Spec().Params
+		if len(params) == 0 {
+			params = []string{""}
+		}
+		for _, p := range params {
+			ch := proto.Channel{Kind: k, Param: p, Symbol: sym}
+			m.channels = append(m.channels, simChannel{ch: ch, subject: ch.Subject(prefix)})
+		}
+	}
+	for _, iv := range proto.CandleIntervals() {
+		m.series = append(m.series, barSeries{interval: iv, d: proto.IntervalDuration(iv).Nanoseconds()})
 	}
 	m.mid = max(int64(math.Round(p.price*math.Pow10(p.priceDec))), m.minMid)
 	m.typical = max(1, int64(math.Round(20000/p.price*math.Pow10(p.sizeDec))))
 	m.last = m.mid
 	m.fill(rng)
 	return m
+}
+
+// channel returns the index in m.channels of the channel of kind k with
+// param p.
+func (m *market) channel(k proto.Kind, p string) int {
+	for i := range m.channels {
+		if c := &m.channels[i].ch; c.Kind == k && c.Param == p {
+			return i
+		}
+	}
+	panic("feedsim: no channel " + k.String() + "." + p)
+}
+
+// trade adds a trade of lots at tick, made at now, to every interval's
+// bars: a trade in a new period closes the bar before.
+func (m *market) addTrade(tick, lots int64, now time.Time) {
+	ns := now.UnixNano()
+	for i := range m.series {
+		s := &m.series[i]
+		start := ns - ns%s.d
+		if s.cur != nil && s.cur.start != start {
+			s.closing = append(s.closing, *s.cur)
+			s.cur = nil
+		}
+		if s.cur == nil {
+			s.cur = &bar{start: start, open: tick, high: tick, low: tick}
+		}
+		b := s.cur
+		b.high, b.low, b.close = max(b.high, tick), min(b.low, tick), tick
+		b.volume += lots
+		b.trades++
+	}
 }
 
 // price formats ticks with the market's fixed decimals ("64000.10").

@@ -29,13 +29,11 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	enc, _ := codec.Lookup(cfg.Codec) // Validate checked it
 	s := &Sim{
 		cfg: cfg,
-		enc: codec.Msgpack(),
+		enc: enc,
 		rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
-	}
-	if cfg.Codec == "json" {
-		s.enc = codec.JSON()
 	}
 	for _, sym := range cfg.Symbols {
 		s.markets = append(s.markets, newMarket(sym, cfg.SubjectPrefix, cfg.BookDepth, s.rng))
@@ -49,8 +47,9 @@ func (s *Sim) Symbols() []string { return append([]string(nil), s.cfg.Symbols...
 // Next produces the next feed message: its subject and a fresh payload.
 // The first message of every symbol's book is a snapshot (they come first,
 // in symbol order); after that, each call picks a symbol at random and a
-// kind: about 40% book (a delta, or a snapshot when SnapshotEvery passed
-// since the symbol's last one), 30% ticker and 30% trade.
+// kind: about 36% book (a delta, or a snapshot when SnapshotEvery passed
+// since the symbol's last one), 27% ticker, 27% trade and 10% candle
+// (candle).
 func (s *Sim) Next() (subject string, payload []byte, err error) {
 	now := s.cfg.Now()
 	if s.pending < len(s.markets) {
@@ -60,28 +59,72 @@ func (s *Sim) Next() (subject string, payload []byte, err error) {
 	}
 	m := s.markets[s.rng.IntN(len(s.markets))]
 	switch r := s.rng.Float64(); {
-	case r < 0.4:
+	case r < 0.36:
 		if now.Sub(m.lastSnap) >= s.cfg.SnapshotEvery {
 			return s.snapshot(m, now)
 		}
 		return s.delta(m, now)
-	case r < 0.7:
+	case r < 0.63:
 		return s.ticker(m, now)
-	default:
+	case r < 0.9:
 		return s.trade(m, now)
+	default:
+		return s.candle(m, now)
 	}
 }
 
-// encode returns the subject of kind k of m and the payload of its next
-// feed message, made at now.
-func (s *Sim) encode(m *market, now time.Time, k proto.Kind, typ string, data any) (string, []byte, error) {
-	m.seq[k]++
-	m.sent[k] = now
-	p, err := s.enc.Append(nil, proto.FeedMessage{Seq: m.seq[k], Type: typ, Data: data})
+// encode returns the subject of channel k (an index in m.channels) and
+// the payload of its next feed message, made at now.
+func (s *Sim) encode(m *market, now time.Time, k int, typ string, data any) (string, []byte, error) {
+	c := &m.channels[k]
+	c.seq++
+	c.sent = now
+	p, err := s.enc.Append(nil, proto.FeedMessage{Seq: c.seq, Type: typ, Data: data})
 	if err != nil {
-		return "", nil, fmt.Errorf("feedsim: encode %s: %w", m.subjects[k], err)
+		return "", nil, fmt.Errorf("feedsim: encode %s: %w", c.subject, err)
 	}
-	return m.subjects[k], p, nil
+	return c.subject, p, nil
+}
+
+// candle publishes a bar of m built from its trades: first, a bar whose
+// period ended, as closed (each exactly once, before any message of the
+// interval's next bar); else the open bar of an interval at random. A
+// market without trades yet publishes a ticker instead.
+func (s *Sim) candle(m *market, now time.Time) (string, []byte, error) {
+	ns := now.UnixNano()
+	for i := range m.series {
+		sr := &m.series[i]
+		if sr.cur != nil && len(sr.closing) == 0 && sr.cur.start+sr.d <= ns {
+			sr.closing = append(sr.closing, *sr.cur) // its period ended without a trade in the next
+			sr.cur = nil
+		}
+		if len(sr.closing) > 0 {
+			b := sr.closing[0]
+			sr.closing = append(sr.closing[:0], sr.closing[1:]...)
+			return s.encodeBar(m, now, sr, &b, true)
+		}
+	}
+	open := make([]int, 0, len(m.series))
+	for i := range m.series {
+		if m.series[i].cur != nil {
+			open = append(open, i)
+		}
+	}
+	if len(open) == 0 {
+		return s.ticker(m, now)
+	}
+	sr := &m.series[open[s.rng.IntN(len(open))]]
+	return s.encodeBar(m, now, sr, sr.cur, false)
+}
+
+// encodeBar publishes b of series sr.
+func (s *Sim) encodeBar(m *market, now time.Time, sr *barSeries, b *bar, closed bool) (string, []byte, error) {
+	c := &proto.Candle{
+		Symbol: m.sym, Interval: sr.interval, Start: b.start,
+		Open: m.price(b.open), High: m.price(b.high), Low: m.price(b.low), Close: m.price(b.close),
+		Volume: m.size(b.volume), Trades: b.trades, Closed: closed, TS: now.UnixNano(),
+	}
+	return s.encode(m, now, m.channel(proto.KindCandle, sr.interval), proto.FeedUpdate, c)
 }
 
 func (s *Sim) snapshot(m *market, now time.Time) (string, []byte, error) {
@@ -93,7 +136,7 @@ func (s *Sim) snapshot(m *market, now time.Time) (string, []byte, error) {
 		Checksum: m.checksum(s.wire),
 		TS:       now.UnixNano(),
 	}
-	return s.encode(m, now, proto.KindBook, proto.FeedSnapshot, b)
+	return s.encode(m, now, m.channel(proto.KindBook, ""), proto.FeedSnapshot, b)
 }
 
 func (s *Sim) delta(m *market, now time.Time) (string, []byte, error) {
@@ -111,7 +154,7 @@ func (s *Sim) delta(m *market, now time.Time) (string, []byte, error) {
 		b.Asks = append(b.Asks, proto.Level{m.price(m.asks[0].tick), m.size(m.asks[0].size)})
 	}
 	b.Checksum = m.checksum(s.wire)
-	return s.encode(m, now, proto.KindBook, proto.FeedUpdate, b)
+	return s.encode(m, now, m.channel(proto.KindBook, ""), proto.FeedUpdate, b)
 }
 
 func (s *Sim) ticker(m *market, now time.Time) (string, []byte, error) {
@@ -127,7 +170,7 @@ func (s *Sim) ticker(m *market, now time.Time) (string, []byte, error) {
 		t.Bid, t.BidSize = "0", "0"
 	}
 	t.Ask, t.AskSize = m.price(m.asks[0].tick), m.size(m.asks[0].size)
-	return s.encode(m, now, proto.KindTicker, proto.FeedUpdate, t)
+	return s.encode(m, now, m.channel(proto.KindTicker, ""), proto.FeedUpdate, t)
 }
 
 func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
@@ -139,6 +182,7 @@ func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
 	m.tradeID++
 	m.last = tick
 	m.volume += lots
+	m.addTrade(tick, lots, now)
 	t := &proto.Trade{
 		Symbol: m.sym,
 		ID:     m.tradeID,
@@ -147,7 +191,7 @@ func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
 		Side:   side,
 		TS:     now.UnixNano(),
 	}
-	return s.encode(m, now, proto.KindTrade, proto.FeedUpdate, t)
+	return s.encode(m, now, m.channel(proto.KindTrade, ""), proto.FeedUpdate, t)
 }
 
 // Heartbeats returns a publisher heartbeat (contract 1.1,
@@ -157,16 +201,17 @@ func (s *Sim) trade(m *market, now time.Time) (string, []byte, error) {
 func (s *Sim) Heartbeats() (subjects []string, payloads [][]byte, err error) {
 	now := s.cfg.Now()
 	for _, m := range s.markets {
-		for _, k := range proto.Kinds() {
-			if now.Sub(m.sent[k]) < s.cfg.HeartbeatEvery {
+		for i := range m.channels {
+			c := &m.channels[i]
+			if now.Sub(c.sent) < s.cfg.HeartbeatEvery {
 				continue
 			}
-			p, err := s.enc.Append(nil, proto.FeedMessage{Seq: m.seq[k], Type: proto.FeedHeartbeat})
+			p, err := s.enc.Append(nil, proto.FeedMessage{Seq: c.seq, Type: proto.FeedHeartbeat})
 			if err != nil {
-				return nil, nil, fmt.Errorf("feedsim: encode heartbeat %s: %w", m.subjects[k], err)
+				return nil, nil, fmt.Errorf("feedsim: encode heartbeat %s: %w", c.subject, err)
 			}
-			m.sent[k] = now
-			subjects, payloads = append(subjects, m.subjects[k]), append(payloads, p)
+			c.sent = now
+			subjects, payloads = append(subjects, c.subject), append(payloads, p)
 		}
 	}
 	return subjects, payloads, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -73,6 +74,7 @@ func TestStreamConsistent(t *testing.T) {
 			lastSeq := map[proto.Channel]uint64{}
 			books := map[string]*booktest.Book{}
 			tradeIDs := map[string]int64{}
+			bars := newBarCheck()
 			kinds := map[proto.Kind]int{}
 			snapshots := 0
 			for i := range n {
@@ -109,10 +111,10 @@ func TestStreamConsistent(t *testing.T) {
 					if m.Snapshot {
 						snapshots++
 					}
-					b.Apply(m.Book, m.Snapshot)
+					b.Apply(m.Book(), m.Snapshot)
 					bids, asks := b.Levels()
-					if got := proto.BookChecksum(bids, asks); got != m.Book.Checksum {
-						t.Fatalf("%s seq %d: checksum %d, rebuilt book has %d", ch, m.Seq, m.Book.Checksum, got)
+					if got := proto.BookChecksum(bids, asks); got != m.Book().Checksum {
+						t.Fatalf("%s seq %d: checksum %d, rebuilt book has %d", ch, m.Seq, m.Book().Checksum, got)
 					}
 					if len(bids) == 0 || len(asks) == 0 || proto.CompareDecimal(bids[0][0], asks[0][0]) >= 0 {
 						t.Fatalf("%s seq %d: empty or crossed book %v / %v", ch, m.Seq, bids, asks)
@@ -120,28 +122,34 @@ func TestStreamConsistent(t *testing.T) {
 					if len(bids) != depth || len(asks) != depth {
 						t.Fatalf("%s seq %d: depth %d/%d, want %d", ch, m.Seq, len(bids), len(asks), depth)
 					}
-					if !m.Snapshot && len(m.Book.Bids)+len(m.Book.Asks) == 0 {
+					if !m.Snapshot && len(m.Book().Bids)+len(m.Book().Asks) == 0 {
 						t.Fatalf("%s seq %d: empty delta", ch, m.Seq)
 					}
 				case proto.KindTicker:
 					bids, asks := b.Levels()
-					tk := m.Ticker
+					tk := m.Ticker()
 					if tk.Bid != bids[0][0] || tk.BidSize != bids[0][1] || tk.Ask != asks[0][0] || tk.AskSize != asks[0][1] {
 						t.Fatalf("%s: ticker %+v not the book top %v / %v", ch, tk, bids[0], asks[0])
 					}
 				case proto.KindTrade:
-					tr := m.Trade
+					tr := m.Trade()
 					if last, ok := tradeIDs[ch.Symbol]; ok && tr.ID != last+1 {
 						t.Fatalf("%s: trade id %d after %d", ch, tr.ID, last)
 					}
 					tradeIDs[ch.Symbol] = tr.ID
+					bars.trade(t, tr)
 					bids, asks := b.Levels()
 					if tr.Side == proto.SideBuy && tr.Price != asks[0][0] || tr.Side == proto.SideSell && tr.Price != bids[0][0] {
 						t.Fatalf("%s: %s trade at %s, book top %v / %v", ch, tr.Side, tr.Price, bids[0], asks[0])
 					}
+				case proto.KindCandle:
+					bars.candle(t, ch, m.Candle())
 				}
 			}
-			for kind, want := range map[proto.Kind]float64{proto.KindBook: 0.4, proto.KindTicker: 0.3, proto.KindTrade: 0.3} {
+			if bars.closed == 0 || bars.open == 0 {
+				t.Errorf("%d closed and %d open bars over 100s", bars.closed, bars.open)
+			}
+			for kind, want := range map[proto.Kind]float64{proto.KindBook: 0.36, proto.KindTicker: 0.27, proto.KindTrade: 0.27, proto.KindCandle: 0.10} {
 				if got := float64(kinds[kind]) / n; got < want-0.03 || got > want+0.03 {
 					t.Errorf("%s share %.3f, want about %.2f", kind, got, want)
 				}
@@ -170,9 +178,9 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("first Next = %q, %q…, %v; want a msgpack BTC-USD book snapshot", subj, p[:1], err)
 	}
 	m, err := feed.Decode(proto.Channel{Kind: proto.KindBook, Symbol: "BTC-USD"}, p)
-	if err != nil || !m.Snapshot || len(m.Book.Bids) != feedsim.DefaultBookDepth || !strings.HasPrefix(m.Book.Bids[0][0], "6") ||
-		len(m.Book.Bids[0][0]) != len("64000.00") {
-		t.Fatalf("first BTC-USD snapshot %+v, %v", m.Book, err)
+	if err != nil || !m.Snapshot || len(m.Book().Bids) != feedsim.DefaultBookDepth || !strings.HasPrefix(m.Book().Bids[0][0], "6") ||
+		len(m.Book().Bids[0][0]) != len("64000.00") {
+		t.Fatalf("first BTC-USD snapshot %+v, %v", m.Book(), err)
 	}
 }
 
@@ -219,8 +227,8 @@ func TestGeneratedSymbols(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", subj, err)
 		}
-		if m.Ticker != nil && proto.CompareDecimal(m.Ticker.Bid, m.Ticker.Ask) >= 0 {
-			t.Fatalf("%s: crossed ticker %+v", subj, m.Ticker)
+		if m.Ticker() != nil && proto.CompareDecimal(m.Ticker().Bid, m.Ticker().Ask) >= 0 {
+			t.Fatalf("%s: crossed ticker %+v", subj, m.Ticker())
 		}
 	}
 }
@@ -270,16 +278,22 @@ func TestHeartbeats(t *testing.T) {
 		}
 		seqs[subj] = m.Seq
 	}
-	if subjects, _, err := s.Heartbeats(); err != nil || len(subjects) != 0 {
-		t.Fatalf("heartbeats right after messages: %q, %v", subjects, err)
+	quiet, _, err := s.Heartbeats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range quiet {
+		if _, sent := seqs[subj]; sent {
+			t.Fatalf("heartbeat on %s right after its messages", subj)
+		}
 	}
 	now = now.Add(time.Second)
 	subjects, payloads, err := s.Heartbeats()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(subjects) != 3 {
-		t.Fatalf("heartbeats on %q, want all three kinds of BTC-USD", subjects)
+	if want := 3 + len(proto.CandleIntervals()); len(subjects) != want {
+		t.Fatalf("heartbeats on %q, want all %d channels of BTC-USD", subjects, want)
 	}
 	for i, subj := range subjects {
 		ch, _ := proto.ParseChannel(strings.TrimPrefix(subj, "md."))
@@ -290,5 +304,70 @@ func TestHeartbeats(t *testing.T) {
 	}
 	if subjects, _, _ := s.Heartbeats(); len(subjects) != 0 {
 		t.Fatalf("heartbeats again at once: %q", subjects)
+	}
+}
+
+// barCheck checks the candles of a stream against its trades: each bar
+// holds exactly the trades of its period published before it, a bar is
+// closed once and before the next bar of its interval, and starts never
+// go back.
+type barCheck struct {
+	trades       map[string][]*proto.Trade // by symbol, in order
+	last         map[proto.Channel]*proto.Candle
+	closed, open int
+}
+
+func newBarCheck() *barCheck {
+	return &barCheck{trades: map[string][]*proto.Trade{}, last: map[proto.Channel]*proto.Candle{}}
+}
+
+func (b *barCheck) trade(t *testing.T, tr *proto.Trade) {
+	t.Helper()
+	b.trades[tr.Symbol] = append(b.trades[tr.Symbol], tr)
+}
+
+func (b *barCheck) candle(t *testing.T, ch proto.Channel, c *proto.Candle) {
+	t.Helper()
+	if prev := b.last[ch]; prev != nil {
+		switch {
+		case c.Start < prev.Start:
+			t.Fatalf("%s: bar %d after %d", ch, c.Start, prev.Start)
+		case c.Start == prev.Start && prev.Closed:
+			t.Fatalf("%s: bar %d after its close", ch, c.Start)
+		case c.Start > prev.Start && !prev.Closed:
+			t.Fatalf("%s: bar %d before bar %d closed", ch, c.Start, prev.Start)
+		}
+	}
+	b.last[ch] = c
+	if c.Closed {
+		b.closed++
+	} else {
+		b.open++
+	}
+	end := c.Start + proto.IntervalDuration(ch.Param).Nanoseconds()
+	var in []*proto.Trade
+	for _, tr := range b.trades[ch.Symbol] {
+		if tr.TS >= c.Start && tr.TS < end {
+			in = append(in, tr)
+		}
+	}
+	if int64(len(in)) != c.Trades || len(in) == 0 {
+		t.Fatalf("%s bar %d: %d trades, the stream had %d", ch, c.Start, c.Trades, len(in))
+	}
+	high, low, vol := in[0].Price, in[0].Price, new(big.Rat)
+	for _, tr := range in {
+		if proto.CompareDecimal(tr.Price, high) > 0 {
+			high = tr.Price
+		}
+		if proto.CompareDecimal(tr.Price, low) < 0 {
+			low = tr.Price
+		}
+		r, _ := new(big.Rat).SetString(tr.Size)
+		vol.Add(vol, r)
+	}
+	got, _ := new(big.Rat).SetString(c.Volume)
+	if c.Open != in[0].Price || c.Close != in[len(in)-1].Price || c.High != high || c.Low != low || got.Cmp(vol) != 0 {
+		t.Fatalf("%s bar %d: %+v, trades give open %s high %s low %s close %s volume %s",
+			ch, c.Start, c, in[0].Price, high, low, in[len(in)-1].Price, vol.FloatString(8))
 	}
 }

@@ -75,8 +75,13 @@ func TestCasesHoldTogether(t *testing.T) {
 		})
 	}
 	for _, k := range proto.Kinds() {
-		if kinds[k] == 0 {
+		if kinds[k] == 0 && !clientsLack[k] {
 			t.Errorf("no case on a %s channel", k)
 		}
 	}
 }
+
+// clientsLack are the kinds the client runners (the Go client, the browser
+// module) do not handle yet, so that no case can name them: candle, until
+// the clients read its bars (issue 11, part 6).
+var clientsLack = map[proto.Kind]bool{proto.KindCandle: true}

@@ -108,10 +108,9 @@ func (f *Feed) publish(ctx context.Context, durable bool, subject string, payloa
 	name := ch.String()
 	f.mu.Lock()
 	f.last[name] = m.Seq
-	switch {
-	case m.Ticker != nil:
-		f.tickers[name] = *m.Ticker
-	case m.Trade != nil:
+	if t := m.Ticker(); t != nil {
+		f.tickers[name] = *t
+	} else if m.Trade() != nil {
 		f.trades[name]++
 	}
 	f.mu.Unlock()

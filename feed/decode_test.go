@@ -1,0 +1,306 @@
+package feed
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// The envelope's decoding cases, moved from codec with the decoding
+// itself: every feed payload, in both encodings, decodes or fails as
+// before.
+
+// header is what decodeEnvelope returns besides the data.
+type header struct {
+	Seq  uint64
+	Type string
+}
+
+func decode(in []byte, data any) (header, error) {
+	seq, typ, err := decodeEnvelope(in, data)
+	return header{seq, typ}, err
+}
+
+var both = []codec.Codec{codec.JSON(), codec.Msgpack()}
+
+// newData returns a fresh destination of the kind of want.
+func newData(want any) any {
+	switch want.(type) {
+	case *proto.Ticker:
+		return new(proto.Ticker)
+	case *proto.Book:
+		return new(proto.Book)
+	case *proto.Trade:
+		return new(proto.Trade)
+	}
+	panic("unknown data kind")
+}
+
+func book5() *proto.Book {
+	return &proto.Book{
+		Symbol: "BTC-USD",
+		Bids: []proto.Level{
+			{"64000.10", "1.5"}, {"64000.00", "2"}, {"63999.90", "0.25"},
+			{"63999.50", "3.1"}, {"63998.00", "10"},
+		},
+		Asks: []proto.Level{
+			{"64000.20", "0.7"}, {"64000.30", "1"}, {"64000.90", "4.2"},
+			{"64001.00", "0.01"}, {"64002.50", "7"},
+		},
+		Checksum: 123456789,
+		TS:       1767225600123456789,
+	}
+}
+
+func ticker5() *proto.Ticker {
+	return &proto.Ticker{
+		Symbol: "BTC-USD", Bid: "64000.10", BidSize: "1.5", Ask: "64000.20",
+		AskSize: "0.7", Last: "64000.15", Volume: "1234.5", TS: 1767225600123456789,
+	}
+}
+
+func trade991() *proto.Trade {
+	return &proto.Trade{
+		Symbol: "BTC-USD", ID: 991, Price: "64000.15", Size: "0.01",
+		Side: proto.SideBuy, TS: 1767225600123456789,
+	}
+}
+
+const (
+	tickerJSON = `{"symbol":"BTC-USD","bid":"64000.10","bid_size":"1.5","ask":"64000.20","ask_size":"0.7","last":"64000.15","volume":"1234.5","ts":1767225600123456789}`
+	tradeJSON  = `{"symbol":"BTC-USD","id":991,"price":"64000.15","size":"0.01","side":"buy","ts":1767225600123456789}`
+	book5JSON  = `{"symbol":"BTC-USD",` +
+		`"bids":[["64000.10","1.5"],["64000.00","2"],["63999.90","0.25"],["63999.50","3.1"],["63998.00","10"]],` +
+		`"asks":[["64000.20","0.7"],["64000.30","1"],["64000.90","4.2"],["64001.00","0.01"],["64002.50","7"]],` +
+		`"checksum":123456789,"ts":1767225600123456789}`
+)
+
+func TestDecodeEnvelope(t *testing.T) {
+	// Each payload is JSON text; the msgpack variant carries the same map.
+	tests := map[string]struct {
+		in       string
+		want     any // *proto.Ticker, *proto.Book or *proto.Trade
+		wantHead header
+	}{
+		"ticker": {`{"seq":8,"type":"update","data":` + tickerJSON + `}`, ticker5(), header{Seq: 8, Type: proto.FeedUpdate}},
+		"trade":  {`{"seq":18446744073709551615,"type":"update","data":` + tradeJSON + `}`, trade991(), header{Seq: 18446744073709551615, Type: proto.FeedUpdate}},
+		"book snapshot": {`{"seq":1200,"type":"snapshot","data":` + book5JSON + `}`, book5(),
+			header{Seq: 1200, Type: proto.FeedSnapshot}},
+		"book update": {`{"type":"update","data":{"bids":[["64000.10","0"]],"asks":[],"checksum":42,"ts":5},"seq":1201}`,
+			&proto.Book{Bids: []proto.Level{{"64000.10", "0"}}, Asks: []proto.Level{}, Checksum: 42, TS: 5},
+			header{Seq: 1201, Type: proto.FeedUpdate}},
+		"data first, unknown keys": {`{"data":{"symbol":"X","id":1,"extra":[1,{"a":null}]},"v":2,"type":"update","seq":1}`,
+			&proto.Trade{Symbol: "X", ID: 1}, header{Seq: 1, Type: proto.FeedUpdate}},
+		"null data":    {`{"seq":2,"type":"update","data":null}`, &proto.Ticker{}, header{Seq: 2, Type: proto.FeedUpdate}},
+		"missing data": {`{"seq":3,"type":"update"}`, &proto.Book{}, header{Seq: 3, Type: proto.FeedUpdate}},
+	}
+	for name, tc := range tests {
+		for _, c := range both {
+			t.Run(name+"/"+c.Name(), func(t *testing.T) {
+				in := encodeFor(t, c, tc.in)
+				data := newData(tc.want)
+				h, err := decode(in, data)
+				if err != nil {
+					t.Fatalf("decodeEnvelope(%.60x): %v", in, err)
+				}
+				mustEqual(t, h, tc.wantHead)
+				mustEqual(t, data, tc.want)
+			})
+		}
+	}
+}
+
+// TestDecodeEnvelopeEncoded checks that what Append writes for a
+// FeedMessage (the feed simulator's path) decodeEnvelope reads back, in
+// both encodings.
+func TestDecodeEnvelopeEncoded(t *testing.T) {
+	tests := map[string]proto.FeedMessage{
+		"ticker":        {Seq: 1, Type: proto.FeedUpdate, Data: ticker5()},
+		"trade":         {Seq: 2, Type: proto.FeedUpdate, Data: trade991()},
+		"book snapshot": {Seq: 3, Type: proto.FeedSnapshot, Data: book5()},
+		"book empty":    {Seq: 4, Type: proto.FeedUpdate, Data: &proto.Book{}},
+	}
+	for name, msg := range tests {
+		for _, c := range both {
+			t.Run(name+"/"+c.Name(), func(t *testing.T) {
+				b, err := c.Append(nil, msg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := newData(msg.Data)
+				h, err := decode(b, data)
+				if err != nil {
+					t.Fatalf("DecodeFeed: %v", err)
+				}
+				mustEqual(t, h, header{Seq: msg.Seq, Type: msg.Type})
+				want := msg.Data
+				if bk, ok := want.(*proto.Book); ok && bk.Bids == nil {
+					want = &proto.Book{Bids: []proto.Level{}, Asks: []proto.Level{}}
+				}
+				mustEqual(t, data, want)
+			})
+		}
+	}
+}
+
+func TestDecodeEnvelopeMalformed(t *testing.T) {
+	const maxAlloc = 64 << 10
+	mp := func(h string) []byte {
+		b, err := hex.DecodeString(strings.ReplaceAll(h, " ", ""))
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	// Payloads as JSON text, run through both codecs' encodings.
+	inBoth := map[string]string{
+		"bad type":           `{"seq":1,"type":"delta","data":{}}`,
+		"missing type":       `{"seq":1,"data":{}}`,
+		"negative seq":       `{"seq":-1,"type":"update","data":{}}`,
+		"float seq":          `{"seq":1.5,"type":"update","data":{}}`,
+		"string seq":         `{"seq":"1","type":"update","data":{}}`,
+		"type number":        `{"seq":1,"type":1,"data":{}}`,
+		"data string":        `{"seq":1,"type":"update","data":"x"}`,
+		"data array":         `{"seq":1,"type":"update","data":[1,2]}`,
+		"price number":       `{"seq":1,"type":"update","data":{"bids":[[64000.1,"1"]]}}`,
+		"ts string":          `{"seq":1,"type":"update","data":{"ts":"now"}}`,
+		"bids map":           `{"seq":1,"type":"update","data":{"bids":{"a":"b"}}}`,
+		"top-level array":    `[1,"update",{}]`,
+		"deeply nested data": `{"seq":1,"type":"update","data":{"x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}}`,
+	}
+	type input struct {
+		in   []byte
+		data any
+	}
+	tests := map[string]input{
+		"array32 4G":       {mp("dd ff ff ff ff"), new(proto.Book)},
+		"array16 64K":      {mp("dc ff ff"), new(proto.Book)},
+		"map32 4G":         {mp("df ff ff ff ff"), new(proto.Book)},
+		"str32 4G":         {mp("db ff ff ff ff"), new(proto.Book)},
+		"bids array32 4G":  {append(mp("83 a3 73 65 71 01 a4 74 79 70 65 a6"), append([]byte("update"), mp("a4 64 61 74 61 81 a4 62 69 64 73 dd ff ff ff ff")...)...), new(proto.Book)},
+		"data timestamp":   {append(mp("83 a3 73 65 71 01 a4 74 79 70 65 a6"), append([]byte("update"), mp("a4 64 61 74 61 d6 ff 00 00 00 00")...)...), new(proto.Trade)},
+		"ts ext":           {append(mp("83 a3 73 65 71 01 a4 74 79 70 65 a6"), append([]byte("update"), mp("a4 64 61 74 61 81 a2 74 73 d6 ff 00 00 00 00")...)...), new(proto.Trade)},
+		"level of 3":       {append(mp("83 a3 73 65 71 01 a4 74 79 70 65 a6"), append([]byte("update"), mp("a4 64 61 74 61 81 a4 62 69 64 73 91 93 a1 31 a1 31 a1 31")...)...), new(proto.Book)},
+		"nested 10000":     {append(mp("81 a1 78"), strings.Repeat("\x91", 10000)...), new(proto.Ticker)},
+		"trailing":         {mp("80 00"), new(proto.Ticker)},
+		"empty":            {nil, new(proto.Ticker)},
+		"json deep":        {[]byte(`{"data":` + strings.Repeat("[", 10000)), new(proto.Ticker)},
+		"json trailing":    {[]byte(`{"seq":1,"type":"update","data":{}} {}`), new(proto.Ticker)},
+		"json truncated":   {[]byte(`{"seq":1,"type":"upd`), new(proto.Ticker)},
+		"json leading ws":  {[]byte(` {"seq":1,"type":"update","data":{}}`), new(proto.Ticker)}, // not '{': read as msgpack
+		"json not msgpack": {[]byte(`["update"]`), new(proto.Ticker)},
+	}
+	for name, s := range inBoth {
+		for _, c := range both {
+			tests[name+"/"+c.Name()] = input{encodeFor(t, c, s), new(proto.Book)}
+		}
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h, err := decode(tc.in, tc.data)
+			if !errors.Is(err, codec.ErrMalformed) {
+				t.Fatalf("decodeEnvelope(%.60x) = %+v, %v; want codec.ErrMalformed", tc.in, h, err)
+			}
+			if n := allocBytes(func() { _, _ = decode(tc.in, tc.data) }); n >= maxAlloc {
+				t.Errorf("DecodeFeed allocated %d bytes, want < %d", n, maxAlloc)
+			}
+		})
+	}
+}
+
+// encodeFor turns JSON text into the bytes the codec would receive: the text
+// itself for JSON; for msgpack, the same map in msgpack (integers as
+// integers, other numbers as float64).
+func encodeFor(t testing.TB, c codec.Codec, s string) []byte {
+	t.Helper()
+	if !c.Binary() {
+		return []byte(s)
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("bad JSON in test table %.60q: %v", s, err)
+	}
+	b, err := msgpack.Marshal(numbers(v))
+	if err != nil {
+		t.Fatalf("msgpack.Marshal(%.60q): %v", s, err)
+	}
+	return b
+}
+
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
+		}
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return u
+		}
+		f, _ := x.Float64()
+		return f
+	}
+	return v
+}
+
+// allocBytes returns the bytes that one call of f allocates, averaged over
+// a few runs after a warm-up.
+func allocBytes(f func()) uint64 {
+	const runs = 8
+	f()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / runs
+}
+
+// mustEqual fails when got and want differ.
+func mustEqual(t testing.TB, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %#v\nwant %#v", got, want)
+	}
+}
+
+func BenchmarkDecodeEnvelope(b *testing.B) {
+	for _, c := range both {
+		b.Run("book5/"+c.Name(), func(b *testing.B) {
+			in, err := c.Append(nil, proto.FeedMessage{Seq: 1200, Type: proto.FeedSnapshot, Data: book5()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in)))
+			var book proto.Book
+			for b.Loop() {
+				if _, _, err := decodeEnvelope(in, &book); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

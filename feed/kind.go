@@ -1,0 +1,47 @@
+package feed
+
+import "github.com/tickgate/tickgate/proto"
+
+// kind is how the node handles one channel kind: how its feed messages are
+// validated and what state turns them into events. The wire side of a kind
+// (its name, channel grammar, data shape, pending rule) is its
+// proto.KindSpec; this is the node's side, declared once per kind in the
+// kind's own file (ticker.go, book.go, trade.go, candle.go) and listed in
+// kinds.
+type kind struct {
+	// validate checks a decoded message of channel ch against the feed
+	// contract (docs/protocol.md §9.4), normalises it (the data's symbol,
+	// the book order). m.Data holds the kind's data shape
+	// (proto.KindSpec.Data) and m.Snapshot says whether the publisher sent
+	// a "snapshot"; validate may clear it when the kind has none.
+	validate func(ch proto.Channel, m *Message) error
+	// newState returns the empty state of a channel of the kind.
+	newState func(ch proto.Channel, cfg stateConfig) State
+	// warms: the state can start from the history stream (History.Recent,
+	// State.Warm) when the node holds nothing current of the channel.
+	warms bool
+}
+
+// kinds lists every kind's declaration, indexed by proto.Kind.
+var kinds = [proto.NumKinds + 1]*kind{
+	proto.KindTicker: &tickerKind,
+	proto.KindBook:   &bookKind,
+	proto.KindTrade:  &tradeKind,
+	proto.KindCandle: &candleKind,
+}
+
+// kindOf returns k's declaration, or nil for an invalid kind.
+func kindOf(k proto.Kind) *kind {
+	if !k.Valid() {
+		return nil
+	}
+	return kinds[k]
+}
+
+// Warms reports whether a channel of kind k can start from the history
+// stream (History.Recent then State.Warm) when the node holds nothing
+// current of it.
+func Warms(k proto.Kind) bool {
+	d := kindOf(k)
+	return d != nil && d.warms
+}

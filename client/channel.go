@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -29,8 +30,9 @@ type chanState struct {
 	// broken: the client saw a gap or mismatch and waits for the node's
 	// snapshot or resume; updates of the old chain are ignored.
 	broken bool
-	book   *Book         // book channels: the verified book
-	ticker *proto.Ticker // ticker channels: the latest ticker; immutable
+	book   *Book          // book channels: the verified book
+	ticker *proto.Ticker  // ticker channels: the latest ticker; immutable
+	bars   []proto.Candle // candle channels: the newest bars, oldest first
 
 	server  string // the node's last status ("stale", "resyncing"; "" for live)
 	offline bool   // not receiving: the connection is down or the node has not acked the re-subscribe yet
@@ -196,6 +198,19 @@ func (r *router) snapshot(s *chanState, m *message) {
 		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Ticker: s.ticker, TS: d.TS}, nil)
 	case proto.KindTrade:
 		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Trades: d.Trades, TS: d.TS}, nil)
+	case proto.KindCandle:
+		for i := range d.Bars {
+			if !validBar(&d.Bars[i]) || i > 0 && d.Bars[i].Start <= d.Bars[i-1].Start {
+				r.malformed(s, m)
+				return
+			}
+		}
+		s.bars = append(s.bars[:0], d.Bars...)
+		var ts int64
+		if n := len(d.Bars); n > 0 {
+			ts = d.Bars[n-1].TS
+		}
+		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Bars: slices.Clone(d.Bars), TS: ts}, nil)
 	}
 	// A snapshot replaces whatever the client held, at any time; it also
 	// ends a resync the node announced.
@@ -254,8 +269,48 @@ func (r *router) update(s *chanState, m *message) {
 		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Ticker: s.ticker, TS: d.TS}, nil)
 	case proto.KindTrade:
 		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Trade: d.trade(), TS: d.TS}, nil)
+	case proto.KindCandle:
+		bar := d.candle()
+		if !validBar(bar) {
+			r.malformed(s, m)
+			return
+		}
+		s.bars = applyBar(s.bars, *bar, s.opts.barLimit())
+		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Candle: bar, TS: d.TS}, nil)
 	}
 	s.last = m.Seq
+}
+
+// validBar reports whether a bar is one the client can keep: decimal
+// prices and volume, and a start.
+func validBar(b *proto.Candle) bool {
+	return b.Start > 0 && proto.ValidDecimal(b.Open) && proto.ValidDecimal(b.High) && proto.ValidDecimal(b.Low) &&
+		proto.ValidDecimal(b.Close) && proto.ValidDecimal(b.Volume)
+}
+
+// applyBar puts bar into bars (oldest first): it replaces the bar with
+// its start (the open bar revised, or closed) or follows the newest, and
+// the oldest go beyond limit. A bar older than the newest that the client
+// does not hold is ignored: the publisher sends bars in order.
+func applyBar(bars []proto.Candle, bar proto.Candle, limit int) []proto.Candle {
+	if n := len(bars); n > 0 {
+		switch last := bars[n-1].Start; {
+		case bar.Start == last:
+			bars[n-1] = bar
+			return bars
+		case bar.Start < last:
+			i, found := slices.BinarySearchFunc(bars, bar.Start, func(c proto.Candle, start int64) int { return cmp.Compare(c.Start, start) })
+			if found {
+				bars[i] = bar
+			}
+			return bars
+		}
+	}
+	bars = append(bars, bar)
+	if over := len(bars) - limit; over > 0 {
+		bars = append(bars[:0], bars[over:]...)
+	}
+	return bars
 }
 
 // mismatch: the book after message m does not have m's checksum. The book

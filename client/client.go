@@ -253,7 +253,7 @@ func (c *Client) serve(cn *conn) error {
 
 func subscribeCommand(id int64, channels []string, o subOptions, since map[string]uint64) command {
 	cmd := command{Op: proto.OpSubscribe, ID: id, Channels: channels, ThrottleMS: o.throttleMS,
-		Since: since, Depth: o.depth, Recent: o.recent}
+		Since: since, Depth: o.depth, Recent: o.recent, Bars: o.bars}
 	if o.noSnapshot {
 		f := false
 		cmd.Snapshot = &f
@@ -621,6 +621,19 @@ func (c *Client) Ticker(channel string) (t proto.Ticker, seq uint64, ok bool) {
 		return proto.Ticker{}, 0, false
 	}
 	return *s.ticker, s.last, true
+}
+
+// Candles returns a copy of a candle channel's bars, oldest first (the
+// last one possibly open), and the seq they are as of; ok is false unless
+// the channel is live.
+func (c *Client) Candles(channel string) (bars []proto.Candle, seq uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.r.chans[channel]
+	if s == nil || s.ch.Kind != proto.KindCandle || s.compute() != StateLive {
+		return nil, 0, false
+	}
+	return slices.Clone(s.bars), s.last, true
 }
 
 // State returns the channel's state; ok is false for a channel the

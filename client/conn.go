@@ -86,7 +86,11 @@ func (cn *conn) OnMessage(ws *gws.Conn, msg *gws.Message) {
 	defer msg.Close()
 	cn.touch()
 	var m message
-	if err := codec.DecodeMessage(cn.cd, msg.Bytes(), &m); err != nil {
+	err := codec.DecodeMessage(cn.cd, msg.Bytes(), &m)
+	if err == nil && m.Data != nil {
+		err = m.Data.resolve(cn.cd, msg.Bytes())
+	}
+	if err != nil {
 		// A message the client cannot read may be one it needed: start
 		// over on a new connection, which resumes every channel.
 		cn.c.log.Warn("undecodable message; reconnecting", "err", err.Error())
@@ -277,4 +281,5 @@ type command struct {
 	Token      string            `json:"token,omitempty" msgpack:"token,omitempty"`
 	Depth      int               `json:"depth,omitempty" msgpack:"depth,omitempty"`
 	Recent     int               `json:"recent,omitempty" msgpack:"recent,omitempty"`
+	Bars       int               `json:"bars,omitempty" msgpack:"bars,omitempty"`
 }

@@ -13,11 +13,12 @@ type EventType uint8
 // Event types.
 const (
 	// EventSnapshot: a ticker or book channel's state was replaced (Book
-	// or Ticker), or a trade channel's recent trades arrived (Trades,
-	// contract 1.1).
+	// or Ticker), a trade channel's recent trades arrived (Trades,
+	// contract 1.1), or a candle channel's bars (Bars, contract 1.1).
 	EventSnapshot EventType = iota + 1
 	// EventUpdate: a ticker or book channel changed (Book, Delta, Ticker),
-	// or one trade happened (Trade).
+	// one trade happened (Trade), or a candle bar changed or closed
+	// (Candle).
 	EventUpdate
 	// EventGap: something is missing on the channel (Gap says what and
 	// why, and whether the client re-subscribes to recover).
@@ -167,6 +168,12 @@ type Event struct {
 	Trade *proto.Trade
 	// Trades are a trade snapshot's recent trades, oldest first.
 	Trades []proto.Trade
+	// Candle is a candle channel's bar (EventUpdate): the open bar as it
+	// changes, then once with Closed set.
+	Candle *proto.Candle
+	// Bars are a candle channel's bars (EventSnapshot), oldest first, the
+	// last one possibly open.
+	Bars []proto.Candle
 	// Gap describes an EventGap.
 	Gap *Gap
 	// Resumed is true for the EventState to live of a channel the node

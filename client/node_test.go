@@ -11,6 +11,7 @@ import (
 	"github.com/tickgate/tickgate/client"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/internal/nodetest"
+	"github.com/tickgate/tickgate/proto"
 )
 
 // Against a real node over TLS, in both codecs and both token paths, the
@@ -178,4 +179,77 @@ func TestDrainResumesOnAnotherNode(t *testing.T) {
 	if n := rec.count(func(e client.Event) bool { return e.Type == client.EventState && e.Resumed }); n != 3 {
 		t.Fatalf("%d resumed state events, want 3", n)
 	}
+}
+
+// Candles against a real node, in both codecs: a subscriber's bars follow
+// every revision and close within its bars option, and one that joins
+// later starts from the node's newest bars.
+func TestNodeCandles(t *testing.T) {
+	for _, cd := range codec.All() {
+		t.Run(cd.Name(), func(t *testing.T) {
+			env := nodetest.NewEnv(t)
+			node := env.Start(t, "127.0.0.1:0")
+			const name = "candle.1m.BTC-USD"
+			ch, err := proto.ParseChannel(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := dial(t, env, node.URL(), client.Options{Codec: cd})
+			if _, err := c.Subscribe(t.Context(), []string{name}, client.Bars(4)); err != nil {
+				t.Fatal(err)
+			}
+			var want []proto.Candle // the newest revision of each bar
+			seq := uint64(0)
+			publish := func(bar proto.Candle) {
+				seq++
+				env.Publish(t, ch, proto.FeedMessage{Seq: seq, Type: proto.TypeUpdate, Data: &bar})
+				if n := len(want); n > 0 && want[n-1].Start == bar.Start {
+					want[n-1] = bar
+				} else {
+					want = append(want, bar)
+				}
+			}
+			for n := range 6 {
+				for i, close := range []string{"110", "120", "130"} {
+					publish(nodeBar(n, close, i == 2))
+				}
+			}
+			publish(nodeBar(6, "140", false))
+			env.Flush(t)
+			check := func(c *client.Client, keep int) {
+				t.Helper()
+				waitFor(t, 5*time.Second, "the newest bars", func() bool {
+					bars, s, ok := c.Candles(name)
+					return ok && s == seq && len(bars) == keep && bars[keep-1] == want[len(want)-1]
+				})
+				bars, _, _ := c.Candles(name)
+				for i, b := range bars {
+					if w := want[len(want)-keep+i]; b != w {
+						t.Fatalf("bar %d: %+v, want %+v", i, b, w)
+					}
+				}
+			}
+			check(c, 4)
+
+			late := dial(t, env, node.URL(), client.Options{Codec: cd})
+			if _, err := late.Subscribe(t.Context(), []string{name}, client.Bars(2)); err != nil {
+				t.Fatal(err)
+			}
+			check(late, 2)
+			publish(nodeBar(6, "150", true))
+			env.Flush(t)
+			check(c, 4)
+			check(late, 2)
+			if st := c.Stats(); st.Gaps != 0 || st.Resyncs != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+// nodeBar is a valid 1m BTC-USD bar of minute n of a test day.
+func nodeBar(n int, close string, closed bool) proto.Candle {
+	start := time.Date(2026, 1, 1, 0, n, 0, 0, time.UTC).UnixNano()
+	return proto.Candle{Symbol: "BTC-USD", Interval: "1m", Start: start, Open: "100", High: "200", Low: "50",
+		Close: close, Volume: "2", Trades: 3, Closed: closed, TS: start + 1}
 }

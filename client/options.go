@@ -119,10 +119,28 @@ type subOptions struct {
 	noSnapshot bool
 	depth      int
 	recent     int
+	bars       int
 }
+
+// barLimit is how many bars a candle channel keeps: what the snapshot
+// brings (the bars option, 100 by default as on the node).
+func (o subOptions) barLimit() int {
+	if o.bars > 0 {
+		return o.bars
+	}
+	return defaultBars
+}
+
+// defaultBars is the node's default of the bars option (docs/protocol.md,
+// candle channels).
+const defaultBars = 100
 
 // SubscribeOption is an optional argument of Subscribe.
 type SubscribeOption func(*subOptions) error
+
+// CheckOption reports the error that Subscribe would return for o (an
+// ErrConfig), for a caller that validates its configuration up front.
+func CheckOption(o SubscribeOption) error { return o(new(subOptions)) }
 
 // Throttle caps the updates per channel to one per d (throttle_ms, 0 to
 // 60 s); the node folds what comes in between by the channel's rule.
@@ -172,6 +190,19 @@ func Recent(n int) SubscribeOption {
 			return fmt.Errorf("%w: recent %d is outside 0..1000", ErrConfig, n)
 		}
 		o.recent = n
+		return nil
+	}
+}
+
+// Bars (contract 1.1) asks a candle channel for up to n (1 to 1000) bars
+// in its snapshot; the default is 100. The client keeps as many, and
+// Client.Candles returns them.
+func Bars(n int) SubscribeOption {
+	return func(o *subOptions) error {
+		if n < 1 || n > 1000 {
+			return fmt.Errorf("%w: bars %d is outside 1..1000", ErrConfig, n)
+		}
+		o.bars = n
 		return nil
 	}
 }

@@ -17,6 +17,9 @@ import (
 //     newest state; a book keeps its deltas in order, or, once they
 //     outgrow the book, a copy of the verified book), so a channel never
 //     has more than one data event waiting, N counting what it covers;
+//   - a candle bar's revisions fold while the bar is open (the newest
+//     revision replaces the waiting one); a closed bar is never folded
+//     and queues like a trade;
 //   - trades queue one by one up to MaxPending events over all channels;
 //     beyond it a trade is dropped, and the run of dropped trades is
 //     reported in its place as one EventGap (GapOverflow, From and To the
@@ -105,6 +108,15 @@ func (q *queue) push(s *chanState, ev Event, bd *bookData) {
 	}
 	data := ev.Type == EventSnapshot || ev.Type == EventUpdate
 	switch {
+	case data && l.kind == proto.KindCandle:
+		if q.foldBar(l, ev) {
+			q.stats.coalesced.Add(1)
+			return
+		}
+		if q.pending >= q.max {
+			q.overflow(l, ev)
+			return
+		}
 	case data && l.kind != proto.KindTrade:
 		if q.fold(l, s, ev, bd) {
 			q.stats.coalesced.Add(1)
@@ -130,6 +142,25 @@ func (q *queue) add(l *lane, it item) {
 		default:
 		}
 	}
+}
+
+// foldBar replaces the lane's last event with ev when both are updates
+// of the same open bar: a revision of a bar the handler has not seen yet.
+// A closed bar and a snapshot are never folded away.
+func (q *queue) foldBar(l *lane, ev Event) bool {
+	n := len(l.items)
+	if n == 0 || ev.Type != EventUpdate {
+		return false
+	}
+	last := &l.items[n-1].ev
+	if last.Type != EventUpdate || last.Candle == nil || last.Candle.Closed || ev.Candle == nil ||
+		last.Candle.Start != ev.Candle.Start {
+		return false
+	}
+	prev, n := last.Prev, last.N
+	*last = ev
+	last.Prev, last.N = prev, n+ev.N
+	return true
 }
 
 // fold merges a book or ticker data event into the lane's last event when

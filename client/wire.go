@@ -1,6 +1,9 @@
 package client
 
 import (
+	"fmt"
+
+	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -40,8 +43,9 @@ type message struct {
 	State string `json:"state" msgpack:"state"`
 }
 
-// wireData is the union of the data shapes (docs/protocol.md §4.4): no
-// two shapes use one key with different types.
+// wireData is the union of the data shapes (docs/protocol.md §4.4). One
+// key has two types: trades is a trade snapshot's list and a candle bar's
+// count; it is kept encoded and resolved once the message is decoded.
 type wireData struct {
 	Symbol string `json:"symbol" msgpack:"symbol"`
 	// ticker
@@ -60,8 +64,20 @@ type wireData struct {
 	Price string `json:"price" msgpack:"price"`
 	Size  string `json:"size" msgpack:"size"`
 	Side  string `json:"side" msgpack:"side"`
-	// a trade snapshot (contract 1.1, subscribe option recent)
-	Trades []proto.Trade `json:"trades" msgpack:"trades"`
+	// a trade snapshot (contract 1.1, subscribe option recent): a list;
+	// a candle bar: a count. See resolve.
+	RawTrades  codec.Raw     `json:"trades" msgpack:"trades"`
+	Trades     []proto.Trade `json:"-" msgpack:"-"`
+	TradeCount int64         `json:"-" msgpack:"-"`
+	// candle (contract 1.1): a bar, or a snapshot's bars
+	Interval string         `json:"interval" msgpack:"interval"`
+	Start    int64          `json:"start" msgpack:"start"`
+	Open     string         `json:"open" msgpack:"open"`
+	High     string         `json:"high" msgpack:"high"`
+	Low      string         `json:"low" msgpack:"low"`
+	Close    string         `json:"close" msgpack:"close"`
+	Closed   bool           `json:"closed" msgpack:"closed"`
+	Bars     []proto.Candle `json:"bars" msgpack:"bars"`
 
 	TS int64 `json:"ts" msgpack:"ts"`
 }
@@ -69,6 +85,50 @@ type wireData struct {
 func (d *wireData) ticker() *proto.Ticker {
 	return &proto.Ticker{Symbol: d.Symbol, Bid: d.Bid, BidSize: d.BidSize, Ask: d.Ask, AskSize: d.AskSize,
 		Last: d.Last, Volume: d.Volume, TS: d.TS}
+}
+
+// resolve decodes trades, which the codec cd kept encoded: a list (a
+// trade snapshot) or an integer (a candle bar's count). body is the whole
+// message, decoded again for that one key: a codec decodes whole messages.
+func (d *wireData) resolve(cd codec.Codec, body []byte) error {
+	r := d.RawTrades
+	if r.IsNull() {
+		return nil
+	}
+	var err error
+	if isArray(r) {
+		var v struct {
+			Data struct {
+				Trades []proto.Trade `json:"trades" msgpack:"trades"`
+			} `json:"data" msgpack:"data"`
+		}
+		err = cd.Decode(body, &v)
+		d.Trades = v.Data.Trades
+	} else {
+		var v struct {
+			Data struct {
+				Trades int64 `json:"trades" msgpack:"trades"`
+			} `json:"data" msgpack:"data"`
+		}
+		err = cd.Decode(body, &v)
+		d.TradeCount = v.Data.Trades
+	}
+	if err != nil {
+		return fmt.Errorf("data.trades: %w", err)
+	}
+	return nil
+}
+
+// isArray reports whether r, one encoded value of either codec, is an
+// array: JSON's [ or msgpack's fixarray, array 16 or array 32.
+func isArray(r []byte) bool {
+	b := r[0]
+	return b == '[' || b >= 0x90 && b <= 0x9f || b == 0xdc || b == 0xdd
+}
+
+func (d *wireData) candle() *proto.Candle {
+	return &proto.Candle{Symbol: d.Symbol, Interval: d.Interval, Start: d.Start, Open: d.Open, High: d.High,
+		Low: d.Low, Close: d.Close, Volume: d.Volume, Trades: d.TradeCount, Closed: d.Closed, TS: d.TS}
 }
 
 func (d *wireData) trade() *proto.Trade {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/client"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -18,7 +19,7 @@ func usagef(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 }
 
-const usageText = `usage: tickwatch --url URL --token-file F [--ca-file F] [--msgpack] --channels C1,C2,... [--json] [--duration D]
+const usageText = `usage: tickwatch --url URL --token-file F [--ca-file F] [--msgpack] --channels C1,C2,... [--depth N] [--recent N] [--bars N] [--json] [--duration D]
 
 Watches channels of a tickgate node, checking every prev chain and book
 checksum, and prints one line per event and a summary. Exit status: 0 when
@@ -38,6 +39,9 @@ type config struct {
 	duration    time.Duration
 	grace       time.Duration
 	subprotocol bool
+	// The subscribe options of contract 1.1, each checked by the client
+	// library; none when nil.
+	options []client.SubscribeOption
 }
 
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
@@ -58,6 +62,10 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 0, "stop after this long (0: until interrupted)")
 	fs.DurationVar(&c.grace, "grace", 5*time.Second, "at the end, how long to wait for channels still recovering")
 	fs.BoolVar(&c.subprotocol, "bearer-subprotocol", false, "send the token as a bearer. subprotocol entry (as browsers do) instead of the Authorization header")
+	var depth, recent, bars int
+	fs.IntVar(&depth, "depth", 0, "book channels: only the best N levels per side (10, 25, 100, 500 or 1000; 0: the whole book)")
+	fs.IntVar(&recent, "recent", 0, "trade channels: start with up to N (at most 1000) recent trades")
+	fs.IntVar(&bars, "bars", 0, "candle channels: start with up to N (1 to 1000) bars (0: the node's default, 100)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -75,6 +83,17 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		return nil, usagef("--token-file is required")
 	case c.duration < 0 || c.grace < 0:
 		return nil, usagef("--duration and --grace must not be negative")
+	}
+	for _, o := range []struct {
+		set bool
+		opt client.SubscribeOption
+	}{{depth != 0, client.Depth(depth)}, {recent != 0, client.Recent(recent)}, {bars != 0, client.Bars(bars)}} {
+		if o.set {
+			if err := client.CheckOption(o.opt); err != nil {
+				return nil, usagef("%v", err)
+			}
+			c.options = append(c.options, o.opt)
+		}
 	}
 	for ch := range strings.SplitSeq(channels, ",") {
 		if ch = strings.TrimSpace(ch); ch == "" {

@@ -14,7 +14,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tickgate/tickgate/client"
 	"github.com/tickgate/tickgate/internal/nodetest"
+	"github.com/tickgate/tickgate/proto"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -58,6 +60,9 @@ func TestUsage(t *testing.T) {
 		{"bad channel", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--channels", "book.X,candles.Y"}, 2, "unknown kind"},
 		{"bad duration", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--channels", "book.X", "--duration", "soon"}, 2, "invalid value"},
 		{"stray argument", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--channels", "book.X", "extra"}, 2, "unexpected arguments"},
+		{"bad depth", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--channels", "book.X", "--depth", "7"}, 2, "depth 7 is not"},
+		{"recent out of range", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--channels", "trade.X", "--recent", "1001"}, 2, "recent 1001"},
+		{"bars out of range", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--channels", "candle.1m.X", "--bars", "-1"}, 2, "bars -1"},
 		{"unreadable token file", []string{"--url", "wss://x/v1/ws", "--token-file", filepath.Join(dir, "none"), "--channels", "book.X"}, 1, "no such file"},
 		{"empty ca file", []string{"--url", "wss://x/v1/ws", "--token-file", tok, "--ca-file", tok, "--channels", "book.X"}, 1, "no PEM certificate"},
 	}
@@ -127,6 +132,56 @@ func TestJSONLines(t *testing.T) {
 		if seen[want] == 0 {
 			t.Fatalf("no %q line in %v", want, seen)
 		}
+	}
+}
+
+// The subscribe options reach the node: a depth-limited book never holds
+// more levels than asked, and a trade channel starts with its recent
+// trades.
+func TestSubscribeOptions(t *testing.T) {
+	_, _, _, flags := node(t, 2)
+	time.Sleep(300 * time.Millisecond) // trades for recent to return
+	var out, errOut bytes.Buffer
+	args := append(flags, "--json", "--duration", "600ms", "--depth", "10", "--recent", "5", "--channels", "book.BTC-USD,trade.BTC-USD")
+	if code := run(t.Context(), args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	books, recent := 0, 0
+	for l := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var m struct {
+			Channel, Type string
+			Levels        *[2]int
+			Trades        int
+		}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		if m.Levels != nil {
+			books++
+			if m.Levels[0] > 10 || m.Levels[1] > 10 {
+				t.Fatalf("depth 10 book with %v levels: %s", *m.Levels, l)
+			}
+		}
+		if m.Channel == "trade.BTC-USD" && m.Type == "snapshot" {
+			recent++
+			if m.Trades < 1 || m.Trades > 5 {
+				t.Fatalf("recent 5: %s", l)
+			}
+		}
+	}
+	if books == 0 || recent != 1 {
+		t.Fatalf("%d book lines, %d trade snapshots:\n%s", books, recent, out.String())
+	}
+}
+
+// A candle bar reads as one line: its minute, OHLCV, trades, closed.
+func TestHumanCandle(t *testing.T) {
+	c := &proto.Candle{Symbol: "X", Interval: "1m", Start: time.Date(2026, 1, 1, 9, 30, 0, 0, time.UTC).UnixNano(),
+		Open: "1", High: "3", Low: "0.5", Close: "2", Volume: "10", Trades: 4, Closed: true}
+	e := client.Event{Type: client.EventUpdate, Channel: "candle.1m.X", Seq: 2, Prev: 1, Candle: c}
+	got := human(e, &line{Type: "update"})
+	if !strings.HasSuffix(got, "candle.1m.X update seq=2 prev=1 09:30 o=1 h=3 l=0.5 c=2 v=10 trades=4 closed") {
+		t.Fatalf("%q", got)
 	}
 }
 

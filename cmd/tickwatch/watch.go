@@ -76,7 +76,7 @@ func watch(ctx context.Context, cfg *config, stdout io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, err := c.Subscribe(ctx, cfg.channels); err != nil {
+	if _, err := c.Subscribe(ctx, cfg.channels, cfg.options...); err != nil {
 		_ = c.Close()
 		return false, err
 	}
@@ -146,6 +146,8 @@ type line struct {
 	Ticker     *proto.Ticker `json:"ticker,omitempty"`
 	Trade      *proto.Trade  `json:"trade,omitempty"`
 	Trades     int           `json:"trades,omitempty"`
+	Candle     *proto.Candle `json:"candle,omitempty"`
+	Bars       int           `json:"bars,omitempty"`
 	Gap        *client.Gap   `json:"gap,omitempty"`
 	Resumed    bool          `json:"resumed,omitempty"`
 	Error      string        `json:"error,omitempty"`
@@ -177,7 +179,7 @@ func (w *watcher) event(e client.Event) {
 		nb, na := e.Book.Depth()
 		l.Levels = &[2]int{nb, na}
 	}
-	l.Ticker, l.Trade, l.Trades = e.Ticker, e.Trade, len(e.Trades)
+	l.Ticker, l.Trade, l.Trades, l.Candle, l.Bars = e.Ticker, e.Trade, len(e.Trades), e.Candle, len(e.Bars)
 	if e.Gap != nil {
 		g := *e.Gap
 		l.Gap = &g
@@ -251,6 +253,14 @@ func human(e client.Event, l *line) string {
 		fmt.Fprintf(&b, " %s %s@%s id=%d", e.Trade.Side, e.Trade.Size, e.Trade.Price, e.Trade.ID)
 	case e.Trades != nil:
 		fmt.Fprintf(&b, " %d recent trades", len(e.Trades))
+	case e.Candle != nil:
+		c := e.Candle
+		fmt.Fprintf(&b, " %s o=%s h=%s l=%s c=%s v=%s trades=%d", time.Unix(0, c.Start).UTC().Format("15:04"), c.Open, c.High, c.Low, c.Close, c.Volume, c.Trades)
+		if c.Closed {
+			b.WriteString(" closed")
+		}
+	case e.Bars != nil:
+		fmt.Fprintf(&b, " %d bars", len(e.Bars))
 	case e.Gap != nil:
 		fmt.Fprintf(&b, " %s", e.Gap.Reason)
 		switch {

@@ -6,21 +6,42 @@
 // socket and against the conformance cases.
 
 import {Book} from "./book.js";
+import {validDecimal} from "./decimal.js";
 
-/** The kinds of contract 1.0. */
-export const KINDS = Object.freeze(["ticker", "book", "trade"]);
+/** The kinds: those of contract 1.0, and candle of contract 1.1. */
+export const KINDS = Object.freeze(["ticker", "book", "trade", "candle"]);
 
-const NAME = /^(ticker|book|trade)\.([A-Za-z0-9_-]{1,32})$/;
+/** The intervals of candle channels, shortest first. */
+export const INTERVALS = Object.freeze(["1m", "5m", "15m", "1h", "4h", "1d"]);
+
+const NAME = /^(?:(ticker|book|trade)\.([A-Za-z0-9_-]{1,32})|candle\.(1m|5m|15m|1h|4h|1d)\.([A-Za-z0-9_-]{1,32}))$/;
+
+/** The node's default of the `bars` subscribe option. */
+export const DEFAULT_BARS = 100;
 
 /**
- * parseChannel splits a channel name into kind and symbol, or returns
- * null when it is not `<kind>.<symbol>` of contract 1.0.
+ * parseChannel splits a channel name into kind, symbol and (candles)
+ * interval, or returns null when it is not `<kind>.<symbol>` or
+ * `candle.<interval>.<symbol>`.
  * @param {unknown} name
- * @returns {{kind: "ticker" | "book" | "trade", symbol: string} | null}
+ * @returns {{kind: "ticker" | "book" | "trade" | "candle", symbol: string, interval?: string} | null}
  */
 export function parseChannel(name) {
   const m = typeof name === "string" ? NAME.exec(name) : null;
-  return m ? {kind: /** @type {any} */ (m[1]), symbol: m[2]} : null;
+  if (!m) return null;
+  if (m[1]) return {kind: /** @type {any} */ (m[1]), symbol: m[2]};
+  return {kind: "candle", symbol: m[4], interval: m[3]};
+}
+
+/**
+ * validBar reports whether a bar is one the client can keep: a start and
+ * decimal strings for its prices and volume.
+ * @param {any} b
+ */
+function validBar(b) {
+  const dec = validDecimal;
+  return b !== null && typeof b === "object" && (typeof b.start === "number" || typeof b.start === "bigint") && b.start > 0 &&
+    dec(b.open) && dec(b.high) && dec(b.low) && dec(b.close) && dec(b.volume);
 }
 
 /**
@@ -33,13 +54,14 @@ export function parseChannel(name) {
  * @property {boolean | undefined} checksumOk book: whether the book's checksum equalled the message's (undefined: not checked)
  * @property {{want: number, got: number} | undefined} checksum book: the message's checksum and the book's
  * @property {object[]} trades trades handed to the user by this message
+ * @property {object | undefined} bar candle: the bar this update changed or closed
  * @property {[number | bigint, number | bigint] | undefined} gapSeqs a `gap` message's [from, to]
  * @property {boolean} stateChanged the channel's state changed
  */
 
 /** @returns {Step} */
 function step() {
-  return {applied: false, gap: false, resync: false, since: undefined, checksumOk: undefined, checksum: undefined, trades: [], gapSeqs: undefined, stateChanged: false};
+  return {applied: false, gap: false, resync: false, since: undefined, checksumOk: undefined, checksum: undefined, trades: [], bar: undefined, gapSeqs: undefined, stateChanged: false};
 }
 
 /**
@@ -65,6 +87,12 @@ export class Channel {
     this.book = this.kind === "book" ? new Book() : null;
     /** The latest ticker data (ticker channels). @type {object | null} */
     this.ticker = null;
+    /** The candle interval (candle channels). */
+    this.interval = p.interval ?? "";
+    /** The newest bars, oldest first, the last possibly open (candle channels). @type {object[] | null} */
+    this.bars = this.kind === "candle" ? [] : null;
+    /** How many bars to keep: the subscription's `bars` option. */
+    this.barLimit = DEFAULT_BARS;
     /**
      * @private the client's own view: "awaiting" is a re-subscribe that
      * did not resume (after a reconnect): what is held is right but old,
@@ -205,6 +233,15 @@ export class Channel {
       case "trade": // contract 1.1 `recent`: the newest trades, oldest first
         s.trades = Array.isArray(msg.data?.trades) ? msg.data.trades : [];
         break;
+      case "candle": { // contract 1.1: the newest bars, oldest first
+        const bars = msg.data?.bars;
+        if (!Array.isArray(bars) || !bars.every((b, i) => validBar(b) && (i === 0 || b.start > bars[i - 1].start))) {
+          this.malformed(s);
+          return;
+        }
+        this.bars = bars.slice(-this.barLimit);
+        break;
+      }
     }
     this.last = msg.seq;
     this.local = "live";
@@ -242,6 +279,13 @@ export class Channel {
     }
     if (this.kind === "ticker") {
       this.ticker = msg.data;
+    } else if (this.kind === "candle") {
+      if (!validBar(msg.data)) {
+        this.malformed(s);
+        return;
+      }
+      this.applyBar(msg.data);
+      s.bar = msg.data;
     } else {
       const ok = this.book.applyUpdate(msg.data ?? {}, msg.seq);
       this.checked(ok, s);
@@ -251,6 +295,29 @@ export class Channel {
     this.local = "live";
     this.why = "";
     s.applied = true;
+  }
+
+  /**
+   * @private applyBar puts a bar into bars: it replaces the bar with its
+   * start (the open bar revised, or closed) or follows the newest; the
+   * oldest go beyond barLimit.
+   */
+  applyBar(bar) {
+    const bars = /** @type {object[]} */ (this.bars);
+    const n = bars.length;
+    if (n > 0 && bar.start <= bars[n - 1].start) {
+      const i = bars.findLastIndex(b => b.start === bar.start);
+      if (i >= 0) bars[i] = bar;
+      return;
+    }
+    bars.push(bar);
+    if (bars.length > this.barLimit) bars.splice(0, bars.length - this.barLimit);
+  }
+
+  /** @private malformed: a message the client cannot use; the channel resyncs from a fresh snapshot. */
+  malformed(s) {
+    this.bars = this.kind === "candle" ? [] : this.bars;
+    this.resync(s, "malformed", undefined);
   }
 
   /** @private checked records a book checksum check; a mismatch drops the book and resyncs. */

@@ -3,7 +3,7 @@
 // routing of market data to each Channel (channel.js), which checks it.
 
 import {reconnectDelay, DEFAULT_BACKOFF} from "./backoff.js";
-import {Channel, parseChannel} from "./channel.js";
+import {Channel, parseChannel, DEFAULT_BARS} from "./channel.js";
 import {Emitter} from "./emitter.js";
 import {TickgateError} from "./errors.js";
 import * as json from "./json.js";
@@ -69,7 +69,7 @@ export class Client {
     this.welcome = null;
     /** Counters over the client's life. */
     this.stats = {connects: 0, reconnects: 0, messages: 0, closeCode: 0, closeReason: "", resumed: 0, snapshots: 0};
-    /** @private @type {Map<string, {channel: Channel, opts: {throttle_ms?: number, snapshot?: boolean}}>} */
+    /** @private @type {Map<string, {channel: Channel, opts: {throttle_ms?: number, snapshot?: boolean, depth?: number, recent?: number, bars?: number}}>} */
     this.subs = new Map();
     /** @private @type {Map<number, any>} commands awaiting an answer, by id */
     this.inflight = new Map();
@@ -130,7 +130,7 @@ export class Client {
    * channels subscribed all the same) when the node refused any. The
    * client keeps accepted channels subscribed across reconnects.
    * @param {string | string[]} channels
-   * @param {{throttleMs?: number, snapshot?: boolean}} [options]
+   * @param {{throttleMs?: number, snapshot?: boolean, depth?: number, recent?: number, bars?: number}} [options]
    * @returns {Promise<{channels: string[], resumed: string[]}>}
    */
   subscribe(channels, options = {}) {
@@ -147,6 +147,20 @@ export class Client {
     const opts = {};
     if (t) opts.throttle_ms = t;
     if (options.snapshot === false) opts.snapshot = false;
+    // Contract 1.1: a node without the feature ignores the option.
+    const {depth, recent, bars} = options;
+    if (depth !== undefined && ![10, 25, 100, 500, 1000].includes(depth)) {
+      return Promise.reject(new TickgateError("bad_request", "depth must be 10, 25, 100, 500 or 1000"));
+    }
+    if (recent !== undefined && !(Number.isInteger(recent) && recent >= 0 && recent <= 1000)) {
+      return Promise.reject(new TickgateError("bad_request", "recent must be an integer from 0 to 1000"));
+    }
+    if (bars !== undefined && !(Number.isInteger(bars) && bars >= 1 && bars <= 1000)) {
+      return Promise.reject(new TickgateError("bad_request", "bars must be an integer from 1 to 1000"));
+    }
+    if (depth) opts.depth = depth;
+    if (recent) opts.recent = recent;
+    if (bars) opts.bars = bars;
     return new Promise((resolve, reject) => {
       const req = {open: new Set(names), accepted: [], resumed: [], errors: [], resolve, reject};
       for (const n of names) {
@@ -157,6 +171,7 @@ export class Client {
         } else {
           sub.opts = opts;
         }
+        sub.channel.barLimit = opts.bars ?? DEFAULT_BARS;
         const w = this.waiting.get(n) ?? [];
         w.push(req);
         this.waiting.set(n, w);
@@ -280,6 +295,17 @@ export class Client {
    */
   ticker(name) {
     return this.subs.get(name)?.channel.ticker ?? null;
+  }
+
+  /**
+   * candles returns a copy of a candle channel's bars, oldest first (the
+   * last possibly open), or null while it holds none it knows to be right.
+   * @param {string} name
+   */
+  candles(name) {
+    const ch = this.subs.get(name)?.channel;
+    if (!ch || !ch.bars || (ch.state !== "live" && ch.state !== "stale")) return null;
+    return ch.bars.slice();
   }
 
   // ---- connecting ----------------------------------------------------
@@ -679,6 +705,9 @@ export class Client {
         case "trade":
           for (const t of s.trades) this.events.emit("trade", t, {...meta, ts: t?.ts});
           break;
+        case "candle":
+          this.events.emit("candle", ch.bars, {...meta, bar: s.bar ?? null, ts: s.bar?.ts ?? ch.bars?.at(-1)?.ts});
+          break;
       }
     }
     if (s.resync) {
@@ -741,7 +770,8 @@ export class Client {
     for (const n of names) {
       const sub = this.subs.get(n);
       if (!sub) continue;
-      const key = `${sub.opts.throttle_ms ?? 0}/${sub.opts.snapshot ?? true}`;
+      const o = sub.opts;
+      const key = `${o.throttle_ms ?? 0}/${o.snapshot ?? true}/${o.depth ?? 0}/${o.recent ?? 0}/${o.bars ?? 0}`;
       const g = groups.get(key) ?? {opts: sub.opts, names: []};
       g.names.push(n);
       groups.set(key, g);

@@ -14,7 +14,8 @@ export type Int = number | bigint;
 export type Level = readonly [price: string, size: string];
 
 export type Codec = "json" | "msgpack";
-export type Kind = "ticker" | "book" | "trade";
+export type Kind = "ticker" | "book" | "trade" | "candle";
+export type Interval = "1m" | "5m" | "15m" | "1h" | "4h" | "1d";
 
 export interface ConnectOptions {
   /** The node's WebSocket URL: wss://host:port/v1/ws. */
@@ -38,6 +39,12 @@ export interface SubscribeOptions {
   throttleMs?: number;
   /** false: no snapshot first (only sensible for tickers). Default true. */
   snapshot?: boolean;
+  /** Book channels (contract 1.1): only the best 10, 25, 100, 500 or 1000 levels per side. */
+  depth?: 10 | 25 | 100 | 500 | 1000;
+  /** Trade channels (contract 1.1): start with up to this many (0..1000) recent trades, a `trade` event each. */
+  recent?: number;
+  /** Candle channels (contract 1.1): up to this many bars (1..1000, default 100) in the snapshot, and kept. */
+  bars?: number;
 }
 
 export interface Ack {
@@ -75,6 +82,22 @@ export interface Trade {
   price: string;
   size: string;
   side: "buy" | "sell";
+  ts: Int;
+}
+
+/** An OHLCV bar of a candle channel, identified by `start` (Unix ns). */
+export interface Candle {
+  symbol: string;
+  interval: Interval;
+  start: Int;
+  open: string;
+  high: string;
+  low: string;
+  close: string;
+  volume: string;
+  trades: Int;
+  /** Sent once per bar, as its last message. */
+  closed: boolean;
   ts: Int;
 }
 
@@ -148,6 +171,8 @@ export interface ClientEvents {
   book: (book: Book, meta: DataMeta) => void;
   /** A trade was handed over (in order; also after a gap). */
   trade: (t: Trade, meta: DataMeta) => void;
+  /** A candle channel's bars changed (oldest first, the last possibly open): a snapshot (`bar` null), or one bar revised, closed or begun. */
+  candle: (bars: readonly Candle[], meta: DataMeta & {bar: Candle | null}) => void;
   /**
    * Data went missing: `prev` (the client found a broken chain: seq, prev,
    * last), `feed` (a trade `gap` message: from, to), `history` (a trade
@@ -204,6 +229,8 @@ export class Client {
   book(name: string): Book | null;
   /** The latest ticker, or null. */
   ticker(name: string): Ticker | null;
+  /** A copy of a candle channel's bars while they are known right (live or stale), else null. */
+  candles(name: string): Candle[] | null;
 }
 
 /** An L2 book: levels by numeric price, best first, text of the latest update. */
@@ -255,6 +282,12 @@ export class Channel {
   last: Int;
   book: Book | null;
   ticker: Ticker | null;
+  /** Candle channels: the interval. */
+  readonly interval: string;
+  /** Candle channels: the newest bars, oldest first. */
+  bars: Candle[] | null;
+  /** Candle channels: how many bars are kept. */
+  barLimit: number;
   stats: ChannelStats;
   readonly state: ChannelState;
   readonly reason: string;
@@ -270,12 +303,16 @@ export class Channel {
     checksumOk: boolean | undefined;
     checksum: {want: number; got: number} | undefined;
     trades: Trade[];
+    bar: Candle | undefined;
     gapSeqs: [Int, Int] | undefined;
     stateChanged: boolean;
   };
 }
 
-export function parseChannel(name: unknown): {kind: Kind; symbol: string} | null;
+export function parseChannel(name: unknown): {kind: Kind; symbol: string; interval?: Interval} | null;
+export const KINDS: readonly Kind[];
+export const INTERVALS: readonly Interval[];
+export const DEFAULT_BARS: 100;
 
 export const SUBPROTOCOLS: Readonly<{json: "tickgate.v1.json"; msgpack: "tickgate.v1.msgpack"}>;
 export const CHECKSUM_DEPTH: 10;

@@ -22,7 +22,7 @@
 
 export {connect, Client, SUBPROTOCOLS} from "./client.js";
 export {Book, BookError} from "./book.js";
-export {Channel, parseChannel} from "./channel.js";
+export {Channel, parseChannel, KINDS, INTERVALS, DEFAULT_BARS} from "./channel.js";
 export {TickgateError} from "./errors.js";
 export {crc32, bookChecksum, CHECKSUM_DEPTH} from "./crc32.js";
 export {decimalKey, compareKeys, validDecimal, isZeroDecimal} from "./decimal.js";

@@ -53,6 +53,22 @@ type dashboardStats struct {
 		Rows     int    `json:"rows"`
 	} `json:"ladder"`
 	TapeRows int `json:"tapeRows"`
+	Candles  struct {
+		Channel string `json:"channel"`
+		State   string `json:"state"`
+		Bars    []struct {
+			Start  string `json:"start"`
+			Close  string `json:"close"`
+			Closed bool   `json:"closed"`
+		} `json:"bars"`
+		Shown struct {
+			Bars   int    `json:"bars"`
+			Close  string `json:"close"`
+			Start  string `json:"start"`
+			Closed int    `json:"closed"`
+		} `json:"shown"`
+		Info string `json:"info"`
+	} `json:"candles"`
 	Channels []struct {
 		Name  string `json:"name"`
 		State string `json:"state"`
@@ -136,6 +152,24 @@ func TestDashboard(t *testing.T) {
 	if !strings.HasPrefix(s.Ladder.Check, "✓ checksum ") {
 		t.Errorf("ladder says %q", s.Ladder.Check)
 	}
+	// The candle chart draws the bars the module holds for the selected
+	// symbol, the newest as held; another interval switches channels.
+	chart := func(channel string) {
+		t.Helper()
+		itWaitFor(t, 20*time.Second, "the candle chart of "+channel, func() bool {
+			s = tab.dashboardStats(t)
+			c := s.Candles
+			n := len(c.Bars)
+			return c.Channel == channel && c.State == "live" && n >= 1 && c.Shown.Bars == n &&
+				c.Shown.Close == c.Bars[n-1].Close && c.Shown.Start == c.Bars[n-1].Start
+		})
+		t.Logf("candle chart %s: %d bars drawn (%d closed): %s", channel, s.Candles.Shown.Bars, s.Candles.Shown.Closed, s.Candles.Info)
+	}
+	chart("candle.1m.BTC-USD")
+	if _, err := tab.eval(`window.tickgateDashboard.chooseInterval("5m")`, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	chart("candle.5m.BTC-USD")
 	t.Logf("50 symbols: %d of them changed price on screen; ladder %s at seq %s: %s; %d tape rows; feed-to-screen latency p50 %.0f ms, p99 %.0f ms (%d samples)",
 		changedPrices(first.ShownPrices, s.ShownPrices), s.Ladder.Channel, s.Ladder.Seq, s.Ladder.Check, s.TapeRows, s.LatencyMS.P50, s.LatencyMS.P99, s.LatencyMS.N)
 
@@ -161,8 +195,11 @@ func TestDashboard(t *testing.T) {
 	if fps > 130 || fps > mps/2 {
 		t.Errorf("%.0f frames/s for %.0f messages/s: rendering is not bound to animation frames", fps, mps)
 	}
-	if s.RenderMS.Avg > 8 {
-		t.Errorf("a frame takes %.2f ms on average with %d symbols: not smooth", s.RenderMS.Avg, symbols)
+	// The cost bound is on the main thread's CPU time, which a loaded
+	// machine does not inflate (the frame times above are wall time, and
+	// include the waits for a core).
+	if cpu := busy("ThreadTime"); cpu > 50 {
+		t.Errorf("the page's main thread used %.0f%% of a core for %.0f messages/s with %d symbols: not smooth", cpu, mps, symbols)
 	}
 
 	dir := artifactDir()
@@ -183,7 +220,9 @@ func TestDashboard(t *testing.T) {
 	})
 	// The node held BTC-USD for the other client: those channels resume;
 	// the tickers it dropped with the dashboard's connection start afresh.
-	if !slices.Equal(s.LastRound.Resumed, []string{"ticker.BTC-USD", "book.BTC-USD", "trade.BTC-USD"}) || len(s.LastRound.Fresh) != symbols-1 {
+	// The candle channel resumes where the history stream covers it.
+	resumed := slices.DeleteFunc(slices.Clone(s.LastRound.Resumed), func(ch string) bool { return ch == "candle.5m.BTC-USD" })
+	if !slices.Equal(resumed, []string{"ticker.BTC-USD", "book.BTC-USD", "trade.BTC-USD"}) || len(s.LastRound.Resumed)+len(s.LastRound.Fresh) != symbols+3 {
 		t.Errorf("after the reconnect: resumed %v, %d afresh", s.LastRound.Resumed, len(s.LastRound.Fresh))
 	}
 	afterReconnect := s.ShownPrices

@@ -1,6 +1,6 @@
 // tickgate's live dashboard, built only on the browser module: a market
-// overview of every symbol's ticker, the order book ladder and the trade
-// tape of the chosen symbol, the connection's and every channel's state,
+// overview of every symbol's ticker, the order book ladder, the trade
+// tape and the candle chart (an interval to choose) of the chosen symbol, the connection's and every channel's state,
 // update rates, the feed-to-screen latency, and the counters of gaps and
 // checksum checks. Messages only update the model; the screen is drawn on
 // animation frames, at most once per frame, so 50 symbols stay smooth.
@@ -12,13 +12,15 @@
 
 import {connect, toMillis} from "/client/tickgate.js";
 import {Latency, Rates} from "./metrics.js";
-import {Channels, Ladder, Overview, Tape} from "./view.js";
+import {CandleChart, Channels, Ladder, Overview, Tape} from "./view.js";
 
 const $ = id => /** @type {HTMLElement} */ (document.getElementById(id));
 const DEFAULT_SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD"];
 const SYMBOL = /^[A-Za-z0-9_-]{1,32}$/;
 /** How long a changed price flashes, ms (view.js draws it). */
 const FLASH_MS = 700;
+/** How many bars the candle chart asks for and shows. */
+const CHART_BARS = 60;
 
 /** The model: what the messages changed since the last frame. */
 const model = {
@@ -34,6 +36,9 @@ const model = {
   /** trades of the selected symbol not drawn yet, oldest first */
   freshTrades: /** @type {any[]} */ ([]),
   tapeDirty: true,
+  /** the candle chart's interval; its channel is candle.<interval>.<selected> */
+  interval: "1m",
+  candlesDirty: true,
   headerDirty: true,
   conn: {state: "connecting", text: "connecting", detail: ""},
   lastRound: /** @type {any} */ (null),
@@ -83,6 +88,11 @@ function frame() {
     const ch = "trade." + model.selected;
     views.tape.draw(ch, client.channel(ch)?.state ?? "closed", model.freshTrades);
     model.freshTrades = [];
+  }
+  if (model.candlesDirty) {
+    model.candlesDirty = false;
+    const ch = candleChannel(model.selected);
+    views.candles.draw(ch, client.channel(ch)?.state ?? "closed", client.candles(ch));
   }
   latency.shown(performance.timeOrigin + performance.now());
   const took = performance.now() - began;
@@ -151,22 +161,49 @@ function log(line) {
   while (ol.childElementCount > 20) ol.lastElementChild.remove();
 }
 
-/** select shows symbol's book and trades: the old ones are unsubscribed. */
+/** candleChannel is the chart's channel for symbol. */
+function candleChannel(symbol) {
+  return `candle.${model.interval}.${symbol}`;
+}
+
+/** select shows symbol's book, trades and candles: the old ones are unsubscribed. */
 async function select(symbol) {
   if (symbol === model.selected || !model.symbols.includes(symbol)) return;
   const old = model.selected;
   model.selected = symbol;
   model.freshTrades = [];
   views.tape.clear();
-  model.ladderDirty = model.tapeDirty = true;
+  model.ladderDirty = model.tapeDirty = model.candlesDirty = true;
   for (const s of [old, symbol]) if (s) model.dirtyTickers.add(s);
   schedule();
-  if (old) client.unsubscribe(["book." + old, "trade." + old]).catch(err => log(`unsubscribe: ${err.message}`));
+  if (old) client.unsubscribe(["book." + old, "trade." + old, candleChannel(old)]).catch(err => log(`unsubscribe: ${err.message}`));
   try {
     await client.subscribe(["book." + symbol, "trade." + symbol]);
   } catch (err) {
     log(`subscribe ${symbol}: ${err.code}: ${err.message}`);
   }
+  await subscribeCandles(symbol);
+}
+
+/** subscribeCandles subscribes the chart's channel of symbol. */
+async function subscribeCandles(symbol) {
+  try {
+    await client.subscribe([candleChannel(symbol)], {bars: CHART_BARS});
+  } catch (err) {
+    log(`subscribe ${candleChannel(symbol)}: ${err.code}: ${err.message}`);
+  }
+}
+
+/** chooseInterval switches the chart to another interval. */
+async function chooseInterval(interval) {
+  if (interval === model.interval) return;
+  const old = candleChannel(model.selected);
+  model.interval = interval;
+  /** @type {HTMLSelectElement} */ ($("candles-interval")).value = interval;
+  model.candlesDirty = true;
+  schedule();
+  client.unsubscribe([old]).catch(err => log(`unsubscribe: ${err.message}`));
+  await subscribeCandles(model.selected);
 }
 
 /** start connects with token and shows symbols. */
@@ -179,6 +216,7 @@ function start(token, symbols, codec) {
     overview: new Overview(/** @type {any} */ ($("overview").querySelector("tbody")), s => select(s)),
     ladder: new Ladder(document),
     tape: new Tape(document),
+    candles: new CandleChart(document),
     channels: new Channels(/** @type {any} */ ($("channels").querySelector("tbody"))),
   };
   for (const s of symbols) {
@@ -187,7 +225,7 @@ function start(token, symbols, codec) {
   }
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   client = connect({url: `${proto}//${location.host}${config.ws}`, token, codec});
-  window.tickgateDashboard = {client, stats, select};
+  window.tickgateDashboard = {client, stats, select, chooseInterval};
 
   client.on("ticker", (t, meta) => {
     const sym = meta.channel.slice(7);
@@ -220,8 +258,14 @@ function start(token, symbols, codec) {
     model.tapeDirty = true;
     schedule();
   });
+  client.on("candle", (_, meta) => {
+    if (meta.channel !== candleChannel(model.selected)) return;
+    arrived(meta);
+    model.candlesDirty = true;
+    schedule();
+  });
   client.on("channel", c => {
-    if (c.channel.endsWith("." + model.selected)) model.ladderDirty = model.tapeDirty = true;
+    if (c.channel.endsWith("." + model.selected)) model.ladderDirty = model.tapeDirty = model.candlesDirty = true;
     if (c.channel.startsWith("ticker.")) model.dirtyTickers.add(c.channel.slice(7));
     if (c.state === "resyncing" || c.state === "closed") log(`${c.channel}: ${c.state}${c.reason ? " (" + c.reason + ")" : ""}`);
     schedule();
@@ -261,6 +305,16 @@ function start(token, symbols, codec) {
   client.on("reconnect", n => log(`node ${n.reason}: reconnecting within ${n.withinMs} ms`));
 
   $("reconnect").addEventListener("click", () => client.reconnect());
+  const iv = /** @type {HTMLSelectElement} */ ($("candles-interval"));
+  iv.value = model.interval;
+  iv.addEventListener("change", () => chooseInterval(iv.value));
+  // The chart follows its canvas's size.
+  new ResizeObserver(entries => {
+    const r = entries[entries.length - 1].contentRect;
+    views.candles.resize(r.width, r.height);
+    model.candlesDirty = true;
+    schedule();
+  }).observe($("candles"));
   client.subscribe(symbols.map(s => "ticker." + s)).catch(err => log(`subscribe tickers: ${err.code}: ${err.message}`));
   select(symbols[0]);
   setInterval(tickSecond, 1000);
@@ -299,6 +353,9 @@ function stats() {
     ladder: {channel: bookCh, state: info?.state, verified: !!book?.verified, seq: String(info?.last ?? ""), checksum: book?.checksum() ?? null,
       check: $("ladder-check").textContent, rows: document.querySelectorAll("#bids .price span:not(:empty), #asks .price span:not(:empty)").length},
     tapeRows: document.querySelectorAll("#tape tbody tr").length,
+    candles: {channel: candleChannel(model.selected), state: client.channel(candleChannel(model.selected))?.state,
+      bars: (client.candles(candleChannel(model.selected)) ?? []).map(b => ({start: String(b.start), close: b.close, closed: b.closed})),
+      shown: views.candles.shown, info: $("candles-info").textContent},
     channels: client.channels().map(c => ({name: c.name, state: c.state})),
     log: [...model.log],
   };

@@ -218,6 +218,118 @@ export class Tape {
   }
 }
 
+/**
+ * The candle chart of the selected symbol: one candle per bar on a
+ * canvas, highs and lows as wicks, the open bar outlined, the price scale
+ * on the right. Redrawn whole on a frame when its bars changed (a few
+ * dozen rectangles).
+ */
+export class CandleChart {
+  /** @param {Document} doc */
+  constructor(doc) {
+    this.canvas = /** @type {HTMLCanvasElement} */ (doc.getElementById("candles"));
+    this.title = doc.getElementById("candles-title");
+    this.state = doc.getElementById("candles-state");
+    this.info = doc.getElementById("candles-info");
+    /** What the last draw showed, for the tests: bars drawn, and the newest bar's close and start. */
+    this.shown = {bars: 0, close: "", start: "", closed: 0};
+    /** The canvas's CSS size, from resize: read here, draw never forces a layout. */
+    this.size = {w: 0, h: 0};
+    // The palette, read once: reading computed style in a frame would
+    // force a style recalculation.
+    const style = getComputedStyle(doc.documentElement);
+    const v = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+    this.colours = {up: v("--up", "#2ebd85"), down: v("--down", "#f6465d"), dim: v("--dim", "#7c8896"), line: v("--line", "#243040")};
+  }
+
+  /** resize takes the canvas's new CSS size (a ResizeObserver's). */
+  resize(w, h) {
+    this.size = {w, h};
+  }
+
+  /**
+   * draw draws bars (oldest first) of channel.
+   * @param {string} channel
+   * @param {string} state
+   * @param {any[] | null} bars
+   */
+  draw(channel, state, bars) {
+    set(this.title, channel);
+    set(this.state, state);
+    cls(this.state, "state " + state);
+    const c = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.floor(this.size.w * ratio)), h = Math.max(1, Math.floor(this.size.h * ratio));
+    if (c.width !== w || c.height !== h) {
+      c.width = w;
+      c.height = h;
+    }
+    const g = c.getContext("2d");
+    if (!g) return;
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    const W = w / ratio, H = h / ratio;
+    g.clearRect(0, 0, W, H);
+    const list = bars ?? [];
+    this.shown = {bars: 0, close: "", start: "", closed: 0};
+    if (!list.length) {
+      set(this.info, bars ? "no bars yet" : "waiting for a snapshot");
+      return;
+    }
+    const axis = 64, pad = 8;
+    let lo = Infinity, hi = -Infinity;
+    for (const b of list) {
+      lo = Math.min(lo, Number(b.low));
+      hi = Math.max(hi, Number(b.high));
+    }
+    if (hi === lo) {
+      hi += 1;
+      lo -= 1;
+    }
+    const y = v => pad + (hi - Number(v)) / (hi - lo) * (H - 2 * pad);
+    const slot = (W - axis) / Math.max(list.length, 20);
+    const body = Math.max(1, slot * 0.7);
+    const {up, down, dim, line} = this.colours;
+    // The price scale: four levels.
+    g.font = "10px ui-monospace, monospace";
+    g.fillStyle = dim;
+    g.strokeStyle = line;
+    g.lineWidth = 1;
+    for (let i = 0; i <= 3; i++) {
+      const v = lo + (hi - lo) * i / 3, yy = Math.round(y(v)) + 0.5;
+      g.beginPath();
+      g.moveTo(0, yy);
+      g.lineTo(W - axis, yy);
+      g.stroke();
+      g.fillText(v.toFixed(decimals(list[list.length - 1].close)), W - axis + 4, yy + 3);
+    }
+    list.forEach((b, i) => {
+      const x = (i + 0.5) * slot;
+      const rising = Number(b.close) >= Number(b.open);
+      const colour = rising ? up : down;
+      g.strokeStyle = g.fillStyle = colour;
+      g.beginPath();
+      g.moveTo(Math.round(x) + 0.5, y(b.high));
+      g.lineTo(Math.round(x) + 0.5, y(b.low));
+      g.stroke();
+      const top = y(rising ? b.close : b.open), bottom = y(rising ? b.open : b.close);
+      const bh = Math.max(1, bottom - top);
+      if (b.closed) g.fillRect(x - body / 2, top, body, bh);
+      else g.strokeRect(x - body / 2 + 0.5, top + 0.5, body - 1, bh - 1);
+      if (b.closed) this.shown.closed++;
+    });
+    const last = list[list.length - 1];
+    this.shown.bars = list.length;
+    this.shown.close = last.close;
+    this.shown.start = String(last.start);
+    set(this.info, `${list.length} bars · last ${new Date(toMs(last.start)).toISOString().slice(11, 16)} UTC o ${last.open} h ${last.high} l ${last.low} c ${last.close} v ${last.volume}${last.closed ? "" : " (open)"}`);
+  }
+}
+
+/** toMs is a Unix-ns integer (number or bigint) as Unix ms. */
+function toMs(ns) {
+  return typeof ns === "bigint" ? Number(ns / 1000000n) : ns / 1e6;
+}
+
 /** The channels table: state, rate and checks of every channel. */
 export class Channels {
   /** @param {HTMLTableSectionElement} tbody */

@@ -256,7 +256,7 @@ test("book: a malformed level throws BookError and clears the book", () => {
 
 test("channel: names", () => {
   deepEq(parseChannel("book.BTC-USD"), {kind: "book", symbol: "BTC-USD"});
-  for (const bad of ["book", "book.", "Book.X", "book.X.Y", "candle.1m.X", "book." + "x".repeat(33), "book.a b", 5]) eq(parseChannel(bad), null, String(bad));
+  for (const bad of ["book", "book.", "Book.X", "book.X.Y", "candle.2m.X", "book." + "x".repeat(33), "book.a b", 5]) eq(parseChannel(bad), null, String(bad));
   throws(() => new Channel("nope"), /not a channel/);
 });
 
@@ -318,6 +318,75 @@ test("channel: trades after a reconnect that was not resumed start at prev 0", (
   ch.acked(false);
   eq(ch.last, 0);
   eq(ch.handle({type: "update", channel: "trade.X", seq: 20, prev: 0, n: 1, data: {id: 2}}).gap, false);
+});
+
+test("parseChannel: candle channels carry their interval", () => {
+  deepEq(parseChannel("candle.1m.BTC-USD"), {kind: "candle", symbol: "BTC-USD", interval: "1m"});
+  deepEq(parseChannel("candle.4h.X"), {kind: "candle", symbol: "X", interval: "4h"});
+  eq(parseChannel("candle.2m.X"), null);
+  eq(parseChannel("candle.X"), null);
+  eq(parseChannel("ticker.1m.X"), null);
+});
+
+const bar = (min, close, closed = false) => ({symbol: "X", interval: "1m", start: 60e9 * (1000 + min), open: "100", high: "200", low: "50", close, volume: "1", trades: 3, closed, ts: 60e9 * (1000 + min) + 1});
+
+test("channel: candles from the snapshot's bars, revised, closed, bounded, resynced", () => {
+  const ch = new Channel("candle.1m.X");
+  ch.barLimit = 3;
+  ch.acked(false);
+  eq(ch.state, "subscribing");
+  let s = ch.handle({type: "snapshot", channel: "candle.1m.X", seq: 5, data: {symbol: "X", interval: "1m", bars: [bar(0, "101", true), bar(1, "102")]}});
+  ok(s.applied);
+  eq(ch.state, "live");
+  eq(ch.bars.length, 2);
+  for (const [i, b] of [bar(1, "103"), bar(1, "104", true), bar(2, "105"), bar(3, "106")].entries()) {
+    s = ch.handle({type: "update", channel: "candle.1m.X", seq: 6 + i, prev: 5 + i, n: 1, data: b});
+    ok(s.applied && s.bar === b, "update " + i);
+  }
+  deepEq(ch.bars.map(b => b.close), ["104", "105", "106"]);
+  ok(ch.bars[0].closed);
+  eq(ch.resumeSeq(), 9);
+  s = ch.handle({type: "update", channel: "candle.1m.X", seq: 12, prev: 11, n: 1, data: bar(3, "107")});
+  ok(s.gap && s.resync && !s.applied);
+  eq(s.since, 9);
+  eq(ch.state, "resyncing");
+  // A bar the client cannot use: a fresh snapshot.
+  const c2 = new Channel("candle.1m.X");
+  c2.acked(false);
+  c2.handle({type: "snapshot", channel: "candle.1m.X", seq: 1, data: {bars: [bar(0, "1")]}});
+  s = c2.handle({type: "update", channel: "candle.1m.X", seq: 2, prev: 1, n: 1, data: {...bar(0, "2"), high: "x"}});
+  ok(s.resync && !s.applied);
+  eq(s.since, undefined);
+  eq(c2.state, "resyncing");
+  s = new Channel("candle.1m.X").handle({type: "snapshot", channel: "candle.1m.X", seq: 1, data: {bars: [bar(2, "1"), bar(1, "1")]}});
+  ok(s.resync, "bars out of order");
+});
+
+test("client: subscribe options of contract 1.1 go on the wire, checked first", async () => {
+  const {client, sock} = await connected();
+  const events = [];
+  client.on("candle", (bars, m) => events.push(`${m.type} ${bars.length} ${m.bar ? m.bar.close : "-"}`));
+  const p = client.subscribe(["candle.1m.A"], {bars: 2});
+  const cmd = sock.lastCommand("subscribe");
+  eq(cmd.bars, 2);
+  ack(sock);
+  await p;
+  sock.deliver({type: "snapshot", channel: "candle.1m.A", seq: 3, data: {symbol: "A", interval: "1m", bars: [bar(0, "1", true), bar(1, "2", true), bar(2, "3")]}});
+  sock.deliver({type: "update", channel: "candle.1m.A", seq: 4, prev: 3, n: 1, data: bar(2, "4")});
+  deepEq(events, ["snapshot 2 -", "update 2 4"]);
+  deepEq(client.candles("candle.1m.A").map(b => b.close), ["2", "4"]);
+  const q = client.subscribe(["book.A"], {depth: 10});
+  eq(sock.lastCommand("subscribe").depth, 10);
+  ack(sock);
+  await q;
+  const r = client.subscribe(["trade.A"], {recent: 50});
+  eq(sock.lastCommand("subscribe").recent, 50);
+  ack(sock);
+  await r;
+  for (const [opts, code] of [[{depth: 7}, "bad_request"], [{recent: 1001}, "bad_request"], [{bars: 0}, "bad_request"], [{bars: 1.5}, "bad_request"]]) {
+    eq((await rejects(client.subscribe(["book.B"], opts))).code, code, JSON.stringify(opts));
+  }
+  await client.close();
 });
 
 // ---- backoff ----

@@ -36,7 +36,18 @@ var (
 	// given seq (it was cut by its limits, or the seq is not the
 	// publisher's), or more of them than a replay may take.
 	ErrNotCovered = errors.New("feed: history does not cover the seq")
+	// ErrHistoryRead: a read of the stream failed on the way (a timeout,
+	// a server overloaded or unreachable for a moment); it says nothing
+	// about what the stream holds, so the read is worth trying again.
+	// Such errors wrap ErrNoHistory too.
+	ErrHistoryRead = errors.New("feed: history read failed")
 )
+
+// readFailed wraps err, a failure on the way to the stream, as
+// ErrNoHistory and ErrHistoryRead: what is a transient failure.
+func readFailed(what string, err error) error {
+	return fmt.Errorf("%w: %w: %s: %w", ErrNoHistory, ErrHistoryRead, what, err)
+}
 
 // DefaultReplayLimit bounds the messages one History.Since replays.
 const DefaultReplayLimit = 100_000
@@ -72,7 +83,7 @@ func (h *History) stream(ctx context.Context) (jetstream.Stream, error) {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
 		return nil, fmt.Errorf("%w: JetStream is not enabled", ErrNoHistory)
 	case err != nil:
-		return nil, fmt.Errorf("%w: stream %s: %w", ErrNoHistory, h.name, err)
+		return nil, readFailed("stream "+h.name, err)
 	}
 	return s, nil
 }
@@ -99,7 +110,7 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 	subject := ch.Subject(h.prefix)
 	info, err := st.Info(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: stream info: %w", ErrNoHistory, err)
+		return nil, 0, readFailed("stream info", err)
 	}
 	first, last := info.State.FirstSeq, info.State.LastSeq
 	if info.State.Msgs == 0 {
@@ -128,8 +139,11 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 	if found == nil {
 		// Nothing after seq: covered only when seq is the newest.
 		m, err := st.GetLastMsgForSubject(ctx, subject)
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, 0, fmt.Errorf("%w: %s: %w", ErrNotCovered, ch, err)
+		case err != nil:
+			return nil, 0, readFailed("last message", err)
 		}
 		if p, err := pubSeq(ch, m.Data); err != nil || p != seq {
 			return nil, 0, fmt.Errorf("%w: %s: the stream's newest is not %d", ErrNotCovered, ch, seq)
@@ -151,7 +165,7 @@ func (h *History) next(ctx context.Context, st jetstream.Stream, ch proto.Channe
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, 0, nil
 	case err != nil:
-		return nil, 0, fmt.Errorf("%w: get: %w", ErrNoHistory, err)
+		return nil, 0, readFailed("get", err)
 	}
 	p, err := pubSeq(ch, m.Data)
 	if err != nil {
@@ -275,7 +289,7 @@ func (h *History) Last(ctx context.Context, ch proto.Channel, n int) ([]*Message
 		}
 		info, serr := st.Info(ctx)
 		if serr != nil {
-			return nil, fmt.Errorf("%w: stream info: %w", ErrNoHistory, serr)
+			return nil, readFailed("stream info", serr)
 		}
 		m, oldest, serr := h.next(ctx, st, ch, ch.Subject(h.prefix), info.State.FirstSeq)
 		if serr != nil {
@@ -298,7 +312,7 @@ func (h *History) read(ctx context.Context, st jetstream.Stream, subject string,
 	cfg.FilterSubjects, cfg.InactiveThreshold = []string{subject}, time.Minute
 	cons, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("%w: consumer: %w", ErrNoHistory, err)
+		return readFailed("consumer", err)
 	}
 	defer func() {
 		if info := cons.CachedInfo(); info != nil {
@@ -312,14 +326,14 @@ func (h *History) read(ctx context.Context, st jetstream.Stream, subject string,
 		// Stored messages are there at once: no waiting for more.
 		batch, err := h.fetch(cons)
 		if err != nil {
-			return fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
+			return readFailed("fetch", err)
 		}
 		n, done := 0, false
 		for jm := range batch.Messages() {
 			n++
 			md, err := jm.Metadata()
 			if err != nil {
-				return fmt.Errorf("%w: metadata: %w", ErrNoHistory, err)
+				return readFailed("metadata", err)
 			}
 			if err := f(jm.Data()); err != nil {
 				return err
@@ -329,7 +343,7 @@ func (h *History) read(ctx context.Context, st jetstream.Stream, subject string,
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("%w: fetch: %w", ErrNoHistory, err)
+			return readFailed("fetch", err)
 		}
 		read = read || n > 0
 		if done {
@@ -349,13 +363,13 @@ func (h *History) read(ctx context.Context, st jetstream.Stream, subject string,
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%w: fetch: %w", ErrNoHistory, ctx.Err())
+				return readFailed("fetch", ctx.Err())
 			case <-time.After(emptyFetchRetry):
 			}
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: %w", ErrNoHistory, err)
+			return readFailed("read", err)
 		}
 	}
 }
@@ -378,7 +392,7 @@ func (h *History) Latest(ctx context.Context, ch proto.Channel) (*Message, error
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, fmt.Errorf("%w: %s: nothing stored", ErrNotCovered, ch)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrNoHistory, err)
+		return nil, readFailed("last message", err)
 	}
 	return Decode(ch, m.Data)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tickgate/tickgate/internal/booktest"
@@ -311,6 +312,13 @@ func TestHistoryReadRetriesEmptyBatches(t *testing.T) {
 	defer cancel()
 	if msgs, _, err := h.Since(ctx, tradeBTC, 10); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotCovered) {
 		t.Fatalf("Since with only empty batches = %d messages, %v; want a deadline error", len(msgs), err)
+	}
+
+	// A fetch that fails on the way is a read failure (ErrHistoryRead),
+	// never "not covered": the stream may hold every message.
+	h.fetch = func(jetstream.Consumer) (jetstream.MessageBatch, error) { return nil, nats.ErrConnectionReconnecting }
+	if _, _, err := h.Since(ctxTimeout(t, 5*time.Second), tradeBTC, 10); !errors.Is(err, ErrHistoryRead) || !errors.Is(err, ErrNoHistory) || errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Since with a failing fetch = %v; want ErrHistoryRead", err)
 	}
 
 	// Nothing pending at all (a window without messages): done at once.

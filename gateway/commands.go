@@ -126,7 +126,7 @@ type pick struct {
 	// history stream while the subscribe waits; fetched: what was read.
 	fetch   bool
 	fetched *fetched
-	busy    error // the history read timed out (fetchHistory)
+	busy    error // the history read failed on the way (fetchHistory): retry
 	// fetchRecent: recent trades the node's memory is short of, to be read
 	// from the history stream while the subscribe waits (recent, up to
 	// that many); older: what was read.
@@ -350,11 +350,12 @@ wait:
 	}
 	ok := w.picks[:0]
 	for _, p := range w.picks {
-		if p.hold != nil {
+		if p.hold != nil { // a new subscription: every one holds its NATS interest
 			err := p.hold.Err() // failed, or not confirmed in time
-			if err == nil && p.busy != nil && p.sub == nil {
-				// The history read timed out: the client should try the
-				// resume again rather than be told its trades are gone.
+			if err == nil && p.busy != nil {
+				// The history read failed on the way (it timed out, in a
+				// reconnect storm): the client should try the resume
+				// again rather than be told its trades are gone.
 				err = p.busy
 			}
 			if err != nil {
@@ -412,11 +413,20 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 		return
 	}
 	ack := proto.Subscribed{Type: proto.TypeSubscribed, ID: id, Channels: make([]string, 0, len(ok))}
-	var lost []string
+	var lost, behind []string
+	joinedOK := ok[:0]
 	for _, p := range ok {
 		opt.since, opt.fetched, opt.older = p.since, p.fetched, p.older
 		opt.view = opt.views.For(p.sub.entry.spec)
 		j := p.sub.entry.join(c.srv.hub, p.sub, opt)
+		if j.streamBehind {
+			// Nothing was sent on it yet: end it, and let the client try
+			// the resume again.
+			c.endSubscription(p.ch)
+			behind = append(behind, p.name)
+			continue
+		}
+		joinedOK = append(joinedOK, p)
 		c.snapshots.charge(p.sub.fillHead(c.srv.codecs, j.plan))
 		ack.Channels = append(ack.Channels, p.name)
 		if j.resumed {
@@ -426,11 +436,17 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 			lost = append(lost, p.name)
 		}
 	}
+	for _, name := range behind {
+		c.unavailable(id, name, errStreamBehind)
+	}
+	if len(joinedOK) == 0 {
+		return
+	}
 	c.reply(ack)
 	for _, name := range lost {
 		c.replyError(id, proto.CodeHistoryUnavailable, "history after the given seq is not available; live trades follow from prev 0", name)
 	}
-	for _, p := range ok {
+	for _, p := range joinedOK {
 		p.sub.ungate(c.srv.cfg.Now)
 	}
 }

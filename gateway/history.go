@@ -47,6 +47,13 @@ type fetched struct {
 	upTo   uint64
 }
 
+// errStreamBehind: the history stream held a resume's trades up to a seq
+// the node's memory does not reach back to (the stream stores what core
+// NATS already delivered a moment later, more so under load). Read again,
+// it reaches the memory: the subscribe is answered unavailable and
+// retried.
+var errStreamBehind = fmt.Errorf("%w: the history stream is behind the node's live trades", feed.ErrUnavailable)
+
 // needsHistory reports whether p resumes from a seq the node's memory
 // cannot serve, on a kind without state (trades: a channel with state
 // falls back to a snapshot, which is exact and cheaper). Called with
@@ -116,10 +123,12 @@ func (c *conn) fetchHistory(ctx context.Context, ch proto.Channel, since uint64)
 		return nil, nil
 	case err != nil:
 		c.srv.metrics.historyReads[historyFailed].Inc()
-		c.srv.log.Warn("history stream unavailable; resume from memory only", c.logAttrs("channel", ch.String(), "err", err.Error())...)
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: reading the history stream took too long", feed.ErrUnavailable)
+		if errors.Is(err, feed.ErrHistoryRead) || errors.Is(err, context.DeadlineExceeded) {
+			// The stream may well hold the trades: the client tries again.
+			c.srv.log.Debug("history read failed; the resume is to be retried", c.logAttrs("channel", ch.String(), "err", err.Error())...)
+			return nil, fmt.Errorf("%w: reading the history stream failed: %w", feed.ErrUnavailable, err)
 		}
+		c.srv.log.Warn("history stream unavailable; resume from memory only", c.logAttrs("channel", ch.String(), "err", err.Error())...)
 		return nil, nil
 	}
 	c.srv.metrics.historyReads[historyResumed].Inc()

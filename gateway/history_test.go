@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tickgate/tickgate/feed"
@@ -312,5 +314,113 @@ func TestResumeRetriedWhenTheHistoryReadTimesOut(t *testing.T) {
 	}
 	if got := steps(t, c, len(want)); !slices.Equal(got, want) {
 		t.Fatalf("replay after the retry:\n got %q\nwant %q", got, want)
+	}
+}
+
+// scriptedHistory answers the first reads of Since with what a stream
+// under load gives, then reads the real stream.
+type scriptedHistory struct {
+	History
+	mu    sync.Mutex
+	first []func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error)
+}
+
+func (h *scriptedHistory) Since(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+	h.mu.Lock()
+	var f func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error)
+	if len(h.first) > 0 {
+		f, h.first = h.first[0], h.first[1:]
+	}
+	h.mu.Unlock()
+	if f != nil {
+		return f(ctx, ch, seq)
+	}
+	return h.History.Since(ctx, ch, seq)
+}
+
+// A resume that the history stream cannot serve at that moment, although
+// it holds the trades, is answered unavailable with retry_ms, and the
+// retry resumes exactly: a read that failed on the way (not a timeout),
+// and a stream that had not yet stored what the node already received
+// live (its replay ends before the node's memory begins). Both were told
+// history_unavailable before, and the client took the trades for lost.
+// Another connection holds the channel, so that the node has it live.
+func TestResumeRetriedWhileTheStreamCannotServeIt(t *testing.T) {
+	for name, first := range map[string]func(h History) func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error){
+		"the read failed": func(History) func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+			return func(context.Context, proto.Channel, uint64) ([]*feed.Message, uint64, error) {
+				return nil, 0, fmt.Errorf("%w: %w: get: %w", feed.ErrNoHistory, feed.ErrHistoryRead, nats.ErrNoResponders)
+			}
+		},
+		"the stream is behind the node": func(h History) func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+			return func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+				msgs, _, err := h.Since(ctx, ch, seq)
+				if err != nil {
+					return nil, 0, err
+				}
+				// As the stream was before it stored 16 and on.
+				for len(msgs) > 0 && msgs[len(msgs)-1].Seq > 15 {
+					msgs = msgs[:len(msgs)-1]
+				}
+				return msgs, 15, nil
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var sh *scriptedHistory
+			e := newHistoryTestEnv(t, func(c *Config) {
+				sh = &scriptedHistory{History: c.History}
+				c.History = sh
+			})
+			tok := e.token(t, "storm", time.Hour, ">")
+			trade := func(seq uint64) {
+				e.publish(t, "trade.Z", seq, proto.FeedUpdate, &proto.Trade{Symbol: "Z", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
+			}
+			for seq := uint64(1); seq <= 17; seq++ {
+				trade(seq) // before any node holds the channel: only the stream has them
+			}
+			e.flush(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			z := proto.Channel{Kind: proto.KindTrade, Symbol: "Z"}
+			waitFor(t, "the stream holds trade 17", func() bool {
+				_, upTo, err := sh.History.Since(ctx, z, 10)
+				return err == nil && upTo == 17
+			})
+			holder := e.connect(t, "json", tok)
+			holder.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.Z"}})
+			holder.expect(t, proto.TypeSubscribed)
+			for seq := uint64(18); seq <= 20; seq++ {
+				trade(seq) // live on the node: its memory begins at 18
+			}
+			if got := steps(t, holder, 3); got[2] != "update 20/19" {
+				t.Fatalf("holder got %q", got)
+			}
+
+			sh.mu.Lock()
+			sh.first = append(sh.first, first(sh.History))
+			sh.mu.Unlock()
+			c := e.connect(t, "msgpack", tok)
+			c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.Z"}, Since: map[string]uint64{"trade.Z": 10}})
+			w := c.expect(t, proto.TypeError)
+			if w.Code != string(proto.CodeUnavailable) || w.Channel != "trade.Z" || w.RetryMS <= 0 || *w.ID != 1 {
+				t.Fatalf("got %s, want unavailable for trade.Z with retry_ms", w.raw)
+			}
+			c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](2), Channels: []string{"trade.Z"}, Since: map[string]uint64{"trade.Z": 10}})
+			if w := c.expect(t, proto.TypeSubscribed); !slices.Equal(w.Resumed, []string{"trade.Z"}) {
+				t.Fatalf("retry ack %s, want trade.Z resumed", w.raw)
+			}
+			var want []string
+			for seq := uint64(11); seq <= 20; seq++ {
+				want = append(want, fmt.Sprintf("update %d/%d", seq, seq-1))
+			}
+			if got := steps(t, c, len(want)); !slices.Equal(got, want) {
+				t.Fatalf("replay after the retry:\n got %q\nwant %q", got, want)
+			}
+			trade(21)
+			if got := steps(t, c, 1); got[0] != "update 21/20" {
+				t.Fatalf("first live trade after the resume: %q", got)
+			}
+		})
 	}
 }

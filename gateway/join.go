@@ -213,9 +213,12 @@ type joinOptions struct {
 
 // joined is how a subscriber starts on a channel.
 type joined struct {
-	resumed     bool      // the subscription replays from since
-	historyLost bool      // a trade channel that could not resume
-	plan        *headPlan // what the chain starts with, for fillHead; nil: nothing
+	resumed     bool // the subscription replays from since
+	historyLost bool // a trade channel that could not resume
+	// streamBehind: the history stream held the resume's trades, but not
+	// up to where the node's memory begins: the subscribe is retried.
+	streamBehind bool
+	plan         *headPlan // what the chain starts with, for fillHead; nil: nothing
 }
 
 // join registers s (new or re-subscribing) gated, with what it starts
@@ -254,7 +257,10 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 		evs, ok := e.state.Since(*opt.since)
 		if !ok && opt.fetched != nil {
 			evs, ok = e.splice(opt.fetched)
-			s.checkFirst = ok // the node may not have seen what the stream had: check the first live trade
+			if !ok {
+				return joined{streamBehind: true}
+			}
+			s.checkFirst = true // the node may not have seen what the stream had: check the first live trade
 		}
 		if ok {
 			// The chain starts at the client's seq, which may be a periodic

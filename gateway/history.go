@@ -168,6 +168,13 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 	now := h.now()
 	e.mu.Lock()
 	seen := e.state.Seen()
+	if seen == 0 {
+		// Nothing live yet, but a subscriber holds the trades up to
+		// fromStream from the stream: those after it that reached
+		// neither (the stream had not stored them when it was read, nor
+		// was the node subscribed when they were published) are filled.
+		seen = e.fromStream
+	}
 	to := m.Seq - 1
 	if m.Heartbeat {
 		to = m.Seq
@@ -252,6 +259,9 @@ func (h *hub) warm(e *hubEntry) {
 // stream's newest. ok=false when the two do not meet. Called with e.mu
 // held.
 func (e *hubEntry) splice(f *fetched) (evs []feed.Event, ok bool) {
+	if e.state.Seen() == 0 {
+		e.fromStream = max(e.fromStream, f.upTo)
+	}
 	if f.upTo >= e.state.LastSeq() {
 		// Live trades up to upTo that reach the node later are not sent
 		// again (a subscriber skips seqs it holds).

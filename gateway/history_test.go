@@ -424,3 +424,54 @@ func TestResumeRetriedWhileTheStreamCannotServeIt(t *testing.T) {
 		})
 	}
 }
+
+// A resume from the stream on a node that has received nothing live of
+// the channel yet, read while the stream had not stored the newest trades
+// (16, 17) and before the node was subscribed when they were published:
+// the first live trade finds them missing between the stream's replay and
+// itself, and they are filled from the stream, not reported as a gap.
+func TestResumeFromAStreamBehindFilledBeforeTheFirstLiveTrade(t *testing.T) {
+	var sh *scriptedHistory
+	e := newHistoryTestEnv(t, func(c *Config) {
+		sh = &scriptedHistory{History: c.History}
+		c.History = sh
+	})
+	tok := e.token(t, "storm", time.Hour, ">")
+	trade := func(seq uint64) {
+		e.publish(t, "trade.W", seq, proto.FeedUpdate, &proto.Trade{Symbol: "W", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
+	}
+	for seq := uint64(1); seq <= 17; seq++ {
+		trade(seq)
+	}
+	e.flush(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := proto.Channel{Kind: proto.KindTrade, Symbol: "W"}
+	waitFor(t, "the stream holds trade 17", func() bool {
+		_, upTo, err := sh.History.Since(ctx, w, 10)
+		return err == nil && upTo == 17
+	})
+	sh.first = append(sh.first, func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+		msgs, _, err := sh.History.Since(ctx, ch, seq)
+		for len(msgs) > 0 && msgs[len(msgs)-1].Seq > 15 {
+			msgs = msgs[:len(msgs)-1]
+		}
+		return msgs, 15, err
+	})
+	c := e.connect(t, "json", tok)
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.W"}, Since: map[string]uint64{"trade.W": 10}})
+	if w := c.expect(t, proto.TypeSubscribed); !slices.Equal(w.Resumed, []string{"trade.W"}) {
+		t.Fatalf("ack %s, want trade.W resumed", w.raw)
+	}
+	trade(18)
+	var want []string
+	for seq := uint64(11); seq <= 18; seq++ {
+		want = append(want, fmt.Sprintf("update %d/%d", seq, seq-1))
+	}
+	if got := steps(t, c, len(want)); !slices.Equal(got, want) {
+		t.Fatalf("resume, fill and first live trade:\n got %q\nwant %q", got, want)
+	}
+	if n := e.srv.metrics.historyReadCount(historyFilled); n != 1 {
+		t.Fatalf("tickgate_history_reads_total{result=filled} = %v, want 1", n)
+	}
+}

@@ -107,6 +107,10 @@ type hubEntry struct {
 	arrived      time.Time
 	warming      bool          // a start from the history stream is under way (history.go)
 	filled       time.Time     // when a gap was last filled from the history stream (history.go)
+	// fromStream: the newest seq a subscriber was resumed to from the
+	// history stream while the node had seen nothing live of the channel;
+	// its first live trade is joined to it by a fill (history.go).
+	fromStream uint64
 	stateNow     atomic.Uint32 // status's chanState, for counting without mu
 
 	// For inspection (inspect.go), read without mu: written under mu

@@ -42,6 +42,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,6 +171,7 @@ func TestFailoverLoseNothing(t *testing.T) {
 			proto.Channel{Kind: proto.KindTrade, Symbol: symbols[i%4]}.String(),
 			proto.Channel{Kind: proto.KindBook, Symbol: symbols[(i/4)%4]}.String(),
 			proto.Channel{Kind: proto.KindTicker, Symbol: symbols[(i/16)%4]}.String(),
+			proto.Channel{Kind: proto.KindCandle, Param: "1m", Symbol: symbols[(i/64)%4]}.String(),
 		}}
 	}
 	tlsCfg := cert.ClientConfig()
@@ -270,7 +272,7 @@ func TestFailoverLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Every trade, book and ticker.
+	// Every trade, book, ticker and candle.
 	if verdict.Stuck != "" {
 		t.Errorf("not converged after the feed stopped: %s", verdict.Stuck)
 	}
@@ -278,10 +280,11 @@ func TestFailoverLoseNothing(t *testing.T) {
 	if tr.Lost != 0 || tr.Dups != 0 || tr.Received != tr.Expected || tr.Subscriptions != clients || tr.NoneHeld != 0 {
 		t.Errorf("trades %+v: want every trade received once, in order, none lost", tr)
 	}
-	if verdict.Books != clients || verdict.Tickers != clients {
-		t.Errorf("books equal to a fresh subscriber's %d, tickers equal to the last published %d; want %d each", verdict.Books, verdict.Tickers, clients)
+	if verdict.Books != clients || verdict.Tickers != clients || verdict.Candles != clients {
+		t.Errorf("books equal to a fresh subscriber's %d, tickers equal to the last published %d, candle channels with every bar as published %d; want %d each",
+			verdict.Books, verdict.Tickers, verdict.Candles, clients)
 	}
-	for _, f := range append(append(verdict.TradeFaults, verdict.BookFaults...), verdict.TickerFaults...) {
+	for _, f := range slices.Concat(verdict.TradeFaults, verdict.BookFaults, verdict.TickerFaults, verdict.CandleFaults) {
 		t.Error(f)
 	}
 	// The clients never disconnected: stale only where the NATS loss
@@ -319,8 +322,8 @@ func TestFailoverLoseNothing(t *testing.T) {
 		l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Max.Round(time.Millisecond), attempts, tradesResumed, len(moved))
 	t.Logf("NATS loss: SIGKILL nats-%d; %s back on NATS (/readyz 200) after %v; %d of its %d undisturbed clients saw stale/resyncing, none elsewhere",
 		victim+1, victimGW, natsBack.Round(time.Millisecond), staleSeen, len(byNode[victimGW]))
-	t.Logf("trades: %d subscriptions, expected %d, received %d, recovered by resume %d, lost %d, duplicates %d; books equal %d, tickers equal %d; published %d",
-		tr.Subscriptions, tr.Expected, tr.Received, tr.Replayed, tr.Lost, tr.Dups, verdict.Books, verdict.Tickers, published)
+	t.Logf("trades: %d subscriptions, expected %d, received %d, recovered by resume %d, lost %d, duplicates %d; books equal %d, tickers equal %d, candles as published %d; published %d",
+		tr.Subscriptions, tr.Expected, tr.Received, tr.Replayed, tr.Lost, tr.Dups, verdict.Books, verdict.Tickers, verdict.Candles, published)
 	t.Logf("latency of live data at clients never disconnected (%d on %s and %s; %s's NATS member lived):", undisturbed, victimGW, otherGW, otherGW)
 	for _, lat := range fl.Latencies("all") {
 		t.Logf("  %-13s %6d messages  p50 %v  p99 %v  p99.9 %v  max %v", lat.Phase, lat.Count,

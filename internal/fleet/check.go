@@ -22,6 +22,10 @@ type Verdict struct {
 	BookFaults   []string
 	Tickers      int // ticker subscriptions equal to the last published ticker
 	TickerFaults []string
+	// Candles: candle subscriptions at the last published seq whose every
+	// bar equals the newest revision published of it.
+	Candles      int
+	CandleFaults []string
 	Stuck        string // the first member whose books and tickers did not converge in time, and how
 }
 
@@ -42,7 +46,7 @@ type TradeTotals struct {
 
 // OK reports no fault at all.
 func (v *Verdict) OK() bool {
-	return len(v.TradeFaults) == 0 && len(v.BookFaults) == 0 && len(v.TickerFaults) == 0
+	return len(v.TradeFaults) == 0 && len(v.BookFaults) == 0 && len(v.TickerFaults) == 0 && len(v.CandleFaults) == 0
 }
 
 func (v *Verdict) fault(list *[]string, format string, a ...any) {
@@ -57,7 +61,7 @@ func (v *Verdict) fault(list *[]string, format string, a ...any) {
 // whether the book equals want's.
 func (m *Member) describe(fd *Feed, want map[string]*client.Book) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "member %d (%s, node %s):", m.Index, m.Group, m.Node())
+	fmt.Fprintf(&b, "member %d (%s, node %s, %d sessions, gaps %q, errors %q):", m.Index, m.Group, m.Node(), m.Sessions(), m.GapNotes(), lastN(m.Errors(), 5))
 	for _, ch := range m.channels {
 		st, _ := m.c.State(ch)
 		fmt.Fprintf(&b, " %s %v published %d", ch, st, fd.LastSeq(ch))
@@ -68,17 +72,36 @@ func (m *Member) describe(fd *Feed, want map[string]*client.Book) string {
 		case strings.HasPrefix(ch, proto.KindTicker.String()+"."):
 			_, seq, ok := m.c.Ticker(ch)
 			fmt.Fprintf(&b, " held %d live %v;", seq, ok)
+		case strings.HasPrefix(ch, proto.KindCandle.String()+"."):
+			bars, seq, ok := m.c.Candles(ch)
+			fmt.Fprintf(&b, " held %d live %v bars %d wrong %q;", seq, ok, len(bars), wrongBar(fd, ch, bars))
 		}
 	}
 	return b.String()
+}
+
+// lastN is the last n of list.
+func lastN(list []string, n int) []string { return list[max(len(list)-n, 0):] }
+
+// wrongBar describes the first of bars that is not the newest revision
+// the feed published of its start, "" when every one is.
+func wrongBar(fd *Feed, ch string, bars []proto.Candle) string {
+	for _, b := range bars {
+		if pub, ok := fd.Bar(ch, b.Start); !ok || pub != b {
+			return fmt.Sprintf("bar %d close %s closed %v, published close %s closed %v (found %v)", b.Start, b.Close, b.Closed, pub.Close, pub.Closed, ok)
+		}
+	}
+	return ""
 }
 
 // Verify compares every member with what the feed published, once the
 // feed has stopped: every trade channel holds every trade from its first
 // one on, in order, none twice; every book equals fresh's book of the
 // channel (a client that subscribed after the feed stopped, holding the
-// last published seq), levels and checksum; every ticker equals the last published ticker. It waits
-// up to ctx's end for members to converge.
+// last published seq), levels and checksum; every ticker equals the last
+// published ticker; every candle channel is at the last published seq and
+// each bar it holds is the newest revision published of it. It waits up
+// to ctx's end for members to converge.
 func (f *Fleet) Verify(ctx context.Context, fd *Feed, fresh *client.Client) (*Verdict, error) {
 	books := map[string]bool{}
 	for _, m := range f.members {
@@ -129,6 +152,10 @@ func (f *Fleet) Verify(ctx context.Context, fd *Feed, fresh *client.Client) (*Ve
 				if _, seq, live := m.c.Ticker(ch); !live || seq != fd.LastSeq(ch) {
 					return false
 				}
+			case strings.HasPrefix(ch, proto.KindCandle.String()+"."):
+				if bars, seq, live := m.c.Candles(ch); !live || seq != fd.LastSeq(ch) || len(bars) == 0 || wrongBar(fd, ch, bars) != "" {
+					return false
+				}
 			}
 		}
 		return true
@@ -174,6 +201,19 @@ func (f *Fleet) Verify(ctx context.Context, fd *Feed, fresh *client.Client) (*Ve
 				default:
 					v.Tickers++
 				}
+			case strings.HasPrefix(ch, proto.KindCandle.String()+"."):
+				bars, seq, ok := m.c.Candles(ch)
+				switch {
+				case !ok:
+					st, _ := m.c.State(ch)
+					v.fault(&v.CandleFaults, "member %d %s: no live bars (state %v, published seq %d)", m.Index, ch, st, fd.LastSeq(ch))
+				case seq != fd.LastSeq(ch) || len(bars) == 0:
+					v.fault(&v.CandleFaults, "member %d %s: %d bars at seq %d, published seq %d", m.Index, ch, len(bars), seq, fd.LastSeq(ch))
+				case wrongBar(fd, ch, bars) != "":
+					v.fault(&v.CandleFaults, "member %d %s: %s", m.Index, ch, wrongBar(fd, ch, bars))
+				default:
+					v.Candles++
+				}
 			}
 		}
 	}
@@ -198,8 +238,8 @@ func (f *Fleet) Verify(ctx context.Context, fd *Feed, fresh *client.Client) (*Ve
 			t.Dups += tc.Dups
 			t.Replayed += tc.Replayed
 			if !tc.OK() {
-				v.fault(&v.TradeFaults, "member %d (%s) %s: expected %d received %d lost %d dups %d bad ids %d (published up to seq %d)",
-					m.Index, m.Group, tc.Channel, tc.Expected, tc.Received, tc.Lost, tc.Dups, tc.BadIDs, tc.Published)
+				v.fault(&v.TradeFaults, "member %d (%s, node %s, %d sessions) %s: expected %d received %d lost %d dups %d bad ids %d (published up to seq %d); gaps %q",
+					m.Index, m.Group, m.Node(), m.Sessions(), tc.Channel, tc.Expected, tc.Received, tc.Lost, tc.Dups, tc.BadIDs, tc.Published, m.GapNotes())
 			}
 		}
 	}

@@ -31,6 +31,9 @@ type Feed struct {
 	last    map[string]uint64       // Guarded by mu: channel → newest seq published (heartbeats excluded).
 	tickers map[string]proto.Ticker // Guarded by mu: ticker channel → newest value published.
 	trades  map[string]int          // Guarded by mu: trade channel → trades published.
+	// bars: candle channel → the newest revision of each bar published,
+	// by start. Guarded by mu.
+	bars map[string]map[int64]proto.Candle
 }
 
 // FeedConfig configures StartFeed.
@@ -66,7 +69,7 @@ func StartFeed(cfg FeedConfig) (*Feed, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Feed{pub: pub, prefix: prefix, cancel: cancel, done: make(chan struct{}),
-		last: map[string]uint64{}, tickers: map[string]proto.Ticker{}, trades: map[string]int{}}
+		last: map[string]uint64{}, tickers: map[string]proto.Ticker{}, trades: map[string]int{}, bars: map[string]map[int64]proto.Candle{}}
 	go func() {
 		defer close(f.done)
 		f.err = sim.Run(ctx, func(subject string, payload []byte) error {
@@ -112,6 +115,11 @@ func (f *Feed) publish(ctx context.Context, durable bool, subject string, payloa
 		f.tickers[name] = *t
 	} else if m.Trade() != nil {
 		f.trades[name]++
+	} else if c := m.Candle(); c != nil {
+		if f.bars[name] == nil {
+			f.bars[name] = map[int64]proto.Candle{}
+		}
+		f.bars[name][c.Start] = *c
 	}
 	f.mu.Unlock()
 	return nil
@@ -147,6 +155,15 @@ func (f *Feed) Ticker(channel string) (proto.Ticker, bool) {
 	defer f.mu.Unlock()
 	t, ok := f.tickers[channel]
 	return t, ok
+}
+
+// Bar returns the newest revision published of channel's bar that
+// begins at start.
+func (f *Feed) Bar(channel string, start int64) (proto.Candle, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.bars[channel][start]
+	return c, ok
 }
 
 // Trades returns how many trades were published on channel.

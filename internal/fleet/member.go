@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,6 +37,7 @@ type Member struct {
 	statuses []statusRecord                 // Guarded by mu: state changes to stale or resyncing while a connection was up.
 	gaps     map[client.GapReason]int       // Guarded by mu.
 	errs     []string                       // Guarded by mu: EventError texts (at most 10).
+	gapNotes []string                       // Guarded by mu: the first gaps, with channel, seqs and time (at most 10).
 }
 
 // connRecord is one connection.
@@ -113,6 +115,9 @@ func (m *Member) onEvent(e client.Event) {
 		}
 	case client.EventGap:
 		m.gaps[e.Gap.Reason]++
+		if len(m.gapNotes) < 10 {
+			m.gapNotes = append(m.gapNotes, fmt.Sprintf("%s %s %d-%d at %s", e.Channel, e.Gap.Reason, e.Gap.From, e.Gap.To, now.Format("15:04:05.000")))
+		}
 	case client.EventError:
 		if len(m.errs) < 10 {
 			m.errs = append(m.errs, e.Err.Error())
@@ -329,6 +334,14 @@ func (m *Member) Errors() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.errs...)
+}
+
+// GapNotes returns the member's first gaps (at most 10): channel, reason,
+// seqs and time, for a report that must say where data went missing.
+func (m *Member) GapNotes() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.gapNotes...)
 }
 
 // tradesDone reports whether the member holds the last trade f published

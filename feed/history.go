@@ -20,12 +20,16 @@ import (
 // node serves from its memory meanwhile.
 type History struct {
 	js     jetstream.JetStream // Static after construction.
+	nc     *nats.Conn          // Static after construction: for gets the stream's leader answers.
 	name   string              // Static after construction: the stream.
 	prefix string              // Static after construction: the subject prefix.
 	limit  int                 // Static after construction: messages one Since may replay.
 	// fetch takes the next batch of a read's consumer. Static after
 	// construction: FetchNoWait, or a test's stand-in.
 	fetch func(jetstream.Consumer) (jetstream.MessageBatch, error)
+	// gets makes a search's first getter. Static after construction:
+	// streamGets, or a test's stand-in (a replica behind the leader).
+	gets func(jetstream.Stream) getter
 }
 
 // Errors of History.
@@ -62,7 +66,8 @@ func NewHistory(src *Source, name string, limit int) (*History, error) {
 	if limit <= 0 {
 		limit = DefaultReplayLimit
 	}
-	return &History{js: js, name: name, prefix: src.cfg.SubjectPrefix, limit: limit, fetch: fetchNoWait}, nil
+	return &History{js: js, nc: src.nc, name: name, prefix: src.cfg.SubjectPrefix, limit: limit, fetch: fetchNoWait,
+		gets: func(st jetstream.Stream) getter { return streamGets{st} }}, nil
 }
 
 // Stream returns the stream's name.
@@ -102,20 +107,57 @@ func (h *History) stream(ctx context.Context) (jetstream.Stream, error) {
 // a billion messages), never a scan. It relies on a channel's publisher
 // seqs growing with the stream sequence, which holds within one run of the
 // publisher; the message found must carry exactly seq+1.
+//
+// A direct get may be answered by any replica, and a replica may not have
+// the newest messages yet (a write is acknowledged once a majority has
+// it). So a search that finds seq not covered is done again with gets the
+// stream's leader answers, which has every acknowledged message, before
+// the answer stands; the replay itself is read from the leader.
 func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs []*Message, upTo uint64, err error) {
 	st, err := h.stream(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	subject := ch.Subject(h.prefix)
 	info, err := st.Info(ctx)
 	if err != nil {
 		return nil, 0, readFailed("stream info", err)
 	}
-	first, last := info.State.FirstSeq, info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return nil, 0, fmt.Errorf("%w: the stream is empty", ErrNotCovered)
 	}
+	msgs, upTo, err = h.since(ctx, st, info, ch, seq, h.gets(st))
+	if errors.Is(err, ErrNotCovered) && info.Config.AllowDirect {
+		msgs, upTo, err = h.since(ctx, st, info, ch, seq, leaderGets{h.nc, h.name})
+	}
+	return msgs, upTo, err
+}
+
+// getter gets a stream's messages: through jetstream.Stream (direct gets
+// when the stream allows them, streamGets), or from its leader
+// (leaderGets). Both fail with jetstream.ErrMsgNotFound for none.
+type getter interface {
+	// next gets the first message of subject at or after stream
+	// sequence from.
+	next(ctx context.Context, from uint64, subject string) (*jetstream.RawStreamMsg, error)
+	// last gets subject's newest message.
+	last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error)
+}
+
+// streamGets are jetstream.Stream's gets.
+type streamGets struct{ st jetstream.Stream }
+
+func (g streamGets) next(ctx context.Context, from uint64, subject string) (*jetstream.RawStreamMsg, error) {
+	return g.st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+}
+
+func (g streamGets) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	return g.st.GetLastMsgForSubject(ctx, subject)
+}
+
+// since is Since's search and replay, its gets through g.
+func (h *History) since(ctx context.Context, st jetstream.Stream, info *jetstream.StreamInfo, ch proto.Channel, seq uint64, g getter) ([]*Message, uint64, error) {
+	subject := ch.Subject(h.prefix)
+	first, last := info.State.FirstSeq, info.State.LastSeq
 	// The smallest stream sequence holding a message of ch with a
 	// publisher seq above seq.
 	var found *jetstream.RawStreamMsg
@@ -123,7 +165,7 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 	lo, hi := first, last+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		m, p, err := h.next(ctx, st, ch, subject, mid)
+		m, p, err := h.next(ctx, g, ch, subject, mid)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -138,7 +180,7 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 	}
 	if found == nil {
 		// Nothing after seq: covered only when seq is the newest.
-		m, err := st.GetLastMsgForSubject(ctx, subject)
+		m, err := g.last(ctx, subject)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil, 0, fmt.Errorf("%w: %s: %w", ErrNotCovered, ch, err)
@@ -159,8 +201,8 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 // next returns the first message of ch at or after stream sequence from,
 // with its publisher seq, or nil when there is none. A heartbeat counts
 // with its seq.
-func (h *History) next(ctx context.Context, st jetstream.Stream, ch proto.Channel, subject string, from uint64) (*jetstream.RawStreamMsg, uint64, error) {
-	m, err := st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+func (h *History) next(ctx context.Context, g getter, ch proto.Channel, subject string, from uint64) (*jetstream.RawStreamMsg, uint64, error) {
+	m, err := g.next(ctx, from, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, 0, nil
@@ -291,7 +333,7 @@ func (h *History) Last(ctx context.Context, ch proto.Channel, n int) ([]*Message
 		if serr != nil {
 			return nil, readFailed("stream info", serr)
 		}
-		m, oldest, serr := h.next(ctx, st, ch, ch.Subject(h.prefix), info.State.FirstSeq)
+		m, oldest, serr := h.next(ctx, streamGets{st}, ch, ch.Subject(h.prefix), info.State.FirstSeq)
 		if serr != nil {
 			return nil, serr
 		}

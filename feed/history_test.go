@@ -329,3 +329,73 @@ func TestHistoryReadRetriesEmptyBatches(t *testing.T) {
 		t.Fatalf("Recent of a channel with no messages = %v, want ErrNotCovered", err)
 	}
 }
+
+// behindReplica answers gets as a replica that has stored the stream only
+// up to stream sequence upTo (a direct get may reach one).
+type behindReplica struct {
+	st   jetstream.Stream
+	upTo uint64
+	gets atomic.Int32
+}
+
+func (r *behindReplica) next(ctx context.Context, from uint64, subject string) (*jetstream.RawStreamMsg, error) {
+	r.gets.Add(1)
+	m, err := r.st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subject))
+	if err == nil && m.Sequence > r.upTo {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return m, err
+}
+
+func (r *behindReplica) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	r.gets.Add(1)
+	for seq := r.upTo; seq > 0; seq-- {
+		if m, err := r.st.GetMsg(ctx, seq); err == nil && m.Subject == subject {
+			return m, nil
+		}
+	}
+	return nil, jetstream.ErrMsgNotFound
+}
+
+// A search whose direct gets reach a replica behind the leader would find
+// the seq not covered; the leader's gets then find it, and the replay is
+// whole. The leader's gets alone: next, last, and none.
+func TestHistorySinceBehindReplica(t *testing.T) {
+	_, h, publish := historyEnv(t, StreamConfig{})
+	for seq := uint64(1); seq <= 30; seq++ {
+		publish(tradeBTC, trade(seq))
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	var replica *behindReplica
+	h.gets = func(st jetstream.Stream) getter {
+		replica = &behindReplica{st: st, upTo: 20}
+		return replica
+	}
+	msgs, upTo, err := h.Since(ctx, tradeBTC, 22)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(msgs); len(got) != 8 || got[0] != 23 || got[7] != 30 || upTo != 30 {
+		t.Fatalf("Since(22) past a replica behind = %v up to %d, want 23..30 up to 30", got, upTo)
+	}
+	if replica.gets.Load() == 0 {
+		t.Fatal("the replica stand-in was never asked")
+	}
+
+	lg := leaderGets{h.nc, h.name}
+	subject := tradeBTC.Subject("md")
+	if m, err := lg.next(ctx, 5, subject); err != nil || m.Sequence != 5 || m.Subject != subject {
+		t.Fatalf("leader next(5) = %+v, %v", m, err)
+	}
+	if m, err := lg.last(ctx, subject); err != nil || m.Sequence != 30 {
+		t.Fatalf("leader last = %+v, %v", m, err)
+	} else if p, err := pubSeq(tradeBTC, m.Data); err != nil || p != 30 {
+		t.Fatalf("leader last carries seq %d, %v", p, err)
+	}
+	if _, err := lg.next(ctx, 31, subject); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("leader next(31) = %v, want ErrMsgNotFound", err)
+	}
+	if _, err := lg.last(ctx, "md.trade.NONE"); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("leader last of an unknown subject = %v, want ErrMsgNotFound", err)
+	}
+}

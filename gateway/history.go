@@ -156,6 +156,11 @@ const (
 	fillMax     = 10_000
 	fillTimeout = time.Second
 	fillEvery   = 100 * time.Millisecond
+	// A read that fails on the way, or comes back short, is tried again
+	// after fillPause, within fillTimeout; one that finds the next seq
+	// missing at most fillTries more times.
+	fillPause = 20 * time.Millisecond
+	fillTries = 2
 )
 
 // fillGap reads from the history stream the trades between the newest
@@ -189,18 +194,43 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
 	defer cancel()
-	msgs, _, err := h.history.Since(ctx, e.ch, seen)
-	if err != nil {
-		h.log.Debug("feed gap not filled from the history stream", "channel", e.name, "from", seen+1, "to", to, "err", err.Error())
-		return
-	}
-	n := 0
-	for _, fm := range msgs {
-		if fm.Seq > to {
-			break
+	n, misses := 0, 0
+	for seen < to {
+		msgs, _, err := h.history.Since(ctx, e.ch, seen)
+		got := 0
+		for _, fm := range msgs {
+			if fm.Seq > to {
+				break
+			}
+			h.process(e, fm)
+			seen = fm.Seq
+			got++
 		}
-		h.process(e, fm)
-		n++
+		n += got
+		switch {
+		case seen >= to:
+		case err != nil && !errors.Is(err, feed.ErrNotCovered) && !errors.Is(err, feed.ErrHistoryRead):
+			// No stream: nothing to wait for.
+			h.log.Debug("feed gap not filled from the history stream", "channel", e.name, "from", seen+1, "to", to, "err", err.Error())
+			return
+		case got == 0 && (err == nil || errors.Is(err, feed.ErrNotCovered)):
+			// The stream does not hold the next seq (yet: it may store
+			// what core NATS delivered a moment later). A few short tries,
+			// then it is a gap: a feed that lost them must not stall the
+			// channel for long.
+			if misses++; misses > fillTries {
+				h.log.Debug("feed gap not in the history stream", "channel", e.name, "from", seen+1, "to", to)
+				return
+			}
+		}
+		if seen < to {
+			select {
+			case <-ctx.Done():
+				h.log.Debug("feed gap not filled in time from the history stream", "channel", e.name, "from", seen+1, "to", to)
+				return
+			case <-time.After(fillPause):
+			}
+		}
 	}
 	if n > 0 {
 		h.metrics.historyReads[historyFilled].Inc()

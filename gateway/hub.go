@@ -105,13 +105,13 @@ type hubEntry struct {
 	status       *status
 	disconnected bool
 	arrived      time.Time
-	warming      bool          // a start from the history stream is under way (history.go)
-	filled       time.Time     // when a gap was last filled from the history stream (history.go)
+	warming      bool      // a start from the history stream is under way (history.go)
+	filled       time.Time // when a gap was last filled from the history stream (history.go)
 	// fromStream: the newest seq a subscriber was resumed to from the
 	// history stream while the node had seen nothing live of the channel;
 	// its first live trade is joined to it by a fill (history.go).
 	fromStream uint64
-	stateNow     atomic.Uint32 // status's chanState, for counting without mu
+	stateNow   atomic.Uint32 // status's chanState, for counting without mu
 
 	// For inspection (inspect.go), read without mu: written under mu
 	// (subscribers, the state's newest emitted seq and history depth, feed

@@ -132,6 +132,81 @@ func (h *History) Since(ctx context.Context, ch proto.Channel, seq uint64) (msgs
 	return msgs, upTo, err
 }
 
+// Range returns ch's feed messages with publisher seqs above after and
+// up to to, in order, heartbeats left out, as far as the stream holds
+// them: what a node fills a small live gap with. It uses gets only: the
+// stream's newest message of ch, a binary search for after, then one get
+// per message. No stream info and no consumer, which the JetStream
+// cluster's meta leader answers: while one is being elected (the loss of
+// the NATS node that was it, which is also when a node sees gaps), those
+// fail for seconds and gets do not. Direct gets first (any replica), then
+// the leader's for what a replica had not stored yet.
+func (h *History) Range(ctx context.Context, ch proto.Channel, after, to uint64) ([]*Message, error) {
+	direct, derr := h.rangeWith(ctx, ch, after, to, directGets{h.nc, h.name})
+	if derr == nil && len(direct) > 0 && direct[len(direct)-1].Seq >= to {
+		return direct, nil
+	}
+	leader, lerr := h.rangeWith(ctx, ch, after, to, leaderGets{h.nc, h.name})
+	switch {
+	case lerr == nil && len(leader) >= len(direct):
+		return leader, nil
+	case derr == nil:
+		return direct, nil
+	}
+	return nil, lerr
+}
+
+// rangeWith is Range through g.
+func (h *History) rangeWith(ctx context.Context, ch proto.Channel, after, to uint64, g getter) ([]*Message, error) {
+	subject := ch.Subject(h.prefix)
+	last, err := g.last(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, readFailed("last message", err)
+	}
+	var found *jetstream.RawStreamMsg
+	lo, hi := uint64(1), last.Sequence+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		m, p, err := h.next(ctx, g, ch, subject, mid)
+		if err != nil {
+			return nil, err
+		}
+		if m == nil || p > after {
+			if m != nil {
+				found = m
+			}
+			hi = mid
+			continue
+		}
+		lo = m.Sequence + 1
+	}
+	var msgs []*Message
+	prev := after
+	for m := found; m != nil; {
+		if dm, err := Decode(ch, m.Data); err == nil && !dm.Heartbeat {
+			if dm.Seq > to {
+				break
+			}
+			if dm.Seq > prev {
+				msgs = append(msgs, dm)
+				prev = dm.Seq
+			}
+		}
+		if m.Sequence >= last.Sequence {
+			break
+		}
+		if m, err = g.next(ctx, m.Sequence+1, subject); errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		} else if err != nil {
+			return nil, readFailed("get", err)
+		}
+	}
+	return msgs, nil
+}
+
 // getter gets a stream's messages: through jetstream.Stream (direct gets
 // when the stream allows them, streamGets), or from its leader
 // (leaderGets). Both fail with jetstream.ErrMsgNotFound for none.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -397,5 +398,46 @@ func TestHistorySinceBehindReplica(t *testing.T) {
 	}
 	if _, err := lg.last(ctx, "md.trade.NONE"); !errors.Is(err, jetstream.ErrMsgNotFound) {
 		t.Fatalf("leader last of an unknown subject = %v, want ErrMsgNotFound", err)
+	}
+}
+
+// Range reads a small span of a channel with gets only: what the stream
+// holds between two seqs, heartbeats and other channels left out, a hole
+// left as it is, and nothing for a channel the stream has none of.
+func TestHistoryRange(t *testing.T) {
+	_, h, publish := historyEnv(t, StreamConfig{})
+	for seq := uint64(1); seq <= 40; seq++ {
+		if seq == 25 {
+			continue
+		}
+		publish(tradeBTC, trade(seq))
+		if seq%4 == 0 {
+			publish(tickerBTC, proto.FeedMessage{Seq: seq / 4, Type: proto.FeedUpdate, Data: &proto.Ticker{Symbol: "BTC-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1", Volume: "1", TS: 1}})
+		}
+		if seq == 30 {
+			publish(tradeBTC, proto.FeedMessage{Seq: 30, Type: proto.FeedHeartbeat})
+		}
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	for _, tt := range []struct {
+		after, to uint64
+		want      []uint64
+	}{
+		{10, 15, []uint64{11, 12, 13, 14, 15}},
+		{22, 27, []uint64{23, 24, 26, 27}},
+		{38, 50, []uint64{39, 40}},
+		{40, 45, nil},
+		{0, 2, []uint64{1, 2}},
+	} {
+		msgs, err := h.Range(ctx, tradeBTC, tt.after, tt.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqsOf(msgs); !slices.Equal(got, tt.want) {
+			t.Fatalf("Range(%d, %d) = %v, want %v", tt.after, tt.to, got, tt.want)
+		}
+	}
+	if msgs, err := h.Range(ctx, proto.Channel{Kind: proto.KindTrade, Symbol: "NONE"}, 0, 10); err != nil || len(msgs) != 0 {
+		t.Fatalf("Range of a channel with nothing stored = %v, %v", seqsOf(msgs), err)
 	}
 }

@@ -3,7 +3,9 @@ package feed
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -73,4 +75,47 @@ func (g leaderGets) get(ctx context.Context, req msgGetRequest) (*jetstream.RawS
 	}
 	m := resp.Message
 	return &jetstream.RawStreamMsg{Subject: m.Subject, Sequence: m.Sequence, Data: m.Data}, nil
+}
+
+// directGets are direct gets ($JS.API.DIRECT.GET), which any replica of a
+// stream that allows them answers, without the JetStream cluster's meta
+// leader: they keep working while it is being elected (a NATS node lost),
+// when stream info and consumers do not. A replica may lag the leader.
+type directGets struct {
+	nc     *nats.Conn
+	stream string
+}
+
+func (g directGets) next(ctx context.Context, from uint64, subject string) (*jetstream.RawStreamMsg, error) {
+	return g.get(ctx, msgGetRequest{Seq: from, NextFor: subject})
+}
+
+func (g directGets) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	return g.get(ctx, msgGetRequest{LastFor: subject})
+}
+
+func (g directGets) get(ctx context.Context, req msgGetRequest) (*jetstream.RawStreamMsg, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := g.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+g.stream, body)
+	if err != nil {
+		return nil, err
+	}
+	if status := reply.Header.Get("Status"); len(reply.Data) == 0 && status != "" {
+		if status == "404" {
+			return nil, jetstream.ErrMsgNotFound
+		}
+		return nil, fmt.Errorf("direct get: %s %s", status, reply.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(reply.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("direct get: sequence header: %w", err)
+	}
+	subject := reply.Header.Get(jetstream.SubjectHeader)
+	if subject == "" {
+		return nil, errors.New("direct get: no subject header")
+	}
+	return &jetstream.RawStreamMsg{Subject: subject, Sequence: seq, Data: reply.Data}, nil
 }

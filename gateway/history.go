@@ -27,6 +27,11 @@ type History interface {
 	// Last returns the channel's newest n data messages, oldest first:
 	// recent trades the node's memory does not reach.
 	Last(ctx context.Context, ch proto.Channel, n int) ([]*feed.Message, error)
+	// Range returns the channel's messages with seqs above after and up to
+	// to, as far as the stream holds them, reading with gets only (no
+	// stream info, no consumer): a small live gap's fill, which must work
+	// while the JetStream cluster elects a meta leader.
+	Range(ctx context.Context, ch proto.Channel, after, to uint64) ([]*feed.Message, error)
 }
 
 // Results of a history read, the label values of tickgate_history_reads_total.
@@ -161,6 +166,9 @@ const (
 	// missing at most fillTries more times.
 	fillPause = 20 * time.Millisecond
 	fillTries = 2
+	// A gap of up to rangeMax trades is read with gets (History.Range),
+	// a larger one with a consumer (History.Since).
+	rangeMax = 256
 )
 
 // fillGap reads from the history stream the trades between the newest
@@ -196,7 +204,13 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 	defer cancel()
 	n, misses := 0, 0
 	for seen < to {
-		msgs, _, err := h.history.Since(ctx, e.ch, seen)
+		var msgs []*feed.Message
+		var err error
+		if to-seen <= rangeMax {
+			msgs, err = h.history.Range(ctx, e.ch, seen, to)
+		} else {
+			msgs, _, err = h.history.Since(ctx, e.ch, seen)
+		}
 		got := 0
 		for _, fm := range msgs {
 			if fm.Seq > to {

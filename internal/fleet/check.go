@@ -61,7 +61,7 @@ func (v *Verdict) fault(list *[]string, format string, a ...any) {
 // whether the book equals want's.
 func (m *Member) describe(fd *Feed, want map[string]*client.Book) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "member %d (%s, node %s, %d sessions, gaps %q, errors %q):", m.Index, m.Group, m.Node(), m.Sessions(), m.GapNotes(), lastN(m.Errors(), 5))
+	fmt.Fprintf(&b, "member %d (%s, node %s, %d sessions, ended %q, gaps %q, errors %q):", m.Index, m.Group, m.Node(), m.Sessions(), m.Downs(5), m.GapNotes(), lastN(m.Errors(), 5))
 	for _, ch := range m.channels {
 		st, _ := m.c.State(ch)
 		fmt.Fprintf(&b, " %s %v published %d", ch, st, fd.LastSeq(ch))

@@ -336,6 +336,18 @@ func (m *Member) Errors() []string {
 	return append([]string(nil), m.errs...)
 }
 
+// Downs returns how the member's connections ended, in order: what
+// ended each (ErrorKind) and when, at most the last n.
+func (m *Member) Downs(n int) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, d := range m.downs[max(len(m.downs)-n, 0):] {
+		out = append(out, d.kind+" at "+d.at.Format("15:04:05.000"))
+	}
+	return out
+}
+
 // GapNotes returns the member's first gaps (at most 10): channel, reason,
 // seqs and time, for a report that must say where data went missing.
 func (m *Member) GapNotes() []string {

@@ -62,8 +62,11 @@ type stormReport struct {
 	Refused      int            `json:"refused_429_503"`
 	MaxAttempts  int            `json:"max_failed_attempts_one_client"`
 	TradeResumed int            `json:"trade_channels_resumed"`
-	NotBack      int            `json:"not_back"`
-	WrongNode    int            `json:"wrong_node"`
+	// TradeResumable: storm clients whose trade channel had a trade when
+	// A was killed; the others have no seq to resume from.
+	TradeResumable int `json:"trade_channels_resumable"`
+	NotBack        int `json:"not_back"`
+	WrongNode      int `json:"wrong_node"`
 }
 
 type durations struct {
@@ -154,6 +157,11 @@ func (r *report) fill(fl *fleet.Fleet, killAt, allLive time.Time, v *fleet.Verdi
 				r.Storm.TradeResumed++
 			}
 		}
+		for _, ch := range m.Channels() {
+			if strings.HasPrefix(ch, proto.KindTrade.String()+".") && m.HeldTradeBefore(ch, killAt) {
+				r.Storm.TradeResumable++
+			}
+		}
 	}
 	r.Storm.Back, r.Storm.Live = toDurations(back), toDurations(live)
 	r.Storm.Noticed, r.Storm.Waited = toDurations(noticed), toDurations(waited)
@@ -201,7 +209,8 @@ func (r *report) writeText(w io.Writer) {
 	p("failed attempts on the way: %d (%d refused 429/503 by the node's pacing; B counted %.0f), at most %d for one client",
 		s.Attempts, s.Refused, r.StormRefusedByB, s.MaxAttempts)
 	p("  by kind: %s", sortedCounts(s.AttemptKinds))
-	p("trade channels resumed by B: %d of %d", s.TradeResumed, c.Clients)
+	p("trade channels resumed by B: %d of the %d that held a trade when A was killed (%d clients; the others had no seq to resume from)",
+		s.TradeResumed, s.TradeResumable, c.Clients)
 	p("")
 	t := r.Trades
 	p("trades: %d subscriptions, expected %d, received %d, recovered by resume %d, lost %d, duplicates %d",

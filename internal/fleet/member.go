@@ -65,7 +65,8 @@ type statusRecord struct {
 
 // tradeLog is what a member received on one trade channel.
 type tradeLog struct {
-	first, last uint64 // seqs; 0 before the first trade
+	first, last uint64    // seqs; 0 before the first trade
+	firstAt     time.Time // when the first trade arrived
 	lastID      int64
 	received    int
 	dups        int // a seq at or below the last one
@@ -148,7 +149,7 @@ func (m *Member) tradeLocked(e client.Event) {
 	}
 	switch {
 	case l.last == 0:
-		l.first = e.Seq
+		l.first, l.firstAt = e.Seq, time.Now()
 	case e.Seq <= l.last:
 		l.dups++
 		return
@@ -346,6 +347,15 @@ func (m *Member) Downs(n int) []string {
 		out = append(out, d.kind+" at "+d.at.Format("15:04:05.000"))
 	}
 	return out
+}
+
+// HeldTradeBefore reports whether the member had received a trade on
+// channel before t: a seq it can resume from after a loss at t.
+func (m *Member) HeldTradeBefore(channel string, t time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.trades[channel]
+	return l != nil && l.last != 0 && l.firstAt.Before(t)
 }
 
 // GapNotes returns the member's first gaps (at most 10): channel, reason,

@@ -249,8 +249,10 @@ func TestBookStateSince(t *testing.T) {
 		queries []query
 	}{
 		"chain from the snapshot": {
-			msgs:    []*Message{snap(1), upd(2, "2"), upd(3, "3")},
-			queries: []query{{1, true, []uint64{2, 3}}, {2, true, []uint64{3}}, {3, true, nil}, {4, false, nil}, {0, false, nil}},
+			msgs: []*Message{snap(1), upd(2, "2"), upd(3, "3")},
+			// 4 and 67: a client a little ahead (it saw them on another
+			// node first) resumes with nothing to replay yet; 68 is too far.
+			queries: []query{{1, true, []uint64{2, 3}}, {2, true, []uint64{3}}, {3, true, nil}, {4, true, nil}, {3 + AheadMax, true, nil}, {4 + AheadMax, false, nil}, {0, false, nil}},
 		},
 		"not across a snapshot event": {
 			msgs:    []*Message{snap(1), upd(2, "2"), changed(3), upd(4, "4")},
@@ -258,7 +260,7 @@ func TestBookStateSince(t *testing.T) {
 		},
 		"unchanged snapshot seqs resume": {
 			msgs:    []*Message{snap(1), upd(2, "2"), snap2(3, "2"), upd(4, "4"), snap2(5, "4")},
-			queries: []query{{2, true, []uint64{4}}, {3, true, []uint64{4}}, {4, true, nil}, {5, true, nil}, {6, false, nil}},
+			queries: []query{{2, true, []uint64{4}}, {3, true, []uint64{4}}, {4, true, nil}, {5, true, nil}, {6, true, nil}, {4 + AheadMax, true, nil}, {5 + AheadMax, false, nil}},
 		},
 		"unsynced after a gap": {
 			msgs:    []*Message{snap(1), upd(2, "2"), upd(4, "4")},

@@ -87,6 +87,12 @@ const (
 	// RestartJump: a seq this far below the newest is a new run too; no
 	// message is overtaken by this many on its way through NATS.
 	RestartJump = 1024
+	// AheadMax: a resume from a seq up to this many beyond the newest the
+	// node has emitted is taken: the client saw those messages on another
+	// node first (NATS delivers to each node at its own pace, and a client
+	// that moves can arrive before them). The node's next events up to
+	// that seq are the ones the client holds, and are not sent again.
+	AheadMax = 64
 )
 
 // PublisherRestarted reports whether a feed message with seq, arriving
@@ -138,8 +144,10 @@ type State interface {
 	// has Prev == seq and each next one's Prev is the Seq of the one before,
 	// up to the newest event. If seq is the newest emitted seq, ok=true and
 	// there are no events. ok=false when it cannot: seq is 0, older than the
-	// history, not a seq this state emitted, in the future, a book snapshot
-	// event lies in between, or a book is unsynced.
+	// history, not a seq this state emitted, more than AheadMax beyond the
+	// newest (a little beyond it is ok, with no events: the client saw
+	// them on another node first), a book snapshot event lies in between,
+	// or a book is unsynced.
 	//
 	// A book may also resume from a feed seq that only refreshed its state
 	// (an unchanged periodic snapshot, which a new subscriber may have got
@@ -534,8 +542,12 @@ func (h *history) ambiguous(seq uint64) bool { return seq <= h.floor }
 // nothing (an unchanged periodic snapshot) and a client holding it holds
 // the book of the entry before it.
 func (h *history) since(ch proto.Channel, seq, last uint64, exact bool) ([]Event, bool) {
-	if seq == 0 || seq > last {
+	switch {
+	case seq == 0:
 		return nil, false
+	case seq > last:
+		// Ahead of the node, a little: nothing to replay yet (AheadMax).
+		return nil, last != 0 && seq-last <= AheadMax
 	}
 	if seq == last {
 		return nil, true

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
@@ -397,4 +400,68 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 			t.Fatalf("got %d messages (%q first); want a snapshot, then the one update after it", len(got), got[0].Type)
 		}
 	})
+}
+
+// A client that resumes from a seq a little beyond the node's newest (it
+// saw those messages on another node, which NATS reached first) is
+// resumed, not sent an older snapshot: the node's next events up to its
+// seq are the ones it holds, and the first after it continues its chain.
+// Too far ahead, it gets a snapshot; a trade channel the same way.
+func TestResumeAheadOfTheNode(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		ch      proto.Channel
+		since   uint64
+		resumed bool
+		want    []string
+	}{
+		{"ticker 2 ahead", proto.Channel{Kind: proto.KindTicker, Symbol: "A"}, 5, true, []string{"update 6/5"}},
+		{"trade 2 ahead", proto.Channel{Kind: proto.KindTrade, Symbol: "A"}, 5, true, []string{"update 6/5"}},
+		{"ticker too far ahead", proto.Channel{Kind: proto.KindTicker, Symbol: "A"}, 3 + feed.AheadMax + 1, false, []string{"snapshot 3/0", "update 4/3", "update 5/4", "update 6/5"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := hubFixture(t)
+			data := func(seq uint64) any {
+				if tt.ch.Kind == proto.KindTrade {
+					return &proto.Trade{Symbol: "A", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}
+				}
+				return &proto.Ticker{Symbol: "A", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: 1}
+			}
+			holder := s.bareConn(codec.JSON())
+			s.joinFor(t, holder, tt.ch, joinOptions{snapshot: true})
+			for seq := uint64(1); seq <= 3; seq++ {
+				s.hub.onFeed(tt.ch, &feed.Message{Seq: seq, Data: data(seq)})
+			}
+			c := s.bareConn(codec.JSON())
+			e, hold, err := s.hub.acquire(tt.ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub := c.newSubscription(e, hold)
+			since := tt.since
+			j := e.join(s.hub, sub, joinOptions{snapshot: true, since: &since})
+			if j.resumed != tt.resumed {
+				t.Fatalf("resumed %v, want %v", j.resumed, tt.resumed)
+			}
+			sub.fillHead(s.codecs, j.plan)
+			sub.ungate(time.Now)
+			for seq := uint64(4); seq <= 6; seq++ {
+				s.hub.onFeed(tt.ch, &feed.Message{Seq: seq, Data: data(seq)})
+			}
+			var got []string
+			for _, b := range queued(c) {
+				var w struct {
+					Type      string
+					Seq, Prev uint64
+				}
+				if err := json.Unmarshal(b, &w); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, fmt.Sprintf("%s %d/%d", w.Type, w.Seq, w.Prev))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

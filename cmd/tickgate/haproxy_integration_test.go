@@ -38,6 +38,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/internal/selfsigned"
 )
 
@@ -239,9 +240,13 @@ func TestHAProxyDrainReconnect(t *testing.T) {
 		if len(ss) != 2 {
 			t.Errorf("%s: %d sessions, want 2", name, len(ss))
 		}
+		// gw-2's book is as current as NATS made it: each node gets the
+		// feed at its own pace, so on a loaded machine it may trail gw-1 by
+		// a few messages (a client that resumes with since is then resumed,
+		// feed.AheadMax); never by more.
 		for _, ch := range itChannels {
-			if strings.HasPrefix(ch, "book.") && second.snap[ch] < first.last[ch] {
-				t.Errorf("%s: %s snapshot seq %d on gw-2 is older than seq %d seen on gw-1", name, ch, second.snap[ch], first.last[ch])
+			if strings.HasPrefix(ch, "book.") && second.snap[ch]+feed.AheadMax < first.last[ch] {
+				t.Errorf("%s: %s snapshot seq %d on gw-2 is far older than seq %d seen on gw-1", name, ch, second.snap[ch], first.last[ch])
 			}
 		}
 		refusals += c.refusals()

@@ -97,26 +97,25 @@ func (d *wireData) resolve(cd codec.Codec, body []byte) error {
 	}
 	var err error
 	if isArray(r) {
-		var v struct {
-			Data struct {
-				Trades []proto.Trade `json:"trades" msgpack:"trades"`
-			} `json:"data" msgpack:"data"`
-		}
-		err = cd.Decode(body, &v)
-		d.Trades = v.Data.Trades
+		d.Trades, err = dataTrades[[]proto.Trade](cd, body)
 	} else {
-		var v struct {
-			Data struct {
-				Trades int64 `json:"trades" msgpack:"trades"`
-			} `json:"data" msgpack:"data"`
-		}
-		err = cd.Decode(body, &v)
-		d.TradeCount = v.Data.Trades
+		d.TradeCount, err = dataTrades[int64](cd, body)
 	}
 	if err != nil {
 		return fmt.Errorf("data.trades: %w", err)
 	}
 	return nil
+}
+
+// dataTrades decodes the message body's data.trades as a T.
+func dataTrades[T any](cd codec.Codec, body []byte) (T, error) {
+	var v struct {
+		Data struct {
+			Trades T `json:"trades" msgpack:"trades"`
+		} `json:"data" msgpack:"data"`
+	}
+	err := cd.Decode(body, &v)
+	return v.Data.Trades, err
 }
 
 // isArray reports whether r, one encoded value of either codec, is an

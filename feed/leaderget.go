@@ -52,12 +52,17 @@ func (g leaderGets) last(ctx context.Context, subject string) (*jetstream.RawStr
 	return g.get(ctx, msgGetRequest{LastFor: subject})
 }
 
-func (g leaderGets) get(ctx context.Context, req msgGetRequest) (*jetstream.RawStreamMsg, error) {
+// request sends a message get request to subject and returns the reply.
+func request(ctx context.Context, nc *nats.Conn, subject string, req msgGetRequest) (*nats.Msg, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := g.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+g.stream, body)
+	return nc.RequestWithContext(ctx, subject, body)
+}
+
+func (g leaderGets) get(ctx context.Context, req msgGetRequest) (*jetstream.RawStreamMsg, error) {
+	reply, err := request(ctx, g.nc, "$JS.API.STREAM.MSG.GET."+g.stream, req)
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +100,7 @@ func (g directGets) last(ctx context.Context, subject string) (*jetstream.RawStr
 }
 
 func (g directGets) get(ctx context.Context, req msgGetRequest) (*jetstream.RawStreamMsg, error) {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
-	reply, err := g.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+g.stream, body)
+	reply, err := request(ctx, g.nc, "$JS.API.DIRECT.GET."+g.stream, req)
 	if err != nil {
 		return nil, err
 	}

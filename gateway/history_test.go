@@ -341,6 +341,58 @@ func (h *scriptedHistory) Since(ctx context.Context, ch proto.Channel, seq uint6
 	return h.History.Since(ctx, ch, seq)
 }
 
+// streamOnly starts a node whose history stream is a scriptedHistory and
+// publishes trades 1..n of trade.<symbol> before any node holds the
+// channel, so that only the stream has them. It returns the env, the
+// script's History, a token, and a function that publishes one trade.
+func streamOnly(t *testing.T, symbol string, n uint64) (*testEnv, *scriptedHistory, string, func(seq uint64)) {
+	t.Helper()
+	var sh *scriptedHistory
+	e := newHistoryTestEnv(t, func(c *Config) {
+		sh = &scriptedHistory{History: c.History}
+		c.History = sh
+	})
+	trade := func(seq uint64) {
+		e.publish(t, "trade."+symbol, seq, proto.FeedUpdate, &proto.Trade{Symbol: symbol, ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		trade(seq)
+	}
+	e.flush(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ch := proto.Channel{Kind: proto.KindTrade, Symbol: symbol}
+	waitFor(t, fmt.Sprintf("the stream holds trade %d", n), func() bool {
+		_, upTo, err := sh.History.Since(ctx, ch, n/2)
+		return err == nil && upTo == n
+	})
+	return e, sh, e.token(t, "storm", time.Hour, ">"), trade
+}
+
+// behindAt answers Since as h would have before it stored the trades
+// after upTo.
+func behindAt(h History, upTo uint64) func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+	return func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
+		msgs, _, err := h.Since(ctx, ch, seq)
+		if err != nil {
+			return nil, 0, err
+		}
+		for len(msgs) > 0 && msgs[len(msgs)-1].Seq > upTo {
+			msgs = msgs[:len(msgs)-1]
+		}
+		return msgs, upTo, nil
+	}
+}
+
+// want11to is the replay of trades 11..n, each after the one before.
+func want11to(n uint64) []string {
+	var want []string
+	for seq := uint64(11); seq <= n; seq++ {
+		want = append(want, fmt.Sprintf("update %d/%d", seq, seq-1))
+	}
+	return want
+}
+
 // A resume that the history stream cannot serve at that moment, although
 // it holds the trades, is answered unavailable with retry_ms, and the
 // retry resumes exactly: a read that failed on the way (not a timeout),
@@ -356,40 +408,11 @@ func TestResumeRetriedWhileTheStreamCannotServeIt(t *testing.T) {
 			}
 		},
 		"the stream is behind the node": func(h History) func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
-			return func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
-				msgs, _, err := h.Since(ctx, ch, seq)
-				if err != nil {
-					return nil, 0, err
-				}
-				// As the stream was before it stored 16 and on.
-				for len(msgs) > 0 && msgs[len(msgs)-1].Seq > 15 {
-					msgs = msgs[:len(msgs)-1]
-				}
-				return msgs, 15, nil
-			}
+			return behindAt(h, 15) // as before it stored 16 and on
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			var sh *scriptedHistory
-			e := newHistoryTestEnv(t, func(c *Config) {
-				sh = &scriptedHistory{History: c.History}
-				c.History = sh
-			})
-			tok := e.token(t, "storm", time.Hour, ">")
-			trade := func(seq uint64) {
-				e.publish(t, "trade.Z", seq, proto.FeedUpdate, &proto.Trade{Symbol: "Z", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
-			}
-			for seq := uint64(1); seq <= 17; seq++ {
-				trade(seq) // before any node holds the channel: only the stream has them
-			}
-			e.flush(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			z := proto.Channel{Kind: proto.KindTrade, Symbol: "Z"}
-			waitFor(t, "the stream holds trade 17", func() bool {
-				_, upTo, err := sh.History.Since(ctx, z, 10)
-				return err == nil && upTo == 17
-			})
+			e, sh, tok, trade := streamOnly(t, "Z", 17)
 			holder := e.connect(t, "json", tok)
 			holder.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.Z"}})
 			holder.expect(t, proto.TypeSubscribed)
@@ -413,11 +436,7 @@ func TestResumeRetriedWhileTheStreamCannotServeIt(t *testing.T) {
 			if w := c.expect(t, proto.TypeSubscribed); !slices.Equal(w.Resumed, []string{"trade.Z"}) {
 				t.Fatalf("retry ack %s, want trade.Z resumed", w.raw)
 			}
-			var want []string
-			for seq := uint64(11); seq <= 20; seq++ {
-				want = append(want, fmt.Sprintf("update %d/%d", seq, seq-1))
-			}
-			if got := steps(t, c, len(want)); !slices.Equal(got, want) {
+			if got, want := steps(t, c, 10), want11to(20); !slices.Equal(got, want) {
 				t.Fatalf("replay after the retry:\n got %q\nwant %q", got, want)
 			}
 			trade(21)
@@ -434,44 +453,15 @@ func TestResumeRetriedWhileTheStreamCannotServeIt(t *testing.T) {
 // the first live trade finds them missing between the stream's replay and
 // itself, and they are filled from the stream, not reported as a gap.
 func TestResumeFromAStreamBehindFilledBeforeTheFirstLiveTrade(t *testing.T) {
-	var sh *scriptedHistory
-	e := newHistoryTestEnv(t, func(c *Config) {
-		sh = &scriptedHistory{History: c.History}
-		c.History = sh
-	})
-	tok := e.token(t, "storm", time.Hour, ">")
-	trade := func(seq uint64) {
-		e.publish(t, "trade.W", seq, proto.FeedUpdate, &proto.Trade{Symbol: "W", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1})
-	}
-	for seq := uint64(1); seq <= 17; seq++ {
-		trade(seq)
-	}
-	e.flush(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	w := proto.Channel{Kind: proto.KindTrade, Symbol: "W"}
-	waitFor(t, "the stream holds trade 17", func() bool {
-		_, upTo, err := sh.History.Since(ctx, w, 10)
-		return err == nil && upTo == 17
-	})
-	sh.first = append(sh.first, func(ctx context.Context, ch proto.Channel, seq uint64) ([]*feed.Message, uint64, error) {
-		msgs, _, err := sh.History.Since(ctx, ch, seq)
-		for len(msgs) > 0 && msgs[len(msgs)-1].Seq > 15 {
-			msgs = msgs[:len(msgs)-1]
-		}
-		return msgs, 15, err
-	})
+	e, sh, tok, trade := streamOnly(t, "W", 17)
+	sh.first = append(sh.first, behindAt(sh.History, 15))
 	c := e.connect(t, "json", tok)
 	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"trade.W"}, Since: map[string]uint64{"trade.W": 10}})
 	if w := c.expect(t, proto.TypeSubscribed); !slices.Equal(w.Resumed, []string{"trade.W"}) {
 		t.Fatalf("ack %s, want trade.W resumed", w.raw)
 	}
 	trade(18)
-	var want []string
-	for seq := uint64(11); seq <= 18; seq++ {
-		want = append(want, fmt.Sprintf("update %d/%d", seq, seq-1))
-	}
-	if got := steps(t, c, len(want)); !slices.Equal(got, want) {
+	if got, want := steps(t, c, 8), want11to(18); !slices.Equal(got, want) {
 		t.Fatalf("resume, fill and first live trade:\n got %q\nwant %q", got, want)
 	}
 	if n := e.srv.metrics.historyReadCount(historyFilled); n != 1 {

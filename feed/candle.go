@@ -1,6 +1,10 @@
 package feed
 
-import "github.com/tickgate/tickgate/proto"
+import (
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
 
 // candleKind: OHLCV bars (contract 1.1), each message an event
 // (proto.KindSpec.Events) and the newest bars the state, kept by a
@@ -8,6 +12,11 @@ import "github.com/tickgate/tickgate/proto"
 var candleKind = kind{
 	validate: validCandle,
 	newState: newCandleState,
+	warms:    true,
+	// The bars of a default snapshot: their every revision in the stream.
+	window: func(ch proto.Channel) time.Duration {
+		return proto.IntervalDuration(ch.Param) * time.Duration(proto.DefaultBars)
+	},
 }
 
 // Candle returns the message's data on a candle channel, or nil.
@@ -151,5 +160,31 @@ func (s *candleState) LastSeq() uint64                  { return s.stream.LastSe
 func (s *candleState) Seen() uint64                     { return s.stream.Seen() }
 func (s *candleState) Resyncing() bool                  { return false }
 func (s *candleState) Track(SnapshotOptions, bool)      {}
-func (s *candleState) Warm([]*Message) (Event, bool)    { return Event{}, false }
-func (s *candleState) HistoryLen() int                  { return s.stream.HistoryLen() }
+
+// Warm gives a state without bars the bars of msgs, the channel's messages
+// of a recent window of the history stream (History.Recent), oldest
+// first: they are applied in order on a scratch state, each message being
+// its bar's whole state, so a revision missing from the window costs
+// nothing but itself. The event it returns carries no data: it only
+// starts the subscribers that wait for a snapshot.
+func (s *candleState) Warm(msgs []*Message) (Event, bool) {
+	if len(s.bars) > 0 || len(msgs) == 0 {
+		return Event{}, false
+	}
+	w := &candleState{stream: makeStreamState(s.stream.ch, stateConfig{historyLen: 0}), limit: s.limit}
+	for _, m := range msgs {
+		if m.Candle() != nil {
+			w.Apply(m)
+		}
+	}
+	if len(w.bars) == 0 {
+		return Event{}, false
+	}
+	s.bars = w.bars
+	// Older than a heartbeat the node saw, they are still the newest bars
+	// the node can have: the newer revisions were lost on the way.
+	s.stream.last, s.stream.ts = w.stream.last, w.stream.ts
+	s.stream.seen = max(s.stream.seen, w.stream.last)
+	return Event{Channel: s.stream.ch, Seq: w.stream.last, Prev: 0, TS: w.stream.ts}, true
+}
+func (s *candleState) HistoryLen() int { return s.stream.HistoryLen() }

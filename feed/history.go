@@ -343,9 +343,15 @@ var recentWindows = [...]time.Duration{10 * time.Second, time.Minute, 10 * time.
 // finds one (a book's publisher sends a snapshot periodically), and fails
 // with ErrNotCovered when there is none in the last hour or the replay
 // limit would be passed. Trade channels have no state to start from.
+// A candle channel's bars are each message's own whole state: it returns
+// every message of the window its kind declares (the default snapshot's
+// bars: 100 intervals), the newest replay-limit of them.
 func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, error) {
 	if !Warms(ch.Kind) {
 		return nil, fmt.Errorf("%w: %s has no state to start from", ErrNotCovered, ch)
+	}
+	if w := warmWindow(ch); w > 0 {
+		return h.window(ctx, ch, w)
 	}
 	whole := ch.Kind.Spec().WholeState
 	st, err := h.stream(ctx)
@@ -380,6 +386,35 @@ func (h *History) Recent(ctx context.Context, ch proto.Channel) ([]*Message, err
 		}
 	}
 	return nil, fmt.Errorf("%w: %s: no whole state in the last %v", ErrNotCovered, ch, recentWindows[len(recentWindows)-1])
+}
+
+// window returns ch's data messages of the last w, oldest first, at most
+// the newest replay-limit of them; ErrNotCovered when there is none.
+func (h *History) window(ctx context.Context, ch proto.Channel, w time.Duration) ([]*Message, error) {
+	st, err := h.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now().Add(-w)
+	var msgs []*Message
+	err = h.read(ctx, st, ch.Subject(h.prefix), jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
+	}, func(payload []byte) error {
+		if m, err := Decode(ch, payload); err == nil && !m.Heartbeat {
+			if len(msgs) == 2*h.limit {
+				msgs = append(msgs[:0], msgs[h.limit:]...)
+			}
+			msgs = append(msgs, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, fmt.Errorf("%w: %s: nothing in the last %v", ErrNotCovered, ch, w)
+	}
+	return msgs[max(len(msgs)-h.limit, 0):], nil
 }
 
 // Last returns the newest n data messages of ch in the stream, oldest

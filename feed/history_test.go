@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -439,5 +440,58 @@ func TestHistoryRange(t *testing.T) {
 	}
 	if msgs, err := h.Range(ctx, proto.Channel{Kind: proto.KindTrade, Symbol: "NONE"}, 0, 10); err != nil || len(msgs) != 0 {
 		t.Fatalf("Range of a channel with nothing stored = %v, %v", seqsOf(msgs), err)
+	}
+}
+
+// A candle channel starts from every bar revision of its recent window in
+// the stream: each bar as last revised, closed ones closed, the open one
+// open, and the chain at the newest seq.
+func TestHistoryRecentCandles(t *testing.T) {
+	_, h, publish := historyEnv(t, StreamConfig{})
+	ctx := ctxTimeout(t, 10*time.Second)
+	ch := proto.Channel{Kind: proto.KindCandle, Param: "1m", Symbol: "BTC-USD"}
+	seq := uint64(0)
+	pub := func(c *proto.Candle) {
+		seq++
+		publish(ch, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: c})
+	}
+	for n := range 3 {
+		pub(bar(n, false))
+		closed := *bar(n, true)
+		closed.Close = "106"
+		pub(&closed)
+	}
+	pub(bar(3, false))
+	publish(ch, proto.FeedMessage{Seq: seq, Type: proto.FeedHeartbeat})
+
+	msgs, err := h.Recent(ctx, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(msgs); len(got) != 7 || got[6] != 7 {
+		t.Fatalf("Recent(candle) = %v, want 1..7", got)
+	}
+	st := NewState(ch, 0)
+	ev, ok := st.Warm(msgs)
+	if !ok || ev.Seq != 7 || ev.Data != nil {
+		t.Fatalf("Warm = %+v, %v; want an event at 7 without data", ev, ok)
+	}
+	sseq, data, ok := st.Snapshot(SnapshotOptions{Bars: 10})
+	if !ok || sseq != 7 {
+		t.Fatalf("Snapshot after Warm = %d, %v", sseq, ok)
+	}
+	var got []string
+	for _, b := range data.(*proto.CandleSnapshot).Bars {
+		got = append(got, fmt.Sprintf("%d %s %v", (b.Start-minute(0))/int64(time.Minute), b.Close, b.Closed))
+	}
+	if want := []string{"0 106 true", "1 106 true", "2 106 true", "3 105 false"}; !slices.Equal(got, want) {
+		t.Fatalf("warmed bars %q, want %q", got, want)
+	}
+	if _, ok := st.Warm(msgs); ok {
+		t.Fatal("a candle state with bars took a history")
+	}
+	mustApply(t, st, candleMsg(8, bar(3, true)), true, OutcomeApplied)
+	if _, err := h.Recent(ctx, proto.Channel{Kind: proto.KindCandle, Param: "1m", Symbol: "NONE"}); !errors.Is(err, ErrNotCovered) {
+		t.Fatalf("Recent of a candle channel with nothing stored = %v, want ErrNotCovered", err)
 	}
 }

@@ -1,6 +1,10 @@
 package feed
 
-import "github.com/tickgate/tickgate/proto"
+import (
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
 
 // kind is how the node handles one channel kind: how its feed messages are
 // validated and what state turns them into events. The wire side of a kind
@@ -20,6 +24,19 @@ type kind struct {
 	// warms: the state can start from the history stream (History.Recent,
 	// State.Warm) when the node holds nothing current of the channel.
 	warms bool
+	// window, when set: the state starts from every message of this recent
+	// window of the stream (each message a whole item of it, such as a
+	// candle bar), rather than from the newest whole state and what
+	// follows it.
+	window func(ch proto.Channel) time.Duration
+}
+
+// warmWindow is the kind's window (kind.window), 0 for none.
+func warmWindow(ch proto.Channel) time.Duration {
+	if d := kindOf(ch.Kind); d != nil && d.window != nil {
+		return d.window(ch)
+	}
+	return 0
 }
 
 // kinds lists every kind's declaration, indexed by proto.Kind.

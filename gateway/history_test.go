@@ -553,3 +553,43 @@ func TestLiveGapFillTriesAgain(t *testing.T) {
 		})
 	}
 }
+
+// A node that never held a candle channel starts it from the history
+// stream: its first subscriber gets the recent bars at once (the dashboard's
+// chart is not empty), then the live revisions chain on.
+func TestColdCandleChannelStartsFromTheHistoryStream(t *testing.T) {
+	e := newHistoryTestEnv(t)
+	ch := proto.Channel{Kind: proto.KindCandle, Param: "1m", Symbol: "COLD"}
+	for i, c := range []*proto.Candle{testBar(0, "101", false), testBar(0, "102", true), testBar(1, "103", false), testBar(1, "104", true), testBar(2, "105", false)} {
+		c.Symbol = "COLD"
+		e.publishMessage(t, ch, proto.FeedMessage{Seq: uint64(i + 1), Type: proto.FeedUpdate, Data: c})
+	}
+	e.flush(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(t, "the stream holds the bars", func() bool {
+		msgs, err := e.srv.cfg.History.Recent(ctx, ch)
+		return err == nil && len(msgs) == 5
+	})
+
+	c := e.connect(t, "json", e.token(t, "cold", time.Hour, ">"))
+	c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{"candle.1m.COLD"}})
+	c.expect(t, proto.TypeSubscribed)
+	w := decodeCandle(t, codec.JSON(), c.next(t).raw)
+	var closes []string
+	for _, b := range w.Data.Bars {
+		closes = append(closes, fmt.Sprintf("%s %v", b.Close, b.Closed))
+	}
+	if w.Type != proto.TypeSnapshot || w.Seq != 5 || !slices.Equal(closes, []string{"102 true", "104 true", "105 false"}) {
+		t.Fatalf("first message %s %d bars %q, want the stream's snapshot at 5: 102 closed, 104 closed, 105 open", w.Type, w.Seq, closes)
+	}
+	live := testBar(2, "106", false)
+	live.Symbol = "COLD"
+	e.publishMessage(t, ch, proto.FeedMessage{Seq: 6, Type: proto.FeedUpdate, Data: live})
+	if w := decodeCandle(t, codec.JSON(), c.next(t).raw); w.Type != proto.TypeUpdate || w.Seq != 6 || *w.Prev != 5 || w.Data.Close != "106" {
+		t.Fatalf("live revision after the start: %s %d", w.Type, w.Seq)
+	}
+	if n := e.srv.metrics.historyReadCount(historyWarmed); n != 1 {
+		t.Fatalf("tickgate_history_reads_total{result=warmed} = %v, want 1", n)
+	}
+}

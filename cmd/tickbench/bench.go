@@ -267,7 +267,7 @@ func (b *bench) connectOne(s clientSpec) {
 	if s.stalled {
 		rcvbuf = b.cfg.stallRcvbuf
 	}
-	c := newClient(s, b.lat, b.cnt, b.release)
+	c := newClient(s, b.target.dialect, b.lat, b.cnt, b.release)
 	err := c.connect(b.target, b.cfg.handshakeWait, rcvbuf)
 	b.mu.Lock()
 	defer b.mu.Unlock()

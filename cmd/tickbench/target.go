@@ -17,6 +17,7 @@ import (
 
 // target is the gateway under test and how to reach it.
 type target struct {
+	dialect dialect          // the server's client protocol
 	url     string           // wss:// URL of the WebSocket endpoint
 	tls     *tls.Config      // client TLS config (ServerName set), nil for ws://
 	natsURL string           // where the feed is published; "" drives no feed
@@ -40,7 +41,7 @@ func (t *target) close() {
 
 // attach describes an already running gateway from the flags.
 func attach(c *config) (*target, error) {
-	t := &target{url: c.url, natsURL: c.natsURL, token: c.token, pid: c.gatewayPID}
+	t := &target{dialect: tickgateDialect{}, url: c.url, natsURL: c.natsURL, token: c.token, pid: c.gatewayPID}
 	u, _ := url.Parse(c.url) // validated
 	if u.Scheme == "wss" {
 		t.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.insecureSkipVerify}
@@ -76,7 +77,7 @@ func attach(c *config) (*target, error) {
 // when --gateway-bin is empty) with a fresh self-signed certificate and HMAC
 // secret in a temp dir. The gateway is killed if tickbench dies.
 func start(ctx context.Context, c *config, logf func(string, ...any)) (_ *target, err error) {
-	t := &target{}
+	t := &target{dialect: tickgateDialect{}}
 	defer func() {
 		if err != nil {
 			t.close()

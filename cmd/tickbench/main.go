@@ -53,6 +53,9 @@ func main() {
 
 // run executes tickbench and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == natsServerCommand {
+		return runNATSServer(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -60,6 +63,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		fmt.Fprintf(stderr, "tickbench: %v\n", err)
 		return 2
+	}
+	if cfg.workload != nil {
+		if err := compare(ctx, cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "tickbench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	rep, err := execute(ctx, cfg, stderr)
 	if err != nil {
@@ -78,17 +88,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // execute sets up the target, runs the bench and tears everything down.
 func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) {
-	logf := func(format string, a ...any) {
-		if !cfg.quiet {
-			fmt.Fprintf(stderr, "tickbench: "+format+"\n", a...)
-		}
-	}
 	var (
 		t   *target
 		err error
 	)
 	if cfg.spawn {
-		t, err = start(ctx, cfg, logf)
+		t, err = start(ctx, cfg, "tickgate", logger(cfg, stderr))
 	} else {
 		t, err = attach(cfg)
 	}
@@ -96,6 +101,20 @@ func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error
 		return nil, err
 	}
 	defer t.close()
+	return measure(ctx, cfg, t, stderr)
+}
+
+// logger returns the progress logger of a run: stderr unless --quiet.
+func logger(cfg *config, stderr io.Writer) func(string, ...any) {
+	return func(format string, a ...any) {
+		if !cfg.quiet {
+			fmt.Fprintf(stderr, "tickbench: "+format+"\n", a...)
+		}
+	}
+}
+
+// measure runs the bench against a started or attached target.
+func measure(ctx context.Context, cfg *config, t *target, stderr io.Writer) (*report, error) {
 	b := &bench{
 		cfg:     cfg,
 		target:  t,

@@ -19,7 +19,8 @@ import (
 // report is the result of a run; its JSON form is what --json writes.
 type report struct {
 	Config struct {
-		Mode              string           `json:"mode"` // "spawn" or "attach"
+		Mode              string           `json:"mode"`   // "spawn" or "attach"
+		Server            string           `json:"server"` // tickgate, nats or centrifugo
 		URL               string           `json:"url"`
 		Connections       int              `json:"connections"`
 		RampRate          float64          `json:"ramp_rate"`
@@ -138,10 +139,10 @@ func summarize(h *hdrhistogram.Histogram) *latencySummary {
 func (r *report) fillConfig(c *config, t *target) {
 	rc := &r.Config
 	rc.Mode = "attach"
-	if c.spawn {
+	if c.spawn || c.workload != nil {
 		rc.Mode = "spawn"
 	}
-	rc.URL = t.url
+	rc.URL, rc.Server = t.url, t.dialect.name()
 	rc.Connections, rc.RampRate, rc.DurationSeconds = c.conns, c.rampRate, c.duration.Seconds()
 	rc.MsgpackFraction, rc.ChannelsPerConn, rc.Symbols = c.msgpackFraction, c.channelsPerConn, c.symbols
 	for _, k := range c.kinds {
@@ -238,7 +239,7 @@ func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
 func (r *report) writeText(w io.Writer) {
 	c := &r.Config
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p("tickbench report (%s mode, %s)", c.Mode, c.URL)
+	p("tickbench report (%s, %s mode, %s)", c.Server, c.Mode, c.URL)
 	if c.GatewayBuild != nil {
 		dirty := ""
 		if c.GatewayBuild.Dirty {

@@ -28,18 +28,14 @@ type centrifugoDialect struct{}
 func (centrifugoDialect) name() string { return "centrifugo" }
 
 func (centrifugoDialect) session(s *clientSpec) session {
-	c := &centrifugoSession{spec: s, names: make(map[string]string, len(s.channels))}
-	for _, ch := range s.channels {
-		c.names[ch] = ch
-	}
-	return c
+	return &centrifugoSession{spec: s, names: newChannelNames(s.channels)}
 }
 
 // centrifugoSession is one connection's state. Owned by its read loop.
 type centrifugoSession struct {
 	spec    *clientSpec
-	names   map[string]string // channel → the spec's own string (no allocation per push)
-	replies int               // subscribe replies received
+	names   channelNames
+	replies int // subscribe replies received
 }
 
 func (*centrifugoSession) header() http.Header { return nil }
@@ -127,23 +123,17 @@ func (c *centrifugoSession) handle(data []byte, to sink) {
 
 // push reports a publication push: {"push":{"channel":"…","pub":{"data":…}}}.
 func (c *centrifugoSession) push(line []byte, to sink) {
-	const key = `"channel":"`
-	i := bytes.Index(line, []byte(key))
-	if i < 0 || !bytes.Contains(line, []byte(`"pub":`)) {
+	i := bytes.Index(line, []byte(`"pub":`))
+	if i < 0 {
 		return // another push (unsubscribe, disconnect): not a delivery
 	}
-	rest := line[i+len(key):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		to.undecodable()
-		return
-	}
-	ch, ok := c.names[string(rest[:j])]
+	name, _ := jsonString(line, `"channel":"`)
+	ch, ok := c.names[string(name)]
 	if !ok {
 		to.undecodable()
 		return
 	}
-	deliverFeed(ch, rest[j:], to)
+	deliverFeed(ch, line[i:], to)
 }
 
 // centrifugoToken mints the HS256 connection JWT Centrifugo checks: sub and

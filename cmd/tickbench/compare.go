@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 
 	"github.com/tickgate/tickgate/internal/spawn"
 )
@@ -64,6 +67,11 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		run = append(run, s)
 	}
+	if cfg.cpus > 0 {
+		if err := pinSelf(cfg.cpus); err != nil {
+			logf("the load client is not pinned: %v", err)
+		}
+	}
 	base := *cfg
 	if base.gatewayBin == "" && cfg.hasServer("tickgate") {
 		dir, err := os.MkdirTemp("", "tickbench-build-")
@@ -116,6 +124,26 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// pinSelf moves every thread of tickbench (the load client, and the NATS
+// server it embeds for tickgate and Centrifugo) to the CPUs the server
+// does not have, when there are any: taskset -a -p.
+func pinSelf(serverCPUs int) error {
+	n := runtime.NumCPU()
+	if serverCPUs >= n {
+		return fmt.Errorf("--cpus %d leaves no CPU of %d to the load client", serverCPUs, n)
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(ts, "-a", "-p", "-c", fmt.Sprintf("%d-%d", serverCPUs, n-1), strconv.Itoa(os.Getpid())).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	runtime.GOMAXPROCS(n - serverCPUs)
+	return nil
+}
+
 // hasServer reports whether name is among --servers.
 func (c *config) hasServer(name string) bool {
 	for _, s := range c.servers {
@@ -148,8 +176,8 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		pin = fmt.Sprintf("pinned to %d CPU(s)", cmp.CPUs)
 	}
 	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
-	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s\n",
-		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed")
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
 		if r.Report == nil {
@@ -157,10 +185,14 @@ func (cmp *comparison) writeTable(w io.Writer) {
 			continue
 		}
 		rep, g := r.Report, r.Report.Gateway
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d\n",
+		evicted := "-"
+		if st := rep.Stalled; st.Count > 0 {
+			evicted = fmt.Sprintf("%d/%d", st.Evicted, st.Count)
+		}
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s\n",
 			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(),
 			rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
-			rep.Delivered.Gaps, rep.Connections.Failed)
+			rep.Delivered.Gaps, rep.Connections.Failed, evicted)
 	}
 	for _, s := range cmp.Skipped {
 		fmt.Fprintf(w, "%-11s skipped: %s\n", s.Server, s.Why)

@@ -219,3 +219,38 @@ func TestNiceCeil(t *testing.T) {
 		}
 	}
 }
+
+func TestTickgateSession(t *testing.T) {
+	spec := &clientSpec{channels: []string{"ticker.A"}, codec: codec.JSON()}
+	tests := map[string]struct {
+		msg       string
+		want      []delivery
+		acks, bad int
+	}{
+		"snapshot": {
+			msg:  `{"type":"snapshot","channel":"ticker.A","seq":5,"data":{"symbol":"A","ts":77}}`,
+			want: []delivery{{channel: "ticker.A", seq: 5, ts: 77, chained: true}},
+		},
+		"update": {
+			msg:  `{"type":"update","channel":"ticker.A","seq":6,"prev":5,"n":1,"data":{"symbol":"A","ts":78}}`,
+			want: []delivery{{channel: "ticker.A", seq: 6, prev: 5, ts: 78, chained: true, update: true}},
+		},
+		"update without prev": {
+			msg:  `{"type":"update","channel":"ticker.A","seq":6,"data":{"ts":78}}`,
+			want: []delivery{{channel: "ticker.A", seq: 6, prev: ^uint64(0), ts: 78, chained: true, update: true}},
+		},
+		"another channel": {msg: `{"type":"update","channel":"ticker.B","seq":6,"prev":5,"data":{"ts":78}}`, bad: 1},
+		"subscribed ack":  {msg: `{"type":"subscribed","id":1,"channels":["ticker.A"]}`, acks: 1},
+		"heartbeat":       {msg: `{"type":"heartbeat","ts":12}`},
+		"not json at all": {msg: `{"type":`, bad: 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := &recorder{}
+			tickgateDialect{}.session(spec).handle([]byte(tc.msg), r)
+			if fmt.Sprint(r.got) != fmt.Sprint(tc.want) || r.acks != tc.acks || r.bad != tc.bad {
+				t.Fatalf("got %+v, want deliveries %v, %d acks, %d bad", r, tc.want, tc.acks, tc.bad)
+			}
+		})
+	}
+}

@@ -121,6 +121,7 @@ type gatewayUsage struct {
 	RSSBytes            int64   `json:"rss_bytes"`          // at the end of the window
 	RSSPeakBytes        int64   `json:"rss_peak_bytes"`
 	RSSPerConnBytes     float64 `json:"rss_per_conn_bytes"` // (rss - baseline) / connections
+	CPUsAllowed         string  `json:"cpus_allowed"`       // the CPUs it could run on
 }
 
 func summarize(h *hdrhistogram.Histogram) *latencySummary {
@@ -222,6 +223,7 @@ func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
 		RSSBaselineBytes:   base.RSS,
 		RSSBytes:           end.RSS,
 		RSSPeakBytes:       end.PeakRSS,
+		CPUsAllowed:        end.CPUs,
 	}
 	if w := end.At.Sub(start.At).Seconds(); w > 0 {
 		g.CPUCoresInWindow = g.CPUSecondsInWindow / w
@@ -280,7 +282,7 @@ func (r *report) writeText(w io.Writer) {
 		if g.ExitedEarly != "" {
 			p("  GATEWAY EXITED DURING THE RUN: %s", g.ExitedEarly)
 		}
-		p("  gateway CPU:        %.2f s in the window (%.2f cores, %.1f us per connection-second)", g.CPUSecondsInWindow, g.CPUCoresInWindow, g.CPUMicrosPerConnSec)
+		p("  gateway CPU:        %.2f s in the window (%.2f cores, %.1f us per connection-second), on CPUs %s", g.CPUSecondsInWindow, g.CPUCoresInWindow, g.CPUMicrosPerConnSec, g.CPUsAllowed)
 		p("  gateway RSS:        %.1f MiB (baseline %.1f MiB, peak %.1f MiB): %.1f KiB per connection",
 			mib(g.RSSBytes), mib(g.RSSBaselineBytes), mib(g.RSSPeakBytes), g.RSSPerConnBytes/1024)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +51,24 @@ func (r *compareRun) perCore() float64 {
 		return 0
 	}
 	return r.Report.Delivered.PerSecond / r.Report.Gateway.CPUCoresInWindow
+}
+
+// Bounds of a steady run: one in which the server and the load client kept
+// up with the feed, so that its per-core figure is the server's steady
+// state and not the batching a backlog allows.
+const (
+	steadyDeliveryError = 0.05 // delivered/s within 5% of offered
+	steadyP50MS         = 50   // and the median latency at most 50 ms
+)
+
+// steady reports whether the run kept up with its offered load; a run
+// with no feed (idle) is not judged.
+func (r *compareRun) steady() (judged, ok bool) {
+	if r.Report == nil || r.Offered <= 0 {
+		return false, false
+	}
+	d := r.Report.Delivered.PerSecond
+	return true, math.Abs(d-r.Offered) <= steadyDeliveryError*r.Offered && r.Report.LatencyMS.P50 <= steadyP50MS
 }
 
 // compare runs the comparison, prints every run's report and the table
@@ -175,9 +194,10 @@ func (cmp *comparison) writeTable(w io.Writer) {
 	if cmp.CPUs > 0 {
 		pin = fmt.Sprintf("pinned to %d CPU(s)", cmp.CPUs)
 	}
+	unsteady := false
 	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
-	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s\n",
-		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted")
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s %6s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
 		if r.Report == nil {
@@ -189,13 +209,24 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		if st := rep.Stalled; st.Count > 0 {
 			evicted = fmt.Sprintf("%d/%d", st.Evicted, st.Count)
 		}
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s\n",
+		steady := "-"
+		if judged, ok := r.steady(); judged && ok {
+			steady = "yes"
+		} else if judged {
+			steady, unsteady = "NO", true
+		}
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s\n",
 			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(),
 			rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
-			rep.Delivered.Gaps, rep.Connections.Failed, evicted)
+			rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady)
 	}
 	for _, s := range cmp.Skipped {
 		fmt.Fprintf(w, "%-11s skipped: %s\n", s.Server, s.Why)
+	}
+	if unsteady {
+		fmt.Fprintf(w, "steady NO: delivered/s more than %.0f%% off the offered load or p50 above %d ms: the server or the load client fell behind\n"+
+			"  (see each report's machine line), so that run's per-core figure measures batching under a backlog, not the steady state\n",
+			steadyDeliveryError*100, steadyP50MS)
 	}
 	lines := cmp.ratios()
 	if len(lines) > 0 {

@@ -19,6 +19,13 @@ const (
 	plotTicks  = 5
 )
 
+// plotPoint is one run in a chart; a hollow circle marks a run that was
+// not steady.
+type plotPoint struct {
+	x, y   float64
+	steady bool
+}
+
 // plotPanel is one chart of the sweep's plot: a y value per run, against
 // offered load.
 type plotPanel struct {
@@ -45,7 +52,7 @@ func (cmp *comparison) svg() []byte {
 		mode = "TLS"
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">%s</text>`+"\n", plotLeft,
-		html.EscapeString(fmt.Sprintf("tickbench workload %s (%s), %d connections, %s: against offered deliveries/s", cmp.Workload, cmp.About, cmp.Connections, mode)))
+		html.EscapeString(fmt.Sprintf("tickbench workload %s (%s), %d connections, %s: against offered deliveries/s; hollow: fell behind", cmp.Workload, cmp.About, cmp.Connections, mode)))
 	names := cmp.names()
 	for i, n := range names {
 		x := plotLeft + i*140
@@ -83,22 +90,27 @@ func (cmp *comparison) drawPanel(b *bytes.Buffer, panel plotPanel, names, colors
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle">offered deliveries/s</text>`+"\n", x0+plotPanelW/2, plotTop+plotPanelH+36)
 	for i, n := range names {
-		var pts [][2]float64
+		var pts []plotPoint
 		for j := range cmp.Runs {
 			r := &cmp.Runs[j]
 			if r.Server == n && r.Report != nil {
-				pts = append(pts, [2]float64{r.Offered, panel.y(r)})
+				_, ok := r.steady()
+				pts = append(pts, plotPoint{r.Offered, panel.y(r), ok})
 			}
 		}
-		sort.Slice(pts, func(a, c int) bool { return pts[a][0] < pts[c][0] })
+		sort.Slice(pts, func(a, c int) bool { return pts[a].x < pts[c].x })
 		color := colors[i%len(colors)]
 		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="2" points="`, color)
 		for _, p := range pts {
-			fmt.Fprintf(b, "%.1f,%.1f ", px(p[0]), py(p[1]))
+			fmt.Fprintf(b, "%.1f,%.1f ", px(p.x), py(p.y))
 		}
 		b.WriteString("\"/>\n")
 		for _, p := range pts {
-			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, px(p[0]), py(p[1]), color)
+			fill := color
+			if !p.steady {
+				fill = "white" // the run fell behind its offered load
+			}
+			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="4" fill="%s" stroke="%s" stroke-width="1.5"/>`, px(p.x), py(p.y), fill, color)
 		}
 		b.WriteString("\n")
 	}

@@ -111,7 +111,7 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			}
 			c := base
 			c.rate = base.rate * f
-			r := compareRun{Server: s.name, Factor: f, Offered: cfg.workload.offered(cfg.conns, f)}
+			r := compareRun{Server: s.name, Factor: f, Offered: cfg.workload.offered(cfg.conns, cfg.stallFraction, f)}
 			logf("%s: workload %s x%g, offered %.0f deliveries/s", s.name, cfg.workload.name, f, r.Offered)
 			rep, err := startAndMeasure(ctx, &c, s.name, stderr)
 			if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -63,7 +64,9 @@ func byName[T any](table []T, name func(T) string, want string) (found T, names 
 }
 
 // offered is the deliveries per second the workload asks of a server at
-// feed rate multiple f: every subscription gets its symbol's rate.
-func (w workload) offered(conns int, f float64) float64 {
-	return float64(conns*w.subs) * w.hz * f
+// feed rate multiple f, to the conns connections of which the share stall
+// does not read: every healthy subscription gets its symbol's rate.
+func (w workload) offered(conns int, stall, f float64) float64 {
+	healthy := conns - int(math.Floor(float64(conns)*stall))
+	return float64(healthy*w.subs) * w.hz * f
 }

@@ -163,6 +163,19 @@ func pinSelf(serverCPUs int) error {
 	return nil
 }
 
+// replot draws the plot of a comparison saved with --json.
+func replot(jsonFile, svgFile string) error {
+	raw, err := os.ReadFile(jsonFile)
+	if err != nil {
+		return err
+	}
+	var cmp comparison
+	if err := json.Unmarshal(raw, &cmp); err != nil {
+		return fmt.Errorf("%s: %w", jsonFile, err)
+	}
+	return os.WriteFile(svgFile, cmp.svg(), 0o644)
+}
+
 // hasServer reports whether name is among --servers.
 func (c *config) hasServer(name string) bool {
 	for _, s := range c.servers {

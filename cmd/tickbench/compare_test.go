@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"encoding/xml"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -71,5 +75,23 @@ func TestComparisonTableAndPlot(t *testing.T) {
 	}
 	if !strings.Contains(string(svg), `fill="white" stroke="#1f77b4"`) {
 		t.Error("the run that fell behind is not drawn hollow")
+	}
+
+	// The same plot again from the comparison's JSON.
+	dir := t.TempDir()
+	raw, err := json.Marshal(cmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonFile, svgFile := filepath.Join(dir, "c.json"), filepath.Join(dir, "c.svg")
+	if err := os.WriteFile(jsonFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"--replot", jsonFile, "--svg", svgFile}, io.Discard, &stderr); code != 0 {
+		t.Fatalf("--replot exited %d: %s", code, stderr.String())
+	}
+	if again, err := os.ReadFile(svgFile); err != nil || !bytes.Equal(again, svg) {
+		t.Errorf("--replot drew another plot (%v)", err)
 	}
 }

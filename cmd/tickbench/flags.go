@@ -66,6 +66,7 @@ type config struct {
 	svgFile       string    // --svg: where a sweep's plot goes
 	burst         int       // messages the ticker feed publishes back to back (1: evenly spaced)
 	centrifugoBin string    // --centrifugo-bin ("": centrifugo on PATH)
+	replot        string    // --replot: draw --svg from this comparison's --json, run nothing
 
 	// Both.
 	audience      string // --audience
@@ -132,6 +133,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	sweep := fs.String("sweep", "", "with --workload: comma-separated multiples of the workload's feed rate, one run per server each (e.g. 0.5,1,2,4), plotted to --svg")
 	fs.StringVar(&c.svgFile, "svg", "", "with --sweep: the SVG plot's file (default tickbench-<workload>.svg)")
 	fs.StringVar(&c.centrifugoBin, "centrifugo-bin", "", "with --workload: the centrifugo binary (default: centrifugo on PATH)")
+	fs.StringVar(&c.replot, "replot", "", "draw the plot of a comparison saved with --json into --svg again, and run nothing")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -150,6 +152,12 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		c.kinds = append(c.kinds, kind)
 	}
 	c.burst = 1
+	if c.replot != "" {
+		if *workloadName != "" || c.spawn || c.url != "" || c.svgFile == "" {
+			return nil, fmt.Errorf("%w: --replot takes --svg and nothing to run", errUsage)
+		}
+		return c, nil
+	}
 	if *workloadName != "" {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -64,6 +64,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "tickbench: %v\n", err)
 		return 2
 	}
+	if cfg.replot != "" {
+		if err := replot(cfg.replot, cfg.svgFile); err != nil {
+			fmt.Fprintf(stderr, "tickbench: --replot: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if cfg.workload != nil {
 		if err := compare(ctx, cfg, stdout, stderr); err != nil {
 			fmt.Fprintf(stderr, "tickbench: %v\n", err)

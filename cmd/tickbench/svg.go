@@ -52,12 +52,14 @@ func (cmp *comparison) svg() []byte {
 		mode = "TLS"
 	}
 	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">%s</text>`+"\n", plotLeft,
-		html.EscapeString(fmt.Sprintf("tickbench workload %s (%s), %d connections, %s: against offered deliveries/s; hollow: fell behind", cmp.Workload, cmp.About, cmp.Connections, mode)))
+		html.EscapeString(fmt.Sprintf("tickbench workload %s (%s), %d connections, %s: against offered deliveries/s", cmp.Workload, cmp.About, cmp.Connections, mode)))
 	names := cmp.names()
 	for i, n := range names {
 		x := plotLeft + i*140
 		fmt.Fprintf(&b, `<rect x="%d" y="32" width="14" height="4" fill="%s"/><text x="%d" y="38">%s</text>`+"\n", x, colors[i%len(colors)], x+20, html.EscapeString(n))
 	}
+	fmt.Fprintf(&b, `<circle cx="%d" cy="34" r="4" fill="white" stroke="#444" stroke-width="1.5"/><text x="%d" y="38">a run that fell behind its offered load</text>`+"\n",
+		plotLeft+len(names)*140+7, plotLeft+len(names)*140+20)
 	for p, panel := range panels {
 		x0 := plotLeft + p*(plotPanelW+plotGap)
 		cmp.drawPanel(&b, panel, names, colors, x0)

@@ -26,6 +26,18 @@
 // --handshake-timeout, a --duration window, then a teardown of a few
 // seconds; and it only ever connects to loopback addresses.
 //
+// With --workload NAME (A, B, C, C-burst, idle, stalled) it compares
+// servers side by side instead (compare.go): tickgate, nats-server's
+// WebSocket listener (this binary's hidden nats-server subcommand, an
+// embedded server in a process of its own) and Centrifugo in raw NATS mode
+// when a centrifugo binary is on PATH, one after the other, with the same
+// load client and the same feed bytes; each server's client protocol is a
+// dialect (dialect.go, natsws.go, centrifugo.go). It prints each run's
+// report, a table with the ratios of tickgate to the others, and with
+// --sweep an SVG plot of deliveries per server core and p99 against
+// offered load. --cpus N pins the server to N CPUs and the load client to
+// the rest.
+//
 // Progress goes to stderr once a second; the report to stdout, and as JSON
 // to --json FILE. Exit code 0 after a completed run, 1 on errors, 2 on usage
 // mistakes. The report's verdict is for the caller to judge (see

@@ -140,6 +140,15 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "plot: %s\n", cfg.svgFile)
 	}
+	failed := 0
+	for _, r := range cmp.Runs {
+		if r.Report == nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d runs failed (see above)", failed, len(cmp.Runs))
+	}
 	return nil
 }
 

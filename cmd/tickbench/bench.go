@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/feed/feedsim"
@@ -142,10 +141,7 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 		close(done)
 		return done, nil
 	}
-	sim, err := feedsim.New(feedsim.Config{
-		Count: b.cfg.symbols, Rate: b.cfg.rate, SubjectPrefix: b.cfg.subjectPrefix,
-		SnapshotEvery: b.cfg.snapshotEvery, Seed: b.cfg.seed,
-	})
+	run, err := b.feedRunner()
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +152,7 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 	go func() {
 		defer close(done)
 		defer pub.Close()
-		err := sim.Run(ctx, func(subject string, payload []byte) error {
+		err := run(ctx, func(subject string, payload []byte) error {
 			if err := pub.Publish(subject, payload); err != nil {
 				b.cnt.publishErrors.Add(1)
 				return err
@@ -171,19 +167,52 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 	return done, nil
 }
 
+// feedRunner is the feed of the run: the comparison's ticker feed for a
+// workload, else feedsim's ticker, book and trade feed.
+func (b *bench) feedRunner() (func(context.Context, func(string, []byte) error) error, error) {
+	if b.cfg.workload != nil {
+		syms, err := b.symbols()
+		if err != nil {
+			return nil, err
+		}
+		f, err := newTickerFeed(b.cfg.subjectPrefix, syms, b.cfg.rate, b.cfg.burst)
+		if err != nil {
+			return nil, err
+		}
+		return f.run, nil
+	}
+	sim, err := feedsim.New(feedsim.Config{
+		Count: b.cfg.symbols, Rate: b.cfg.rate, SubjectPrefix: b.cfg.subjectPrefix,
+		SnapshotEvery: b.cfg.snapshotEvery, Seed: b.cfg.seed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sim.Run, nil
+}
+
+// symbols are the feed's symbols (feedsim's names: SIM0004-USD, …).
+func (b *bench) symbols() ([]string, error) {
+	sim, err := feedsim.New(feedsim.Config{Count: b.cfg.symbols})
+	if err != nil {
+		return nil, err
+	}
+	return sim.Symbols(), nil
+}
+
 // specs decides every connection: codec, channels, stalled or not, source
 // address and token. Stalled connections are spread evenly over the
 // indexes; the choice is deterministic for a seed.
 func (b *bench) specs() ([]clientSpec, error) {
 	c := b.cfg
 	rng := rand.New(rand.NewPCG(uint64(c.seed), 0x7469636b62656e63))
-	symbols, err := feedsim.New(feedsim.Config{Count: c.symbols})
+	symbols, err := b.symbols()
 	if err != nil {
 		return nil, err
 	}
 	var universe []string
 	for _, k := range c.kinds {
-		for _, s := range symbols.Symbols() {
+		for _, s := range symbols {
 			universe = append(universe, proto.Channel{Kind: k, Symbol: s}.String())
 		}
 	}
@@ -206,11 +235,8 @@ func (b *bench) specs() ([]clientSpec, error) {
 		if ipv4 {
 			s.source = net.IPv4(127, 0, 0, byte(1+i/c.connsPerSource))
 		}
-		if b.target.signer != nil {
-			tok, err := b.target.signer.Sign(auth.TokenSpec{
-				Subject: fmt.Sprintf("tickbench-%d", i), Channels: []string{">"},
-				TTL: ttl, Audience: c.audience, Issuer: c.issuer,
-			})
+		if b.target.mint != nil {
+			tok, err := b.target.mint(fmt.Sprintf("tickbench-%d", i), ttl)
 			if err != nil {
 				return nil, err
 			}
@@ -267,7 +293,7 @@ func (b *bench) connectOne(s clientSpec) {
 	if s.stalled {
 		rcvbuf = b.cfg.stallRcvbuf
 	}
-	c := newClient(s, b.lat, b.cnt, b.release)
+	c := newClient(s, b.target.dialect, b.lat, b.cnt, b.release)
 	err := c.connect(b.target, b.cfg.handshakeWait, rcvbuf)
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/internal/wsconn"
-	"github.com/tickgate/tickgate/proto"
 )
 
 // probeInterval is how often a stalled client writes a ping command to
@@ -22,19 +20,6 @@ import (
 // bounds the resolution of the measured time to eviction, and stays well
 // under the gateway's command rate.
 const probeInterval = 100 * time.Millisecond
-
-// serverMsg is the part of a server message tickbench looks at.
-type serverMsg struct {
-	Type    string  `json:"type" msgpack:"type"`
-	Channel string  `json:"channel" msgpack:"channel"`
-	Seq     uint64  `json:"seq" msgpack:"seq"`
-	Prev    *uint64 `json:"prev" msgpack:"prev"`
-	Code    string  `json:"code" msgpack:"code"`
-	Message string  `json:"message" msgpack:"message"`
-	Data    struct {
-		TS int64 `json:"ts" msgpack:"ts"`
-	} `json:"data" msgpack:"data"`
-}
 
 // clientSpec is what one connection is told to do.
 type clientSpec struct {
@@ -48,10 +33,12 @@ type clientSpec struct {
 
 // client is one WebSocket connection of the bench: a healthy one reads
 // everything and records latency; a stalled one stops reading its socket
-// once its subscribe is acknowledged.
+// once its subscribe is acknowledged. The server's protocol is its
+// session's business (dialect.go).
 type client struct {
 	gws.BuiltinEventHandler
 	spec clientSpec    // Static after construction.
+	sess session       // Static after construction.
 	lat  *latencies    // Static after construction.
 	cnt  *counters     // Static after construction.
 	stop chan struct{} // Static; closed when stalled clients may read again.
@@ -64,6 +51,7 @@ type client struct {
 	ackOnce sync.Once
 
 	stalledAt time.Time // Written by the read loop before ack closes; read after.
+	now       time.Time // Owned by the read loop: when the message in hand arrived.
 
 	received  atomic.Int64  // snapshots and updates received
 	closing   atomic.Bool   // we close it ourselves (teardown)
@@ -74,7 +62,7 @@ type client struct {
 	probeErr  atomic.Value  // error of the failing probe
 }
 
-func newClient(spec clientSpec, lat *latencies, cnt *counters, release chan struct{}) *client {
+func newClient(spec clientSpec, d dialect, lat *latencies, cnt *counters, release chan struct{}) *client {
 	c := &client{
 		spec:   spec,
 		lat:    lat,
@@ -87,6 +75,7 @@ func newClient(spec clientSpec, lat *latencies, cnt *counters, release chan stru
 	for _, ch := range spec.channels {
 		c.last[ch] = 0
 	}
+	c.sess = d.session(&c.spec)
 	return c
 }
 
@@ -95,14 +84,11 @@ func newClient(spec clientSpec, lat *latencies, cnt *counters, release chan stru
 func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) error {
 	deadline := time.Now().Add(timeout)
 	d := wsconn.Dialer{Source: c.spec.source, RcvBuf: rcvbuf, Timeout: timeout}
-	h := http.Header{}
-	h.Set("Authorization", "Bearer "+c.spec.token)
-	h.Set("Sec-WebSocket-Protocol", c.spec.codec.Subprotocol())
 	ws, resp, err := gws.NewClient(c, &gws.ClientOption{
 		Addr:             target.url,
 		TlsConfig:        target.tls,
 		HandshakeTimeout: timeout,
-		RequestHeader:    h,
+		RequestHeader:    c.sess.header(),
 		NewDialer:        func() (gws.Dialer, error) { return d, nil },
 	})
 	if err != nil {
@@ -111,22 +97,17 @@ func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) erro
 		}
 		return fmt.Errorf("dial: %w", err)
 	}
-	if got := ws.SubProtocol(); got != c.spec.codec.Subprotocol() {
+	if err := c.sess.accept(ws.SubProtocol()); err != nil {
 		_ = ws.NetConn().Close()
-		return fmt.Errorf("handshake: subprotocol %q, want %q", got, c.spec.codec.Subprotocol())
+		return err
 	}
 	c.ws = ws
 	go ws.ReadLoop()
 
-	id := int64(1)
-	b, err := c.spec.codec.Append(nil, proto.Command{Op: proto.OpSubscribe, ID: &id, Channels: c.spec.channels})
+	op, b, err := c.sess.hello()
 	if err != nil {
 		_ = ws.NetConn().Close()
 		return err
-	}
-	op := gws.OpcodeText
-	if c.spec.codec.Binary() {
-		op = gws.OpcodeBinary
 	}
 	if err := ws.WriteMessage(op, b); err != nil {
 		_ = ws.NetConn().Close()
@@ -146,45 +127,53 @@ func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) erro
 	}
 }
 
-// OnMessage handles one server message in the read loop.
+// OnMessage hands one server message to the session, in the read loop.
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
-	now := time.Now()
-	var msg serverMsg
-	if err := codec.DecodeMessage(c.spec.codec, m.Bytes(), &msg); err != nil {
-		c.cnt.decodeErrors.Add(1)
+	c.now = time.Now()
+	c.sess.handle(m.Bytes(), c)
+}
+
+// acked is the session's word that every channel is subscribed. A stalled
+// client stops reading its socket here, until teardown.
+func (c *client) acked() {
+	if c.spec.stalled {
+		c.stalledAt = c.now
+		c.ackOnce.Do(func() { close(c.ack) })
+		go c.probe()
+		<-c.stop
 		return
 	}
-	switch msg.Type {
-	case proto.TypeSubscribed:
-		if c.spec.stalled {
-			c.stalledAt = now
-			c.ackOnce.Do(func() { close(c.ack) })
-			go c.probe()
-			<-c.stop // stop reading the socket until teardown
-			return
+	c.ackOnce.Do(func() { close(c.ack) })
+}
+
+func (c *client) refused()     { c.cnt.subErrors.Add(1) }
+func (c *client) undecodable() { c.cnt.decodeErrors.Add(1) }
+
+func (c *client) reply(op gws.Opcode, payload []byte) {
+	_ = c.ws.WriteMessage(op, payload)
+}
+
+// delivered checks a feed message's place in its channel's sequence,
+// records its latency and counts it; a stalled client's are ignored.
+func (c *client) delivered(d delivery) {
+	if c.spec.stalled {
+		return
+	}
+	last := c.last[d.channel]
+	if d.update {
+		if (d.chained && d.prev != last) || (!d.chained && last != 0 && d.seq != last+1) {
+			c.cnt.gaps.Add(1)
 		}
-		c.ackOnce.Do(func() { close(c.ack) })
-	case proto.TypeError:
-		c.cnt.subErrors.Add(1)
-	case proto.TypeSnapshot, proto.TypeUpdate:
-		if c.spec.stalled {
-			return
+		if c.cnt.inWindow.Load() && d.ts > 0 {
+			c.lat.record(c.spec.idx, c.now.Sub(time.Unix(0, d.ts)))
 		}
-		if msg.Type == proto.TypeUpdate {
-			if msg.Prev == nil || *msg.Prev != c.last[msg.Channel] {
-				c.cnt.gaps.Add(1)
-			}
-			if c.cnt.inWindow.Load() && msg.Data.TS > 0 {
-				c.lat.record(c.spec.idx, now.Sub(time.Unix(0, msg.Data.TS)))
-			}
-		}
-		c.last[msg.Channel] = msg.Seq
-		c.received.Add(1)
-		c.cnt.deliveredAll.Add(1)
-		if c.cnt.inWindow.Load() {
-			c.cnt.delivered.Add(1)
-		}
+	}
+	c.last[d.channel] = d.seq
+	c.received.Add(1)
+	c.cnt.deliveredAll.Add(1)
+	if c.cnt.inWindow.Load() {
+		c.cnt.delivered.Add(1)
 	}
 }
 
@@ -203,20 +192,16 @@ func (c *client) OnClose(_ *gws.Conn, err error) {
 	close(c.closed)
 }
 
-// probe writes a {"op":"ping"} command on the raw TLS connection every
+// probe writes the session's probe command on the raw connection every
 // probeInterval, until a write fails (the gateway closed its side) or
 // teardown. It never reads. It sends no WebSocket pongs: a client that
 // stops reading cannot answer the gateway's pings, and the gateway's
 // eviction of stalled readers rests on exactly that.
 func (c *client) probe() {
-	payload, err := c.spec.codec.Append(nil, proto.Command{Op: proto.OpPing})
+	op, payload, err := c.sess.probe()
 	if err != nil {
 		c.probeErr.Store(err)
 		return
-	}
-	op := wsconn.OpText
-	if c.spec.codec.Binary() {
-		op = wsconn.OpBinary
 	}
 	frame := wsconn.MaskedFrame(op, payload)
 	t := time.NewTicker(probeInterval)

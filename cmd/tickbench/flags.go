@@ -8,6 +8,8 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,6 +57,17 @@ type config struct {
 	caFile             string // --ca-file
 	insecureSkipVerify bool   // --insecure-skip-verify
 	gatewayPID         int    // --gateway-pid
+
+	// Side-by-side comparison (compare.go).
+	workload      *workload // --workload: nil runs the flags' own load against one gateway
+	servers       []string  // --servers: the servers to compare, in order
+	plain         bool      // not --tls: plain ws:// for every server of a comparison
+	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
+	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
+	svgFile       string    // --svg: where a sweep's plot goes
+	burst         int       // messages the ticker feed publishes back to back (1: evenly spaced)
+	centrifugoBin string    // --centrifugo-bin ("": centrifugo on PATH)
+	replot        string    // --replot: draw --svg from this comparison's --json, run nothing
 
 	// Both.
 	audience      string // --audience
@@ -114,6 +127,15 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.issuer, "issuer", "", "iss claim of minted tokens (spawn: the gateway's --issuer)")
 	fs.StringVar(&c.subjectPrefix, "subject-prefix", feed.DefaultSubjectPrefix, "NATS subject prefix of the feed")
 
+	workloadName := fs.String("workload", "", "compare servers on a named workload: "+workloadNames()+" (sets connections, channels, symbols and feed; --connections, --duration and --stall-fraction still apply when given)")
+	servers := fs.String("servers", serverNames(), "with --workload: the servers to compare, in order (a server that cannot run here is skipped)")
+	tlsOn := fs.Bool("tls", false, "with --workload: every server over TLS (wss://); default plain ws://")
+	fs.IntVar(&c.cpus, "cpus", 0, "pin the server to CPUs 0..N-1 (taskset, where present) with GOMAXPROCS=N; 0: no pinning")
+	sweep := fs.String("sweep", "", "with --workload: comma-separated multiples of the workload's feed rate, one run per server each (e.g. 0.5,1,2,4), plotted to --svg")
+	fs.StringVar(&c.svgFile, "svg", "", "with --sweep: the SVG plot's file (default tickbench-<workload>.svg)")
+	fs.StringVar(&c.centrifugoBin, "centrifugo-bin", "", "with --workload: the centrifugo binary (default: centrifugo on PATH)")
+	fs.StringVar(&c.replot, "replot", "", "draw the plot of a comparison saved with --json into --svg again, and run nothing")
+
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -130,10 +152,71 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.kinds = append(c.kinds, kind)
 	}
+	c.burst = 1
+	if c.replot != "" {
+		if *workloadName != "" || c.spawn || c.url != "" || c.svgFile == "" {
+			return nil, fmt.Errorf("%w: --replot takes --svg and nothing to run", errUsage)
+		}
+		return c, nil
+	}
+	if *workloadName != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if err := c.applyWorkload(*workloadName, set, *servers, *tlsOn, *sweep); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+	} else if *sweep != "" || *tlsOn || c.svgFile != "" {
+		return nil, fmt.Errorf("%w: --sweep, --tls and --svg need --workload", errUsage)
+	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return c, nil
+}
+
+// applyWorkload sets the load of a comparison from a named workload,
+// except what the command line set explicitly (set).
+func (c *config) applyWorkload(name string, set map[string]bool, servers string, tlsOn bool, sweep string) error {
+	w, err := lookupWorkload(name)
+	if err != nil {
+		return err
+	}
+	if c.spawn || c.url != "" {
+		return errors.New("--workload starts every server itself: it excludes --spawn and --url")
+	}
+	c.workload, c.plain = &w, !tlsOn
+	if !set["connections"] {
+		c.conns = w.conns
+	}
+	if !set["stall-fraction"] {
+		c.stallFraction = w.stall
+	}
+	c.channelsPerConn, c.symbols, c.burst = w.subs, w.symbols, max(w.burst, 1)
+	c.kinds = []proto.Kind{proto.KindTicker}
+	c.rate = float64(w.symbols) * w.hz
+	c.msgpackFraction = 0 // JSON for every server: the others forward the feed's JSON bytes
+	for s := range strings.SplitSeq(servers, ",") {
+		s = strings.TrimSpace(s)
+		if _, err := lookupServer(s); err != nil {
+			return fmt.Errorf("--servers: %v", err)
+		}
+		c.servers = append(c.servers, s)
+	}
+	if sweep == "" {
+		c.sweep = []float64{1}
+	} else {
+		for f := range strings.SplitSeq(sweep, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || !(v > 0) || math.IsInf(v, 0) {
+				return fmt.Errorf("--sweep %q: want positive numbers", sweep)
+			}
+			c.sweep = append(c.sweep, v)
+		}
+		if c.svgFile == "" {
+			c.svgFile = "tickbench-" + w.name + ".svg"
+		}
+	}
+	return nil
 }
 
 const usageText = `usage: tickbench [flags]
@@ -145,6 +228,15 @@ the gateway's CPU and memory per connection.
 
   tickbench --spawn --connections 10000 --stall-fraction 0.01 --gateway-flag=--write-timeout=2s
   tickbench --url wss://127.0.0.1:8443/v1/ws --ca-file cert.pem --hmac-secret-file hmac.secret --nats nats://127.0.0.1:4222
+
+With --workload it compares servers side by side on one named load, one
+after the other with the same load client and the same feed bytes:
+tickgate, nats-server's WebSocket listener (embedded, run as a process of
+its own) and Centrifugo (raw NATS mode, when a centrifugo binary is on
+PATH), and prints each one's figures and the ratios.
+
+  tickbench --workload C-burst --servers tickgate,nats,centrifugo --cpus 1
+  tickbench --workload A --connections 2000 --sweep 0.5,1,2,4 --svg a.svg
 
 flags:
 `
@@ -182,6 +274,12 @@ func (c *config) validate() error {
 		return errors.New("--connections / --conns-per-source needs more than 254 source addresses")
 	case c.handshakeWait <= 0:
 		return errors.New("--handshake-timeout must be positive")
+	}
+	if c.cpus < 0 || c.cpus > runtime.NumCPU() {
+		return fmt.Errorf("--cpus must be in 0..%d", runtime.NumCPU())
+	}
+	if c.workload != nil {
+		return nil
 	}
 	if c.spawn {
 		if c.url != "" || c.natsURL != "" || c.hmacSecretFile != "" || c.token != "" || c.caFile != "" || c.gatewayPID != 0 {

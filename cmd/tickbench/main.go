@@ -26,6 +26,18 @@
 // --handshake-timeout, a --duration window, then a teardown of a few
 // seconds; and it only ever connects to loopback addresses.
 //
+// With --workload NAME (A, B, C, C-burst, idle, stalled) it compares
+// servers side by side instead (compare.go): tickgate, nats-server's
+// WebSocket listener (this binary's hidden nats-server subcommand, an
+// embedded server in a process of its own) and Centrifugo in raw NATS mode
+// when a centrifugo binary is on PATH, one after the other, with the same
+// load client and the same feed bytes; each server's client protocol is a
+// dialect (dialect.go, natsws.go, centrifugo.go). It prints each run's
+// report, a table with the ratios of tickgate to the others, and with
+// --sweep an SVG plot of deliveries per server core and p99 against
+// offered load. --cpus N pins the server to N CPUs and the load client to
+// the rest.
+//
 // Progress goes to stderr once a second; the report to stdout, and as JSON
 // to --json FILE. Exit code 0 after a completed run, 1 on errors, 2 on usage
 // mistakes. The report's verdict is for the caller to judge (see
@@ -53,6 +65,9 @@ func main() {
 
 // run executes tickbench and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == natsServerCommand {
+		return runNATSServer(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -60,6 +75,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		fmt.Fprintf(stderr, "tickbench: %v\n", err)
 		return 2
+	}
+	if cfg.replot != "" {
+		if err := replot(cfg.replot, cfg.svgFile); err != nil {
+			fmt.Fprintf(stderr, "tickbench: --replot: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if cfg.workload != nil {
+		if err := compare(ctx, cfg, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "tickbench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	rep, err := execute(ctx, cfg, stderr)
 	if err != nil {
@@ -78,17 +107,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // execute sets up the target, runs the bench and tears everything down.
 func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) {
-	logf := func(format string, a ...any) {
-		if !cfg.quiet {
-			fmt.Fprintf(stderr, "tickbench: "+format+"\n", a...)
-		}
-	}
 	var (
 		t   *target
 		err error
 	)
 	if cfg.spawn {
-		t, err = start(ctx, cfg, logf)
+		t, err = start(ctx, cfg, "tickgate", logger(cfg, stderr))
 	} else {
 		t, err = attach(cfg)
 	}
@@ -96,6 +120,20 @@ func execute(ctx context.Context, cfg *config, stderr io.Writer) (*report, error
 		return nil, err
 	}
 	defer t.close()
+	return measure(ctx, cfg, t, stderr)
+}
+
+// logger returns the progress logger of a run: stderr unless --quiet.
+func logger(cfg *config, stderr io.Writer) func(string, ...any) {
+	return func(format string, a ...any) {
+		if !cfg.quiet {
+			fmt.Fprintf(stderr, "tickbench: "+format+"\n", a...)
+		}
+	}
+}
+
+// measure runs the bench against a started or attached target.
+func measure(ctx context.Context, cfg *config, t *target, stderr io.Writer) (*report, error) {
 	b := &bench{
 		cfg:     cfg,
 		target:  t,

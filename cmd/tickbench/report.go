@@ -19,7 +19,8 @@ import (
 // report is the result of a run; its JSON form is what --json writes.
 type report struct {
 	Config struct {
-		Mode              string           `json:"mode"` // "spawn" or "attach"
+		Mode              string           `json:"mode"`   // "spawn" or "attach"
+		Server            string           `json:"server"` // tickgate, nats or centrifugo
 		URL               string           `json:"url"`
 		Connections       int              `json:"connections"`
 		RampRate          float64          `json:"ramp_rate"`
@@ -120,6 +121,7 @@ type gatewayUsage struct {
 	RSSBytes            int64   `json:"rss_bytes"`          // at the end of the window
 	RSSPeakBytes        int64   `json:"rss_peak_bytes"`
 	RSSPerConnBytes     float64 `json:"rss_per_conn_bytes"` // (rss - baseline) / connections
+	CPUsAllowed         string  `json:"cpus_allowed"`       // the CPUs it could run on
 }
 
 func summarize(h *hdrhistogram.Histogram) *latencySummary {
@@ -138,10 +140,10 @@ func summarize(h *hdrhistogram.Histogram) *latencySummary {
 func (r *report) fillConfig(c *config, t *target) {
 	rc := &r.Config
 	rc.Mode = "attach"
-	if c.spawn {
+	if c.spawn || c.workload != nil {
 		rc.Mode = "spawn"
 	}
-	rc.URL = t.url
+	rc.URL, rc.Server = t.url, t.dialect.name()
 	rc.Connections, rc.RampRate, rc.DurationSeconds = c.conns, c.rampRate, c.duration.Seconds()
 	rc.MsgpackFraction, rc.ChannelsPerConn, rc.Symbols = c.msgpackFraction, c.channelsPerConn, c.symbols
 	for _, k := range c.kinds {
@@ -221,6 +223,7 @@ func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
 		RSSBaselineBytes:   base.RSS,
 		RSSBytes:           end.RSS,
 		RSSPeakBytes:       end.PeakRSS,
+		CPUsAllowed:        end.CPUs,
 	}
 	if w := end.At.Sub(start.At).Seconds(); w > 0 {
 		g.CPUCoresInWindow = g.CPUSecondsInWindow / w
@@ -238,7 +241,7 @@ func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
 func (r *report) writeText(w io.Writer) {
 	c := &r.Config
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p("tickbench report (%s mode, %s)", c.Mode, c.URL)
+	p("tickbench report (%s, %s mode, %s)", c.Server, c.Mode, c.URL)
 	if c.GatewayBuild != nil {
 		dirty := ""
 		if c.GatewayBuild.Dirty {
@@ -279,7 +282,7 @@ func (r *report) writeText(w io.Writer) {
 		if g.ExitedEarly != "" {
 			p("  GATEWAY EXITED DURING THE RUN: %s", g.ExitedEarly)
 		}
-		p("  gateway CPU:        %.2f s in the window (%.2f cores, %.1f us per connection-second)", g.CPUSecondsInWindow, g.CPUCoresInWindow, g.CPUMicrosPerConnSec)
+		p("  gateway CPU:        %.2f s in the window (%.2f cores, %.1f us per connection-second), on CPUs %s", g.CPUSecondsInWindow, g.CPUCoresInWindow, g.CPUMicrosPerConnSec, g.CPUsAllowed)
 		p("  gateway RSS:        %.1f MiB (baseline %.1f MiB, peak %.1f MiB): %.1f KiB per connection",
 			mib(g.RSSBytes), mib(g.RSSBaselineBytes), mib(g.RSSPeakBytes), g.RSSPerConnBytes/1024)
 	}

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/internal/proc"
@@ -17,10 +20,11 @@ import (
 
 // target is the gateway under test and how to reach it.
 type target struct {
+	dialect dialect          // the server's client protocol
 	url     string           // wss:// URL of the WebSocket endpoint
 	tls     *tls.Config      // client TLS config (ServerName set), nil for ws://
 	natsURL string           // where the feed is published; "" drives no feed
-	signer  *auth.Signer     // mints tokens; nil when token is set
+	mint    minter           // mints a token per connection; nil: token (or none) for all
 	token   string           // one token for every connection
 	pid     int              // gateway process for /proc sampling; 0: none
 	build   *spawn.BuildInfo // the binary that was built, when one was
@@ -40,7 +44,7 @@ func (t *target) close() {
 
 // attach describes an already running gateway from the flags.
 func attach(c *config) (*target, error) {
-	t := &target{url: c.url, natsURL: c.natsURL, token: c.token, pid: c.gatewayPID}
+	t := &target{dialect: tickgateDialect{}, url: c.url, natsURL: c.natsURL, token: c.token, pid: c.gatewayPID}
 	u, _ := url.Parse(c.url) // validated
 	if u.Scheme == "wss" {
 		t.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.insecureSkipVerify}
@@ -56,10 +60,11 @@ func attach(c *config) (*target, error) {
 		}
 	}
 	if c.hmacSecretFile != "" {
-		var err error
-		if t.signer, err = auth.NewHMACSignerFile(c.hmacSecretFile, ""); err != nil {
+		signer, err := auth.NewHMACSignerFile(c.hmacSecretFile, "")
+		if err != nil {
 			return nil, fmt.Errorf("--hmac-secret-file: %w", err)
 		}
+		t.mint = tickgateMinter(signer, c)
 	}
 	if c.gatewayPID != 0 {
 		if _, err := proc.NewReader(c.gatewayPID).Sample(); err != nil {
@@ -69,11 +74,25 @@ func attach(c *config) (*target, error) {
 	return t, nil
 }
 
-// start starts an embedded NATS server and the gateway binary (built first
-// when --gateway-bin is empty) with a fresh self-signed certificate and HMAC
-// secret in a temp dir. The gateway is killed if tickbench dies.
-func start(ctx context.Context, c *config, logf func(string, ...any)) (_ *target, err error) {
-	t := &target{}
+// minter mints the token of one connection (sub) valid for ttl.
+type minter func(sub string, ttl time.Duration) (string, error)
+
+// tickgateMinter mints tickgate tokens for every channel.
+func tickgateMinter(s *auth.Signer, c *config) minter {
+	return func(sub string, ttl time.Duration) (string, error) {
+		return s.Sign(auth.TokenSpec{Subject: sub, Channels: []string{">"}, TTL: ttl, Audience: c.audience, Issuer: c.issuer})
+	}
+}
+
+// start starts the server named name (servers.go) on loopback with a
+// fresh self-signed certificate and HMAC secret in a temp dir; its
+// process is killed if tickbench dies.
+func start(ctx context.Context, c *config, name string, logf func(string, ...any)) (_ *target, err error) {
+	s, err := lookupServer(name)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{dialect: s.dialect(c)}
 	defer func() {
 		if err != nil {
 			t.close()
@@ -84,61 +103,73 @@ func start(ctx context.Context, c *config, logf func(string, ...any)) (_ *target
 		return nil, err
 	}
 	t.cleanup = append(t.cleanup, func() { _ = os.RemoveAll(dir) })
-
-	ns, err := spawn.EmbeddedNATS("tickbench")
-	if err != nil {
-		return nil, err
-	}
-	t.cleanup = append(t.cleanup, ns.Shutdown)
-	t.natsURL = ns.ClientURL()
-
 	creds, err := spawn.WriteCredentials(dir)
 	if err != nil {
 		return nil, err
 	}
-	t.signer, t.tls = creds.Signer, creds.ClientTLS
-
-	bin := c.gatewayBin
-	if bin == "" {
-		bin = filepath.Join(dir, "tickgate")
-		logf("building the gateway: go build -o %s ./cmd/tickgate (in %s)", bin, c.moduleDir)
-		bctx, cancel := context.WithTimeout(ctx, c.startTimeout)
-		defer cancel()
-		if t.build, err = spawn.Build(bctx, c.moduleDir, bin); err != nil {
-			return nil, err
-		}
+	t.tls = creds.ClientTLS
+	if c.plain {
+		t.tls = nil
 	}
-
-	t.logPath = c.gatewayLog
-	if t.logPath == "" {
-		t.logPath = filepath.Join(dir, "gateway.log")
+	t.logPath = filepath.Join(dir, s.name+".log")
+	if s.name == "tickgate" && c.gatewayLog != "" {
+		t.logPath = c.gatewayLog
 	}
-	args := append([]string{"serve",
-		"--listen=127.0.0.1:0", "--admin=", "--nats=" + t.natsURL},
-		creds.Args()...)
-	args = append(args,
-		"--audience="+c.audience, "--node-id=tickbench", "--subject-prefix="+c.subjectPrefix,
-		"--log-level=warn", "--drain-within=200ms", "--shutdown-timeout=5s",
-		// every connection comes from a few loopback addresses
-		"--max-conns-per-ip=-1",
-	)
-	if c.issuer != "" {
-		args = append(args, "--issuer="+c.issuer)
-	}
-	for _, f := range c.gatewayFlags {
-		args = append(args, strings.Fields(f)...) // later flags win
-	}
-	logf("starting the gateway: %s %s", bin, strings.Join(args, " "))
-	p, err := spawn.Start(ctx, spawn.Options{Bin: bin, Args: args, LogPath: t.logPath, StartTimeout: c.startTimeout})
+	opts, err := s.launch(ctx, c, t, launchEnv{dir: dir, creds: creds, logf: logf})
 	if err != nil {
 		return nil, err
 	}
-	t.proc, t.pid, t.url = p, p.PID, p.URL
+	opts = c.pinned(opts)
+	opts.LogPath, opts.StartTimeout = t.logPath, c.startTimeout
+	logf("starting %s: %s %s", s.name, opts.Bin, strings.Join(opts.Args, " "))
+	p, err := spawn.Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	t.proc, t.pid = p, p.PID
 	t.cleanup = append(t.cleanup, p.Stop)
-	if !strings.HasPrefix(t.url, "wss://") {
-		return nil, fmt.Errorf("the gateway serves %q, want wss://", t.url)
+	if t.url == "" {
+		t.url = p.URL
+	}
+	if s.ready != nil {
+		if err := s.ready(t, p.URL); err != nil {
+			return nil, err
+		}
+	}
+	want := "wss://"
+	if c.plain {
+		want = "ws://"
+	}
+	if !strings.HasPrefix(t.url, want) {
+		return nil, fmt.Errorf("%s serves %q, want %s", s.name, t.url, want)
 	}
 	return t, nil
+}
+
+// embeddedNATS starts the NATS server of a run in this process (the feed
+// goes through it to the server under test) and records it in t.
+func embeddedNATS(t *target) error {
+	ns, err := spawn.EmbeddedNATS("tickbench")
+	if err != nil {
+		return err
+	}
+	t.cleanup = append(t.cleanup, ns.Shutdown)
+	t.natsURL = ns.ClientURL()
+	return nil
+}
+
+// pinned runs the server on CPUs 0..N-1 with taskset (where the machine
+// has it) and GOMAXPROCS=N, for --cpus N.
+func (c *config) pinned(o spawn.Options) spawn.Options {
+	if c.cpus <= 0 {
+		return o
+	}
+	o.Env = append(o.Env, "GOMAXPROCS="+strconv.Itoa(c.cpus))
+	if ts, err := exec.LookPath("taskset"); err == nil {
+		o.Args = append([]string{"-c", fmt.Sprintf("0-%d", c.cpus-1), o.Bin}, o.Args...)
+		o.Bin = ts
+	}
+	return o
 }
 
 // exited reports whether a spawned gateway has exited, and how.

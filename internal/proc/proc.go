@@ -24,6 +24,7 @@ type Sample struct {
 	CPU     time.Duration // user + system
 	RSS     int64         // bytes (VmRSS)
 	PeakRSS int64         // bytes (VmHWM)
+	CPUs    string        // the CPUs it may run on (Cpus_allowed_list), e.g. "0-1"
 }
 
 // Reader reads /proc/<pid>/{stat,status}. Static after construction.
@@ -95,6 +96,8 @@ func (r *Reader) Sample() (Sample, error) {
 			s.RSS = parseKB(v)
 		case "VmHWM":
 			s.PeakRSS = parseKB(v)
+		case "Cpus_allowed_list":
+			s.CPUs = strings.TrimSpace(v)
 		}
 	}
 	return s, nil

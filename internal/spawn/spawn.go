@@ -145,7 +145,22 @@ type Options struct {
 	Args         []string      // its arguments, starting with "serve"
 	LogPath      string        // file for its stderr (created)
 	StartTimeout time.Duration // bound on its start; zero: 60s
+	// Env is added to the process's environment (after the TICKGATE_*
+	// variables are taken out), e.g. GOMAXPROCS=1. Zero: nothing added.
+	Env []string
+	// Ready is the prefix of the stdout line that says the process serves;
+	// the rest of the line is its URL. Zero: "tickgate serving ".
+	Ready string
+	// ReadyAddr, when set, is a host:port that Start dials until it
+	// accepts a TCP connection, for a process that prints no ready line
+	// (another server under comparison); URL is then ReadyURL.
+	ReadyAddr string
+	// ReadyURL is the URL of a process started with ReadyAddr.
+	ReadyURL string
 }
+
+// readyPoll is how often Start dials Options.ReadyAddr.
+const readyPoll = 50 * time.Millisecond
 
 // Process is a running gateway. URL and PID are static after Start.
 type Process struct {
@@ -166,6 +181,9 @@ func Start(ctx context.Context, o Options) (_ *Process, err error) {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 60 * time.Second
 	}
+	if o.Ready == "" {
+		o.Ready = "tickgate serving "
+	}
 	logFile, err := os.Create(o.LogPath)
 	if err != nil {
 		return nil, fmt.Errorf("gateway log: %w", err)
@@ -173,7 +191,7 @@ func Start(ctx context.Context, o Options) (_ *Process, err error) {
 	p := &Process{LogPath: o.LogPath, logFile: logFile, gone: make(chan struct{})}
 	p.cmd = exec.Command(o.Bin, o.Args...)
 	p.cmd.Stderr = logFile
-	p.cmd.Env = gatewayEnv()
+	p.cmd.Env = append(gatewayEnv(), o.Env...)
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -189,7 +207,7 @@ func Start(ctx context.Context, o Options) (_ *Process, err error) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "tickgate serving "); ok {
+			if u, ok := strings.CutPrefix(sc.Text(), o.Ready); ok && o.ReadyAddr == "" {
 				urlc <- strings.TrimSpace(u)
 			}
 		}
@@ -204,6 +222,9 @@ func Start(ctx context.Context, o Options) (_ *Process, err error) {
 	}()
 	timer := time.NewTimer(o.StartTimeout)
 	defer timer.Stop()
+	if o.ReadyAddr != "" {
+		go dialUntil(o.ReadyAddr, o.ReadyURL, urlc, p.gone)
+	}
 	select {
 	case p.URL = <-urlc:
 		return p, nil
@@ -213,6 +234,25 @@ func Start(ctx context.Context, o Options) (_ *Process, err error) {
 		return nil, fmt.Errorf("%w within %v; its log:\n%s", ErrStart, o.StartTimeout, Tail(o.LogPath, 20))
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// dialUntil dials addr every readyPoll until it accepts a connection, then
+// sends url on urlc; it gives up when gone closes.
+func dialUntil(addr, url string, urlc chan<- string, gone <-chan struct{}) {
+	t := time.NewTicker(readyPoll)
+	defer t.Stop()
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.Close()
+			urlc <- url
+			return
+		}
+		select {
+		case <-gone:
+			return
+		case <-t.C:
+		}
 	}
 }
 

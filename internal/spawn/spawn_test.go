@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -62,5 +63,42 @@ func TestStart(t *testing.T) {
 	_, err = Start(ctx, Options{Bin: script("fails", "echo broken >&2; exit 3"), LogPath: filepath.Join(dir, "f.log"), StartTimeout: 10 * time.Second})
 	if !errors.Is(err, ErrStart) {
 		t.Errorf("a gateway that exits at start: %v, want ErrStart", err)
+	}
+}
+
+// Another server: its own ready line with Env passed through, or none at
+// all and a port that accepts once it serves.
+func TestStartOtherServers(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "srv")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"other serving ws://x/$PORTS\"\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := Start(ctx, Options{Bin: script, Env: []string{"PORTS=1 2"}, Ready: "other serving ", LogPath: filepath.Join(dir, "a.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stop()
+	if p.URL != "ws://x/1 2" {
+		t.Errorf("URL %q, want the rest of the ready line with $PORTS from Env", p.URL)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, err = Start(ctx, Options{Bin: "sleep", Args: []string{"30"}, ReadyAddr: l.Addr().String(), ReadyURL: "ws://ready/", LogPath: filepath.Join(dir, "b.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Stop()
+	if p.URL != "ws://ready/" {
+		t.Errorf("URL %q, want ReadyURL once ReadyAddr accepts", p.URL)
+	}
+	_, err = Start(ctx, Options{Bin: "sleep", Args: []string{"30"}, ReadyAddr: "127.0.0.1:1", LogPath: filepath.Join(dir, "c.log"), StartTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, ErrStart) {
+		t.Errorf("nothing listening at ReadyAddr: %v, want ErrStart", err)
 	}
 }

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"github.com/tickgate/tickgate/internal/spawn"
+)
+
+// comparison is a side-by-side run: every server on the same workload, at
+// every feed rate multiple of the sweep, one after the other with the same
+// load client. Its JSON form is what --json writes in this mode.
+type comparison struct {
+	Workload    string           `json:"workload"`
+	About       string           `json:"about"`
+	Connections int              `json:"connections"`
+	TLS         bool             `json:"tls"`
+	CPUs        int              `json:"cpus,omitempty"` // --cpus: the servers' pinning
+	Build       *spawn.BuildInfo `json:"tickgate_build,omitempty"`
+	Skipped     []skipped        `json:"skipped,omitempty"`
+	Runs        []compareRun     `json:"runs"`
+}
+
+// skipped is a server that cannot run on this machine.
+type skipped struct {
+	Server string `json:"server"`
+	Why    string `json:"why"`
+}
+
+// compareRun is one server at one feed rate.
+type compareRun struct {
+	Server  string  `json:"server"`
+	Factor  float64 `json:"factor"`  // multiple of the workload's feed rate
+	Offered float64 `json:"offered"` // deliveries/s the load asks for
+	Error   string  `json:"error,omitempty"`
+	Report  *report `json:"report,omitempty"`
+}
+
+// perCore is deliveries/s divided by the server's CPU cores in use; 0
+// when the server used no measurable CPU.
+func (r *compareRun) perCore() float64 {
+	if r.Report == nil || r.Report.Gateway == nil || r.Report.Gateway.CPUCoresInWindow <= 0 {
+		return 0
+	}
+	return r.Report.Delivered.PerSecond / r.Report.Gateway.CPUCoresInWindow
+}
+
+// Bounds of a steady run: one in which the server and the load client kept
+// up with the feed, so that its per-core figure is the server's steady
+// state and not the batching a backlog allows.
+const (
+	steadyDeliveryError = 0.05 // delivered/s within 5% of offered
+	steadyP50MS         = 50   // and the median latency at most 50 ms
+)
+
+// steady reports whether the run kept up with its offered load; a run
+// with no feed (idle) is not judged.
+func (r *compareRun) steady() (judged, ok bool) {
+	if r.Report == nil || r.Offered <= 0 {
+		return false, false
+	}
+	d := r.Report.Delivered.PerSecond
+	return true, math.Abs(d-r.Offered) <= steadyDeliveryError*r.Offered && r.Report.LatencyMS.P50 <= steadyP50MS
+}
+
+// compare runs the comparison, prints every run's report and the table
+// of figures and ratios, and writes --json and the sweep's --svg.
+func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+	logf := logger(cfg, stderr)
+	cmp := &comparison{Workload: cfg.workload.name, About: cfg.workload.about, Connections: cfg.conns, TLS: !cfg.plain, CPUs: cfg.cpus}
+	var run []serverKind
+	for _, name := range cfg.servers {
+		s, _ := lookupServer(name) // validated
+		if why := s.unavailable(cfg); why != "" {
+			cmp.Skipped = append(cmp.Skipped, skipped{s.name, why})
+			fmt.Fprintf(stdout, "skipping %s: %s\n", s.name, why)
+			continue
+		}
+		run = append(run, s)
+	}
+	if cfg.cpus > 0 {
+		if err := pinSelf(cfg.cpus); err != nil {
+			logf("the load client is not pinned: %v", err)
+		}
+	}
+	base := *cfg
+	if base.gatewayBin == "" && cfg.hasServer("tickgate") {
+		dir, err := os.MkdirTemp("", "tickbench-build-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		base.gatewayBin = filepath.Join(dir, "tickgate")
+		logf("building the gateway: go build -o %s ./cmd/tickgate (in %s)", base.gatewayBin, cfg.moduleDir)
+		if cmp.Build, err = spawn.Build(ctx, cfg.moduleDir, base.gatewayBin); err != nil {
+			return err
+		}
+	}
+	for _, f := range cfg.sweep {
+		for _, s := range run {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := base
+			c.rate = base.rate * f
+			r := compareRun{Server: s.name, Factor: f, Offered: cfg.workload.offered(cfg.conns, cfg.stallFraction, f)}
+			logf("%s: workload %s x%g, offered %.0f deliveries/s", s.name, cfg.workload.name, f, r.Offered)
+			rep, err := startAndMeasure(ctx, &c, s.name, stderr)
+			if err != nil {
+				r.Error = err.Error()
+				fmt.Fprintf(stdout, "%s x%g: %v\n", s.name, f, err)
+			} else {
+				r.Report = rep
+				rep.writeText(stdout)
+			}
+			cmp.Runs = append(cmp.Runs, r)
+		}
+	}
+	cmp.writeTable(stdout)
+	if cfg.jsonFile != "" {
+		b, err := json.MarshalIndent(cmp, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonFile, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
+	}
+	if len(cfg.sweep) > 1 {
+		if err := os.WriteFile(cfg.svgFile, cmp.svg(), 0o644); err != nil {
+			return fmt.Errorf("--svg: %w", err)
+		}
+		fmt.Fprintf(stdout, "plot: %s\n", cfg.svgFile)
+	}
+	failed := 0
+	for _, r := range cmp.Runs {
+		if r.Report == nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d runs failed (see above)", failed, len(cmp.Runs))
+	}
+	return nil
+}
+
+// pinSelf moves every thread of tickbench (the load client, and the NATS
+// server it embeds for tickgate and Centrifugo) to the CPUs the server
+// does not have, when there are any: taskset -a -p.
+func pinSelf(serverCPUs int) error {
+	n := runtime.NumCPU()
+	if serverCPUs >= n {
+		return fmt.Errorf("--cpus %d leaves no CPU of %d to the load client", serverCPUs, n)
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(ts, "-a", "-p", "-c", fmt.Sprintf("%d-%d", serverCPUs, n-1), strconv.Itoa(os.Getpid())).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%v: %s", err, out)
+	}
+	runtime.GOMAXPROCS(n - serverCPUs)
+	return nil
+}
+
+// replot draws the plot of a comparison saved with --json.
+func replot(jsonFile, svgFile string) error {
+	raw, err := os.ReadFile(jsonFile)
+	if err != nil {
+		return err
+	}
+	var cmp comparison
+	if err := json.Unmarshal(raw, &cmp); err != nil {
+		return fmt.Errorf("%s: %w", jsonFile, err)
+	}
+	return os.WriteFile(svgFile, cmp.svg(), 0o644)
+}
+
+// hasServer reports whether name is among --servers.
+func (c *config) hasServer(name string) bool {
+	for _, s := range c.servers {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// startAndMeasure starts one server, runs the bench and stops it.
+func startAndMeasure(ctx context.Context, cfg *config, name string, stderr io.Writer) (*report, error) {
+	t, err := start(ctx, cfg, name, logger(cfg, stderr))
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	return measure(ctx, cfg, t, stderr)
+}
+
+// writeTable prints the figures of every run side by side, then the
+// ratios of tickgate to each other server at the same feed rate.
+func (cmp *comparison) writeTable(w io.Writer) {
+	mode := "plain ws"
+	if cmp.TLS {
+		mode = "TLS"
+	}
+	pin := "not pinned"
+	if cmp.CPUs > 0 {
+		pin = fmt.Sprintf("pinned to %d CPU(s)", cmp.CPUs)
+	}
+	unsteady := false
+	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s %6s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady")
+	for i := range cmp.Runs {
+		r := &cmp.Runs[i]
+		if r.Report == nil {
+			fmt.Fprintf(w, "%-11s x%-4g error: %s\n", r.Server, r.Factor, r.Error)
+			continue
+		}
+		rep, g := r.Report, r.Report.Gateway
+		evicted := "-"
+		if st := rep.Stalled; st.Count > 0 {
+			evicted = fmt.Sprintf("%d/%d", st.Evicted, st.Count)
+		}
+		steady := "-"
+		if judged, ok := r.steady(); judged && ok {
+			steady = "yes"
+		} else if judged {
+			steady, unsteady = "NO", true
+		}
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s\n",
+			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(),
+			rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
+			rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady)
+	}
+	for _, s := range cmp.Skipped {
+		fmt.Fprintf(w, "%-11s skipped: %s\n", s.Server, s.Why)
+	}
+	if unsteady {
+		fmt.Fprintf(w, "steady NO: delivered/s more than %.0f%% off the offered load or p50 above %d ms: the server or the load client fell behind\n"+
+			"  (see each report's machine line), so that run's per-core figure measures batching under a backlog, not the steady state\n",
+			steadyDeliveryError*100, steadyP50MS)
+	}
+	lines := cmp.ratios()
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "ratios tickgate / other (per core and deliveries: above 1 is better for tickgate; p99 and memory: below 1 is)")
+		for _, l := range lines {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
+}
+
+// ratios compares tickgate with every other server at each feed rate.
+func (cmp *comparison) ratios() []string {
+	var out []string
+	for i := range cmp.Runs {
+		tg := &cmp.Runs[i]
+		if tg.Server != "tickgate" || tg.Report == nil {
+			continue
+		}
+		for j := range cmp.Runs {
+			o := &cmp.Runs[j]
+			if o.Server == "tickgate" || o.Factor != tg.Factor || o.Report == nil {
+				continue
+			}
+			out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, delivered/s %s, p99 %s, RSS/conn %s",
+				tg.Factor, o.Server,
+				ratio(tg.perCore(), o.perCore()),
+				ratio(tg.Report.Delivered.PerSecond, o.Report.Delivered.PerSecond),
+				ratio(tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99),
+				ratio(tg.Report.Gateway.RSSPerConnBytes, o.Report.Gateway.RSSPerConnBytes)))
+		}
+	}
+	return out
+}
+
+// ratio formats a/b as "1.23x", or "-" when either is not positive.
+func ratio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// names of the servers that ran, in order of first appearance.
+func (cmp *comparison) names() []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range cmp.Runs {
+		if !seen[r.Server] {
+			seen[r.Server] = true
+			names = append(names, r.Server)
+		}
+	}
+	return names
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeRun is a run with the figures the table and the plot read.
+func fakeRun(server string, factor, offered, delivered, cores, p50, p99 float64) compareRun {
+	r := &report{LatencyMS: &latencySummary{Count: 1, P50: p50, P99: p99}, Gateway: &gatewayUsage{CPUCoresInWindow: cores, RSSPerConnBytes: 40 << 10}}
+	r.Delivered.PerSecond = delivered
+	return compareRun{Server: server, Factor: factor, Offered: offered, Report: r}
+}
+
+func TestCompareRunSteady(t *testing.T) {
+	tests := map[string]struct {
+		run            compareRun
+		judged, steady bool
+	}{
+		"kept up":             {run: fakeRun("nats", 1, 1000, 990, 0.1, 3, 9), judged: true, steady: true},
+		"delivered too few":   {run: fakeRun("nats", 1, 1000, 900, 0.1, 3, 9), judged: true},
+		"delivered a backlog": {run: fakeRun("nats", 1, 1000, 1100, 0.1, 3, 9), judged: true},
+		"latency behind":      {run: fakeRun("nats", 1, 1000, 1000, 0.1, 400, 900), judged: true},
+		"idle, not judged":    {run: fakeRun("nats", 1, 0, 0, 0.01, 0, 0)},
+		"no report":           {run: compareRun{Server: "nats", Offered: 1000}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if judged, steady := tc.run.steady(); judged != tc.judged || steady != tc.steady {
+				t.Fatalf("steady() = %v, %v, want %v, %v", judged, steady, tc.judged, tc.steady)
+			}
+		})
+	}
+}
+
+func TestComparisonTableAndPlot(t *testing.T) {
+	cmp := &comparison{Workload: "C", About: "x & y", Connections: 100,
+		Skipped: []skipped{{"centrifugo", "no binary"}},
+		Runs: []compareRun{
+			fakeRun("tickgate", 1, 1000, 1000, 0.5, 2, 8),
+			fakeRun("nats", 1, 1000, 1000, 0.25, 2, 4),
+			fakeRun("tickgate", 2, 2000, 1500, 0.5, 300, 900),
+			fakeRun("nats", 2, 2000, 2000, 0.5, 2, 4),
+		}}
+	var out bytes.Buffer
+	cmp.writeTable(&out)
+	for _, want := range []string{
+		"x1    vs nats       per core 0.50x, delivered/s 1.00x, p99 2.00x",
+		"x2    vs nats       per core 0.75x, delivered/s 0.75x",
+		"centrifugo  skipped: no binary",
+		"steady NO:",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	svg := cmp.svg()
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("the plot is not well-formed XML: %v\n%s", err, svg)
+		}
+	}
+	if n := strings.Count(string(svg), "<polyline"); n != 4 {
+		t.Errorf("%d lines, want 2 servers x 2 panels", n)
+	}
+	if !strings.Contains(string(svg), `fill="white" stroke="#1f77b4"`) {
+		t.Error("the run that fell behind is not drawn hollow")
+	}
+
+	// The same plot again from the comparison's JSON.
+	dir := t.TempDir()
+	raw, err := json.Marshal(cmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonFile, svgFile := filepath.Join(dir, "c.json"), filepath.Join(dir, "c.svg")
+	if err := os.WriteFile(jsonFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"--replot", jsonFile, "--svg", svgFile}, io.Discard, &stderr); code != 0 {
+		t.Fatalf("--replot exited %d: %s", code, stderr.String())
+	}
+	if again, err := os.ReadFile(svgFile); err != nil || !bytes.Equal(again, svg) {
+		t.Errorf("--replot drew another plot (%v)", err)
+	}
+}

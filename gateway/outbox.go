@@ -145,7 +145,10 @@ func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
 	return first
 }
 
-func (o *outbox) signal() {
+func (o *outbox) signal() { o.wakeWriter() }
+
+// wakeWriter wakes the writer now.
+func (o *outbox) wakeWriter() {
 	select {
 	case o.wake <- struct{}{}:
 	default:

@@ -42,6 +42,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{} // Guarded by mu.
+	sweeping    bool               // Guarded by mu: the connection sweep runs (sweep.go).
 	drainWithin time.Duration      // Guarded by mu: the window of the drain under way.
 	http        *http.Server       // Guarded by mu: set by Serve.
 }
@@ -225,6 +226,10 @@ func (s *Server) Connections() int {
 func (s *Server) track(c *conn) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	if !s.sweeping {
+		s.sweeping = true
+		go s.sweepConns()
+	}
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 }

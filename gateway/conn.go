@@ -92,6 +92,7 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		snapshots: newByteBudget(s.cfg.SnapshotRate, s.cfg.SnapshotBurst, s.cfg.Now()),
 		exp:       claims.ExpiresAt,
 	}
+	c.out.wakes = s.hub.wakes
 	// The sweep may see the connection before its writer starts: it was
 	// seen, written to and pinged now, as far as timeouts go.
 	now := c.since.UnixNano()

@@ -45,6 +45,7 @@ type hub struct {
 	metrics    *Metrics         // Static after construction.
 	now        func() time.Time // Static after construction.
 	seed       maphash.Seed     // Static after construction.
+	wakes      *wakes           // Safe for concurrent use: writers' wake-ups held during a feed burst.
 	shards     [hubShards]hubShard
 }
 
@@ -55,7 +56,7 @@ type hubShard struct {
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
 	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
-		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
+		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed(), wakes: newWakes(cfg.Now)}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*channel)
 	}
@@ -174,7 +175,9 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 func (h *hub) process(e *channel, m *feed.Message) {
 	ch := e.ch
 	var starts []restart
+	h.wakes.begin()
 	out := h.apply(e, m, &starts)
+	h.wakes.end()
 	// Subscribers whose chain starts again from a snapshot get it encoded
 	// here, once per codec, after the channel's lock is released.
 	for _, r := range starts {

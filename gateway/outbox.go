@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickgate/tickgate/proto"
@@ -41,6 +42,11 @@ type outbox struct {
 	takenFrom int64
 
 	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
+	// wakes, when set, may hold a wake-up back during a feed burst (see
+	// wakes). Static after construction (newConn sets it before the
+	// connection is in use); held is true while it holds this outbox's.
+	wakes *wakes
+	held  atomic.Bool
 }
 
 // item is one entry of the FIFO: a frame, or a subscription with data.
@@ -145,7 +151,14 @@ func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
 	return first
 }
 
-func (o *outbox) signal() { o.wakeWriter() }
+// signal wakes the writer, or leaves that to the node's wakes during a
+// feed burst.
+func (o *outbox) signal() {
+	if o.wakes != nil && o.wakes.hold(o) {
+		return
+	}
+	o.wakeWriter()
+}
 
 // wakeWriter wakes the writer now.
 func (o *outbox) wakeWriter() {

@@ -241,6 +241,21 @@ type encoded struct {
 	gap    [numCodecs][]byte
 }
 
+// prepare encodes the shared frames of ev in codec ci that a subscriber
+// may queue, before the caller takes that subscriber's outbox lock: no
+// frame is encoded under a per-connection lock, so a writer taking its
+// batch never waits for an encoding. A codec costs one encoding per event
+// even when every subscriber of it folds instead (a busy node): per
+// event, not per recipient.
+func (enc *encoded) prepare(cs *codecSet, ci int, name string, ev *feed.Event) {
+	if ev.GapTo != 0 {
+		enc.gapFrame(cs, ci, name, ev)
+	}
+	if !ev.Snapshot && ev.Data != nil {
+		enc.updateFrame(cs, ci, name, ev)
+	}
+}
+
 func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
 	if enc.update[ci] == nil {
 		enc.update[ci] = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: ev.Prev, N: 1, Data: ev.Data})
@@ -294,6 +309,7 @@ func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
 func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.codecIdx
+	enc.prepare(h.codecs, ci, e.name, ev)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing != nil || s.dead {

@@ -47,7 +47,7 @@ type conn struct {
 	lastSeen  atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).
 	lastWrite atomic.Int64  // Written by the writer: when data or a heartbeat last went out (Unix ns).
 	chores    atomic.Uint32 // Set by the node's sweep, taken by the writer: choreHeartbeat, chorePing.
-	deadline  time.Time     // Owned by the writer: the socket's write deadline (see write).
+	deadline  writeDeadline // Owned by the writer: the socket's write deadline (see write).
 	done      chan struct{} // Closed by the read loop when the connection ends.
 
 	limits commandLimits // Owned by the read loop; its limiters are safe for concurrent use.

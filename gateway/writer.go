@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -216,15 +217,26 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte) ([]byte, error) {
 // cut after WriteTimeout to WriteTimeout plus this.
 func deadlineSlack(cfg *Config) time.Duration { return cfg.WriteTimeout / 4 }
 
+// writeDeadline is a socket's write deadline as its writer last set it.
+type writeDeadline struct{ at time.Time }
+
+// arm makes sure the deadline of nc lies at least timeout after now,
+// moving it to timeout plus slack after now only when it does not.
+func (d *writeDeadline) arm(nc net.Conn, now time.Time, timeout, slack time.Duration) error {
+	if d.at.Sub(now) >= timeout {
+		return nil
+	}
+	d.at = now.Add(timeout + slack)
+	return nc.SetWriteDeadline(d.at)
+}
+
 // write writes p to the socket, at least WriteTimeout before the deadline
 // (see deadlineSlack).
 func (c *conn) write(p []byte) error {
 	nc := c.ws.NetConn()
-	if now, wt := c.srv.cfg.Now(), c.srv.cfg.WriteTimeout; c.deadline.Sub(now) < wt {
-		c.deadline = now.Add(wt + deadlineSlack(&c.srv.cfg))
-		if err := nc.SetWriteDeadline(c.deadline); err != nil {
-			return err
-		}
+	cfg := &c.srv.cfg
+	if err := c.deadline.arm(nc, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
+		return err
 	}
 	_, err := nc.Write(p)
 	if err == nil {

@@ -3,10 +3,14 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/proto"
 )
 
 // BenchmarkSweep is the node's connection sweep (sweep.go) over 10,000
@@ -93,4 +97,88 @@ func loopbackPair(b *testing.B) (client, server net.Conn) {
 	}
 	b.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	return client, server
+}
+
+// BenchmarkFeedBurst is issue 12's burst shape on the real hub and
+// outboxes: each op is a feed burst of one message on each of 20 ticker
+// channels, delivered as nats.go does (one goroutine per channel, all at
+// once), to 200 connections subscribed to all 20, whose writers (modelled:
+// they take what is due and count it, no socket) run meanwhile. msgs/wake
+// is how many messages a writer found per wake-up, which is how many
+// frames go out per write syscall: with the wake-ups of a burst held
+// (wakes.go) and without (every fan-out wakes its writers at once).
+//
+//	go test -run '^$' -bench FeedBurst -benchtime 2000x ./gateway
+func BenchmarkFeedBurst(b *testing.B) {
+	const channels, conns = 20, 200
+	for _, held := range []bool{false, true} {
+		b.Run(fmt.Sprintf("held=%v", held), func(b *testing.B) {
+			s := hubFixture(b)
+			chans := make([]proto.Channel, channels)
+			for i := range chans {
+				chans[i] = proto.Channel{Kind: proto.KindTicker, Symbol: fmt.Sprintf("S%d", i)}
+			}
+			var msgs, wakes atomic.Int64
+			var writers sync.WaitGroup
+			cs := make([]*conn, conns)
+			for i := range cs {
+				c := s.bareConn(codec.JSON())
+				if !held {
+					c.out.wakes = nil
+				}
+				for _, ch := range chans {
+					s.joinFor(b, c, ch, joinOptions{})
+				}
+				queued(c)
+				cs[i] = c
+				writers.Add(1)
+				go func() {
+					defer writers.Done()
+					var bt batch
+					for range c.out.wake {
+						if c.out.take(&bt, time.Time{}) != nil {
+							return
+						}
+						if n := len(bt.items); n > 0 {
+							msgs.Add(int64(n))
+							wakes.Add(1)
+							clear(bt.items)
+							bt.items = bt.items[:0]
+							c.out.wrote()
+						}
+					}
+				}()
+			}
+			feeds := make([]chan *feed.Message, channels)
+			var burst sync.WaitGroup
+			for i := range feeds {
+				feeds[i] = make(chan *feed.Message, 1)
+				go func() {
+					for m := range feeds[i] {
+						s.hub.onFeed(chans[i], m)
+						burst.Done()
+					}
+				}()
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				burst.Add(channels)
+				for _, f := range feeds {
+					f <- tickerMsg(uint64(i + 1))
+				}
+				burst.Wait()
+			}
+			b.StopTimer()
+			for _, f := range feeds {
+				close(f)
+			}
+			for _, c := range cs {
+				c.out.close(proto.Disconnect{Code: proto.CloseGoingAway})
+			}
+			writers.Wait()
+			if w := wakes.Load(); w > 0 {
+				b.ReportMetric(float64(msgs.Load())/float64(w), "msgs/wake")
+			}
+		})
+	}
 }

@@ -244,14 +244,16 @@ type encoded struct {
 // prepare encodes the shared frames of ev in codec ci that a subscriber
 // may queue, before the caller takes that subscriber's outbox lock: no
 // frame is encoded under a per-connection lock, so a writer taking its
-// batch never waits for an encoding. A codec costs one encoding per event
-// even when every subscriber of it folds instead (a busy node): per
-// event, not per recipient.
-func (enc *encoded) prepare(cs *codecSet, ci int, name string, ev *feed.Event) {
+// batch never waits for an encoding. The update frame is encoded only when
+// the subscriber likely queues it as is (likely: a trade, or a ticker or
+// book whose writer is not busy, so it does not fold); one that turns out
+// to need it when it is not there gets the update encoded by its own
+// writer (pendingUpdate).
+func (enc *encoded) prepare(cs *codecSet, ci int, name string, ev *feed.Event, likely bool) {
 	if ev.GapTo != 0 {
 		enc.gapFrame(cs, ci, name, ev)
 	}
-	if !ev.Snapshot && ev.Data != nil {
+	if likely && !ev.Snapshot && ev.Data != nil {
 		enc.updateFrame(cs, ci, name, ev)
 	}
 }
@@ -309,7 +311,7 @@ func (e *channel) eventSnapshot(ev *feed.Event) *snapshot {
 func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.codecIdx
-	enc.prepare(h.codecs, ci, e.name, ev)
+	enc.prepare(h.codecs, ci, e.name, ev, e.ch.Kind == proto.KindTrade || !o.busy.Load())
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing != nil || s.dead {
@@ -331,12 +333,12 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		if ev.Data == nil {
 			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
-		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
+		if !s.addTrade(pendingUpdate(ci, e.name, s, ev, enc)) {
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
 	case s.unmerged(o.writing, h.now):
-		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
+		s.queue = append(s.queue, pendingUpdate(ci, e.name, s, ev, enc))
 		s.last = ev.Seq
 	default:
 		if s.fold(ev.Seq, ev.TS, ev.Data) {
@@ -380,11 +382,12 @@ func (e *channel) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) 
 }
 
 // pendingUpdate is ev as an update for s: the shared frame when s is in
-// step with the node's chain, else an update the writer encodes with s's
-// own prev.
-func pendingUpdate(cs *codecSet, ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
-	if s.last == ev.Prev {
-		return pending{frame: enc.updateFrame(cs, ci, name, ev), ts: ev.TS}
+// step with the node's chain (and the frame was prepared: nothing is
+// encoded here, under s's outbox lock), else an update the writer encodes
+// with s's own prev.
+func pendingUpdate(ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
+	if s.last == ev.Prev && enc.update[ci] != nil {
+		return pending{frame: enc.update[ci], ts: ev.TS}
 	}
 	return pending{ts: ev.TS, upd: proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data}}
 }

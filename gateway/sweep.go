@@ -26,19 +26,19 @@ func pingEvery(cfg *Config) time.Duration {
 	return min(cfg.LagTimeout/4, cfg.HeartbeatInterval)
 }
 
-// sweepConns runs the sweep until the node has no connection left; track
-// starts it again with the next one.
-func (s *Server) sweepConns() {
+// sweepConns runs the sweep until stop is closed: untrack closes it when
+// the node's last connection goes, track starts a sweep with the next one.
+func (s *Server) sweepConns(stop <-chan struct{}) {
 	t := time.NewTicker(sweepEvery(&s.cfg))
 	defer t.Stop()
 	var conns []*conn
-	for range t.C {
-		s.mu.Lock()
-		if len(s.conns) == 0 {
-			s.sweeping = false
-			s.mu.Unlock()
+	for {
+		select {
+		case <-t.C:
+		case <-stop:
 			return
 		}
+		s.mu.Lock()
 		for c := range s.conns {
 			conns = append(conns, c)
 		}

@@ -333,12 +333,12 @@ func (e *channel) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 		if ev.Data == nil {
 			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
-		if !s.addTrade(pendingUpdate(ci, e.name, s, ev, enc)) {
+		if !s.addTrade(pendingUpdate(h.codecs, ci, e.name, s, ev, enc)) {
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
 	case s.unmerged(o.writing, h.now):
-		s.queue = append(s.queue, pendingUpdate(ci, e.name, s, ev, enc))
+		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
 		s.last = ev.Seq
 	default:
 		if s.fold(ev.Seq, ev.TS, ev.Data) {
@@ -384,8 +384,9 @@ func (e *channel) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded) 
 // pendingUpdate is ev as an update for s: the shared frame when s is in
 // step with the node's chain (and the frame was prepared: nothing is
 // encoded here, under s's outbox lock), else an update the writer encodes
-// with s's own prev.
-func pendingUpdate(ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
+// with s's own prev. (The codec set it once encoded with is no longer
+// used; the parameter stays so that its callers read as before.)
+func pendingUpdate(_ *codecSet, ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
 	if s.last == ev.Prev && enc.update[ci] != nil {
 		return pending{frame: enc.update[ci], ts: ev.TS}
 	}

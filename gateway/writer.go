@@ -123,6 +123,9 @@ func (c *conn) writeLoop() {
 			c.srv.metrics.outboxPending.Observe(float64(n))
 		}
 		var tail []byte
+		if closing != nil {
+			chores = 0 // the close frame is what goes out next
+		}
 		beat := chores&choreHeartbeat != 0 && len(b.items) == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
 		if beat {
 			tail = c.srv.codecs.frame(c.codecIdx, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})

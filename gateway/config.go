@@ -79,7 +79,8 @@ type Config struct {
 	// verifier given to New (BearerAuth).
 	Authenticator Authenticator
 	// HeartbeatInterval is heartbeat_ms: a heartbeat message (and a
-	// WebSocket ping) goes out when nothing else was sent for this long.
+	// WebSocket ping) goes out when nothing else was sent for this long
+	// (up to a sixteenth later: the node's sweep looks that often).
 	// Zero: 15s.
 	HeartbeatInterval time.Duration
 	// IdleTimeout evicts (4008) a connection from which no frame (message,
@@ -104,11 +105,15 @@ type Config struct {
 	SnapshotRate  int
 	SnapshotBurst int
 	// WriteTimeout is the slow-consumer timeout of a socket: a write that
-	// makes no progress for this long evicts the connection. Zero: 5s.
+	// makes no progress for this long (up to a quarter more: the deadline
+	// is moved only when less than this is left) evicts the connection.
+	// Zero: 5s.
 	WriteTimeout time.Duration
 	// LagTimeout is the slow-consumer timeout of a client: one that has
-	// not confirmed, by its pong, data sent this long ago stopped reading
-	// or is that far behind, and is evicted with 4008. Longer than
+	// left a ping sent after data unanswered this long stopped reading or
+	// is that far behind, and is evicted with 4008. Pings go four times
+	// per LagTimeout while data flows, so a client that stops reading is
+	// evicted within about 1.25 times this. Longer than
 	// WriteTimeout, so that a client (or this node) busy for a moment is
 	// not taken for a stalled one. Zero: 2×WriteTimeout.
 	LagTimeout time.Duration

@@ -44,8 +44,11 @@ type conn struct {
 	out  *outbox  // Safe for concurrent use.
 	prog progress // Pings and pongs; see progress for ownership.
 
-	lastSeen atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).
-	done     chan struct{} // Closed by the read loop when the connection ends.
+	lastSeen  atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).
+	lastWrite atomic.Int64  // Written by the writer: when data or a heartbeat last went out (Unix ns).
+	chores    atomic.Uint32 // Set by the node's sweep, taken by the writer: choreHeartbeat, chorePing.
+	deadline  writeDeadline // Owned by the writer: the socket's write deadline (see write).
+	done      chan struct{} // Closed by the read loop when the connection ends.
 
 	limits commandLimits // Owned by the read loop; its limiters are safe for concurrent use.
 
@@ -89,6 +92,13 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		snapshots: newByteBudget(s.cfg.SnapshotRate, s.cfg.SnapshotBurst, s.cfg.Now()),
 		exp:       claims.ExpiresAt,
 	}
+	c.out.wakes = s.hub.wakes
+	// The sweep may see the connection before its writer starts: it was
+	// seen, written to and pinged now, as far as timeouts go.
+	now := c.since.UnixNano()
+	c.lastSeen.Store(now)
+	c.lastWrite.Store(now)
+	c.prog.sentNs.Store(now)
 	return c
 }
 
@@ -185,8 +195,8 @@ func (c *conn) refreshExpiry(exp time.Time) {
 	c.expMu.Unlock()
 }
 
-// touch records that a frame arrived from the client. The writer closes a
-// connection silent for IdleTimeout (checkProgress); a socket read
+// touch records that a frame arrived from the client. The node's sweep
+// closes a connection silent for IdleTimeout (conn.sweep); a socket read
 // deadline would do it with gws's close reason, which quotes the socket
 // error and with it the node's own address.
 func (c *conn) touch() {
@@ -249,6 +259,7 @@ func (c *conn) cutAfter(d time.Duration) {
 // cleanup runs once on the read loop when the connection ends.
 func (c *conn) cleanup() {
 	close(c.done)
+	c.out.wakeWriter()        // the writer sees done and returns
 	c.drainOnce.Do(func() {}) // no drain timer after this
 	if c.drainT != nil {
 		c.drainT.Stop()

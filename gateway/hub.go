@@ -48,6 +48,7 @@ type hub struct {
 	metrics    *Metrics         // Static after construction.
 	now        func() time.Time // Static after construction.
 	seed       maphash.Seed     // Static after construction.
+	wakes      *wakes           // Safe for concurrent use: writers' wake-ups held during a feed burst.
 	shards     [hubShards]hubShard
 }
 
@@ -58,7 +59,7 @@ type hubShard struct {
 
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
 	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, restLinger: cfg.RESTLinger, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
-		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed()}
+		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed(), wakes: newWakes(cfg.Now)}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*hubEntry)
 	}
@@ -192,7 +193,9 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 func (h *hub) process(e *hubEntry, m *feed.Message) {
 	ch := e.ch
 	var starts []restart
+	h.wakes.begin()
 	out := h.apply(e, m, &starts)
+	h.wakes.end()
 	// Subscribers whose chain starts again from a snapshot get it encoded
 	// here, once per codec, after the channel's lock is released.
 	for _, r := range starts {
@@ -282,6 +285,23 @@ func (enc *encoded) viewFrame(cs *codecSet, ci int, name string, ev *feed.Event,
 	return *f
 }
 
+// prepare encodes the shared frames of ev in codec ci that a subscriber
+// may queue, before the caller takes that subscriber's outbox lock: no
+// frame is encoded under a per-connection lock, so a writer taking its
+// batch never waits for an encoding. The update frame is encoded only when
+// the subscriber likely queues it as is (likely: a trade, or a ticker or
+// book whose writer is not busy, so it does not fold); one that turns out
+// to need it when it is not there gets the update encoded by its own
+// writer (pendingUpdate).
+func (enc *encoded) prepare(cs *codecSet, ci int, name string, ev *feed.Event, likely bool) {
+	if ev.GapTo != 0 {
+		enc.gapFrame(cs, ci, name, ev)
+	}
+	if likely && !ev.Snapshot && ev.Data != nil {
+		enc.updateFrame(cs, ci, name, ev)
+	}
+}
+
 func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
 	if enc.update[ci] == nil {
 		enc.update[ci] = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: ev.Prev, N: 1, Data: ev.Data})
@@ -347,6 +367,18 @@ func (e *hubEntry) eventSnapshot(ev *feed.Event) *snapshot {
 func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.codecIdx
+	// Events that are never merged (trades, candle bars) are queued as
+	// they are; others only while the writer is not busy. A depth's
+	// subscriber takes its depth's frame, shared by the subscribers of
+	// that depth, never the whole event's.
+	likely := e.spec.Events || !o.busy.Load()
+	if s.view.ShapesUpdates() {
+		if u, ok := ev.View(s.view); likely && ok && u.Data != nil && !ev.Snapshot && !s.needSnapshot {
+			enc.viewFrame(h.codecs, ci, e.name, ev, &u)
+		}
+		likely = false
+	}
+	enc.prepare(h.codecs, ci, e.name, ev, likely)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closing != nil || s.dead {
@@ -463,11 +495,13 @@ func (e *hubEntry) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 }
 
 // pendingUpdate is ev as an update for s: the shared frame when s is in
-// step with the node's chain, else an update the writer encodes with s's
-// own prev.
-func pendingUpdate(cs *codecSet, ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
-	if s.last == ev.Prev {
-		return pending{frame: enc.updateFrame(cs, ci, name, ev), ts: ev.TS}
+// step with the node's chain (and the frame was prepared: nothing is
+// encoded here, under s's outbox lock), else an update the writer encodes
+// with s's own prev. (The codec set it once encoded with is no longer
+// used; the parameter stays so that its callers read as before.)
+func pendingUpdate(_ *codecSet, ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
+	if s.last == ev.Prev && enc.update[ci] != nil {
+		return pending{frame: enc.update[ci], ts: ev.TS}
 	}
 	return pending{ts: ev.TS, upd: proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data}}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickgate/tickgate/proto"
@@ -32,6 +33,10 @@ type outbox struct {
 	closing  *proto.Disconnect // Guarded by mu. Set once; no data is queued after it.
 	discard  bool              // Guarded by mu: drop what is pending (eviction).
 	writing  bool              // Guarded by mu: the writer is writing what it took; updates fold meanwhile.
+	// busy is writing, written with it, for reading without mu: a hint
+	// to the fan-out that this connection's updates will likely fold, so
+	// that it does not encode a shared frame for it (encoded.prepare).
+	busy atomic.Bool
 	// For inspection (stats), all guarded by mu: when the oldest entry
 	// now in queue was queued (Unix ns, 0: queue empty), and the messages
 	// the writer took and has not finished writing, with when the oldest
@@ -41,6 +46,11 @@ type outbox struct {
 	takenFrom int64
 
 	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
+	// wakes, when set, may hold a wake-up back during a feed burst (see
+	// wakes). Static after construction (newConn sets it before the
+	// connection is in use); held is true while it holds this outbox's.
+	wakes *wakes
+	held  atomic.Bool
 }
 
 // item is one entry of the FIFO: a frame, or a subscription with data.
@@ -145,7 +155,17 @@ func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
 	return first
 }
 
+// signal wakes the writer, or leaves that to the node's wakes during a
+// feed burst.
 func (o *outbox) signal() {
+	if o.wakes != nil && o.wakes.hold(o) {
+		return
+	}
+	o.wakeWriter()
+}
+
+// wakeWriter wakes the writer now.
+func (o *outbox) wakeWriter() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -205,6 +225,7 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	o.queue = o.queue[:0]
 	o.controls = 0
 	o.writing = len(b.items) > 0
+	o.busy.Store(o.writing)
 	if o.writing {
 		o.taken, o.takenFrom = len(b.items), o.queuedAt
 		if o.takenFrom == 0 { // only throttled subscriptions that fell due
@@ -219,6 +240,7 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 func (o *outbox) wrote() {
 	o.mu.Lock()
 	o.writing = false
+	o.busy.Store(false)
 	o.taken, o.takenFrom = 0, 0
 	o.mu.Unlock()
 }

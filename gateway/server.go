@@ -42,6 +42,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{} // Guarded by mu.
+	sweepStop   chan struct{}      // Guarded by mu: closed to stop the connection sweep (sweep.go); nil while none runs.
 	drainWithin time.Duration      // Guarded by mu: the window of the drain under way.
 	http        *http.Server       // Guarded by mu: set by Serve.
 }
@@ -234,6 +235,10 @@ func (s *Server) Connections() int {
 func (s *Server) track(c *conn) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	if s.sweepStop == nil {
+		s.sweepStop = make(chan struct{})
+		go s.sweepConns(s.sweepStop)
+	}
 	s.mu.Unlock()
 	s.metrics.connections.Inc()
 }
@@ -241,6 +246,10 @@ func (s *Server) track(c *conn) {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if len(s.conns) == 0 && s.sweepStop != nil {
+		close(s.sweepStop)
+		s.sweepStop = nil
+	}
 	s.mu.Unlock()
 	s.metrics.connections.Dec()
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -32,22 +33,25 @@ func pingFrame(id uint64) []byte {
 // written before it, so the pong to a ping sent after some data confirms
 // that data arrived. A ping unanswered for LagTimeout means the client
 // stopped reading or is that far behind, whatever the kernel buffers still
-// absorb, and evicts it.
+// absorb, and evicts it (sweep).
 //
 // RFC 6455 has a pong echo its ping's payload, and browsers do; some
 // client libraries answer with an empty pong, which then confirms the
 // latest ping.
 type progress struct {
-	sent   atomic.Uint64 // Written by the writer: the id of the last ping sent.
-	acked  atomic.Uint64 // Written by the read loop: the highest id answered.
-	sentAt time.Time     // Owned by the writer: when the last ping was sent.
-	dirty  bool          // Owned by the writer: data went out since that ping.
-	// sentNs is sentAt in Unix ns, written by the writer before the ping
-	// it times (and before sent moves to its id), for the read loop; rtt
-	// is the round trip of the last ping answered (ns, 0: none yet),
-	// written by the read loop, read by inspection.
+	sent  atomic.Uint64 // Written by the writer: the id of the last ping sent.
+	acked atomic.Uint64 // Written by the read loop: the highest id answered.
+	// sentNs is when the last ping was sent (Unix ns; at first when the
+	// connection was made), written by the writer before the ping goes
+	// out (and before sent moves to its id), read by the sweep and the
+	// read loop.
 	sentNs atomic.Int64
-	rtt    atomic.Int64
+	// dirty is set by the writer when data went out, cleared when a ping
+	// goes out after it; read by the sweep.
+	dirty atomic.Bool
+	// rtt is the round trip of the last ping answered (ns, 0: none yet),
+	// written by the read loop, read by inspection.
+	rtt atomic.Int64
 }
 
 // pong records a pong from the read loop, received at now (Unix ns).
@@ -76,113 +80,96 @@ func (p *progress) pong(payload []byte, now int64) {
 // outstanding reports whether the last ping is still unanswered.
 func (p *progress) outstanding() bool { return p.acked.Load() < p.sent.Load() }
 
+// Chores the node's sweep (sweep.go) asks of a writer, in conn.chores.
+const (
+	choreHeartbeat uint32 = 1 << iota // nothing went out for HeartbeatInterval
+	chorePing                         // time for a progress ping
+)
+
 // writeLoop is the connection's one writer: it owns every write to the
-// socket after the handshake. Each time it wakes it takes everything due
-// from the outbox and writes it in as few writes as it can (one, up to
-// maxWriteBytes), each with a deadline; a write that makes no progress for
-// WriteTimeout evicts the connection. Every check interval it sends a
-// numbered ping when data went out since the last answered one (or a
-// heartbeat interval passed), and evicts the connection when a ping stayed
-// unanswered for LagTimeout (see progress); the pongs also renew the
-// client's read deadline, so a client that only listens stays. It sends a
-// heartbeat message when nothing else went out for an interval, and the
-// close frame once the outbox is closing. It returns when the connection
-// is done.
+// socket after the handshake. It sleeps on one channel, the outbox's
+// wake-up, which everything that has work for it signals: data queued, a
+// throttled subscription falling due (a timer made only for a connection
+// that has one), the node's sweep (a heartbeat or a ping due), the end of
+// the connection. Each time it wakes it takes everything due from the
+// outbox and writes it, with the ping or heartbeat due, in as few writes
+// as it can (one, up to maxWriteBytes); a write that makes no progress for
+// WriteTimeout evicts the connection (see write). It sends the close
+// frame once the outbox is closing, and returns when the connection is
+// done. Liveness (idle and lag timeouts) is the sweep's.
 func (c *conn) writeLoop() {
 	defer c.srv.recoverPanic("writer", c)
 	cfg := &c.srv.cfg
-	interval := cfg.HeartbeatInterval
-	heartbeat := time.NewTimer(interval)
-	defer heartbeat.Stop()
-	check := time.NewTicker(progressEvery(cfg))
-	defer check.Stop()
-	throttle := time.NewTimer(time.Hour)
-	throttle.Stop()
-	defer throttle.Stop()
 	var (
-		b   batch
-		buf []byte
+		b        batch
+		buf      []byte
+		throttle *time.Timer // made on first use
 	)
-	for {
+	defer func() {
+		if throttle != nil {
+			throttle.Stop()
+		}
+	}()
+	for range c.out.wake {
 		select {
-		case <-c.out.wake:
-		case <-throttle.C:
-		case <-heartbeat.C:
-			hb := c.srv.codecs.frame(c.codecIdx, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: cfg.Now().UnixNano()})
-			if err := c.write(hb); err != nil {
-				c.writeFailed(err)
-				return
-			}
-			c.prog.dirty = true
-			heartbeat.Reset(interval)
-			continue
-		case <-check.C:
-			if err := c.checkProgress(); err != nil {
-				c.writeFailed(err)
-				return
-			}
-			continue
 		case <-c.done:
 			return
+		default:
 		}
-		closing := c.out.take(&b, cfg.Now())
+		now := cfg.Now()
+		chores := c.chores.Swap(0)
+		closing := c.out.take(&b, now)
 		if n := len(b.items); n > 0 {
 			c.srv.metrics.outboxPending.Observe(float64(n))
+		}
+		var tail []byte
+		if closing != nil {
+			chores = 0 // the close frame is what goes out next
+		}
+		beat := chores&choreHeartbeat != 0 && len(b.items) == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
+		if beat {
+			tail = c.srv.codecs.frame(c.codecIdx, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
+		}
+		pinged := chores&chorePing != 0 && !c.prog.outstanding()
+		if pinged {
+			c.prog.sentNs.Store(now.UnixNano())
+			tail = append(tail, pingFrame(c.prog.sent.Add(1))...)
+		}
+		if data := len(b.items) > 0; data || len(tail) > 0 {
 			var err error
-			if buf, err = c.writeBatch(&b, buf[:0]); err != nil {
+			if buf, err = c.writeBatch(&b, buf[:0], tail); err != nil {
 				c.writeFailed(err)
 				return
 			}
-			c.out.wrote()
-			c.prog.dirty = true
-			heartbeat.Reset(interval)
+			if data {
+				c.out.wrote()
+			}
+			if data || beat {
+				c.lastWrite.Store(now.UnixNano())
+			}
+			c.prog.dirty.Store(!pinged) // a ping confirms what it follows
+
 		}
 		if closing != nil {
 			c.writeClose(*closing)
 			return
 		}
 		if next := c.out.nextDelayed(); !next.IsZero() {
-			throttle.Reset(next.Sub(cfg.Now()))
+			d := next.Sub(cfg.Now())
+			if throttle == nil {
+				throttle = time.AfterFunc(d, c.out.wakeWriter)
+			} else {
+				throttle.Reset(d)
+			}
 		}
 	}
-}
-
-// progressEvery is how often the writer checks the client's progress:
-// often enough that a client that stalls is evicted within about
-// LagTimeout plus this.
-func progressEvery(cfg *Config) time.Duration {
-	return min(time.Second, cfg.LagTimeout/4, cfg.HeartbeatInterval)
-}
-
-// checkProgress evicts a client silent for IdleTimeout or whose last ping
-// went unanswered for LagTimeout, else sends the next ping when data went out since the
-// last one or a heartbeat interval passed.
-func (c *conn) checkProgress() error {
-	cfg := &c.srv.cfg
-	now := cfg.Now()
-	if now.UnixNano()-c.lastSeen.Load() > int64(cfg.IdleTimeout) {
-		c.evict(evictIdleTimeout)
-		return nil
-	}
-	if c.prog.outstanding() {
-		if now.Sub(c.prog.sentAt) > cfg.LagTimeout {
-			c.evict(evictLagTimeout)
-		}
-		return nil
-	}
-	if !c.prog.dirty && now.Sub(c.prog.sentAt) < cfg.HeartbeatInterval {
-		return nil
-	}
-	c.prog.sentNs.Store(now.UnixNano())
-	id := c.prog.sent.Add(1)
-	c.prog.sentAt, c.prog.dirty = now, false
-	return c.write(pingFrame(id))
 }
 
 // writeBatch encodes what the batch holds unencoded (updates for this
-// connection alone), then writes the frames back to back, flushing every
-// maxWriteBytes. It returns buf for reuse.
-func (c *conn) writeBatch(b *batch, buf []byte) ([]byte, error) {
+// connection alone), then writes the frames back to back and tail (a
+// heartbeat, a ping) after them, flushing every maxWriteBytes. It returns
+// buf for reuse.
+func (c *conn) writeBatch(b *batch, buf, tail []byte) ([]byte, error) {
 	m := c.srv.metrics
 	for i := range b.items {
 		p := &b.items[i]
@@ -203,16 +190,20 @@ func (c *conn) writeBatch(b *batch, buf []byte) ([]byte, error) {
 		}
 		buf = append(buf, p.frame...)
 	}
+	buf = append(buf, tail...)
 	if len(buf) > 0 {
 		if err := c.write(buf); err != nil {
 			return buf, err
 		}
 	}
-	now := c.srv.cfg.Now().UnixNano()
+	if len(b.items) == 0 {
+		return buf, nil
+	}
+	done := c.srv.cfg.Now().UnixNano()
 	for i := range b.items {
 		p := &b.items[i]
 		if p.ts > 0 {
-			m.deliveryLatency.Observe(float64(now-p.ts) / 1e9)
+			m.deliveryLatency.Observe(float64(done-p.ts) / 1e9)
 		}
 		*p = pending{} // release shared bytes
 	}
@@ -222,10 +213,32 @@ func (c *conn) writeBatch(b *batch, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// write writes p to the socket with the write deadline.
+// deadlineSlack is how far beyond WriteTimeout the write deadline may lie:
+// the deadline is moved only when less than WriteTimeout is left, so a
+// busy writer sets it about once per this instead of once per write (each
+// set is a runtime timer update). A write that makes no progress is thus
+// cut after WriteTimeout to WriteTimeout plus this.
+func deadlineSlack(cfg *Config) time.Duration { return cfg.WriteTimeout / 4 }
+
+// writeDeadline is a socket's write deadline as its writer last set it.
+type writeDeadline struct{ at time.Time }
+
+// arm makes sure the deadline of nc lies at least timeout after now,
+// moving it to timeout plus slack after now only when it does not.
+func (d *writeDeadline) arm(nc net.Conn, now time.Time, timeout, slack time.Duration) error {
+	if d.at.Sub(now) >= timeout {
+		return nil
+	}
+	d.at = now.Add(timeout + slack)
+	return nc.SetWriteDeadline(d.at)
+}
+
+// write writes p to the socket, at least WriteTimeout before the deadline
+// (see deadlineSlack).
 func (c *conn) write(p []byte) error {
 	nc := c.ws.NetConn()
-	if err := nc.SetWriteDeadline(c.srv.cfg.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+	cfg := &c.srv.cfg
+	if err := c.deadline.arm(nc, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
 		return err
 	}
 	_, err := nc.Write(p)

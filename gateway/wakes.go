@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxHold bounds how long a writer's wake-up may be held back while other
+// fan-outs keep running (a node busy without a pause): beyond it the held
+// wake-ups go out when the next fan-out ends.
+const maxHold = 500 * time.Microsecond
+
+// wakes holds back writers' wake-ups while several feed messages are fanned
+// out at once (a feed burst: nats.go delivers each channel on its own
+// goroutine), so that a writer wakes once for everything the burst left it
+// and writes it in one syscall, instead of once per message. A wake-up is
+// held only while another fan-out is under way: a lone message wakes its
+// writers at once, as before, and nothing waits for a timer. The last
+// fan-out to end releases them all; so does any fan-out that ends or
+// holds a wake-up while the oldest held one is older than maxHold.
+//
+// Ownership: busy is atomic; held and heldSince are guarded by mu. An
+// outbox is in held at most once (outbox.held).
+type wakes struct {
+	now  func() time.Time // Static after construction: the clock.
+	busy atomic.Int32     // fan-outs under way
+
+	mu        sync.Mutex
+	held      []*outbox // Guarded by mu: outboxes whose writer waits for a wake-up.
+	heldSince int64     // Guarded by mu: when held became non-empty (Unix ns).
+	spare     []*outbox // Guarded by mu: the previous held's array, for reuse.
+}
+
+func newWakes(now func() time.Time) *wakes { return &wakes{now: now} }
+
+// begin marks a fan-out under way; end must follow.
+func (w *wakes) begin() { w.busy.Add(1) }
+
+// end marks a fan-out done, and releases the held wake-ups when it was the
+// last one under way, or when they have waited maxHold.
+func (w *wakes) end() {
+	if w.busy.Add(-1) == 0 {
+		w.release()
+		return
+	}
+	w.mu.Lock()
+	late := len(w.held) > 0 && w.now().UnixNano()-w.heldSince > int64(maxHold)
+	w.mu.Unlock()
+	if late {
+		w.release()
+	}
+}
+
+// hold defers o's wake-up when another fan-out than the caller's is under
+// way; it reports false when o's writer must be woken now. After queueing
+// o it looks at busy again: a fan-out that released everything just before
+// o was queued would otherwise leave it waiting for the next one. It
+// releases everything held when the oldest has waited maxHold.
+func (w *wakes) hold(o *outbox) bool {
+	if w.busy.Load() <= 1 {
+		return false
+	}
+	if !o.held.CompareAndSwap(false, true) {
+		return true // already held: its wake-up comes with the others
+	}
+	now := w.now().UnixNano()
+	w.mu.Lock()
+	if len(w.held) == 0 {
+		w.heldSince = now
+	}
+	w.held = append(w.held, o)
+	late := now-w.heldSince > int64(maxHold)
+	w.mu.Unlock()
+	if late || w.busy.Load() == 0 {
+		w.release()
+	}
+	return true
+}
+
+// release wakes every held writer.
+func (w *wakes) release() {
+	w.mu.Lock()
+	held := w.held
+	w.held, w.spare = w.spare[:0], nil
+	w.mu.Unlock()
+	for i, o := range held {
+		o.held.Store(false)
+		o.wakeWriter()
+		held[i] = nil
+	}
+	w.mu.Lock()
+	if w.spare == nil && cap(held) <= 4096 {
+		w.spare = held[:0]
+	}
+	w.mu.Unlock()
+}

@@ -139,9 +139,9 @@ func TestDashboard(t *testing.T) {
 		return len(first.Prices) == symbols && first.Ladder.Verified && first.Ladder.Rows >= 10 && first.TapeRows >= 3
 	})
 	var s dashboardStats
-	itWaitFor(t, 20*time.Second, "prices changing on screen", func() bool {
+	itWaitFor(t, 20*time.Second, "prices changing on screen and books verified", func() bool {
 		s = tab.dashboardStats(t)
-		return changedPrices(first.ShownPrices, s.ShownPrices) >= 10
+		return changedPrices(first.ShownPrices, s.ShownPrices) >= 10 && s.ChecksumOk >= 5
 	})
 	if s.Connection != "open" || s.Badge != "live" {
 		t.Errorf("connection %q, badge %q, want open and live", s.Connection, s.Badge)
@@ -195,13 +195,15 @@ func TestDashboard(t *testing.T) {
 	if fps > 130 || fps > mps/2 {
 		t.Errorf("%.0f frames/s for %.0f messages/s: rendering is not bound to animation frames", fps, mps)
 	}
-	// The cost bound is on the main thread's CPU time, which a loaded
-	// machine inflates far less than the frame times above (wall time,
-	// waits for a core included): 17–53 % of a core for 250–400
-	// messages/s in CI-like runs on this 2-core machine under load, so
-	// three quarters of a core means rendering went wrong.
-	if cpu := busy("ThreadTime"); cpu > 75 {
-		t.Errorf("the page's main thread used %.0f%% of a core for %.0f messages/s with %d symbols: not smooth", cpu, mps, symbols)
+	// Slow rendering shows as both a frame's script taking long and the
+	// main thread busy. Either alone is the machine, not the page: under
+	// load a frame's wall time includes the waits for a core (8.8–27 ms
+	// seen with the thread at 17–31 % of a core), and on a quiet machine
+	// the page draws more frames and its thread's CPU share rises with them
+	// (70 % at 41 frames/s, 1.3 ms of script each).
+	if cpu := busy("ThreadTime"); s.RenderMS.Avg > 8 && cpu > 50 {
+		t.Errorf("a frame's script takes %.2f ms on average and the main thread used %.0f%% of a core, for %.0f messages/s with %d symbols: not smooth",
+			s.RenderMS.Avg, cpu, mps, symbols)
 	}
 
 	dir := artifactDir()

@@ -83,7 +83,7 @@ func (f ConnectionFilter) Validate() error {
 	if f.Channel != "" {
 		ch, err := proto.ParseChannel(f.Channel)
 		if err != nil || ch.String() != f.Channel {
-			return fmt.Errorf("%w: channel must be <kind>.<symbol>", ErrFilter)
+			return fmt.Errorf("%w: channel must be a channel name: <kind>.<symbol>, or candle.<interval>.<symbol>", ErrFilter)
 		}
 	}
 	if _, ok := orderOf(f.Order); !ok {

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"reflect"
-	"runtime"
 	"strconv"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/tickgate/tickgate/internal/codectest"
 )
 
 // both lists the codecs under test.
@@ -87,71 +87,16 @@ func canon(v any) any {
 	return v
 }
 
-// encodeFor turns JSON text into the bytes the codec would receive: the text
-// itself for JSON; for msgpack, the same map in msgpack (integers as
-// integers, other numbers as float64).
+// encodeFor turns JSON text into the bytes the codec would receive
+// (codectest.Encode).
 func encodeFor(t testing.TB, c Codec, s string) []byte {
 	t.Helper()
-	if !c.Binary() {
-		return []byte(s)
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("bad JSON in test table %.60q: %v", s, err)
-	}
-	b, err := msgpack.Marshal(numbers(v))
-	if err != nil {
-		t.Fatalf("msgpack.Marshal(%.60q): %v", s, err)
-	}
-	return b
+	return codectest.Encode(t, c.Binary(), s)
 }
 
-func numbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = numbers(e)
-		}
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		if u, err := strconv.ParseUint(string(x), 10, 64); err == nil {
-			return u
-		}
-		f, _ := x.Float64()
-		return f
-	}
-	return v
-}
-
-// allocBytes returns the bytes that one call of f allocates, averaged over
-// a few runs after a warm-up.
-func allocBytes(f func()) uint64 {
-	const runs = 8
-	f()
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for range runs {
-		f()
-	}
-	runtime.ReadMemStats(&after)
-	return (after.TotalAlloc - before.TotalAlloc) / runs
-}
-
-// mustEqual fails when got and want differ.
-func mustEqual(t testing.TB, got, want any) {
-	t.Helper()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got  %#v\nwant %#v", got, want)
-	}
-}
+var (
+	allocBytes = codectest.AllocBytes
+	mustEqual  = codectest.MustEqual
+)
 
 func ptr[T any](v T) *T { return &v }

@@ -66,7 +66,7 @@ type delivery struct {
 	update  bool  // an update (latency is recorded), not a snapshot
 }
 
-// tickgateDialect is tickgate's own protocol (PROTOCOL.md): the token in
+// tickgateDialect is tickgate's own protocol (docs/protocol.md): the token in
 // the Authorization header, the codec by subprotocol, one subscribe
 // command, a subscribed ack, snapshots and updates with a prev chain.
 type tickgateDialect struct{}

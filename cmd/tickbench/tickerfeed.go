@@ -8,7 +8,7 @@ import (
 )
 
 // tickerFeed is the comparison's feed: JSON ticker updates (the feed
-// contract's shape, PROTOCOL.md §1, about 170 bytes each) for every symbol
+// contract's shape, docs/protocol.md §9, about 170 bytes each) for every symbol
 // in turn, stamped with the publish time in data.ts. Every server gets the
 // same bytes: tickgate decodes them, nats-server and Centrifugo forward
 // them as they are. Owned by the goroutine that runs it.

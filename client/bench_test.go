@@ -21,7 +21,7 @@ func BenchmarkReadPath(b *testing.B) {
 			r := newRouter(q, stats, func() {}, time.Now)
 			r.add("book.X", proto.Channel{Kind: proto.KindBook, Symbol: "X"}, subOptions{}, 1)
 			r.acked(1, "book.X", subOptions{}, false)
-			r.handle(&message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: 1, Data: &wireData{Bids: bids, Asks: asks, Checksum: book.Checksum()}})
+			r.handle(withData(message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: 1}, &proto.Book{Bids: bids, Asks: asks, Checksum: book.Checksum()}))
 			// Pre-encode a cycle of updates whose checksums hold.
 			frames := make([][]byte, len(deltas))
 			for i, d := range deltas {
@@ -39,10 +39,10 @@ func BenchmarkReadPath(b *testing.B) {
 			for b.Loop() {
 				if i == len(frames) { // start the cycle over from the same book
 					i = 0
-					r.handle(&message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: 1, Data: &wireData{Bids: bids, Asks: asks, Checksum: proto.BookChecksum(bids, asks)}})
+					r.handle(withData(message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: 1}, &proto.Book{Bids: bids, Asks: asks, Checksum: proto.BookChecksum(bids, asks)}))
 				}
 				var m message
-				if err := codec.DecodeMessage(cd, frames[i], &m); err != nil {
+				if err := m.decode(cd, frames[i]); err != nil {
 					b.Fatal(err)
 				}
 				r.handle(&m)

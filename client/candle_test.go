@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -18,60 +17,17 @@ func testCandle(n int, close string, closed bool) proto.Candle {
 		Close: close, Volume: "1.5", Trades: int64(10 + n), Closed: closed, TS: minute(n) + 1}
 }
 
-// decodeWire decodes a server message as the connection does.
-func decodeWire(t *testing.T, cd codec.Codec, v any) *message {
-	t.Helper()
-	b, err := cd.Append(nil, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m message
-	if err := codec.DecodeMessage(cd, b, &m); err != nil {
-		t.Fatal(err)
-	}
-	if m.Data != nil {
-		if err := m.Data.resolve(cd, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &m
+func candleMessage(typ string, seq, prev uint64, data any) *message {
+	return withData(message{Type: typ, Channel: "candle.1m.X", Seq: seq, Prev: prev}, data)
 }
 
-// data.trades is a list in a trade snapshot and a count in a candle bar:
-// both decode, in both codecs, and a trade update has neither.
-func TestWireTradesKey(t *testing.T) {
-	for _, cd := range codec.All() {
-		t.Run(cd.Name(), func(t *testing.T) {
-			bar := testCandle(1, "150", false)
-			m := decodeWire(t, cd, proto.Update{Type: proto.TypeUpdate, Channel: "candle.1m.X", Seq: 2, Prev: 1, N: 1, Data: &bar})
-			if got := *m.Data.candle(); got != bar {
-				t.Fatalf("bar %+v, want %+v", got, bar)
-			}
-			trades := []*proto.Trade{{Symbol: "X", ID: 1, Price: "1", Size: "2", Side: "buy", TS: 3}, {Symbol: "X", ID: 2, Price: "1.5", Size: "1", Side: "sell", TS: 4}}
-			m = decodeWire(t, cd, proto.Snapshot{Type: proto.TypeSnapshot, Channel: "trade.X", Seq: 9, Data: &proto.TradeSnapshot{Symbol: "X", Trades: trades}})
-			if len(m.Data.Trades) != 2 || m.Data.Trades[1] != *trades[1] || m.Data.TradeCount != 0 {
-				t.Fatalf("trade snapshot: %+v", m.Data)
-			}
-			bars := []*proto.Candle{&bar}
-			m = decodeWire(t, cd, proto.Snapshot{Type: proto.TypeSnapshot, Channel: "candle.1m.X", Seq: 2, Data: &proto.CandleSnapshot{Symbol: "X", Interval: "1m", Bars: bars}})
-			if len(m.Data.Bars) != 1 || m.Data.Bars[0] != bar {
-				t.Fatalf("candle snapshot: %+v", m.Data.Bars)
-			}
-			m = decodeWire(t, cd, proto.Update{Type: proto.TypeUpdate, Channel: "trade.X", Seq: 3, Prev: 2, N: 1, Data: trades[0]})
-			if m.Data.Trades != nil || m.Data.TradeCount != 0 || m.Data.Price != "1" {
-				t.Fatalf("trade update: %+v", m.Data)
-			}
-		})
+// barSnapshot is a candle snapshot's data holding bars.
+func barSnapshot(bars ...proto.Candle) *proto.CandleSnapshot {
+	d := &proto.CandleSnapshot{Symbol: "X", Interval: "1m"}
+	for i := range bars {
+		d.Bars = append(d.Bars, &bars[i])
 	}
-}
-
-func candleMessage(typ string, seq, prev uint64, d *wireData) *message {
-	return &message{Type: typ, Channel: "candle.1m.X", Seq: seq, Prev: prev, Data: d}
-}
-
-func barData(c proto.Candle) *wireData {
-	return &wireData{Symbol: c.Symbol, Interval: c.Interval, Start: c.Start, Open: c.Open, High: c.High, Low: c.Low,
-		Close: c.Close, Volume: c.Volume, TradeCount: c.Trades, Closed: c.Closed, TS: c.TS}
+	return d
 }
 
 // A candle channel starts from its snapshot's bars, revises the open bar,
@@ -84,15 +40,14 @@ func TestRouterCandles(t *testing.T) {
 	if st := g.r.chans["candle.1m.X"].compute(); st != StateResyncing {
 		t.Fatalf("before the snapshot: %v", st)
 	}
-	g.r.handle(candleMessage(proto.TypeSnapshot, 5, 0, &wireData{Symbol: "X", Interval: "1m",
-		Bars: []proto.Candle{testCandle(0, "101", true), testCandle(1, "102", false)}}))
+	g.r.handle(candleMessage(proto.TypeSnapshot, 5, 0, barSnapshot(testCandle(0, "101", true), testCandle(1, "102", false))))
 	evs := g.events()
 	if len(evs) != 2 || evs[0].Type != EventSnapshot || len(evs[0].Bars) != 2 || evs[0].Seq != 5 || evs[1].State != StateLive {
 		t.Fatalf("snapshot events %+v", evs)
 	}
 	steps := []proto.Candle{testCandle(1, "103", false), testCandle(1, "104", true), testCandle(2, "105", false), testCandle(3, "106", false)}
 	for i, c := range steps {
-		g.r.handle(candleMessage(proto.TypeUpdate, uint64(6+i), uint64(5+i), barData(c)))
+		g.r.handle(candleMessage(proto.TypeUpdate, uint64(6+i), uint64(5+i), &c))
 		evs = g.events()
 		if len(evs) != 1 || evs[0].Type != EventUpdate || evs[0].Candle == nil || *evs[0].Candle != c {
 			t.Fatalf("bar %d: events %+v, want bar %+v", i, evs, c)
@@ -105,7 +60,7 @@ func TestRouterCandles(t *testing.T) {
 	}
 
 	// A gap: the bars may be wrong, so the channel resyncs.
-	g.r.handle(candleMessage(proto.TypeUpdate, 12, 11, barData(testCandle(3, "107", false))))
+	g.r.handle(candleMessage(proto.TypeUpdate, 12, 11, barSnapshot(testCandle(3, "107", false)).Bars[0]))
 	evs = g.events()
 	if len(evs) != 2 || evs[0].Type != EventGap || !evs[0].Gap.Resync || evs[1].State != StateResyncing || g.kicks == 0 {
 		t.Fatalf("gap events %+v", evs)
@@ -114,8 +69,7 @@ func TestRouterCandles(t *testing.T) {
 	// A snapshot whose bars are out of order is malformed.
 	g.r.acked(g.id, "candle.1m.X", subOptions{bars: 3}, false)
 	g.r.chans["candle.1m.X"].awaitAck = 0
-	g.r.handle(candleMessage(proto.TypeSnapshot, 20, 0, &wireData{Symbol: "X", Interval: "1m",
-		Bars: []proto.Candle{testCandle(2, "1", true), testCandle(1, "2", false)}}))
+	g.r.handle(candleMessage(proto.TypeSnapshot, 20, 0, barSnapshot(testCandle(2, "1", true), testCandle(1, "2", false))))
 	evs = g.events()
 	if len(evs) == 0 || evs[0].Type != EventGap || evs[0].Gap.Reason != GapMalformed {
 		t.Fatalf("disordered snapshot: %+v", evs)

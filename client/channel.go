@@ -174,13 +174,12 @@ func (r *router) handle(m *message) {
 }
 
 func (r *router) snapshot(s *chanState, m *message) {
-	d := m.Data
-	if d == nil {
-		r.malformed(s, m)
-		return
-	}
 	switch s.ch.Kind {
 	case proto.KindBook:
+		d, ok := dataOf[proto.Book](r, s, m)
+		if !ok {
+			return
+		}
 		if !validLevels(d.Bids) || !validLevels(d.Asks) {
 			r.malformed(s, m)
 			return
@@ -194,23 +193,38 @@ func (r *router) snapshot(s *chanState, m *message) {
 		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, TS: d.TS},
 			&bookData{reset: true, bids: d.Bids, asks: d.Asks})
 	case proto.KindTicker:
-		s.ticker = d.ticker()
+		d, ok := dataOf[proto.Ticker](r, s, m)
+		if !ok {
+			return
+		}
+		s.ticker = d
 		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Ticker: s.ticker, TS: d.TS}, nil)
 	case proto.KindTrade:
-		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Trades: d.Trades, TS: d.TS}, nil)
+		d, ok := dataOf[proto.TradeSnapshot](r, s, m)
+		if !ok {
+			return
+		}
+		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Trades: derefAll(d.Trades)}, nil)
 	case proto.KindCandle:
-		for i := range d.Bars {
-			if !validBar(&d.Bars[i]) || i > 0 && d.Bars[i].Start <= d.Bars[i-1].Start {
+		d, ok := dataOf[proto.CandleSnapshot](r, s, m)
+		if !ok {
+			return
+		}
+		bars := derefAll(d.Bars)
+		for i := range bars {
+			if !validBar(&bars[i]) || i > 0 && bars[i].Start <= bars[i-1].Start {
 				r.malformed(s, m)
 				return
 			}
 		}
-		s.bars = append(s.bars[:0], d.Bars...)
+		s.bars = append(s.bars[:0], bars...)
 		var ts int64
-		if n := len(d.Bars); n > 0 {
-			ts = d.Bars[n-1].TS
+		if n := len(bars); n > 0 {
+			ts = bars[n-1].TS
 		}
-		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Bars: slices.Clone(d.Bars), TS: ts}, nil)
+		r.out(Event{Type: EventSnapshot, Seq: m.Seq, Prev: m.Prev, N: 1, Bars: bars, TS: ts}, nil)
+	default:
+		return
 	}
 	// A snapshot replaces whatever the client held, at any time; it also
 	// ends a resync the node announced.
@@ -224,7 +238,6 @@ func (r *router) update(s *chanState, m *message) {
 	if s.broken || !s.held {
 		return // the old chain of a gap, or before the first snapshot
 	}
-	d := m.Data
 	if m.Prev != s.last {
 		r.stats.gaps.Add(1)
 		g := &Gap{Reason: GapPrev}
@@ -244,12 +257,12 @@ func (r *router) update(s *chanState, m *message) {
 			return
 		}
 	}
-	if d == nil {
-		r.malformed(s, m)
-		return
-	}
 	switch s.ch.Kind {
 	case proto.KindBook:
+		d, ok := dataOf[proto.Book](r, s, m)
+		if !ok {
+			return
+		}
 		if !validLevels(d.Bids) || !validLevels(d.Asks) {
 			r.malformed(s, m)
 			return
@@ -265,18 +278,31 @@ func (r *router) update(s *chanState, m *message) {
 		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, TS: d.TS,
 			Delta: &proto.Book{Bids: d.Bids, Asks: d.Asks, Checksum: d.Checksum, TS: d.TS}}, bd)
 	case proto.KindTicker:
-		s.ticker = d.ticker()
+		d, ok := dataOf[proto.Ticker](r, s, m)
+		if !ok {
+			return
+		}
+		s.ticker = d
 		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Ticker: s.ticker, TS: d.TS}, nil)
 	case proto.KindTrade:
-		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Trade: d.trade(), TS: d.TS}, nil)
+		d, ok := dataOf[proto.Trade](r, s, m)
+		if !ok {
+			return
+		}
+		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Trade: d, TS: d.TS}, nil)
 	case proto.KindCandle:
-		bar := d.candle()
+		bar, ok := dataOf[proto.Candle](r, s, m)
+		if !ok {
+			return
+		}
 		if !validBar(bar) {
 			r.malformed(s, m)
 			return
 		}
 		s.bars = applyBar(s.bars, *bar, s.opts.barLimit())
-		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Candle: bar, TS: d.TS}, nil)
+		r.out(Event{Type: EventUpdate, Seq: m.Seq, Prev: m.Prev, N: 1, Candle: bar, TS: bar.TS}, nil)
+	default:
+		return
 	}
 	s.last = m.Seq
 }

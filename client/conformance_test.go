@@ -124,7 +124,7 @@ func runConformance(t *testing.T, cd codec.Codec, c conformance.Case) {
 			raw = msgpackOf(t, raw)
 		}
 		var m message
-		if err := codec.DecodeMessage(cd, raw, &m); err != nil {
+		if err := m.decode(cd, raw); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		k0 := kicks

@@ -86,10 +86,7 @@ func (cn *conn) OnMessage(ws *gws.Conn, msg *gws.Message) {
 	defer msg.Close()
 	cn.touch()
 	var m message
-	err := codec.DecodeMessage(cn.cd, msg.Bytes(), &m)
-	if err == nil && m.Data != nil {
-		err = m.Data.resolve(cn.cd, msg.Bytes())
-	}
+	err := m.decode(cn.cd, msg.Bytes())
 	if err != nil {
 		// A message the client cannot read may be one it needed: start
 		// over on a new connection, which resumes every channel.

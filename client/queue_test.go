@@ -35,13 +35,13 @@ func bookMessage(m proto.FeedMessage, prev uint64) *message {
 	if m.Type == proto.FeedSnapshot {
 		typ = proto.TypeSnapshot
 	}
-	return &message{Type: typ, Channel: "book.X", Seq: m.Seq, Prev: prev, N: 1,
-		Data: &wireData{Symbol: b.Symbol, Bids: slices.Clone(b.Bids), Asks: slices.Clone(b.Asks), Checksum: b.Checksum, TS: b.TS}}
+	return withData(message{Type: typ, Channel: "book.X", Seq: m.Seq, Prev: prev, N: 1},
+		&proto.Book{Symbol: b.Symbol, Bids: slices.Clone(b.Bids), Asks: slices.Clone(b.Asks), Checksum: b.Checksum, TS: b.TS})
 }
 
 func tradeMessage(seq, prev uint64) *message {
-	return &message{Type: proto.TypeUpdate, Channel: "trade.X", Seq: seq, Prev: prev, N: 1,
-		Data: &wireData{Symbol: "X", ID: int64(seq), Price: "1", Size: "1", Side: "buy"}}
+	return withData(message{Type: proto.TypeUpdate, Channel: "trade.X", Seq: seq, Prev: prev, N: 1},
+		&proto.Trade{Symbol: "X", ID: int64(seq), Price: "1", Size: "1", Side: "buy"})
 }
 
 // A handler that blocks never stalls the read side: while it is stuck,
@@ -187,13 +187,13 @@ func TestFoldKeepsOrder(t *testing.T) {
 	asks := []proto.Level{{"11", "1"}}
 	bk := NewBook()
 	bk.Reset(bids, asks)
-	r.handle(&message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: 1, Data: &wireData{Bids: bids, Asks: asks, Checksum: bk.Checksum()}})
+	r.handle(withData(message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: 1}, &proto.Book{Bids: bids, Asks: asks, Checksum: bk.Checksum()}))
 	steps := [][]proto.Level{{{"9", "0"}}, {{"9.0", "4"}}, {{"10", "2"}}}
 	prev := uint64(1)
 	for i, d := range steps {
 		bk.Update(d, nil)
-		r.handle(&message{Type: proto.TypeUpdate, Channel: "book.X", Seq: uint64(2 + i), Prev: prev, N: 1,
-			Data: &wireData{Bids: d, Asks: []proto.Level{}, Checksum: bk.Checksum()}})
+		r.handle(withData(message{Type: proto.TypeUpdate, Channel: "book.X", Seq: uint64(2 + i), Prev: prev, N: 1},
+			&proto.Book{Bids: d, Asks: []proto.Level{}, Checksum: bk.Checksum()}))
 		prev = uint64(2 + i)
 	}
 	q.flushNow()

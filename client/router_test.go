@@ -52,7 +52,7 @@ func (g *routerRig) ticker(seq, prev uint64, snapshot bool) {
 	if snapshot {
 		typ = proto.TypeSnapshot
 	}
-	g.r.handle(&message{Type: typ, Channel: "ticker.X", Seq: seq, Prev: prev, Data: &wireData{Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1", Volume: "1"}})
+	g.r.handle(withData(message{Type: typ, Channel: "ticker.X", Seq: seq, Prev: prev}, &proto.Ticker{Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1", Volume: "1"}))
 }
 
 func states(evs []Event) []string {

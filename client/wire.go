@@ -1,15 +1,16 @@
 package client
 
 import (
-	"fmt"
-
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
 
-// message is every field of every server message (docs/protocol.md §4.3,
-// and contract 1.1's status, gap and welcome features), decoded in one
-// pass whatever the type. Field names are the same in both codecs.
+// message is every envelope field of every server message
+// (docs/protocol.md §4.3, and contract 1.1's status, gap and welcome
+// features), decoded in one pass whatever the type. Field names are the
+// same in both codecs. Data stays encoded until the router, which knows
+// the channel's kind, decodes it as that kind's proto type (dataOf): the
+// data shapes are proto's, not mirrored here.
 type message struct {
 	Type     string          `json:"type" msgpack:"type"`
 	ID       *int64          `json:"id" msgpack:"id"`
@@ -22,7 +23,7 @@ type message struct {
 	Seq      uint64          `json:"seq" msgpack:"seq"`
 	Prev     uint64          `json:"prev" msgpack:"prev"`
 	N        uint32          `json:"n" msgpack:"n"`
-	Data     *wireData       `json:"data" msgpack:"data"`
+	Data     codec.Raw       `json:"data" msgpack:"data"`
 	// welcome
 	V           int      `json:"v" msgpack:"v"`
 	Session     string   `json:"session" msgpack:"session"`
@@ -41,97 +42,41 @@ type message struct {
 	To   uint64 `json:"to" msgpack:"to"`
 	// status
 	State string `json:"state" msgpack:"state"`
+
+	// cd is the codec that decoded the message, for Data.
+	cd codec.Codec
 }
 
-// wireData is the union of the data shapes (docs/protocol.md §4.4). One
-// key has two types: trades is a trade snapshot's list and a candle bar's
-// count; it is kept encoded and resolved once the message is decoded.
-type wireData struct {
-	Symbol string `json:"symbol" msgpack:"symbol"`
-	// ticker
-	Bid     string `json:"bid" msgpack:"bid"`
-	BidSize string `json:"bid_size" msgpack:"bid_size"`
-	Ask     string `json:"ask" msgpack:"ask"`
-	AskSize string `json:"ask_size" msgpack:"ask_size"`
-	Last    string `json:"last" msgpack:"last"`
-	Volume  string `json:"volume" msgpack:"volume"`
-	// book
-	Bids     []proto.Level `json:"bids" msgpack:"bids"`
-	Asks     []proto.Level `json:"asks" msgpack:"asks"`
-	Checksum uint32        `json:"checksum" msgpack:"checksum"`
-	// trade
-	ID    int64  `json:"id" msgpack:"id"`
-	Price string `json:"price" msgpack:"price"`
-	Size  string `json:"size" msgpack:"size"`
-	Side  string `json:"side" msgpack:"side"`
-	// a trade snapshot (contract 1.1, subscribe option recent): a list;
-	// a candle bar: a count. See resolve.
-	RawTrades  codec.Raw     `json:"trades" msgpack:"trades"`
-	Trades     []proto.Trade `json:"-" msgpack:"-"`
-	TradeCount int64         `json:"-" msgpack:"-"`
-	// candle (contract 1.1): a bar, or a snapshot's bars
-	Interval string         `json:"interval" msgpack:"interval"`
-	Start    int64          `json:"start" msgpack:"start"`
-	Open     string         `json:"open" msgpack:"open"`
-	High     string         `json:"high" msgpack:"high"`
-	Low      string         `json:"low" msgpack:"low"`
-	Close    string         `json:"close" msgpack:"close"`
-	Closed   bool           `json:"closed" msgpack:"closed"`
-	Bars     []proto.Candle `json:"bars" msgpack:"bars"`
-
-	TS int64 `json:"ts" msgpack:"ts"`
+// decode decodes b, one server message encoded with cd, into m, whose
+// data cd then decodes once the channel's kind is known (dataOf).
+func (m *message) decode(cd codec.Codec, b []byte) error {
+	err := codec.DecodeMessage(cd, b, m)
+	m.cd = cd
+	return err
 }
 
-func (d *wireData) ticker() *proto.Ticker {
-	return &proto.Ticker{Symbol: d.Symbol, Bid: d.Bid, BidSize: d.BidSize, Ask: d.Ask, AskSize: d.AskSize,
-		Last: d.Last, Volume: d.Volume, TS: d.TS}
-}
-
-// resolve decodes trades, which the codec cd kept encoded: a list (a
-// trade snapshot) or an integer (a candle bar's count). body is the whole
-// message, decoded again for that one key: a codec decodes whole messages.
-func (d *wireData) resolve(cd codec.Codec, body []byte) error {
-	r := d.RawTrades
-	if r.IsNull() {
-		return nil
+// dataOf decodes m's data as the channel kind's own type T (proto.Book,
+// proto.Ticker, ...), with the codec that decoded m. Data that is absent
+// or does not decode as T makes the message malformed for its channel
+// (router.malformed): the other channels of the connection go on.
+func dataOf[T any](r *router, s *chanState, m *message) (*T, bool) {
+	d := new(T)
+	if m.Data.IsNull() || m.cd == nil || m.cd.Decode(m.Data, d) != nil {
+		r.malformed(s, m)
+		return nil, false
 	}
-	var err error
-	if isArray(r) {
-		d.Trades, err = dataTrades[[]proto.Trade](cd, body)
-	} else {
-		d.TradeCount, err = dataTrades[int64](cd, body)
+	return d, true
+}
+
+// derefAll copies the values ps point to, in order.
+func derefAll[T any](ps []*T) []T {
+	out := make([]T, 0, len(ps))
+	for _, p := range ps {
+		if p != nil {
+			out = append(out, *p)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("data.trades: %w", err)
-	}
-	return nil
-}
-
-// dataTrades decodes the message body's data.trades as a T.
-func dataTrades[T any](cd codec.Codec, body []byte) (T, error) {
-	var v struct {
-		Data struct {
-			Trades T `json:"trades" msgpack:"trades"`
-		} `json:"data" msgpack:"data"`
-	}
-	err := cd.Decode(body, &v)
-	return v.Data.Trades, err
-}
-
-// isArray reports whether r, one encoded value of either codec, is an
-// array: JSON's [ or msgpack's fixarray, array 16 or array 32.
-func isArray(r []byte) bool {
-	b := r[0]
-	return b == '[' || b >= 0x90 && b <= 0x9f || b == 0xdc || b == 0xdd
-}
-
-func (d *wireData) candle() *proto.Candle {
-	return &proto.Candle{Symbol: d.Symbol, Interval: d.Interval, Start: d.Start, Open: d.Open, High: d.High,
-		Low: d.Low, Close: d.Close, Volume: d.Volume, Trades: d.TradeCount, Closed: d.Closed, TS: d.TS}
-}
-
-func (d *wireData) trade() *proto.Trade {
-	return &proto.Trade{Symbol: d.Symbol, ID: d.ID, Price: d.Price, Size: d.Size, Side: d.Side, TS: d.TS}
+	return out
 }
 
 // validLevels reports whether every level is a pair of decimal strings:

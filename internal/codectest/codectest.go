@@ -1,6 +1,7 @@
 // Package codectest holds what the codec and feed tests share: test
 // tables written as JSON text and turned into either codec's bytes, an
-// allocation counter and a deep-equality check. Tests only.
+// allocation counter, a deep-equality check, and the market data both
+// encode and decode (fixtures.go). Tests only.
 package codectest
 
 import (

@@ -34,8 +34,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -52,7 +50,6 @@ import (
 	"github.com/tickgate/tickgate/client"
 	"github.com/tickgate/tickgate/feed/feedsim"
 	"github.com/tickgate/tickgate/internal/fleet"
-	"github.com/tickgate/tickgate/internal/selfsigned"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -85,16 +82,8 @@ func TestFailoverLoseNothing(t *testing.T) {
 	})
 	t.Logf("%s", strings.TrimSpace(string(streamOut)))
 
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	secretFile := filepath.Join(dir, "hmac.secret")
-	itWriteFile(t, secretFile, []byte(hex.EncodeToString(secret)+"\n"))
-	cert, err := selfsigned.New(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(dir, "lb.pem")
-	itWriteFile(t, certFile, append(append([]byte{}, cert.CertPEM...), cert.KeyPEM...))
+	secretFile, signer := itSecret(t, dir)
+	cert, certFile := itLBCert(t, dir)
 
 	// Three gateway nodes, gw-i on NATS member i.
 	ports := itFreePorts(t, 8)
@@ -155,10 +144,6 @@ func TestFailoverLoseNothing(t *testing.T) {
 	t.Logf("up after %v: NATS (%s) with the stream on 3 replicas, gw-1..3, HAProxy, the feed", time.Since(start).Round(time.Millisecond), nats.kind)
 
 	// The clients, through HAProxy.
-	signer, err := auth.NewHMACSigner([]byte(hex.EncodeToString(secret)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	url := fmt.Sprintf("wss://127.0.0.1:%d/v1/ws", lbPort)
 	symbols := []string{"BTC-USD", "ETH-USD", "SOL-USD", "SIM0004-USD"}
 	specs := make([]fleet.Spec, clients)

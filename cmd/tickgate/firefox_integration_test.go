@@ -85,28 +85,5 @@ func TestJSModuleInFirefox(t *testing.T) {
 	if rep.Error != "" {
 		t.Fatalf("the page failed in Firefox: %s", rep.Error)
 	}
-	t.Logf("browser: %s", rep.UserAgent)
-	if !strings.Contains(rep.UserAgent, "Firefox") {
-		t.Errorf("user agent %q is not Firefox", rep.UserAgent)
-	}
-	for _, f := range rep.Unit.Failed {
-		t.Errorf("unit test %q: %s", f.Name, f.Error)
-	}
-	if len(rep.Unit.Passed) < 30 {
-		t.Errorf("only %d unit tests passed", len(rep.Unit.Passed))
-	}
-	files, _ := filepath.Glob(filepath.Join("..", "..", "proto", "testdata", "conformance", "*.json"))
-	if len(rep.Conformance) != 2*len(files) || len(files) == 0 {
-		t.Errorf("%d conformance runs for %d case files, want 2 each", len(rep.Conformance), len(files))
-	}
-	passed := 0
-	for _, c := range rep.Conformance {
-		if len(c.Failures) > 0 {
-			t.Errorf("conformance %s (%s):\n  %s", c.File, c.Codec, strings.Join(c.Failures, "\n  "))
-		} else {
-			passed++
-		}
-	}
-	t.Logf("unit: %d passed in %d ms; conformance: %d of %d runs passed; total %v",
-		len(rep.Unit.Passed), rep.Unit.MS, passed, len(rep.Conformance), time.Since(began).Round(time.Millisecond))
+	rep.moduleReport.check(t, "Firefox", began)
 }

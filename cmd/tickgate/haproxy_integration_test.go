@@ -18,10 +18,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +37,6 @@ import (
 
 	"github.com/tickgate/tickgate/auth"
 	"github.com/tickgate/tickgate/feed"
-	"github.com/tickgate/tickgate/internal/selfsigned"
 )
 
 const (
@@ -68,16 +65,8 @@ func TestHAProxyDrainReconnect(t *testing.T) {
 
 	// Key material: an HMAC secret file for the nodes, a certificate for
 	// HAProxy (certificate and key in one PEM, as its crt wants).
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	secretFile := filepath.Join(dir, "hmac.secret")
-	itWriteFile(t, secretFile, []byte(hex.EncodeToString(secret)+"\n"))
-	cert, err := selfsigned.New(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(dir, "lb.pem")
-	itWriteFile(t, certFile, append(append([]byte{}, cert.CertPEM...), cert.KeyPEM...))
+	secretFile, signer := itSecret(t, dir)
+	cert, certFile := itLBCert(t, dir)
 
 	// Two gateway nodes, each on its own NATS cluster member.
 	var gw [2]*itProc
@@ -123,10 +112,6 @@ func TestHAProxyDrainReconnect(t *testing.T) {
 	t.Logf("up after %v: NATS cluster (%s), gw-1, gw-2, HAProxy %s", time.Since(start).Round(time.Millisecond), nats.kind, lb.name)
 
 	// Clients through HAProxy, one after the other: leastconn spreads them.
-	signer, err := auth.NewHMACSigner([]byte(hex.EncodeToString(secret)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	url := fmt.Sprintf("wss://127.0.0.1:%d%s", lbPort, "/v1/ws")
 	clients := make([]*itClient, itClients)
 	for i := range clients {

@@ -9,7 +9,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,8 @@ import (
 
 	"github.com/lxzan/gws"
 
+	"github.com/tickgate/tickgate/auth"
+	"github.com/tickgate/tickgate/internal/selfsigned"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -497,4 +501,32 @@ func (h *itHandler) violationLocked(format string, args ...any) {
 	if len(h.s.violations) < 5 {
 		h.s.violations = append(h.s.violations, fmt.Sprintf(format, args...))
 	}
+}
+
+// itSecret writes an HMAC secret file for `tickgate serve` and returns it
+// with a signer for client tokens.
+func itSecret(t *testing.T, dir string) (string, *auth.Signer) {
+	t.Helper()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	file := filepath.Join(dir, "hmac.secret")
+	itWriteFile(t, file, []byte(hex.EncodeToString(secret)+"\n"))
+	signer, err := auth.NewHMACSigner([]byte(hex.EncodeToString(secret)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, signer
+}
+
+// itLBCert makes a self-signed certificate and writes it and its key in
+// one PEM file, as HAProxy's crt wants it; it returns both.
+func itLBCert(t *testing.T, dir string) (*selfsigned.Cert, string) {
+	t.Helper()
+	cert, err := selfsigned.New(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "lb.pem")
+	itWriteFile(t, file, append(append([]byte{}, cert.CertPEM...), cert.KeyPEM...))
+	return cert, file
 }

@@ -93,7 +93,19 @@ func TestJSModuleInChromium(t *testing.T) {
 	page.navigate(srv.URL + "/client/test/unit.html?cases=/conformance/")
 	var rep moduleReport
 	page.awaitReport(&rep, 60*time.Second)
+	rep.check(t, "Chrom", began)
+}
+
+// check fails t for every unit test and conformance run the page reports
+// failed, and when fewer ran than there are (30 unit tests at least, each
+// conformance case in both codecs); browser is what the user agent must
+// name.
+func (rep *moduleReport) check(t *testing.T, browser string, began time.Time) {
+	t.Helper()
 	t.Logf("browser: %s", rep.UserAgent)
+	if !strings.Contains(rep.UserAgent, browser) {
+		t.Errorf("user agent %q does not name %s", rep.UserAgent, browser)
+	}
 	for _, f := range rep.Unit.Failed {
 		t.Errorf("unit test %q: %s", f.Name, f.Error)
 	}

@@ -18,14 +18,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +66,7 @@ func TestNATSOutageWithDebianServer(t *testing.T) {
 	}
 	ns := startNATS("nats-server-1")
 
-	secretFile, signer := otSecret(t, dir)
+	secretFile, signer := itSecret(t, dir)
 	gw := itStart(t, dir, "gw", bin, []string{"serve",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", gwPort),
 		"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
@@ -288,7 +285,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	bin := itBuild(t, dir)
 	natsURL, kind := otSingleNATS(t, dir)
-	secretFile, signer := otSecret(t, dir)
+	secretFile, signer := itSecret(t, dir)
 	ports := itFreePorts(t, 4)
 	serve := func(name string, gwPort, adminPort int) (*itProc, string) {
 		t.Helper()
@@ -387,21 +384,6 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	t.Logf("one SIGTERM, no clients: gw-2 exited %d after %v (--drain-within %v); total %v",
 		gw2.cmd.ProcessState.ExitCode(), took.Round(time.Millisecond), drainWithin, time.Since(start).Round(time.Millisecond))
-}
-
-// otSecret writes an HMAC secret file for `tickgate serve` and returns it
-// with a signer for client tokens.
-func otSecret(t *testing.T, dir string) (string, *auth.Signer) {
-	t.Helper()
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	file := filepath.Join(dir, "hmac.secret")
-	itWriteFile(t, file, []byte(hex.EncodeToString(secret)+"\n"))
-	signer, err := auth.NewHMACSigner([]byte(hex.EncodeToString(secret)), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return file, signer
 }
 
 // otConnect connects n clients to url, each subscribed to channels, and

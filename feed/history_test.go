@@ -43,10 +43,30 @@ func historyEnv(t *testing.T, cfg StreamConfig) (*Source, *History, func(ch prot
 			t.Fatal(err)
 		}
 	}
+	// The stream stores what the server received on its own goroutine, so
+	// a flush alone does not mean the message can be read back: each
+	// publish waits until the stream's last sequence counts it too.
+	published := uint64(0)
 	return src, h, func(ch proto.Channel, m proto.FeedMessage) {
 		publish(ch, m)
-		if err := pub.Flush(ctxTimeout(t, 5*time.Second)); err != nil {
+		published++
+		ctx := ctxTimeout(t, 5*time.Second)
+		if err := pub.Flush(ctx); err != nil {
 			t.Fatal(err)
+		}
+		for {
+			st, err := h.stream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := st.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.State.LastSeq >= published {
+				return
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
 }

@@ -25,6 +25,10 @@ type conn struct {
 	ws       *gws.Conn   // Static after the upgrade, before the read loop starts.
 	codec    codec.Codec // Static after construction.
 	codecIdx int         // Static after construction.
+	// variant indexes the connection's frames (deflate.go): codecIdx, or
+	// its deflated variant when the handshake accepted permessage-deflate.
+	// Static after the handshake, which sets it before the welcome.
+	variant int
 	session  string      // Static after construction.
 	subject  string      // Static after construction: the token's sub.
 	remote   string      // Static after construction.
@@ -79,6 +83,7 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		srv:       s,
 		codec:     cd,
 		codecIdx:  ci,
+		variant:   ci,
 		session:   newSessionID(),
 		subject:   claims.Subject,
 		remote:    remote,
@@ -213,7 +218,7 @@ func (c *conn) send(f []byte) {
 
 // reply encodes v with the connection's codec and queues it.
 func (c *conn) reply(v any) {
-	if f := c.srv.codecs.frame(c.codecIdx, v); f != nil {
+	if f := c.srv.codecs.frame(c.variant, v); f != nil {
 		c.send(f)
 	}
 }

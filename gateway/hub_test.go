@@ -73,7 +73,7 @@ func queued(c *conn) [][]byte {
 	for _, p := range b.items {
 		f := p.frame
 		if f == nil {
-			f = c.srv.codecs.frame(c.codecIdx, p.upd)
+			f = c.srv.codecs.frame(c.variant, p.upd)
 		}
 		out = append(out, payloadOf(f))
 	}

@@ -29,12 +29,12 @@ type conn struct {
 	// its deflated variant when the handshake accepted permessage-deflate.
 	// Static after the handshake, which sets it before the welcome.
 	variant int
-	session  string      // Static after construction.
-	subject  string      // Static after construction: the token's sub.
-	remote   string      // Static after construction.
-	addr     netip.Addr  // Static after the handshake: the address admission counted.
-	client   string      // Static after the handshake: remote as a listing shows it (clientAddr).
-	since    time.Time   // Static after construction: when the handshake was accepted.
+	session string     // Static after construction.
+	subject string     // Static after construction: the token's sub.
+	remote  string     // Static after construction.
+	addr    netip.Addr // Static after the handshake: the address admission counted.
+	client  string     // Static after the handshake: remote as a listing shows it (clientAddr).
+	since   time.Time  // Static after construction: when the handshake was accepted.
 
 	// What the writer sent, for inspection (inspect.go): added once per
 	// batch (messages) and once per socket write (bytes) by the writer.

@@ -25,16 +25,17 @@ type conn struct {
 	ws       *gws.Conn   // Static after the upgrade, before the read loop starts.
 	codec    codec.Codec // Static after construction.
 	codecIdx int         // Static after construction.
+	session  string      // Static after construction.
+	subject  string      // Static after construction: the token's sub.
+	remote   string      // Static after construction.
+	addr     netip.Addr  // Static after the handshake: the address admission counted.
+	client   string      // Static after the handshake: remote as a listing shows it (clientAddr).
+	since    time.Time   // Static after construction: when the handshake was accepted.
+
 	// variant indexes the connection's frames (deflate.go): codecIdx, or
 	// its deflated variant when the handshake accepted permessage-deflate.
 	// Static after the handshake, which sets it before the welcome.
 	variant int
-	session string     // Static after construction.
-	subject string     // Static after construction: the token's sub.
-	remote  string     // Static after construction.
-	addr    netip.Addr // Static after the handshake: the address admission counted.
-	client  string     // Static after the handshake: remote as a listing shows it (clientAddr).
-	since   time.Time  // Static after construction: when the handshake was accepted.
 
 	// What the writer sent, for inspection (inspect.go): added once per
 	// batch (messages) and once per socket write (bytes) by the writer.

@@ -255,7 +255,8 @@ func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.O
 // encoded caches one event's frames, per codec and form, so that every
 // subscriber in step shares the same bytes: the update, per view that
 // shapes updates (a book's depth: one frame per channel, depth and codec),
-// and the gap.
+// and the gap. "Codec" ci here is a frame variant (deflate.go): a codec,
+// plain or deflated.
 type encoded struct {
 	update [numVariants][]byte
 	gap    [numVariants][]byte

@@ -69,5 +69,6 @@ type counters struct {
 	healthyClosed atomic.Int64 // healthy connections closed by the other side
 	evicted       atomic.Int64 // stalled connections seen closed by the gateway
 	published     atomic.Int64 // feed messages published
+	wireBytes     atomic.Int64 // bytes healthy clients read off their sockets in the window (TLS records included)
 	publishErrors atomic.Int64
 }

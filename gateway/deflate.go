@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"compress/flate"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/lxzan/gws"
 )
 
@@ -53,6 +53,9 @@ const deflateMinBytes = 160
 // deflateLevel is the compression level: flate.BestSpeed compresses the
 // node's small JSON and msgpack frames almost as well as the default
 // level at a fraction of its CPU (docs/benchmarks.md, "Compression").
+// The compressor is klauspost/compress's (already gws's): on the node's
+// frames it takes 1.1 to 1.6 times less CPU than the standard library's
+// at the same level, for output as small or smaller up to a few KiB.
 const deflateLevel = flate.BestSpeed
 
 // deflateTail is the end of a sync flush, which RFC 7692 §7.2.1 has the

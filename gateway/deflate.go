@@ -267,9 +267,11 @@ func withDeflate(opt gws.ServerOption) *gws.ServerOption {
 		Enabled:               true,
 		ServerContextTakeover: false,
 		ClientContextTakeover: false,
-		// Compressors and inflaters gws keeps per upgrader: commands are
-		// few and small, and each holds a compressor's tables.
-		PoolSize: 4,
+		// Inflaters gws keeps per upgrader, each with a compressor the
+		// node never uses: about 540 KiB apiece, made at start. Client
+		// commands are few and small, so one per upgrader (shared under
+		// a lock by its connections) is plenty.
+		PoolSize: 1,
 	}
 	return &opt
 }

@@ -164,6 +164,9 @@ func (c countingConn) Read(p []byte) (int, error) {
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	c.now = time.Now()
+	if !c.spec.stalled && c.cnt.inWindow.Load() {
+		c.cnt.frames.Add(1)
+	}
 	c.sess.handle(m.Bytes(), c)
 }
 

@@ -68,6 +68,9 @@ type report struct {
 		// window, and WireBytesPerMessage that per message delivered.
 		WireBytes           int64   `json:"wire_bytes"`
 		WireBytesPerMessage float64 `json:"wire_bytes_per_message"`
+		// Frames is how many WebSocket messages carried them (a server
+		// may put several of its messages in one).
+		Frames int64 `json:"frames"`
 	} `json:"delivered"`
 
 	LatencyMS *latencySummary `json:"latency_ms"`
@@ -220,7 +223,7 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 	}
 	d.Gaps = b.cnt.gaps.Load()
 	d.FeedPublished, d.FeedPublishErrors = b.cnt.published.Load(), b.cnt.publishErrors.Load()
-	d.WireBytes = b.cnt.wireBytes.Load()
+	d.WireBytes, d.Frames = b.cnt.wireBytes.Load(), b.cnt.frames.Load()
 	if d.Messages > 0 {
 		d.WireBytesPerMessage = float64(d.WireBytes) / float64(d.Messages)
 	}
@@ -281,7 +284,12 @@ func (r *report) writeText(w io.Writer) {
 	if c.Compression {
 		offered = "permessage-deflate offered"
 	}
-	p("  on the wire:        %.1f MiB read by healthy clients in the window, %.1f bytes per message (%s)", mib(d.WireBytes), d.WireBytesPerMessage, offered)
+	perFrame := 0.0
+	if d.Frames > 0 {
+		perFrame = float64(d.Messages) / float64(d.Frames)
+	}
+	p("  on the wire:        %.1f MiB read by healthy clients in the window, %.1f bytes per message, %.2f messages per WebSocket frame (%s)",
+		mib(d.WireBytes), d.WireBytesPerMessage, perFrame, offered)
 	l := r.LatencyMS
 	p("  latency (publish to receive, %d updates): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
 		l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)

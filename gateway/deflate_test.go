@@ -271,7 +271,6 @@ func TestCompressionEndToEnd(t *testing.T) {
 		c        *testClient
 		deflated bool
 		k        *chainChecker
-		srv      *conn
 	}
 	var clients []*client
 	for _, spec := range []struct {

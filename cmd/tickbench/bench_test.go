@@ -128,22 +128,29 @@ func TestShortRun(t *testing.T) {
 // jsonPath, and returns the report.
 func runReport(t *testing.T, args []string, jsonPath string) report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return runJSON[report](t, args, jsonPath, time.Minute)
+}
+
+// runJSON runs tickbench with args, which write a JSON document (a run's
+// report, a comparison) to jsonPath, within timeout, and returns it.
+func runJSON[T any](t *testing.T, args []string, jsonPath string, timeout time.Duration) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
-		t.Fatalf("tickbench exited %d\nstderr:\n%s", code, stderr.String())
+		t.Fatalf("tickbench exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
-	t.Logf("report:\n%s", stdout.String())
+	t.Logf("tickbench:\n%s", stdout.String())
 	raw, err := os.ReadFile(jsonPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r report
-	if err := json.Unmarshal(raw, &r); err != nil {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatalf("--json output: %v", err)
 	}
-	return r
+	return v
 }
 
 // TestShortRunCompressed runs the same load twice against a spawned

@@ -28,6 +28,9 @@ const maxBareClose = 4
 
 func (c echoReasonConn) Write(b []byte) (int, error) {
 	if len(b) > maxBareClose || !isBareClose(b) {
+		if len(b) <= maxInflateClose && isInflateClose(b) {
+			return c.rewriteInflateClose(b)
+		}
 		return c.Conn.Write(b)
 	}
 	code := uint16(proto.CloseNormal) // an empty close is answered with 1000
@@ -69,4 +72,37 @@ func closeFrame(code uint16, reason string) []byte {
 	body := make([]byte, 0, 2+len(reason))
 	body = binary.BigEndian.AppendUint16(body, code)
 	return frameOf(gws.OpcodeCloseConnection, append(body, reason...))
+}
+
+// gws closes a connection whose compressed message it cannot inflate
+// (deflate.go) with 1011, which the contract keeps for nothing, and as
+// an internal error: the message inflating past MaxMessageBytes (the
+// reason tooLargeReason) or corrupt compressed data. The node itself
+// never sends 1011, and gws sends it on an upgraded connection for
+// nothing else, so Write makes such a close what the same fault gets
+// uncompressed: 1009 for a message over the limit, 1007 otherwise.
+
+// tooLargeReason is gws's reason text for a message over the limit, the
+// same for a frame too long as for a message inflating too far.
+const tooLargeReason = "gws: message too large"
+
+// maxInflateClose is the longest close frame gws sends (a 7-bit length).
+const maxInflateClose = 2 + 125
+
+// isInflateClose reports whether b is one whole server close frame with
+// code 1011.
+func isInflateClose(b []byte) bool {
+	return len(b) >= 4 && b[0] == 0x80|byte(gws.OpcodeCloseConnection) &&
+		int(b[1]) == len(b)-2 && binary.BigEndian.Uint16(b[2:]) == 1011
+}
+
+func (c echoReasonConn) rewriteInflateClose(b []byte) (int, error) {
+	f := closeFrame(1007, "invalid compressed data") // as for a text frame that is not UTF-8
+	if string(b[4:]) == tooLargeReason {
+		f = closeFrame(uint16(proto.CloseTooBig), tooLargeReason)
+	}
+	if _, err := c.Conn.Write(f); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

@@ -91,6 +91,12 @@ type Config struct {
 	// MaxMessageBytes caps a client message; a larger one closes the
 	// connection with 1009. Zero: 16 KiB.
 	MaxMessageBytes int
+	// Compression negotiates permessage-deflate (RFC 7692, no context
+	// takeover either way) with clients that offer it: their frames are
+	// sent compressed, each shared frame compressed once (deflate.go).
+	// A compressed client message is limited to MaxMessageBytes once
+	// inflated. Zero: off, the extension is never negotiated.
+	Compression bool
 	// MaxSubscriptions caps channels per connection. Zero: 1000.
 	MaxSubscriptions int
 	// MaxSubscriptionsPerSubject caps the subscriptions of one token sub

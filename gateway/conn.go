@@ -32,6 +32,11 @@ type conn struct {
 	client   string      // Static after the handshake: remote as a listing shows it (clientAddr).
 	since    time.Time   // Static after construction: when the handshake was accepted.
 
+	// variant indexes the connection's frames (deflate.go): codecIdx, or
+	// its deflated variant when the handshake accepted permessage-deflate.
+	// Static after the handshake, which sets it before the welcome.
+	variant int
+
 	// What the writer sent, for inspection (inspect.go): added once per
 	// batch (messages) and once per socket write (bytes) by the writer.
 	msgsSent  atomic.Uint64
@@ -79,6 +84,7 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		srv:       s,
 		codec:     cd,
 		codecIdx:  ci,
+		variant:   ci,
 		session:   newSessionID(),
 		subject:   claims.Subject,
 		remote:    remote,
@@ -213,7 +219,7 @@ func (c *conn) send(f []byte) {
 
 // reply encodes v with the connection's codec and queues it.
 func (c *conn) reply(v any) {
-	if f := c.srv.codecs.frame(c.codecIdx, v); f != nil {
+	if f := c.srv.codecs.frame(c.variant, v); f != nil {
 		c.send(f)
 	}
 }

@@ -72,13 +72,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c := s.newConn(cd, claims, r.RemoteAddr)
 	c.addr = addr
 	c.client = clientAddr(r.RemoteAddr, addr)
+	upgraders := s.upgradersFor(c, r.Header)
 	c.welcome()
-	up := s.upgraders[len(s.upgraders)-1]
+	up := upgraders[len(upgraders)-1]
 	if echo {
 		// Only the chosen codec goes on: the bearer entry is never echoed
 		// and the token does not stay in the request.
 		r.Header.Set("Sec-WebSocket-Protocol", cd.Subprotocol())
-		up = s.upgraders[c.codecIdx]
+		up = upgraders[c.codecIdx]
 	}
 	r = r.WithContext(context.WithValue(r.Context(), connKey{}, c))
 	socket, err := upgrade(up, w, r)

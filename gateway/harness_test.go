@@ -301,6 +301,7 @@ type dialOptions struct {
 	subprotocols []string // Sec-WebSocket-Protocol entries
 	header       http.Header
 	query        string
+	deflate      bool // offer permessage-deflate as browsers do, and compress every message sent
 }
 
 // dial connects with opts; it returns the client, or the refused response.
@@ -324,6 +325,16 @@ func (e *testEnv) dial(t *testing.T, opts dialOptions) (*testClient, *http.Respo
 		TlsConfig:        e.cert.ClientConfig(),
 		HandshakeTimeout: 5 * time.Second,
 		CheckUtf8Enabled: true,
+		PermessageDeflate: gws.PermessageDeflate{
+			Enabled: opts.deflate,
+			// Offered with context takeover (as browsers do: the offer
+			// is "permessage-deflate; client_max_window_bits"); the
+			// node answers without it, and from then on every message,
+			// however small, goes compressed.
+			ServerContextTakeover: true,
+			ClientContextTakeover: true,
+			Threshold:             1,
+		},
 	})
 	if err != nil {
 		return nil, resp, err
@@ -341,14 +352,20 @@ func (e *testEnv) dial(t *testing.T, opts dialOptions) (*testClient, *http.Respo
 // "msgpack") and reads the welcome.
 func (e *testEnv) connect(t *testing.T, codecName, token string) *testClient {
 	t.Helper()
+	return e.connectWith(t, codecName, token, dialOptions{})
+}
+
+// connectWith is connect with opts, whose subprotocols and header it
+// sets.
+func (e *testEnv) connectWith(t *testing.T, codecName, token string, opts dialOptions) *testClient {
+	t.Helper()
 	sp := proto.SubprotocolJSON
 	if codecName == "msgpack" {
 		sp = proto.SubprotocolMsgpack
 	}
-	c, resp, err := e.dial(t, dialOptions{
-		subprotocols: []string{sp},
-		header:       http.Header{"Authorization": {"Bearer " + token}},
-	})
+	opts.subprotocols = []string{sp}
+	opts.header = http.Header{"Authorization": {"Bearer " + token}}
+	c, resp, err := e.dial(t, opts)
 	if err != nil {
 		t.Fatalf("dial: %v (%s)", err, readBody(resp))
 	}

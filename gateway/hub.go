@@ -255,17 +255,18 @@ func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.O
 // encoded caches one event's frames, per codec and form, so that every
 // subscriber in step shares the same bytes: the update, per view that
 // shapes updates (a book's depth: one frame per channel, depth and codec),
-// and the gap.
+// and the gap. "Codec" ci here is a frame variant (deflate.go): a codec,
+// plain or deflated.
 type encoded struct {
-	update [numCodecs][]byte
-	gap    [numCodecs][]byte
+	update [numVariants][]byte
+	gap    [numVariants][]byte
 	views  []viewFrames
 }
 
 // viewFrames are one view's update frames of an event.
 type viewFrames struct {
 	view   feed.SnapshotOptions
-	update [numCodecs][]byte
+	update [numVariants][]byte
 }
 
 // viewFrame returns the frame of u, the event's update for one view, in
@@ -278,11 +279,13 @@ func (enc *encoded) viewFrame(cs *codecSet, ci int, name string, ev *feed.Event,
 	if i == len(enc.views) {
 		enc.views = append(enc.views, viewFrames{view: u.View})
 	}
-	f := &enc.views[i].update[ci]
-	if *f == nil {
-		*f = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: u.Prev, N: u.N, Data: u.Data})
+	f := &enc.views[i].update
+	if f[ci] == nil {
+		cs.variantFrame(f, ci, func(ci int) []byte {
+			return cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: u.Prev, N: u.N, Data: u.Data})
+		})
 	}
-	return *f
+	return f[ci]
 }
 
 // prepare encodes the shared frames of ev in codec ci that a subscriber
@@ -304,14 +307,18 @@ func (enc *encoded) prepare(cs *codecSet, ci int, name string, ev *feed.Event, l
 
 func (enc *encoded) updateFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
 	if enc.update[ci] == nil {
-		enc.update[ci] = cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: ev.Prev, N: 1, Data: ev.Data})
+		cs.variantFrame(&enc.update, ci, func(ci int) []byte {
+			return cs.frame(ci, proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: ev.Prev, N: 1, Data: ev.Data})
+		})
 	}
 	return enc.update[ci]
 }
 
 func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) []byte {
 	if enc.gap[ci] == nil {
-		enc.gap[ci] = cs.frame(ci, proto.Gap{Type: proto.TypeGap, Channel: name, From: ev.GapFrom, To: ev.GapTo})
+		cs.variantFrame(&enc.gap, ci, func(ci int) []byte {
+			return cs.frame(ci, proto.Gap{Type: proto.TypeGap, Channel: name, From: ev.GapFrom, To: ev.GapTo})
+		})
 	}
 	return enc.gap[ci]
 }
@@ -366,7 +373,7 @@ func (e *hubEntry) eventSnapshot(ev *feed.Event) *snapshot {
 // (fillHead) once the lock is released. Called with e.mu held.
 func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
 	o := s.c.out
-	ci := s.c.codecIdx
+	ci := s.c.variant
 	// Events that are never merged (trades, candle bars) are queued as
 	// they are; others only while the writer is not busy. A depth's
 	// subscriber takes its depth's frame, shared by the subscribers of
@@ -489,9 +496,9 @@ func (e *hubEntry) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 	case to == 0 || to <= s.last:
 		return nil
 	case from == ev.GapFrom && to == ev.GapTo && from > s.last:
-		return enc.gapFrame(h.codecs, s.c.codecIdx, e.name, ev)
+		return enc.gapFrame(h.codecs, s.c.variant, e.name, ev)
 	}
-	return h.codecs.frame(s.c.codecIdx, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: max(from, s.last+1), To: to})
+	return h.codecs.frame(s.c.variant, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: max(from, s.last+1), To: to})
 }
 
 // pendingUpdate is ev as an update for s: the shared frame when s is in

@@ -73,7 +73,7 @@ func queued(c *conn) [][]byte {
 	for _, p := range b.items {
 		f := p.frame
 		if f == nil {
-			f = c.srv.codecs.frame(c.codecIdx, p.upd)
+			f = c.srv.codecs.frame(c.variant, p.upd)
 		}
 		out = append(out, payloadOf(f))
 	}
@@ -205,11 +205,20 @@ func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *hubEntry, *subscri
 }
 
 // The per-recipient fast path (queue a shared frame for a subscriber in
-// step, then the writer takes it) allocates nothing.
+// step, then the writer takes it) allocates nothing, on a connection that
+// negotiated compression too.
 func TestDeliverFastPathAllocatesNothing(t *testing.T) {
-	for _, kind := range []proto.Kind{proto.KindTicker, proto.KindTrade} {
-		t.Run(kind.String(), func(t *testing.T) {
-			s, e, sub, ev, enc := deliverFixture(t, kind)
+	for _, tc := range []struct {
+		name     string
+		kind     proto.Kind
+		deflated bool
+	}{{"ticker", proto.KindTicker, false}, {"trade", proto.KindTrade, false}, {"ticker-deflated", proto.KindTicker, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, e, sub, ev, enc := deliverFixture(t, tc.kind)
+			if tc.deflated {
+				sub.c.variant = variantOf(sub.c.codecIdx, true)
+				enc.updateFrame(s.codecs, sub.c.variant, e.name, ev)
+			}
 			var b batch
 			run := func() {
 				sub.last = ev.Prev // stay in step: the same event again

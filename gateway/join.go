@@ -28,7 +28,7 @@ type snapshot struct {
 	seq     uint64 // Static after construction.
 	data    any    // Static after construction: immutable (*proto.Ticker, *proto.Book, ...).
 	channel string // Static after construction.
-	frames  [numCodecs]lazyFrame
+	frames  [numVariants]lazyFrame
 	rest    lazyFrame   // the REST body, JSON (rest.go)
 	restHit atomic.Bool // the REST body was asked for again after its encoding
 }
@@ -44,6 +44,10 @@ type lazyFrame struct {
 func (sn *snapshot) frame(cs *codecSet, ci int) []byte {
 	f := &sn.frames[ci]
 	f.once.Do(func() {
+		if plain := ci % numCodecs; plain != ci { // deflated from the plain frame, made once too
+			f.b = cs.deflate(sn.frame(cs, plain))
+			return
+		}
 		f.b = cs.frame(ci, proto.Snapshot{Type: proto.TypeSnapshot, Channel: sn.channel, Seq: sn.seq, Data: sn.data})
 	})
 	return f.b
@@ -185,7 +189,7 @@ func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
 	if !current {
 		return 0
 	}
-	head := p.encode(cs, s.c.codecIdx, s.name)
+	head := p.encode(cs, s.c.variant, s.name)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if s.plan != p {

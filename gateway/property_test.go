@@ -35,7 +35,7 @@ func (sc *simClient) take(t *testing.T, now time.Time) {
 	for _, p := range b.items {
 		f := p.frame
 		if f == nil {
-			f = sc.c.srv.codecs.frame(sc.c.codecIdx, p.upd)
+			f = sc.c.srv.codecs.frame(sc.c.variant, p.upd)
 		}
 		var w wire
 		if err := codec.DecodeMessage(sc.c.codec, payloadOf(f), &w); err != nil {

@@ -37,6 +37,9 @@ type Server struct {
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
 	upgraders [numCodecs + 1]*gws.Upgrader
+	// deflaters: the same, negotiating permessage-deflate (deflate.go);
+	// nil without Config.Compression. Static after construction.
+	deflaters [numCodecs + 1]*gws.Upgrader
 
 	draining atomic.Bool
 
@@ -92,6 +95,9 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		}
 		if i < numCodecs {
 			opt.SubProtocols = []string{s.codecs.c[i].Subprotocol()}
+		}
+		if cfg.Compression {
+			s.deflaters[i] = gws.NewUpgrader(events{}, withDeflate(*opt)) // a copy: NewUpgrader fills in opt
 		}
 		s.upgraders[i] = gws.NewUpgrader(events{}, opt)
 	}
@@ -281,6 +287,11 @@ type codecSet struct {
 	// encodes counts the frames encoded, for tests that check what is
 	// shared.
 	encodes atomic.Uint64
+	// z compresses the frames of deflated variants (deflate.go), and
+	// compressions counts the frames it compressed, for tests that
+	// check what is shared.
+	z            deflater
+	compressions atomic.Uint64
 }
 
 func newCodecSet(log *slog.Logger) *codecSet {
@@ -302,10 +313,11 @@ func (cs *codecSet) index(cd codec.Codec) int {
 	panic("gateway: unknown codec " + cd.Name())
 }
 
-// frame returns v encoded with codec i as one complete WebSocket frame,
-// or nil (logged) on failure. The payload is encoded after room for the
-// longest header, which is then filled from the back: one allocation.
-func (cs *codecSet) frame(i int, v any) []byte {
+// encode returns v encoded with codec i as one complete plain WebSocket
+// frame, or nil (logged) on failure. The payload is encoded after room for
+// the longest header, which is then filled from the back: one allocation.
+// Callers ask frame (deflate.go) for a frame variant.
+func (cs *codecSet) encode(i int, v any) []byte {
 	cs.encodes.Add(1)
 	b, err := cs.c[i].Append(make([]byte, maxFrameHeader, 256), v)
 	if err != nil {

@@ -44,7 +44,7 @@ func (s chanState) String() string { return chanStateNames[s] }
 type status struct {
 	state  chanState
 	reason string
-	frames [numCodecs][]byte
+	frames [numVariants][]byte
 }
 
 // is reports whether st is state with reason (a nil st is live).
@@ -90,8 +90,10 @@ func (e *hubEntry) updateStatus(h *hub) {
 	}
 	next := &status{state: st, reason: reason}
 	for ci := range next.frames {
-		next.frames[ci] = h.codecs.frame(ci, proto.Status{Type: proto.TypeStatus, Channel: e.name,
-			State: st.String(), Reason: reason, TS: now.UnixNano()})
+		h.codecs.variantFrame(&next.frames, ci, func(ci int) []byte {
+			return h.codecs.frame(ci, proto.Status{Type: proto.TypeStatus, Channel: e.name,
+				State: st.String(), Reason: reason, TS: now.UnixNano()})
+		})
 	}
 	h.metrics.channelsByState[e.status.current()].Dec()
 	h.metrics.channelsByState[st].Inc()

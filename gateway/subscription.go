@@ -281,7 +281,7 @@ func (s *subscription) collect(b *batch) {
 		// After the data pending: that data was there before the change
 		// (a book's fresh snapshot, then live; the last updates before the
 		// loss of NATS, then stale).
-		b.add(pending{frame: s.status.frames[s.c.codecIdx]})
+		b.add(pending{frame: s.status.frames[s.c.variant]})
 		s.told = s.status
 	}
 	s.reset()

@@ -128,7 +128,7 @@ func (c *conn) writeLoop() {
 		}
 		beat := chores&choreHeartbeat != 0 && len(b.items) == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
 		if beat {
-			tail = c.srv.codecs.frame(c.codecIdx, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
+			tail = c.srv.codecs.frame(c.variant, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
 		}
 		pinged := chores&chorePing != 0 && !c.prog.outstanding()
 		if pinged {
@@ -177,7 +177,7 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte) ([]byte, error) {
 			if p.upd.Type == "" { // a frame whose encoding failed (logged)
 				continue
 			}
-			if p.frame = c.srv.codecs.frame(c.codecIdx, p.upd); p.frame == nil {
+			if p.frame = c.srv.codecs.frame(c.variant, p.upd); p.frame == nil {
 				continue // encoding failed; logged
 			}
 			p.upd = proto.Update{}

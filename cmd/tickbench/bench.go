@@ -220,7 +220,7 @@ func (b *bench) specs() ([]clientSpec, error) {
 	ttl := c.duration + time.Duration(float64(c.conns)/c.rampRate*float64(time.Second)) + tokenTTLMargin
 	specs := make([]clientSpec, c.conns)
 	for i := range specs {
-		s := clientSpec{idx: i, codec: codec.JSON(), token: b.target.token}
+		s := clientSpec{idx: i, codec: codec.JSON(), token: b.target.token, compression: b.cfg.compression}
 		if rng.Float64() < c.msgpackFraction {
 			s.codec = codec.Msgpack()
 		}

@@ -55,21 +55,7 @@ func TestShortRun(t *testing.T) {
 		"--conns-per-source", "16", // exercises 127.0.0.1..127.0.0.3
 		"--duration", testDuration.String(), "--json", jsonPath,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	if code := run(ctx, args, &stdout, &stderr); code != 0 {
-		t.Fatalf("tickbench exited %d\nstderr:\n%s", code, stderr.String())
-	}
-	t.Logf("report:\n%s", stdout.String())
-	raw, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r report
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("--json output: %v", err)
-	}
+	r := runReport(t, args, jsonPath)
 
 	t.Run("healthy", func(t *testing.T) {
 		cn := r.Connections
@@ -107,6 +93,9 @@ func TestShortRun(t *testing.T) {
 		if r.Delivered.Gaps != 0 {
 			t.Errorf("%d seq gaps seen by healthy clients, want 0: the prev chain must hold", r.Delivered.Gaps)
 		}
+		if r.Delivered.WireBytes <= 0 || r.Delivered.Frames < r.Delivered.Messages {
+			t.Errorf("on the wire: %d bytes, %d frames for %d messages", r.Delivered.WireBytes, r.Delivered.Frames, r.Delivered.Messages)
+		}
 	})
 
 	t.Run("stalled evicted", func(t *testing.T) {
@@ -133,4 +122,65 @@ func TestShortRun(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runReport runs tickbench with args, which write the JSON report to
+// jsonPath, and returns the report.
+func runReport(t *testing.T, args []string, jsonPath string) report {
+	t.Helper()
+	return runJSON[report](t, args, jsonPath, time.Minute)
+}
+
+// runJSON runs tickbench with args, which write a JSON document (a run's
+// report, a comparison) to jsonPath, within timeout, and returns it.
+func runJSON[T any](t *testing.T, args []string, jsonPath string, timeout time.Duration) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("tickbench exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	t.Logf("tickbench:\n%s", stdout.String())
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("--json output: %v", err)
+	}
+	return v
+}
+
+// TestShortRunCompressed runs the same load twice against a spawned
+// gateway, the second time with --compression: the clients decode every
+// compressed message (no gap, nothing undecodable) and read fewer bytes
+// per message.
+func TestShortRunCompressed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a gateway twice, 10 connections for two seconds each")
+	}
+	bin := buildGateway(t)
+	var perMessage [2]float64
+	for i, extra := range [][]string{nil, {"--compression"}} {
+		jsonPath := filepath.Join(t.TempDir(), "report.json")
+		args := append([]string{
+			"--spawn", "--gateway-bin", bin, "--gateway-log", filepath.Join(t.TempDir(), "gateway.log"),
+			"--connections", "10", "--symbols", "3", "--channels-per-conn", "3", "--rate", "500",
+			"--duration", "2s", "--json", jsonPath,
+		}, extra...)
+		r := runReport(t, args, jsonPath)
+		cn, d := r.Connections, r.Delivered
+		if cn.Healthy != 10 || cn.HealthyClosed != 0 || cn.DecodeErrors != 0 || d.Gaps != 0 || d.Messages == 0 {
+			t.Fatalf("%v: connections %+v, delivered %+v", extra, cn, d)
+		}
+		if r.Config.Compression != (extra != nil) {
+			t.Fatalf("%v: the report says compression %v", extra, r.Config.Compression)
+		}
+		perMessage[i] = d.WireBytesPerMessage
+	}
+	if perMessage[1] <= 0 || perMessage[1] >= perMessage[0] {
+		t.Fatalf("bytes per message: %.1f plain, %.1f compressed", perMessage[0], perMessage[1])
+	}
 }

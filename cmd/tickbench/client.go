@@ -29,6 +29,8 @@ type clientSpec struct {
 	stalled  bool
 	source   net.IP // local address to dial from; nil: any
 	token    string
+	// compression: offer permessage-deflate (--compression).
+	compression bool
 }
 
 // client is one WebSocket connection of the bench: a healthy one reads
@@ -89,7 +91,10 @@ func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) erro
 		TlsConfig:        target.tls,
 		HandshakeTimeout: timeout,
 		RequestHeader:    c.sess.header(),
-		NewDialer:        func() (gws.Dialer, error) { return d, nil },
+		NewDialer:        func() (gws.Dialer, error) { return countingDialer{d, c}, nil },
+		// With --compression, the offer browsers send ("permessage-deflate;
+		// client_max_window_bits"); the server's answer decides the rest.
+		PermessageDeflate: gws.PermessageDeflate{Enabled: c.spec.compression, ServerContextTakeover: true, ClientContextTakeover: true},
 	})
 	if err != nil {
 		if resp != nil {
@@ -127,10 +132,41 @@ func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) erro
 	}
 }
 
+// countingDialer counts what a healthy client reads off its socket in the
+// measurement window: the bytes on the wire, compressed or not.
+type countingDialer struct {
+	gws.Dialer
+	c *client
+}
+
+func (d countingDialer) Dial(network, addr string) (net.Conn, error) {
+	nc, err := d.Dialer.Dial(network, addr)
+	if err != nil || d.c.spec.stalled {
+		return nc, err
+	}
+	return countingConn{nc, d.c.cnt}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	cnt *counters
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.cnt.inWindow.Load() {
+		c.cnt.wireBytes.Add(int64(n))
+	}
+	return n, err
+}
+
 // OnMessage hands one server message to the session, in the read loop.
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	c.now = time.Now()
+	if !c.spec.stalled && c.cnt.inWindow.Load() {
+		c.cnt.frames.Add(1)
+	}
 	c.sess.handle(m.Bytes(), c)
 }
 

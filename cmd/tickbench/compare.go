@@ -24,6 +24,7 @@ type comparison struct {
 	Connections int              `json:"connections"`
 	TLS         bool             `json:"tls"`
 	CPUs        int              `json:"cpus,omitempty"` // --cpus: the servers' pinning
+	Compression bool             `json:"compression,omitempty"`
 	Build       *spawn.BuildInfo `json:"tickgate_build,omitempty"`
 	Skipped     []skipped        `json:"skipped,omitempty"`
 	Runs        []compareRun     `json:"runs"`
@@ -75,7 +76,7 @@ func (r *compareRun) steady() (judged, ok bool) {
 // of figures and ratios, and writes --json and the sweep's --svg.
 func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	logf := logger(cfg, stderr)
-	cmp := &comparison{Workload: cfg.workload.name, About: cfg.workload.about, Connections: cfg.conns, TLS: !cfg.plain, CPUs: cfg.cpus}
+	cmp := &comparison{Workload: cfg.workload.name, About: cfg.workload.about, Connections: cfg.conns, TLS: !cfg.plain, CPUs: cfg.cpus, Compression: cfg.compression}
 	var run []serverKind
 	for _, name := range cfg.servers {
 		s, _ := lookupServer(name) // validated
@@ -217,9 +218,12 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		pin = fmt.Sprintf("pinned to %d CPU(s)", cmp.CPUs)
 	}
 	unsteady := false
+	if cmp.Compression {
+		mode += ", permessage-deflate offered"
+	}
 	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
-	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s %6s\n",
-		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady")
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
 		if r.Report == nil {
@@ -237,10 +241,10 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		} else if judged {
 			steady, unsteady = "NO", true
 		}
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s\n",
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f\n",
 			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(),
 			rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
-			rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady)
+			rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage)
 	}
 	for _, s := range cmp.Skipped {
 		fmt.Fprintf(w, "%-11s skipped: %s\n", s.Server, s.Why)

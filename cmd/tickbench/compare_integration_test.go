@@ -3,10 +3,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -28,21 +24,7 @@ func TestCompareShort(t *testing.T) {
 				"--workload", "B", "--connections", "50", "--duration", "2s",
 				"--gateway-bin", bin, "--json", jsonPath, "--quiet",
 			}, extra...)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			var stdout, stderr bytes.Buffer
-			if code := run(ctx, args, &stdout, &stderr); code != 0 {
-				t.Fatalf("tickbench exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-			}
-			t.Logf("tickbench:\n%s", stdout.String())
-			raw, err := os.ReadFile(jsonPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var cmp comparison
-			if err := json.Unmarshal(raw, &cmp); err != nil {
-				t.Fatal(err)
-			}
+			cmp := runJSON[comparison](t, args, jsonPath, 3*time.Minute)
 			if len(cmp.Runs)+len(cmp.Skipped) != 3 {
 				t.Fatalf("%d runs and %d skipped, want 3 servers in all", len(cmp.Runs), len(cmp.Skipped))
 			}

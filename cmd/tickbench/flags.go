@@ -40,6 +40,7 @@ type config struct {
 	seed            int64         // --seed
 	jsonFile        string        // --json
 	quiet           bool          // --quiet: no progress lines
+	compression     bool          // --compression: clients offer permessage-deflate; spawned servers compress
 
 	// Gateway under test, spawned.
 	spawn        bool          // --spawn
@@ -107,6 +108,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.Int64Var(&c.seed, "seed", 1, "random seed of channel choice, codec choice and the feed")
 	fs.StringVar(&c.jsonFile, "json", "", "also write the report as JSON to this file")
 	fs.BoolVar(&c.quiet, "quiet", false, "no per-second progress lines on stderr")
+	fs.BoolVar(&c.compression, "compression", false, "clients offer permessage-deflate as browsers do; a spawned tickgate gets --compression and Centrifugo websocket.compression (nats-server's listener stays uncompressed)")
 
 	fs.BoolVar(&c.spawn, "spawn", false, "run an embedded NATS server and the gateway binary as a child process (TLS, HMAC secret in a temp dir)")
 	fs.StringVar(&c.gatewayBin, "gateway-bin", "", "with --spawn: tickgate binary (empty: go build ./cmd/tickgate into the temp dir)")

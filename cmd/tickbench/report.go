@@ -34,6 +34,7 @@ type report struct {
 		StallChannels     int              `json:"stall_channels"`
 		StallRcvbuf       int              `json:"stall_rcvbuf"`
 		GatewayFlags      []string         `json:"gateway_flags,omitempty"`
+		Compression       bool             `json:"compression,omitempty"`
 		ProbeIntervalMS   float64          `json:"probe_interval_ms"`
 		LatencyHistogram  string           `json:"latency_histogram"`
 		GatewayBuild      *spawn.BuildInfo `json:"gateway_build,omitempty"`
@@ -63,6 +64,13 @@ type report struct {
 		Gaps              int64   `json:"gaps"`
 		FeedPublished     int64   `json:"feed_published"`
 		FeedPublishErrors int64   `json:"feed_publish_errors"`
+		// WireBytes is what healthy clients read off their sockets in the
+		// window, and WireBytesPerMessage that per message delivered.
+		WireBytes           int64   `json:"wire_bytes"`
+		WireBytesPerMessage float64 `json:"wire_bytes_per_message"`
+		// Frames is how many WebSocket messages carried them (a server
+		// may put several of its messages in one).
+		Frames int64 `json:"frames"`
 	} `json:"delivered"`
 
 	LatencyMS *latencySummary `json:"latency_ms"`
@@ -151,6 +159,7 @@ func (r *report) fillConfig(c *config, t *target) {
 	}
 	rc.FeedRate, rc.StallFraction, rc.StallChannels, rc.StallRcvbuf = c.rate, c.stallFraction, c.stallChannels, c.stallRcvbuf
 	rc.GatewayFlags = c.gatewayFlags
+	rc.Compression = c.compression
 	rc.ProbeIntervalMS = float64(probeInterval) / float64(time.Millisecond)
 	rc.LatencyHistogram = fmt.Sprintf("HdrHistogram %d..%d us, %d significant digits", latencyMinMicros, latencyMaxMicros, latencyDigits)
 	rc.GatewayBuild = t.build
@@ -214,6 +223,10 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 	}
 	d.Gaps = b.cnt.gaps.Load()
 	d.FeedPublished, d.FeedPublishErrors = b.cnt.published.Load(), b.cnt.publishErrors.Load()
+	d.WireBytes, d.Frames = b.cnt.wireBytes.Load(), b.cnt.frames.Load()
+	if d.Messages > 0 {
+		d.WireBytesPerMessage = float64(d.WireBytes) / float64(d.Messages)
+	}
 	r.LatencyMS = lat
 }
 
@@ -267,6 +280,16 @@ func (r *report) writeText(w io.Writer) {
 	p("  delivered:          %.0f msg/s to healthy clients (%.2f per connection), %d in the window, %d seq gaps",
 		d.PerSecond, d.PerConnPerSecond, d.Messages, d.Gaps)
 	p("  feed published:     %d messages (%d errors)", d.FeedPublished, d.FeedPublishErrors)
+	offered := "not offered"
+	if c.Compression {
+		offered = "permessage-deflate offered"
+	}
+	perFrame := 0.0
+	if d.Frames > 0 {
+		perFrame = float64(d.Messages) / float64(d.Frames)
+	}
+	p("  on the wire:        %.1f MiB read by healthy clients in the window, %.1f bytes per message, %.2f messages per WebSocket frame (%s)",
+		mib(d.WireBytes), d.WireBytesPerMessage, perFrame, offered)
 	l := r.LatencyMS
 	p("  latency (publish to receive, %d updates): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
 		l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)

@@ -99,6 +99,9 @@ func launchTickgate(ctx context.Context, c *config, t *target, env launchEnv) (s
 	for _, f := range c.gatewayFlags {
 		args = append(args, strings.Fields(f)...) // later flags win
 	}
+	if c.compression {
+		args = append(args, "--compression")
+	}
 	return spawn.Options{Bin: bin, Args: args}, nil
 }
 
@@ -178,6 +181,11 @@ func launchCentrifugo(_ context.Context, c *config, t *target, env launchEnv) (s
 		}},
 		"usage_stats": map[string]any{"disabled": true},
 	}
+	if c.compression {
+		// As tickgate compresses: level 1, and messages below its
+		// threshold go plain.
+		cfg["websocket"] = map[string]any{"compression": true, "compression_level": 1, "compression_min_size": tickgateDeflateMinBytes}
+	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return spawn.Options{}, err
@@ -189,3 +197,8 @@ func launchCentrifugo(_ context.Context, c *config, t *target, env launchEnv) (s
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	return spawn.Options{Bin: centrifugoBinary(c), Args: []string{"--config", file}, ReadyAddr: addr, ReadyURL: t.url}, nil
 }
+
+// tickgateDeflateMinBytes is the smallest message tickgate compresses
+// (gateway's deflateMinBytes), which Centrifugo is given as its
+// compression_min_size so that both compress the same messages.
+const tickgateDeflateMinBytes = 160

@@ -69,5 +69,7 @@ type counters struct {
 	healthyClosed atomic.Int64 // healthy connections closed by the other side
 	evicted       atomic.Int64 // stalled connections seen closed by the gateway
 	published     atomic.Int64 // feed messages published
+	wireBytes     atomic.Int64 // bytes healthy clients read off their sockets in the window (TLS records included)
+	frames        atomic.Int64 // WebSocket messages healthy clients read in the window (one may carry several server messages)
 	publishErrors atomic.Int64
 }

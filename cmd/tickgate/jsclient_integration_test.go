@@ -324,8 +324,28 @@ func sumPrefix(m map[string]float64, prefix string) float64 {
 // exactly as written but for the node's address, in headless Chromium
 // against `tickgate dev`: the page imports the module from the node (a
 // cross-origin module import, which needs the node's CORS header), shows
-// checked books and logs trades.
+// checked books and logs trades. Chromium offers permessage-deflate on
+// every connection, which the node does not take up.
 func TestBrowserDocExample(t *testing.T) {
+	if ext := browserDocExample(t); ext != "" {
+		t.Errorf("the page's connection negotiated %q from a node without --compression", ext)
+	}
+}
+
+// TestBrowserDocExampleCompressed is TestBrowserDocExample against a node
+// with --compression: Chromium's offer is taken up, and the page works the
+// same on compressed frames.
+func TestBrowserDocExampleCompressed(t *testing.T) {
+	if ext := browserDocExample(t, "--compression"); ext != "permessage-deflate; server_no_context_takeover; client_no_context_takeover" {
+		t.Errorf("the page's connection negotiated %q", ext)
+	}
+}
+
+// browserDocExample runs the documented page against `tickgate dev` with
+// the extra flags, and returns the extensions its connection negotiated
+// (WebSocket.extensions).
+func browserDocExample(t *testing.T, flags ...string) (extensions string) {
+	t.Helper()
 	chromium := itNeed(t, "chromium", "chromium", "this test runs the documented page in a real browser")
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "clients.md"))
 	if err != nil {
@@ -343,9 +363,17 @@ func TestBrowserDocExample(t *testing.T) {
 		t.Errorf("the documented example has %d lines of JavaScript; the doc promises 20", n)
 	}
 
-	wsURL, token, _, _, _ := devForBrowser(t, "--symbols", "3", "--rate", "300")
+	wsURL, token, _, _, _ := devForBrowser(t, append([]string{"--symbols", "3", "--rate", "300"}, flags...)...)
 	wssBase := strings.TrimSuffix(wsURL, "/v1/ws")
 	page = strings.NewReplacer("wss://127.0.0.1:8443", wssBase, "https://127.0.0.1:8443", strings.Replace(wssBase, "wss://", "https://", 1)).Replace(page)
+	// Before the page's module runs: note what each connection negotiated.
+	page = strings.Replace(page, `<script type="module">`, `<script>
+window.wsExtensions = [];
+window.WebSocket = class extends WebSocket {
+  constructor(...args) { super(...args); this.addEventListener("open", () => window.wsExtensions.push(this.extensions)); }
+};
+</script>
+<script type="module">`, 1)
 	srv := jsModuleServer(t, map[string]http.HandlerFunc{
 		"GET /example.html": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -376,6 +404,11 @@ func TestBrowserDocExample(t *testing.T) {
 	}
 	first, _, _ := strings.Cut(shown, "\n")
 	t.Logf("the documented page shows %q and %d console lines, the first %q", first, len(console), console[0])
+	var opened []string
+	if err := tab.evalInto(`window.wsExtensions`, &opened); err != nil || len(opened) == 0 {
+		t.Fatalf("no connection's extensions noted (%v)", err)
+	}
+	return opened[0]
 }
 
 // restartSummary is window.restart.summary() of client/js/test/restart.html.

@@ -45,6 +45,7 @@ type serveFlags struct {
 	allowQueryToken   bool
 	heartbeat         time.Duration
 	maxMessageBytes   int
+	compression       bool
 	maxSubscriptions  int
 	maxSubsPerSub     int
 	snapshotRate      int
@@ -95,6 +96,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.allowQueryToken, "allow-query-token", false, "accept the token in the access_token query parameter")
 	fs.DurationVar(&f.heartbeat, "heartbeat", gateway.DefaultHeartbeatInterval, "heartbeat interval (heartbeat_ms)")
 	fs.IntVar(&f.maxMessageBytes, "max-message-bytes", gateway.DefaultMaxMessageBytes, "largest client message; larger closes with 1009")
+	fs.BoolVar(&f.compression, "compression", false, "negotiate permessage-deflate with clients that offer it (no context takeover): their frames go compressed, for dashboards on slow links; costs CPU")
 	fs.IntVar(&f.maxSubscriptions, "max-subscriptions", gateway.DefaultMaxSubscriptions, "channels per connection")
 	fs.IntVar(&f.maxSubsPerSub, "max-subscriptions-per-sub", gateway.DefaultMaxSubscriptionsPerSubject, "subscriptions of one token sub over all its connections on this node (too_many_subscriptions beyond; -1: no limit)")
 	fs.IntVar(&f.snapshotRate, "snapshot-rate", gateway.DefaultSnapshotRate, "snapshot and resume bytes per second one connection may ask for (rate_limited beyond, 1008 on abuse)")
@@ -393,6 +395,7 @@ func startNode(o nodeOptions) (*node, error) {
 		AllowQueryToken:            f.allowQueryToken,
 		HeartbeatInterval:          f.heartbeat,
 		MaxMessageBytes:            f.maxMessageBytes,
+		Compression:                f.compression,
 		MaxSubscriptions:           f.maxSubscriptions,
 		History:                    history,
 		MaxSubscriptionsPerSubject: f.maxSubsPerSub,

@@ -82,7 +82,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 			ParallelEnabled:    false,
 			CheckUtf8Enabled:   true,
 			ReadMaxPayloadSize: cfg.MaxMessageBytes,
-			ReadBufferSize:     4 << 10,
+			ReadBufferSize:     readBufferBytes, // unused: upgrade hands gws its reader (readbuf.go)
 			WriteBufferSize:    4 << 10,
 			HandshakeTimeout:   cfg.HandshakeTimeout,
 			Recovery:           gws.Recovery,

@@ -170,7 +170,7 @@ func (o *outbox) signal() {
 
 // wakeWriter wakes the writer now, starting one if none runs.
 func (o *outbox) wakeWriter() {
-	if o.run.wake() {
+	if o.run.wake(o.wake) {
 		return
 	}
 	select {

@@ -37,6 +37,9 @@ type Server struct {
 	// upgraders: one per codec (echoing it), then one for clients that
 	// offered no subprotocol. Static after construction.
 	upgraders [numCodecs + 1]*gws.Upgrader
+	// grace ends writers parked with nothing to write, on each sweep tick
+	// (writerrun.go). Static after construction.
+	grace *graceTicks
 
 	draining atomic.Bool
 
@@ -71,6 +74,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		revoked: newRevocations(cfg.RevocationTTL),
 		origins: make(map[string]struct{}, len(cfg.AllowedOrigins)),
 		conns:   make(map[*conn]struct{}),
+		grace:   newGraceTicks(),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[normalizeOrigin(o, true)] = struct{}{}

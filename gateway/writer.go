@@ -107,7 +107,7 @@ func (c *conn) writeLoop() {
 	defer func() { c.endWriter(w, idle) }()
 	b, buf := &w.b, &w.buf
 	for first := true; ; first = false {
-		if !c.out.run.next(first) {
+		if !c.out.run.next(first, c.out.wake) {
 			idle = true
 			return
 		}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -11,15 +13,26 @@ import (
 )
 
 // TestWriterRunLosesNoWakeUp is the model of on-demand writers
-// (writerrun.go) on a real outbox: pushers push frames from several
-// goroutines, each push waking the writer; a writer runs only while woken
-// and ends when a round finds no wake-up behind it, as writeLoop does.
-// Every frame must be taken (a lost wake-up leaves frames behind with no
-// writer), never by two writers at once, and every run must end. Run it
-// under -race.
+// (writerrun.go) on a real outbox: waves of pushers push frames from
+// several goroutines, each push waking the writer; a writer runs only while woken
+// and, as writeLoop does, ends when a round finds no wake-up behind it, at
+// once (no grace) or, parked, at the next grace tick (which a ticker
+// gives every 50 µs). Every frame must be taken (a lost wake-up leaves
+// frames behind with no writer), never by two writers at once, and every
+// run must end. Run it under -race.
 func TestWriterRunLosesNoWakeUp(t *testing.T) {
-	const pushers, perPusher = 8, 5000
-	for round := range 5 {
+	for _, grace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("grace=%v", grace), func(t *testing.T) {
+			for round := range 3 {
+				modelWriterRuns(t, round, grace)
+			}
+		})
+	}
+}
+
+func modelWriterRuns(t *testing.T, round int, grace bool) {
+	const waves = 3000
+	{
 		o := newOutbox(1<<30, time.Now)
 		var (
 			taken, starts atomic.Int64
@@ -27,13 +40,37 @@ func TestWriterRunLosesNoWakeUp(t *testing.T) {
 			overlap       atomic.Bool
 			runs          sync.WaitGroup
 		)
+		stopTicks := make(chan struct{})
+		ticking := make(chan struct{})
+		if grace {
+			o.run.grace = newGraceTicks()
+			go func() {
+				defer close(ticking)
+				t := time.NewTicker(50 * time.Microsecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stopTicks:
+						return
+					case <-t.C:
+						o.run.grace.tick()
+					}
+				}
+			}()
+		} else {
+			close(ticking)
+		}
+		defer func() {
+			close(stopTicks)
+			<-ticking
+		}()
 		o.run.start = func() {
 			starts.Add(1)
 			runs.Add(1)
 			go func() {
 				defer runs.Done()
 				var b batch
-				for first := true; o.run.next(first); first = false {
+				for first := true; o.run.next(first, o.wake); first = false {
 					if !inRound.CompareAndSwap(false, true) {
 						overlap.Store(true)
 					}
@@ -50,29 +87,37 @@ func TestWriterRunLosesNoWakeUp(t *testing.T) {
 			}()
 		}
 		o.run.state.Store(runIdle)
-		var push sync.WaitGroup
-		for range pushers {
-			push.Add(1)
-			go func() {
-				defer push.Done()
-				for range perPusher {
-					if o.push([]byte{1}) != pushed {
-						t.Error("push refused")
-						return
+		// Waves of a few concurrent pushes, each wave waited out: a lost
+		// wake-up leaves its wave untaken, with nothing after it to
+		// rescue it. The pauses between waves let writers park and end.
+		var want int64
+		for wave := range waves {
+			if wave%2 == 0 {
+				time.Sleep(time.Duration(rand.IntN(100)) * time.Microsecond)
+			}
+			var push sync.WaitGroup
+			for p := range 1 + wave%4 {
+				push.Add(1)
+				want += int64(1 + p%3)
+				go func() {
+					defer push.Done()
+					for range 1 + p%3 {
+						if o.push([]byte{1}) != pushed {
+							t.Error("push refused")
+						}
 					}
-				}
-			}()
-		}
-		push.Wait()
-		want := int64(pushers * perPusher)
-		deadline := time.Now().Add(10 * time.Second)
-		for taken.Load() < want && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
+				}()
+			}
+			push.Wait()
+			deadline := time.Now().Add(2 * time.Second)
+			for taken.Load() < want && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+			if got := taken.Load(); got != want {
+				t.Fatalf("round %d, wave %d: %d of %d frames taken and no writer takes the rest (state %d): a wake-up was lost", round, wave, got, want, o.run.state.Load())
+			}
 		}
 		runs.Wait()
-		if got := taken.Load(); got != want {
-			t.Fatalf("round %d: %d of %d frames taken and no writer runs (state %d): a wake-up was lost", round, got, want, o.run.state.Load())
-		}
 		if overlap.Load() {
 			t.Fatalf("round %d: two writers ran at once", round)
 		}
@@ -91,7 +136,7 @@ func TestWriterRunOverIgnoresWakeUps(t *testing.T) {
 	o := newOutbox(16, time.Now)
 	o.run.start = func() { t.Fatal("a writer started after the end") }
 	o.run.over()
-	if !o.run.wake() {
+	if !o.run.wake(o.wake) {
 		t.Fatal("wake fell back to the channel")
 	}
 	o.wakeWriter()

@@ -95,8 +95,9 @@ const (
 // round takes everything due from the outbox and writes it, with the
 // ping or heartbeat due, in as few writes as it can (one, up to
 // maxWriteBytes); a write that makes no progress for WriteTimeout evicts
-// the connection (see write). The run ends when a round finds no new
-// wake-up behind it. The writer sends the close frame once the outbox is
+// the connection (see write). After a round with no wake-up behind it
+// the writer parks until the node's next sweep tick, and the run ends
+// there unless woken. The writer sends the close frame once the outbox is
 // closing, and ends for good then, or when the connection is done.
 // Liveness (idle and lag timeouts) is the sweep's.
 func (c *conn) writeLoop() {

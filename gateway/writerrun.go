@@ -14,8 +14,8 @@ import (
 // connections that is 10,000 parked stacks fewer. A busy one keeps its
 // writer across the gaps between messages, as before: starting a
 // goroutine per message (and growing its stack to what a write needs)
-// cost 10-15% of the deliveries per core in evenly spaced and bursty
-// loads. What a writer keeps from one run to the next lives in conn
+// cost about a tenth of the deliveries per core in bursty loads
+// (docs/benchmarks.md). What a writer keeps from one run to the next lives in conn
 // (deadline, throttle) and is touched by one writer at a time; its batch
 // and write buffer come from writerScratchPool for the run and go back at
 // its end.

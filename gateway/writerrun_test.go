@@ -146,8 +146,8 @@ func TestWriterRunOverIgnoresWakeUps(t *testing.T) {
 }
 
 // TestIdleConnectionHoldsNoWriter: once what a connection was sent is
-// written, it holds no writer goroutine; data for it starts one, which
-// ends again after writing it.
+// written and the grace (a sweep tick) passed, it holds no writer
+// goroutine; data for it starts one, which ends again after writing it.
 func TestIdleConnectionHoldsNoWriter(t *testing.T) {
 	const conns = 40
 	e := newTestEnv(t)

@@ -220,3 +220,34 @@ func TestResume(t *testing.T) {
 		t.Fatalf("live trade after history_unavailable: %s", w.raw)
 	}
 }
+
+// TestMessageAtTheLimitIsRead: the frame reader's buffer is small
+// (readBufferBytes), and a client message up to MaxMessageBytes still
+// reads whole, in one frame or in fragments, and then the connection
+// goes on.
+func TestMessageAtTheLimitIsRead(t *testing.T) {
+	e := newTestEnv(t)
+	tok := e.token(t, "big", time.Hour, ">")
+	cmd := []byte(`{"op":"ping","id":7}`)
+	pad := bytes.Repeat([]byte(" "), DefaultMaxMessageBytes-len(cmd)) // JSON whitespace
+	msg := append(append([]byte{}, pad...), cmd...)
+	tests := map[string][]byte{
+		"one frame":     maskedFrame(true, 0x1, msg),
+		"two fragments": append(maskedFrame(false, 0x1, msg[:len(msg)/2]), maskedFrame(true, 0x0, msg[len(msg)/2:])...),
+	}
+	for name, raw := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := e.connect(t, "json", tok)
+			if _, err := c.ws.NetConn().Write(raw); err != nil {
+				t.Fatal(err)
+			}
+			if w := c.expect(t, proto.TypePong); w.ID == nil || *w.ID != 7 {
+				t.Fatalf("pong %s", w.raw)
+			}
+			c.send(t, proto.Command{Op: "ping", ID: ptr[int64](8)})
+			if w := c.expect(t, proto.TypePong); w.ID == nil || *w.ID != 8 {
+				t.Fatalf("pong %s", w.raw)
+			}
+		})
+	}
+}

@@ -18,7 +18,8 @@ import (
 // conn is one client connection after the upgrade.
 //
 // Goroutines: gws's read loop (commands, ping/pong, close: it owns subs and
-// claims), the writer (owns every socket write), the feed goroutines of the
+// claims), the writer (owns every socket write; it runs only while there
+// is something to write, writerrun.go), the feed goroutines of the
 // subscribed channels (fan-out: they only push to out), and the expiry timer.
 type conn struct {
 	srv      *Server     // Static after construction.
@@ -53,6 +54,7 @@ type conn struct {
 	lastWrite atomic.Int64  // Written by the writer: when data or a heartbeat last went out (Unix ns).
 	chores    atomic.Uint32 // Set by the node's sweep, taken by the writer: choreHeartbeat, chorePing.
 	deadline  writeDeadline // Owned by the writer: the socket's write deadline (see write).
+	throttle  *time.Timer   // Owned by the writer: starts it when a throttled subscription falls due (armThrottle).
 	done      chan struct{} // Closed by the read loop when the connection ends.
 
 	limits commandLimits // Owned by the read loop; its limiters are safe for concurrent use.
@@ -144,11 +146,12 @@ func (c *conn) welcome() {
 	})
 }
 
-// start runs once the socket is open: the writer (the welcome is queued
-// already) and the expiry timer.
+// start runs once the socket is open: the writer's first run (the welcome
+// is queued already; later runs start on demand, writerrun.go) and the
+// expiry timer.
 func (c *conn) start() {
 	c.touch()
-	go c.writeLoop()
+	c.startWriter()
 	if c.srv.draining.Load() {
 		// Upgraded while the node began to drain, after Drain took its list.
 		c.srv.mu.Lock()
@@ -265,7 +268,7 @@ func (c *conn) cutAfter(d time.Duration) {
 // cleanup runs once on the read loop when the connection ends.
 func (c *conn) cleanup() {
 	close(c.done)
-	c.out.wakeWriter()        // the writer sees done and returns
+	c.out.wakeWriter()        // the writer (started if none runs) sees done and ends
 	c.drainOnce.Do(func() {}) // no drain timer after this
 	if c.drainT != nil {
 		c.drainT.Stop()

@@ -103,16 +103,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 var badSubprotocolText = "offer " + strings.Join(codec.Subprotocols(), " or ") + " (a bearer. entry is not a codec)"
 
 // upgrade hijacks the connection and hands it to gws wrapped in
-// echoReasonConn. It also hands over net/http's buffered reader: a client
-// may send its first frame right behind the handshake request, and those
-// bytes can already sit in that buffer (gws's own Upgrade starts a fresh
-// reader and would lose them).
+// echoReasonConn, with a small reader of its own (readerAfterHijack) that
+// first reads what net/http's buffered reader holds: a client may send its
+// first frame right behind the handshake request, and those bytes can
+// already sit in that buffer (gws's own Upgrade starts a fresh reader and
+// would lose them).
 func upgrade(up *gws.Upgrader, w http.ResponseWriter, r *http.Request) (*gws.Conn, error) {
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, err
 	}
-	return up.UpgradeFromConn(echoReasonConn{nc}, brw.Reader, r)
+	return up.UpgradeFromConn(echoReasonConn{nc}, readerAfterHijack(nc, brw.Reader), r)
 }
 
 // readLoop runs gws's read loop and survives a panic in it: a hostile

@@ -59,7 +59,7 @@ func (s *syncBuffer) String() string {
 
 // newTestEnv is a gateway whose verifier takes HS256 tokens from
 // e.signer with audience "tickgate".
-func newTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	return newSignedTestEnv(t, envOptions{}, tweak...)
 }
@@ -84,7 +84,7 @@ func newHistoryTestEnv(t *testing.T, tweak ...func(*Config)) *testEnv {
 	return newSignedTestEnv(t, envOptions{jetstream: true}, tweak...)
 }
 
-func newSignedTestEnv(t *testing.T, o envOptions, tweak ...func(*Config)) *testEnv {
+func newSignedTestEnv(t testing.TB, o envOptions, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -111,7 +111,7 @@ func newTestEnvWith(t *testing.T, verifier *auth.Verifier, tweak ...func(*Config
 }
 
 // startTestEnv is newTestEnvWith with what o adds.
-func startTestEnv(t *testing.T, verifier *auth.Verifier, o envOptions, tweak ...func(*Config)) *testEnv {
+func startTestEnv(t testing.TB, verifier *auth.Verifier, o envOptions, tweak ...func(*Config)) *testEnv {
 	t.Helper()
 	e := &testEnv{logs: &syncBuffer{}}
 	if o.jetstream {
@@ -184,7 +184,7 @@ func startTestEnv(t *testing.T, verifier *auth.Verifier, o envOptions, tweak ...
 func (e *testEnv) url() string { return "wss://" + e.addr + WebSocketPath }
 
 // token mints a token for sub allowing channels, valid for ttl.
-func (e *testEnv) token(t *testing.T, sub string, ttl time.Duration, channels ...string) string {
+func (e *testEnv) token(t testing.TB, sub string, ttl time.Duration, channels ...string) string {
 	t.Helper()
 	tok, err := e.signer.Sign(auth.TokenSpec{Subject: sub, Channels: channels, TTL: ttl, Audience: "tickgate"})
 	if err != nil {

@@ -51,6 +51,10 @@ type outbox struct {
 	// connection is in use); held is true while it holds this outbox's.
 	wakes *wakes
 	held  atomic.Bool
+	// run starts the writer on demand once the connection is open
+	// (writerrun.go); until then, and for outboxes without one, wake-ups
+	// go to wake.
+	run writerRun
 }
 
 // item is one entry of the FIFO: a frame, or a subscription with data.
@@ -164,8 +168,11 @@ func (o *outbox) signal() {
 	o.wakeWriter()
 }
 
-// wakeWriter wakes the writer now.
+// wakeWriter wakes the writer now, starting one if none runs.
 func (o *outbox) wakeWriter() {
+	if o.run.wake(o.wake) {
+		return
+	}
 	select {
 	case o.wake <- struct{}{}:
 	default:

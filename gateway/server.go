@@ -40,6 +40,9 @@ type Server struct {
 	// deflaters: the same, negotiating permessage-deflate (deflate.go);
 	// nil without Config.Compression. Static after construction.
 	deflaters [numCodecs + 1]*gws.Upgrader
+	// grace ends writers parked with nothing to write, on each sweep tick
+	// (writerrun.go). Static after construction.
+	grace *graceTicks
 
 	draining atomic.Bool
 
@@ -74,6 +77,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 		revoked: newRevocations(cfg.RevocationTTL),
 		origins: make(map[string]struct{}, len(cfg.AllowedOrigins)),
 		conns:   make(map[*conn]struct{}),
+		grace:   newGraceTicks(),
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[normalizeOrigin(o, true)] = struct{}{}
@@ -85,7 +89,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 			ParallelEnabled:    false,
 			CheckUtf8Enabled:   true,
 			ReadMaxPayloadSize: cfg.MaxMessageBytes,
-			ReadBufferSize:     4 << 10,
+			ReadBufferSize:     readBufferBytes, // unused: upgrade hands gws its reader (readbuf.go)
 			WriteBufferSize:    4 << 10,
 			HandshakeTimeout:   cfg.HandshakeTimeout,
 			Recovery:           gws.Recovery,

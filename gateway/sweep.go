@@ -49,6 +49,7 @@ func (s *Server) sweepConns(stop <-chan struct{}) {
 		}
 		clear(conns)
 		conns = conns[:0]
+		s.grace.tick() // writers parked now end (writerrun.go)
 	}
 }
 

@@ -86,31 +86,32 @@ const (
 	chorePing                         // time for a progress ping
 )
 
-// writeLoop is the connection's one writer: it owns every write to the
-// socket after the handshake. It sleeps on one channel, the outbox's
-// wake-up, which everything that has work for it signals: data queued, a
-// throttled subscription falling due (a timer made only for a connection
-// that has one), the node's sweep (a heartbeat or a ping due), the end of
-// the connection. Each time it wakes it takes everything due from the
-// outbox and writes it, with the ping or heartbeat due, in as few writes
-// as it can (one, up to maxWriteBytes); a write that makes no progress for
-// WriteTimeout evicts the connection (see write). It sends the close
-// frame once the outbox is closing, and returns when the connection is
-// done. Liveness (idle and lag timeouts) is the sweep's.
+// writeLoop is one run of the connection's writer: it owns every write to
+// the socket after the handshake, and runs only while there is work
+// (writerrun.go): everything that has work for it wakes it, starting it
+// when it does not run: data queued, a throttled subscription falling
+// due (a timer made only for a connection that has one), the node's
+// sweep (a heartbeat or a ping due), the end of the connection. Each
+// round takes everything due from the outbox and writes it, with the
+// ping or heartbeat due, in as few writes as it can (one, up to
+// maxWriteBytes); a write that makes no progress for WriteTimeout evicts
+// the connection (see write). After a round with no wake-up behind it
+// the writer parks until the node's next sweep tick, and the run ends
+// there unless woken. The writer sends the close frame once the outbox is
+// closing, and ends for good then, or when the connection is done.
+// Liveness (idle and lag timeouts) is the sweep's.
 func (c *conn) writeLoop() {
 	defer c.srv.recoverPanic("writer", c)
 	cfg := &c.srv.cfg
-	var (
-		b        batch
-		buf      []byte
-		throttle *time.Timer // made on first use
-	)
-	defer func() {
-		if throttle != nil {
-			throttle.Stop()
+	w := getWriterScratch()
+	idle := false
+	defer func() { c.endWriter(w, idle) }()
+	b, buf := &w.b, &w.buf
+	for first := true; ; first = false {
+		if !c.out.run.next(first, c.out.wake) {
+			idle = true
+			return
 		}
-	}()
-	for range c.out.wake {
 		select {
 		case <-c.done:
 			return
@@ -118,7 +119,7 @@ func (c *conn) writeLoop() {
 		}
 		now := cfg.Now()
 		chores := c.chores.Swap(0)
-		closing := c.out.take(&b, now)
+		closing := c.out.take(b, now)
 		if n := len(b.items); n > 0 {
 			c.srv.metrics.outboxPending.Observe(float64(n))
 		}
@@ -137,7 +138,7 @@ func (c *conn) writeLoop() {
 		}
 		if data := len(b.items) > 0; data || len(tail) > 0 {
 			var err error
-			if buf, err = c.writeBatch(&b, buf[:0], tail); err != nil {
+			if *buf, err = c.writeBatch(b, (*buf)[:0], tail); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -155,12 +156,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		if next := c.out.nextDelayed(); !next.IsZero() {
-			d := next.Sub(cfg.Now())
-			if throttle == nil {
-				throttle = time.AfterFunc(d, c.out.wakeWriter)
-			} else {
-				throttle.Reset(d)
-			}
+			c.armThrottle(next.Sub(cfg.Now()))
 		}
 	}
 }

@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// BenchmarkIdleConnection reports what an idle connection costs the node:
+// idleConns plain connections, each subscribed to 10 channels with
+// nothing published, to a node in this process. The clients are bare
+// sockets (a hand-made handshake, no reader goroutine), so the figures are
+// the node's plus about one socket's bookkeeping per client: B/conn is the
+// growth of heap in use and goroutine stacks, after the garbage collector
+// ran, divided by the connections; goroutines/conn is the growth of
+// goroutines (the node's read loop: the writer runs only while it has
+// something to write).
+//
+//	go test -run '^$' -bench IdleConnection -benchtime 1x ./gateway
+func BenchmarkIdleConnection(b *testing.B) {
+	const idleConns, perConn = 2000, 10
+	e := newTestEnv(b, func(c *Config) {
+		c.TLS = nil
+		c.MaxConnsPerIP = -1
+		c.MaxConnsPerSubject = -1
+		c.HandshakeRate = 1e6
+	})
+	channels := make([]string, perConn)
+	for i := range channels {
+		channels[i] = fmt.Sprintf("ticker.IDLE%d", i)
+	}
+	sub, err := json.Marshal(proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: channels})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		before, goBefore := settledMemory()
+		socks := make([]net.Conn, idleConns)
+		for i := range socks {
+			socks[i] = bareSubscriber(b, e.addr, e.token(b, fmt.Sprintf("idle-%d", i), time.Hour, ">"), sub)
+		}
+		waitWritersIdle(b, e.srv)
+		after, goAfter := settledMemory()
+		b.ReportMetric(float64(after-before)/idleConns, "B/conn")
+		b.ReportMetric(float64(goAfter-goBefore)/idleConns, "goroutines/conn")
+		for _, s := range socks {
+			_ = s.Close()
+		}
+		for deadline := time.Now().Add(10 * time.Second); e.srv.Connections() > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// settledMemory returns the heap in use plus goroutine stacks after two
+// collections (the second frees what the first's finalizers and stack
+// shrinking left), and the goroutine count.
+func settledMemory() (uint64, int) {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
+}
+
+// waitWritersIdle waits until no connection of s holds a writer.
+func waitWritersIdle(tb testing.TB, s *Server) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		busy := 0
+		s.mu.Lock()
+		for c := range s.conns {
+			if c.out.run.running() {
+				busy++
+			}
+		}
+		s.mu.Unlock()
+		if busy == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d connections still hold a writer", busy)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// bareSubscriber opens a plain WebSocket by hand on a bare socket, sends
+// cmd (a subscribe) and reads frames until the subscribed ack. It keeps no
+// goroutine and no buffer: the socket is all the client holds.
+func bareSubscriber(tb testing.TB, addr, token string, cmd []byte) net.Conn {
+	tb.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET " + WebSocketPath + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: " + proto.SubprotocolJSON + "\r\nAuthorization: Bearer " + token + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		tb.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		tb.Fatalf("upgrade: %v (%v)", err, resp)
+	}
+	if _, err := nc.Write(maskedFrame(true, 0x1, cmd)); err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		payload := readServerFrame(tb, br)
+		if bytes.Contains(payload, []byte(`"type":"subscribed"`)) {
+			break
+		}
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return nc
+}
+
+// readServerFrame reads one unmasked, unfragmented server frame.
+func readServerFrame(tb testing.TB, br *bufio.Reader) []byte {
+	tb.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		tb.Fatal(err)
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var x [2]byte
+		if _, err := io.ReadFull(br, x[:]); err != nil {
+			tb.Fatal(err)
+		}
+		n = uint64(x[0])<<8 | uint64(x[1])
+	case 127:
+		var x [8]byte
+		if _, err := io.ReadFull(br, x[:]); err != nil {
+			tb.Fatal(err)
+		}
+		n = 0
+		for _, c := range x {
+			n = n<<8 | uint64(c)
+		}
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(br, p); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}

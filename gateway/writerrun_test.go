@@ -1,0 +1,203 @@
+package gateway
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// TestWriterRunLosesNoWakeUp is the model of on-demand writers
+// (writerrun.go) on a real outbox: waves of pushers push frames from
+// several goroutines, each push waking the writer; a writer runs only while woken
+// and, as writeLoop does, ends when a round finds no wake-up behind it, at
+// once (no grace) or, parked, at the next grace tick (which a ticker
+// gives every 50 µs). Every frame must be taken (a lost wake-up leaves
+// frames behind with no writer), never by two writers at once, and every
+// run must end. Run it under -race.
+func TestWriterRunLosesNoWakeUp(t *testing.T) {
+	for _, grace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("grace=%v", grace), func(t *testing.T) {
+			for round := range 3 {
+				modelWriterRuns(t, round, grace)
+			}
+		})
+	}
+}
+
+func modelWriterRuns(t *testing.T, round int, grace bool) {
+	const waves = 3000
+	{
+		o := newOutbox(1<<30, time.Now)
+		var (
+			taken, starts atomic.Int64
+			inRound       atomic.Bool
+			overlap       atomic.Bool
+			runs          sync.WaitGroup
+		)
+		stopTicks := make(chan struct{})
+		ticking := make(chan struct{})
+		if grace {
+			o.run.grace = newGraceTicks()
+			go func() {
+				defer close(ticking)
+				t := time.NewTicker(50 * time.Microsecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stopTicks:
+						return
+					case <-t.C:
+						o.run.grace.tick()
+					}
+				}
+			}()
+		} else {
+			close(ticking)
+		}
+		defer func() {
+			close(stopTicks)
+			<-ticking
+		}()
+		o.run.start = func() {
+			starts.Add(1)
+			runs.Add(1)
+			go func() {
+				defer runs.Done()
+				var b batch
+				for first := true; o.run.next(first, o.wake); first = false {
+					if !inRound.CompareAndSwap(false, true) {
+						overlap.Store(true)
+					}
+					o.take(&b, time.Time{})
+					taken.Add(int64(len(b.items)))
+					if len(b.items)%3 == 0 {
+						runtime.Gosched() // a slow write now and then
+					}
+					clear(b.items)
+					b.items = b.items[:0]
+					o.wrote()
+					inRound.Store(false)
+				}
+			}()
+		}
+		o.run.state.Store(runIdle)
+		// Waves of a few concurrent pushes, each wave waited out: a lost
+		// wake-up leaves its wave untaken, with nothing after it to
+		// rescue it. The pauses between waves let writers park and end.
+		var want int64
+		for wave := range waves {
+			if wave%2 == 0 {
+				time.Sleep(time.Duration(rand.IntN(100)) * time.Microsecond)
+			}
+			var push sync.WaitGroup
+			for p := range 1 + wave%4 {
+				push.Add(1)
+				want += int64(1 + p%3)
+				go func() {
+					defer push.Done()
+					for range 1 + p%3 {
+						if o.push([]byte{1}) != pushed {
+							t.Error("push refused")
+						}
+					}
+				}()
+			}
+			push.Wait()
+			deadline := time.Now().Add(2 * time.Second)
+			for taken.Load() < want && time.Now().Before(deadline) {
+				runtime.Gosched()
+			}
+			if got := taken.Load(); got != want {
+				t.Fatalf("round %d, wave %d: %d of %d frames taken and no writer takes the rest (state %d): a wake-up was lost", round, wave, got, want, o.run.state.Load())
+			}
+		}
+		runs.Wait()
+		if overlap.Load() {
+			t.Fatalf("round %d: two writers ran at once", round)
+		}
+		if s := o.run.state.Load(); s != runIdle {
+			t.Fatalf("round %d: state %d after every run ended, want idle", round, s)
+		}
+		if starts.Load() < 2 {
+			t.Logf("round %d: only %d run(s); the idle path was not exercised", round, starts.Load())
+		}
+	}
+}
+
+// TestWriterRunOverIgnoresWakeUps: once the writer ended for good (close
+// frame written, connection done), a wake-up starts nothing.
+func TestWriterRunOverIgnoresWakeUps(t *testing.T) {
+	o := newOutbox(16, time.Now)
+	o.run.start = func() { t.Fatal("a writer started after the end") }
+	o.run.over()
+	if !o.run.wake(o.wake) {
+		t.Fatal("wake fell back to the channel")
+	}
+	o.wakeWriter()
+	if len(o.wake) != 0 {
+		t.Fatal("a wake-up went to the channel")
+	}
+}
+
+// TestIdleConnectionHoldsNoWriter: once what a connection was sent is
+// written and the grace (a sweep tick) passed, it holds no writer
+// goroutine; data for it starts one, which ends again after writing it.
+func TestIdleConnectionHoldsNoWriter(t *testing.T) {
+	const conns = 40
+	e := newTestEnv(t)
+	tok := e.token(t, "idle", time.Hour, ">")
+	serverConns := func() []*conn {
+		e.srv.mu.Lock()
+		defer e.srv.mu.Unlock()
+		var cs []*conn
+		for c := range e.srv.conns {
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	waitIdle := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			busy := 0
+			for _, c := range serverConns() {
+				if c.out.run.running() {
+					busy++
+				}
+			}
+			if busy == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d connections still hold a writer", what, busy, conns)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	clients := make([]*testClient, conns)
+	for i := range clients {
+		clients[i] = e.connect(t, "json", tok)
+		clients[i].send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"trade.BTC-USD", "ticker.ETH-USD"}})
+		clients[i].expect(t, proto.TypeSubscribed)
+	}
+	if n := len(serverConns()); n != conns {
+		t.Fatalf("%d connections on the server, want %d", n, conns)
+	}
+	waitIdle("after subscribing")
+	for _, c := range serverConns() {
+		if s := c.out.run.state.Load(); s != runIdle {
+			t.Fatalf("idle connection's writer state %d, want idle", s)
+		}
+	}
+	e.publish(t, "trade.BTC-USD", 1, proto.FeedUpdate, &proto.Trade{Symbol: "BTC-USD", ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1})
+	for _, c := range clients {
+		c.expect(t, proto.TypeUpdate)
+	}
+	waitIdle("after an update")
+}

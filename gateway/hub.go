@@ -435,13 +435,13 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			} else {
 				p.upd = proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: uint32(min(ev.Seq-s.last, 1<<32-1)), Data: u.Data}
 			}
-			s.queue = append(s.queue, p)
+			o.queueUpdate(s, p, h.now)
 			s.last = ev.Seq
 		default:
 			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
 		}
 	case s.unmerged(o.writing, h.now):
-		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
+		o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), h.now)
 		s.last = ev.Seq
 	default:
 		start = e.fold(h, s, ev, ev.Data, 1)

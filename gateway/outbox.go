@@ -10,8 +10,10 @@ import (
 
 // outbox is everything waiting for one connection's writer, bounded:
 //
-//   - a FIFO of items: a reply or control frame, or a subscription whose
-//     pending data is ready (each subscription is in the FIFO at most once);
+//   - a FIFO of items: a reply or control frame, a subscription whose
+//     pending data is ready (each subscription is in the FIFO at most once),
+//     or a shared update frame of a subscription that had nothing else
+//     pending (see queueUpdate: the common case of a writer keeping up);
 //   - per subscription (see subscription), what is pending on its channel,
 //     coalesced by the kind's rule while the writer is busy: the newest
 //     ticker, one merged book delta, or the trades in order.
@@ -53,13 +55,16 @@ type outbox struct {
 	held  atomic.Bool
 }
 
-// item is one entry of the FIFO: a frame, or a subscription with data.
-// An entry whose gen is not the subscription's current one was left behind
-// by a re-subscribe and is skipped.
+// item is one entry of the FIFO: a frame, a subscription with data, or
+// both: an update frame of that subscription (queueUpdate). A subscription
+// entry whose gen is not the subscription's current one was left behind by
+// a re-subscribe and is skipped; an update frame whose gen is not the
+// subscription's epoch was dropped with what it had pending (reset).
 type item struct {
-	frame []byte        // a complete frame (reply, pong, …), or nil
-	sub   *subscription // a subscription whose pending data is due
-	gen   uint32        // sub.gen when queued
+	frame []byte        // a complete frame (reply, pong, …, or an update of sub), or nil
+	sub   *subscription // a subscription whose pending data is due, or whose update frame is
+	gen   uint32        // sub.gen when queued; sub.epoch with an update frame
+	ts    int64         // with an update frame: its source event time
 }
 
 func newOutbox(limit int, now func() time.Time) *outbox {
@@ -113,6 +118,25 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 		}
 		o.queue = append(o.queue, it)
 	}
+	o.signal()
+}
+
+// queueUpdate queues p, a ticker or book update of s that goes out on its
+// own (subscription.unmerged): a shared frame of a subscription with
+// nothing else pending or queued goes straight into the FIFO, so that the
+// writer takes it without visiting s's queue; anything else waits in s's
+// queue, in order behind what s has pending. Either way it counts against
+// maxUnmerged until the writer takes it. Called with o.mu held.
+func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
+	if p.frame == nil || s.queued || s.gated || s.plan != nil || s.throttle > 0 || o.closing != nil || s.hasPending() {
+		s.queue = append(s.queue, p)
+		return
+	}
+	if o.queuedAt == 0 {
+		o.queuedAt = now().UnixNano()
+	}
+	o.queue = append(o.queue, item{frame: p.frame, sub: s, gen: s.epoch, ts: p.ts})
+	s.direct++
 	o.signal()
 }
 
@@ -205,7 +229,13 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	}
 	for _, it := range o.queue {
 		if it.frame != nil {
-			b.add(pending{frame: it.frame})
+			if s := it.sub; s != nil { // an update frame (queueUpdate)
+				if it.gen != s.epoch {
+					continue // dropped with what s had pending
+				}
+				s.direct--
+			}
+			b.add(pending{frame: it.frame, ts: it.ts})
 			continue
 		}
 		s := it.sub
@@ -258,7 +288,9 @@ func (o *outbox) stats() (pending int, oldest int64) {
 		for _, it := range items {
 			switch {
 			case it.frame != nil:
-				pending++
+				if it.sub == nil || it.gen == it.sub.epoch {
+					pending++
+				}
 			case it.gen == it.sub.gen && !it.sub.dead:
 				pending += it.sub.pendingCount()
 			}

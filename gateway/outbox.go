@@ -46,6 +46,10 @@ type outbox struct {
 	queuedAt  int64
 	taken     int
 	takenFrom int64
+	// takes counts the writer's takes, guarded by mu: a subscription's
+	// update frames queued since the last take (subscription.directAt)
+	// are still in queue.
+	takes uint64
 
 	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
 	// wakes, when set, may hold a wake-up back during a feed burst (see
@@ -56,14 +60,15 @@ type outbox struct {
 }
 
 // item is one entry of the FIFO: a frame, a subscription with data, or
-// both: an update frame of that subscription (queueUpdate). A subscription
-// entry whose gen is not the subscription's current one was left behind by
-// a re-subscribe and is skipped; an update frame whose gen is not the
-// subscription's epoch was dropped with what it had pending (reset).
+// both: an update frame of that subscription (queueUpdate), which the
+// writer takes without visiting the subscription. A subscription entry
+// whose gen is not the subscription's current one was left behind by a
+// re-subscribe and is skipped; an update frame dropped with what its
+// subscription had pending (dropDirect) is left empty and skipped.
 type item struct {
 	frame []byte        // a complete frame (reply, pong, …, or an update of sub), or nil
 	sub   *subscription // a subscription whose pending data is due, or whose update frame is
-	gen   uint32        // sub.gen when queued; sub.epoch with an update frame
+	gen   uint32        // sub.gen when queued (not set with a frame)
 	ts    int64         // with an update frame: its source event time
 }
 
@@ -135,9 +140,35 @@ func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
 	if o.queuedAt == 0 {
 		o.queuedAt = now().UnixNano()
 	}
-	o.queue = append(o.queue, item{frame: p.frame, sub: s, gen: s.epoch, ts: p.ts})
+	o.queue = append(o.queue, item{frame: p.frame, sub: s, ts: p.ts})
+	if s.directAt != o.takes {
+		s.directAt, s.direct = o.takes, 0
+	}
 	s.direct++
 	o.signal()
+}
+
+// directPending is how many update frames of s wait in the FIFO (see
+// queueUpdate). Called with o.mu held.
+func (o *outbox) directPending(s *subscription) int {
+	if s.directAt != o.takes {
+		return 0 // the writer took them
+	}
+	return int(s.direct)
+}
+
+// dropDirect drops the update frames of s that wait in the FIFO, with
+// the rest of what s had pending (subscription.reset). Called with o.mu
+// held.
+func (o *outbox) dropDirect(s *subscription) {
+	n := o.directPending(s)
+	for i := len(o.queue) - 1; i >= 0 && n > 0; i-- {
+		if it := &o.queue[i]; it.sub == s && it.frame != nil {
+			*it = item{}
+			n--
+		}
+	}
+	s.direct = 0
 }
 
 // requeue forgets s's place in the FIFO (a re-subscribe): its old entry is
@@ -227,18 +258,16 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 		clear(o.delayed[len(keep):])
 		o.delayed = keep
 	}
+	o.takes++ // the update frames queued so far are taken now (directPending)
 	for _, it := range o.queue {
 		if it.frame != nil {
-			if s := it.sub; s != nil { // an update frame (queueUpdate)
-				if it.gen != s.epoch {
-					continue // dropped with what s had pending
-				}
-				s.direct--
-			}
 			b.add(pending{frame: it.frame, ts: it.ts})
 			continue
 		}
 		s := it.sub
+		if s == nil {
+			continue // an update frame dropped (dropDirect)
+		}
 		if it.gen != s.gen {
 			continue // left behind by a re-subscribe
 		}
@@ -288,9 +317,8 @@ func (o *outbox) stats() (pending int, oldest int64) {
 		for _, it := range items {
 			switch {
 			case it.frame != nil:
-				if it.sub == nil || it.gen == it.sub.epoch {
-					pending++
-				}
+				pending++
+			case it.sub == nil: // dropped (dropDirect)
 			case it.gen == it.sub.gen && !it.sub.dead:
 				pending += it.sub.pendingCount()
 			}

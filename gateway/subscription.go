@@ -24,8 +24,8 @@ type subscription struct {
 	nextAt       time.Time   // with throttle: when the next write may go
 	queued       bool        // in the outbox FIFO or its delayed list (with gen)
 	gen          uint32      // bumped by a re-subscribe: older FIFO entries are stale
-	epoch        uint32      // bumped by reset: update frames queued in the FIFO before it are dropped
-	direct       int32       // update frames of s in the FIFO (outbox.queueUpdate), not yet taken
+	direct       int32       // update frames of s queued in the FIFO (outbox.queueUpdate) ...
+	directAt     uint64      // ... while c.out.takes was this
 	gated        bool        // joining: pending data waits until the ack is queued
 	dead         bool        // unsubscribed: pending data is dropped
 	needSnapshot bool        // the next event goes out as a snapshot
@@ -106,8 +106,7 @@ func (s *subscription) pendingCount() int {
 // the outbox's FIFO included. Called with
 // c.out.mu held.
 func (s *subscription) reset() {
-	s.epoch++
-	s.direct = 0
+	s.c.out.dropDirect(s)
 	s.plan = nil
 	clear(s.head)
 	s.head = s.head[:0]
@@ -173,7 +172,7 @@ func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
 	if s.throttle > 0 { // one write per interval: only a lone update when due
 		return !s.hasPending() && !now().Before(s.nextAt)
 	}
-	return len(s.queue)+int(s.direct) < maxUnmerged
+	return len(s.queue)+s.c.out.directPending(s) < maxUnmerged
 }
 
 // fold adds an update to the group of updates pending while the writer

@@ -320,6 +320,13 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 // chain restarts from a snapshot (see deliver). Called with e.mu held.
 func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	var enc encoded
+	// Reach every subscriber's outbox first: the loads of this loop do not
+	// wait on one another, so the CPU has many in flight, while deliver's
+	// (subscription, connection, outbox) follow one another and, on a
+	// busy node, each would wait for memory on its own.
+	for _, s := range e.subs {
+		s.c.out.busy.Load()
+	}
 	for _, s := range e.subs {
 		reason, plan := e.deliver(h, s, ev, &enc)
 		if reason != "" {

@@ -140,12 +140,17 @@ func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
 	if o.queuedAt == 0 {
 		o.queuedAt = now().UnixNano()
 	}
+	first := len(o.queue) == 0
 	o.queue = append(o.queue, item{frame: p.frame, sub: s, ts: p.ts})
 	if s.directAt != o.takes {
 		s.directAt, s.direct = o.takes, 0
 	}
 	s.direct++
-	o.signal()
+	if first {
+		// Whoever queued into a FIFO that is not empty signalled the
+		// writer, which has not taken it yet: one wake-up covers both.
+		o.signal()
+	}
 }
 
 // directPending is how many update frames of s wait in the FIFO (see

@@ -216,3 +216,33 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 		})
 	}
 }
+
+// TestDecodeJSONDataKey: a JSON payload decodes in one pass when only one
+// key can be its data, in two otherwise; either way a repeated data key
+// keeps the last one's data alone, as encoding/json does for the envelope.
+func TestDecodeJSONDataKey(t *testing.T) {
+	tests := map[string]struct {
+		in      string
+		onePass bool
+		want    proto.Ticker
+	}{
+		"one key":         {`{"seq":1,"type":"update","data":{"bid":"1","ask":"2"}}`, true, proto.Ticker{Bid: "1", Ask: "2"}},
+		"key in any case": {`{"seq":1,"type":"update","DATA":{"bid":"1"}}`, true, proto.Ticker{Bid: "1"}},
+		"null data":       {`{"seq":1,"type":"update","data":null}`, true, proto.Ticker{}},
+		"repeated key":    {`{"seq":1,"type":"update","data":{"bid":"1"},"Data":{"ask":"2"}}`, false, proto.Ticker{Ask: "2"}},
+		"escaped key":     {`{"seq":1,"type":"update","data":{"bid":"1"},"d\u0061ta":{"ask":"2"}}`, false, proto.Ticker{Ask: "2"}},
+		"data as a value": {`{"seq":1,"type":"update","data":{"symbol":"data"}}`, false, proto.Ticker{Symbol: "data"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := oneDataKey([]byte(tc.in)); got != tc.onePass {
+				t.Fatalf("oneDataKey = %v, want %v", got, tc.onePass)
+			}
+			var got proto.Ticker
+			h, err := decode([]byte(tc.in), &got)
+			if err != nil || h != (header{1, proto.FeedUpdate}) || got != tc.want {
+				t.Fatalf("decode = %+v, %+v, %v; want %+v", h, got, err, tc.want)
+			}
+		})
+	}
+}

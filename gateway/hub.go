@@ -327,6 +327,13 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 // chain restarts from a snapshot (see deliver). Called with e.mu held.
 func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	var enc encoded
+	// Reach every subscriber's outbox first: the loads of this loop do not
+	// wait on one another, so the CPU has many in flight, while deliver's
+	// (subscription, connection, outbox) follow one another and, on a
+	// busy node, each would wait for memory on its own.
+	for _, s := range e.subs {
+		s.c.out.busy.Load()
+	}
 	for _, s := range e.subs {
 		reason, plan := e.deliver(h, s, ev, &enc)
 		if reason != "" {
@@ -442,13 +449,13 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			} else {
 				p.upd = proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: uint32(min(ev.Seq-s.last, 1<<32-1)), Data: u.Data}
 			}
-			s.queue = append(s.queue, p)
+			o.queueUpdate(s, p, h.now)
 			s.last = ev.Seq
 		default:
 			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
 		}
 	case s.unmerged(o.writing, h.now):
-		s.queue = append(s.queue, pendingUpdate(h.codecs, ci, e.name, s, ev, enc))
+		o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), h.now)
 		s.last = ev.Seq
 	default:
 		start = e.fold(h, s, ev, ev.Data, 1)

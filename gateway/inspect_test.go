@@ -240,7 +240,7 @@ func TestConnectionPendingAndLag(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		s.hub.onFeed(ch, &feed.Message{Seq: uint64(i), Data: tickerData(i)})
 	}
-	if n := len(sub.queue); n != 3 {
+	if n := len(sub.queue) + c.out.directPending(sub); n != 3 {
 		t.Fatalf("%d updates queued, want 3 one by one", n)
 	}
 	clock.add(250 * time.Millisecond)

@@ -10,8 +10,10 @@ import (
 
 // outbox is everything waiting for one connection's writer, bounded:
 //
-//   - a FIFO of items: a reply or control frame, or a subscription whose
-//     pending data is ready (each subscription is in the FIFO at most once);
+//   - a FIFO of items: a reply or control frame, a subscription whose
+//     pending data is ready (each subscription is in the FIFO at most once),
+//     or a shared update frame of a subscription that had nothing else
+//     pending (see queueUpdate: the common case of a writer keeping up);
 //   - per subscription (see subscription), what is pending on its channel,
 //     coalesced by the kind's rule while the writer is busy: the newest
 //     ticker, one merged book delta, or the trades in order.
@@ -44,6 +46,10 @@ type outbox struct {
 	queuedAt  int64
 	taken     int
 	takenFrom int64
+	// takes counts the writer's takes, guarded by mu: a subscription's
+	// update frames queued since the last take (subscription.directAt)
+	// are still in queue.
+	takes uint64
 
 	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
 	// wakes, when set, may hold a wake-up back during a feed burst (see
@@ -57,13 +63,17 @@ type outbox struct {
 	run writerRun
 }
 
-// item is one entry of the FIFO: a frame, or a subscription with data.
-// An entry whose gen is not the subscription's current one was left behind
-// by a re-subscribe and is skipped.
+// item is one entry of the FIFO: a frame, a subscription with data, or
+// both: an update frame of that subscription (queueUpdate), which the
+// writer takes without visiting the subscription. A subscription entry
+// whose gen is not the subscription's current one was left behind by a
+// re-subscribe and is skipped; an update frame dropped with what its
+// subscription had pending (dropDirect) is left empty and skipped.
 type item struct {
-	frame []byte        // a complete frame (reply, pong, …), or nil
-	sub   *subscription // a subscription whose pending data is due
-	gen   uint32        // sub.gen when queued
+	frame []byte        // a complete frame (reply, pong, …, or an update of sub), or nil
+	sub   *subscription // a subscription whose pending data is due, or whose update frame is
+	gen   uint32        // sub.gen when queued (not set with a frame)
+	ts    int64         // with an update frame: its source event time
 }
 
 func newOutbox(limit int, now func() time.Time) *outbox {
@@ -118,6 +128,56 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 		o.queue = append(o.queue, it)
 	}
 	o.signal()
+}
+
+// queueUpdate queues p, a ticker or book update of s that goes out on its
+// own (subscription.unmerged): a shared frame of a subscription with
+// nothing else pending or queued goes straight into the FIFO, so that the
+// writer takes it without visiting s's queue; anything else waits in s's
+// queue, in order behind what s has pending. Either way it counts against
+// maxUnmerged until the writer takes it. Called with o.mu held.
+func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
+	if p.frame == nil || s.queued || s.gated || s.plan != nil || s.throttle > 0 || o.closing != nil || s.hasPending() {
+		s.queue = append(s.queue, p)
+		return
+	}
+	if o.queuedAt == 0 {
+		o.queuedAt = now().UnixNano()
+	}
+	first := len(o.queue) == 0
+	o.queue = append(o.queue, item{frame: p.frame, sub: s, ts: p.ts})
+	if s.directAt != o.takes {
+		s.directAt, s.direct = o.takes, 0
+	}
+	s.direct++
+	if first {
+		// Whoever queued into a FIFO that is not empty signalled the
+		// writer, which has not taken it yet: one wake-up covers both.
+		o.signal()
+	}
+}
+
+// directPending is how many update frames of s wait in the FIFO (see
+// queueUpdate). Called with o.mu held.
+func (o *outbox) directPending(s *subscription) int {
+	if s.directAt != o.takes {
+		return 0 // the writer took them
+	}
+	return int(s.direct)
+}
+
+// dropDirect drops the update frames of s that wait in the FIFO, with
+// the rest of what s had pending (subscription.reset). Called with o.mu
+// held.
+func (o *outbox) dropDirect(s *subscription) {
+	n := o.directPending(s)
+	for i := len(o.queue) - 1; i >= 0 && n > 0; i-- {
+		if it := &o.queue[i]; it.sub == s && it.frame != nil {
+			*it = item{}
+			n--
+		}
+	}
+	s.direct = 0
 }
 
 // requeue forgets s's place in the FIFO (a re-subscribe): its old entry is
@@ -210,12 +270,16 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 		clear(o.delayed[len(keep):])
 		o.delayed = keep
 	}
+	o.takes++ // the update frames queued so far are taken now (directPending)
 	for _, it := range o.queue {
 		if it.frame != nil {
-			b.add(pending{frame: it.frame})
+			b.add(pending{frame: it.frame, ts: it.ts})
 			continue
 		}
 		s := it.sub
+		if s == nil {
+			continue // an update frame dropped (dropDirect)
+		}
 		if it.gen != s.gen {
 			continue // left behind by a re-subscribe
 		}
@@ -266,6 +330,7 @@ func (o *outbox) stats() (pending int, oldest int64) {
 			switch {
 			case it.frame != nil:
 				pending++
+			case it.sub == nil: // dropped (dropDirect)
 			case it.gen == it.sub.gen && !it.sub.dead:
 				pending += it.sub.pendingCount()
 			}

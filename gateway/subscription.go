@@ -24,6 +24,8 @@ type subscription struct {
 	nextAt       time.Time   // with throttle: when the next write may go
 	queued       bool        // in the outbox FIFO or its delayed list (with gen)
 	gen          uint32      // bumped by a re-subscribe: older FIFO entries are stale
+	direct       int32       // update frames of s queued in the FIFO (outbox.queueUpdate) ...
+	directAt     uint64      // ... while c.out.takes was this
 	gated        bool        // joining: pending data waits until the ack is queued
 	dead         bool        // unsubscribed: pending data is dropped
 	needSnapshot bool        // the next event goes out as a snapshot
@@ -100,9 +102,11 @@ func (s *subscription) pendingCount() int {
 	return n
 }
 
-// reset drops whatever is pending, a planned head included. Called with
+// reset drops whatever is pending, a planned head and update frames in
+// the outbox's FIFO included. Called with
 // c.out.mu held.
 func (s *subscription) reset() {
+	s.c.out.dropDirect(s)
 	s.plan = nil
 	clear(s.head)
 	s.head = s.head[:0]
@@ -168,7 +172,7 @@ func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
 	if s.throttle > 0 { // one write per interval: only a lone update when due
 		return !s.hasPending() && !now().Before(s.nextAt)
 	}
-	return len(s.queue) < maxUnmerged
+	return len(s.queue)+s.c.out.directPending(s) < maxUnmerged
 }
 
 // fold adds an update to the group of updates pending while the writer

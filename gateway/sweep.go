@@ -18,7 +18,8 @@ func sweepEvery(cfg *Config) time.Duration {
 
 // pingEvery is how often a connection with data going out gets a progress
 // ping: four per LagTimeout, so that a client that stops reading is
-// evicted within about 1.25 LagTimeout, and at least one per heartbeat
+// evicted within about 1.25 LagTimeout (plus a sweep period: a ping due
+// waits that long for data to go out with), and at least one per heartbeat
 // interval, so that a client that only listens has something to answer
 // within IdleTimeout. (It was once a second: at 10,000 connections,
 // 10,000 pings and pongs a second for nothing.)
@@ -79,8 +80,17 @@ func (c *conn) sweep(now int64) {
 	if now-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval) {
 		chores |= choreHeartbeat
 	}
-	if chores != 0 {
-		c.chores.Or(chores)
-		c.out.wakeWriter()
+	if chores == 0 {
+		return
 	}
+	// A ping due on a connection with data going out waits for the
+	// writer's next data, which it goes out with in one write (the writer
+	// takes its chores each time it wakes): waking every writer whose ping
+	// fell due would make each sweep a burst of writes, a third of a busy
+	// node's connections at once, that the data behind it waits for. A
+	// ping still waiting at the next sweep is sent on its own then.
+	if prev := c.chores.Or(chores); chores == chorePing && prev&chorePing == 0 && c.prog.dirty.Load() {
+		return
+	}
+	c.out.wakeWriter()
 }

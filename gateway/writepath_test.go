@@ -43,6 +43,50 @@ func BenchmarkSweep(b *testing.B) {
 	}
 }
 
+// TestSweepPingWaitsForData: a ping due on a connection with data going
+// out is left for the writer's next wake-up (data), which writes it with
+// the data; only a ping still waiting at the next sweep, or one due on a
+// connection without data going out, wakes the writer for itself.
+func TestSweepPingWaitsForData(t *testing.T) {
+	s := hubFixture(t)
+	for _, dirty := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dirty=%v", dirty), func(t *testing.T) {
+			c := s.bareConn(codec.JSON())
+			woken := func() bool {
+				select {
+				case <-c.out.wake:
+					return true
+				default:
+					return false
+				}
+			}
+			woken() // whatever the connection's start queued
+			now := time.Now()
+			c.lastWrite.Store(now.UnixNano()) // no heartbeat due
+			due := pingEvery(&s.cfg)          // with data going out; else a ping per heartbeat interval
+			if !dirty {
+				due = s.cfg.HeartbeatInterval
+			}
+			c.prog.sentNs.Store(now.Add(-due).UnixNano())
+			c.prog.dirty.Store(dirty)
+			c.sweep(now.UnixNano())
+			if c.chores.Load()&chorePing == 0 {
+				t.Fatalf("no ping due after %v", due)
+			}
+			if woken() == dirty {
+				t.Fatalf("first sweep: writer woken %v, want %v", !dirty, !dirty)
+			}
+			c.sweep(now.Add(sweepEvery(&s.cfg)).UnixNano())
+			if !dirty {
+				return
+			}
+			if !woken() || c.chores.Load()&chorePing == 0 {
+				t.Fatal("a ping still waiting at the next sweep did not wake the writer")
+			}
+		})
+	}
+}
+
 // BenchmarkWriteDeadline is what keeping a socket's write deadline costs
 // per write, on a loopback TCP socket: set before every write (as the
 // writer once did: a runtime timer moved each time) or armed only when

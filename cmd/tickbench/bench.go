@@ -182,7 +182,7 @@ func (b *bench) feedRunner() (func(context.Context, func(string, []byte) error) 
 		return f.run, nil
 	}
 	sim, err := feedsim.New(feedsim.Config{
-		Count: b.cfg.symbols, Rate: b.cfg.rate, SubjectPrefix: b.cfg.subjectPrefix,
+		Count: b.cfg.symbols, Rate: b.cfg.rate, Burst: b.cfg.burst, SubjectPrefix: b.cfg.subjectPrefix,
 		SnapshotEvery: b.cfg.snapshotEvery, Seed: b.cfg.seed,
 	})
 	if err != nil {

@@ -66,7 +66,7 @@ type config struct {
 	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
 	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
 	svgFile       string    // --svg: where a sweep's plot goes
-	burst         int       // messages the ticker feed publishes back to back (1: evenly spaced)
+	burst         int       // --burst: messages the feed publishes back to back per tick (1: evenly spaced; 0 without --workload: feedsim's 10 ms tick)
 	centrifugoBin string    // --centrifugo-bin ("": centrifugo on PATH)
 	replot        string    // --replot: draw --svg from this comparison's --json, run nothing
 
@@ -99,6 +99,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.symbols, "symbols", 100, "symbols the feed publishes (M); channels are <kind>.<symbol>")
 	kinds := fs.String("kinds", "ticker,book,trade", "channel kinds connections subscribe to (the feed publishes all three)")
 	fs.Float64Var(&c.rate, "rate", 200, "feed messages per second over NATS, all channels together (R)")
+	fs.IntVar(&c.burst, "burst", 0, "messages the feed publishes back to back per tick, ticks burst/rate apart: 1 spaces every message evenly, 20 at 2000 msg/s is a burst every 10 ms (0: the workload's own, C-burst 20 and the others 1; without --workload, a tick every 10 ms)")
 	fs.DurationVar(&c.snapshotEvery, "snapshot-every", 2*time.Second, "how often the feed republishes each book as a snapshot")
 	fs.Float64Var(&c.stallFraction, "stall-fraction", 0, "share of connections that stop reading after their subscribe is acknowledged, 0..1")
 	fs.IntVar(&c.stallChannels, "stall-channels", 0, "channels a stalled connection subscribes to (0: --channels-per-conn)")
@@ -154,7 +155,9 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		}
 		c.kinds = append(c.kinds, kind)
 	}
-	c.burst = 1
+	if c.burst < 0 {
+		return nil, fmt.Errorf("%w: --burst must not be negative", errUsage)
+	}
 	if c.replot != "" {
 		if *workloadName != "" || c.spawn || c.url != "" || c.svgFile == "" {
 			return nil, fmt.Errorf("%w: --replot takes --svg and nothing to run", errUsage)
@@ -193,7 +196,12 @@ func (c *config) applyWorkload(name string, set map[string]bool, servers string,
 	if !set["stall-fraction"] {
 		c.stallFraction = w.stall
 	}
-	c.channelsPerConn, c.symbols, c.burst = w.subs, w.symbols, max(w.burst, 1)
+	c.channelsPerConn, c.symbols = w.subs, w.symbols
+	if c.burst == 0 {
+		c.burst = max(w.burst, 1)
+	} else if c.burst != w.burst {
+		w.about += fmt.Sprintf(", --burst %d", c.burst) // the spacing the run had, not the workload's
+	}
 	c.kinds = []proto.Kind{proto.KindTicker}
 	c.rate = float64(w.symbols) * w.hz
 	c.msgpackFraction = 0 // JSON for every server: the others forward the feed's JSON bytes
@@ -238,6 +246,7 @@ its own) and Centrifugo (raw NATS mode, when a centrifugo binary is on
 PATH), and prints each one's figures and the ratios.
 
   tickbench --workload C-burst --servers tickgate,nats,centrifugo --cpus 1
+  tickbench --workload C --burst 5 --servers tickgate,centrifugo --cpus 1
   tickbench --workload A --connections 2000 --sweep 0.5,1,2,4 --svg a.svg
 
 flags:

@@ -27,6 +27,11 @@ type Config struct {
 	// Rate is how many messages Run publishes per second, across all
 	// symbols and kinds. Zero: 100.
 	Rate float64
+	// Burst, when set, is how many messages Run publishes back to back
+	// per tick, every Burst/Rate seconds (1: evenly spaced, one message
+	// per tick). Zero: a tick every 10 ms with Rate/100 messages, one
+	// message per tick below 100 messages per second.
+	Burst int
 	// SubjectPrefix prefixes every subject, <prefix>.<kind>.<symbol>.
 	// Zero: "md".
 	SubjectPrefix string
@@ -129,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		return fmt.Errorf("%w: Rate %v must be a positive number", ErrBadConfig, c.Rate)
+	}
+	if c.Burst < 0 {
+		return fmt.Errorf("%w: negative Burst", ErrBadConfig)
 	}
 	if err := feed.ValidSubjectPrefix(c.SubjectPrefix); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)

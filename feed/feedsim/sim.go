@@ -217,17 +217,24 @@ func (s *Sim) Heartbeats() (subjects []string, payloads [][]byte, err error) {
 	return subjects, payloads, nil
 }
 
-// Run publishes Next's messages at Config.Rate until ctx is done, then
+// Run publishes Next's messages at Config.Rate, Config.Burst at a time,
+// until ctx is done, then
 // returns nil, and every Config.HeartbeatEvery a heartbeat on each channel
 // that was quiet meanwhile (Heartbeats). A failing publish is logged (at most once per second, with a
 // count) and the message is lost, as on a real feed; the seq moves on, so
 // consumers see a gap. An encoding error ends Run.
 func (s *Sim) Run(ctx context.Context, publish func(subject string, payload []byte) error) error {
 	interval := 10 * time.Millisecond
-	if s.cfg.Rate < 100 {
+	switch {
+	case s.cfg.Burst > 0:
+		interval = time.Duration(float64(s.cfg.Burst) / s.cfg.Rate * float64(time.Second))
+	case s.cfg.Rate < 100:
 		interval = time.Duration(float64(time.Second) / s.cfg.Rate)
 	}
 	perTick := s.cfg.Rate * interval.Seconds()
+	if s.cfg.Burst > 0 {
+		perTick = float64(s.cfg.Burst) // exactly: a tick is one burst
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	var hb <-chan time.Time // nil: never

@@ -195,6 +195,7 @@ func TestConfigValidate(t *testing.T) {
 		"negative count":   {feedsim.Config{Count: -1}, true},
 		"huge count":       {feedsim.Config{Count: feedsim.MaxCount + 1}, true},
 		"negative rate":    {feedsim.Config{Rate: -1}, true},
+		"negative burst":   {feedsim.Config{Burst: -1}, true},
 		"wildcard prefix":  {feedsim.Config{SubjectPrefix: "md.>"}, true},
 		"depth":            {feedsim.Config{BookDepth: feedsim.MaxBookDepth + 1}, true},
 		"codec":            {feedsim.Config{Codec: "xml"}, true},
@@ -253,6 +254,21 @@ func TestRun(t *testing.T) {
 	}
 	if failed.Load() == 0 {
 		t.Fatal("no failing publish exercised")
+	}
+}
+
+// TestRunBurst: with Burst, Run publishes whole bursts of Burst messages
+// (a tick publishes one burst, back to back).
+func TestRunBurst(t *testing.T) {
+	s := newSim(t, feedsim.Config{Rate: 2000, Burst: 7, HeartbeatEvery: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var n int
+	if err := s.Run(ctx, func(string, []byte) error { n++; return nil }); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if n == 0 || n%7 != 0 { // without Burst: 20 per 10 ms tick
+		t.Fatalf("published %d messages, want whole bursts of 7", n)
 	}
 }
 

@@ -54,6 +54,10 @@ type client struct {
 
 	stalledAt time.Time // Written by the read loop before ack closes; read after.
 	now       time.Time // Owned by the read loop: when the message in hand arrived.
+	// counted is whether the message in hand falls in the measurement
+	// window: read once per frame, so its frame and its deliveries are
+	// counted together or not at all. Owned by the read loop.
+	counted bool
 
 	received  atomic.Int64  // snapshots and updates received
 	closing   atomic.Bool   // we close it ourselves (teardown)
@@ -164,7 +168,8 @@ func (c countingConn) Read(p []byte) (int, error) {
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	c.now = time.Now()
-	if !c.spec.stalled && c.cnt.inWindow.Load() {
+	c.counted = c.cnt.inWindow.Load()
+	if !c.spec.stalled && c.counted {
 		c.cnt.frames.Add(1)
 	}
 	c.sess.handle(m.Bytes(), c)
@@ -201,14 +206,14 @@ func (c *client) delivered(d delivery) {
 		if (d.chained && d.prev != last) || (!d.chained && last != 0 && d.seq != last+1) {
 			c.cnt.gaps.Add(1)
 		}
-		if c.cnt.inWindow.Load() && d.ts > 0 {
+		if c.counted && d.ts > 0 {
 			c.lat.record(c.spec.idx, c.now.Sub(time.Unix(0, d.ts)))
 		}
 	}
 	c.last[d.channel] = d.seq
 	c.received.Add(1)
 	c.cnt.deliveredAll.Add(1)
-	if c.cnt.inWindow.Load() {
+	if c.counted {
 		c.cnt.delivered.Add(1)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -130,13 +131,46 @@ func EmbeddedNATS(name string) (*natsserver.Server, error) {
 // FreePort returns a loopback TCP port that was free a moment ago, for a
 // listener whose address must be known before the process that opens it
 // starts (the gateway's admin listener, an external nats-server).
+//
+// It picks the port below the kernel's ephemeral range when it can: a
+// port from that range (what listening on port 0 gives) can be taken by
+// any outgoing connection's local end before the process binds it, which
+// a load generator opening thousands of connections did (Centrifugo then
+// failed with "address already in use"). Below the range only an explicit
+// bind competes.
 func FreePort() (int, error) {
+	if lo, ok := ephemeralLow(); ok && lo > minFixedPort+100 {
+		for range 64 {
+			port := minFixedPort + mathrand.IntN(lo-minFixedPort)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				_ = l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// minFixedPort is the lowest port FreePort picks itself.
+const minFixedPort = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range, where
+// the kernel says it (Linux).
+func ephemeralLow() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
+		return 0, false
+	}
+	return lo, true
 }
 
 // Options describe a gateway process to start.

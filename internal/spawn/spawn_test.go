@@ -3,6 +3,7 @@ package spawn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +32,29 @@ func TestCredentialsAndNATS(t *testing.T) {
 	ns.Shutdown()
 	if p, err := FreePort(); err != nil || p == 0 {
 		t.Errorf("FreePort = %d, %v", p, err)
+	}
+}
+
+// FreePort's ports lie below the kernel's ephemeral range, where no
+// outgoing connection takes them, and can be listened on.
+func TestFreePortBelowEphemeral(t *testing.T) {
+	lo, ok := ephemeralLow()
+	if !ok {
+		t.Skip("no /proc/sys/net/ipv4/ip_local_port_range here")
+	}
+	for range 20 {
+		p, err := FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lo > minFixedPort+100 && (p < minFixedPort || p >= lo) {
+			t.Fatalf("FreePort = %d, want within %d..%d", p, minFixedPort, lo-1)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatalf("listen on FreePort's %d: %v", p, err)
+		}
+		_ = l.Close()
 	}
 }
 

@@ -187,6 +187,8 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 		// neither (the stream had not stored them when it was read, nor
 		// was the node subscribed when they were published) are filled.
 		seen = e.fromStream
+	} else {
+		e.fromStream = 0 // the chain is the node's own from here: no longer read
 	}
 	to := m.Seq - 1
 	if m.Heartbeat {

@@ -110,7 +110,8 @@ type hubEntry struct {
 	filled       time.Time // when a gap was last filled from the history stream (history.go)
 	// fromStream: the newest seq a subscriber was resumed to from the
 	// history stream while the node had seen nothing live of the channel;
-	// its first live trade is joined to it by a fill (history.go).
+	// its first live trade is joined to it by a fill (history.go); zero
+	// again once the node has seen the channel live.
 	fromStream uint64
 	stateNow   atomic.Uint32 // status's chanState, for counting without mu
 
@@ -386,9 +387,14 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 	// subscriber takes its depth's frame, shared by the subscribers of
 	// that depth, never the whole event's.
 	likely := e.spec.Events || !o.busy.Load()
+	var (
+		view   feed.ViewUpdate // a depth subscriber's part of ev, looked up once
+		viewOK bool
+	)
 	if s.view.ShapesUpdates() {
-		if u, ok := ev.View(s.view); likely && ok && u.Data != nil && !ev.Snapshot && !s.needSnapshot {
-			enc.viewFrame(h.codecs, ci, e.name, ev, &u)
+		view, viewOK = ev.View(s.view)
+		if likely && viewOK && view.Data != nil && !ev.Snapshot && !s.needSnapshot {
+			enc.viewFrame(h.codecs, ci, e.name, ev, &view)
 		}
 		likely = false
 	}
@@ -433,9 +439,9 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		s.last = ev.Seq
 	case s.view.ShapesUpdates():
 		// A book's depth: what the event changed within it, or nothing.
-		u, ok := ev.View(s.view)
+		u := &view
 		switch {
-		case !ok:
+		case !viewOK:
 			// Not tracked when the event was emitted: start again.
 			if sn := e.currentSnapshot(s.view); sn != nil {
 				start = s.planSnapshot(sn, ev.TS)
@@ -445,7 +451,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		case s.unmerged(o.writing, h.now):
 			p := pending{ts: ev.TS}
 			if s.last == u.Prev {
-				p.frame = enc.viewFrame(h.codecs, ci, e.name, ev, &u)
+				p.frame = enc.viewFrame(h.codecs, ci, e.name, ev, u)
 			} else {
 				p.upd = proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: uint32(min(ev.Seq-s.last, 1<<32-1)), Data: u.Data}
 			}

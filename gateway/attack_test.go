@@ -483,7 +483,7 @@ func TestSubscribeWithAHoldFailedAlready(t *testing.T) {
 	if len(got) != 1 || got[0].Code != string(proto.CodeUnavailable) || got[0].Channel != "ticker.X" {
 		t.Fatalf("got %+v, want one unavailable for ticker.X", got)
 	}
-	if len(c.subs) != 0 || s.hub.lookup(proto.Channel{Kind: proto.KindTicker, Symbol: "X"}) != nil || s.admit.subs["t"] != 0 {
-		t.Fatalf("left behind: %d subscriptions, hub entry %v, %d slots", len(c.subs), s.hub.lookup(proto.Channel{Kind: proto.KindTicker, Symbol: "X"}) != nil, s.admit.subs["t"])
+	if c.subs.len() != 0 || s.hub.lookup(proto.Channel{Kind: proto.KindTicker, Symbol: "X"}) != nil || s.admit.subs["t"] != 0 {
+		t.Fatalf("left behind: %d subscriptions, hub entry %v, %d slots", c.subs.len(), s.hub.lookup(proto.Channel{Kind: proto.KindTicker, Symbol: "X"}) != nil, s.admit.subs["t"])
 	}
 }

@@ -230,6 +230,9 @@ func (c *conn) subscribe(cmd *proto.Command) {
 		return
 	}
 	w := &waitingSubscribe{cmd: cmd, opt: opt, picks: ok, fresh: fresh}
+	if c.inflight == nil {
+		c.inflight = make(map[proto.Channel]*waitingSubscribe, len(ok))
+	}
 	for _, p := range ok {
 		c.inflight[p.ch] = w
 	}
@@ -401,10 +404,10 @@ func (c *conn) finishSubscribe(id *int64, opt joinOptions, picks []pick) {
 			continue
 		case p.sub == nil:
 			p.sub = c.newSubscription(p.entry, p.hold)
-			c.subs[p.ch] = p.sub
+			c.subs.put(p.sub)
 			c.subsDirty = true
 			c.srv.metrics.subscriptions.Inc()
-		case c.subs[p.ch] != p.sub:
+		case c.subs.get(p.ch) != p.sub:
 			continue // dropped by a token refresh meanwhile, which answered it
 		}
 		ok = append(ok, p)
@@ -463,7 +466,7 @@ func (c *conn) validate(cmd *proto.Command, opt joinOptions) []pick {
 			c.replyError(cmd.ID, proto.CodeForbidden, "the token does not allow this channel", name)
 			return
 		}
-		p := pick{ch: ch, name: name, sub: c.subs[ch]}
+		p := pick{ch: ch, name: name, sub: c.subs.get(ch)}
 		if seq, ok := cmd.Since[name]; ok {
 			p.since = &seq
 		}
@@ -474,7 +477,7 @@ func (c *conn) validate(cmd *proto.Command, opt joinOptions) []pick {
 			return
 		}
 		if p.sub == nil {
-			if len(c.subs)+c.reserved+fresh >= c.srv.cfg.MaxSubscriptions {
+			if c.subs.len()+c.reserved+fresh >= c.srv.cfg.MaxSubscriptions {
 				c.replyError(cmd.ID, proto.CodeTooManySubscriptions,
 					fmt.Sprintf("at most %d subscriptions per connection", c.srv.cfg.MaxSubscriptions), name)
 				return
@@ -532,13 +535,13 @@ func (c *conn) unsubscribe(cmd *proto.Command) {
 
 // endSubscription ends the subscription to ch, if any. Called with cmdMu held.
 func (c *conn) endSubscription(ch proto.Channel) {
-	s := c.subs[ch]
+	s := c.subs.get(ch)
 	if s == nil {
 		return
 	}
 	s.entry.leave(s)
 	c.srv.hub.abandon(s.entry, s.hold)
-	delete(c.subs, ch)
+	c.subs.remove(ch)
 	c.subsDirty = true
 	c.srv.admit.unreserve(c.subject, 1)
 	c.srv.metrics.subscriptions.Dec()
@@ -547,11 +550,7 @@ func (c *conn) endSubscription(ch proto.Channel) {
 // newSubscription makes c's subscription to e's channel, holding its NATS
 // interest through hold, not yet joined.
 func (c *conn) newSubscription(e *hubEntry, hold *feed.Pending) *subscription {
-	cfg := &c.srv.cfg
-	return &subscription{
-		c: c, entry: e, hold: hold, name: e.name, idx: -1,
-		limit: tradeLimits{messages: cfg.TradeBufferMessages, bytes: cfg.TradeBufferBytes},
-	}
+	return &subscription{c: c, entry: e, hold: hold, idx: -1}
 }
 
 // auth refreshes the token: same sub, new expiry and permissions.
@@ -567,7 +566,7 @@ func (c *conn) auth(cmd *proto.Command) {
 	c.claims = claims
 	c.refreshExpiry(claims.ExpiresAt)
 	c.reply(proto.Authenticated{Type: proto.TypeAuthenticated, ID: cmd.ID, Exp: claims.ExpiresAt.Unix()})
-	for ch, s := range c.subs {
+	for ch, s := range c.subs.all() {
 		if !claims.Allows(s.entry.name) {
 			c.endSubscription(ch)
 			c.replyError(cmd.ID, proto.CodeForbidden, "the refreshed token no longer allows this channel; unsubscribed", s.entry.name)

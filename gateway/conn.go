@@ -63,8 +63,8 @@ type conn struct {
 	// completions of subscribes that waited for NATS (commands.go).
 	cmdMu     sync.Mutex
 	claims    *auth.Claims                        // Guarded by cmdMu.
-	subs      map[proto.Channel]*subscription     // Guarded by cmdMu.
-	inflight  map[proto.Channel]*waitingSubscribe // Guarded by cmdMu: channels of subscribes waiting for NATS.
+	subs      subSet                              // Guarded by cmdMu.
+	inflight  map[proto.Channel]*waitingSubscribe // Guarded by cmdMu: channels of subscribes waiting for NATS; made by the first.
 	waiting   int                                 // Guarded by cmdMu: subscribes waiting for NATS.
 	reserved  int                                 // Guarded by cmdMu: their new channels, counted against the limits.
 	heldBack  int                                 // Guarded by cmdMu: commands waiting behind them.
@@ -94,8 +94,6 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		out:       newOutbox(s.cfg.SendQueueLimit, s.cfg.Now),
 		done:      make(chan struct{}),
 		claims:    claims,
-		subs:      make(map[proto.Channel]*subscription),
-		inflight:  make(map[proto.Channel]*waitingSubscribe),
 		limits:    newCommandLimits(&s.cfg),
 		snapshots: newByteBudget(s.cfg.SnapshotRate, s.cfg.SnapshotBurst, s.cfg.Now()),
 		exp:       claims.ExpiresAt,
@@ -116,9 +114,9 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 func (c *conn) unlockCmd() {
 	if c.subsDirty {
 		c.subsDirty = false
-		names := make([]string, 0, len(c.subs))
-		for _, s := range c.subs {
-			names = append(names, s.name)
+		names := make([]string, 0, c.subs.len())
+		for _, s := range c.subs.all() {
+			names = append(names, s.entry.name)
 		}
 		slices.Sort(names)
 		c.subList.Store(&names)
@@ -280,7 +278,7 @@ func (c *conn) cleanup() {
 	c.expMu.Unlock()
 	c.cmdMu.Lock()
 	c.closed = true
-	for ch := range c.subs {
+	for ch := range c.subs.all() {
 		c.endSubscription(ch)
 	}
 	c.unlockCmd()

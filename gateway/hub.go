@@ -481,7 +481,7 @@ func (e *hubEntry) fold(h *hub, s *subscription, ev *feed.Event, data any, n uin
 	}
 	s.group.n += n - 1
 	s.last = ev.Seq
-	if g := &s.group; g.bids.len()+g.asks.len() > mergedLevels {
+	if g := s.group; g.bids.len()+g.asks.len() > mergedLevels {
 		// Behind for so long that the merged delta outgrows a fresh
 		// book: send the book instead.
 		if sn := e.currentSnapshot(s.view); sn != nil {

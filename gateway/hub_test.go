@@ -267,7 +267,7 @@ func BenchmarkFoldBook(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if i%64 == 0 {
-			s.group = updateGroup{}
+			s.group = nil
 		}
 		s.fold(proto.PendingMerge, uint64(i+1), 1, deltas[i%len(deltas)])
 	}

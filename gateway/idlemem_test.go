@@ -21,7 +21,8 @@ import (
 // sockets (a hand-made handshake, no reader goroutine), so the figures are
 // the node's plus about one socket's bookkeeping per client: B/conn is the
 // growth of heap in use and goroutine stacks, after the garbage collector
-// ran, divided by the connections; goroutines/conn is the growth of
+// ran, divided by the connections (heap-B/conn and stack-B/conn, its two
+// parts); goroutines/conn is the growth of
 // goroutines (the node's read loop: the writer runs only while it has
 // something to write).
 //
@@ -43,15 +44,17 @@ func BenchmarkIdleConnection(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		before, goBefore := settledMemory()
+		before := settledMemory()
 		socks := make([]net.Conn, idleConns)
 		for i := range socks {
 			socks[i] = bareSubscriber(b, e.addr, e.token(b, fmt.Sprintf("idle-%d", i), time.Hour, ">"), sub)
 		}
 		waitWritersIdle(b, e.srv)
-		after, goAfter := settledMemory()
-		b.ReportMetric(float64(after-before)/idleConns, "B/conn")
-		b.ReportMetric(float64(goAfter-goBefore)/idleConns, "goroutines/conn")
+		after := settledMemory()
+		b.ReportMetric(float64(after.heap+after.stack-before.heap-before.stack)/idleConns, "B/conn")
+		b.ReportMetric(float64(after.heap-before.heap)/idleConns, "heap-B/conn")
+		b.ReportMetric(float64(after.stack-before.stack)/idleConns, "stack-B/conn")
+		b.ReportMetric(float64(after.goroutines-before.goroutines)/idleConns, "goroutines/conn")
 		for _, s := range socks {
 			_ = s.Close()
 		}
@@ -61,15 +64,21 @@ func BenchmarkIdleConnection(b *testing.B) {
 	}
 }
 
-// settledMemory returns the heap in use plus goroutine stacks after two
+// memory is what settledMemory reads.
+type memory struct {
+	heap, stack uint64 // bytes of heap spans and of goroutine stacks in use
+	goroutines  int
+}
+
+// settledMemory returns the heap and goroutine stacks in use after two
 // collections (the second frees what the first's finalizers and stack
 // shrinking left), and the goroutine count.
-func settledMemory() (uint64, int) {
+func settledMemory() memory {
 	var m runtime.MemStats
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse, runtime.NumGoroutine()
+	return memory{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 }
 
 // waitWritersIdle waits until no connection of s holds a writer.

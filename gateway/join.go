@@ -189,7 +189,7 @@ func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
 	if !current {
 		return 0
 	}
-	head := p.encode(cs, s.c.variant, s.name)
+	head := p.encode(cs, s.c.variant, s.entry.name)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if s.plan != p {

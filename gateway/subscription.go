@@ -14,36 +14,39 @@ type subscription struct {
 	c        *conn                // Static after construction.
 	entry    *hubEntry            // Static after construction.
 	hold     *feed.Pending        // Static after construction: the NATS interest it holds, given back when it ends.
-	name     string               // Static after construction: the channel name.
-	limit    tradeLimits          // Static after construction.
 	idx      int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
 	throttle time.Duration        // Guarded by c.out.mu: at most one write per this, per channel.
 	view     feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join).
 
 	// All below guarded by c.out.mu.
-	nextAt       time.Time   // with throttle: when the next write may go
-	queued       bool        // in the outbox FIFO or its delayed list (with gen)
-	gen          uint32      // bumped by a re-subscribe: older FIFO entries are stale
-	direct       int32       // update frames of s queued in the FIFO (outbox.queueUpdate) ...
-	directAt     uint64      // ... while c.out.takes was this
-	gated        bool        // joining: pending data waits until the ack is queued
-	dead         bool        // unsubscribed: pending data is dropped
-	needSnapshot bool        // the next event goes out as a snapshot
-	checkFirst   bool        // resumed from the history stream: the first live trade may follow a hole the node never saw
-	plan         *headPlan   // a head (snapshot, replay) to encode outside the locks; the writer skips s until it is in head
-	last         uint64      // seq of the last message queued on this channel (the chain's head)
-	head         []pending   // a snapshot or a resume replay, written first
-	queue        []pending   // then updates one by one: trades always, tickers and books while the writer is free
-	group        updateGroup // then, ticker/book: the updates folded while the writer was busy
-	tradeBytes   int         // bytes of the encoded trades in queue
-	status       *status     // the channel's status to tell the client (nil: live); kept across reset
-	told         *status     // the status the client was told last (nil: live, or nothing)
+	// (The small fields sit together, so that the struct fits a smaller
+	// size class: a connection holds one per channel.)
+	nextAt       time.Time    // with throttle: when the next write may go
+	gen          uint32       // bumped by a re-subscribe: older FIFO entries are stale
+	direct       int32        // update frames of s queued in the FIFO (outbox.queueUpdate) ...
+	directAt     uint64       // ... while c.out.takes was this
+	queued       bool         // in the outbox FIFO or its delayed list (with gen)
+	gated        bool         // joining: pending data waits until the ack is queued
+	dead         bool         // unsubscribed: pending data is dropped
+	needSnapshot bool         // the next event goes out as a snapshot
+	checkFirst   bool         // resumed from the history stream: the first live trade may follow a hole the node never saw
+	plan         *headPlan    // a head (snapshot, replay) to encode outside the locks; the writer skips s until it is in head
+	last         uint64       // seq of the last message queued on this channel (the chain's head)
+	head         []pending    // a snapshot or a resume replay, written first
+	queue        []pending    // then updates one by one: trades always, tickers and books while the writer is free
+	group        *updateGroup // then, ticker/book: the updates folded while the writer was busy; allocated by the first fold and kept (nil: never folded)
+	tradeBytes   int          // bytes of the encoded trades in queue
+	status       *status      // the channel's status to tell the client (nil: live); kept across reset
+	told         *status      // the status the client was told last (nil: live, or nothing)
 }
 
-// tradeLimits bound the trades pending for one subscription.
-type tradeLimits struct {
-	messages int
-	bytes    int
+// folded is how many updates s has folded in its group (0: none).
+// Called with c.out.mu held.
+func (s *subscription) folded() uint32 {
+	if s.group == nil {
+		return 0
+	}
+	return s.group.n
 }
 
 // pending is one message waiting for the writer: frame when it is already
@@ -86,14 +89,14 @@ const maxUnmerged = 64
 // hasPending reports whether the writer has something to take. Called with
 // c.out.mu held.
 func (s *subscription) hasPending() bool {
-	return len(s.head) > 0 || len(s.queue) > 0 || s.group.n > 0 || s.statusDue()
+	return len(s.head) > 0 || len(s.queue) > 0 || s.folded() > 0 || s.statusDue()
 }
 
 // pendingCount is how many messages s has pending for the writer.
 // Called with c.out.mu held.
 func (s *subscription) pendingCount() int {
 	n := len(s.head) + len(s.queue)
-	if s.group.n > 0 {
+	if s.folded() > 0 {
 		n++
 	}
 	if s.statusDue() {
@@ -112,7 +115,9 @@ func (s *subscription) reset() {
 	s.head = s.head[:0]
 	clear(s.queue)
 	s.queue = s.queue[:0]
-	s.group = updateGroup{}
+	if s.group != nil {
+		*s.group = updateGroup{}
+	}
 	s.tradeBytes = 0
 }
 
@@ -120,8 +125,8 @@ func (s *subscription) reset() {
 // it reports false when the bound (the trade buffer) overflows and the
 // caller evicts. Called with c.out.mu held.
 func (s *subscription) addKept(p pending) bool {
-	n := pendingSize(p)
-	if len(s.queue) >= s.limit.messages || s.tradeBytes+n > s.limit.bytes {
+	n, cfg := pendingSize(p), &s.c.srv.cfg
+	if len(s.queue) >= cfg.TradeBufferMessages || s.tradeBytes+n > cfg.TradeBufferBytes {
 		return false
 	}
 	s.queue = append(s.queue, p)
@@ -148,7 +153,7 @@ func (s *subscription) revise(ev *feed.Event) bool {
 	}
 	s.tradeBytes -= pendingSize(*tail)
 	*tail = pending{ts: ev.TS, data: ev.Data, prev: tail.prev,
-		upd: proto.Update{Type: proto.TypeUpdate, Channel: s.name, Seq: ev.Seq, Prev: tail.prev, N: n + 1, Data: ev.Data}}
+		upd: proto.Update{Type: proto.TypeUpdate, Channel: s.entry.name, Seq: ev.Seq, Prev: tail.prev, N: n + 1, Data: ev.Data}}
 	s.tradeBytes += pendingSize(*tail)
 	return true
 }
@@ -166,7 +171,7 @@ func pendingSize(p pending) int {
 // writer is free, the channel is not held back by its throttle, nothing
 // is folded yet, and the backlog is short. Called with c.out.mu held.
 func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
-	if writerBusy || s.group.n > 0 {
+	if writerBusy || s.folded() > 0 {
 		return false
 	}
 	if s.throttle > 0 { // one write per interval: only a lone update when due
@@ -181,7 +186,10 @@ func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
 // level. It reports whether the update was folded into an earlier one
 // (false when it starts the group). Called with c.out.mu held.
 func (s *subscription) fold(rule proto.Pending, seq uint64, ts int64, data any) (folded bool) {
-	g := &s.group
+	if s.group == nil {
+		s.group = new(updateGroup)
+	}
+	g := s.group
 	if g.n == 0 {
 		*g = updateGroup{n: 1, prev: s.last, seq: seq, ts: ts, data: data}
 		if b, ok := data.(*proto.Book); ok && rule == proto.PendingMerge {
@@ -273,8 +281,8 @@ func (s *subscription) collect(b *batch) {
 	for _, p := range s.queue {
 		b.add(p)
 	}
-	if g := &s.group; g.n > 0 {
-		p := pending{ts: g.ts, upd: proto.Update{Type: proto.TypeUpdate, Channel: s.name, Seq: g.seq, Prev: g.prev, N: g.n}}
+	if g := s.group; g != nil && g.n > 0 {
+		p := pending{ts: g.ts, upd: proto.Update{Type: proto.TypeUpdate, Channel: s.entry.name, Seq: g.seq, Prev: g.prev, N: g.n}}
 		p.upd.Data = g.data
 		if p.upd.Data == nil { // merged: the slices move to the batch
 			p.upd.Data = &proto.Book{Bids: nonNil(g.bids.levels), Asks: nonNil(g.asks.levels), Checksum: g.checksum, TS: g.ts}

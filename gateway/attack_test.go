@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lxzan/gws"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tickgate/tickgate/auth"
@@ -360,9 +361,17 @@ func TestResubscribeLoopIsRateLimited(t *testing.T) {
 	if u := c.expect(t, proto.TypeUpdate); u.Seq != 2 || *u.Prev != 1 {
 		t.Fatalf("update after the refusal: %s", u.raw)
 	}
-	// Keep looping: strikes close it with 1008.
+	// Keep looping: strikes close it with 1008. The close can reach the
+	// socket between two sends, so a send that fails waits for it too.
 	for id := int64(1000); id < 1100; id++ {
-		c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr(id), Channels: []string{"book.BIG"}})
+		b, err := c.codec.Append(nil, proto.Command{Op: proto.OpSubscribe, ID: ptr(id), Channels: []string{"book.BIG"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait := 20 * time.Millisecond
+		if err := c.ws.WriteMessage(gws.OpcodeText, b); err != nil {
+			wait = 5 * time.Second // the node closed the socket: its close frame is on the way
+		}
 		select {
 		case err := <-c.closed:
 			c.closed <- err
@@ -371,7 +380,10 @@ func TestResubscribeLoopIsRateLimited(t *testing.T) {
 				t.Fatalf("closed %d %q, want 1008 for snapshot rate abuse", code, reason)
 			}
 			return
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(wait):
+			if wait > 20*time.Millisecond {
+				t.Fatal("a send failed and no close came")
+			}
 		}
 	}
 	t.Fatal("a re-subscribe loop was never closed")

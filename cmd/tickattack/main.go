@@ -27,13 +27,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/tickgate/tickgate/internal/cli"
 )
 
 const usageText = `usage: tickattack <scenario> [flags]
@@ -54,11 +52,7 @@ scenarios:
 Run 'tickattack <scenario> -h' for a scenario's flags.
 `
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { cli.Main(run) }
 
 // scenario is one subcommand: it registers its own flags, then runs
 // against a node that run starts for it.
@@ -104,12 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	name, sc := args[0], mk()
 	cfg, err := parseFlags(name, sc, args[1:], stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "tickattack %s: %v\n", name, err)
-		return 2
+	if code, ended := cli.FlagsFailed("tickattack "+name, err, stderr); ended {
+		return code
 	}
 	rep, err := execute(ctx, name, sc, cfg, stderr)
 	if err != nil {

@@ -46,22 +46,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/tickgate/tickgate/internal/cli"
 
 	"github.com/tickgate/tickgate/internal/proc"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-}
+func main() { cli.Main(run) }
 
 // run executes tickbench and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -69,12 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runNATSServer(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseConfig(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "tickbench: %v\n", err)
-		return 2
+	if code, ended := cli.FlagsFailed("tickbench", err, stderr); ended {
+		return code
 	}
 	if cfg.replot != "" {
 		if err := replot(cfg.replot, cfg.svgFile); err != nil {

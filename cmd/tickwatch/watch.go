@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tickgate/tickgate/internal/cli"
 
 	"github.com/tickgate/tickgate/client"
 	"github.com/tickgate/tickgate/codec"
@@ -23,12 +23,8 @@ import (
 // run executes tickwatch and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseConfig(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case err != nil:
-		fmt.Fprintf(stderr, "tickwatch: %v\n", err)
-		return 2
+	if code, ended := cli.FlagsFailed("tickwatch", err, stderr); ended {
+		return code
 	}
 	ok, err := watch(ctx, cfg, stdout)
 	if err != nil {

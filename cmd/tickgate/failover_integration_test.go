@@ -91,18 +91,12 @@ func TestFailoverLoseNothing(t *testing.T) {
 	gwPort, adminPort := ports[2:5], ports[5:8]
 	var gw [3]*itProc
 	for i := range gw {
-		gw[i] = itStart(t, dir, fmt.Sprintf("gw-%d", i+1), bin, []string{"serve",
-			"--listen", fmt.Sprintf("127.0.0.1:%d", gwPort[i]),
-			"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort[i]),
-			"--nats", nats.urls[i],
-			"--insecure-plaintext",
-			"--hmac-secret-file", secretFile,
-			"--node-id", fmt.Sprintf("gw-%d", i+1),
+		gw[i] = itStart(t, dir, fmt.Sprintf("gw-%d", i+1), bin, append(itNodeArgs(i+1, gwPort[i], adminPort[i], nats.urls[i], secretFile),
 			"--history", "jetstream",
 			"--trusted-proxies", "127.0.0.1/32",
 			"--max-conns-per-ip", "-1",
 			"--log-level", "warn",
-		}, nil)
+		), nil)
 	}
 	admin := func(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", adminPort[i]) }
 	for i := range gw {

@@ -71,16 +71,10 @@ func TestHAProxyDrainReconnect(t *testing.T) {
 	// Two gateway nodes, each on its own NATS cluster member.
 	var gw [2]*itProc
 	for i := range gw {
-		gw[i] = itStart(t, dir, fmt.Sprintf("gw-%d", i+1), bin, []string{"serve",
-			"--listen", fmt.Sprintf("127.0.0.1:%d", gwPort[i]),
-			"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort[i]),
-			"--nats", nats.urls[i],
-			"--insecure-plaintext",
-			"--hmac-secret-file", secretFile,
-			"--node-id", fmt.Sprintf("gw-%d", i+1),
+		gw[i] = itStart(t, dir, fmt.Sprintf("gw-%d", i+1), bin, append(itNodeArgs(i+1, gwPort[i], adminPort[i], nats.urls[i], secretFile),
 			"--drain-within", itDrainWithin.String(),
 			"--shutdown-timeout", "10s",
-		}, nil)
+		), nil)
 	}
 	for i := range gw {
 		readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", adminPort[i])

@@ -530,3 +530,17 @@ func itLBCert(t *testing.T, dir string) (*selfsigned.Cert, string) {
 	itWriteFile(t, file, append(append([]byte{}, cert.CertPEM...), cert.KeyPEM...))
 	return cert, file
 }
+
+// itNodeArgs are the `tickgate serve` arguments of gateway node gw-n behind
+// a load balancer: plain listener and admin on loopback, its NATS member,
+// the shared HMAC secret.
+func itNodeArgs(n, port, adminPort int, natsURL, secretFile string) []string {
+	return []string{"serve",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port),
+		"--admin", fmt.Sprintf("127.0.0.1:%d", adminPort),
+		"--nats", natsURL,
+		"--insecure-plaintext",
+		"--hmac-secret-file", secretFile,
+		"--node-id", fmt.Sprintf("gw-%d", n),
+	}
+}

@@ -43,6 +43,9 @@ type Server struct {
 	// grace ends writers parked with nothing to write, on each sweep tick
 	// (writerrun.go). Static after construction.
 	grace *graceTicks
+	// scratch holds writer runs' batches and buffers between runs
+	// (writerrun.go). Safe for concurrent use.
+	scratch scratchPool
 
 	draining atomic.Bool
 

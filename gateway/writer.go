@@ -103,7 +103,7 @@ const (
 func (c *conn) writeLoop() {
 	defer c.srv.recoverPanic("writer", c)
 	cfg := &c.srv.cfg
-	w := getWriterScratch()
+	w := c.srv.scratch.get()
 	idle := false
 	defer func() { c.endWriter(w, idle) }()
 	b, buf := &w.b, &w.buf

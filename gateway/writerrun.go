@@ -17,7 +17,7 @@ import (
 // cost about a tenth of the deliveries per core in bursty loads
 // (docs/benchmarks.md). What a writer keeps from one run to the next lives in conn
 // (deadline, throttle) and is touched by one writer at a time; its batch
-// and write buffer come from writerScratchPool for the run and go back at
+// and write buffer come from the node's scratchPool for the run and go back at
 // its end.
 
 // writerRun is the run state of an outbox's writer, with the function that
@@ -190,24 +190,31 @@ type writerScratch struct {
 	buf []byte
 }
 
-// maxScratchBuf bounds the write buffer kept in writerScratchPool: a batch
-// is cut at maxWriteBytes, plus at most one frame beyond it (a frame larger
+// maxScratchBuf bounds the write buffer kept in a scratchPool: a batch is
+// cut at maxWriteBytes, plus at most one frame beyond it (a frame larger
 // than that is written from a buffer that is then dropped).
 const maxScratchBuf = 2 * maxWriteBytes
 
-var writerScratchPool = sync.Pool{New: func() any { return new(writerScratch) }}
+// scratchPool holds the node's writer scratch between runs; the zero
+// value is ready and safe for concurrent use.
+type scratchPool struct{ p sync.Pool }
 
-func getWriterScratch() *writerScratch { return writerScratchPool.Get().(*writerScratch) }
+func (sp *scratchPool) get() *writerScratch {
+	if w, ok := sp.p.Get().(*writerScratch); ok {
+		return w
+	}
+	return new(writerScratch)
+}
 
-// putWriterScratch returns w to the pool, holding no frame.
-func putWriterScratch(w *writerScratch) {
+// put returns w to the pool, holding no frame.
+func (sp *scratchPool) put(w *writerScratch) {
 	clear(w.b.items)
 	w.b.items = w.b.items[:0]
 	if cap(w.buf) > maxScratchBuf {
 		w.buf = nil
 	}
 	w.buf = w.buf[:0]
-	writerScratchPool.Put(w)
+	sp.p.Put(w)
 }
 
 // armThrottle has the writer started again in d, when the earliest
@@ -226,7 +233,7 @@ func (c *conn) armThrottle(d time.Duration) {
 // and unless the run ended idle (the writer may be started again) the
 // writer is over and its timer stopped.
 func (c *conn) endWriter(w *writerScratch, idle bool) {
-	putWriterScratch(w)
+	c.srv.scratch.put(w)
 	if idle {
 		return
 	}

@@ -50,9 +50,11 @@ func variantOf(ci int, deflated bool) int {
 // docs/benchmarks.md, "Compression").
 const deflateMinBytes = 160
 
-// deflateLevel is the compression level: flate.BestSpeed compresses the
-// node's small JSON and msgpack frames almost as well as the default
-// level at a fraction of its CPU (docs/benchmarks.md, "Compression").
+// deflateLevel is the compression level: on the node's small frames
+// flate.BestSpeed gives 2-11% more bytes than the default level for about
+// the same CPU (the compressor's per-message set-up dominates), and less
+// CPU on snapshots (docs/benchmarks.md, "Compression";
+// BenchmarkDeflateFrame's level6 cases).
 // The compressor is klauspost/compress's (already gws's): on the node's
 // frames it takes 1.1 to 1.6 times less CPU than the standard library's
 // at the same level, for output as small or smaller up to a few KiB.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	kflate "github.com/klauspost/compress/flate"
+
 	"github.com/lxzan/gws"
 
 	"github.com/tickgate/tickgate/codec"
@@ -490,5 +492,35 @@ func BenchmarkDeflateFrame(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(f)), "wire-bytes")
 		})
+		// The compressors the node did not take, on the same payload:
+		// the standard library's at the node's level, and klauspost's at
+		// the default level (docs/benchmarks.md, "Compression").
+		payload := s.frame[frameHeaderLen(s.frame[1]):]
+		for _, alt := range []struct {
+			name string
+			w    func(io.Writer) (io.WriteCloser, func(io.Writer), func() error)
+		}{
+			{"stdlib-level1", func(dst io.Writer) (io.WriteCloser, func(io.Writer), func() error) {
+				w, _ := flate.NewWriter(dst, flate.BestSpeed)
+				return w, w.Reset, w.Flush
+			}},
+			{"level6", func(dst io.Writer) (io.WriteCloser, func(io.Writer), func() error) {
+				w, _ := kflate.NewWriter(dst, kflate.DefaultCompression)
+				return w, w.Reset, w.Flush
+			}},
+		} {
+			b.Run(s.name+"/"+alt.name, func(b *testing.B) {
+				var out appendBuffer
+				w, reset, flush := alt.w(&out)
+				b.ReportAllocs()
+				for b.Loop() {
+					out.b = out.b[:0]
+					reset(&out)
+					_, _ = w.Write(payload)
+					_ = flush()
+				}
+				b.ReportMetric(float64(len(out.b)-len(deflateTail)), "payload-bytes")
+			})
+		}
 	}
 }

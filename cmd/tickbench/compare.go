@@ -54,6 +54,16 @@ func (r *compareRun) perCore() float64 {
 	return r.Report.Delivered.PerSecond / r.Report.Gateway.CPUCoresInWindow
 }
 
+// perDelivery is the server's CPU per delivered message in the window,
+// in microseconds, and the kernel's part of it; zeros without figures.
+func (r *compareRun) perDelivery() (cpu, system float64) {
+	if r.Report == nil || r.Report.Gateway == nil || r.Report.Delivered.Messages <= 0 {
+		return 0, 0
+	}
+	g, n := r.Report.Gateway, float64(r.Report.Delivered.Messages)
+	return g.CPUSecondsInWindow / n * 1e6, g.SystemSecondsInWindow / n * 1e6
+}
+
 // Bounds of a steady run: one in which the server and the load client kept
 // up with the feed, so that its per-core figure is the server's steady
 // state and not the batching a backlog allows.
@@ -222,8 +232,8 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		mode += ", permessage-deflate offered"
 	}
 	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
-	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s\n",
-		"server", "load", "offered/s", "delivered/s", "cores", "per core", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg")
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "us/msg", "sys us", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
 		if r.Report == nil {
@@ -241,8 +251,9 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		} else if judged {
 			steady, unsteady = "NO", true
 		}
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f\n",
-			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(),
+		cpu, sys := r.perDelivery()
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f\n",
+			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(), cpu, sys,
 			rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
 			rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage)
 	}
@@ -260,6 +271,7 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		for _, l := range lines {
 			fmt.Fprintln(w, "  "+l)
 		}
+		fmt.Fprintln(w, "  ceiling: the per-core ratio tickgate would reach if its user-space CPU were zero and its kernel time stayed (other's us/msg / tickgate's sys us)")
 	}
 }
 
@@ -276,12 +288,15 @@ func (cmp *comparison) ratios() []string {
 			if o.Server == "tickgate" || o.Factor != tg.Factor || o.Report == nil {
 				continue
 			}
-			out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, delivered/s %s, p99 %s, RSS/conn %s",
+			_, tgSys := tg.perDelivery()
+			oCPU, _ := o.perDelivery()
+			out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, delivered/s %s, p99 %s, RSS/conn %s, ceiling %s",
 				tg.Factor, o.Server,
 				ratio(tg.perCore(), o.perCore()),
 				ratio(tg.Report.Delivered.PerSecond, o.Report.Delivered.PerSecond),
 				ratio(tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99),
-				ratio(tg.Report.Gateway.RSSPerConnBytes, o.Report.Gateway.RSSPerConnBytes)))
+				ratio(tg.Report.Gateway.RSSPerConnBytes, o.Report.Gateway.RSSPerConnBytes),
+				ratio(oCPU, tgSys)))
 		}
 	}
 	return out

@@ -14,8 +14,10 @@ import (
 
 // fakeRun is a run with the figures the table and the plot read.
 func fakeRun(server string, factor, offered, delivered, cores, p50, p99 float64) compareRun {
-	r := &report{LatencyMS: &latencySummary{Count: 1, P50: p50, P99: p99}, Gateway: &gatewayUsage{CPUCoresInWindow: cores, RSSPerConnBytes: 40 << 10}}
-	r.Delivered.PerSecond = delivered
+	// A 10 s window, half of the server's CPU in the kernel.
+	r := &report{LatencyMS: &latencySummary{Count: 1, P50: p50, P99: p99}, Gateway: &gatewayUsage{
+		CPUCoresInWindow: cores, CPUSecondsInWindow: cores * 10, SystemSecondsInWindow: cores * 5, RSSPerConnBytes: 40 << 10}}
+	r.Delivered.PerSecond, r.Delivered.Messages = delivered, int64(delivered*10)
 	return compareRun{Server: server, Factor: factor, Offered: offered, Report: r}
 }
 
@@ -52,7 +54,9 @@ func TestComparisonTableAndPlot(t *testing.T) {
 	var out bytes.Buffer
 	cmp.writeTable(&out)
 	for _, want := range []string{
-		"x1    vs nats       per core 0.50x, delivered/s 1.00x, p99 2.00x",
+		"x1    vs nats       per core 0.50x, delivered/s 1.00x, p99 2.00x, RSS/conn 1.00x, ceiling 1.00x",
+		// tickgate 500 us per delivery, 250 in the kernel; nats 250 us.
+		"500.00  250.00",
 		"x2    vs nats       per core 0.75x, delivered/s 0.75x",
 		"centrifugo  skipped: no binary",
 		"steady NO:",

@@ -120,16 +120,20 @@ type latencySummary struct {
 
 // gatewayUsage is the gateway process's cost, from /proc.
 type gatewayUsage struct {
-	PID                 int     `json:"pid"`
-	ExitedEarly         string  `json:"exited_early,omitempty"` // a spawned gateway that died during the run
-	CPUSecondsInWindow  float64 `json:"cpu_seconds_in_window"`
-	CPUCoresInWindow    float64 `json:"cpu_cores_in_window"` // CPU seconds / window seconds
-	CPUMicrosPerConnSec float64 `json:"cpu_us_per_conn_per_second"`
-	RSSBaselineBytes    int64   `json:"rss_baseline_bytes"` // before any connection
-	RSSBytes            int64   `json:"rss_bytes"`          // at the end of the window
-	RSSPeakBytes        int64   `json:"rss_peak_bytes"`
-	RSSPerConnBytes     float64 `json:"rss_per_conn_bytes"` // (rss - baseline) / connections
-	CPUsAllowed         string  `json:"cpus_allowed"`       // the CPUs it could run on
+	PID                int     `json:"pid"`
+	ExitedEarly        string  `json:"exited_early,omitempty"` // a spawned gateway that died during the run
+	CPUSecondsInWindow float64 `json:"cpu_seconds_in_window"`
+	CPUCoresInWindow   float64 `json:"cpu_cores_in_window"` // CPU seconds / window seconds
+	// SystemSecondsInWindow is the kernel's part of CPUSecondsInWindow
+	// (stime): the write syscalls, and on loopback the receive side the
+	// kernel runs in the writer's context.
+	SystemSecondsInWindow float64 `json:"system_seconds_in_window"`
+	CPUMicrosPerConnSec   float64 `json:"cpu_us_per_conn_per_second"`
+	RSSBaselineBytes      int64   `json:"rss_baseline_bytes"` // before any connection
+	RSSBytes              int64   `json:"rss_bytes"`          // at the end of the window
+	RSSPeakBytes          int64   `json:"rss_peak_bytes"`
+	RSSPerConnBytes       float64 `json:"rss_per_conn_bytes"` // (rss - baseline) / connections
+	CPUsAllowed           string  `json:"cpus_allowed"`       // the CPUs it could run on
 }
 
 func summarize(h *hdrhistogram.Histogram) *latencySummary {
@@ -232,11 +236,12 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 
 func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
 	g := &gatewayUsage{
-		CPUSecondsInWindow: (end.CPU - start.CPU).Seconds(),
-		RSSBaselineBytes:   base.RSS,
-		RSSBytes:           end.RSS,
-		RSSPeakBytes:       end.PeakRSS,
-		CPUsAllowed:        end.CPUs,
+		CPUSecondsInWindow:    (end.CPU - start.CPU).Seconds(),
+		SystemSecondsInWindow: (end.System - start.System).Seconds(),
+		RSSBaselineBytes:      base.RSS,
+		RSSBytes:              end.RSS,
+		RSSPeakBytes:          end.PeakRSS,
+		CPUsAllowed:           end.CPUs,
 	}
 	if w := end.At.Sub(start.At).Seconds(); w > 0 {
 		g.CPUCoresInWindow = g.CPUSecondsInWindow / w
@@ -305,7 +310,10 @@ func (r *report) writeText(w io.Writer) {
 		if g.ExitedEarly != "" {
 			p("  GATEWAY EXITED DURING THE RUN: %s", g.ExitedEarly)
 		}
-		p("  gateway CPU:        %.2f s in the window (%.2f cores, %.1f us per connection-second), on CPUs %s", g.CPUSecondsInWindow, g.CPUCoresInWindow, g.CPUMicrosPerConnSec, g.CPUsAllowed)
+		p("  gateway CPU:        %.2f s in the window (%.2f s in the kernel; %.2f cores, %.1f us per connection-second), on CPUs %s", g.CPUSecondsInWindow, g.SystemSecondsInWindow, g.CPUCoresInWindow, g.CPUMicrosPerConnSec, g.CPUsAllowed)
+		if d := r.Delivered.Messages; d > 0 {
+			p("  per delivery:       %.2f us CPU, %.2f us of it in the kernel", g.CPUSecondsInWindow/float64(d)*1e6, g.SystemSecondsInWindow/float64(d)*1e6)
+		}
 		p("  gateway RSS:        %.1f MiB (baseline %.1f MiB, peak %.1f MiB): %.1f KiB per connection",
 			mib(g.RSSBytes), mib(g.RSSBaselineBytes), mib(g.RSSPeakBytes), g.RSSPerConnBytes/1024)
 	}

@@ -22,6 +22,7 @@ var ErrFormat = errors.New("proc: unexpected format")
 type Sample struct {
 	At      time.Time
 	CPU     time.Duration // user + system
+	System  time.Duration // the kernel's part of CPU (stime): syscalls, and the softirq work charged to them
 	RSS     int64         // bytes (VmRSS)
 	PeakRSS int64         // bytes (VmHWM)
 	CPUs    string        // the CPUs it may run on (Cpus_allowed_list), e.g. "0-1"
@@ -82,6 +83,7 @@ func (r *Reader) Sample() (Sample, error) {
 		return s, fmt.Errorf("%w: /proc/%d/stat: utime/stime", ErrFormat, r.pid)
 	}
 	s.CPU = time.Duration(utime+stime) * r.clkTck
+	s.System = time.Duration(stime) * r.clkTck
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.pid))
 	if err != nil {
 		return s, err

@@ -18,8 +18,8 @@ func TestSampleSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.RSS <= 0 || b.PeakRSS < b.RSS || b.CPU < a.CPU || a.CPUs == "" {
-		t.Fatalf("samples %+v then %+v: want RSS > 0, peak >= RSS, CPU not decreasing, allowed CPUs", a, b)
+	if a.RSS <= 0 || b.PeakRSS < b.RSS || b.CPU < a.CPU || b.System < a.System || b.System > b.CPU || a.CPUs == "" {
+		t.Fatalf("samples %+v then %+v: want RSS > 0, peak >= RSS, CPU and its system part not decreasing, allowed CPUs", a, b)
 	}
 	if c := Cores(a, b); c < 0 || c > 64 {
 		t.Errorf("Cores = %v", c)

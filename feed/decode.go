@@ -22,6 +22,12 @@ import (
 // codec.ErrMalformed that never quotes the payload; data is then in an
 // unspecified state. The type returned is the proto constant.
 func decodeEnvelope(payload []byte, data any) (seq uint64, typ string, err error) {
+	return decodeEnvelopeSlow(payload, data)
+}
+
+// decodeEnvelopeSlow is decodeEnvelope by the codecs: encoding/json for
+// JSON, after codec's checks.
+func decodeEnvelopeSlow(payload []byte, data any) (seq uint64, typ string, err error) {
 	cd := codec.ForFeed(payload)
 	if cd == codec.JSON() && oneDataKey(payload) {
 		// One pass: encoding/json decodes "data" into the pointer the

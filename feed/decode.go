@@ -21,7 +21,13 @@ import (
 // than snapshot, update or heartbeat, return an error wrapping
 // codec.ErrMalformed that never quotes the payload; data is then in an
 // unspecified state. The type returned is the proto constant.
+//
+// A JSON payload of the common shape takes the fast path (fastjson.go);
+// what it declines, and msgpack, take decodeEnvelopeSlow.
 func decodeEnvelope(payload []byte, data any) (seq uint64, typ string, err error) {
+	if seq, typ, ok := decodeJSONFast(payload, data); ok {
+		return seq, typ, nil
+	}
 	return decodeEnvelopeSlow(payload, data)
 }
 

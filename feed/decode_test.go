@@ -199,9 +199,9 @@ var (
 )
 
 // BenchmarkDecodeEnvelope decodes one feed payload of each kind, each
-// into a fresh data value as Decode does: json is the path Decode takes,
-// json_slow encoding/json alone (decodeEnvelopeSlow), msgpack the other
-// codec.
+// into a fresh data value as Decode does: json is the path Decode takes
+// (the fast path, fastjson.go), json_slow encoding/json alone
+// (decodeEnvelopeSlow), msgpack the other codec.
 func BenchmarkDecodeEnvelope(b *testing.B) {
 	candle := proto.Candle{Symbol: "BTC-USD", Interval: "1m", Start: 1767225600000000000, Open: "64000.10",
 		High: "64010", Low: "63990.5", Close: "64001", Volume: "12.5", Trades: 42, Closed: true, TS: 1767225659000000000}

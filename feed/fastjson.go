@@ -38,7 +38,8 @@ type jsonShape interface {
 	decode(payload []byte, data any) (seq uint64, typ string, ok bool)
 }
 
-// jsonFields is a jsonShape: the fields of T, by their json tags.
+// jsonFields is a jsonShape: the fields of T, by their json tags (at most
+// 64).
 type jsonFields[T any] []jsonField[T]
 
 // jsonField is one key of a data shape and the field it fills: exactly one
@@ -47,10 +48,12 @@ type jsonField[T any] struct {
 	key    string
 	str    func(*T) *string
 	int    func(*T) *int64 // 0 to math.MaxInt64: a sign is declined
-	uint32 func(*T) *uint32
-	bool   func(*T) *bool
+	u32    func(*T) *uint32
+	flag   func(*T) *bool
 	levels func(*T) *[]proto.Level
 }
+
+// The fields of a kind's table (kind.json), by the type of their value.
 
 func jsonString[T any](key string, f func(*T) *string) jsonField[T] {
 	return jsonField[T]{key: key, str: f}
@@ -61,11 +64,11 @@ func jsonInt[T any](key string, f func(*T) *int64) jsonField[T] {
 }
 
 func jsonUint32[T any](key string, f func(*T) *uint32) jsonField[T] {
-	return jsonField[T]{key: key, uint32: f}
+	return jsonField[T]{key: key, u32: f}
 }
 
 func jsonBool[T any](key string, f func(*T) *bool) jsonField[T] {
-	return jsonField[T]{key: key, bool: f}
+	return jsonField[T]{key: key, flag: f}
 }
 
 func jsonLevels[T any](key string, f func(*T) *[]proto.Level) jsonField[T] {
@@ -77,11 +80,12 @@ func (fs jsonFields[T]) fits(data any) bool {
 	return ok
 }
 
-// object reads the object at r's position: in r's first pass (d nil) it
-// only checks and measures it, in the second it fills d in.
+// object reads the object at r's position into d: integers and bools at
+// once, strings and levels as spans of the payload (jsonReader.keep makes
+// them strings). On false, d may hold part of the object.
 func (fs jsonFields[T]) object(r *jsonReader, d *T) bool {
 	var seen uint64
-	ok := r.byte('{') && r.members(func(key []byte) bool {
+	return r.token('{') && r.members(func(key []byte) bool {
 		i := fs.index(key)
 		if i < 0 {
 			return !fs.folds(key) && r.skipScalar()
@@ -93,42 +97,24 @@ func (fs jsonFields[T]) object(r *jsonReader, d *T) bool {
 		f := &fs[i]
 		switch {
 		case f.str != nil:
-			s, ok := r.string()
-			if ok && r.fill {
-				*f.str(d) = s
-			}
-			return ok
+			return r.str(f.str(d))
 		case f.int != nil:
-			v, ok := r.uint(math.MaxInt64)
-			if ok && r.fill {
-				*f.int(d) = int64(v)
-			}
+			v, ok := r.unsigned(math.MaxInt64)
+			*f.int(d) = int64(v)
 			return ok
-		case f.uint32 != nil:
-			v, ok := r.uint(math.MaxUint32)
-			if ok && r.fill {
-				*f.uint32(d) = uint32(v)
-			}
+		case f.u32 != nil:
+			v, ok := r.unsigned(math.MaxUint32)
+			*f.u32(d) = uint32(v)
 			return ok
-		case f.bool != nil:
-			v, ok := r.bool()
-			if ok && r.fill {
-				*f.bool(d) = v
-			}
+		case f.flag != nil:
+			v, ok := r.boolean()
+			*f.flag(d) = v
 			return ok
 		case f.levels != nil:
-			ls, ok := r.levels()
-			if ok && r.fill {
-				*f.levels(d) = ls
-			}
-			return ok
+			return r.levels(f.levels(d))
 		}
 		return false
 	})
-	if !ok && d != nil {
-		*d = *new(T) // the zero shape decodeEnvelope was given
-	}
-	return ok
 }
 
 // index returns the index of the field whose key is key exactly, or -1.
@@ -166,13 +152,13 @@ func jsonShapeOf(data any) jsonShape {
 
 // decodeJSONFast is the fast path of decodeEnvelope for a JSON payload,
 // one whose first byte is '{' (see the top of this file). ok false means
-// not handled: data is then untouched (zero), and the slow path decodes
-// the payload.
+// not handled: data is then zero, as decodeEnvelope was given it, and the
+// slow path decodes the payload.
 //
-// It reads the payload twice: the first pass checks it, and measures its
-// strings and levels; the second fills data in with exactly sized slices,
-// its strings sliced from one new string (a copy: the payload's buffer may
-// be reused once Decode returns). That string lives as long as any of the
+// It reads the payload once, and then copies the message's strings into
+// one new string (not the payload: its buffer may be reused once Decode
+// returns), of which each string field and level is a slice; levels go
+// into exactly sized slices. That string lives as long as any of the
 // message's strings is referenced, in the state or an event.
 func decodeJSONFast(payload []byte, data any) (seq uint64, typ string, ok bool) {
 	if len(payload) == 0 || payload[0] != '{' {
@@ -184,57 +170,120 @@ func decodeJSONFast(payload []byte, data any) (seq uint64, typ string, ok bool) 
 	return 0, "", false
 }
 
-// decode reads the payload in two passes (decodeJSONFast). The reader is
-// passed to fs's own methods only, so that it stays on the stack.
+// decode is decodeJSONFast for data of type *T. The reader is passed to
+// fs's own methods only, so that it stays on the stack.
 func (fs jsonFields[T]) decode(payload []byte, data any) (seq uint64, typ string, ok bool) {
 	d, ok := data.(*T)
 	if !ok {
 		return 0, "", false
 	}
 	r := jsonReader{p: payload}
-	seq, typ, dataAt, ok := fs.envelope(&r)
-	if !ok || dataAt < 0 {
-		return seq, typ, ok
-	}
-	r.i, r.fill, r.nlevels = dataAt, true, 0
-	r.sb.Grow(r.strs)
-	if !fs.object(&r, d) {
-		// Unreachable: the first pass took the same bytes. Were it
-		// reached, data is zero again and the slow path decodes.
+	if seq, typ, ok = fs.envelope(&r, d); !ok {
+		*d = *new(T)
 		return 0, "", false
 	}
+	r.keep()
 	return seq, typ, true
 }
 
 // jsonReader reads a JSON payload for decodeJSONFast. Owned by one call of
 // it.
 type jsonReader struct {
-	p    []byte
-	i    int  // offset of the next byte to read
-	fill bool // second pass: values are kept and written
-	// First pass: bytes of the strings kept, and the levels of each levels
-	// value in order; the second pass takes them in the same order.
-	strs    int
-	levelsN [2]int
-	nlevels int
-	sb      strings.Builder // second pass: the message's strings
+	p []byte
+	i int // offset of the next byte to read
+	// What keep turns into strings: the string fields read, the levels
+	// values read, each level's price and size in order, and the bytes of
+	// them all.
+	strs   [16]strSpan
+	nstrs  int
+	sides  [2]sideSpan
+	nsides int
+	lvls   levelSpans
+	size   int
 }
 
-// envelope reads the envelope {"seq","type","data"} in the first pass:
-// dataAt is the offset of data's object, -1 when data is null or missing.
-func (fs jsonFields[T]) envelope(r *jsonReader) (seq uint64, typ string, dataAt int, ok bool) {
-	dataAt = -1
+// levelSpans holds the levels of a message: the first 32 in place (a delta
+// has a few), the others on the heap.
+type levelSpans struct {
+	first [32]levelSpan
+	more  []levelSpan
+	n     int
+}
+
+func (ls *levelSpans) add(l levelSpan) {
+	if ls.n < len(ls.first) {
+		ls.first[ls.n] = l
+	} else {
+		ls.more = append(ls.more, l)
+	}
+	ls.n++
+}
+
+func (ls *levelSpans) at(i int) levelSpan {
+	if i < len(ls.first) {
+		return ls.first[i]
+	}
+	return ls.more[i-len(ls.first)]
+}
+
+// span is the offsets of a string's bytes in the payload.
+type span struct{ start, end int }
+
+// strSpan is a string field and its value.
+type strSpan struct {
+	dst *string
+	v   span
+}
+
+// levelSpan is a level's price and size.
+type levelSpan [2]span
+
+// sideSpan is a levels field and its levels, the n levels from the
+// first-th of jsonReader.lvls.
+type sideSpan struct {
+	dst      *[]proto.Level
+	first, n int
+}
+
+// keep sets the string fields and levels that were read, each a slice of
+// one new string.
+func (r *jsonReader) keep() {
+	var sb strings.Builder
+	sb.Grow(r.size) // never grows again: each value is a slice of one allocation
+	str := func(v span) string {
+		if v.start == v.end {
+			return ""
+		}
+		n := sb.Len()
+		sb.Write(r.p[v.start:v.end])
+		return sb.String()[n:]
+	}
+	for _, f := range r.strs[:r.nstrs] {
+		*f.dst = str(f.v)
+	}
+	for _, side := range r.sides[:r.nsides] {
+		ls := make([]proto.Level, side.n) // empty, not nil, as encoding/json makes it
+		for j := range ls {
+			l := r.lvls.at(side.first + j)
+			ls[j] = proto.Level{str(l[0]), str(l[1])}
+		}
+		*side.dst = ls
+	}
+}
+
+// envelope reads the envelope {"seq","type","data"}, data into d.
+func (fs jsonFields[T]) envelope(r *jsonReader, d *T) (seq uint64, typ string, ok bool) {
 	var seen [3]bool // seq, type, data
 	once := func(i int) bool {
 		ok := !seen[i]
 		seen[i] = true
 		return ok
 	}
-	ok = r.byte('{') && r.members(func(key []byte) bool {
+	ok = r.token('{') && r.members(func(key []byte) bool {
 		switch string(key) {
 		case "seq":
 			var ok bool
-			seq, ok = r.uint(math.MaxUint64)
+			seq, ok = r.unsigned(math.MaxUint64)
 			return once(0) && ok
 		case "type":
 			var ok bool
@@ -247,9 +296,7 @@ func (fs jsonFields[T]) envelope(r *jsonReader) (seq uint64, typ string, dataAt 
 			if r.literal("null") {
 				return true // data left as it is, as encoding/json does
 			}
-			r.space()
-			dataAt = r.i
-			return fs.object(r, nil)
+			return fs.object(r, d)
 		}
 		for _, k := range [...]string{"seq", "type", "data"} {
 			if bytes.EqualFold(key, []byte(k)) {
@@ -260,19 +307,19 @@ func (fs jsonFields[T]) envelope(r *jsonReader) (seq uint64, typ string, dataAt 
 	})
 	r.space()
 	if !ok || !seen[1] || r.i != len(r.p) {
-		return 0, "", -1, false
+		return 0, "", false
 	}
-	return seq, typ, dataAt, true
+	return seq, typ, true
 }
 
 // feedType reads the envelope's type, one of the proto constants.
 func (r *jsonReader) feedType() (string, bool) {
-	b, ok := r.raw()
+	v, ok := r.raw()
 	if !ok {
 		return "", false
 	}
 	for _, t := range [...]string{proto.FeedUpdate, proto.FeedSnapshot, proto.FeedHeartbeat} {
-		if string(b) == t {
+		if string(r.p[v.start:v.end]) == t {
 			return t, true
 		}
 	}
@@ -282,105 +329,91 @@ func (r *jsonReader) feedType() (string, bool) {
 // members reads the members of an object after its '{', through its '}':
 // member reads the value of each key.
 func (r *jsonReader) members(member func(key []byte) bool) bool {
-	if r.byte('}') {
+	if r.token('}') {
 		return true
 	}
 	for {
 		key, ok := r.raw()
-		if !ok || !r.byte(':') || !member(key) {
+		if !ok || !r.token(':') || !member(r.p[key.start:key.end]) {
 			return false
 		}
-		if !r.byte(',') {
-			return r.byte('}')
+		if !r.token(',') {
+			return r.token('}')
 		}
 	}
 }
 
 // levels reads an array of levels, [[price, size], ...], each exactly two
-// strings. An empty array is an empty slice, not nil, as encoding/json
-// makes it.
-func (r *jsonReader) levels() ([]proto.Level, bool) {
-	if !r.byte('[') {
-		return nil, false
+// strings, for dst.
+func (r *jsonReader) levels(dst *[]proto.Level) bool {
+	if r.nsides == len(r.sides) || !r.token('[') {
+		return false
 	}
-	var ls []proto.Level
-	if r.fill {
-		ls = make([]proto.Level, 0, r.levelsN[r.nlevels])
-	} else if r.nlevels == len(r.levelsN) {
-		return nil, false
-	}
-	n := 0
-	if !r.byte(']') {
+	side := sideSpan{dst: dst, first: r.lvls.n}
+	if !r.token(']') {
 		for {
-			if !r.byte('[') {
-				return nil, false
+			var l levelSpan
+			if !r.token('[') || !r.span(&l[0]) || !r.token(',') || !r.span(&l[1]) || !r.token(']') {
+				return false
 			}
-			price, ok := r.string()
-			if !ok || !r.byte(',') {
-				return nil, false
-			}
-			size, ok := r.string()
-			if !ok || !r.byte(']') {
-				return nil, false
-			}
-			if r.fill {
-				ls = append(ls, proto.Level{price, size})
-			}
-			n++
-			if !r.byte(',') {
+			r.lvls.add(l)
+			if !r.token(',') {
 				break
 			}
 		}
-		if !r.byte(']') {
-			return nil, false
+		if !r.token(']') {
+			return false
 		}
 	}
-	r.levelsN[r.nlevels] = n
-	r.nlevels++
-	return ls, true
+	side.n = r.lvls.n - side.first
+	r.sides[r.nsides] = side
+	r.nsides++
+	return true
 }
 
-// string reads a string value to keep (see raw): in the second pass, a
-// slice of the message's one string.
-func (r *jsonReader) string() (string, bool) {
-	b, ok := r.raw()
-	if !ok || len(b) == 0 {
-		return "", ok
+// str reads a string value (see raw) for dst.
+func (r *jsonReader) str(dst *string) bool {
+	if r.nstrs == len(r.strs) {
+		return false
 	}
-	if !r.fill {
-		r.strs += len(b)
-		return "", true
+	f := &r.strs[r.nstrs]
+	if !r.span(&f.v) {
+		return false
 	}
-	n := r.sb.Len()
-	r.sb.Write(b)
-	// Grown to the first pass's total, sb never moves: each value is a
-	// slice of one allocation, which later writes only extend.
-	return r.sb.String()[n:], true
+	f.dst = dst
+	r.nstrs++
+	return true
+}
+
+// span reads a string value (see raw) into v, and counts its bytes.
+func (r *jsonReader) span(v *span) bool {
+	var ok bool
+	*v, ok = r.raw()
+	r.size += v.end - v.start
+	return ok
 }
 
 // raw reads a string whose bytes are its value: printable ASCII, no
-// escape. It returns the bytes between the quotes, which alias the
-// payload.
-func (r *jsonReader) raw() ([]byte, bool) {
+// escape. It returns the offsets of the bytes between the quotes.
+func (r *jsonReader) raw() (span, bool) {
 	r.space()
 	if r.i >= len(r.p) || r.p[r.i] != '"' {
-		return nil, false
+		return span{}, false
 	}
 	start := r.i + 1
-	for j := start; j < len(r.p); j++ {
-		switch c := r.p[j]; {
-		case c == '"':
-			r.i = j + 1
-			return r.p[start:j], true
-		case c < 0x20 || c >= 0x80 || c == '\\':
-			return nil, false
-		}
+	j := start
+	for j < len(r.p) && r.p[j]-0x20 < 0x60 && r.p[j] != '"' && r.p[j] != '\\' {
+		j++ // 0x20 to 0x7f, and neither a quote nor a backslash
 	}
-	return nil, false
+	if j == len(r.p) || r.p[j] != '"' {
+		return span{}, false
+	}
+	r.i = j + 1
+	return span{start, j}, true
 }
 
-// uint reads an unsigned integer of at most max: digits, no leading zero.
-func (r *jsonReader) uint(max uint64) (uint64, bool) {
+// unsigned reads an unsigned integer of at most max: digits, no leading zero.
+func (r *jsonReader) unsigned(max uint64) (uint64, bool) {
 	r.space()
 	start := r.i
 	var v uint64
@@ -400,8 +433,8 @@ func (r *jsonReader) uint(max uint64) (uint64, bool) {
 	return v, true
 }
 
-// bool reads true or false.
-func (r *jsonReader) bool() (v, ok bool) {
+// boolean reads true or false.
+func (r *jsonReader) boolean() (v, ok bool) {
 	if r.literal("true") {
 		return true, true
 	}
@@ -472,8 +505,8 @@ func (r *jsonReader) literal(w string) bool {
 	return true
 }
 
-// byte reads c when it is the next byte after whitespace.
-func (r *jsonReader) byte(c byte) bool {
+// token reads c when it is the next byte after whitespace.
+func (r *jsonReader) token(c byte) bool {
 	r.space()
 	if r.i < len(r.p) && r.p[r.i] == c {
 		r.i++
@@ -484,13 +517,8 @@ func (r *jsonReader) byte(c byte) bool {
 
 // space skips JSON whitespace.
 func (r *jsonReader) space() {
-	for r.i < len(r.p) {
-		switch r.p[r.i] {
-		case ' ', '\t', '\n', '\r':
-			r.i++
-		default:
-			return
-		}
+	for r.i < len(r.p) && r.p[r.i] <= ' ' && (r.p[r.i] == ' ' || r.p[r.i] == '\t' || r.p[r.i] == '\n' || r.p[r.i] == '\r') {
+		r.i++
 	}
 }
 

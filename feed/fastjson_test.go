@@ -238,3 +238,33 @@ func FuzzJSONFastPath(f *testing.F) {
 		compareJSONPaths(t, payload, fastKinds[int(kind)%len(fastKinds)])
 	})
 }
+
+// TestJSONFastPathMutations runs compareJSONPaths on every one-byte change
+// of typical payloads: each byte deleted, doubled, its letter's case
+// flipped, or replaced by a byte that matters to JSON; and every prefix.
+func TestJSONFastPathMutations(t *testing.T) {
+	payloads := map[proto.Kind][]string{
+		proto.KindTicker: {env(codectest.TickerJSON)},
+		proto.KindTrade:  {env(codectest.TradeJSON)},
+		proto.KindBook:   {`{"seq":1200,"type":"snapshot","data":` + codectest.Book5JSON + `}`, env(`{"bids":[["1","2"]],"asks":[],"checksum":42,"ts":5}`)},
+		proto.KindCandle: {env(candleJSON)},
+	}
+	const replacements = "\"\\ \t0192-+.eEn[]{},:A\x00\x7f\x80"
+	for k, ps := range payloads {
+		for _, p := range ps {
+			for i := range len(p) {
+				var muts []string
+				muts = append(muts, p[:i], p[:i]+p[i+1:], p[:i+1]+p[i:])
+				if c := p[i]; 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' {
+					muts = append(muts, p[:i]+string(c^0x20)+p[i+1:])
+				}
+				for _, c := range []byte(replacements) {
+					muts = append(muts, p[:i]+string([]byte{c})+p[i+1:])
+				}
+				for _, m := range muts {
+					compareJSONPaths(t, []byte(m), k)
+				}
+			}
+		}
+	}
+}

@@ -14,6 +14,13 @@ var bookKind = kind{
 		return &bookState{ch: ch, hist: history{limit: cfg.historyLen}}
 	},
 	warms: true,
+	json: jsonFields[proto.Book]{
+		jsonString("symbol", func(b *proto.Book) *string { return &b.Symbol }),
+		jsonLevels("bids", func(b *proto.Book) *[]proto.Level { return &b.Bids }),
+		jsonLevels("asks", func(b *proto.Book) *[]proto.Level { return &b.Asks }),
+		jsonUint32("checksum", func(b *proto.Book) *uint32 { return &b.Checksum }),
+		jsonInt("ts", func(b *proto.Book) *int64 { return &b.TS }),
+	},
 }
 
 // Book returns the message's data on a book channel, or nil.

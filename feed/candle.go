@@ -13,6 +13,19 @@ var candleKind = kind{
 	validate: validCandle,
 	newState: newCandleState,
 	warms:    true,
+	json: jsonFields[proto.Candle]{
+		jsonString("symbol", func(c *proto.Candle) *string { return &c.Symbol }),
+		jsonString("interval", func(c *proto.Candle) *string { return &c.Interval }),
+		jsonInt("start", func(c *proto.Candle) *int64 { return &c.Start }),
+		jsonString("open", func(c *proto.Candle) *string { return &c.Open }),
+		jsonString("high", func(c *proto.Candle) *string { return &c.High }),
+		jsonString("low", func(c *proto.Candle) *string { return &c.Low }),
+		jsonString("close", func(c *proto.Candle) *string { return &c.Close }),
+		jsonString("volume", func(c *proto.Candle) *string { return &c.Volume }),
+		jsonInt("trades", func(c *proto.Candle) *int64 { return &c.Trades }),
+		jsonBool("closed", func(c *proto.Candle) *bool { return &c.Closed }),
+		jsonInt("ts", func(c *proto.Candle) *int64 { return &c.TS }),
+	},
 	// The bars of a default snapshot: their every revision in the stream.
 	window: func(ch proto.Channel) time.Duration {
 		return proto.IntervalDuration(ch.Param) * time.Duration(proto.DefaultBars)

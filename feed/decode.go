@@ -21,7 +21,19 @@ import (
 // than snapshot, update or heartbeat, return an error wrapping
 // codec.ErrMalformed that never quotes the payload; data is then in an
 // unspecified state. The type returned is the proto constant.
+//
+// A JSON payload of the common shape takes the fast path (fastjson.go);
+// what it declines, and msgpack, take decodeEnvelopeSlow.
 func decodeEnvelope(payload []byte, data any) (seq uint64, typ string, err error) {
+	if seq, typ, ok := decodeJSONFast(payload, data); ok {
+		return seq, typ, nil
+	}
+	return decodeEnvelopeSlow(payload, data)
+}
+
+// decodeEnvelopeSlow is decodeEnvelope by the codecs: encoding/json for
+// JSON, after codec's checks.
+func decodeEnvelopeSlow(payload []byte, data any) (seq uint64, typ string, err error) {
 	cd := codec.ForFeed(payload)
 	if cd == codec.JSON() && oneDataKey(payload) {
 		// One pass: encoding/json decodes "data" into the pointer the

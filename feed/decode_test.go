@@ -198,22 +198,50 @@ var (
 	mustEqual  = codectest.MustEqual
 )
 
+// BenchmarkDecodeEnvelope decodes one feed payload of each kind, each
+// into a fresh data value as Decode does: json is the path Decode takes
+// (the fast path, fastjson.go), json_slow encoding/json alone
+// (decodeEnvelopeSlow), msgpack the other codec.
 func BenchmarkDecodeEnvelope(b *testing.B) {
-	for _, c := range both {
-		b.Run("book5/"+c.Name(), func(b *testing.B) {
-			in, err := c.Append(nil, proto.FeedMessage{Seq: 1200, Type: proto.FeedSnapshot, Data: book5()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(in)))
-			var book proto.Book
-			for b.Loop() {
-				if _, _, err := decodeEnvelope(in, &book); err != nil {
+	candle := proto.Candle{Symbol: "BTC-USD", Interval: "1m", Start: 1767225600000000000, Open: "64000.10",
+		High: "64010", Low: "63990.5", Close: "64001", Volume: "12.5", Trades: 42, Closed: true, TS: 1767225659000000000}
+	cases := []struct {
+		name string
+		kind proto.Kind
+		msg  proto.FeedMessage
+	}{
+		{"ticker", proto.KindTicker, proto.FeedMessage{Seq: 8, Type: proto.FeedUpdate, Data: ticker5()}},
+		{"trade", proto.KindTrade, proto.FeedMessage{Seq: 9, Type: proto.FeedUpdate, Data: trade991()}},
+		{"book_delta_3", proto.KindBook, proto.FeedMessage{Seq: 1201, Type: proto.FeedUpdate, Data: &proto.Book{
+			Bids: []proto.Level{{"64000.10", "0"}, {"63999.90", "2.5"}}, Asks: []proto.Level{{"64000.20", "0.9"}}, Checksum: 1, TS: 1}}},
+		{"book5", proto.KindBook, proto.FeedMessage{Seq: 1200, Type: proto.FeedSnapshot, Data: book5()}},
+		{"candle", proto.KindCandle, proto.FeedMessage{Seq: 10, Type: proto.FeedUpdate, Data: &candle}},
+	}
+	paths := []struct {
+		name   string
+		c      codec.Codec
+		decode func([]byte, any) (uint64, string, error)
+	}{
+		{"json", codec.JSON(), decodeEnvelope},
+		{"json_slow", codec.JSON(), decodeEnvelopeSlow},
+		{"msgpack", codec.Msgpack(), decodeEnvelope},
+	}
+	for _, tc := range cases {
+		for _, p := range paths {
+			b.Run(tc.name+"/"+p.name, func(b *testing.B) {
+				in, err := p.c.Append(nil, tc.msg)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in)))
+				for b.Loop() {
+					if _, _, err := p.decode(in, tc.kind.Spec().Data()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

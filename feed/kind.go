@@ -29,6 +29,10 @@ type kind struct {
 	// candle bar), rather than from the newest whole state and what
 	// follows it.
 	window func(ch proto.Channel) time.Duration
+	// json, when set, is the kind's data shape as the JSON fast path reads
+	// it (fastjson.go): its keys, each with the field it fills. Without
+	// it, every JSON payload of the kind takes encoding/json.
+	json jsonShape
 }
 
 // warmWindow is the kind's window (kind.window), 0 for none.

@@ -8,6 +8,16 @@ var tickerKind = kind{
 	validate: validTicker,
 	newState: newStreamState,
 	warms:    true,
+	json: jsonFields[proto.Ticker]{
+		jsonString("symbol", func(t *proto.Ticker) *string { return &t.Symbol }),
+		jsonString("bid", func(t *proto.Ticker) *string { return &t.Bid }),
+		jsonString("bid_size", func(t *proto.Ticker) *string { return &t.BidSize }),
+		jsonString("ask", func(t *proto.Ticker) *string { return &t.Ask }),
+		jsonString("ask_size", func(t *proto.Ticker) *string { return &t.AskSize }),
+		jsonString("last", func(t *proto.Ticker) *string { return &t.Last }),
+		jsonString("volume", func(t *proto.Ticker) *string { return &t.Volume }),
+		jsonInt("ts", func(t *proto.Ticker) *int64 { return &t.TS }),
+	},
 }
 
 // Ticker returns the message's data on a ticker channel, or nil.

@@ -12,6 +12,14 @@ import (
 var tradeKind = kind{
 	validate: validTrade,
 	newState: newTradeState,
+	json: jsonFields[proto.Trade]{
+		jsonString("symbol", func(t *proto.Trade) *string { return &t.Symbol }),
+		jsonInt("id", func(t *proto.Trade) *int64 { return &t.ID }),
+		jsonString("price", func(t *proto.Trade) *string { return &t.Price }),
+		jsonString("size", func(t *proto.Trade) *string { return &t.Size }),
+		jsonString("side", func(t *proto.Trade) *string { return &t.Side }),
+		jsonInt("ts", func(t *proto.Trade) *int64 { return &t.TS }),
+	},
 }
 
 // Trade returns the message's data on a trade channel, or nil.

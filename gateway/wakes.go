@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,8 +24,9 @@ const maxHold = 500 * time.Microsecond
 // Ownership: busy is atomic; held and heldSince are guarded by mu. An
 // outbox is in held at most once (outbox.held).
 type wakes struct {
-	now  func() time.Time // Static after construction: the clock.
-	busy atomic.Int32     // fan-outs under way
+	now   func() time.Time // Static after construction: the clock.
+	busy  atomic.Int32     // fan-outs under way
+	begun atomic.Uint64    // fan-outs begun so far
 
 	mu        sync.Mutex
 	held      []*outbox // Guarded by mu: outboxes whose writer waits for a wake-up.
@@ -35,13 +37,30 @@ type wakes struct {
 func newWakes(now func() time.Time) *wakes { return &wakes{now: now} }
 
 // begin marks a fan-out under way; end must follow.
-func (w *wakes) begin() { w.busy.Add(1) }
+func (w *wakes) begin() {
+	w.begun.Add(1)
+	w.busy.Add(1)
+}
 
 // end marks a fan-out done, and releases the held wake-ups when it was the
-// last one under way, or when they have waited maxHold.
+// last one under way, or when they have waited maxHold. The last one
+// under way yields once first, so that fan-outs of the same feed burst
+// that are runnable go before it (inline.go), and then runs the writer
+// rounds of the held connections whose writers are not running on its
+// own goroutine (writerRun.tryInline), up to maxInlineRounds.
 func (w *wakes) end() {
 	if w.busy.Add(-1) == 0 {
-		w.release()
+		if w.holding() {
+			seen := w.begun.Load()
+			runtime.Gosched()
+			if w.busy.Load() == 0 {
+				inline := 0
+				if w.begun.Load() == seen {
+					inline = maxInlineRounds // a lone message: no fan-out came meanwhile
+				}
+				w.releaseInline(inline)
+			}
+		}
 		return
 	}
 	w.mu.Lock()
@@ -52,13 +71,15 @@ func (w *wakes) end() {
 	}
 }
 
-// hold defers o's wake-up when another fan-out than the caller's is under
-// way; it reports false when o's writer must be woken now. After queueing
+// hold defers o's wake-up while a fan-out is under way: another one than
+// the caller's, or any for a connection whose writer rounds may run
+// inline (released at the fan-out's end); it reports false when o's
+// writer must be woken now. After queueing
 // o it looks at busy again: a fan-out that released everything just before
 // o was queued would otherwise leave it waiting for the next one. It
 // releases everything held when the oldest has waited maxHold.
 func (w *wakes) hold(o *outbox) bool {
-	if w.busy.Load() <= 1 {
+	if n := w.busy.Load(); n == 0 || n == 1 && !o.run.inlines() {
 		return false
 	}
 	if !o.held.CompareAndSwap(false, true) {
@@ -78,15 +99,31 @@ func (w *wakes) hold(o *outbox) bool {
 	return true
 }
 
+// holding reports whether a wake-up is held.
+func (w *wakes) holding() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held) > 0
+}
+
 // release wakes every held writer.
-func (w *wakes) release() {
+func (w *wakes) release() { w.releaseInline(0) }
+
+// releaseInline runs up to inline held connections' writer rounds on the
+// caller's goroutine, where their writers are not running, and wakes the
+// other writers. The caller holds no lock.
+func (w *wakes) releaseInline(inline int) {
 	w.mu.Lock()
 	held := w.held
 	w.held, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
 	for i, o := range held {
 		o.held.Store(false)
-		o.wakeWriter()
+		if inline > 0 && o.run.tryInline() {
+			inline--
+		} else {
+			o.wakeWriter()
+		}
 		held[i] = nil
 	}
 	w.mu.Lock()

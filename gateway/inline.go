@@ -24,17 +24,19 @@ package gateway
 // goroutines, one per channel, and a connection should get the burst in
 // one write, not one per message. So the wake-ups of a fan-out are held
 // until no fan-out is under way (wakes), and the last one to end yields
-// once, letting the burst's other fan-outs, runnable by then, go first.
-// If none began meanwhile, the message was alone and the rounds run
-// inline; otherwise the writer goroutines are woken as before, and run
-// after the burst, each writing what it left them in one write. A lone
-// message waits for nothing: the yield returns at once when nothing else
-// is runnable.
+// until a yield passes with no fan-out begun (wakes.settle), letting the
+// burst's other fan-outs, runnable by then, go first; then it runs the
+// rounds. A lone message waits for nothing: the yield returns at once
+// when nothing else is runnable.
 
-// maxInlineRounds bounds the writer rounds one fan-out's end runs on its
-// goroutine; the connections beyond it get their writer goroutines woken,
-// which run in parallel where there are several cores.
-const maxInlineRounds = 256
+// inlineShare is how many of n held connections' writer rounds one
+// fan-out's end runs on its goroutine, with procs the node's GOMAXPROCS:
+// all of them on one core, else its share, the others' writer goroutines
+// being woken to run beside it on the other cores (inline rounds run one
+// after another).
+func inlineShare(n, procs int) int {
+	return (n + procs - 1) / max(procs, 1)
+}
 
 // writeInline runs one writer round of c on the caller's goroutine; the
 // caller moved the run state from runIdle to runBusy. It leaves the state

@@ -16,15 +16,19 @@ const maxHold = 500 * time.Microsecond
 // out at once (a feed burst: nats.go delivers each channel on its own
 // goroutine), so that a writer wakes once for everything the burst left it
 // and writes it in one syscall, instead of once per message. A wake-up is
-// held only while another fan-out is under way: a lone message wakes its
-// writers at once, as before, and nothing waits for a timer. The last
-// fan-out to end releases them all; so does any fan-out that ends or
-// holds a wake-up while the oldest held one is older than maxHold.
+// held while another fan-out is under way, and, for a connection whose
+// writer rounds may run inline (inline.go), while the caller's own is. The
+// last fan-out to end releases them all, once the fan-outs runnable then
+// have run (settle): it runs its share of the writer rounds itself and
+// wakes the other writers. Any fan-out that ends or holds a wake-up while
+// the oldest held one is older than maxHold wakes them all. Nothing waits
+// for a timer.
 //
 // Ownership: busy is atomic; held and heldSince are guarded by mu. An
 // outbox is in held at most once (outbox.held).
 type wakes struct {
 	now   func() time.Time // Static after construction: the clock.
+	procs int              // Static after construction: GOMAXPROCS then (inlineShare).
 	busy  atomic.Int32     // fan-outs under way
 	begun atomic.Uint64    // fan-outs begun so far
 
@@ -34,7 +38,9 @@ type wakes struct {
 	spare     []*outbox // Guarded by mu: the previous held's array, for reuse.
 }
 
-func newWakes(now func() time.Time) *wakes { return &wakes{now: now} }
+func newWakes(now func() time.Time) *wakes {
+	return &wakes{now: now, procs: runtime.GOMAXPROCS(0)}
+}
 
 // begin marks a fan-out under way; end must follow.
 func (w *wakes) begin() {
@@ -43,23 +49,11 @@ func (w *wakes) begin() {
 }
 
 // end marks a fan-out done, and releases the held wake-ups when it was the
-// last one under way, or when they have waited maxHold. The last one
-// under way yields once first, so that fan-outs of the same feed burst
-// that are runnable go before it (inline.go), and then runs the writer
-// rounds of the held connections whose writers are not running on its
-// own goroutine (writerRun.tryInline), up to maxInlineRounds.
+// last one under way (settle), or when they have waited maxHold.
 func (w *wakes) end() {
 	if w.busy.Add(-1) == 0 {
 		if w.holding() {
-			seen := w.begun.Load()
-			runtime.Gosched()
-			if w.busy.Load() == 0 {
-				inline := 0
-				if w.begun.Load() == seen {
-					inline = maxInlineRounds // a lone message: no fan-out came meanwhile
-				}
-				w.releaseInline(inline)
-			}
+			w.settle()
 		}
 		return
 	}
@@ -99,6 +93,31 @@ func (w *wakes) hold(o *outbox) bool {
 	return true
 }
 
+// maxSettleYields bounds the yields of settle: a node whose fan-outs
+// never pause wakes its writers after that many.
+const maxSettleYields = 4
+
+// settle runs once the last fan-out under way ended with wake-ups held:
+// it yields until a yield passes with no fan-out begun (the feed burst,
+// if any, is fanned out), then runs its share of the held connections'
+// writer rounds on its goroutine (releaseInline). A fan-out under way
+// after a yield releases at its own end. When fan-outs keep beginning it
+// wakes the writers instead.
+func (w *wakes) settle() {
+	for range maxSettleYields {
+		seen := w.begun.Load()
+		runtime.Gosched()
+		if w.busy.Load() != 0 {
+			return
+		}
+		if w.begun.Load() == seen {
+			w.releaseInline(true)
+			return
+		}
+	}
+	w.release()
+}
+
 // holding reports whether a wake-up is held.
 func (w *wakes) holding() bool {
 	w.mu.Lock()
@@ -107,20 +126,25 @@ func (w *wakes) holding() bool {
 }
 
 // release wakes every held writer.
-func (w *wakes) release() { w.releaseInline(0) }
+func (w *wakes) release() { w.releaseInline(false) }
 
-// releaseInline runs up to inline held connections' writer rounds on the
-// caller's goroutine, where their writers are not running, and wakes the
-// other writers. The caller holds no lock.
-func (w *wakes) releaseInline(inline int) {
+// releaseInline wakes every held writer, or, with inline, runs its share
+// (inlineShare) of the held connections' writer rounds on the caller's
+// goroutine, where their writers are not running, and wakes the other
+// writers. With inline the caller holds no lock.
+func (w *wakes) releaseInline(inline bool) {
 	w.mu.Lock()
 	held := w.held
 	w.held, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
+	rounds := 0
+	if inline {
+		rounds = inlineShare(len(held), w.procs)
+	}
 	for i, o := range held {
 		o.held.Store(false)
-		if inline > 0 && o.run.tryInline() {
-			inline--
+		if rounds > 0 && o.run.tryInline() {
+			rounds--
 		} else {
 			o.wakeWriter()
 		}

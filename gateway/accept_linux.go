@@ -16,7 +16,9 @@ const tcpCloseWait = 8
 // answer, so the node skips the handshake's cryptography. One
 // getsockopt(TCP_INFO); false when it cannot tell.
 func peerGone(c net.Conn) bool {
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := c.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
 	if !ok {
 		return false
 	}

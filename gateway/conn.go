@@ -22,8 +22,13 @@ import (
 // is something to write, writerrun.go), the feed goroutines of the
 // subscribed channels (fan-out: they only push to out), and the expiry timer.
 type conn struct {
-	srv      *Server     // Static after construction.
-	ws       *gws.Conn   // Static after the upgrade, before the read loop starts.
+	srv *Server   // Static after construction.
+	ws  *gws.Conn // Static after the upgrade, before the read loop starts.
+	// sock is the TCP socket under ws (and TLS), whose writes an inline
+	// writer round makes without waiting (inline.go); nil when the
+	// listener's connections are not TCP. Static after the upgrade, before
+	// the writer starts.
+	sock     *sockConn
 	codec    codec.Codec // Static after construction.
 	codecIdx int         // Static after construction.
 	session  string      // Static after construction.
@@ -54,6 +59,7 @@ type conn struct {
 	lastWrite atomic.Int64  // Written by the writer: when data or a heartbeat last went out (Unix ns).
 	chores    atomic.Uint32 // Set by the node's sweep, taken by the writer: choreHeartbeat, chorePing.
 	deadline  writeDeadline // Owned by the writer: the socket's write deadline (see write).
+	keptData  bool          // Owned by the writer: an inline round's data waits in sock (flushKept).
 	throttle  *time.Timer   // Owned by the writer: starts it when a throttled subscription falls due (armThrottle).
 	done      chan struct{} // Closed by the read loop when the connection ends.
 

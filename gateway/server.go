@@ -43,6 +43,10 @@ type Server struct {
 	// grace ends writers parked with nothing to write, on each sweep tick
 	// (writerrun.go). Static after construction.
 	grace *graceTicks
+	// Writer rounds run so far: on writer goroutines started for them,
+	// and inline on a fan-out's goroutine (inline.go). Tests read them.
+	writerStarts atomic.Uint64
+	inlineRounds atomic.Uint64
 	// scratch holds writer runs' batches and buffers between runs
 	// (writerrun.go). Safe for concurrent use.
 	scratch scratchPool
@@ -150,6 +154,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.cfg.SocketSendBuffer > 0 {
 		ln = sendBufferListener{ln, s.cfg.SocketSendBuffer}
 	}
+	ln = sockListener{ln} // writes the fan-out can make without waiting (inline.go)
 	if s.cfg.TLS != nil {
 		tc := s.cfg.TLS.Clone()
 		tc.NextProtos = []string{"http/1.1"}
@@ -271,9 +276,14 @@ func (s *Server) untrack(c *conn) {
 // logs the panic and closes that connection.
 func (s *Server) recoverPanic(where string, c *conn) {
 	if v := recover(); v != nil {
-		s.log.Error("panic recovered", c.logAttrs("where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
-		_ = c.ws.NetConn().Close()
+		s.panicked(where, c, v)
 	}
+}
+
+// panicked logs a panic v recovered in where and closes c's socket.
+func (s *Server) panicked(where string, c *conn, v any) {
+	s.log.Error("panic recovered", c.logAttrs("where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
+	_ = c.ws.NetConn().Close()
 }
 
 // gwsLogger routes gws's own error logs to slog.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,16 +16,21 @@ const maxHold = 500 * time.Microsecond
 // out at once (a feed burst: nats.go delivers each channel on its own
 // goroutine), so that a writer wakes once for everything the burst left it
 // and writes it in one syscall, instead of once per message. A wake-up is
-// held only while another fan-out is under way: a lone message wakes its
-// writers at once, as before, and nothing waits for a timer. The last
-// fan-out to end releases them all; so does any fan-out that ends or
-// holds a wake-up while the oldest held one is older than maxHold.
+// held while another fan-out is under way, and, for a connection whose
+// writer rounds may run inline (inline.go), while the caller's own is. The
+// last fan-out to end releases them all, once the fan-outs runnable then
+// have run (settle): it runs its share of the writer rounds itself and
+// wakes the other writers. Any fan-out that ends or holds a wake-up while
+// the oldest held one is older than maxHold wakes them all. Nothing waits
+// for a timer.
 //
 // Ownership: busy is atomic; held and heldSince are guarded by mu. An
 // outbox is in held at most once (outbox.held).
 type wakes struct {
-	now  func() time.Time // Static after construction: the clock.
-	busy atomic.Int32     // fan-outs under way
+	now   func() time.Time // Static after construction: the clock.
+	procs int              // Static after construction: GOMAXPROCS then (inlineShare).
+	busy  atomic.Int32     // fan-outs under way
+	begun atomic.Uint64    // fan-outs begun so far
 
 	mu        sync.Mutex
 	held      []*outbox // Guarded by mu: outboxes whose writer waits for a wake-up.
@@ -32,16 +38,23 @@ type wakes struct {
 	spare     []*outbox // Guarded by mu: the previous held's array, for reuse.
 }
 
-func newWakes(now func() time.Time) *wakes { return &wakes{now: now} }
+func newWakes(now func() time.Time) *wakes {
+	return &wakes{now: now, procs: runtime.GOMAXPROCS(0)}
+}
 
 // begin marks a fan-out under way; end must follow.
-func (w *wakes) begin() { w.busy.Add(1) }
+func (w *wakes) begin() {
+	w.begun.Add(1)
+	w.busy.Add(1)
+}
 
 // end marks a fan-out done, and releases the held wake-ups when it was the
-// last one under way, or when they have waited maxHold.
+// last one under way (settle), or when they have waited maxHold.
 func (w *wakes) end() {
 	if w.busy.Add(-1) == 0 {
-		w.release()
+		if w.holding() {
+			w.settle()
+		}
 		return
 	}
 	w.mu.Lock()
@@ -52,13 +65,15 @@ func (w *wakes) end() {
 	}
 }
 
-// hold defers o's wake-up when another fan-out than the caller's is under
-// way; it reports false when o's writer must be woken now. After queueing
+// hold defers o's wake-up while a fan-out is under way: another one than
+// the caller's, or any for a connection whose writer rounds may run
+// inline (released at the fan-out's end); it reports false when o's
+// writer must be woken now. After queueing
 // o it looks at busy again: a fan-out that released everything just before
 // o was queued would otherwise leave it waiting for the next one. It
 // releases everything held when the oldest has waited maxHold.
 func (w *wakes) hold(o *outbox) bool {
-	if w.busy.Load() <= 1 {
+	if n := w.busy.Load(); n == 0 || n == 1 && !o.run.inlines() {
 		return false
 	}
 	if !o.held.CompareAndSwap(false, true) {
@@ -78,15 +93,61 @@ func (w *wakes) hold(o *outbox) bool {
 	return true
 }
 
+// maxSettleYields bounds the yields of settle: a node whose fan-outs
+// never pause wakes its writers after that many.
+const maxSettleYields = 4
+
+// settle runs once the last fan-out under way ended with wake-ups held:
+// it yields until a yield passes with no fan-out begun (the feed burst,
+// if any, is fanned out), then runs its share of the held connections'
+// writer rounds on its goroutine (releaseInline). A fan-out under way
+// after a yield releases at its own end. When fan-outs keep beginning it
+// wakes the writers instead.
+func (w *wakes) settle() {
+	for range maxSettleYields {
+		seen := w.begun.Load()
+		runtime.Gosched()
+		if w.busy.Load() != 0 {
+			return
+		}
+		if w.begun.Load() == seen {
+			w.releaseInline(true)
+			return
+		}
+	}
+	w.release()
+}
+
+// holding reports whether a wake-up is held.
+func (w *wakes) holding() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held) > 0
+}
+
 // release wakes every held writer.
-func (w *wakes) release() {
+func (w *wakes) release() { w.releaseInline(false) }
+
+// releaseInline wakes every held writer, or, with inline, runs its share
+// (inlineShare) of the held connections' writer rounds on the caller's
+// goroutine, where their writers are not running, and wakes the other
+// writers. With inline the caller holds no lock.
+func (w *wakes) releaseInline(inline bool) {
 	w.mu.Lock()
 	held := w.held
 	w.held, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
+	rounds := 0
+	if inline {
+		rounds = inlineShare(len(held), w.procs)
+	}
 	for i, o := range held {
 		o.held.Store(false)
-		o.wakeWriter()
+		if rounds > 0 && o.run.tryInline() {
+			rounds--
+		} else {
+			o.wakeWriter()
+		}
 		held[i] = nil
 	}
 	w.mu.Lock()

@@ -3,10 +3,14 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lxzan/gws"
 
 	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/feed"
@@ -224,5 +228,92 @@ func BenchmarkFeedBurst(b *testing.B) {
 				b.ReportMetric(float64(msgs.Load())/float64(w), "msgs/wake")
 			}
 		})
+	}
+}
+
+// A client that stopped reading fills its socket, and the fan-out, which
+// writes lone messages for idle connections itself (inline.go), must not
+// wait for it: the bytes the socket does not take are kept for the
+// stalled connection's writer goroutine, and a bystander on the same
+// channel gets every message while that goroutine waits out its write
+// timeout. Over TLS, whose records are what the socket keeps.
+func TestStalledSocketDoesNotHoldTheFanOut(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.SocketSendBuffer = 4 << 10
+		c.WriteTimeout = time.Minute
+		c.LagTimeout = time.Minute
+	})
+	tok := e.token(t, "stalled", time.Hour, ">")
+	// The stalled client: a real handshake over TLS, one subscribe, then
+	// no reads.
+	st := &testClient{t: t, msgs: make(chan wire, 4096), closed: make(chan error, 1), codec: codec.JSON()}
+	ws, _, err := gws.NewClient(st, &gws.ClientOption{Addr: e.url(), TlsConfig: e.cert.ClientConfig(),
+		RequestHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := ws.NetConn()
+	t.Cleanup(func() { _ = stalled.Close() })
+	if err := ws.WriteString(`{"op":"subscribe","channels":["ticker.ETH-USD"]}`); err != nil {
+		t.Fatal(err)
+	}
+	healthy := e.connect(t, "json", tok)
+	healthy.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
+	healthy.expect(t, proto.TypeSubscribed)
+
+	ch, err := proto.ParseChannel("ticker.ETH-USD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both subscriptions", func() bool {
+		en := e.srv.hub.lookup(ch)
+		if en == nil {
+			return false
+		}
+		en.mu.Lock()
+		defer en.mu.Unlock()
+		return len(en.subs) == 2
+	})
+	var stalledConn *conn
+	e.srv.mu.Lock()
+	for c := range e.srv.conns {
+		if c.remote == stalled.LocalAddr().String() {
+			stalledConn = c
+		}
+	}
+	e.srv.mu.Unlock()
+	if stalledConn == nil || !stalledConn.out.run.inlines() {
+		t.Fatalf("the stalled client's connection (%v) does not write inline", stalledConn)
+	}
+
+	// A ticker is about 200 bytes: 1,500 of them are several times what
+	// the stalled connection's two socket buffers hold.
+	const n = 1500
+	volume := strings.Repeat("9", proto.MaxDecimalLen)
+	tick := func(seq uint64) *proto.Ticker {
+		return &proto.Ticker{Symbol: "ETH-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1", Volume: volume, TS: int64(seq)}
+	}
+	e.publish(t, "ticker.ETH-USD", 1, proto.FeedUpdate, tick(1))
+	healthy.expect(t, proto.TypeSnapshot) // the channel's first state
+	waitWritersIdle(t, e.srv)             // the lone messages below then go out inline
+	last := uint64(1)
+	for seq := uint64(2); seq <= n; seq++ {
+		e.publish(t, "ticker.ETH-USD", seq, proto.FeedUpdate, tick(seq))
+		if seq%100 == 0 {
+			// The bystander keeps up while the stalled socket is full.
+			for last < seq {
+				w := healthy.next(t)
+				if w.Type != proto.TypeSnapshot && w.Type != proto.TypeUpdate {
+					t.Fatalf("bystander got %s %s", w.Type, w.raw)
+				}
+				last = w.Seq
+			}
+		}
+	}
+	if !stalledConn.out.run.running() {
+		t.Fatal("the stalled connection's writer is not running: its socket never filled")
+	}
+	if got := e.srv.inlineRounds.Load(); got == 0 {
+		t.Fatal("no writer round ran inline")
 	}
 }

@@ -86,8 +86,11 @@ const (
 	chorePing                         // time for a progress ping
 )
 
-// writeLoop is one run of the connection's writer: it owns every write to
-// the socket after the handshake, and runs only while there is work
+// writeLoop is one run of the connection's writer goroutine. The writer
+// owns every write to the socket after the handshake; one writer round
+// runs at a time, on this goroutine or, for a connection whose writer is
+// not running when a feed message is fanned out to it, on the fan-out's
+// goroutine (inline.go). The goroutine runs only while there is work
 // (writerrun.go): everything that has work for it wakes it, starting it
 // when it does not run: data queued, a throttled subscription falling
 // due (a timer made only for a connection that has one), the node's
@@ -102,63 +105,110 @@ const (
 // Liveness (idle and lag timeouts) is the sweep's.
 func (c *conn) writeLoop() {
 	defer c.srv.recoverPanic("writer", c)
-	cfg := &c.srv.cfg
 	w := c.srv.scratch.get()
 	idle := false
 	defer func() { c.endWriter(w, idle) }()
-	b, buf := &w.b, &w.buf
 	for first := true; ; first = false {
 		if !c.out.run.next(first, c.out.wake) {
 			idle = true
 			return
 		}
-		select {
-		case <-c.done:
+		if over, _ := c.round(w, false); over {
 			return
-		default:
-		}
-		now := cfg.Now()
-		chores := c.chores.Swap(0)
-		closing := c.out.take(b, now)
-		if n := len(b.items); n > 0 {
-			c.srv.metrics.outboxPending.Observe(float64(n))
-		}
-		var tail []byte
-		if closing != nil {
-			chores = 0 // the close frame is what goes out next
-		}
-		beat := chores&choreHeartbeat != 0 && len(b.items) == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
-		if beat {
-			tail = c.srv.codecs.frame(c.variant, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
-		}
-		pinged := chores&chorePing != 0 && !c.prog.outstanding()
-		if pinged {
-			c.prog.sentNs.Store(now.UnixNano())
-			tail = append(tail, pingFrame(c.prog.sent.Add(1))...)
-		}
-		if data := len(b.items) > 0; data || len(tail) > 0 {
-			var err error
-			if *buf, err = c.writeBatch(b, (*buf)[:0], tail); err != nil {
-				c.writeFailed(err)
-				return
-			}
-			if data {
-				c.out.wrote()
-			}
-			if data || beat {
-				c.lastWrite.Store(now.UnixNano())
-			}
-			c.prog.dirty.Store(!pinged) // a ping confirms what it follows
-
-		}
-		if closing != nil {
-			c.writeClose(*closing)
-			return
-		}
-		if next := c.out.nextDelayed(); !next.IsZero() {
-			c.armThrottle(next.Sub(cfg.Now()))
 		}
 	}
+}
+
+// round is one writer round: it takes everything due from the outbox and
+// writes it, with the ping or heartbeat due, and the close frame once the
+// outbox is closing. It reports over when the writer is done for good
+// (the connection ended, the close frame went out, a write failed).
+//
+// An inline round (inline.go) runs on the fan-out's goroutine with the
+// socket in inline mode, where writes never wait; it leaves the close
+// frame, which waits, to a writer goroutine, and reports handOff then.
+// A round on the writer goroutine first writes what an inline round's
+// socket kept (sockConn.flush).
+func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
+	cfg := &c.srv.cfg
+	b, buf := &w.b, &w.buf
+	select {
+	case <-c.done:
+		return true, false
+	default:
+	}
+	if !inline && c.keptData {
+		if err := c.flushKept(); err != nil {
+			c.writeFailed(err)
+			return true, false
+		}
+	}
+	now := cfg.Now()
+	chores := c.chores.Swap(0)
+	closing := c.out.take(b, now)
+	if n := len(b.items); n > 0 {
+		c.srv.metrics.outboxPending.Observe(float64(n))
+	}
+	var tail []byte
+	if closing != nil {
+		chores = 0 // the close frame is what goes out next
+	}
+	beat := chores&choreHeartbeat != 0 && len(b.items) == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
+	if beat {
+		tail = c.srv.codecs.frame(c.variant, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
+	}
+	pinged := chores&chorePing != 0 && !c.prog.outstanding()
+	if pinged {
+		c.prog.sentNs.Store(now.UnixNano())
+		tail = append(tail, pingFrame(c.prog.sent.Add(1))...)
+	}
+	if data := len(b.items) > 0; data || len(tail) > 0 {
+		var err error
+		if *buf, err = c.writeBatch(b, (*buf)[:0], tail); err != nil {
+			c.writeFailed(err)
+			return true, false
+		}
+		if data {
+			if inline && c.sock.kept() {
+				// Still on its way: the writer goroutine writes the
+				// rest, and until then the outbox counts it as being
+				// written (updates for it fold meanwhile).
+				c.keptData = true
+			} else {
+				c.out.wrote()
+			}
+		}
+		if data || beat {
+			c.lastWrite.Store(now.UnixNano())
+		}
+		c.prog.dirty.Store(!pinged) // a ping confirms what it follows
+	}
+	if closing != nil {
+		if inline {
+			return false, true
+		}
+		c.writeClose(*closing)
+		return true, false
+	}
+	if next := c.out.nextDelayed(); !next.IsZero() {
+		c.armThrottle(next.Sub(cfg.Now()))
+	}
+	return false, false
+}
+
+// flushKept writes what an inline round's socket kept, within the write
+// deadline, and tells the outbox its data is written.
+func (c *conn) flushKept() error {
+	cfg := &c.srv.cfg
+	if err := c.deadline.arm(c.sock, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
+		return err
+	}
+	if err := c.sock.flush(); err != nil {
+		return err
+	}
+	c.keptData = false
+	c.out.wrote()
+	return nil
 }
 
 // writeBatch encodes what the batch holds unencoded (updates for this

@@ -54,6 +54,9 @@ type writerRun struct {
 	// writer ends as soon as a round finds no wake-up behind it. Written
 	// with start.
 	grace *graceTicks
+	// inline runs one writer round on the caller's goroutine (inline.go);
+	// nil: every round runs on a writer goroutine. Written with start.
+	inline func()
 }
 
 const (
@@ -177,8 +180,14 @@ func (g *graceTicks) tick() {
 // outbox.wake, which nobody reads then; the first run takes what they
 // were for.
 func (c *conn) startWriter() {
-	c.out.run.start = func() { go c.writeLoop() }
+	c.out.run.start = func() {
+		c.srv.writerStarts.Add(1)
+		go c.writeLoop()
+	}
 	c.out.run.grace = c.srv.grace
+	if c.sock != nil {
+		c.out.run.inline = c.writeInline // rounds for lone feed messages (inline.go)
+	}
 	c.out.run.state.Store(runBusy)
 	go c.writeLoop()
 }
@@ -233,7 +242,9 @@ func (c *conn) armThrottle(d time.Duration) {
 // and unless the run ended idle (the writer may be started again) the
 // writer is over and its timer stopped.
 func (c *conn) endWriter(w *writerScratch, idle bool) {
-	c.srv.scratch.put(w)
+	if w != nil {
+		c.srv.scratch.put(w)
+	}
 	if idle {
 		return
 	}

@@ -17,20 +17,24 @@ import (
 // several goroutines, each push waking the writer; a writer runs only while woken
 // and, as writeLoop does, ends when a round finds no wake-up behind it, at
 // once (no grace) or, parked, at the next grace tick (which a ticker
-// gives every 50 µs). Every frame must be taken (a lost wake-up leaves
-// frames behind with no writer), never by two writers at once, and every
-// run must end. Run it under -race.
+// gives every 50 µs). With inline rounds (inline.go) the pushes are
+// fan-outs (wakes.begin, end) whose ends run the writer's round on their
+// own goroutine when no writer runs. Every frame must be taken (a lost
+// wake-up leaves frames behind with no writer), never by two writers at
+// once, and every run must end. Run it under -race.
 func TestWriterRunLosesNoWakeUp(t *testing.T) {
 	for _, grace := range []bool{false, true} {
-		t.Run(fmt.Sprintf("grace=%v", grace), func(t *testing.T) {
-			for round := range 3 {
-				modelWriterRuns(t, round, grace)
-			}
-		})
+		for _, inline := range []bool{false, true} {
+			t.Run(fmt.Sprintf("grace=%v/inline=%v", grace, inline), func(t *testing.T) {
+				for round := range 3 {
+					modelWriterRuns(t, round, grace, inline)
+				}
+			})
+		}
 	}
 }
 
-func modelWriterRuns(t *testing.T, round int, grace bool) {
+func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 	const waves = 3000
 	{
 		o := newOutbox(1<<30, time.Now)
@@ -64,6 +68,20 @@ func modelWriterRuns(t *testing.T, round int, grace bool) {
 			close(stopTicks)
 			<-ticking
 		}()
+		writeRound := func(b *batch) {
+			if !inRound.CompareAndSwap(false, true) {
+				overlap.Store(true)
+			}
+			o.take(b, time.Time{})
+			taken.Add(int64(len(b.items)))
+			if len(b.items)%3 == 0 {
+				runtime.Gosched() // a slow write now and then
+			}
+			clear(b.items)
+			b.items = b.items[:0]
+			o.wrote()
+			inRound.Store(false)
+		}
 		o.run.start = func() {
 			starts.Add(1)
 			runs.Add(1)
@@ -71,20 +89,23 @@ func modelWriterRuns(t *testing.T, round int, grace bool) {
 				defer runs.Done()
 				var b batch
 				for first := true; o.run.next(first, o.wake); first = false {
-					if !inRound.CompareAndSwap(false, true) {
-						overlap.Store(true)
-					}
-					o.take(&b, time.Time{})
-					taken.Add(int64(len(b.items)))
-					if len(b.items)%3 == 0 {
-						runtime.Gosched() // a slow write now and then
-					}
-					clear(b.items)
-					b.items = b.items[:0]
-					o.wrote()
-					inRound.Store(false)
+					writeRound(&b)
 				}
 			}()
+		}
+		var fanouts *wakes
+		if inline {
+			// As conn.writeInline does, without a socket.
+			o.run.inline = func() {
+				var b batch
+				writeRound(&b)
+				if !o.run.state.CompareAndSwap(runBusy, runIdle) {
+					o.run.state.Store(runBusy)
+					o.run.start()
+				}
+			}
+			fanouts = newWakes(time.Now)
+			o.wakes = fanouts
 		}
 		o.run.state.Store(runIdle)
 		// Waves of a few concurrent pushes, each wave waited out: a lost
@@ -101,6 +122,10 @@ func modelWriterRuns(t *testing.T, round int, grace bool) {
 				want += int64(1 + p%3)
 				go func() {
 					defer push.Done()
+					if fanouts != nil {
+						fanouts.begin()
+						defer fanouts.end()
+					}
 					for range 1 + p%3 {
 						if o.push([]byte{1}) != pushed {
 							t.Error("push refused")
@@ -200,4 +225,39 @@ func TestIdleConnectionHoldsNoWriter(t *testing.T) {
 		c.expect(t, proto.TypeUpdate)
 	}
 	waitIdle("after an update")
+}
+
+// A lone feed message reaches idle connections through writer rounds
+// run on the fan-out's goroutine, its share of them (all on one core):
+// a writer goroutine starts only for the others.
+func TestLoneMessageWritesInline(t *testing.T) {
+	const conns = 20
+	e := newTestEnv(t)
+	tok := e.token(t, "inline", time.Hour, ">")
+	clients := make([]*testClient, conns)
+	for i := range clients {
+		clients[i] = e.connect(t, "json", tok)
+		clients[i].send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
+		clients[i].expect(t, proto.TypeSubscribed)
+	}
+	tick := func(seq uint64) *proto.Ticker {
+		return &proto.Ticker{Symbol: "ETH-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: int64(seq)}
+	}
+	e.publish(t, "ticker.ETH-USD", 1, proto.FeedUpdate, tick(1))
+	for _, c := range clients {
+		c.expect(t, proto.TypeSnapshot) // the channel's first state
+	}
+	waitWritersIdle(t, e.srv)
+	starts, inline := e.srv.writerStarts.Load(), e.srv.inlineRounds.Load()
+	e.publish(t, "ticker.ETH-USD", 2, proto.FeedUpdate, tick(2))
+	for _, c := range clients {
+		c.expect(t, proto.TypeUpdate)
+	}
+	share := inlineShare(conns, e.srv.hub.wakes.procs)
+	if got := e.srv.inlineRounds.Load() - inline; got != uint64(share) {
+		t.Errorf("%d inline writer rounds for a lone message to %d idle connections, want %d", got, conns, share)
+	}
+	if got := e.srv.writerStarts.Load() - starts; got != uint64(conns-share) {
+		t.Errorf("%d writer goroutines started for a lone message, want %d", got, conns-share)
+	}
 }

@@ -1,0 +1,91 @@
+package gateway
+
+// Inline writer rounds.
+//
+// A feed message fanned out to a connection whose writer is not running
+// used to wake a writer goroutine for it: a goroutine start or a parked
+// goroutine made runnable, a scheduler switch, and the goroutine's park
+// again after its write, for every message on a connection that gets one
+// at a time. Instead, the fan-out's goroutine runs that connection's
+// writer round itself once the fan-out is over (wakes.end): the same
+// round (conn.round), with the socket in inline mode (sockConn), where a
+// write never waits. What the socket does not take at once is kept and
+// written by a writer goroutine, within the write deadline, before
+// anything else; so is the close frame. A connection whose writer runs
+// when the fan-out ends is woken as before.
+//
+// The fan-out never waits on a socket, and its writer rounds run after
+// the channel's lock is released. One writer round runs at a time per
+// connection: the round is entered by the same move of the run state
+// (runIdle to runBusy) that starts a writer goroutine, and left by the
+// move back (or, when a wake-up came meanwhile, by starting one).
+//
+// A feed burst (many channels' messages at once) is fanned out on many
+// goroutines, one per channel, and a connection should get the burst in
+// one write, not one per message. So the wake-ups of a fan-out are held
+// until no fan-out is under way (wakes), and the last one to end yields
+// until a yield passes with no fan-out begun (wakes.settle), letting the
+// burst's other fan-outs, runnable by then, go first; then it runs the
+// rounds. A lone message waits for nothing: the yield returns at once
+// when nothing else is runnable.
+
+// inlineShare is how many of n held connections' writer rounds one
+// fan-out's end runs on its goroutine, with procs the node's GOMAXPROCS:
+// all of them on one core, else its share, the others' writer goroutines
+// being woken to run beside it on the other cores (inline rounds run one
+// after another).
+func inlineShare(n, procs int) int {
+	return (n + procs - 1) / max(procs, 1)
+}
+
+// writeInline runs one writer round of c on the caller's goroutine; the
+// caller moved the run state from runIdle to runBusy. It leaves the state
+// at runIdle, or starts a writer goroutine for what the round could not
+// finish (bytes the socket kept, the close frame, a wake-up that came
+// during the round).
+func (c *conn) writeInline() {
+	r := &c.out.run
+	defer func() {
+		if v := recover(); v != nil {
+			r.over()
+			c.srv.panicked("inline writer", c, v)
+		}
+	}()
+	if !c.sock.tryBeginInline() {
+		r.start() // a write that may wait is under way: the goroutine's to wait for
+		return
+	}
+	c.srv.inlineRounds.Add(1)
+	w := c.srv.scratch.get()
+	over, handOff := c.round(w, true)
+	kept := c.sock.endInline()
+	c.srv.scratch.put(w)
+	switch {
+	case over:
+		c.endWriter(nil, false)
+	case kept || handOff || !r.state.CompareAndSwap(runBusy, runIdle):
+		r.state.Store(runBusy) // from runAgain: the goroutine takes what it was for
+		r.start()
+	}
+}
+
+// tryInline runs a writer round for o on the caller's goroutine when o's
+// writer is not running (runIdle) and reports whether it did. A
+// connection without inline rounds gets its writer goroutine started
+// instead, as a wake-up would.
+func (r *writerRun) tryInline() bool {
+	if !r.state.CompareAndSwap(runIdle, runBusy) {
+		return false
+	}
+	if r.inline == nil {
+		r.start()
+		return true
+	}
+	r.inline()
+	return true
+}
+
+// inlines reports whether o's writer rounds may run inline.
+func (r *writerRun) inlines() bool {
+	return r.state.Load() != runOff && r.inline != nil
+}

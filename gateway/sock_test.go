@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// sockPair returns a sockConn accepted from a listener and the client's
+// end of it.
+func sockPair(t *testing.T) (*sockConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := sockListener{ln}
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	dialed := make(chan res, 1)
+	go func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		dialed <- res{c, err}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := <-dialed
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	s, ok := c.(*sockConn)
+	if !ok {
+		t.Fatalf("accepted %T, want *sockConn", c)
+	}
+	t.Cleanup(func() { _ = s.Close(); _ = d.c.Close() })
+	return s, d.c
+}
+
+// In inline mode writes never wait: what a socket whose reader stopped
+// does not take is kept, and written first, in order, once the mode ends.
+func TestSockConnInlineKeepsWhatWouldWait(t *testing.T) {
+	s, client := sockPair(t)
+	_ = s.SetWriteBuffer(16 << 10)
+	var want bytes.Buffer
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB
+	if !s.tryBeginInline() {
+		t.Fatal("inline mode refused on an idle socket")
+	}
+	for i := range 128 { // 2 MiB, far beyond both sockets' buffers: a waiting write would hang here
+		chunk[0] = byte(i)
+		if n, err := s.Write(chunk); n != len(chunk) || err != nil {
+			t.Fatalf("inline write %d: %d, %v", i, n, err)
+		}
+		want.Write(chunk)
+	}
+	if !s.endInline() {
+		t.Fatal("nothing kept after 2 MiB to a reader that does not read")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	_ = s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if s.kept() {
+		t.Fatal("bytes kept after flush")
+	}
+	// A write out of inline mode goes behind what was kept.
+	tail := []byte("the end")
+	if _, err := s.Write(tail); err != nil {
+		t.Fatal(err)
+	}
+	want.Write(tail)
+	_ = s.CloseWrite()
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("the reader got %d bytes, want the %d written, in order", len(b), want.Len())
+	}
+}
+
+// A write out of inline mode writes what is kept first; a flush in
+// inline mode is refused; a socket the peer reset fails an inline write.
+func TestSockConnModes(t *testing.T) {
+	s, client := sockPair(t)
+	if !s.tryBeginInline() {
+		t.Fatal("inline mode refused on an idle socket")
+	}
+	if err := s.flush(); !errors.Is(err, errSockInline) {
+		t.Fatalf("flush in inline mode: %v, want errSockInline", err)
+	}
+	if _, err := s.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if s.endInline() {
+		t.Fatal("one byte to an empty socket was kept")
+	}
+	if _, err := s.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "ab" {
+		t.Fatalf("read %q, %v, want \"ab\"", buf, err)
+	}
+
+	// A write that waits holds the socket: inline mode is refused.
+	s.mu.Lock()
+	if s.tryBeginInline() {
+		t.Fatal("inline mode entered while a write holds the socket")
+	}
+	s.mu.Unlock()
+
+	// The peer resets the connection: inline writes fail, sooner or later.
+	_ = client.(*net.TCPConn).SetLinger(0)
+	_ = client.Close()
+	if !s.tryBeginInline() {
+		t.Fatal("inline mode refused on an idle socket")
+	}
+	defer s.endInline()
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = s.Write([]byte("after the reset"))
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("inline writes to a reset connection did not fail")
+	}
+}
+
+// sockOf finds the sockConn under a plain or a TLS connection.
+func TestSockOf(t *testing.T) {
+	s, _ := sockPair(t)
+	tests := map[string]struct {
+		nc   net.Conn
+		want *sockConn
+	}{
+		"plain":        {s, s},
+		"tls":          {tls.Server(s, &tls.Config{}), s},
+		"not a socket": {&net.TCPConn{}, nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := sockOf(tc.nc); got != tc.want {
+				t.Fatalf("sockOf = %p, want %p", got, tc.want)
+			}
+		})
+	}
+}

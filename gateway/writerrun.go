@@ -186,7 +186,15 @@ func (c *conn) startWriter() {
 	}
 	c.out.run.grace = c.srv.grace
 	if c.sock != nil {
-		c.out.run.inline = c.writeInline // rounds for lone feed messages (inline.go)
+		c.out.run.inline = c.writeInline // rounds for feed messages (inline.go)
+		if c.srv.hub.wakes.procs == 1 {
+			// Every feed message's round runs inline on one core: a
+			// writer goroutine is for what a round cannot finish there
+			// (kept bytes, the close frame) and for replies and chores,
+			// and parked it would only keep the next message's round
+			// from running inline.
+			c.out.run.grace = nil
+		}
 	}
 	c.out.run.state.Store(runBusy)
 	go c.writeLoop()

@@ -12,12 +12,15 @@ import (
 	"time"
 )
 
-// readBufferBytes is the read buffer of a connection's frame reader. What
-// clients send is small: commands of a few hundred bytes, pongs of 14;
-// one read takes a frame of that size whole. A larger frame (up to
-// MaxMessageBytes) is read past the buffer, straight into its payload.
-// It was net/http's 4 KiB, held by every connection for its lifetime.
-const readBufferBytes = 512
+// readBufferBytes is the read buffer of a connection's frame reader, held
+// by every connection for its lifetime. What clients send is small:
+// pongs of 14 bytes, commands of one or two hundred (a subscribe to ten
+// channels is about 210); one read takes a frame of that size whole. A
+// larger frame (up to MaxMessageBytes) takes a second read on a plain
+// connection, which goes straight into its payload when at least a
+// buffer's worth is left (over TLS crypto/tls holds the record, and no
+// further socket read is needed). It was net/http's 4 KiB, then 512.
+const readBufferBytes = 256
 
 // readerAfterHijack is the buffered reader the frame reader reads the
 // socket through after the upgrade: a small one of its own, so that

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -77,28 +78,7 @@ func newTLSPair(t *testing.T) *tlsPair {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
+	raw, sc := loopbackPair(t)
 	p := &tlsPair{wire: &heldWriter{Conn: raw}}
 	p.server = tls.Server(sc, cert.ServerConfig())
 	ccfg := cert.ClientConfig()
@@ -194,42 +174,34 @@ func TestTLSReader(t *testing.T) {
 			}
 		})
 	}
-	t.Run("close ends a waiting read", func(t *testing.T) {
-		p := newTLSPair(t)
-		done := make(chan error, 1)
-		go func() {
-			_, err := p.r.Read(make([]byte, 16))
-			done <- err
-		}()
-		time.Sleep(100 * time.Millisecond)
-		_ = p.server.NetConn().Close()
-		select {
-		case err := <-done:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("read after close: %v, want net.ErrClosed", err)
+	ends := []struct {
+		name string
+		end  func(p *tlsPair)
+		want error // nil: any error
+	}{
+		{name: "closing the socket ends a waiting read", end: func(p *tlsPair) { _ = p.server.NetConn().Close() }, want: net.ErrClosed},
+		{name: "the peer's close ends a waiting read", end: func(p *tlsPair) { _ = p.client.Close() }},
+	}
+	for _, tc := range ends {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTLSPair(t)
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.r.Read(make([]byte, 16))
+				done <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // the read waits
+			tc.end(p)
+			select {
+			case err := <-done:
+				if err == nil || tc.want != nil && !errors.Is(err, tc.want) {
+					t.Fatalf("read after the end: %v, want %v", err, cmp.Or(tc.want, errors.New("an error")))
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the read did not end")
 			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("closing the socket did not end the read")
-		}
-	})
-	t.Run("the peer's end", func(t *testing.T) {
-		p := newTLSPair(t)
-		done := make(chan error, 1)
-		go func() {
-			_, err := p.r.Read(make([]byte, 16))
-			done <- err
-		}()
-		time.Sleep(100 * time.Millisecond)
-		_ = p.client.Close()
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Fatal("read after the peer closed: no error")
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("the peer's close did not end the read")
-		}
-	})
+		})
+	}
 }
 
 // A TLS connection whose read loop waits above crypto/tls (tlsReader)

@@ -35,7 +35,7 @@ func readerAfterHijack(nc net.Conn, hr *bufio.Reader) *bufio.Reader {
 	}
 	if n := hr.Buffered(); n > 0 {
 		early, _ := hr.Peek(n)
-		src = &earlyReader{early: bytes.Clone(early), r: nc}
+		src = &earlyReader{early: bytes.Clone(early), r: src}
 	}
 	return bufio.NewReaderSize(src, readBufferBytes)
 }

@@ -204,6 +204,28 @@ func TestTLSReader(t *testing.T) {
 	}
 }
 
+// TestReaderAfterHijackOverTLS: bytes net/http's reader holds already (a
+// frame right behind the handshake request) come first, then what the
+// client sends later, read through the TLS socket.
+func TestReaderAfterHijackOverTLS(t *testing.T) {
+	p := newTLSPair(t)
+	if _, err := p.client.Write([]byte("early")); err != nil {
+		t.Fatal(err)
+	}
+	hr := bufio.NewReader(p.server)
+	if _, err := hr.Peek(len("early")); err != nil {
+		t.Fatal(err)
+	}
+	r := readerAfterHijack(p.server, hr)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_, _ = p.client.Write([]byte("later"))
+	}()
+	if got := readFull(t, r, len("earlylater"), 512, 5*time.Second); string(got) != "earlylater" {
+		t.Fatalf("read %q", got)
+	}
+}
+
 // A TLS connection whose read loop waits above crypto/tls (tlsReader)
 // reads a command that arrives after collections shrank its stack, and
 // one sent in pieces, then ends promptly when the node shuts down.

@@ -45,6 +45,7 @@ type Source struct {
 // interest is one channel's NATS subscription and how many holds (Pending
 // acquires and successful ones) it has.
 type interest struct {
+	ch   proto.Channel      // Static after construction: the channel held.
 	refs int                // Guarded by Source.mu.
 	sub  *nats.Subscription // Guarded by Source.mu; nil until confirmed.
 	// ready is closed, under Source.mu, once the subscription is confirmed
@@ -186,9 +187,12 @@ func (s *Source) SubjectPrefix() string { return s.cfg.SubjectPrefix }
 // NATS server confirmed the channel's subscription or it failed; Err then
 // says which. It is owned by its caller: Cancel at most once, and not after
 // Release.
+//
+// A gateway connection keeps one per subscription for its lifetime, so it
+// is two pointers (16 bytes): the channel is the interest's, shared by
+// every hold of it, and no hold keeps a copy of the name it was asked for.
 type Pending struct {
 	s  *Source
-	ch proto.Channel
 	in *interest
 }
 
@@ -232,8 +236,8 @@ func (p *Pending) Cancel() {
 		if in.refs--; in.refs == 0 {
 			in.abort() // nobody waits: stop waiting for the server
 		}
-	case in.err == nil && !s.closed && s.subs[p.ch] == in:
-		s.releaseLocked(p.ch, in)
+	case in.err == nil && !s.closed && s.subs[in.ch] == in:
+		s.releaseLocked(in.ch, in)
 	}
 }
 
@@ -263,24 +267,24 @@ func (s *Source) AcquireAsync(ch proto.Channel, h Handler) (*Pending, error) {
 	in, ok := s.subs[ch]
 	if ok && in.sub != nil {
 		in.refs++
-		return &Pending{s: s, ch: ch, in: in}, nil
+		return &Pending{s: s, in: in}, nil
 	}
 	if !s.nc.IsConnected() {
 		return nil, fmt.Errorf("%w: %s", ErrUnavailable, ch)
 	}
 	if ok && in.refs > 0 {
 		in.refs++
-		return &Pending{s: s, ch: ch, in: in}, nil
+		return &Pending{s: s, in: in}, nil
 	}
 	// A new interest; or one whose every hold was canceled, whose wait is
 	// aborted and which will fail: a fresh one takes its place (the old
 	// one's goroutine then leaves the map alone and undoes only its own
 	// NATS subscription).
 	ctx, abort := context.WithTimeout(context.Background(), s.cfg.FlushTimeout)
-	in = &interest{refs: 1, ready: make(chan struct{}), abort: abort}
+	in = &interest{ch: ch, refs: 1, ready: make(chan struct{}), abort: abort}
 	s.subs[ch] = in
 	go s.subscribe(ctx, ch, h, in)
-	return &Pending{s: s, ch: ch, in: in}, nil
+	return &Pending{s: s, in: in}, nil
 }
 
 // Acquire is AcquireAsync followed by a wait for the server's confirmation,

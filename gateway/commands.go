@@ -44,7 +44,7 @@ func (c *conn) pong(payload []byte) {
 
 func (c *conn) ping(payload []byte) {
 	c.touch()
-	if !c.limits.pings.Allow() {
+	if !c.limits.ping(&c.srv.cfg) {
 		c.strike("ping flood")
 		return
 	}
@@ -54,7 +54,7 @@ func (c *conn) ping(payload []byte) {
 // strike counts a rate-limited or bad command; a client that keeps at it
 // is closed with 1008.
 func (c *conn) strike(why string) {
-	if !c.limits.strikes.Allow() {
+	if !c.limits.strike(&c.srv.cfg) {
 		if c.out.close(proto.Disconnect{Code: proto.ClosePolicy, Reason: "policy: " + why}) {
 			c.srv.log.Warn("connection closed for policy", c.logAttrs("reason", why)...)
 		}
@@ -84,7 +84,7 @@ func (c *conn) message(msg *gws.Message) {
 		c.strike("too many bad commands")
 		return
 	}
-	if !c.limits.commands.Allow() {
+	if !c.limits.command(&c.srv.cfg) {
 		c.replyError(cmd.ID, proto.CodeRateLimited, fmt.Sprintf("more than %g commands per second; this one was not run", c.srv.cfg.CommandRate), "")
 		c.strike("rate limit abuse")
 		return

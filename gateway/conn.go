@@ -100,7 +100,6 @@ func (s *Server) newConn(cd codec.Codec, claims *auth.Claims, remote string) *co
 		out:       newOutbox(s.cfg.SendQueueLimit, s.cfg.Now),
 		done:      make(chan struct{}),
 		claims:    claims,
-		limits:    newCommandLimits(&s.cfg),
 		snapshots: newByteBudget(s.cfg.SnapshotRate, s.cfg.SnapshotBurst, s.cfg.Now()),
 		exp:       claims.ExpiresAt,
 	}

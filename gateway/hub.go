@@ -142,7 +142,7 @@ func (h *hub) acquire(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 	}
 	e.refs++
 	sh.mu.Unlock()
-	p, err := h.src.AcquireAsync(ch, h.onFeed)
+	p, err := h.src.AcquireAsync(e.ch, h.onFeed) // the entry's name: no hold keeps the caller's
 	if err != nil {
 		h.unref(e)
 		return nil, nil, err

@@ -176,17 +176,38 @@ func (b *byteBudget) charge(n int) { b.tokens -= float64(n) }
 // rate_limited error (or, for pings, no pong); a client that keeps at it,
 // or keeps sending bad commands, is closed with 1008. Owned by the read
 // loop.
+//
+// Each limiter is made on its first use: a bucket starts full and a full
+// bucket stays full, so one made when first asked says what one made with
+// the connection would have said. Most connections never ping or strike,
+// and an idle one keeps 80 bytes per limiter it never used otherwise.
 type commandLimits struct {
-	commands *rate.Limiter // commands per second
-	pings    *rate.Limiter // WebSocket pings per second
-	strikes  *rate.Limiter // rate-limit hits and bad commands tolerated
+	commands *rate.Limiter // commands per second; nil until the first command
+	pings    *rate.Limiter // WebSocket pings per second; nil until the first ping
+	strikes  *rate.Limiter // rate-limit hits and bad commands tolerated; nil until the first
 }
 
-func newCommandLimits(cfg *Config) commandLimits {
-	return commandLimits{
-		commands: rate.NewLimiter(rate.Limit(cfg.CommandRate), cfg.CommandBurst),
-		pings:    rate.NewLimiter(rate.Limit(cfg.CommandRate), cfg.CommandBurst),
-		// a strike refills every 10 s; MaxStrikes in a row close the connection
-		strikes: rate.NewLimiter(rate.Every(10*time.Second), cfg.MaxStrikes),
+// command reports whether one more command may run now.
+func (l *commandLimits) command(cfg *Config) bool {
+	if l.commands == nil {
+		l.commands = rate.NewLimiter(rate.Limit(cfg.CommandRate), cfg.CommandBurst)
 	}
+	return l.commands.Allow()
+}
+
+// ping reports whether one more WebSocket ping may be answered now.
+func (l *commandLimits) ping(cfg *Config) bool {
+	if l.pings == nil {
+		l.pings = rate.NewLimiter(rate.Limit(cfg.CommandRate), cfg.CommandBurst)
+	}
+	return l.pings.Allow()
+}
+
+// strike reports whether one more strike is tolerated now.
+func (l *commandLimits) strike(cfg *Config) bool {
+	if l.strikes == nil {
+		// a strike refills every 10 s; MaxStrikes in a row close the connection
+		l.strikes = rate.NewLimiter(rate.Every(10*time.Second), cfg.MaxStrikes)
+	}
+	return l.strikes.Allow()
 }

@@ -122,12 +122,12 @@ func BenchmarkWriteDeadline(b *testing.B) {
 }
 
 // loopbackPair is a connected pair of loopback TCP sockets, closed at the
-// end of the benchmark.
-func loopbackPair(b *testing.B) (client, server net.Conn) {
-	b.Helper()
+// end of the test or benchmark.
+func loopbackPair(tb testing.TB) (client, server net.Conn) {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	accepted := make(chan net.Conn, 1)
@@ -137,13 +137,13 @@ func loopbackPair(b *testing.B) (client, server net.Conn) {
 	}()
 	client, err = net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	server = <-accepted
 	if server == nil {
-		b.Fatal("accept failed")
+		tb.Fatal("accept failed")
 	}
-	b.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	tb.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	return client, server
 }
 

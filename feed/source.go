@@ -31,6 +31,9 @@ type Source struct {
 	cfg Config       // Static after construction; defaults applied.
 	log *slog.Logger // Static after construction.
 	nc  *nats.Conn   // Static after construction.
+	// dialer dials nc and keeps its socket (Backlogged). Static after
+	// construction; nil for a Source not made by Connect.
+	dialer *feedDialer
 
 	decodeErrors atomic.Uint64
 	decodeLog    logLimiter // decode errors
@@ -83,8 +86,10 @@ func Connect(cfg Config) (*Source, error) {
 		subs: make(map[proto.Channel]*interest),
 	}
 	log := s.log
+	s.dialer = newFeedDialer(nats.DefaultTimeout)
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name(cfg.Name),
+		nats.SetCustomDialer(s.dialer),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(cfg.ReconnectWait),
@@ -320,6 +325,13 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 		if err != nil {
 			s.decodeFailed(ch, err)
 			return
+		}
+		// nats.go counts the message being handled as pending until
+		// this callback returns: more than one is more behind it.
+		if msg.Sub != nil {
+			if n, _, err := msg.Sub.Pending(); err == nil && n > 1 {
+				m.Behind = true
+			}
 		}
 		h(ch, m)
 	})

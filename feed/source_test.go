@@ -555,3 +555,49 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A message handed over while more of its channel wait in the NATS client
+// is marked Behind; the last of them is not. Backlogged reads the node's
+// socket: nothing waits unread once the client has read everything.
+func TestSourceMarksBehind(t *testing.T) {
+	srv := natstest.Run(t, natstest.RandomPort)
+	src := connectSource(t, srv.ClientURL(), Config{SubjectPrefix: "md.test"})
+	pub := publisher(t, srv.ClientURL())
+	release := make(chan struct{})
+	got := make(chan *Message, 10)
+	handle := func(_ proto.Channel, m *Message) {
+		if m.Seq == 1 {
+			<-release // the others queue behind it meanwhile
+		}
+		got <- m
+	}
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tradeBTC, handle); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		if err := pub.Publish("md.test.trade.BTC-USD", tradePayload(t, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// All five reach the client's queue before the first is let go.
+	deadline := time.Now().Add(5 * time.Second)
+	for src.subPending(tradeBTC) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages queued, want 5", src.subPending(tradeBTC))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for seq := uint64(1); seq <= 5; seq++ {
+		m := <-got
+		if want := seq < 5; m.Seq != seq || m.Behind != want {
+			t.Fatalf("message %d: Behind %v, want %v", m.Seq, m.Behind, want)
+		}
+	}
+	if src.Backlogged() {
+		t.Fatal("Backlogged with nothing on its way")
+	}
+}

@@ -60,6 +60,9 @@ type hubShard struct {
 func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
 	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, restLinger: cfg.RESTLinger, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed(), wakes: newWakes(cfg.Now)}
+	if b, ok := src.(interface{ Backlogged() bool }); ok {
+		h.wakes.backlog = b.Backlogged // feed.Source: whether feed bytes wait unread (inline.go)
+	}
 	for i := range h.shards {
 		h.shards[i].m = make(map[proto.Channel]*hubEntry)
 	}
@@ -196,7 +199,7 @@ func (h *hub) process(e *hubEntry, m *feed.Message) {
 	var starts []restart
 	h.wakes.begin()
 	out := h.apply(e, m, &starts)
-	h.wakes.end()
+	h.wakes.end(m.Behind)
 	// Subscribers whose chain starts again from a snapshot get it encoded
 	// here, once per codec, after the channel's lock is released.
 	for _, r := range starts {

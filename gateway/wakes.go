@@ -29,8 +29,11 @@ const maxHold = 500 * time.Microsecond
 type wakes struct {
 	now   func() time.Time // Static after construction: the clock.
 	procs int              // Static after construction: GOMAXPROCS then (inlineShare).
-	busy  atomic.Int32     // fan-outs under way
-	begun atomic.Uint64    // fan-outs begun so far
+	// backlog reports whether feed messages wait unread (feed.Source's
+	// Backlogged); nil: never. Static after construction (newHub).
+	backlog func() bool
+	busy    atomic.Int32  // fan-outs under way
+	begun   atomic.Uint64 // fan-outs begun so far
 
 	mu        sync.Mutex
 	held      []*outbox // Guarded by mu: outboxes whose writer waits for a wake-up.
@@ -50,9 +53,20 @@ func (w *wakes) begin() {
 
 // end marks a fan-out done, and releases the held wake-ups when it was the
 // last one under way (settle), or when they have waited maxHold.
-func (w *wakes) end() {
+//
+// behind reports that more messages of the fan-out's channel wait in the
+// feed (feed.Message.Behind): the node is behind, or in a burst of one
+// channel. The writers are then woken, as on a node whose writers are
+// writing: they run after the fan-outs of what waits and take it
+// together, where writing each message inline would make a node that is
+// behind write once per message, and fall further behind.
+func (w *wakes) end(behind bool) {
 	if w.busy.Add(-1) == 0 {
-		if w.holding() {
+		switch {
+		case !w.holding():
+		case behind:
+			w.release()
+		default:
 			w.settle()
 		}
 		return
@@ -111,6 +125,15 @@ func (w *wakes) settle() {
 			return
 		}
 		if w.begun.Load() == seen {
+			if w.backlog != nil && w.backlog() {
+				// More feed waits unread: the node is behind, or a
+				// burst is still arriving. Writers woken now run after
+				// the fan-outs it brings and write what they left
+				// together; writing each message inline would make a
+				// node that is behind write once per message, and fall
+				// further behind.
+				break
+			}
 			w.releaseInline(true)
 			return
 		}

@@ -49,7 +49,7 @@ func TestWakesHoldDuringBurst(t *testing.T) {
 				case "begin":
 					w.begin()
 				case "end":
-					w.end()
+					w.end(false)
 				case "signal":
 					o.signal()
 				case "signal other":
@@ -63,6 +63,46 @@ func TestWakesHoldDuringBurst(t *testing.T) {
 			}
 			if o.held.Load() {
 				t.Fatal("outbox still marked held")
+			}
+		})
+	}
+}
+
+// A connection whose writer rounds may run inline has its wake-up held
+// by its own fan-out, and its round run by that fan-out's end: unless the
+// feed is behind on the channel (end(true)) or unread feed waits
+// (backlog), when its writer is started instead.
+func TestWakesInlineOrWake(t *testing.T) {
+	cases := map[string]struct {
+		behind, backlog bool
+		inline          bool
+	}{
+		"a lone message: inline":         {inline: true},
+		"the channel is behind: writer":  {behind: true},
+		"feed bytes wait unread: writer": {backlog: true},
+		"both: writer":                   {behind: true, backlog: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := newWakes(time.Now)
+			w.backlog = func() bool { return tc.backlog }
+			o := newOutbox(16, w.now)
+			o.wakes = w
+			var inlined, started int
+			o.run.start = func() { started++ }
+			o.run.inline = func() {
+				inlined++
+				o.run.state.Store(runIdle)
+			}
+			o.run.state.Store(runIdle)
+			w.begin()
+			o.signal()
+			if started+inlined != 0 {
+				t.Fatal("the writer ran before the fan-out ended")
+			}
+			w.end(tc.behind)
+			if tc.inline && (inlined != 1 || started != 0) || !tc.inline && (inlined != 0 || started != 1) {
+				t.Fatalf("%d inline rounds, %d writers started; want inline %v", inlined, started, tc.inline)
 			}
 		})
 	}

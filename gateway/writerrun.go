@@ -188,11 +188,12 @@ func (c *conn) startWriter() {
 	if c.sock != nil {
 		c.out.run.inline = c.writeInline // rounds for feed messages (inline.go)
 		if c.srv.hub.wakes.procs == 1 {
-			// Every feed message's round runs inline on one core: a
-			// writer goroutine is for what a round cannot finish there
-			// (kept bytes, the close frame) and for replies and chores,
-			// and parked it would only keep the next message's round
-			// from running inline.
+			// Every feed message's round runs inline on one core while
+			// the node keeps up: a writer goroutine is for what a round
+			// cannot finish there (kept bytes, the close frame), for
+			// replies and chores, and for a node that is behind; parked,
+			// it would only keep the next message's round from running
+			// inline.
 			c.out.run.grace = nil
 		}
 	}

@@ -45,8 +45,12 @@ func inlineShare(n, procs int) int {
 // during the round).
 func (c *conn) writeInline() {
 	r := &c.out.run
+	inlineMode := false
 	defer func() {
 		if v := recover(); v != nil {
+			if inlineMode {
+				c.sock.endInline()
+			}
 			r.over()
 			c.srv.panicked("inline writer", c, v)
 		}
@@ -55,10 +59,12 @@ func (c *conn) writeInline() {
 		r.start() // a write that may wait is under way: the goroutine's to wait for
 		return
 	}
+	inlineMode = true
 	c.srv.inlineRounds.Add(1)
 	w := c.srv.scratch.get()
 	over, handOff := c.round(w, true)
 	kept := c.sock.endInline()
+	inlineMode = false
 	c.srv.scratch.put(w)
 	switch {
 	case over:

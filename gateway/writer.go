@@ -137,7 +137,7 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 		return true, false
 	default:
 	}
-	if !inline && c.keptData {
+	if !inline && c.sock != nil && c.sock.kept() {
 		if err := c.flushKept(); err != nil {
 			c.writeFailed(err)
 			return true, false
@@ -196,8 +196,10 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 	return false, false
 }
 
-// flushKept writes what an inline round's socket kept, within the write
-// deadline, and tells the outbox its data is written.
+// flushKept writes what the socket kept in inline mode (an inline
+// round's data, ping or heartbeat, or a close frame gws wrote meanwhile),
+// within the write deadline, and tells the outbox when its data is
+// written.
 func (c *conn) flushKept() error {
 	cfg := &c.srv.cfg
 	if err := c.deadline.arm(c.sock, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
@@ -206,8 +208,10 @@ func (c *conn) flushKept() error {
 	if err := c.sock.flush(); err != nil {
 		return err
 	}
-	c.keptData = false
-	c.out.wrote()
+	if c.keptData {
+		c.keptData = false
+		c.out.wrote()
+	}
 	return nil
 }
 

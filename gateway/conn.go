@@ -59,7 +59,6 @@ type conn struct {
 	lastWrite atomic.Int64  // Written by the writer: when data or a heartbeat last went out (Unix ns).
 	chores    atomic.Uint32 // Set by the node's sweep, taken by the writer: choreHeartbeat, chorePing.
 	deadline  writeDeadline // Owned by the writer: the socket's write deadline (see write).
-	keptData  bool          // Owned by the writer: an inline round's data waits in sock (flushKept).
 	throttle  *time.Timer   // Owned by the writer: starts it when a throttled subscription falls due (armThrottle).
 	done      chan struct{} // Closed by the read loop when the connection ends.
 

@@ -66,6 +66,9 @@ func (c *conn) writeInline() {
 	kept := c.sock.endInline()
 	inlineMode = false
 	c.srv.scratch.put(w)
+	if !kept {
+		c.out.wrote() // else the goroutine does, once it wrote what was kept (flushKept)
+	}
 	switch {
 	case over:
 		c.endWriter(nil, false)

@@ -168,15 +168,8 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 			c.writeFailed(err)
 			return true, false
 		}
-		if data {
-			if inline && c.sock.kept() {
-				// Still on its way: the writer goroutine writes the
-				// rest, and until then the outbox counts it as being
-				// written (updates for it fold meanwhile).
-				c.keptData = true
-			} else {
-				c.out.wrote()
-			}
+		if data && !inline {
+			c.out.wrote() // an inline round's data may be kept: writeInline tells
 		}
 		if data || beat {
 			c.lastWrite.Store(now.UnixNano())
@@ -198,8 +191,8 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 
 // flushKept writes what the socket kept in inline mode (an inline
 // round's data, ping or heartbeat, or a close frame gws wrote meanwhile),
-// within the write deadline, and tells the outbox when its data is
-// written.
+// within the write deadline, and tells the outbox its data is written:
+// until then it counts it as being written, and updates for it fold.
 func (c *conn) flushKept() error {
 	cfg := &c.srv.cfg
 	if err := c.deadline.arm(c.sock, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
@@ -208,10 +201,7 @@ func (c *conn) flushKept() error {
 	if err := c.sock.flush(); err != nil {
 		return err
 	}
-	if c.keptData {
-		c.keptData = false
-		c.out.wrote()
-	}
+	c.out.wrote() // a no-op when no data was kept: take left writing false
 	return nil
 }
 

@@ -60,7 +60,9 @@ func (c *conn) writeInline() {
 		return
 	}
 	inlineMode = true
-	c.srv.inlineRounds.Add(1)
+	if n := c.srv.counts.Load(); n != nil {
+		n.inline.Add(1)
+	}
 	w := c.srv.scratch.get()
 	over, handOff := c.round(w, true)
 	kept := c.sock.endInline()

@@ -43,10 +43,10 @@ type Server struct {
 	// grace ends writers parked with nothing to write, on each sweep tick
 	// (writerrun.go). Static after construction.
 	grace *graceTicks
-	// Writer rounds run so far: on writer goroutines started for them,
-	// and inline on a fan-out's goroutine (inline.go). Tests read them.
-	writerStarts atomic.Uint64
-	inlineRounds atomic.Uint64
+	// counts, set by tests, counts writer goroutines started and writer
+	// rounds run inline (inline.go); nil in production, so that no core
+	// writes a counter shared with the others per write.
+	counts atomic.Pointer[writerCounts]
 	// scratch holds writer runs' batches and buffers between runs
 	// (writerrun.go). Safe for concurrent use.
 	scratch scratchPool
@@ -278,6 +278,11 @@ func (s *Server) recoverPanic(where string, c *conn) {
 	if v := recover(); v != nil {
 		s.panicked(where, c, v)
 	}
+}
+
+// writerCounts are the writer runs a node made (Server.counts).
+type writerCounts struct {
+	starts, inline atomic.Uint64
 }
 
 // panicked logs a panic v recovered in where and closes c's socket.

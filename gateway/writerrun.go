@@ -181,7 +181,9 @@ func (g *graceTicks) tick() {
 // were for.
 func (c *conn) startWriter() {
 	c.out.run.start = func() {
-		c.srv.writerStarts.Add(1)
+		if n := c.srv.counts.Load(); n != nil {
+			n.starts.Add(1)
+		}
 		go c.writeLoop()
 	}
 	c.out.run.grace = c.srv.grace

@@ -233,6 +233,7 @@ func TestIdleConnectionHoldsNoWriter(t *testing.T) {
 func TestLoneMessageWritesInline(t *testing.T) {
 	const conns = 20
 	e := newTestEnv(t)
+	n := countWriters(e.srv)
 	tok := e.token(t, "inline", time.Hour, ">")
 	clients := make([]*testClient, conns)
 	for i := range clients {
@@ -248,16 +249,24 @@ func TestLoneMessageWritesInline(t *testing.T) {
 		c.expect(t, proto.TypeSnapshot) // the channel's first state
 	}
 	waitWritersIdle(t, e.srv)
-	starts, inline := e.srv.writerStarts.Load(), e.srv.inlineRounds.Load()
+	starts, inline := n.starts.Load(), n.inline.Load()
 	e.publish(t, "ticker.ETH-USD", 2, proto.FeedUpdate, tick(2))
 	for _, c := range clients {
 		c.expect(t, proto.TypeUpdate)
 	}
 	share := inlineShare(conns, e.srv.hub.wakes.procs)
-	if got := e.srv.inlineRounds.Load() - inline; got != uint64(share) {
+	startsAfter, inlineAfter := n.starts.Load(), n.inline.Load()
+	if got := inlineAfter - inline; got != uint64(share) {
 		t.Errorf("%d inline writer rounds for a lone message to %d idle connections, want %d", got, conns, share)
 	}
-	if got := e.srv.writerStarts.Load() - starts; got != uint64(conns-share) {
+	if got := startsAfter - starts; got != uint64(conns-share) {
 		t.Errorf("%d writer goroutines started for a lone message, want %d", got, conns-share)
 	}
+}
+
+// countWriters has e's node count its writer runs from now on.
+func countWriters(s *Server) *writerCounts {
+	n := new(writerCounts)
+	s.counts.Store(n)
+	return n
 }

@@ -31,11 +31,37 @@ func (s *sessionSlot) Delete(string)                        {}
 func (s *sessionSlot) Store(string, any)                    {}
 func (s *sessionSlot) Range(func(key string, v any) bool)   {}
 func connOf(socket *gws.Conn) *conn                         { return socket.Session().(*sessionSlot).c }
-func (events) OnOpen(socket *gws.Conn)                      { connOf(socket).start() }
-func (events) OnPong(socket *gws.Conn, payload []byte)      { connOf(socket).pong(payload) }
 func (events) OnClose(socket *gws.Conn, err error)          { connOf(socket).ended(err) }
-func (events) OnPing(socket *gws.Conn, payload []byte)      { connOf(socket).ping(payload) }
-func (events) OnMessage(socket *gws.Conn, msg *gws.Message) { connOf(socket).message(msg) }
+func (events) OnPong(socket *gws.Conn, payload []byte)      { connOf(socket).frameRead().pong(payload) }
+func (events) OnPing(socket *gws.Conn, payload []byte)      { connOf(socket).frameRead().ping(payload) }
+func (events) OnMessage(socket *gws.Conn, msg *gws.Message) { connOf(socket).frameRead().message(msg) }
+
+// OnOpen starts the connection. gws calls it each time its read loop
+// starts, and a parked connection's loop starts again (park.go).
+func (events) OnOpen(socket *gws.Conn) {
+	c := connOf(socket)
+	if r := c.parking(); r == nil || r.open() {
+		c.start()
+	}
+}
+
+// parking is the connection's parkingReader, or nil when its read loop
+// never parks.
+func (c *conn) parking() *parkingReader {
+	if c.sock == nil || c.sock.rd == nil || c.sock.rd.sock == nil {
+		return nil
+	}
+	return c.sock.rd
+}
+
+// frameRead tells the parkingReader that gws has handled a whole frame
+// (park.go), and returns c.
+func (c *conn) frameRead() *conn {
+	if r := c.parking(); r != nil {
+		r.frameRead()
+	}
+	return c
+}
 
 func (c *conn) pong(payload []byte) {
 	c.touch()

@@ -230,6 +230,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
+
+	// noParking keeps every read loop waiting in the runtime's poller
+	// (park.go): the tests' and benchmarks' way to compare.
+	noParking bool
 }
 
 func (c Config) withDefaults() Config {

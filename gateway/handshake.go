@@ -93,6 +93,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if ec, ok := socket.NetConn().(echoReasonConn); ok {
 		c.sock = sockOf(ec.Conn)
 	}
+	if r := c.parking(); r != nil {
+		r.socket = socket
+	}
 	s.track(c)
 	if s.revoked.refuses(claims.Subject, claims.IssuedAt, s.cfg.Now()) {
 		c.revoke() // revoked since the check above, before the node's scan could see it

@@ -88,9 +88,10 @@ func benchmarkIdle(b *testing.B, overTLS bool) {
 		}
 		waitWritersIdle(b, e.srv)
 		after := settledMemory()
-		b.ReportMetric(float64(after.heap+after.stack-before.heap-before.stack)/idleConns, "B/conn")
-		b.ReportMetric(float64(after.heap-before.heap)/idleConns, "heap-B/conn")
-		b.ReportMetric(float64(after.stack-before.stack)/idleConns, "stack-B/conn")
+		grew := func(after, before uint64) float64 { return (float64(after) - float64(before)) / idleConns } // may be below 0
+		b.ReportMetric(grew(after.heap+after.stack, before.heap+before.stack), "B/conn")
+		b.ReportMetric(grew(after.heap, before.heap), "heap-B/conn")
+		b.ReportMetric(grew(after.stack, before.stack), "stack-B/conn")
 		b.ReportMetric(float64(after.goroutines-before.goroutines)/idleConns, "goroutines/conn")
 		if *idleHeapProfile != "" {
 			writeHeapProfile(b, *idleHeapProfile)

@@ -28,6 +28,10 @@ const readBufferBytes = 256
 // through) stays referenced. Bytes that net/http's reader had buffered
 // already (a client may send its first frame right behind the handshake
 // request) are read first. A TLS connection is read through tlsReader.
+//
+// Its source is a parkingReader, which lets the read loop end between
+// frames when the socket is a sockConn with a parker (park.go); the
+// sockConn keeps it (rd).
 func readerAfterHijack(nc net.Conn, hr *bufio.Reader) *bufio.Reader {
 	var src io.Reader = nc
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -37,7 +41,13 @@ func readerAfterHijack(nc net.Conn, hr *bufio.Reader) *bufio.Reader {
 		early, _ := hr.Peek(n)
 		src = &earlyReader{early: bytes.Clone(early), r: src}
 	}
-	return bufio.NewReaderSize(src, readBufferBytes)
+	sock := sockOf(nc)
+	r := newParkingReader(src, sock)
+	r.br = bufio.NewReaderSize(r, readBufferBytes)
+	if sock != nil {
+		sock.rd = r
+	}
+	return r.br
 }
 
 // earlyReader reads early, then r.
@@ -103,16 +113,27 @@ var longAgo = time.Unix(1, 0)
 
 func (r *tlsReader) Read(p []byte) (int, error) {
 	if r.raw != nil && len(p) > 0 {
-		if err := r.tc.SetReadDeadline(longAgo); err == nil {
-			n, err := r.tc.Read(p)
-			_ = r.tc.SetReadDeadline(time.Time{})
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return n, err
-			}
-			// Nothing held: wait for the socket here. An error (the
-			// socket closed) is the Read's below to report.
-			_ = r.raw.Read(socketReadable)
+		if n, err, held := r.readHeld(p); held {
+			return n, err
 		}
+		// Nothing held: wait for the socket here. An error (the socket
+		// closed) is the Read's below to report.
+		_ = r.raw.Read(socketReadable)
 	}
 	return r.tc.Read(p)
+}
+
+// readHeld reads what crypto/tls holds already, without touching the
+// socket: held is false when it holds nothing (a read would wait for the
+// socket), true when n and err are the read's.
+func (r *tlsReader) readHeld(p []byte) (n int, err error, held bool) {
+	if err := r.tc.SetReadDeadline(longAgo); err != nil {
+		return 0, nil, false
+	}
+	n, err = r.tc.Read(p)
+	_ = r.tc.SetReadDeadline(time.Time{})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, nil, false
+	}
+	return n, err, true
 }

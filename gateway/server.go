@@ -58,6 +58,7 @@ type Server struct {
 	sweepStop   chan struct{}      // Guarded by mu: closed to stop the connection sweep (sweep.go); nil while none runs.
 	drainWithin time.Duration      // Guarded by mu: the window of the drain under way.
 	http        *http.Server       // Guarded by mu: set by Serve.
+	park        *parker            // Guarded by mu: set by Serve; nil where read loops never park (park.go).
 }
 
 // New builds a Server. Clients authenticate with cfg.Authenticator, or,
@@ -154,7 +155,19 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.cfg.SocketSendBuffer > 0 {
 		ln = sendBufferListener{ln, s.cfg.SocketSendBuffer}
 	}
-	ln = sockListener{ln} // writes the fan-out can make without waiting (inline.go)
+	// Writes the fan-out can make without waiting (inline.go), and read
+	// loops that end while their connection is idle (park.go).
+	var park *parker
+	if !s.cfg.noParking {
+		park = newParker(s.readLoop)
+	}
+	if park != nil {
+		defer park.stop()
+		s.mu.Lock()
+		s.park = park
+		s.mu.Unlock()
+	}
+	ln = sockListener{ln, park}
 	if s.cfg.TLS != nil {
 		tc := s.cfg.TLS.Clone()
 		tc.NextProtos = []string{"http/1.1"}

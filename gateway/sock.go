@@ -28,10 +28,29 @@ import (
 type sockConn struct {
 	*net.TCPConn
 	raw syscall.RawConn // Static after construction.
+	// fdn is the descriptor's number, for the parker (park.go): valid
+	// until Close, which tells the parker before it closes the socket.
+	// Static after construction.
+	fdn int32
 
 	mu     sync.Mutex // Serializes writes; guards inline and rest.
 	inline bool       // Guarded by mu: writes do not wait.
 	rest   []byte     // Guarded by mu: bytes accepted, not yet written.
+
+	// The read side's parking (park.go).
+	park    *parker        // Static after construction: nil, the read loop never parks.
+	rd      *parkingReader // Static after the upgrade, before the read loop starts: the frame reader's source.
+	armed   bool           // Guarded by park.mu: the socket is in the parker's readiness set.
+	closing bool           // Guarded by park.mu: Close was called.
+}
+
+// Close closes the socket. A parked read loop is started first, to find
+// it closed and end the connection.
+func (s *sockConn) Close() error {
+	if s.park != nil {
+		s.park.closing(s)
+	}
+	return s.TCPConn.Close()
 }
 
 // maxKeptRest bounds the buffer a sockConn keeps once its rest is written:
@@ -44,7 +63,11 @@ func newSockConn(tc *net.TCPConn) *sockConn {
 	if err != nil {
 		return nil
 	}
-	return &sockConn{TCPConn: tc, raw: raw}
+	s := &sockConn{TCPConn: tc, raw: raw, fdn: -1}
+	if raw.Control(func(fd uintptr) { s.fdn = int32(fd) }) != nil {
+		return nil
+	}
+	return s
 }
 
 // sockOf returns the sockConn under nc (a sockConn, or a TLS connection
@@ -189,13 +212,18 @@ func (s *sockConn) kept() bool {
 	return len(s.rest) > 0
 }
 
-// sockListener wraps every accepted TCP connection in a sockConn.
-type sockListener struct{ net.Listener }
+// sockListener wraps every accepted TCP connection in a sockConn, whose
+// read loop park parks (nil: never).
+type sockListener struct {
+	net.Listener
+	park *parker
+}
 
 func (l sockListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok && err == nil {
 		if s := newSockConn(tc); s != nil {
+			s.park = l.park
 			return s, nil
 		}
 	}

@@ -19,7 +19,7 @@ func sockPair(t *testing.T) (*sockConn, net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	l := sockListener{ln}
+	l := sockListener{Listener: ln}
 	type res struct {
 		c   net.Conn
 		err error

@@ -58,6 +58,7 @@ type conn struct {
 	lastSeen  atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).
 	lastWrite atomic.Int64  // Written by the writer: when data or a heartbeat last went out (Unix ns).
 	chores    atomic.Uint32 // Set by the node's sweep, taken by the writer: choreHeartbeat, chorePing.
+	gone      atomic.Bool   // Set by cleanup before it closes done: the writer's look at done, without a channel.
 	deadline  writeDeadline // Owned by the writer: the socket's write deadline (see write).
 	throttle  *time.Timer   // Owned by the writer: starts it when a throttled subscription falls due (armThrottle).
 	done      chan struct{} // Closed by the read loop when the connection ends.
@@ -269,6 +270,7 @@ func (c *conn) cutAfter(d time.Duration) {
 
 // cleanup runs once on the read loop when the connection ends.
 func (c *conn) cleanup() {
+	c.gone.Store(true)
 	close(c.done)
 	c.out.wakeWriter()        // the writer (started if none runs) sees done and ends
 	c.drainOnce.Do(func() {}) // no drain timer after this

@@ -36,6 +36,7 @@ type sockConn struct {
 	mu     sync.Mutex // Serializes writes; guards inline and rest.
 	inline bool       // Guarded by mu: writes do not wait.
 	rest   []byte     // Guarded by mu: bytes accepted, not yet written.
+	tw     *tryWriter // Guarded by mu: tryWrite's, made by its first call.
 
 	// The read side's parking (park.go).
 	park    *parker        // Static after construction: nil, the read loop never parks.
@@ -117,34 +118,58 @@ func (s *sockConn) writeNow(b []byte) error {
 }
 
 // tryWrite writes as much of b as the socket takes now: it stops at the
-// first write that would wait (EAGAIN). An error is the socket's end (or
-// a deadline passed).
+// first write that would wait (EAGAIN). An error is the socket's end.
+//
+// Called with mu held. The writes are made inside RawConn.Control, which
+// holds the descriptor open for the call and nothing more: RawConn.Write
+// would also take the descriptor's write lock and check the write
+// deadline, neither of which a write that never waits needs (mu
+// serializes the writes), and a function made per call would be an
+// allocation per write; the socket's is made once (tw).
 func (s *sockConn) tryWrite(b []byte) (written int, err error) {
-	var werr error
-	err = s.raw.Write(func(fd uintptr) bool {
-		for written < len(b) {
-			n, e := syscall.Write(int(fd), b[written:])
-			if n > 0 {
-				written += n
-			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return true
-			case e != nil:
-				werr = e
-				return true
-			case n <= 0:
-				return true
-			}
-		}
-		return true
-	})
+	if s.tw == nil {
+		s.tw = &tryWriter{}
+		s.tw.fn = s.tw.write
+	}
+	tw := s.tw
+	tw.b, tw.n, tw.err = b, 0, nil
+	err = s.raw.Control(tw.fn)
+	written, werr := tw.n, tw.err
+	tw.b, tw.err = nil, nil
 	if err == nil && werr != nil {
 		err = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
 	}
 	return written, err
+}
+
+// tryWriter is tryWrite's call on the descriptor, made once per socket:
+// its arguments and results are fields, guarded by the socket's mu.
+type tryWriter struct {
+	fn  func(fd uintptr) // write, bound once
+	b   []byte           // to write
+	n   int              // written
+	err error            // the write's error, other than EAGAIN
+}
+
+// write writes as much of b as the socket takes now.
+func (t *tryWriter) write(fd uintptr) {
+	for t.n < len(t.b) {
+		n, e := syscall.Write(int(fd), t.b[t.n:])
+		if n > 0 {
+			t.n += n
+		}
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return
+		case e != nil:
+			t.err = e
+			return
+		case n <= 0:
+			return
+		}
+	}
 }
 
 // flushLocked writes what is kept, waiting as long as the write deadline

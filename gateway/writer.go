@@ -132,10 +132,8 @@ func (c *conn) writeLoop() {
 func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 	cfg := &c.srv.cfg
 	b, buf := &w.b, &w.buf
-	select {
-	case <-c.done:
+	if c.gone.Load() {
 		return true, false
-	default:
 	}
 	if !inline && c.sock != nil && c.sock.kept() {
 		if err := c.flushKept(); err != nil {

@@ -162,7 +162,7 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 	}
 	if data := len(b.items) > 0; data || len(tail) > 0 {
 		var err error
-		if *buf, err = c.writeBatch(b, (*buf)[:0], tail); err != nil {
+		if *buf, err = c.writeBatch(b, (*buf)[:0], tail, inline); err != nil {
 			c.writeFailed(err)
 			return true, false
 		}
@@ -206,8 +206,8 @@ func (c *conn) flushKept() error {
 // writeBatch encodes what the batch holds unencoded (updates for this
 // connection alone), then writes the frames back to back and tail (a
 // heartbeat, a ping) after them, flushing every maxWriteBytes. It returns
-// buf for reuse.
-func (c *conn) writeBatch(b *batch, buf, tail []byte) ([]byte, error) {
+// buf for reuse. inline: the socket is in inline mode (c.write).
+func (c *conn) writeBatch(b *batch, buf, tail []byte, inline bool) ([]byte, error) {
 	m := c.srv.metrics
 	for i := range b.items {
 		p := &b.items[i]
@@ -221,7 +221,7 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte) ([]byte, error) {
 			p.upd = proto.Update{}
 		}
 		if len(buf) > 0 && len(buf)+len(p.frame) > maxWriteBytes {
-			if err := c.write(buf); err != nil {
+			if err := c.write(buf, inline); err != nil {
 				return buf, err
 			}
 			buf = buf[:0]
@@ -230,7 +230,7 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte) ([]byte, error) {
 	}
 	buf = append(buf, tail...)
 	if len(buf) > 0 {
-		if err := c.write(buf); err != nil {
+		if err := c.write(buf, inline); err != nil {
 			return buf, err
 		}
 	}
@@ -272,12 +272,16 @@ func (d *writeDeadline) arm(nc net.Conn, now time.Time, timeout, slack time.Dura
 }
 
 // write writes p to the socket, at least WriteTimeout before the deadline
-// (see deadlineSlack).
-func (c *conn) write(p []byte) error {
+// (see deadlineSlack). In inline mode (inline.go) a write never waits and
+// the deadline is not looked at: whatever the socket keeps, flushKept
+// writes under a deadline it sets.
+func (c *conn) write(p []byte, inline bool) error {
 	nc := c.ws.NetConn()
-	cfg := &c.srv.cfg
-	if err := c.deadline.arm(nc, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
-		return err
+	if !inline {
+		cfg := &c.srv.cfg
+		if err := c.deadline.arm(nc, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
+			return err
+		}
 	}
 	_, err := nc.Write(p)
 	if err == nil {

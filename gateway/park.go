@@ -14,10 +14,10 @@ import (
 // node's parker and ends; the parker starts a new read loop when the
 // socket becomes readable or the node closes it. A connection that only
 // receives market data (which is what most of them do, most of the time)
-// so holds neither the read loop's goroutine nor its stack: about 4.7 KB
-// of the 10 KB an idle connection held live, and twice that in RSS once
-// the collector's headroom is counted (docs/benchmarks.md, *Idle memory
-// per connection*, *Fourth round*).
+// so holds neither the read loop's goroutine nor its stack: about 4.4 KB
+// of the 12.4 KB an idle plain connection held live (heap and stack), and
+// about 6 KiB of its RSS once the collector's headroom is counted
+// (docs/benchmarks.md, *Idle memory per connection*, *Fourth round*).
 //
 // The read loop is gws's (ReadLoop), which returns only when the
 // connection ends. A loop ends early with runtime.Goexit, from the frame

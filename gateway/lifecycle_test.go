@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -194,5 +196,32 @@ func TestStalledReaderEvicted(t *testing.T) {
 			t.Fatalf("healthy client: seq %d after %d", w.Seq, last)
 		}
 		last = w.Seq
+	}
+}
+
+// A Shutdown that comes before Serve (a signal at start-up, a test that
+// fails before its node listens) makes Serve return at once: it used to
+// find no listener to stop, and Serve then served on for ever.
+func TestServeAfterShutdownReturns(t *testing.T) {
+	s := hubFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	select {
+	case err := <-served:
+		if !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve after Shutdown: %v, want http.ErrServerClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve after Shutdown did not return")
 	}
 }

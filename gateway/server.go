@@ -58,6 +58,7 @@ type Server struct {
 	sweepStop   chan struct{}      // Guarded by mu: closed to stop the connection sweep (sweep.go); nil while none runs.
 	drainWithin time.Duration      // Guarded by mu: the window of the drain under way.
 	http        *http.Server       // Guarded by mu: set by Serve.
+	shutDown    bool               // Guarded by mu: Shutdown was called; a Serve after it returns at once.
 	park        *parker            // Guarded by mu: set by Serve; nil where read loops never park (park.go).
 }
 
@@ -178,6 +179,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			func() { s.metrics.handshakeFails.WithLabelValues(failGone).Inc() })
 	}
 	s.mu.Lock()
+	if s.shutDown {
+		s.mu.Unlock()
+		return http.ErrServerClosed // Shutdown came first: it found no listener to stop
+	}
 	s.http = hs
 	s.mu.Unlock()
 	stop := make(chan struct{})
@@ -210,6 +215,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.Drain(ctx, s.cfg.DrainWithin)
 	s.mu.Lock()
 	hs := s.http
+	s.shutDown = true
 	s.mu.Unlock()
 	if hs != nil {
 		err = errors.Join(err, hs.Shutdown(ctx))

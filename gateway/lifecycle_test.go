@@ -224,4 +224,8 @@ func TestServeAfterShutdownReturns(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("Serve after Shutdown did not return")
 	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("the listener is still open after Serve returned")
+	}
 }

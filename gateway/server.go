@@ -181,7 +181,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.shutDown {
 		s.mu.Unlock()
-		_ = ln.Close() // as http.Server.Serve does when it returns
+		_ = ln.Close()              // as http.Server.Serve does when it returns
 		return http.ErrServerClosed // Shutdown came first: it found no listener to stop
 	}
 	s.http = hs

@@ -68,24 +68,48 @@ func newParkingReader(src io.Reader, sock *sockConn) *parkingReader {
 
 // Read reads for the frame reader. At a frame's end, with nothing to
 // read, it parks the socket and ends the read loop instead of waiting.
-func (r *parkingReader) Read(p []byte) (int, error) {
-	if r.sock != nil && r.betweenFrames() && len(p) > 0 {
-		if r.early == nil || len(r.early.early) == 0 {
-			if r.tls != nil {
-				if n, err, held := r.tls.readHeld(p); held {
-					r.taken += uint64(n)
-					return n, err
-				}
-			}
-			if !r.sock.readable() && r.sock.park.park(r) {
-				runtime.Goexit() // the parker starts the next loop
+func (r *parkingReader) Read(p []byte) (n int, err error) {
+	switch {
+	case r.sock == nil || !r.betweenFrames() || len(p) == 0 || r.early != nil && len(r.early.early) > 0:
+		n, err = r.src.Read(p)
+	case r.tls != nil:
+		held := false
+		if n, err, held = r.tls.readHeld(p); !held {
+			if r.parkUnlessReadable() {
+				// Read through crypto/tls: tlsReader would look for
+				// what it holds and at the socket again.
+				n, err = r.tls.tc.Read(p)
+			} else {
+				n, err = r.src.Read(p) // not parked: tlsReader waits
 			}
 		}
+	default:
+		r.parkUnlessReadable()
+		n, err = r.src.Read(p)
 	}
-	n, err := r.src.Read(p)
 	r.taken += uint64(n)
 	return n, err
 }
+
+// parkUnlessReadable parks the socket and ends the read loop when it has
+// nothing to read. It returns whether the socket is readable: false when
+// it could not be parked (closing, or the parker stopped).
+func (r *parkingReader) parkUnlessReadable() (readable bool) {
+	if r.sock.readable() {
+		return true
+	}
+	if r.sock.park.park(r) {
+		runtime.Goexit() // the parker starts the next loop
+	}
+	return false
+}
+
+// readable reports whether a read of the socket would return without
+// waiting: a byte to read, the peer's end, or an error to report
+// (socketReadable, on the descriptor's number: a descriptor closed and
+// reused meanwhile is only looked at, never read from, and park then
+// finds the socket closing).
+func (s *sockConn) readable() bool { return socketReadable(uintptr(s.fdn)) }
 
 // betweenFrames reports whether gws has taken no byte past the last frame
 // it handled: its next read is the next frame's first.
@@ -207,11 +231,4 @@ func (p *parker) stop() {
 	for _, r := range start {
 		go p.resume(r.socket)
 	}
-}
-
-// count is how many sockets are parked.
-func (p *parker) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.parked)
 }

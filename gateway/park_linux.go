@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // poller is the parker's readiness set: an epoll instance whose sockets
@@ -79,15 +78,3 @@ func (p *poller) run(ready func(fds []int32)) {
 
 // close ends run and releases the set.
 func (p *poller) close() { _ = p.file.Close() }
-
-// readable reports whether the socket has a byte to read, its peer's end
-// or an error to report: whether a read would return without waiting.
-// One recvfrom(MSG_PEEK) on the descriptor's number (sockConn.fdn): a
-// descriptor closed and reused meanwhile is only looked at, never read
-// from, and park then finds the socket closing.
-func (s *sockConn) readable() bool {
-	var b [1]byte
-	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(s.fdn), uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno != syscall.EAGAIN
-}

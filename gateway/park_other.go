@@ -12,7 +12,5 @@ func newPoller() (*poller, error)       { return nil, nil }
 func (p *poller) arm(int32, bool) error { return errNoPoller }
 func (p *poller) run(func([]int32))     {}
 func (p *poller) close()                {}
-func (s *sockConn) readable() bool      { return true }
-func (s *sockConn) fd() (int32, bool)   { return 0, false }
 
 var errNoPoller = errors.New("gateway: no readiness set on this system")

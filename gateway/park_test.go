@@ -30,7 +30,9 @@ func parkedSockets(s *Server) int {
 	if p == nil {
 		return -1
 	}
-	return p.count()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked)
 }
 
 // readLoops counts the process's goroutines inside a node's read loop.

@@ -126,13 +126,7 @@ func (w *wakes) settle() {
 		}
 		if w.begun.Load() == seen {
 			if w.backlog != nil && w.backlog() {
-				// More feed waits unread: the node is behind, or a
-				// burst is still arriving. Writers woken now run after
-				// the fan-outs it brings and write what they left
-				// together; writing each message inline would make a
-				// node that is behind write once per message, and fall
-				// further behind.
-				break
+				break // more feed waits unread: wake the writers, as end does for a message behind
 			}
 			w.releaseInline(true)
 			return

@@ -42,6 +42,9 @@ type conn struct {
 	// its deflated variant when the handshake accepted permessage-deflate.
 	// Static after the handshake, which sets it before the welcome.
 	variant int
+	// out is next to variant: the fan-out reads both for every message it
+	// delivers, from one cache line.
+	out *outbox // Safe for concurrent use.
 
 	// What the writer sent, for inspection (inspect.go): added once per
 	// batch (messages) and once per socket write (bytes) by the writer.
@@ -52,7 +55,6 @@ type conn struct {
 	// cmdMu (unlockCmd). Nil: none.
 	subList atomic.Pointer[[]string]
 
-	out  *outbox  // Safe for concurrent use.
 	prog progress // Pings and pongs; see progress for ownership.
 
 	lastSeen  atomic.Int64  // Written by the read loop: when the last frame arrived (Unix ns).

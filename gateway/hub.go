@@ -394,7 +394,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		view   feed.ViewUpdate // a depth subscriber's part of ev, looked up once
 		viewOK bool
 	)
-	if s.view.ShapesUpdates() {
+	if s.shapes {
 		view, viewOK = ev.View(s.view)
 		if likely && viewOK && view.Data != nil && !ev.Snapshot && !s.needSnapshot {
 			enc.viewFrame(h.codecs, ci, e.name, ev, &view)
@@ -440,7 +440,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			return evictTradeOverflow, nil
 		}
 		s.last = ev.Seq
-	case s.view.ShapesUpdates():
+	case s.shapes:
 		// A book's depth: what the event changed within it, or nothing.
 		u := &view
 		switch {

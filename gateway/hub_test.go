@@ -383,7 +383,7 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 		s := hubFixture(t)
 		c := s.bareConn(codec.JSON())
 		sub := s.joinFor(t, c, proto.Channel{Kind: proto.KindTrade, Symbol: "X"}, joinOptions{throttle: time.Minute})
-		if sub.throttle != 0 {
+		if sub.thr != nil {
 			t.Fatal("a trade channel was throttled")
 		}
 	})

@@ -247,11 +247,11 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	s.gated, s.dead, s.needSnapshot = true, false, false
 	s.status = e.status // a joiner is told a channel that is not live, after its ack
 	s.last, s.checkFirst = 0, false
-	s.throttle, s.nextAt = opt.throttle, time.Time{}
-	s.view = opt.view
-	if !e.spec.Pending.Coalesces() {
-		s.throttle = 0 // updates that cannot fold (trades) are never held back: they would only pile up
+	s.thr = nil
+	if opt.throttle > 0 && e.spec.Pending.Coalesces() { // updates that cannot fold (trades) are never held back: they would only pile up
+		s.thr = &throttled{every: opt.throttle}
 	}
+	s.view, s.shapes = opt.view, opt.view.ShapesUpdates()
 	if opt.since != nil && s.view.ShapesUpdates() {
 		// The history holds whole-book deltas, not what they were within a
 		// depth: a fresh snapshot of the depth is exact, and smaller.

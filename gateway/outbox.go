@@ -25,33 +25,26 @@ import (
 // the book's size, trades by TradeBufferMessages/TradeBufferBytes (beyond
 // which the connection is evicted).
 type outbox struct {
-	limit int              // Static after construction: control frames pending at most.
-	now   func() time.Time // Static after construction: the clock.
-
+	// The fan-out takes mu and reads or writes the fields up to busy for
+	// every message it delivers: they share the first cache line (the
+	// struct fits the 192-byte size class, whose objects start on a line;
+	// TestOutboxLayout). The first message of a burst also reads the
+	// wake-up fields on the second.
 	mu       sync.Mutex
 	queue    []item            // Guarded by mu.
-	controls int               // Guarded by mu: control frames in queue.
-	delayed  []item            // Guarded by mu: throttled subscriptions, waiting for their time.
 	closing  *proto.Disconnect // Guarded by mu. Set once; no data is queued after it.
-	discard  bool              // Guarded by mu: drop what is pending (eviction).
-	writing  bool              // Guarded by mu: the writer is writing what it took; updates fold meanwhile.
+	queuedAt int64             // Guarded by mu: when the oldest entry now in queue was queued (Unix ns, 0: queue empty), for inspection (stats).
+	// takes counts the writer's takes, guarded by mu: a subscription's
+	// update frames queued since the last take (subscription.directAt)
+	// are still in queue.
+	takes   uint64
+	discard bool // Guarded by mu: drop what is pending (eviction).
+	writing bool // Guarded by mu: the writer is writing what it took; updates fold meanwhile.
 	// busy is writing, written with it, for reading without mu: a hint
 	// to the fan-out that this connection's updates will likely fold, so
 	// that it does not encode a shared frame for it (encoded.prepare).
 	busy atomic.Bool
-	// For inspection (stats), all guarded by mu: when the oldest entry
-	// now in queue was queued (Unix ns, 0: queue empty), and the messages
-	// the writer took and has not finished writing, with when the oldest
-	// of them was queued.
-	queuedAt  int64
-	taken     int
-	takenFrom int64
-	// takes counts the writer's takes, guarded by mu: a subscription's
-	// update frames queued since the last take (subscription.directAt)
-	// are still in queue.
-	takes uint64
 
-	wake chan struct{} // Capacity 1: a pending wake-up for the writer.
 	// wakes, when set, may hold a wake-up back during a feed burst (see
 	// wakes). Static after construction (newConn sets it before the
 	// connection is in use); held is true while it holds this outbox's.
@@ -60,7 +53,18 @@ type outbox struct {
 	// run starts the writer on demand once the connection is open
 	// (writerrun.go); until then, and for outboxes without one, wake-ups
 	// go to wake.
-	run writerRun
+	run      writerRun
+	wake     chan struct{} // Capacity 1: a pending wake-up for the writer.
+	controls int           // Guarded by mu: control frames in queue.
+
+	limit   int              // Static after construction: control frames pending at most.
+	now     func() time.Time // Static after construction: the clock.
+	delayed []item           // Guarded by mu: throttled subscriptions, waiting for their time.
+	// For inspection (stats), guarded by mu: the messages the writer took
+	// and has not finished writing, with when the oldest of them was
+	// queued.
+	taken     int
+	takenFrom int64
 }
 
 // item is one entry of the FIFO: a frame, a subscription with data, or
@@ -119,7 +123,7 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 	s.queued = true
 	it := item{sub: s, gen: s.gen}
 	switch {
-	case s.throttle > 0 && now().Before(s.nextAt):
+	case s.heldBack(now()):
 		o.delayed = append(o.delayed, it)
 	default:
 		if o.queuedAt == 0 {
@@ -137,7 +141,7 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 // queue, in order behind what s has pending. Either way it counts against
 // maxUnmerged until the writer takes it. Called with o.mu held.
 func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
-	if p.frame == nil || s.queued || s.gated || s.plan != nil || s.throttle > 0 || o.closing != nil || s.hasPending() {
+	if p.frame == nil || s.queued || s.gated || s.plan != nil || s.thr != nil || o.closing != nil || s.hasPending() {
 		s.queue = append(s.queue, p)
 		return
 	}
@@ -261,7 +265,7 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 			switch {
 			case it.gen != it.sub.gen || it.sub.dead:
 				// gone or re-queued: drop it now, not at its time
-			case now.Before(it.sub.nextAt):
+			case it.sub.heldBack(now):
 				keep = append(keep, it)
 			default:
 				o.queue = append(o.queue, it)
@@ -288,8 +292,8 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 			continue // gone, or back in line when ungated or its head is encoded
 		}
 		s.collect(b)
-		if s.throttle > 0 {
-			s.nextAt = now.Add(s.throttle)
+		if s.thr != nil {
+			s.thr.nextAt = now.Add(s.thr.every)
 		}
 	}
 	clear(o.queue)
@@ -355,8 +359,8 @@ func (o *outbox) nextDelayed() time.Time {
 		if it.gen != it.sub.gen || it.sub.dead {
 			continue
 		}
-		if next.IsZero() || it.sub.nextAt.Before(next) {
-			next = it.sub.nextAt
+		if t := it.sub.thr; t != nil && (next.IsZero() || t.nextAt.Before(next)) {
+			next = t.nextAt
 		}
 	}
 	return next

@@ -11,33 +11,54 @@ import (
 // subscription is one connection's subscription to one channel, and what
 // is pending for it while the connection's writer is busy.
 type subscription struct {
-	c        *conn                // Static after construction.
-	entry    *hubEntry            // Static after construction.
-	hold     *feed.Pending        // Static after construction: the NATS interest it holds, given back when it ends.
-	idx      int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
-	throttle time.Duration        // Guarded by c.out.mu: at most one write per this, per channel.
-	view     feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join).
-
-	// All below guarded by c.out.mu.
-	// (The small fields sit together, so that the struct fits a smaller
-	// size class: a connection holds one per channel.)
-	nextAt       time.Time    // with throttle: when the next write may go
+	// The fan-out reads and writes the first two cache lines for every
+	// message it delivers (hubEntry.deliver, outbox.queueUpdate, ready,
+	// unmerged): the fields they use sit there, together, and the struct
+	// fits the 192-byte size class, whose objects start on a cache line
+	// (TestSubscriptionLayout). A connection holds one per channel.
+	//
+	// Line 1: all guarded by c.out.mu, but c (static) and shapes.
+	c            *conn        // Static after construction.
+	last         uint64       // seq of the last message queued on this channel (the chain's head)
+	plan         *headPlan    // a head (snapshot, replay) to encode outside the locks; the writer skips s until it is in head
+	directAt     uint64       // update frames of s queued in the FIFO (outbox.queueUpdate) counted in direct ...
+	direct       int32        // ... while c.out.takes was directAt
 	gen          uint32       // bumped by a re-subscribe: older FIFO entries are stale
-	direct       int32        // update frames of s queued in the FIFO (outbox.queueUpdate) ...
-	directAt     uint64       // ... while c.out.takes was this
+	group        *updateGroup // the ticker/book updates folded while the writer was busy; allocated by the first fold and kept (nil: never folded)
+	thr          *throttled   // at most one write per interval on this channel; nil: not throttled (most subscriptions)
 	queued       bool         // in the outbox FIFO or its delayed list (with gen)
 	gated        bool         // joining: pending data waits until the ack is queued
 	dead         bool         // unsubscribed: pending data is dropped
 	needSnapshot bool         // the next event goes out as a snapshot
 	checkFirst   bool         // resumed from the history stream: the first live trade may follow a hole the node never saw
-	plan         *headPlan    // a head (snapshot, replay) to encode outside the locks; the writer skips s until it is in head
-	last         uint64       // seq of the last message queued on this channel (the chain's head)
-	head         []pending    // a snapshot or a resume replay, written first
-	queue        []pending    // then updates one by one: trades always, tickers and books while the writer is free
-	group        *updateGroup // then, ticker/book: the updates folded while the writer was busy; allocated by the first fold and kept (nil: never folded)
-	tradeBytes   int          // bytes of the encoded trades in queue
-	status       *status      // the channel's status to tell the client (nil: live); kept across reset
-	told         *status      // the status the client was told last (nil: live, or nothing)
+	shapes       bool         // Guarded by entry.mu: view.ShapesUpdates(), set with view
+
+	// Line 2: what hasPending looks at, all guarded by c.out.mu.
+	head   []pending // a snapshot or a resume replay, written first
+	queue  []pending // then updates one by one: trades always, tickers and books while the writer is free
+	status *status   // the channel's status to tell the client (nil: live); kept across reset
+	told   *status   // the status the client was told last (nil: live, or nothing)
+
+	// Line 3: the rest.
+	entry      *hubEntry            // Static after construction.
+	hold       *feed.Pending        // Static after construction: the NATS interest it holds, given back when it ends.
+	idx        int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
+	view       feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join, with shapes).
+	tradeBytes int                  // Guarded by c.out.mu: bytes of the encoded trades in queue.
+}
+
+// throttled is a throttled subscription's schedule, guarded by c.out.mu
+// as the subscription's pending state is: at most one write per every,
+// the next not before nextAt.
+type throttled struct {
+	every  time.Duration
+	nextAt time.Time
+}
+
+// heldBack reports whether s is throttled and not due at now. Called with
+// c.out.mu held.
+func (s *subscription) heldBack(now time.Time) bool {
+	return s.thr != nil && now.Before(s.thr.nextAt)
 }
 
 // folded is how many updates s has folded in its group (0: none).
@@ -174,8 +195,8 @@ func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
 	if writerBusy || s.folded() > 0 {
 		return false
 	}
-	if s.throttle > 0 { // one write per interval: only a lone update when due
-		return !s.hasPending() && !now().Before(s.nextAt)
+	if s.thr != nil { // one write per interval: only a lone update when due
+		return !s.hasPending() && !s.heldBack(now())
 	}
 	return len(s.queue)+s.c.out.directPending(s) < maxUnmerged
 }

@@ -93,10 +93,15 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 
 // parkUnlessReadable parks the socket and ends the read loop when it has
 // nothing to read. It returns whether the socket is readable: false when
-// it could not be parked (closing, or the parker stopped).
+// it could not be parked (closing, or the parker stopped). Over TLS, the
+// read buffers crypto/tls keeps go first (tlsBuffers): before park,
+// after which the next loop may be reading already.
 func (r *parkingReader) parkUnlessReadable() (readable bool) {
 	if r.sock.readable() {
 		return true
+	}
+	if r.tls != nil {
+		tlsConnBuffers.release(r.tls.tc)
 	}
 	if r.sock.park.park(r) {
 		runtime.Goexit() // the parker starts the next loop

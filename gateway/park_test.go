@@ -196,6 +196,64 @@ func TestIdleConnectionsParkTheirReadLoop(t *testing.T) {
 	}
 }
 
+// This Go's tls.Conn has the read buffers tlsBuffers releases: when a Go
+// release renames them, parked TLS connections keep theirs, and this says
+// so.
+func TestTLSBuffersFound(t *testing.T) {
+	if !tlsConnBuffers.ok {
+		t.Fatal("crypto/tls.Conn has no rawInput, input and hand of the expected types: parked TLS connections keep their read buffers (tlsbuf.go)")
+	}
+}
+
+// A parked TLS connection holds none of crypto/tls's read buffers, and
+// reads its next frames as before: commands whole, split and in
+// fragments, then parks again without them.
+func TestParkedTLSConnectionReleasesItsBuffers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("read loops park on linux only")
+	}
+	e, dial := parkEnv(t, true)
+	const n = 4
+	socks := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range socks {
+		socks[i] = bareSubscriber(t, dial, e.addr, e.token(t, fmt.Sprintf("tlsbuf-%d", i), time.Hour, ">"), commandJSON(t, 1, proto.OpSubscribe, fmt.Sprintf("ticker.BUF%d", i)))
+		readers[i] = bufio.NewReader(socks[i])
+	}
+	buffersHeld := func() (conns, bytes int) {
+		e.srv.mu.Lock()
+		p := e.srv.park
+		e.srv.mu.Unlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, r := range p.parked {
+			if raw, hand := tlsConnBuffers.capacities(r.tls.tc); raw+hand > 0 {
+				conns, bytes = conns+1, bytes+raw+hand
+			}
+		}
+		return conns, bytes
+	}
+	check := func(when string) {
+		t.Helper()
+		waitFor(t, when+": every connection parked", func() bool { return parkedSockets(e.srv) == n })
+		if conns, bytes := buffersHeld(); conns > 0 {
+			t.Fatalf("%s: %d parked TLS connections hold %d bytes of read buffers", when, conns, bytes)
+		}
+	}
+	check("after the subscribe")
+	for i, cuts := range [][]int{nil, {1, 4}, {6}, nil} {
+		cmd := commandJSON(t, 2, proto.OpUnsubscribe, fmt.Sprintf("ticker.BUF%d", i))
+		frame := maskedFrame(true, 0x1, cmd)
+		if i == n-1 { // in two fragments, a pause between
+			frame = append(maskedFrame(false, 0x1, cmd[:10]), maskedFrame(true, 0x0, cmd[10:])...)
+			cuts = []int{len(maskedFrame(false, 0x1, cmd[:10]))}
+		}
+		writePieces(t, socks[i], frame, cuts...)
+		awaitReply(t, socks[i], readers[i], `"type":"unsubscribed"`)
+	}
+	check("after a command on each")
+}
+
 // A parked connection that the node closes (the idle timeout here; an
 // eviction, a revocation or an expiry close the socket the same way) ends:
 // closing the socket starts its read loop, which finds it closed.

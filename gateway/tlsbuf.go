@@ -1,0 +1,86 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/tls"
+	"reflect"
+	"unsafe"
+)
+
+// A TLS connection's read-side buffers, given back while it is parked.
+//
+// crypto/tls reads records into a buffer of its own (tls.Conn's rawInput)
+// and gathers handshake messages in another (hand); decrypted application
+// data is read from a third, a reader over rawInput's bytes (input). Each
+// keeps the capacity of the biggest thing it ever held, and the biggest is
+// the client's hello: about 1.5 KB with the post-quantum key share that
+// Go's client and current browsers send. So every TLS connection kept
+// about 3.5 KB of buffers it would use again only for a client frame, or
+// never (hand), and tls.Conn has no way to let them go
+// (docs/benchmarks.md, *Idle memory per connection*, *Fifth round*).
+//
+// A parked connection has no read under way, and crypto/tls holds nothing
+// then (parkingReader parks only when tlsReader.readHeld found nothing
+// held and the socket nothing to read). tlsBuffers drops the three, each
+// only when it is empty, so the next read starts from empty buffers:
+// crypto/tls grows rawInput to the record it reads (about 530 bytes for a
+// client's small frame), the only allocation this adds to a wake-up, and
+// gives input that record's bytes as before.
+//
+// The fields are private to crypto/tls: tlsBuffers finds them once by
+// name and type, and when this Go's tls.Conn has not all three as
+// expected (ok false) it does nothing, and connections keep their
+// buffers. TestTLSBuffersFound fails then, so that a Go upgrade that
+// renames them is noticed.
+type tlsBuffers struct {
+	rawInput, input, hand uintptr // Static: the fields' offsets in tls.Conn.
+	ok                    bool    // Static: all three were found.
+}
+
+// tlsConnBuffers is what tlsBuffers found in this binary's tls.Conn,
+// looked up once: a fact of the Go release the node was built with.
+var tlsConnBuffers = findTLSBuffers()
+
+func findTLSBuffers() tlsBuffers {
+	t := reflect.TypeFor[tls.Conn]()
+	field := func(name string, want reflect.Type) (uintptr, bool) {
+		f, ok := t.FieldByName(name)
+		if !ok || f.Type != want || len(f.Index) != 1 {
+			return 0, false
+		}
+		return f.Offset, true
+	}
+	buffer, reader := reflect.TypeFor[bytes.Buffer](), reflect.TypeFor[bytes.Reader]()
+	var b tlsBuffers
+	var okRaw, okIn, okHand bool
+	b.rawInput, okRaw = field("rawInput", buffer)
+	b.input, okIn = field("input", reader)
+	b.hand, okHand = field("hand", buffer)
+	b.ok = okRaw && okIn && okHand
+	return b
+}
+
+// release drops tc's read buffers that hold nothing, and reports whether
+// all three were empty. Called by the connection's read loop only,
+// between reads (nothing else reads or writes them after the handshake:
+// tls.Conn's writes, Close and deadlines do not).
+func (b tlsBuffers) release(tc *tls.Conn) bool {
+	if !b.ok {
+		return false
+	}
+	base := unsafe.Pointer(tc)
+	raw := (*bytes.Buffer)(unsafe.Add(base, b.rawInput))
+	in := (*bytes.Reader)(unsafe.Add(base, b.input))
+	hand := (*bytes.Buffer)(unsafe.Add(base, b.hand))
+	if raw.Len() != 0 || in.Len() != 0 || hand.Len() != 0 {
+		return false
+	}
+	*raw, *in, *hand = bytes.Buffer{}, bytes.Reader{}, bytes.Buffer{}
+	return true
+}
+
+// capacities reports the buffers' capacities (tests).
+func (b tlsBuffers) capacities(tc *tls.Conn) (raw, hand int) {
+	base := unsafe.Pointer(tc)
+	return (*bytes.Buffer)(unsafe.Add(base, b.rawInput)).Cap(), (*bytes.Buffer)(unsafe.Add(base, b.hand)).Cap()
+}

@@ -35,9 +35,24 @@ var jsonEncoders = sync.Pool{New: func() any {
 // Append implements Codec. The output is one JSON object without a
 // trailing newline, valid UTF-8.
 func (jsonCodec) Append(dst []byte, v any) ([]byte, error) {
+	v = normalize(v)
+	// An update of a market kind, the frame every subscriber shares, is
+	// written by hand (jsonfast.go); the rest goes through encoding/json.
+	switch u := v.(type) {
+	case proto.Update:
+		if out, ok := appendUpdateJSON(dst, &u); ok {
+			return out, nil
+		}
+	case *proto.Update:
+		if u != nil {
+			if out, ok := appendUpdateJSON(dst, u); ok {
+				return out, nil
+			}
+		}
+	}
 	e := jsonEncoders.Get().(*jsonEncoder)
 	e.w.b = dst
-	err := e.enc.Encode(normalize(v))
+	err := e.enc.Encode(v)
 	out := e.w.b
 	e.w.b = nil
 	jsonEncoders.Put(e)

@@ -25,11 +25,7 @@ func lineOf(off uintptr) uintptr { return off / cacheLine }
 func TestSubscriptionLayout(t *testing.T) {
 	var s subscription
 	checkSizeClass192(t, "subscription", unsafe.Sizeof(s))
-	for _, f := range []struct {
-		name string
-		off  uintptr
-		line uintptr
-	}{
+	checkLines(t, "subscription", []fieldLine{
 		{"c", unsafe.Offsetof(s.c), 0},
 		{"last", unsafe.Offsetof(s.last), 0},
 		{"plan", unsafe.Offsetof(s.plan), 0},
@@ -47,11 +43,7 @@ func TestSubscriptionLayout(t *testing.T) {
 		{"queue", unsafe.Offsetof(s.queue) + unsafe.Sizeof(s.queue) - 1, 1},
 		{"status", unsafe.Offsetof(s.status), 1},
 		{"told", unsafe.Offsetof(s.told), 1},
-	} {
-		if got := lineOf(f.off); got != f.line {
-			t.Errorf("subscription.%s ends on cache line %d, want %d", f.name, got, f.line)
-		}
-	}
+	})
 	checkAligned(t, "subscription", func() unsafe.Pointer { return unsafe.Pointer(&subscription{}) })
 }
 
@@ -60,11 +52,7 @@ func TestSubscriptionLayout(t *testing.T) {
 func TestOutboxLayout(t *testing.T) {
 	var o outbox
 	checkSizeClass192(t, "outbox", unsafe.Sizeof(o))
-	for _, f := range []struct {
-		name string
-		off  uintptr
-		line uintptr
-	}{
+	checkLines(t, "outbox", []fieldLine{
 		{"mu", unsafe.Offsetof(o.mu), 0},
 		{"queue", unsafe.Offsetof(o.queue) + unsafe.Sizeof(o.queue) - 1, 0},
 		{"closing", unsafe.Offsetof(o.closing), 0},
@@ -75,11 +63,7 @@ func TestOutboxLayout(t *testing.T) {
 		{"wakes", unsafe.Offsetof(o.wakes), 1},
 		{"held", unsafe.Offsetof(o.held), 1},
 		{"run", unsafe.Offsetof(o.run) + unsafe.Sizeof(o.run) - 1, 1},
-	} {
-		if got := lineOf(f.off); got != f.line {
-			t.Errorf("outbox.%s ends on cache line %d, want %d", f.name, got, f.line)
-		}
-	}
+	})
 	checkAligned(t, "outbox", func() unsafe.Pointer { return unsafe.Pointer(newOutbox(1, nil)) })
 }
 
@@ -92,6 +76,23 @@ func TestConnLayout(t *testing.T) {
 	}
 	if a, b := lineOf(unsafe.Offsetof(c.variant)), lineOf(unsafe.Offsetof(c.out)); a != b {
 		t.Errorf("conn.variant on line %d, conn.out on line %d: want one line", a, b)
+	}
+}
+
+// fieldLine is a field's last byte (its offset, for a field of one word
+// or less) and the cache line it must be on.
+type fieldLine struct {
+	name string
+	off  uintptr
+	line uintptr
+}
+
+func checkLines(t *testing.T, typ string, fields []fieldLine) {
+	t.Helper()
+	for _, f := range fields {
+		if got := lineOf(f.off); got != f.line {
+			t.Errorf("%s.%s ends on cache line %d, want %d", typ, f.name, got, f.line)
+		}
 	}
 }
 

@@ -331,12 +331,15 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 // chain restarts from a snapshot (see deliver). Called with e.mu held.
 func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	var enc encoded
-	// Reach every subscriber's outbox first: the loads of this loop do not
-	// wait on one another, so the CPU has many in flight, while deliver's
-	// (subscription, connection, outbox) follow one another and, on a
-	// busy node, each would wait for memory on its own.
+	// Reach every subscriber's outbox and both of the subscription's lines
+	// that deliver reads (layout_test.go) first: the loads of this loop do
+	// not wait on one another, so the CPU has many in flight, while
+	// deliver's (subscription, connection, outbox) follow one another and,
+	// on a busy node, each would wait for memory on its own. Atomic loads,
+	// which the compiler keeps though their values go unused.
 	for _, s := range e.subs {
 		s.c.out.busy.Load()
+		s.status.Load()
 	}
 	for _, s := range e.subs {
 		reason, plan := e.deliver(h, s, ev, &enc)

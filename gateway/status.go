@@ -116,14 +116,15 @@ func (s *subscription) tell(st *status, now func() time.Time) {
 	if o.closing != nil || s.dead {
 		return
 	}
-	s.status = st
+	s.status.Store(st)
 	o.ready(s, now)
 }
 
 // statusDue reports whether s has a status to send: one other than what
 // the client was told last. Called with c.out.mu held.
 func (s *subscription) statusDue() bool {
-	return s.status != nil && !s.told.is(s.status.state, s.status.reason)
+	st := s.status.Load()
+	return st != nil && !s.told.is(st.state, st.reason)
 }
 
 // watch runs the node-wide sweep until stop is closed: it marks every

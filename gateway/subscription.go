@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tickgate/tickgate/feed"
@@ -34,10 +35,14 @@ type subscription struct {
 	shapes       bool         // Guarded by entry.mu: view.ShapesUpdates(), set with view
 
 	// Line 2: what hasPending looks at, all guarded by c.out.mu.
-	head   []pending // a snapshot or a resume replay, written first
-	queue  []pending // then updates one by one: trades always, tickers and books while the writer is free
-	status *status   // the channel's status to tell the client (nil: live); kept across reset
-	told   *status   // the status the client was told last (nil: live, or nothing)
+	head  []pending // a snapshot or a resume replay, written first
+	queue []pending // then updates one by one: trades always, tickers and books while the writer is free
+	// status is the channel's status to tell the client (nil: live), kept
+	// across reset; written with c.out.mu held. It is atomic so that the
+	// fan-out's first pass may load it without the lock, to bring this
+	// line in beside the others (hubEntry.fanout).
+	status atomic.Pointer[status]
+	told   *status // the status the client was told last (nil: live, or nothing)
 
 	// Line 3: the rest.
 	entry      *hubEntry            // Static after construction.
@@ -314,8 +319,9 @@ func (s *subscription) collect(b *batch) {
 		// After the data pending: that data was there before the change
 		// (a book's fresh snapshot, then live; the last updates before the
 		// loss of NATS, then stale).
-		b.add(pending{frame: s.status.frames[s.c.variant]})
-		s.told = s.status
+		st := s.status.Load()
+		b.add(pending{frame: st.frames[s.c.variant]})
+		s.told = st
 	}
 	s.reset()
 }

@@ -24,16 +24,11 @@ import (
 // not one of the types it knows.
 func appendUpdateJSON(dst []byte, u *proto.Update) ([]byte, bool) {
 	start := len(dst)
-	dst = append(dst, `{"type":`...)
-	dst = appendJSONString(dst, u.Type)
-	dst = append(dst, `,"channel":`...)
-	dst = appendJSONString(dst, u.Channel)
-	dst = append(dst, `,"seq":`...)
-	dst = strconv.AppendUint(dst, u.Seq, 10)
-	dst = append(dst, `,"prev":`...)
-	dst = strconv.AppendUint(dst, u.Prev, 10)
-	dst = append(dst, `,"n":`...)
-	dst = strconv.AppendUint(dst, uint64(u.N), 10)
+	dst = stringField(dst, `{"type":`, u.Type)
+	dst = stringField(dst, `,"channel":`, u.Channel)
+	dst = strconv.AppendUint(append(dst, `,"seq":`...), u.Seq, 10)
+	dst = strconv.AppendUint(append(dst, `,"prev":`...), u.Prev, 10)
+	dst = intField(dst, `,"n":`, int64(u.N))
 	dst = append(dst, `,"data":`...)
 	switch d := u.Data.(type) {
 	case *proto.Ticker:
@@ -63,56 +58,36 @@ func appendUpdateJSON(dst []byte, u *proto.Update) ([]byte, bool) {
 }
 
 func appendTickerJSON(dst []byte, t *proto.Ticker) []byte {
-	dst = append(dst, `{"symbol":`...)
-	dst = appendJSONString(dst, t.Symbol)
-	dst = append(dst, `,"bid":`...)
-	dst = appendJSONString(dst, t.Bid)
-	dst = append(dst, `,"bid_size":`...)
-	dst = appendJSONString(dst, t.BidSize)
-	dst = append(dst, `,"ask":`...)
-	dst = appendJSONString(dst, t.Ask)
-	dst = append(dst, `,"ask_size":`...)
-	dst = appendJSONString(dst, t.AskSize)
-	dst = append(dst, `,"last":`...)
-	dst = appendJSONString(dst, t.Last)
-	dst = append(dst, `,"volume":`...)
-	dst = appendJSONString(dst, t.Volume)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, t.TS, 10)
+	dst = stringField(dst, `{"symbol":`, t.Symbol)
+	dst = stringField(dst, `,"bid":`, t.Bid)
+	dst = stringField(dst, `,"bid_size":`, t.BidSize)
+	dst = stringField(dst, `,"ask":`, t.Ask)
+	dst = stringField(dst, `,"ask_size":`, t.AskSize)
+	dst = stringField(dst, `,"last":`, t.Last)
+	dst = stringField(dst, `,"volume":`, t.Volume)
+	dst = intField(dst, `,"ts":`, t.TS)
 	return append(dst, '}')
 }
 
 func appendTradeJSON(dst []byte, t *proto.Trade) []byte {
-	dst = append(dst, `{"symbol":`...)
-	dst = appendJSONString(dst, t.Symbol)
-	dst = append(dst, `,"id":`...)
-	dst = strconv.AppendInt(dst, t.ID, 10)
-	dst = append(dst, `,"price":`...)
-	dst = appendJSONString(dst, t.Price)
-	dst = append(dst, `,"size":`...)
-	dst = appendJSONString(dst, t.Size)
-	dst = append(dst, `,"side":`...)
-	dst = appendJSONString(dst, t.Side)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, t.TS, 10)
+	dst = stringField(dst, `{"symbol":`, t.Symbol)
+	dst = intField(dst, `,"id":`, t.ID)
+	dst = stringField(dst, `,"price":`, t.Price)
+	dst = stringField(dst, `,"size":`, t.Size)
+	dst = stringField(dst, `,"side":`, t.Side)
+	dst = intField(dst, `,"ts":`, t.TS)
 	return append(dst, '}')
 }
 
 func appendBookJSON(dst []byte, b *proto.Book) []byte {
 	dst = append(dst, '{')
 	if b.Symbol != "" { // omitempty
-		dst = append(dst, `"symbol":`...)
-		dst = appendJSONString(dst, b.Symbol)
-		dst = append(dst, ',')
+		dst = append(stringField(dst, `"symbol":`, b.Symbol), ',')
 	}
-	dst = append(dst, `"bids":`...)
-	dst = appendLevelsJSON(dst, b.Bids)
-	dst = append(dst, `,"asks":`...)
-	dst = appendLevelsJSON(dst, b.Asks)
-	dst = append(dst, `,"checksum":`...)
-	dst = strconv.AppendUint(dst, uint64(b.Checksum), 10)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, b.TS, 10)
+	dst = appendLevelsJSON(append(dst, `"bids":`...), b.Bids)
+	dst = appendLevelsJSON(append(dst, `,"asks":`...), b.Asks)
+	dst = intField(dst, `,"checksum":`, int64(b.Checksum))
+	dst = intField(dst, `,"ts":`, b.TS)
 	return append(dst, '}')
 }
 
@@ -125,39 +100,37 @@ func appendLevelsJSON(dst []byte, levels []proto.Level) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, '[')
-		dst = appendJSONString(dst, l[0])
-		dst = append(dst, ',')
-		dst = appendJSONString(dst, l[1])
+		dst = stringField(dst, "[", l[0])
+		dst = stringField(dst, ",", l[1])
 		dst = append(dst, ']')
 	}
 	return append(dst, ']')
 }
 
 func appendCandleJSON(dst []byte, c *proto.Candle) []byte {
-	dst = append(dst, `{"symbol":`...)
-	dst = appendJSONString(dst, c.Symbol)
-	dst = append(dst, `,"interval":`...)
-	dst = appendJSONString(dst, c.Interval)
-	dst = append(dst, `,"start":`...)
-	dst = strconv.AppendInt(dst, c.Start, 10)
-	dst = append(dst, `,"open":`...)
-	dst = appendJSONString(dst, c.Open)
-	dst = append(dst, `,"high":`...)
-	dst = appendJSONString(dst, c.High)
-	dst = append(dst, `,"low":`...)
-	dst = appendJSONString(dst, c.Low)
-	dst = append(dst, `,"close":`...)
-	dst = appendJSONString(dst, c.Close)
-	dst = append(dst, `,"volume":`...)
-	dst = appendJSONString(dst, c.Volume)
-	dst = append(dst, `,"trades":`...)
-	dst = strconv.AppendInt(dst, c.Trades, 10)
-	dst = append(dst, `,"closed":`...)
-	dst = strconv.AppendBool(dst, c.Closed)
-	dst = append(dst, `,"ts":`...)
-	dst = strconv.AppendInt(dst, c.TS, 10)
+	dst = stringField(dst, `{"symbol":`, c.Symbol)
+	dst = stringField(dst, `,"interval":`, c.Interval)
+	dst = intField(dst, `,"start":`, c.Start)
+	dst = stringField(dst, `,"open":`, c.Open)
+	dst = stringField(dst, `,"high":`, c.High)
+	dst = stringField(dst, `,"low":`, c.Low)
+	dst = stringField(dst, `,"close":`, c.Close)
+	dst = stringField(dst, `,"volume":`, c.Volume)
+	dst = intField(dst, `,"trades":`, c.Trades)
+	dst = strconv.AppendBool(append(dst, `,"closed":`...), c.Closed)
+	dst = intField(dst, `,"ts":`, c.TS)
 	return append(dst, '}')
+}
+
+// stringField appends key (the separator, the name and its colon) and v
+// as a JSON string.
+func stringField(dst []byte, key, v string) []byte {
+	return appendJSONString(append(dst, key...), v)
+}
+
+// intField appends key and v.
+func intField(dst []byte, key string, v int64) []byte {
+	return strconv.AppendInt(append(dst, key...), v, 10)
 }
 
 const lowerHex = "0123456789abcdef"

@@ -28,7 +28,7 @@ type outbox struct {
 	// The fan-out takes mu and reads or writes the fields up to busy for
 	// every message it delivers: they share the first cache line (the
 	// struct fits the 192-byte size class, whose objects start on a line;
-	// TestOutboxLayout). The first message of a burst also reads the
+	// TestHotLayouts). The first message of a burst also reads the
 	// wake-up fields on the second.
 	mu       sync.Mutex
 	queue    []item            // Guarded by mu.

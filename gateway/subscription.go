@@ -16,7 +16,7 @@ type subscription struct {
 	// message it delivers (hubEntry.deliver, outbox.queueUpdate, ready,
 	// unmerged): the fields they use sit there, together, and the struct
 	// fits the 192-byte size class, whose objects start on a cache line
-	// (TestSubscriptionLayout). A connection holds one per channel.
+	// (TestHotLayouts). A connection holds one per channel.
 	//
 	// Line 1: all guarded by c.out.mu, but c (static) and shapes.
 	c            *conn        // Static after construction.

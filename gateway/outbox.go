@@ -123,7 +123,7 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 	s.queued = true
 	it := item{sub: s, gen: s.gen}
 	switch {
-	case s.heldBack(now()):
+	case s.notDue(now()):
 		o.delayed = append(o.delayed, it)
 	default:
 		if o.queuedAt == 0 {
@@ -265,7 +265,7 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 			switch {
 			case it.gen != it.sub.gen || it.sub.dead:
 				// gone or re-queued: drop it now, not at its time
-			case it.sub.heldBack(now):
+			case it.sub.notDue(now):
 				keep = append(keep, it)
 			default:
 				o.queue = append(o.queue, it)

@@ -227,8 +227,8 @@ func TestParkedTLSConnectionReleasesItsBuffers(t *testing.T) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, r := range p.parked {
-			if raw, hand := tlsConnBuffers.capacities(r.tls.tc); raw+hand > 0 {
-				conns, bytes = conns+1, bytes+raw+hand
+			if raw, _, hand := tlsConnBuffers.fields(r.tls.tc); raw.Cap()+hand.Cap() > 0 {
+				conns, bytes = conns+1, bytes+raw.Cap()+hand.Cap()
 			}
 		}
 		return conns, bytes

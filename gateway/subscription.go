@@ -60,9 +60,9 @@ type throttled struct {
 	nextAt time.Time
 }
 
-// heldBack reports whether s is throttled and not due at now. Called with
+// notDue reports whether s is throttled and not due at now. Called with
 // c.out.mu held.
-func (s *subscription) heldBack(now time.Time) bool {
+func (s *subscription) notDue(now time.Time) bool {
 	return s.thr != nil && now.Before(s.thr.nextAt)
 }
 
@@ -201,7 +201,7 @@ func (s *subscription) unmerged(writerBusy bool, now func() time.Time) bool {
 		return false
 	}
 	if s.thr != nil { // one write per interval: only a lone update when due
-		return !s.hasPending() && !s.heldBack(now())
+		return !s.hasPending() && !s.notDue(now())
 	}
 	return len(s.queue)+s.c.out.directPending(s) < maxUnmerged
 }

@@ -23,9 +23,9 @@ import (
 // then (parkingReader parks only when tlsReader.readHeld found nothing
 // held and the socket nothing to read). tlsBuffers drops the three, each
 // only when it is empty, so the next read starts from empty buffers:
-// crypto/tls grows rawInput to the record it reads (about 530 bytes for a
-// client's small frame), the only allocation this adds to a wake-up, and
-// gives input that record's bytes as before.
+// crypto/tls grows rawInput to the record it reads plus bytes.MinRead
+// (about half a KB for a client's small frame), the only allocation this
+// adds to a wake-up, and gives input that record's bytes as before.
 //
 // The fields are private to crypto/tls: tlsBuffers finds them once by
 // name and type, and when this Go's tls.Conn has not all three as
@@ -60,27 +60,24 @@ func findTLSBuffers() tlsBuffers {
 	return b
 }
 
-// release drops tc's read buffers that hold nothing, and reports whether
-// all three were empty. Called by the connection's read loop only,
+// release drops those of tc's read buffers that hold nothing. Called by the connection's read loop only,
 // between reads (nothing else reads or writes them after the handshake:
 // tls.Conn's writes, Close and deadlines do not).
-func (b tlsBuffers) release(tc *tls.Conn) bool {
+func (b tlsBuffers) release(tc *tls.Conn) {
 	if !b.ok {
-		return false
+		return
 	}
-	base := unsafe.Pointer(tc)
-	raw := (*bytes.Buffer)(unsafe.Add(base, b.rawInput))
-	in := (*bytes.Reader)(unsafe.Add(base, b.input))
-	hand := (*bytes.Buffer)(unsafe.Add(base, b.hand))
-	if raw.Len() != 0 || in.Len() != 0 || hand.Len() != 0 {
-		return false
+	raw, in, hand := b.fields(tc)
+	if raw.Len() == 0 && in.Len() == 0 { // in reads over raw's bytes: they go together
+		*raw, *in = bytes.Buffer{}, bytes.Reader{}
 	}
-	*raw, *in, *hand = bytes.Buffer{}, bytes.Reader{}, bytes.Buffer{}
-	return true
+	if hand.Len() == 0 {
+		*hand = bytes.Buffer{}
+	}
 }
 
-// capacities reports the buffers' capacities (tests).
-func (b tlsBuffers) capacities(tc *tls.Conn) (raw, hand int) {
+// fields returns tc's three buffers; b.ok must be true.
+func (b tlsBuffers) fields(tc *tls.Conn) (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.Buffer) {
 	base := unsafe.Pointer(tc)
-	return (*bytes.Buffer)(unsafe.Add(base, b.rawInput)).Cap(), (*bytes.Buffer)(unsafe.Add(base, b.hand)).Cap()
+	return (*bytes.Buffer)(unsafe.Add(base, b.rawInput)), (*bytes.Reader)(unsafe.Add(base, b.input)), (*bytes.Buffer)(unsafe.Add(base, b.hand))
 }

@@ -185,3 +185,19 @@ func FuzzUpdateJSON(f *testing.F) {
 		}
 	})
 }
+
+// Append writes an update of a market kind without allocating, into a
+// buffer with room: the shared frame's encoding, once per message and
+// codec.
+func TestAppendUpdateJSONAllocatesNothing(t *testing.T) {
+	u := &proto.Update{Type: proto.TypeUpdate, Channel: "book.BTC-USD", Seq: 1207, Prev: 1206, N: 1, Data: book5()}
+	buf := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() {
+		var err error
+		if buf, err = JSON().Append(buf[:0], u); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per update", n)
+	}
+}

@@ -188,3 +188,28 @@ func BenchmarkInlineWrite(b *testing.B) {
 	b.StopTimer()
 	s.endInline()
 }
+
+// An inline write allocates nothing (tryWrite's call on the descriptor is
+// made once per socket): the pin behind BenchmarkInlineWrite.
+func TestInlineWriteAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	s, client := sockPair(t)
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	if !s.tryBeginInline() {
+		t.Fatal("inline mode refused")
+	}
+	defer s.endInline()
+	frame := bytes.Repeat([]byte("x"), 150)
+	write := func() {
+		if _, err := s.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		s.rest = s.rest[:0] // what the socket kept is not this pin's: drop it
+	}
+	write() // the socket's writer is made by its first write
+	if allocs := testing.AllocsPerRun(1000, write); allocs != 0 {
+		t.Fatalf("%v allocations per inline write", allocs)
+	}
+}

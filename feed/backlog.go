@@ -9,7 +9,8 @@ import (
 
 // feedDialer dials the node's NATS connection (nats.SetCustomDialer) and
 // keeps the socket of the latest one, so that the node can tell whether
-// feed bytes wait unread in the kernel (Source.Backlogged). Safe for
+// feed bytes wait unread in the kernel (Source.Backlogged). On Linux the
+// connection it returns reads through rawio (sockread_linux.go). Safe for
 // concurrent use.
 type feedDialer struct {
 	d    net.Dialer                      // Static after construction.
@@ -31,7 +32,7 @@ func (f *feedDialer) Dial(network, address string) (net.Conn, error) {
 			f.sock.Store(&raw)
 		}
 	}
-	return c, nil
+	return wrapRead(c), nil
 }
 
 // Backlogged reports whether bytes from NATS wait unread in the node's

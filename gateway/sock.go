@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/tickgate/tickgate/internal/rawio"
 )
 
 // sockConn is an accepted TCP connection with a write mode for the
@@ -94,7 +96,21 @@ func (s *sockConn) Write(b []byte) (int, error) {
 	if err := s.flushLocked(); err != nil {
 		return 0, err
 	}
-	return s.TCPConn.Write(b)
+	return s.writeWaiting(b)
+}
+
+// writeWaiting writes b whole, waiting as long as the write deadline
+// allows: what the socket takes at once through tryWrite, the rest
+// through the TCPConn, which waits for room. Most writes find room, and
+// are then made without a system call the runtime is told about (package
+// rawio says why that matters). Called with mu held.
+func (s *sockConn) writeWaiting(b []byte) (int, error) {
+	n, err := s.tryWrite(b)
+	if err != nil || n == len(b) {
+		return n, err
+	}
+	m, err := s.TCPConn.Write(b[n:])
+	return n + m, err
 }
 
 // ReadFrom copies r to the connection through Write: the embedded
@@ -120,23 +136,23 @@ func (s *sockConn) writeNow(b []byte) error {
 // tryWrite writes as much of b as the socket takes now: it stops at the
 // first write that would wait (EAGAIN). An error is the socket's end.
 //
-// Called with mu held. The writes are made inside RawConn.Control, which
-// holds the descriptor open for the call and nothing more: RawConn.Write
-// would also take the descriptor's write lock and check the write
-// deadline, neither of which a write that never waits needs (mu
-// serializes the writes), and a function made per call would be an
-// allocation per write; the socket's is made once (tw).
+// Called with mu held. The writes are rawio's, made inside
+// RawConn.Control, which holds the descriptor open for the call and
+// nothing more: RawConn.Write would also take the descriptor's write lock
+// and check the write deadline, neither of which a write that never waits
+// needs (mu serializes the writes), and a function made per call would be
+// an allocation per write; the socket's is made once (tw).
 func (s *sockConn) tryWrite(b []byte) (written int, err error) {
 	if s.tw == nil {
 		s.tw = &tryWriter{}
 		s.tw.fn = s.tw.write
 	}
 	tw := s.tw
-	tw.b, tw.n, tw.err = b, 0, nil
+	tw.b, tw.n, tw.err = b, 0, 0
 	err = s.raw.Control(tw.fn)
 	written, werr := tw.n, tw.err
-	tw.b, tw.err = nil, nil
-	if err == nil && werr != nil {
+	tw.b = nil
+	if err == nil && werr != 0 {
 		err = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
 	}
 	return written, err
@@ -148,25 +164,23 @@ type tryWriter struct {
 	fn  func(fd uintptr) // write, bound once
 	b   []byte           // to write
 	n   int              // written
-	err error            // the write's error, other than EAGAIN
+	err syscall.Errno    // the write's error, other than EAGAIN (0: none)
 }
 
 // write writes as much of b as the socket takes now.
 func (t *tryWriter) write(fd uintptr) {
 	for t.n < len(t.b) {
-		n, e := syscall.Write(int(fd), t.b[t.n:])
-		if n > 0 {
-			t.n += n
-		}
+		n, e := rawio.Write(fd, t.b[t.n:])
+		t.n += n
 		switch {
 		case e == syscall.EINTR:
 			continue
 		case e == syscall.EAGAIN:
 			return
-		case e != nil:
+		case e != 0:
 			t.err = e
 			return
-		case n <= 0:
+		case n == 0:
 			return
 		}
 	}
@@ -178,7 +192,7 @@ func (s *sockConn) flushLocked() error {
 	if len(s.rest) == 0 {
 		return nil
 	}
-	n, err := s.TCPConn.Write(s.rest)
+	n, err := s.writeWaiting(s.rest)
 	if err != nil {
 		s.rest = s.rest[n:] // what is left stays first in line
 		return err

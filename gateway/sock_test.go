@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -134,6 +135,55 @@ func TestSockConnModes(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("inline writes to a reset connection did not fail")
+	}
+}
+
+// A write out of inline mode writes what the socket takes at once, then
+// waits for room for the rest, within the write deadline; the deadline
+// bounds the waiting, not a write that finds room.
+func TestSockConnWaitingWrite(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB: more than both sockets' buffers
+	cases := map[string]func(t *testing.T, s *sockConn, client net.Conn){
+		"a write bigger than the socket waits for the reader and goes whole": func(t *testing.T, s *sockConn, client net.Conn) {
+			got := make(chan []byte, 1)
+			go func() {
+				time.Sleep(50 * time.Millisecond) // the first write finds the socket full
+				b, _ := io.ReadAll(client)
+				got <- b
+			}()
+			_ = s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if n, err := s.Write(big); n != len(big) || err != nil {
+				t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(big))
+			}
+			_ = s.CloseWrite()
+			if b := <-got; !bytes.Equal(b, big) {
+				t.Fatalf("the reader got %d bytes, want the %d written, in order", len(b), len(big))
+			}
+		},
+		"a socket that stays full times out at the deadline": func(t *testing.T, s *sockConn, _ net.Conn) {
+			_ = s.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			n, err := s.Write(big)
+			if n >= len(big) || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Write = %d, %v; want part of %d and a timeout", n, err, len(big))
+			}
+		},
+		"a write that finds room goes after the deadline passed": func(t *testing.T, s *sockConn, client net.Conn) {
+			_ = s.SetWriteDeadline(time.Now().Add(-time.Second))
+			if n, err := s.Write([]byte("tick")); n != 4 || err != nil {
+				t.Fatalf("Write = %d, %v; want 4, nil", n, err)
+			}
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "tick" {
+				t.Fatalf("read %q, %v", buf, err)
+			}
+		},
+	}
+	for name, check := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, client := sockPair(t)
+			_ = s.SetWriteBuffer(16 << 10)
+			check(t, s, client)
+		})
 	}
 }
 

@@ -341,8 +341,10 @@ func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 		s.c.out.busy.Load()
 		s.status.Load()
 	}
+	clk := fanClock{clock: h.now}
+	now := clk.now
 	for _, s := range e.subs {
-		reason, plan := e.deliver(h, s, ev, &enc)
+		reason, plan := e.deliver(h, s, ev, &enc, now)
 		if reason != "" {
 			s.c.evict(reason)
 		}
@@ -384,8 +386,9 @@ func (e *hubEntry) eventSnapshot(ev *feed.Event) *snapshot {
 // fold into what is pending when its writer is busy. It returns an
 // eviction reason when the subscriber cannot take it, and the plan of the
 // snapshot its chain restarts from, which the caller must encode
-// (fillHead) once the lock is released. Called with e.mu held.
-func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded) (evict string, start *headPlan) {
+// (fillHead) once the lock is released. now is the fan-out's clock
+// (fanClock). Called with e.mu held.
+func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded, now func() time.Time) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.variant
 	// Events that are never merged (trades, candle bars) are queued as
@@ -431,7 +434,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		if ev.Data == nil {
 			break // a gap only (a publisher heartbeat ahead of the node): no update
 		}
-		if e.spec.Pending == proto.PendingRevise && !s.unmerged(o.writing, h.now) && s.revise(ev) {
+		if e.spec.Pending == proto.PendingRevise && !s.unmerged(o.writing, now) && s.revise(ev) {
 			// A busy connection: the pending open bar is replaced.
 			h.metrics.coalescedByKind[e.ch.Kind].Inc()
 			s.last = ev.Seq
@@ -454,26 +457,26 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			}
 		case u.Data == nil:
 			return "", nil // nothing changed within the subscriber's depth
-		case s.unmerged(o.writing, h.now):
+		case s.unmerged(o.writing, now):
 			p := pending{ts: ev.TS}
 			if s.last == u.Prev {
 				p.frame = enc.viewFrame(h.codecs, ci, e.name, ev, u)
 			} else {
 				p.upd = proto.Update{Type: proto.TypeUpdate, Channel: e.name, Seq: ev.Seq, Prev: s.last, N: uint32(min(ev.Seq-s.last, 1<<32-1)), Data: u.Data}
 			}
-			o.queueUpdate(s, p, h.now)
+			o.queueUpdate(s, p, now)
 			s.last = ev.Seq
 		default:
 			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
 		}
-	case s.unmerged(o.writing, h.now):
-		o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), h.now)
+	case s.unmerged(o.writing, now):
+		o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), now)
 		s.last = ev.Seq
 	default:
 		start = e.fold(h, s, ev, ev.Data, 1)
 	}
 	s.needSnapshot = false
-	o.ready(s, h.now)
+	o.ready(s, now)
 	return "", start
 }
 

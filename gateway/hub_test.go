@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,7 +223,7 @@ func TestDeliverFastPathAllocatesNothing(t *testing.T) {
 			var b batch
 			run := func() {
 				sub.last = ev.Prev // stay in step: the same event again
-				if r, _ := e.deliver(s.hub, sub, ev, enc); r != "" {
+				if r, _ := e.deliver(s.hub, sub, ev, enc, s.hub.now); r != "" {
 					t.Fatal(r)
 				}
 				sub.c.out.take(&b, time.Time{})
@@ -244,7 +245,7 @@ func BenchmarkDeliverInStep(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		sub.last = ev.Prev
-		e.deliver(s.hub, sub, ev, enc)
+		e.deliver(s.hub, sub, ev, enc, s.hub.now)
 		if i%64 == 63 {
 			sub.c.out.take(&bt, time.Time{})
 			sub.c.out.wrote()
@@ -472,5 +473,62 @@ func TestResumeAheadOfTheNode(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A fan-out reads the clock once, whatever its number of recipients, and
+// stamps each outbox with that reading (fanClock).
+func TestFanOutReadsTheClockOnce(t *testing.T) {
+	var reads atomic.Int64
+	at := time.Unix(1700000000, 0)
+	s := hubFixture(t, func(c *Config) {
+		c.Now = func() time.Time { reads.Add(1); return at }
+	})
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
+	var conns []*conn
+	var e *hubEntry
+	for range 8 {
+		c := s.bareConn(codec.JSON())
+		e = s.joinFor(t, c, ch, joinOptions{}).entry
+		queued(c) // the snapshot
+		conns = append(conns, c)
+	}
+	ev := &feed.Event{Channel: ch, Seq: 1, Data: tickerMsg(1).Ticker(), TS: 1}
+	var starts []restart
+	before := reads.Load()
+	e.mu.Lock()
+	e.fanout(s.hub, ev, &starts)
+	e.mu.Unlock()
+	if n := reads.Load() - before; n != 1 {
+		t.Fatalf("a fan-out to %d connections read the clock %d times, want once", len(conns), n)
+	}
+	for i, c := range conns {
+		c.out.mu.Lock()
+		stamped := c.out.queuedAt
+		c.out.mu.Unlock()
+		if stamped != at.UnixNano() {
+			t.Fatalf("connection %d: queued at %d, want the fan-out's %d", i, stamped, at.UnixNano())
+		}
+		if got := queued(c); len(got) != 1 {
+			t.Fatalf("connection %d: %d frames queued, want the update", i, len(got))
+		}
+	}
+}
+
+// fanClock reads its clock at the first call only.
+func TestFanClock(t *testing.T) {
+	reads := 0
+	f := fanClock{clock: func() time.Time { reads++; return time.Unix(int64(reads), 0) }}
+	if reads != 0 {
+		t.Fatal("read before use")
+	}
+	first := f.now()
+	for range 3 {
+		if got := f.now(); !got.Equal(first) {
+			t.Fatalf("now = %v after %v", got, first)
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("%d clock reads, want 1", reads)
 	}
 }

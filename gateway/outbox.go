@@ -110,7 +110,7 @@ func (o *outbox) push(f []byte) pushResult {
 	o.queue = append(o.queue, item{frame: f})
 	o.controls++
 	o.mu.Unlock()
-	o.signal()
+	o.signal(o.now)
 	return pushed
 }
 
@@ -131,7 +131,7 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 		}
 		o.queue = append(o.queue, it)
 	}
-	o.signal()
+	o.signal(now)
 }
 
 // queueUpdate queues p, a ticker or book update of s that goes out on its
@@ -157,7 +157,7 @@ func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
 	if first {
 		// Whoever queued into a FIFO that is not empty signalled the
 		// writer, which has not taken it yet: one wake-up covers both.
-		o.signal()
+		o.signal(now)
 	}
 }
 
@@ -219,14 +219,14 @@ func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
 		}
 	}
 	o.mu.Unlock()
-	o.signal()
+	o.signal(o.now)
 	return first
 }
 
 // signal wakes the writer, or leaves that to the node's wakes during a
 // feed burst.
-func (o *outbox) signal() {
-	if o.wakes != nil && o.wakes.hold(o) {
+func (o *outbox) signal(now func() time.Time) {
+	if o.wakes != nil && o.wakes.hold(o, now) {
 		return
 	}
 	o.wakeWriter()

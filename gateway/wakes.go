@@ -85,21 +85,22 @@ func (w *wakes) end(behind bool) {
 // writer must be woken now. After queueing
 // o it looks at busy again: a fan-out that released everything just before
 // o was queued would otherwise leave it waiting for the next one. It
-// releases everything held when the oldest has waited maxHold.
-func (w *wakes) hold(o *outbox) bool {
+// releases everything held when the oldest has waited maxHold. now is the
+// caller's clock: a fan-out's (fanClock), or the node's.
+func (w *wakes) hold(o *outbox, now func() time.Time) bool {
 	if n := w.busy.Load(); n == 0 || n == 1 && !o.run.inlines() {
 		return false
 	}
 	if !o.held.CompareAndSwap(false, true) {
 		return true // already held: its wake-up comes with the others
 	}
-	now := w.now().UnixNano()
+	at := now().UnixNano()
 	w.mu.Lock()
 	if len(w.held) == 0 {
-		w.heldSince = now
+		w.heldSince = at
 	}
 	w.held = append(w.held, o)
-	late := now-w.heldSince > int64(maxHold)
+	late := at-w.heldSince > int64(maxHold)
 	w.mu.Unlock()
 	if late || w.busy.Load() == 0 {
 		w.release()

@@ -51,9 +51,9 @@ func TestWakesHoldDuringBurst(t *testing.T) {
 				case "end":
 					w.end(false)
 				case "signal":
-					o.signal()
+					o.signal(w.now)
 				case "signal other":
-					other.signal()
+					other.signal(w.now)
 				case "late":
 					now = now.Add(2 * maxHold)
 				}
@@ -96,7 +96,7 @@ func TestWakesInlineOrWake(t *testing.T) {
 			}
 			o.run.state.Store(runIdle)
 			w.begin()
-			o.signal()
+			o.signal(w.now)
 			if started+inlined != 0 {
 				t.Fatal("the writer ran before the fan-out ended")
 			}

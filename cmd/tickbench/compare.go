@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 
 	"github.com/tickgate/tickgate/internal/spawn"
@@ -27,6 +28,7 @@ type comparison struct {
 	Compression bool             `json:"compression,omitempty"`
 	Build       *spawn.BuildInfo `json:"tickgate_build,omitempty"`
 	Skipped     []skipped        `json:"skipped,omitempty"`
+	Rounds      int              `json:"rounds,omitempty"` // --rounds (0: one)
 	Runs        []compareRun     `json:"runs"`
 }
 
@@ -39,8 +41,9 @@ type skipped struct {
 // compareRun is one server at one feed rate.
 type compareRun struct {
 	Server  string  `json:"server"`
-	Factor  float64 `json:"factor"`  // multiple of the workload's feed rate
-	Offered float64 `json:"offered"` // deliveries/s the load asks for
+	Round   int     `json:"round,omitempty"` // which of --rounds, from 0
+	Factor  float64 `json:"factor"`          // multiple of the workload's feed rate
+	Offered float64 `json:"offered"`         // deliveries/s the load asks for
 	Error   string  `json:"error,omitempty"`
 	Report  *report `json:"report,omitempty"`
 }
@@ -87,6 +90,9 @@ func (r *compareRun) steady() (judged, ok bool) {
 func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	logf := logger(cfg, stderr)
 	cmp := &comparison{Workload: cfg.workload.name, About: cfg.workload.about, Connections: cfg.conns, TLS: !cfg.plain, CPUs: cfg.cpus, Compression: cfg.compression}
+	if cfg.rounds > 1 {
+		cmp.Rounds = cfg.rounds
+	}
 	var run []serverKind
 	for _, name := range cfg.servers {
 		s, _ := lookupServer(name) // validated
@@ -115,24 +121,26 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	for _, f := range cfg.sweep {
-		for _, s := range run {
-			if err := ctx.Err(); err != nil {
-				return err
+	for round := range max(cfg.rounds, 1) {
+		for _, f := range cfg.sweep {
+			for _, s := range run {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				c := base
+				c.rate = base.rate * f
+				r := compareRun{Server: s.name, Round: round, Factor: f, Offered: cfg.workload.offered(cfg.conns, cfg.stallFraction, f)}
+				logf("%s: workload %s x%g, round %d of %d, offered %.0f deliveries/s", s.name, cfg.workload.name, f, round+1, max(cfg.rounds, 1), r.Offered)
+				rep, err := startAndMeasure(ctx, &c, s.name, stderr)
+				if err != nil {
+					r.Error = err.Error()
+					fmt.Fprintf(stdout, "%s x%g: %v\n", s.name, f, err)
+				} else {
+					r.Report = rep
+					rep.writeText(stdout)
+				}
+				cmp.Runs = append(cmp.Runs, r)
 			}
-			c := base
-			c.rate = base.rate * f
-			r := compareRun{Server: s.name, Factor: f, Offered: cfg.workload.offered(cfg.conns, cfg.stallFraction, f)}
-			logf("%s: workload %s x%g, offered %.0f deliveries/s", s.name, cfg.workload.name, f, r.Offered)
-			rep, err := startAndMeasure(ctx, &c, s.name, stderr)
-			if err != nil {
-				r.Error = err.Error()
-				fmt.Fprintf(stdout, "%s x%g: %v\n", s.name, f, err)
-			} else {
-				r.Report = rep
-				rep.writeText(stdout)
-			}
-			cmp.Runs = append(cmp.Runs, r)
 		}
 	}
 	cmp.writeTable(stdout)
@@ -236,6 +244,9 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		"server", "load", "offered/s", "delivered/s", "cores", "per core", "us/msg", "sys us", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
+		if cmp.Rounds > 1 && (i == 0 || cmp.Runs[i-1].Round != r.Round) {
+			fmt.Fprintf(w, "round %d of %d\n", r.Round+1, cmp.Rounds)
+		}
 		if r.Report == nil {
 			fmt.Fprintf(w, "%-11s x%-4g error: %s\n", r.Server, r.Factor, r.Error)
 			continue
@@ -273,11 +284,17 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		}
 		fmt.Fprintln(w, "  ceiling: the per-core ratio tickgate would reach if its user-space CPU were zero and its kernel time stayed (other's us/msg / tickgate's sys us)")
 	}
+	if lines := cmp.roundSummary(); len(lines) > 0 {
+		fmt.Fprintf(w, "over the %d rounds: median (least-greatest) of each round's ratio\n", cmp.Rounds)
+		for _, l := range lines {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
 }
 
-// ratios compares tickgate with every other server at each feed rate.
-func (cmp *comparison) ratios() []string {
-	var out []string
+// pairs calls f with each run of tickgate and each other server's run of
+// the same round and feed rate, both with figures.
+func (cmp *comparison) pairs(f func(tg, o *compareRun)) {
 	for i := range cmp.Runs {
 		tg := &cmp.Runs[i]
 		if tg.Server != "tickgate" || tg.Report == nil {
@@ -285,20 +302,82 @@ func (cmp *comparison) ratios() []string {
 		}
 		for j := range cmp.Runs {
 			o := &cmp.Runs[j]
-			if o.Server == "tickgate" || o.Factor != tg.Factor || o.Report == nil {
+			if o.Server == "tickgate" || o.Round != tg.Round || o.Factor != tg.Factor || o.Report == nil {
 				continue
 			}
-			_, tgSys := tg.perDelivery()
-			oCPU, _ := o.perDelivery()
-			out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, delivered/s %s, p99 %s, RSS/conn %s, ceiling %s",
-				tg.Factor, o.Server,
-				ratio(tg.perCore(), o.perCore()),
-				ratio(tg.Report.Delivered.PerSecond, o.Report.Delivered.PerSecond),
-				ratio(tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99),
-				ratio(tg.Report.Gateway.RSSPerConnBytes, o.Report.Gateway.RSSPerConnBytes),
-				ratio(oCPU, tgSys)))
+			f(tg, o)
 		}
 	}
+}
+
+// roundSummary gives, for each other server, the median, least and
+// greatest over the rounds of the per-core and p99 ratios; nothing for
+// one round.
+func (cmp *comparison) roundSummary() []string {
+	if cmp.Rounds < 2 {
+		return nil
+	}
+	type key struct {
+		server string
+		factor float64
+	}
+	perCore, p99 := map[key][]float64{}, map[key][]float64{}
+	var order []key // first seen first
+	seen := map[key]bool{}
+	cmp.pairs(func(tg, o *compareRun) {
+		k := key{o.Server, tg.Factor}
+		if !seen[k] {
+			seen[k] = true
+			order = append(order, k)
+		}
+		if a, b := tg.perCore(), o.perCore(); a > 0 && b > 0 {
+			perCore[k] = append(perCore[k], a/b)
+		}
+		if a, b := tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99; a > 0 && b > 0 {
+			p99[k] = append(p99[k], a/b)
+		}
+	})
+	var out []string
+	for _, k := range order {
+		out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, p99 %s (%d rounds)", k.factor, k.server, spread(perCore[k]), spread(p99[k]), len(perCore[k])))
+	}
+	return out
+}
+
+// spread formats ratios as "1.23x (1.01x-1.40x)": their median, least and
+// greatest; "-" for none.
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	m := v[len(v)/2]
+	if len(v)%2 == 0 {
+		m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	return fmt.Sprintf("%.2fx (%.2fx-%.2fx)", m, v[0], v[len(v)-1])
+}
+
+// ratios compares tickgate with every other server at each feed rate (and
+// round, each line then led by its round's number).
+func (cmp *comparison) ratios() []string {
+	var out []string
+	cmp.pairs(func(tg, o *compareRun) {
+		_, tgSys := tg.perDelivery()
+		oCPU, _ := o.perDelivery()
+		round := ""
+		if cmp.Rounds > 1 {
+			round = fmt.Sprintf("r%d ", tg.Round+1)
+		}
+		out = append(out, fmt.Sprintf("%sx%-4g vs %-10s per core %s, delivered/s %s, p99 %s, RSS/conn %s, ceiling %s",
+			round, tg.Factor, o.Server,
+			ratio(tg.perCore(), o.perCore()),
+			ratio(tg.Report.Delivered.PerSecond, o.Report.Delivered.PerSecond),
+			ratio(tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99),
+			ratio(tg.Report.Gateway.RSSPerConnBytes, o.Report.Gateway.RSSPerConnBytes),
+			ratio(oCPU, tgSys)))
+	})
 	return out
 }
 

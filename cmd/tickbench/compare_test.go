@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -97,5 +98,61 @@ func TestComparisonTableAndPlot(t *testing.T) {
 	}
 	if again, err := os.ReadFile(svgFile); err != nil || !bytes.Equal(again, svg) {
 		t.Errorf("--replot drew another plot (%v)", err)
+	}
+}
+
+// With --rounds each round's runs are compared with each other only, and
+// the rounds' ratios are summed up by their median, least and greatest.
+func TestComparisonRounds(t *testing.T) {
+	cmp := &comparison{Workload: "C", About: "x", Connections: 100, Rounds: 3}
+	// tickgate's per-core figure over nats' per round: 1.0, 2.0, 1.5;
+	// its p99 over nats': 2.0, 0.5, 1.0.
+	for round, tg := range []struct{ cores, p99 float64 }{{0.5, 8}, {0.25, 2}, {1.0 / 3, 4}} {
+		a := fakeRun("tickgate", 1, 1000, 1000, tg.cores, 2, tg.p99)
+		b := fakeRun("nats", 1, 1000, 1000, 0.5, 2, 4)
+		a.Round, b.Round = round, round
+		cmp.Runs = append(cmp.Runs, a, b)
+	}
+	var out bytes.Buffer
+	cmp.writeTable(&out)
+	text := out.String()
+	for _, want := range []string{
+		"round 1 of 3",
+		"round 3 of 3",
+		"r1 x1    vs nats       per core 1.00x, delivered/s 1.00x, p99 2.00x",
+		"r2 x1    vs nats       per core 2.00x, delivered/s 1.00x, p99 0.50x",
+		"r3 x1    vs nats       per core 1.50x, delivered/s 1.00x, p99 1.00x",
+		"over the 3 rounds: median (least-greatest) of each round's ratio",
+		"x1    vs nats       per core 1.50x (1.00x-2.00x), p99 1.00x (0.50x-2.00x) (3 rounds)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("table lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, " vs nats       per core "); n != 4 {
+		t.Errorf("%d ratio lines against nats, want one per round and the summary (runs of different rounds are not compared):\n%s", n, text)
+	}
+}
+
+func TestSpread(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in   []float64
+		want string
+	}{
+		"none":      {nil, "-"},
+		"one":       {[]float64{1.25}, "1.25x (1.25x-1.25x)"},
+		"odd":       {[]float64{2, 1, 1.5}, "1.50x (1.00x-2.00x)"},
+		"even":      {[]float64{1, 2, 1.2, 1.4}, "1.30x (1.00x-2.00x)"},
+		"unchanged": {[]float64{3, 1}, "2.00x (1.00x-3.00x)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := slices.Clone(tc.in)
+			if got := spread(tc.in); got != tc.want {
+				t.Fatalf("spread(%v) = %q, want %q", tc.in, got, tc.want)
+			}
+			if !slices.Equal(in, tc.in) {
+				t.Fatalf("spread reordered its argument: %v", tc.in)
+			}
+		})
 	}
 }

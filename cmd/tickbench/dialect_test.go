@@ -182,7 +182,7 @@ func TestParseWorkload(t *testing.T) {
 		rate, stall        float64
 		servers            string
 		plain              bool
-		sweep              int
+		sweep, rounds      int
 		wantErr            bool
 	}{
 		"C-burst":            {args: []string{"--workload", "C-burst"}, conns: 200, subs: 50, burst: 20, rate: 2000, servers: "tickgate,nats,centrifugo", plain: true, sweep: 1},
@@ -198,6 +198,10 @@ func TestParseWorkload(t *testing.T) {
 		"with --url":         {args: []string{"--workload", "A", "--url", "ws://127.0.0.1:1/"}, wantErr: true},
 		"sweep without one":  {args: []string{"--sweep", "1,2", "--spawn"}, wantErr: true},
 		"bad sweep":          {args: []string{"--workload", "A", "--sweep", "1,-2"}, wantErr: true},
+		"rounds":             {args: []string{"--workload", "C", "--rounds", "5"}, conns: 200, subs: 50, burst: 1, rate: 2000, servers: "tickgate,nats,centrifugo", plain: true, sweep: 1, rounds: 5},
+		"rounds without one": {args: []string{"--rounds", "3", "--spawn"}, wantErr: true},
+		"no rounds":          {args: []string{"--workload", "C", "--rounds", "0"}, wantErr: true},
+		"rounds and a sweep": {args: []string{"--workload", "C", "--rounds", "2", "--sweep", "1,2"}, wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -213,7 +217,7 @@ func TestParseWorkload(t *testing.T) {
 			}
 			if c.conns != tc.conns || c.channelsPerConn != tc.subs || c.burst != tc.burst || c.rate != tc.rate ||
 				c.stallFraction != tc.stall || strings.Join(c.servers, ",") != tc.servers || c.plain != tc.plain ||
-				len(c.sweep) != tc.sweep || c.msgpackFraction != 0 || len(c.kinds) != 1 || c.kinds[0] != proto.KindTicker {
+				len(c.sweep) != tc.sweep || c.rounds != max(tc.rounds, 1) || c.msgpackFraction != 0 || len(c.kinds) != 1 || c.kinds[0] != proto.KindTicker {
 				t.Fatalf("config %+v", c)
 			}
 		})

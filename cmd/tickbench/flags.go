@@ -65,6 +65,7 @@ type config struct {
 	plain         bool      // not --tls: plain ws:// for every server of a comparison
 	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
 	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
+	rounds        int       // --rounds: how many times every server runs, in turn (1 without --workload)
 	svgFile       string    // --svg: where a sweep's plot goes
 	burst         int       // --burst: messages the feed publishes back to back per tick (1: evenly spaced; 0 without --workload: feedsim's 10 ms tick)
 	centrifugoBin string    // --centrifugo-bin ("": centrifugo on PATH)
@@ -136,6 +137,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.cpus, "cpus", 0, "pin the server to CPUs 0..N-1 (taskset, where present) with GOMAXPROCS=N; 0: no pinning")
 	sweep := fs.String("sweep", "", "with --workload: comma-separated multiples of the workload's feed rate, one run per server each (e.g. 0.5,1,2,4), plotted to --svg")
 	fs.StringVar(&c.svgFile, "svg", "", "with --sweep: the SVG plot's file (default tickbench-<workload>.svg)")
+	fs.IntVar(&c.rounds, "rounds", 1, "with --workload at one feed rate: run the servers in turn this many times (tickgate, nats, centrifugo, tickgate, ...) and print each round's ratios and their median, least and greatest: on a shared machine one run of each is a sample, not a figure")
 	fs.StringVar(&c.centrifugoBin, "centrifugo-bin", "", "with --workload: the centrifugo binary (default: centrifugo on PATH)")
 	fs.StringVar(&c.replot, "replot", "", "draw the plot of a comparison saved with --json into --svg again, and run nothing")
 
@@ -170,8 +172,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		if err := c.applyWorkload(*workloadName, set, *servers, *tlsOn, *sweep); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
-	} else if *sweep != "" || *tlsOn || c.svgFile != "" {
-		return nil, fmt.Errorf("%w: --sweep, --tls and --svg need --workload", errUsage)
+	} else if *sweep != "" || *tlsOn || c.svgFile != "" || c.rounds != 1 {
+		return nil, fmt.Errorf("%w: --sweep, --rounds, --tls and --svg need --workload", errUsage)
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
@@ -212,9 +214,15 @@ func (c *config) applyWorkload(name string, set map[string]bool, servers string,
 		}
 		c.servers = append(c.servers, s)
 	}
+	if c.rounds < 1 {
+		return fmt.Errorf("--rounds %d: want at least 1", c.rounds)
+	}
 	if sweep == "" {
 		c.sweep = []float64{1}
 	} else {
+		if c.rounds > 1 {
+			return errors.New("--rounds repeats a run at one feed rate: it excludes --sweep")
+		}
 		for f := range strings.SplitSeq(sweep, ",") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 			if err != nil || !(v > 0) || math.IsInf(v, 0) {
@@ -248,6 +256,7 @@ PATH), and prints each one's figures and the ratios.
   tickbench --workload C-burst --servers tickgate,nats,centrifugo --cpus 1
   tickbench --workload C --burst 5 --servers tickgate,centrifugo --cpus 1
   tickbench --workload A --connections 2000 --sweep 0.5,1,2,4 --svg a.svg
+  tickbench --workload C --servers tickgate,centrifugo --cpus 1 --rounds 5
 
 flags:
 `

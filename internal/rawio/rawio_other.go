@@ -23,10 +23,15 @@ func Read(fd uintptr, b []byte) (int, syscall.Errno) {
 
 func count(n int) int { return max(n, 0) }
 
+// errno is err as an Errno: 0 for none, EIO for an error that is not one
+// (never silently a success).
 func errno(err error) syscall.Errno {
-	var e syscall.Errno
-	if err == nil || !errors.As(err, &e) {
+	if err == nil {
 		return 0
+	}
+	var e syscall.Errno
+	if !errors.As(err, &e) {
+		return syscall.EIO
 	}
 	return e
 }

@@ -12,6 +12,12 @@ import "time"
 // The reading errs early, never late: a hold looks at least as old as it
 // is, and is released no later than maxHold.
 //
+// An inline sweep (wakes.releaseInline) carries one from writer round to
+// writer round the same way: a round's instant is the reading the round
+// before it took after its write (read), so that a sweep reads the clock
+// once per round, not twice (docs/benchmarks.md). The staleness is
+// bounded the same way: one sweep, after one fan-out.
+//
 // Owned by the fan-out's goroutine; not for use across fan-outs.
 type fanClock struct {
 	clock func() time.Time // the node's clock
@@ -23,5 +29,11 @@ func (f *fanClock) now() time.Time {
 	if f.at.IsZero() {
 		f.at = f.clock()
 	}
+	return f.at
+}
+
+// read reads the clock, and makes the reading the instant of what follows.
+func (f *fanClock) read() time.Time {
+	f.at = f.clock()
 	return f.at
 }

@@ -38,12 +38,13 @@ func inlineShare(n, procs int) int {
 	return (n + procs - 1) / max(procs, 1)
 }
 
-// writeInline runs one writer round of c on the caller's goroutine; the
-// caller moved the run state from runIdle to runBusy. It leaves the state
+// writeInline runs one writer round of c on the caller's goroutine, at
+// the instant clk gives (the sweep's: fanClock); the caller moved the run
+// state from runIdle to runBusy. It leaves the state
 // at runIdle, or starts a writer goroutine for what the round could not
 // finish (bytes the socket kept, the close frame, a wake-up that came
 // during the round).
-func (c *conn) writeInline() {
+func (c *conn) writeInline(clk *fanClock) {
 	r := &c.out.run
 	inlineMode := false
 	defer func() {
@@ -64,7 +65,7 @@ func (c *conn) writeInline() {
 		n.inline.Add(1)
 	}
 	w := c.srv.scratch.get()
-	over, handOff := c.round(w, true)
+	over, handOff := c.round(w, clk, true)
 	kept := c.sock.endInline()
 	inlineMode = false
 	c.srv.scratch.put(w)
@@ -80,11 +81,12 @@ func (c *conn) writeInline() {
 	}
 }
 
-// tryInline runs a writer round for o on the caller's goroutine when o's
-// writer is not running (runIdle) and reports whether it did. A
+// tryInline runs a writer round for o on the caller's goroutine, at the
+// instant clk gives, when o's writer is not running (runIdle) and reports
+// whether it did. A
 // connection without inline rounds gets its writer goroutine started
 // instead, as a wake-up would.
-func (r *writerRun) tryInline() bool {
+func (r *writerRun) tryInline(clk *fanClock) bool {
 	if !r.state.CompareAndSwap(runIdle, runBusy) {
 		return false
 	}
@@ -92,7 +94,7 @@ func (r *writerRun) tryInline() bool {
 		r.start()
 		return true
 	}
-	r.inline()
+	r.inline(clk)
 	return true
 }
 

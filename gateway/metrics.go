@@ -35,7 +35,7 @@ type Metrics struct {
 	evictions        *prometheus.CounterVec
 	handshakeFails   *prometheus.CounterVec
 	handshakeSeconds prometheus.Histogram
-	deliveryLatency  prometheus.Histogram
+	deliveryLatency  *latencyHistogram
 	feedMessages     prometheus.Counter
 	feedOutcomes     *prometheus.CounterVec
 	coalesced        *prometheus.CounterVec
@@ -83,9 +83,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		handshakeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tickgate_handshake_duration_seconds", Help: "Time from request to upgraded connection.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
-		deliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "tickgate_delivery_latency_seconds", Help: "Feed event time (ts) to the write that sent it to a client.",
-			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}),
+		deliveryLatency: newLatencyHistogram("tickgate_delivery_latency_seconds", "Feed event time (ts) to the write that sent it to a client."),
 		feedMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tickgate_feed_messages_total", Help: "Feed messages received from NATS for channels the node holds (see tickgate_feed_outcomes_total for what each did)."}),
 		feedOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{

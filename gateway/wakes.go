@@ -159,9 +159,10 @@ func (w *wakes) releaseInline(inline bool) {
 	if inline {
 		rounds = inlineShare(len(held), w.procs)
 	}
+	clk := fanClock{clock: w.now} // the rounds' instant, carried from one to the next
 	for i, o := range held {
 		o.held.Store(false)
-		if rounds > 0 && o.run.tryInline() {
+		if rounds > 0 && o.run.tryInline(&clk) {
 			rounds--
 		} else {
 			o.wakeWriter()

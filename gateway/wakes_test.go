@@ -90,7 +90,7 @@ func TestWakesInlineOrWake(t *testing.T) {
 			o.wakes = w
 			var inlined, started int
 			o.run.start = func() { started++ }
-			o.run.inline = func() {
+			o.run.inline = func(*fanClock) {
 				inlined++
 				o.run.state.Store(runIdle)
 			}
@@ -105,5 +105,52 @@ func TestWakesInlineOrWake(t *testing.T) {
 				t.Fatalf("%d inline rounds, %d writers started; want inline %v", inlined, started, tc.inline)
 			}
 		})
+	}
+}
+
+// The writer rounds a fan-out's end runs inline share one clock: each
+// round starts at the reading the round before it took after its write
+// (fanClock.read), so a sweep of n rounds reads the clock n+1 times, not
+// 2n, and no round's instant is later than the clock it stands for.
+func TestInlineSweepCarriesOneClock(t *testing.T) {
+	var reads int64
+	clock := func() time.Time { reads++; return time.Unix(0, reads) }
+	w := newWakes(clock)
+	w.procs = 1 // every held round runs inline (inlineShare)
+	const n = 5
+	var clocks []*fanClock
+	var starts, writes []int64
+	w.begin() // one fan-out to n connections
+	for range n {
+		o := newOutbox(16, w.now)
+		o.wakes = w
+		o.run.start = func() { t.Error("a writer was started") }
+		o.run.inline = func(clk *fanClock) { // as conn.round does: now, the write, then read
+			clocks = append(clocks, clk)
+			starts = append(starts, clk.now().UnixNano())
+			writes = append(writes, clk.read().UnixNano())
+			o.run.state.Store(runIdle)
+		}
+		o.run.state.Store(runIdle)
+		o.signal(w.now)
+	}
+	if len(clocks) != 0 {
+		t.Fatal("rounds ran before the fan-out ended")
+	}
+	reads = 0
+	w.end(false)
+	if len(clocks) != n {
+		t.Fatalf("%d inline rounds, want %d", len(clocks), n)
+	}
+	for i, clk := range clocks {
+		if clk != clocks[0] {
+			t.Fatalf("round %d got a clock of its own", i)
+		}
+		if i > 0 && starts[i] != writes[i-1] {
+			t.Fatalf("round %d starts at %d, want the reading after round %d's write (%d)", i, starts[i], i-1, writes[i-1])
+		}
+	}
+	if reads != n+1 {
+		t.Fatalf("%d clock reads for %d rounds, want %d", reads, n, n+1)
 	}
 }

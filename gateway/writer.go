@@ -113,7 +113,8 @@ func (c *conn) writeLoop() {
 			idle = true
 			return
 		}
-		if over, _ := c.round(w, false); over {
+		clk := fanClock{clock: c.srv.cfg.Now}
+		if over, _ := c.round(w, &clk, false); over {
 			return
 		}
 	}
@@ -129,7 +130,11 @@ func (c *conn) writeLoop() {
 // frame, which waits, to a writer goroutine, and reports handOff then.
 // A round on the writer goroutine first writes what an inline round's
 // socket kept (sockConn.flush).
-func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
+//
+// clk is the round's instant: read at its first use, and read again after
+// the round's write (writeBatch), so that the next round of an inline
+// sweep starts from that reading (fanClock).
+func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOff bool) {
 	cfg := &c.srv.cfg
 	b, buf := &w.b, &w.buf
 	if c.gone.Load() {
@@ -141,7 +146,7 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 			return true, false
 		}
 	}
-	now := cfg.Now()
+	now := clk.now()
 	chores := c.chores.Swap(0)
 	closing := c.out.take(b, now)
 	if n := len(b.items); n > 0 {
@@ -162,7 +167,7 @@ func (c *conn) round(w *writerScratch, inline bool) (over, handOff bool) {
 	}
 	if data := len(b.items) > 0; data || len(tail) > 0 {
 		var err error
-		if *buf, err = c.writeBatch(b, (*buf)[:0], tail, inline); err != nil {
+		if *buf, err = c.writeBatch(b, (*buf)[:0], tail, clk, inline); err != nil {
 			c.writeFailed(err)
 			return true, false
 		}
@@ -206,8 +211,10 @@ func (c *conn) flushKept() error {
 // writeBatch encodes what the batch holds unencoded (updates for this
 // connection alone), then writes the frames back to back and tail (a
 // heartbeat, a ping) after them, flushing every maxWriteBytes. It returns
-// buf for reuse. inline: the socket is in inline mode (c.write).
-func (c *conn) writeBatch(b *batch, buf, tail []byte, inline bool) ([]byte, error) {
+// buf for reuse. The clock is read after the write, for the messages'
+// delivery latency, and that reading becomes clk's instant. inline: the
+// socket is in inline mode (c.write).
+func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool) ([]byte, error) {
 	m := c.srv.metrics
 	for i := range b.items {
 		p := &b.items[i]
@@ -237,14 +244,16 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, inline bool) ([]byte, erro
 	if len(b.items) == 0 {
 		return buf, nil
 	}
-	done := c.srv.cfg.Now().UnixNano()
+	done := clk.read().UnixNano()
+	var lat latencyTally
 	for i := range b.items {
 		p := &b.items[i]
 		if p.ts > 0 {
-			m.deliveryLatency.Observe(float64(done-p.ts) / 1e9)
+			lat.add(done - p.ts)
 		}
 		*p = pending{} // release shared bytes
 	}
+	lat.flush(m.deliveryLatency)
 	m.messagesSent.Add(float64(len(b.items)))
 	c.msgsSent.Add(uint64(len(b.items)))
 	b.items = b.items[:0]

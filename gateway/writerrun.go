@@ -54,9 +54,10 @@ type writerRun struct {
 	// writer ends as soon as a round finds no wake-up behind it. Written
 	// with start.
 	grace *graceTicks
-	// inline runs one writer round on the caller's goroutine (inline.go);
-	// nil: every round runs on a writer goroutine. Written with start.
-	inline func()
+	// inline runs one writer round on the caller's goroutine (inline.go),
+	// at the instant the clock gives; nil: every round runs on a writer
+	// goroutine. Written with start.
+	inline func(clk *fanClock)
 }
 
 const (

@@ -96,7 +96,7 @@ func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 		var fanouts *wakes
 		if inline {
 			// As conn.writeInline does, without a socket.
-			o.run.inline = func() {
+			o.run.inline = func(*fanClock) {
 				var b batch
 				writeRound(&b)
 				if !o.run.state.CompareAndSwap(runBusy, runIdle) {

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/tickgate/tickgate/internal/rawio"
 )
@@ -19,13 +18,9 @@ import (
 // deadline; everything else is the TCPConn's.
 type rawReadConn struct {
 	*net.TCPConn
-	raw syscall.RawConn // Static after construction.
 
-	mu  sync.Mutex         // Serializes Read: the fields below are read's arguments and results.
-	fn  func(uintptr) bool // Static after construction: read, bound once (no allocation per Read).
-	b   []byte             // Guarded by mu: to read into.
-	n   int                // Guarded by mu: read.
-	err syscall.Errno      // Guarded by mu: the read's error (0: none).
+	mu sync.Mutex  // Serializes Read.
+	rc *rawio.Conn // Guarded by mu: the reads.
 }
 
 // wrapRead returns c reading through rawio when it is a TCP connection,
@@ -39,9 +34,7 @@ func wrapRead(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawReadConn{TCPConn: tc, raw: raw}
-	r.fn = r.read
-	return r
+	return &rawReadConn{TCPConn: tc, rc: rawio.NewConn(raw)}
 }
 
 // Read reads as net.Conn's Read does: at least one byte, waiting for it
@@ -51,14 +44,11 @@ func (c *rawReadConn) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.b, c.n, c.err = b, 0, 0
-	err := c.raw.Read(c.fn) // waits while read reports nothing to read
-	n, e := c.n, c.err
-	c.b = nil
+	n, errno, err := c.rc.Read(b)
+	c.mu.Unlock()
 	switch {
-	case err == nil && e != 0:
-		err = os.NewSyscallError("read", e)
+	case err == nil && errno != 0:
+		err = os.NewSyscallError("read", errno)
 	case err == nil && n == 0:
 		return 0, io.EOF
 	}
@@ -66,20 +56,4 @@ func (c *rawReadConn) Read(b []byte) (int, error) {
 		return n, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 	}
 	return n, nil
-}
-
-// read makes one read, and reports false when there is nothing to read
-// yet (RawConn.Read then waits for the socket to be readable).
-func (c *rawReadConn) read(fd uintptr) bool {
-	for {
-		n, e := rawio.Read(fd, c.b)
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		c.n, c.err = n, e
-		return true
-	}
 }

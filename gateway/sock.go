@@ -35,10 +35,10 @@ type sockConn struct {
 	// Static after construction.
 	fdn int32
 
-	mu     sync.Mutex // Serializes writes; guards inline and rest.
-	inline bool       // Guarded by mu: writes do not wait.
-	rest   []byte     // Guarded by mu: bytes accepted, not yet written.
-	tw     *tryWriter // Guarded by mu: tryWrite's, made by its first call.
+	mu     sync.Mutex  // Serializes writes; guards inline and rest.
+	inline bool        // Guarded by mu: writes do not wait.
+	rest   []byte      // Guarded by mu: bytes accepted, not yet written.
+	rc     *rawio.Conn // Guarded by mu: tryWrite's, made by its first call.
 
 	// The read side's parking (park.go).
 	park    *parker        // Static after construction: nil, the read loop never parks.
@@ -140,50 +140,17 @@ func (s *sockConn) writeNow(b []byte) error {
 // RawConn.Control, which holds the descriptor open for the call and
 // nothing more: RawConn.Write would also take the descriptor's write lock
 // and check the write deadline, neither of which a write that never waits
-// needs (mu serializes the writes), and a function made per call would be
-// an allocation per write; the socket's is made once (tw).
+// needs (mu serializes the writes). rawio.Conn binds the call once, so a
+// write allocates nothing; the socket's is made by its first write (rc).
 func (s *sockConn) tryWrite(b []byte) (written int, err error) {
-	if s.tw == nil {
-		s.tw = &tryWriter{}
-		s.tw.fn = s.tw.write
+	if s.rc == nil {
+		s.rc = rawio.NewConn(s.raw)
 	}
-	tw := s.tw
-	tw.b, tw.n, tw.err = b, 0, 0
-	err = s.raw.Control(tw.fn)
-	written, werr := tw.n, tw.err
-	tw.b = nil
-	if err == nil && werr != 0 {
-		err = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	written, errno, err := s.rc.TryWrite(b)
+	if err == nil && errno != 0 {
+		err = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
 	}
 	return written, err
-}
-
-// tryWriter is tryWrite's call on the descriptor, made once per socket:
-// its arguments and results are fields, guarded by the socket's mu.
-type tryWriter struct {
-	fn  func(fd uintptr) // write, bound once
-	b   []byte           // to write
-	n   int              // written
-	err syscall.Errno    // the write's error, other than EAGAIN (0: none)
-}
-
-// write writes as much of b as the socket takes now.
-func (t *tryWriter) write(fd uintptr) {
-	for t.n < len(t.b) {
-		n, e := rawio.Write(fd, t.b[t.n:])
-		t.n += n
-		switch {
-		case e == syscall.EINTR:
-			continue
-		case e == syscall.EAGAIN:
-			return
-		case e != 0:
-			t.err = e
-			return
-		case n == 0:
-			return
-		}
-	}
 }
 
 // flushLocked writes what is kept, waiting as long as the write deadline

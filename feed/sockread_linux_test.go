@@ -1,13 +1,20 @@
 package feed
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tickgate/tickgate/internal/natstest"
+	"github.com/tickgate/tickgate/internal/selfsigned"
 )
 
 // rawPair dials through the feed's dialer: the NATS side's connection
@@ -147,4 +154,72 @@ func TestRawReadAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per read", allocs)
 	}
+}
+
+// A tls:// NATS URL has nats.go wrap the dialed connection in crypto/tls:
+// the raw-read connection is then read by crypto/tls's record layer,
+// which asks for a record header, then the rest, across reads of any
+// size. Every message, small or spanning several records, arrives whole
+// and in order, from a real NATS server that requires TLS.
+func TestRawReadConnUnderTLS(t *testing.T) {
+	cert, err := selfsigned.New(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := natstest.RunTLS(t, cert.ServerConfig())
+	d := &recordingDialer{feedDialer: newFeedDialer(time.Second)}
+	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
+	nc, err := nats.Connect(url, nats.SetCustomDialer(d), nats.Secure(cert.ClientConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, ok := d.last.(*rawReadConn); !ok {
+		t.Fatalf("the dialer returned a %T, not a rawReadConn", d.last)
+	}
+	if !nc.TLSRequired() {
+		t.Fatal("the connection is not over TLS")
+	}
+	got := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe("md.ticker.BTC-USD", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := nats.Connect(url, nats.Secure(cert.ClientConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sizes := []int{1, 150, 16 << 10, 16<<10 + 1, 100 << 10, 3, 40 << 10}
+	for i, n := range sizes {
+		if err := pub.Publish("md.ticker.BTC-USD", bytes.Repeat([]byte{byte('a' + i)}, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range sizes {
+		select {
+		case m := <-got:
+			if !bytes.Equal(m.Data, bytes.Repeat([]byte{byte('a' + i)}, n)) {
+				t.Fatalf("message %d: %d bytes, want %d of %q", i, len(m.Data), n, rune('a'+i))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d of %d never arrived", i, len(sizes))
+		}
+	}
+}
+
+// recordingDialer keeps the connection the feed's dialer returned.
+type recordingDialer struct {
+	*feedDialer
+	last net.Conn
+}
+
+func (d *recordingDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := d.feedDialer.Dial(network, address)
+	d.last = c
+	return c, err
 }

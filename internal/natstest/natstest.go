@@ -2,6 +2,7 @@
 package natstest
 
 import (
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -43,4 +44,12 @@ func run(t testing.TB, opts *server.Options) *server.Server {
 func RunJetStream(t testing.TB, port int) *server.Server {
 	t.Helper()
 	return run(t, &server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true, JetStream: true, StoreDir: t.TempDir()})
+}
+
+// RunTLS is Run on a random port with TLS required of every client, under
+// cfg (the server's certificate).
+func RunTLS(t testing.TB, cfg *tls.Config) *server.Server {
+	t.Helper()
+	return run(t, &server.Options{Host: "127.0.0.1", Port: RandomPort, NoSigs: true, NoLog: true,
+		TLS: true, TLSConfig: cfg, TLSTimeout: 5})
 }

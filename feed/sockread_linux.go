@@ -19,8 +19,8 @@ import (
 type rawReadConn struct {
 	*net.TCPConn
 
-	mu sync.Mutex  // Serializes Read.
-	rc *rawio.Conn // Guarded by mu: the reads.
+	mu sync.Mutex    // Serializes Read.
+	rc *rawio.Reader // Guarded by mu: the reads.
 }
 
 // wrapRead returns c reading through rawio when it is a TCP connection,
@@ -34,7 +34,7 @@ func wrapRead(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &rawReadConn{TCPConn: tc, rc: rawio.NewConn(raw)}
+	return &rawReadConn{TCPConn: tc, rc: rawio.NewReader(raw)}
 }
 
 // Read reads as net.Conn's Read does: at least one byte, waiting for it

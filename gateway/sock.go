@@ -6,8 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
-	"syscall"
+	"sync/atomic"
 
 	"github.com/tickgate/tickgate/internal/rawio"
 )
@@ -29,16 +30,20 @@ import (
 // (tryBeginInline).
 type sockConn struct {
 	*net.TCPConn
-	raw syscall.RawConn // Static after construction.
-	// fdn is the descriptor's number, for the parker (park.go): valid
-	// until Close, which tells the parker before it closes the socket.
-	// Static after construction.
+	// fdn is the descriptor's number, for tryWrite's raw writes and the
+	// parker (park.go): valid until Close, which tells the parker, and
+	// waits for the raw writes under way (raws), before it closes the
+	// socket. Static after construction.
 	fdn int32
+	// raws counts tryWrite's raw writes on fdn under way, with
+	// rawsClosed set once Close began: a raw write is made only while
+	// the flag is clear, so never on a number the kernel may since have
+	// given to another socket. Atomic.
+	raws atomic.Int32
 
-	mu     sync.Mutex  // Serializes writes; guards inline and rest.
-	inline bool        // Guarded by mu: writes do not wait.
-	rest   []byte      // Guarded by mu: bytes accepted, not yet written.
-	rc     *rawio.Conn // Guarded by mu: tryWrite's, made by its first call.
+	mu     sync.Mutex // Serializes writes; guards inline and rest.
+	inline bool       // Guarded by mu: writes do not wait.
+	rest   []byte     // Guarded by mu: bytes accepted, not yet written.
 
 	// The read side's parking (park.go).
 	park    *parker        // Static after construction: nil, the read loop never parks.
@@ -47,11 +52,20 @@ type sockConn struct {
 	closing bool           // Guarded by park.mu: Close was called.
 }
 
+// rawsClosed is the flag in sockConn.raws that Close sets.
+const rawsClosed = 1 << 30
+
 // Close closes the socket. A parked read loop is started first, to find
-// it closed and end the connection.
+// it closed and end the connection. Raw writes are refused from here on,
+// and the one under way, if any (it never waits), ends before the socket
+// is closed and its number freed.
 func (s *sockConn) Close() error {
 	if s.park != nil {
 		s.park.closing(s)
+	}
+	s.raws.Or(rawsClosed)
+	for s.raws.Load() != rawsClosed {
+		runtime.Gosched()
 	}
 	return s.TCPConn.Close()
 }
@@ -66,7 +80,7 @@ func newSockConn(tc *net.TCPConn) *sockConn {
 	if err != nil {
 		return nil
 	}
-	s := &sockConn{TCPConn: tc, raw: raw, fdn: -1}
+	s := &sockConn{TCPConn: tc, fdn: -1}
 	if raw.Control(func(fd uintptr) { s.fdn = int32(fd) }) != nil {
 		return nil
 	}
@@ -136,21 +150,29 @@ func (s *sockConn) writeNow(b []byte) error {
 // tryWrite writes as much of b as the socket takes now: it stops at the
 // first write that would wait (EAGAIN). An error is the socket's end.
 //
-// Called with mu held. The writes are rawio's, made inside
-// RawConn.Control, which holds the descriptor open for the call and
-// nothing more: RawConn.Write would also take the descriptor's write lock
-// and check the write deadline, neither of which a write that never waits
-// needs (mu serializes the writes). rawio.Conn binds the call once, so a
-// write allocates nothing; the socket's is made by its first write (rc).
-func (s *sockConn) tryWrite(b []byte) (written int, err error) {
-	if s.rc == nil {
-		s.rc = rawio.NewConn(s.raw)
+// Called with mu held. The writes are rawio's, on the descriptor's
+// number, between raws' count and its release, which keep Close from
+// closing the socket meanwhile. The usual way, RawConn.Control, does the
+// same with the descriptor's own reference count, but reaches it through
+// three objects of the net package and a bound function of its own: at
+// a few thousand connections, where each write finds the connection cold,
+// those were cache misses on every write (docs/benchmarks.md).
+func (s *sockConn) tryWrite(b []byte) (int, error) {
+	if s.raws.Add(1)&rawsClosed != 0 {
+		s.raws.Add(-1)
+		return 0, s.writeError(net.ErrClosed)
 	}
-	written, errno, err := s.rc.TryWrite(b)
-	if err == nil && errno != 0 {
-		err = &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
+	n, errno := rawio.TryWrite(uintptr(s.fdn), b)
+	s.raws.Add(-1)
+	if errno != 0 {
+		return n, s.writeError(os.NewSyscallError("write", errno))
 	}
-	return written, err
+	return n, nil
+}
+
+// writeError is err as a failed write on s reports it.
+func (s *sockConn) writeError(err error) error {
+	return &net.OpError{Op: "write", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
 }
 
 // flushLocked writes what is kept, waiting as long as the write deadline

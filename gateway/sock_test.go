@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -261,5 +262,94 @@ func TestInlineWriteAllocatesNothing(t *testing.T) {
 	write() // the socket's writer is made by its first write
 	if allocs := testing.AllocsPerRun(1000, write); allocs != 0 {
 		t.Fatalf("%v allocations per inline write", allocs)
+	}
+}
+
+// tryWrite writes on the descriptor's number, so it must never write once
+// Close began: by then the kernel may have given the number to another
+// socket. After Close every write fails with net.ErrClosed, inline or not,
+// and a socket that got the old number receives nothing.
+func TestSockConnWritesNothingAfterClose(t *testing.T) {
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			s, _ := sockPair(t)
+			old := s.fdn
+			if inline && !s.tryBeginInline() {
+				t.Fatal("inline mode refused")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Take the number again, if the kernel gives it back: new
+			// sockets get the lowest free number.
+			var reuser net.Conn
+			for i := 0; i < 8 && reuser == nil; i++ {
+				a, b := loopbackPair(t)
+				switch old {
+				case fdOf(t, a):
+					reuser = b // what is written on a's number, b reads
+				case fdOf(t, b):
+					reuser = a
+				}
+			}
+			if _, err := s.Write([]byte("for the closed socket only")); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("write after Close: %v, want net.ErrClosed", err)
+			}
+			if reuser == nil {
+				t.Logf("descriptor %d was not reused; checked the error only", old)
+				return
+			}
+			_ = reuser.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, err := reuser.Read(make([]byte, 64)); n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the socket that got descriptor %d read %d bytes (%v)", old, n, err)
+			}
+		})
+	}
+}
+
+func fdOf(t *testing.T, c net.Conn) int32 {
+	t.Helper()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int32
+	if err := raw.Control(func(d uintptr) { fd = int32(d) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// Close waits for a raw write under way, and writes that race with it
+// either go out whole before it or fail: none is made on the closed
+// number (the race detector watches raws).
+func TestSockConnCloseRacesWrites(t *testing.T) {
+	for range 20 {
+		s, client := sockPair(t)
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		frame := bytes.Repeat([]byte("x"), 150)
+		done := make(chan error, 4)
+		for range 4 {
+			go func() {
+				for {
+					if _, err := s.Write(frame); err != nil {
+						done <- err
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.raws.Load(); got != rawsClosed {
+			t.Fatalf("raws = %#x after Close, want only the closed flag", got)
+		}
+		for range 4 {
+			if err := <-done; !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("a write racing Close failed with %v, want net.ErrClosed", err)
+			}
+		}
 	}
 }

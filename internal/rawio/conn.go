@@ -4,42 +4,52 @@ package rawio
 
 import "syscall"
 
-// Conn makes Read and Write on one socket through its syscall.RawConn,
-// which holds the descriptor open for the call and, for a read, waits in
-// the runtime's network poller, within the read deadline, while there is
-// nothing to read. A function handed to a RawConn that is made per call
-// (a closure, a method value) is an allocation per read or write; Conn's
-// are bound once, with their arguments and results in its fields.
-//
-// Calls must not overlap: the caller serializes them (a lock it holds
-// around each call).
-type Conn struct {
-	raw   syscall.RawConn    // Static after construction.
-	read  func(uintptr) bool // Static after construction: readOnce, bound.
-	write func(uintptr)      // Static after construction: writeAll, bound.
+// TryWrite writes as much of b to the non-blocking descriptor fd as it
+// takes now, without waiting: it stops at the first write that would wait
+// (EAGAIN). It returns the bytes written and the socket's error (0: none;
+// never EAGAIN). The caller keeps fd open for the call.
+func TryWrite(fd uintptr, b []byte) (int, syscall.Errno) {
+	written := 0
+	for written < len(b) {
+		n, e := Write(fd, b[written:])
+		written += n
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return written, 0
+		case e != 0:
+			return written, e
+		case n == 0:
+			return written, 0
+		}
+	}
+	return written, 0
+}
 
-	b     []byte        // The call's: to read into or to write.
-	n     int           // The call's: bytes read or written.
+// Reader reads one socket through its syscall.RawConn, which holds the
+// descriptor open for the call and waits in the runtime's network poller,
+// within the read deadline, while there is nothing to read. A function
+// handed to a RawConn that is made per call (a closure, a method value) is
+// an allocation per read; Reader's is bound once, with its arguments and
+// results in its fields.
+//
+// Reads must not overlap: the caller serializes them (a lock it holds
+// around each call).
+type Reader struct {
+	raw  syscall.RawConn    // Static after construction.
+	read func(uintptr) bool // Static after construction: readOnce, bound.
+
+	b     []byte        // The call's: to read into.
+	n     int           // The call's: bytes read.
 	errno syscall.Errno // The call's: the socket's error (0: none; never EAGAIN).
 }
 
-// NewConn returns a Conn over raw.
-func NewConn(raw syscall.RawConn) *Conn {
-	c := &Conn{raw: raw}
-	c.read, c.write = c.readOnce, c.writeAll
-	return c
-}
-
-// TryWrite writes as much of b as the socket takes now, without waiting:
-// it stops at the first write that would wait. It returns the bytes
-// written and the socket's error (0: none), or err when the descriptor is
-// closed (RawConn.Control's error).
-func (c *Conn) TryWrite(b []byte) (n int, errno syscall.Errno, err error) {
-	c.b, c.n, c.errno = b, 0, 0
-	err = c.raw.Control(c.write)
-	n, errno = c.n, c.errno
-	c.b = nil
-	return n, errno, err
+// NewReader returns a Reader over raw.
+func NewReader(raw syscall.RawConn) *Reader {
+	r := &Reader{raw: raw}
+	r.read = r.readOnce
+	return r
 }
 
 // Read reads into b once there is something to read, waiting in the
@@ -47,48 +57,29 @@ func (c *Conn) TryWrite(b []byte) (n int, errno syscall.Errno, err error) {
 // with no error at the peer's end) and the socket's error, or err when
 // the wait failed: the deadline passed, or the descriptor was closed
 // (RawConn.Read's error). An empty b reads nothing and does not wait.
-func (c *Conn) Read(b []byte) (n int, errno syscall.Errno, err error) {
+func (r *Reader) Read(b []byte) (n int, errno syscall.Errno, err error) {
 	if len(b) == 0 {
 		return 0, 0, nil
 	}
-	c.b, c.n, c.errno = b, 0, 0
-	err = c.raw.Read(c.read)
-	n, errno = c.n, c.errno
-	c.b = nil
+	r.b, r.n, r.errno = b, 0, 0
+	err = r.raw.Read(r.read)
+	n, errno = r.n, r.errno
+	r.b = nil
 	return n, errno, err
-}
-
-// writeAll writes c.b until the socket takes no more or fails.
-func (c *Conn) writeAll(fd uintptr) {
-	for c.n < len(c.b) {
-		n, e := Write(fd, c.b[c.n:])
-		c.n += n
-		switch {
-		case e == syscall.EINTR:
-			continue
-		case e == syscall.EAGAIN:
-			return
-		case e != 0:
-			c.errno = e
-			return
-		case n == 0:
-			return
-		}
-	}
 }
 
 // readOnce makes one read, and reports false when there is nothing to
 // read yet (RawConn.Read then waits for the socket to be readable).
-func (c *Conn) readOnce(fd uintptr) bool {
+func (r *Reader) readOnce(fd uintptr) bool {
 	for {
-		n, e := Read(fd, c.b)
+		n, e := Read(fd, r.b)
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		c.n, c.errno = n, e
+		r.n, r.errno = n, e
 		return true
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // tcpPair is a connected loopback pair: a's descriptor (non-blocking, as
 // package net leaves it) and b.
-func tcpPair(t *testing.T) (fd uintptr, a, b net.Conn) {
+func tcpPair(t testing.TB) (fd uintptr, a, b net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,5 +1,7 @@
 package gateway
 
+import "time"
+
 // Inline writer rounds.
 //
 // A feed message fanned out to a connection whose writer is not running
@@ -39,13 +41,16 @@ func inlineShare(n, procs int) int {
 }
 
 // writeInline runs one writer round of c on the caller's goroutine, at
-// the instant clk gives (the sweep's: fanClock); the caller moved the run
-// state from runIdle to runBusy. It leaves the state
+// the instant at (zero: the clock's reading now), and returns the clock's
+// reading after the round's write (the round's instant, when it wrote
+// nothing), for the next round of the caller's sweep (fanClock); the
+// caller moved the run state from runIdle to runBusy. It leaves the state
 // at runIdle, or starts a writer goroutine for what the round could not
 // finish (bytes the socket kept, the close frame, a wake-up that came
 // during the round).
-func (c *conn) writeInline(clk *fanClock) {
+func (c *conn) writeInline(at time.Time) (after time.Time) {
 	r := &c.out.run
+	after = at
 	inlineMode := false
 	defer func() {
 		if v := recover(); v != nil {
@@ -65,7 +70,9 @@ func (c *conn) writeInline(clk *fanClock) {
 		n.inline.Add(1)
 	}
 	w := c.srv.scratch.get()
-	over, handOff := c.round(w, clk, true)
+	clk := fanClock{clock: c.srv.cfg.Now, at: at}
+	over, handOff := c.round(w, &clk, true)
+	after = clk.at
 	kept := c.sock.endInline()
 	inlineMode = false
 	c.srv.scratch.put(w)
@@ -79,23 +86,23 @@ func (c *conn) writeInline(clk *fanClock) {
 		r.state.Store(runBusy) // from runAgain: the goroutine takes what it was for
 		r.start()
 	}
+	return after
 }
 
 // tryInline runs a writer round for o on the caller's goroutine, at the
-// instant clk gives, when o's writer is not running (runIdle) and reports
-// whether it did. A
+// instant at (as writeInline), when o's writer is not running (runIdle),
+// and reports whether it did, with the clock's reading after the round. A
 // connection without inline rounds gets its writer goroutine started
 // instead, as a wake-up would.
-func (r *writerRun) tryInline(clk *fanClock) bool {
+func (r *writerRun) tryInline(at time.Time) (ran bool, after time.Time) {
 	if !r.state.CompareAndSwap(runIdle, runBusy) {
-		return false
+		return false, at
 	}
 	if r.inline == nil {
 		r.start()
-		return true
+		return true, at
 	}
-	r.inline(clk)
-	return true
+	return true, r.inline(at)
 }
 
 // inlines reports whether o's writer rounds may run inline.

@@ -159,10 +159,14 @@ func (w *wakes) releaseInline(inline bool) {
 	if inline {
 		rounds = inlineShare(len(held), w.procs)
 	}
-	clk := fanClock{clock: w.now} // the rounds' instant, carried from one to the next
+	var at time.Time // the rounds' instant, carried from one to the next (fanClock)
 	for i, o := range held {
 		o.held.Store(false)
-		if rounds > 0 && o.run.tryInline(&clk) {
+		ran := false
+		if rounds > 0 {
+			ran, at = o.run.tryInline(at)
+		}
+		if ran {
 			rounds--
 		} else {
 			o.wakeWriter()

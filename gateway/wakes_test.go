@@ -90,9 +90,10 @@ func TestWakesInlineOrWake(t *testing.T) {
 			o.wakes = w
 			var inlined, started int
 			o.run.start = func() { started++ }
-			o.run.inline = func(*fanClock) {
+			o.run.inline = func(at time.Time) time.Time {
 				inlined++
 				o.run.state.Store(runIdle)
+				return at
 			}
 			o.run.state.Store(runIdle)
 			w.begin()
@@ -108,49 +109,80 @@ func TestWakesInlineOrWake(t *testing.T) {
 	}
 }
 
-// The writer rounds a fan-out's end runs inline share one clock: each
-// round starts at the reading the round before it took after its write
-// (fanClock.read), so a sweep of n rounds reads the clock n+1 times, not
-// 2n, and no round's instant is later than the clock it stands for.
+// The writer rounds a fan-out's end runs inline carry one clock: each
+// round starts at the reading the round before took after its write
+// (fanClock.read, returned by the round), so a sweep of n rounds reads
+// the clock n+1 times, not 2n, and no round's instant is later than the
+// clock it stands for.
 func TestInlineSweepCarriesOneClock(t *testing.T) {
 	var reads int64
 	clock := func() time.Time { reads++; return time.Unix(0, reads) }
 	w := newWakes(clock)
 	w.procs = 1 // every held round runs inline (inlineShare)
 	const n = 5
-	var clocks []*fanClock
 	var starts, writes []int64
 	w.begin() // one fan-out to n connections
 	for range n {
 		o := newOutbox(16, w.now)
 		o.wakes = w
 		o.run.start = func() { t.Error("a writer was started") }
-		o.run.inline = func(clk *fanClock) { // as conn.round does: now, the write, then read
-			clocks = append(clocks, clk)
+		o.run.inline = func(at time.Time) time.Time { // as conn.writeInline and round do: now, the write, then read
+			clk := fanClock{clock: w.now, at: at}
 			starts = append(starts, clk.now().UnixNano())
 			writes = append(writes, clk.read().UnixNano())
 			o.run.state.Store(runIdle)
+			return clk.at
 		}
 		o.run.state.Store(runIdle)
 		o.signal(w.now)
 	}
-	if len(clocks) != 0 {
+	if len(starts) != 0 {
 		t.Fatal("rounds ran before the fan-out ended")
 	}
 	reads = 0
 	w.end(false)
-	if len(clocks) != n {
-		t.Fatalf("%d inline rounds, want %d", len(clocks), n)
+	if len(starts) != n {
+		t.Fatalf("%d inline rounds, want %d", len(starts), n)
 	}
-	for i, clk := range clocks {
-		if clk != clocks[0] {
-			t.Fatalf("round %d got a clock of its own", i)
-		}
-		if i > 0 && starts[i] != writes[i-1] {
+	for i := 1; i < n; i++ {
+		if starts[i] != writes[i-1] {
 			t.Fatalf("round %d starts at %d, want the reading after round %d's write (%d)", i, starts[i], i-1, writes[i-1])
 		}
 	}
 	if reads != n+1 {
 		t.Fatalf("%d clock reads for %d rounds, want %d", reads, n, n+1)
+	}
+}
+
+// A fan-out's end that runs a writer round inline allocates nothing: the
+// sweep's clock is a value handed from round to round, not a pointer the
+// round's indirect call would move to the heap.
+func TestInlineSweepAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	w := newWakes(time.Now)
+	w.procs = 1
+	o := newOutbox(16, w.now)
+	o.wakes = w
+	rounds := 0
+	o.run.start = func() { t.Error("a writer was started") }
+	o.run.inline = func(at time.Time) time.Time {
+		rounds++
+		o.run.state.Store(runIdle)
+		return at
+	}
+	o.run.state.Store(runIdle)
+	sweep := func() {
+		w.begin()
+		o.signal(w.now)
+		w.end(false)
+	}
+	sweep() // the held list's array is made once
+	if allocs := testing.AllocsPerRun(100, sweep); allocs != 0 {
+		t.Fatalf("%v allocations per fan-out end with an inline round", allocs)
+	}
+	if rounds < 100 {
+		t.Fatalf("%d inline rounds, want one per fan-out", rounds)
 	}
 }

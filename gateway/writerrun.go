@@ -54,10 +54,11 @@ type writerRun struct {
 	// writer ends as soon as a round finds no wake-up behind it. Written
 	// with start.
 	grace *graceTicks
-	// inline runs one writer round on the caller's goroutine (inline.go),
-	// at the instant the clock gives; nil: every round runs on a writer
+	// inline runs one writer round on the caller's goroutine at an
+	// instant (zero: the clock's now), returning the clock's reading after
+	// the round (conn.writeInline); nil: every round runs on a writer
 	// goroutine. Written with start.
-	inline func(clk *fanClock)
+	inline func(at time.Time) time.Time
 }
 
 const (

@@ -96,13 +96,14 @@ func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 		var fanouts *wakes
 		if inline {
 			// As conn.writeInline does, without a socket.
-			o.run.inline = func(*fanClock) {
+			o.run.inline = func(at time.Time) time.Time {
 				var b batch
 				writeRound(&b)
 				if !o.run.state.CompareAndSwap(runBusy, runIdle) {
 					o.run.state.Store(runBusy)
 					o.run.start()
 				}
+				return at
 			}
 			fanouts = newWakes(time.Now)
 			o.wakes = fanouts

@@ -372,7 +372,7 @@ wait:
 	}
 	c.waiting--
 	c.reserved -= w.fresh
-	c.heldBack -= len(w.after)
+	c.heldBack -= int32(len(w.after))
 	if c.closed {
 		c.giveBack(w.picks)
 		return

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -28,7 +29,16 @@ type conn struct {
 	// writer round makes without waiting (inline.go); nil when the
 	// listener's connections are not TCP. Static after the upgrade, before
 	// the writer starts.
-	sock     *sockConn
+	sock *sockConn
+	// tlsConn is the TLS connection under ws, when the listener is TLS.
+	// The writer writes its frames to it, or to sock when there is no
+	// TLS (netConn), not through ws.NetConn(): that is gws's Conn and the
+	// echoReasonConn it holds, two objects a write would load, and cache
+	// misses on a cold connection. echoReasonConn passes the writer's
+	// frames (data, ping, heartbeat) through untouched; it is for the
+	// close frames gws writes. Static after the upgrade, before the
+	// writer starts.
+	tlsConn  *tls.Conn
 	codec    codec.Codec // Static after construction.
 	codecIdx int         // Static after construction.
 	session  string      // Static after construction.
@@ -73,9 +83,9 @@ type conn struct {
 	claims    *auth.Claims                        // Guarded by cmdMu.
 	subs      subSet                              // Guarded by cmdMu.
 	inflight  map[proto.Channel]*waitingSubscribe // Guarded by cmdMu: channels of subscribes waiting for NATS; made by the first.
-	waiting   int                                 // Guarded by cmdMu: subscribes waiting for NATS.
+	waiting   int32                               // Guarded by cmdMu: subscribes waiting for NATS (at most maxWaitingSubscribes).
+	heldBack  int32                               // Guarded by cmdMu: commands waiting behind them (at most maxHeldBack).
 	reserved  int                                 // Guarded by cmdMu: their new channels, counted against the limits.
-	heldBack  int                                 // Guarded by cmdMu: commands waiting behind them.
 	snapshots byteBudget                          // Guarded by cmdMu: snapshot and replay bytes asked for.
 	closed    bool                                // Guarded by cmdMu: cleanup ran; waiting subscribes only undo.
 	subsDirty bool                                // Guarded by cmdMu: subs changed since subList was published.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -92,6 +93,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.ws = socket
 	if ec, ok := socket.NetConn().(echoReasonConn); ok {
 		c.sock = sockOf(ec.Conn)
+		c.tlsConn, _ = ec.Conn.(*tls.Conn)
 	}
 	if r := c.parking(); r != nil {
 		r.socket = socket

@@ -79,6 +79,9 @@ func TestHotLayouts(t *testing.T) {
 			{"run", unsafe.Offsetof(o.run) + unsafe.Sizeof(o.run) - 1, 1},
 		}, func() unsafe.Pointer { return unsafe.Pointer(newOutbox(1, nil)) }},
 		{"conn", unsafe.Sizeof(c), [2]uintptr{480, 512}, []fieldLine{
+			{"ws", unsafe.Offsetof(c.ws), 0},
+			{"sock", unsafe.Offsetof(c.sock), 0},
+			{"tlsConn", unsafe.Offsetof(c.tlsConn), 0},
 			{"variant", unsafe.Offsetof(c.variant), 2},
 			{"out", unsafe.Offsetof(c.out), 2},
 		}, func() unsafe.Pointer { return unsafe.Pointer(&conn{}) }},

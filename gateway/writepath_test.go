@@ -286,6 +286,12 @@ func TestStalledSocketDoesNotHoldTheFanOut(t *testing.T) {
 	if stalledConn == nil || !stalledConn.out.run.inlines() {
 		t.Fatalf("the stalled client's connection (%v) does not write inline", stalledConn)
 	}
+	// The writer writes to the TLS connection itself, not through gws
+	// (conn.tlsConn), and that connection is over the socket it writes
+	// inline to.
+	if nc := stalledConn.netConn(); stalledConn.tlsConn == nil || nc != net.Conn(stalledConn.tlsConn) || sockOf(nc) != stalledConn.sock {
+		t.Fatalf("the writer writes to a %T (TLS connection %p over socket %p, want over %p)", nc, stalledConn.tlsConn, sockOf(nc), stalledConn.sock)
+	}
 
 	// A ticker is about 200 bytes: 1,500 of them are several times what
 	// the stalled connection's two socket buffers hold.

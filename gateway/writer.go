@@ -285,7 +285,7 @@ func (d *writeDeadline) arm(nc net.Conn, now time.Time, timeout, slack time.Dura
 // the deadline is not looked at: whatever the socket keeps, flushKept
 // writes under a deadline it sets.
 func (c *conn) write(p []byte, inline bool) error {
-	nc := c.ws.NetConn()
+	nc := c.netConn()
 	if !inline {
 		cfg := &c.srv.cfg
 		if err := c.deadline.arm(nc, cfg.Now(), cfg.WriteTimeout, deadlineSlack(cfg)); err != nil {
@@ -298,6 +298,19 @@ func (c *conn) write(p []byte, inline bool) error {
 		c.bytesSent.Add(uint64(len(p)))
 	}
 	return err
+}
+
+// netConn is what the writer writes its frames to: the TLS connection,
+// the socket, or, when the listener's connections are neither (tests),
+// gws's NetConn (see conn.tlsConn).
+func (c *conn) netConn() net.Conn {
+	switch {
+	case c.tlsConn != nil:
+		return c.tlsConn
+	case c.sock != nil:
+		return c.sock
+	}
+	return c.ws.NetConn()
 }
 
 // writeClose sends the close frame (gws closes the socket after it); the

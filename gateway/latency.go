@@ -45,21 +45,13 @@ func latencyBucket(ns int64) int {
 // Owned by the writer that fills it.
 type latencyTally struct {
 	counts [latencyBuckets + 1]uint32 // by bucket, not cumulative; the last is +Inf
-	lo, hi uint8                      // the buckets counted in lie in [lo, hi] (valid when sumNs or counts say so)
 	n      uint32                     // samples
 	sumNs  int64
 }
 
 // add counts a latency of ns nanoseconds.
 func (t *latencyTally) add(ns int64) {
-	b := uint8(latencyBucket(ns))
-	if t.n == 0 || b < t.lo {
-		t.lo = b
-	}
-	if t.n == 0 || b > t.hi {
-		t.hi = b
-	}
-	t.counts[b]++
+	t.counts[latencyBucket(ns)]++
 	t.n++
 	t.sumNs += ns
 }
@@ -86,14 +78,13 @@ func (t *latencyTally) flush(h *latencyHistogram) {
 	if t.n == 0 {
 		return
 	}
-	for b := t.lo; b <= t.hi; b++ {
-		if c := t.counts[b]; c > 0 {
+	for b, c := range t.counts {
+		if c > 0 {
 			h.counts[b].Add(uint64(c))
-			t.counts[b] = 0
 		}
 	}
 	h.sumNs.Add(t.sumNs)
-	t.n, t.sumNs, t.lo, t.hi = 0, 0, 0, 0
+	*t = latencyTally{}
 }
 
 // Describe is prometheus.Collector's.

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 
 	"github.com/tickgate/tickgate/internal/rawio"
 )
@@ -18,9 +17,7 @@ import (
 // deadline; everything else is the TCPConn's.
 type rawReadConn struct {
 	*net.TCPConn
-
-	mu sync.Mutex    // Serializes Read.
-	rc *rawio.Reader // Guarded by mu: the reads.
+	rc *rawio.Reader // Static after construction.
 }
 
 // wrapRead returns c reading through rawio when it is a TCP connection,
@@ -43,9 +40,7 @@ func (c *rawReadConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	c.mu.Lock()
 	n, errno, err := c.rc.Read(b)
-	c.mu.Unlock()
 	switch {
 	case err == nil && errno != 0:
 		err = os.NewSyscallError("read", errno)

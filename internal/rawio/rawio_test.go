@@ -3,6 +3,7 @@
 package rawio
 
 import (
+	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -47,11 +48,7 @@ func TestReadWrite(t *testing.T) {
 			if n, e := Write(fd, []byte("tick")); n != 4 || e != 0 {
 				t.Fatalf("Write = %d, %v; want 4, 0", n, e)
 			}
-			got := make([]byte, 4)
-			_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := b.Read(got); err != nil || string(got) != "tick" {
-				t.Fatalf("peer read %q, %v", got, err)
-			}
+			peerReads(t, b, "tick")
 		},
 		"nothing to read is EAGAIN": func(t *testing.T, fd uintptr, _, _ net.Conn) {
 			if n, e := Read(fd, make([]byte, 8)); n != 0 || e != syscall.EAGAIN {
@@ -90,16 +87,7 @@ func TestReadWrite(t *testing.T) {
 			}
 		},
 		"writing after the peer reset is an error": func(t *testing.T, fd uintptr, _, b net.Conn) {
-			_ = b.(*net.TCPConn).SetLinger(0)
-			b.Close()
-			time.Sleep(50 * time.Millisecond) // the RST crosses loopback
-			for i := 0; i < 100; i++ {
-				if _, e := Write(fd, []byte("x")); e != 0 && e != syscall.EAGAIN {
-					return // ECONNRESET, then EPIPE
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			t.Fatal("writes to a reset socket kept succeeding")
+			failsAfterReset(t, b, func() syscall.Errno { _, e := Write(fd, []byte("x")); return e })
 		},
 		"empty buffers make no call": func(t *testing.T, fd uintptr, _, _ net.Conn) {
 			if n, e := Write(fd, nil); n != 0 || e != 0 {
@@ -130,4 +118,30 @@ func readSoon(t *testing.T, fd uintptr, b []byte) (int, syscall.Errno) {
 			t.Fatal("nothing to read after 5 s")
 		}
 	}
+}
+
+// peerReads reads want from the peer b, within 5 s.
+func peerReads(t *testing.T, b net.Conn, want string) {
+	t.Helper()
+	got := make([]byte, len(want))
+	_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != want {
+		t.Fatalf("peer read %q, %v; want %q", got, err, want)
+	}
+}
+
+// failsAfterReset resets the connection from the peer b's side and
+// writes (write) until the socket's error comes, for 0.5 s at most.
+func failsAfterReset(t *testing.T, b net.Conn, write func() syscall.Errno) {
+	t.Helper()
+	_ = b.(*net.TCPConn).SetLinger(0)
+	b.Close()
+	time.Sleep(50 * time.Millisecond) // the RST crosses loopback
+	for range 100 {
+		if e := write(); e != 0 && e != syscall.EAGAIN {
+			return // ECONNRESET, then EPIPE
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("writes to a reset socket kept succeeding")
 }

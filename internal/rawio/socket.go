@@ -2,7 +2,10 @@
 
 package rawio
 
-import "syscall"
+import (
+	"sync"
+	"syscall"
+)
 
 // TryWrite writes as much of b to the non-blocking descriptor fd as it
 // takes now, without waiting: it stops at the first write that would wait
@@ -34,15 +37,15 @@ func TryWrite(fd uintptr, b []byte) (int, syscall.Errno) {
 // an allocation per read; Reader's is bound once, with its arguments and
 // results in its fields.
 //
-// Reads must not overlap: the caller serializes them (a lock it holds
-// around each call).
+// Safe for concurrent use: reads are made one at a time.
 type Reader struct {
 	raw  syscall.RawConn    // Static after construction.
 	read func(uintptr) bool // Static after construction: readOnce, bound.
 
-	b     []byte        // The call's: to read into.
-	n     int           // The call's: bytes read.
-	errno syscall.Errno // The call's: the socket's error (0: none; never EAGAIN).
+	mu    sync.Mutex    // Serializes Read: the fields below are its arguments and results.
+	b     []byte        // Guarded by mu: to read into.
+	n     int           // Guarded by mu: bytes read.
+	errno syscall.Errno // Guarded by mu: the socket's error (0: none; never EAGAIN).
 }
 
 // NewReader returns a Reader over raw.
@@ -61,6 +64,8 @@ func (r *Reader) Read(b []byte) (n int, errno syscall.Errno, err error) {
 	if len(b) == 0 {
 		return 0, 0, nil
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.b, r.n, r.errno = b, 0, 0
 	err = r.raw.Read(r.read)
 	n, errno = r.n, r.errno

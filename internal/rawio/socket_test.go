@@ -31,11 +31,7 @@ func TestTryWriteAndReader(t *testing.T) {
 			if n, e := TryWrite(fd, []byte("tick")); n != 4 || e != 0 {
 				t.Fatalf("TryWrite = %d, %v; want 4", n, e)
 			}
-			got := make([]byte, 4)
-			_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := b.Read(got); err != nil || string(got) != "tick" {
-				t.Fatalf("peer read %q, %v", got, err)
-			}
+			peerReads(t, b, "tick")
 		},
 		"TryWrite stops at a full socket, without an error": func(t *testing.T, fd uintptr, c *Reader, _, _ net.Conn) {
 			chunk := make([]byte, 1<<20)
@@ -49,17 +45,8 @@ func TestTryWriteAndReader(t *testing.T) {
 				}
 			}
 		},
-		"TryWrite after the peer reset reports the socket's error": func(t *testing.T, fd uintptr, c *Reader, _, b net.Conn) {
-			_ = b.(*net.TCPConn).SetLinger(0)
-			b.Close()
-			time.Sleep(50 * time.Millisecond) // the RST crosses loopback
-			for range 100 {
-				if _, e := TryWrite(fd, []byte("x")); e != 0 {
-					return // ECONNRESET, then EPIPE
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
-			t.Fatal("writes to a reset socket kept succeeding")
+		"TryWrite after the peer reset reports the socket's error": func(t *testing.T, fd uintptr, _ *Reader, _, b net.Conn) {
+			failsAfterReset(t, b, func() syscall.Errno { _, e := TryWrite(fd, []byte("x")); return e })
 		},
 		"TryWrite of nothing makes no call": func(t *testing.T, fd uintptr, _ *Reader, _, _ net.Conn) {
 			if n, e := TryWrite(fd, nil); n != 0 || e != 0 {

@@ -12,13 +12,15 @@ import "time"
 // The reading errs early, never late: a hold looks at least as old as it
 // is, and is released no later than maxHold.
 //
-// An inline sweep (wakes.releaseInline) carries one from writer round to
-// writer round the same way: a round's instant is the reading the round
-// before it took after its write (read), so that a sweep reads the clock
-// once per round, not twice (docs/benchmarks.md). The staleness is
-// bounded the same way: one sweep, after one fan-out.
+// A writer round has one too (conn.round): its instant, and the reading
+// after its write (read), for the delivery latency. An inline sweep
+// (wakes.releaseInline) hands that reading to the next round as its
+// instant, so that a sweep reads the clock once per round, not twice
+// (docs/benchmarks.md); the staleness is bounded the same way: one
+// sweep, after one fan-out.
 //
-// Owned by the fan-out's goroutine; not for use across fan-outs.
+// Owned by the goroutine that reads it; not for use across fan-outs or
+// rounds.
 type fanClock struct {
 	clock func() time.Time // the node's clock
 	at    time.Time        // the reading; zero until the first

@@ -371,47 +371,62 @@ func readFrame(br *bufio.Reader) ([]byte, error) {
 }
 
 // BenchmarkClientFrame is the node's cost of a frame from an idle client
-// (a WebSocket ping, answered with a pong): parked, the read loop ends
-// after each frame and the parker starts one for the next; waiting, the
-// loop waits in the runtime's poller as it did before parking. cpu-ns/op
-// is the process's CPU time (the node and the test's client) per frame.
+// (a WebSocket ping, answered with a pong), plain and over TLS: parked,
+// the read loop ends after each frame and the parker starts one for the
+// next; waiting, the loop waits in the runtime's poller as it did before
+// parking. cpu-ns/op is the process's CPU time (the node and the test's
+// client) per frame.
 //
 //	go test -run '^$' -bench ClientFrame -count 6 ./gateway
 func BenchmarkClientFrame(b *testing.B) {
-	for _, mode := range []string{"parked", "waiting"} {
-		b.Run(mode, func(b *testing.B) {
-			e := newTestEnv(b, func(c *Config) {
-				c.TLS = nil
-				c.HeartbeatInterval = time.Hour
-				c.LagTimeout = time.Hour
-				c.CommandRate = 1e9
-				c.CommandBurst = 1e9
-				c.noParking = mode == "waiting"
-			})
-			dial := func() (net.Conn, error) { return net.Dial("tcp", e.addr) }
-			nc := bareSubscriber(b, dial, e.addr, e.token(b, "frames", time.Hour, ">"), commandJSON(b, 1, proto.OpSubscribe, "ticker.FRAMES"))
-			defer nc.Close()
-			br := bufio.NewReader(nc)
-			ping := maskedFrame(true, 0x9, []byte("p"))
-			var before, after syscall.Rusage
-			b.ReportAllocs()
-			b.ResetTimer()
-			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-			for range b.N {
-				if _, err := nc.Write(ping); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := readFrame(br); err != nil {
-					b.Fatal(err)
-				}
+	for _, overTLS := range []bool{false, true} {
+		for _, mode := range []string{"parked", "waiting"} {
+			name := mode
+			if overTLS {
+				name += "-tls"
 			}
-			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-			b.StopTimer()
-			cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
-			if p := parkedSockets(e.srv); mode == "parked" && runtime.GOOS == "linux" && p != 1 {
-				b.Fatalf("%d sockets parked, want 1", p)
-			}
-		})
+			b.Run(name, func(b *testing.B) { benchmarkClientFrame(b, overTLS, mode == "waiting") })
+		}
+	}
+}
+
+func benchmarkClientFrame(b *testing.B, overTLS, waiting bool) {
+	e := newTestEnv(b, func(c *Config) {
+		if !overTLS {
+			c.TLS = nil
+		}
+		c.HeartbeatInterval = time.Hour
+		c.LagTimeout = time.Hour
+		c.CommandRate = 1e9
+		c.CommandBurst = 1e9
+		c.noParking = waiting
+	})
+	dial := func() (net.Conn, error) { return net.Dial("tcp", e.addr) }
+	if overTLS {
+		cfg := e.cert.ClientConfig()
+		dial = func() (net.Conn, error) { return tls.Dial("tcp", e.addr, cfg) }
+	}
+	nc := bareSubscriber(b, dial, e.addr, e.token(b, "frames", time.Hour, ">"), commandJSON(b, 1, proto.OpSubscribe, "ticker.FRAMES"))
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	ping := maskedFrame(true, 0x9, []byte("p"))
+	var before, after syscall.Rusage
+	b.ReportAllocs()
+	b.ResetTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	for range b.N {
+		if _, err := nc.Write(ping); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := readFrame(br); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	b.StopTimer()
+	cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	if p := parkedSockets(e.srv); !waiting && runtime.GOOS == "linux" && p != 1 {
+		b.Fatalf("%d sockets parked, want 1", p)
 	}
 }

@@ -42,8 +42,9 @@ func inlineShare(n, procs int) int {
 
 // writeInline runs one writer round of c on the caller's goroutine, at
 // the instant at (zero: the clock's reading now), and returns the clock's
-// reading after the round's write (the round's instant, when it wrote
-// nothing), for the next round of the caller's sweep (fanClock); the
+// reading after the round's write of messages (the round's instant, when
+// it wrote none: a ping or a heartbeat alone reads no clock), for the
+// next round of the caller's sweep (fanClock); the
 // caller moved the run state from runIdle to runBusy. It leaves the state
 // at runIdle, or starts a writer goroutine for what the round could not
 // finish (bytes the socket kept, the close frame, a wake-up that came

@@ -271,3 +271,55 @@ func countWriters(s *Server) *writerCounts {
 	s.counts.Store(n)
 	return n
 }
+
+// An inline writer round hands its sweep the clock's reading after its
+// write of messages, from which the sweep's next round starts (fanClock):
+// a round that returned the instant it was given would start every round
+// of a sweep at the sweep's first reading, staler by the sweep's length.
+// A round that writes no message returns the instant it was given.
+func TestInlineRoundReturnsItsReadingAfterTheWrite(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.HeartbeatInterval = time.Hour // no chore within the test
+		c.LagTimeout = time.Hour
+	})
+	cl := e.connect(t, "json", e.token(t, "clock", time.Hour, ">"))
+	cl.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
+	cl.expect(t, proto.TypeSubscribed)
+	tick := func(seq uint64) *proto.Ticker {
+		return &proto.Ticker{Symbol: "ETH-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: time.Now().UnixNano()}
+	}
+	e.publish(t, "ticker.ETH-USD", 1, proto.FeedUpdate, tick(1))
+	cl.expect(t, proto.TypeSnapshot)
+	waitWritersIdle(t, e.srv)
+	var c *conn
+	e.srv.mu.Lock()
+	for k := range e.srv.conns {
+		c = k
+	}
+	e.srv.mu.Unlock()
+	at := time.Now().Add(-time.Millisecond)
+	for _, data := range []bool{false, true} {
+		// The run is the test's: the fan-out queues and leaves the
+		// round to it, as to a writer that is running.
+		if !c.out.run.state.CompareAndSwap(runIdle, runBusy) {
+			t.Fatal("the connection's writer is running")
+		}
+		if data {
+			e.publish(t, "ticker.ETH-USD", 2, proto.FeedUpdate, tick(2))
+			waitFor(t, "the update queued", func() bool {
+				c.out.mu.Lock()
+				defer c.out.mu.Unlock()
+				return len(c.out.queue) > 0
+			})
+		}
+		after := c.writeInline(at)
+		switch {
+		case !data && !after.Equal(at):
+			t.Fatalf("a round that wrote nothing returned %v, want its instant %v", after, at)
+		case data && !after.After(at):
+			t.Fatalf("a round that wrote an update returned %v, want a reading after its instant %v", after, at)
+		}
+		waitWritersIdle(t, e.srv)
+	}
+	cl.expect(t, proto.TypeUpdate)
+}

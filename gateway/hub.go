@@ -470,7 +470,11 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
 		}
 	case s.unmerged(o.writing, now):
-		o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), now)
+		if f := enc.update[ci]; f != nil && s.last == ev.Prev {
+			o.queueFrame(s, f, ev.TS, now) // pendingUpdate's shared frame, without the pending
+		} else {
+			o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), now)
+		}
 		s.last = ev.Seq
 	default:
 		start = e.fold(h, s, ev, ev.Data, 1)

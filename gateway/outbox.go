@@ -141,15 +141,27 @@ func (o *outbox) ready(s *subscription, now func() time.Time) {
 // queue, in order behind what s has pending. Either way it counts against
 // maxUnmerged until the writer takes it. Called with o.mu held.
 func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
-	if p.frame == nil || s.queued || s.gated || s.plan != nil || s.thr != nil || o.closing != nil || s.hasPending() {
+	if p.frame == nil {
 		s.queue = append(s.queue, p)
+		return
+	}
+	o.queueFrame(s, p.frame, p.ts, now)
+}
+
+// queueFrame is queueUpdate of a shared frame (with the event's time ts),
+// the fan-out's common case: the frame, not a pending built and copied on
+// the way, which for a 128-byte pending passed on the stack was a copy
+// per recipient. Called with o.mu held.
+func (o *outbox) queueFrame(s *subscription, frame []byte, ts int64, now func() time.Time) {
+	if s.queued || s.gated || s.plan != nil || s.thr != nil || o.closing != nil || s.hasPending() {
+		s.queue = append(s.queue, pending{frame: frame, ts: ts})
 		return
 	}
 	if o.queuedAt == 0 {
 		o.queuedAt = now().UnixNano()
 	}
 	first := len(o.queue) == 0
-	o.queue = append(o.queue, item{frame: p.frame, sub: s, ts: p.ts})
+	o.queue = append(o.queue, item{frame: frame, sub: s, ts: ts})
 	if s.directAt != o.takes {
 		s.directAt, s.direct = o.takes, 0
 	}

@@ -31,13 +31,25 @@ import "time"
 // rounds. A lone message waits for nothing: the yield returns at once
 // when nothing else is runnable.
 
-// inlineShare is how many of n held connections' writer rounds one
-// fan-out's end runs on its goroutine, with procs the node's GOMAXPROCS:
-// all of them on one core, else its share, the others' writer goroutines
-// being woken to run beside it on the other cores (inline rounds run one
-// after another).
-func inlineShare(n, procs int) int {
-	return (n + procs - 1) / max(procs, 1)
+// minSweep is the fewest held connections a sweep is split for: a
+// helper goroutine (its start, and waking a thread for it on an idle
+// core) costs about what a few writer rounds do.
+const minSweep = 8
+
+// sweepParts is how many goroutines run the writer rounds of n held
+// connections, with procs the node's GOMAXPROCS: the fan-out's end runs
+// one part, and each other part is a goroutine started for it, so that
+// the rounds run on every core and a connection's round never waits for
+// all the others. On one core, and for fewer than 2 × minSweep
+// connections, one part.
+//
+// (The parts replaced waking the writer goroutine of every connection
+// beyond a GOMAXPROCS-th share: a wake-up per connection, each a
+// goroutine made runnable, its own write deadline armed, and a park
+// after its round. With the node on two cores that cost 8% of the CPU
+// per message in the bursty workload, docs/benchmarks.md.)
+func sweepParts(n, procs int) int {
+	return max(1, min(procs, n/minSweep))
 }
 
 // writeInline runs one writer round of c on the caller's goroutine, at

@@ -28,7 +28,7 @@ const maxHold = 500 * time.Microsecond
 // outbox is in held at most once (outbox.held).
 type wakes struct {
 	now   func() time.Time // Static after construction: the clock.
-	procs int              // Static after construction: GOMAXPROCS then (inlineShare).
+	procs int              // Static after construction: GOMAXPROCS then (sweepParts).
 	// backlog reports whether feed messages wait unread (feed.Source's
 	// Backlogged); nil: never. Static after construction (newHub).
 	backlog func() bool
@@ -146,33 +146,58 @@ func (w *wakes) holding() bool {
 // release wakes every held writer.
 func (w *wakes) release() { w.releaseInline(false) }
 
-// releaseInline wakes every held writer, or, with inline, runs its share
-// (inlineShare) of the held connections' writer rounds on the caller's
-// goroutine, where their writers are not running, and wakes the other
-// writers. With inline the caller holds no lock.
+// releaseInline wakes every held writer, or, with inline, runs the held
+// connections' writer rounds, where their writers are not running, and
+// wakes the other writers: on the caller's goroutine, and on more
+// cores on goroutines started for parts of them (sweepParts). With
+// inline the caller holds no lock.
 func (w *wakes) releaseInline(inline bool) {
 	w.mu.Lock()
 	held := w.held
 	w.held, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
-	rounds := 0
-	if inline {
-		rounds = inlineShare(len(held), w.procs)
+	if !inline {
+		for i, o := range held {
+			o.held.Store(false)
+			o.wakeWriter()
+			held[i] = nil
+		}
+		w.recycle(held)
+		return
 	}
-	var at time.Time // the rounds' instant, carried from one to the next (fanClock)
+	parts := sweepParts(len(held), w.procs)
+	if parts == 1 {
+		sweepHeld(held)
+		w.recycle(held)
+		return
+	}
+	// The other parts' goroutines own their parts of held's array, which
+	// is not recycled.
+	per := (len(held) + parts - 1) / parts
+	for lo := per; lo < len(held); lo += per {
+		go sweepHeld(held[lo:min(lo+per, len(held))])
+	}
+	sweepHeld(held[:per])
+}
+
+// sweepHeld runs the writer round of each of held's connections whose
+// writer is not running, one after another with one clock reading
+// carried from round to round (fanClock), and wakes the writers of the
+// others.
+func sweepHeld(held []*outbox) {
+	var at time.Time
 	for i, o := range held {
 		o.held.Store(false)
 		ran := false
-		if rounds > 0 {
-			ran, at = o.run.tryInline(at)
-		}
-		if ran {
-			rounds--
-		} else {
+		if ran, at = o.run.tryInline(at); !ran {
 			o.wakeWriter()
 		}
 		held[i] = nil
 	}
+}
+
+// recycle keeps held's array for the next held list.
+func (w *wakes) recycle(held []*outbox) {
 	w.mu.Lock()
 	if w.spare == nil && cap(held) <= 4096 {
 		w.spare = held[:0]

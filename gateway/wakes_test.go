@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -118,7 +122,7 @@ func TestInlineSweepCarriesOneClock(t *testing.T) {
 	var reads int64
 	clock := func() time.Time { reads++; return time.Unix(0, reads) }
 	w := newWakes(clock)
-	w.procs = 1 // every held round runs inline (inlineShare)
+	w.procs = 1 // every held round runs on the caller's goroutine (sweepParts)
 	const n = 5
 	var starts, writes []int64
 	w.begin() // one fan-out to n connections
@@ -184,5 +188,96 @@ func TestInlineSweepAllocatesNothing(t *testing.T) {
 	}
 	if rounds < 100 {
 		t.Fatalf("%d inline rounds, want one per fan-out", rounds)
+	}
+}
+
+// goroutineID is the calling goroutine's number, from its stack's header.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := bytes.TrimPrefix(buf[:runtime.Stack(buf[:], false)], []byte("goroutine "))
+	var id uint64
+	fmt.Sscan(string(b), &id)
+	return id
+}
+
+// On more than one core the held connections' writer rounds are split
+// into parts (sweepParts): the fan-out's end runs one, a goroutine started
+// for each other part runs it, every round runs once and inline (no
+// writer goroutine is woken), and a connection whose writer is running
+// has it woken instead.
+func TestSweepSplitsAcrossCores(t *testing.T) {
+	for _, tc := range []struct {
+		procs, n  int
+		wantParts int
+	}{
+		{1, 40, 1},
+		{2, 2*minSweep - 1, 1},
+		{2, 2 * minSweep, 2},
+		{2, 41, 2},
+		{4, 41, 4},
+		{4, 3 * minSweep, 3},
+	} {
+		t.Run(fmt.Sprintf("procs=%d,n=%d", tc.procs, tc.n), func(t *testing.T) {
+			w := newWakes(func() time.Time { return time.Unix(0, 1) }) // no wake-up is ever late (maxHold)
+			w.procs = tc.procs
+			if got := sweepParts(tc.n, tc.procs); got != tc.wantParts {
+				t.Fatalf("sweepParts(%d, %d) = %d, want %d", tc.n, tc.procs, got, tc.wantParts)
+			}
+			var (
+				mu      sync.Mutex
+				ran     = map[int]int{}    // rounds by outbox
+				by      = map[uint64]int{} // rounds by goroutine
+				wg      sync.WaitGroup
+				woken   int
+				busyOne = tc.n / 2 // its writer is running: woken, not run
+				busy    *outbox
+			)
+			caller := goroutineID()
+			w.begin()
+			for i := range tc.n {
+				o := newOutbox(16, w.now)
+				o.wakes = w
+				o.run.start = func() { t.Error("a writer was started"); wg.Done() }
+				o.run.inline = func(at time.Time) time.Time {
+					mu.Lock()
+					ran[i]++
+					by[goroutineID()]++
+					mu.Unlock()
+					o.run.state.Store(runIdle)
+					wg.Done()
+					return at
+				}
+				o.run.state.Store(runIdle)
+				o.signal(w.now)
+				if i == busyOne {
+					busy = o
+					o.run.state.Store(runBusy)
+					o.run.start = func() { mu.Lock(); woken++; mu.Unlock() }
+				} else {
+					wg.Add(1)
+				}
+			}
+			w.end(false)
+			wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range tc.n {
+				if want := map[bool]int{true: 0, false: 1}[i == busyOne]; ran[i] != want {
+					t.Errorf("connection %d: %d rounds, want %d", i, ran[i], want)
+				}
+			}
+			if len(by) != tc.wantParts {
+				t.Errorf("rounds ran on %d goroutines, want %d", len(by), tc.wantParts)
+			}
+			if by[caller] == 0 {
+				t.Error("the fan-out's end ran no round itself")
+			}
+			if woken != 0 {
+				t.Errorf("%d writers started for a connection whose writer runs", woken)
+			}
+			if st := busy.run.state.Load(); st != runAgain {
+				t.Errorf("the running writer's state is %d, want runAgain (woken)", st)
+			}
+		})
 	}
 }

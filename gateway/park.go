@@ -231,36 +231,16 @@ func (p *parker) closing(s *sockConn) {
 	}
 }
 
-// loop is a read loop the parker starts: resume, on a stack grown first.
-// A new goroutine's stack is smaller than a read loop needs, so the loop
-// grew it once, deep in the first read (gws's frame reader under
-// crypto/tls), where growing means copying a dozen frames and looking up
-// each one's stack map: about 4 µs per pong in a profile of workload A
-// over TLS, where clients answer a ping every 2.5 s and a loop is started
-// for each answer. Grown here, with one frame on the stack, it costs a
-// fraction of that.
+// loop is a read loop the parker starts: resume, on a stack grown first
+// (reserveStack). A new goroutine's stack is smaller than a read loop
+// needs, so the loop grew it once, deep in the first read (gws's frame
+// reader under crypto/tls): about 4 µs per pong in a profile of workload
+// A over TLS, where clients answer a ping every 2.5 s and a loop is
+// started for each answer.
 func (p *parker) loop(socket *gws.Conn) {
 	reserveStack()
 	p.resume(socket)
 }
-
-// readLoopStack is the stack a read loop is given before it starts: more
-// than a new goroutine's 8 KiB, which a read loop over TLS outgrew once,
-// and within the 16 KiB the runtime then grows it to.
-const readLoopStack = 10 << 10
-
-// reserveStack takes readLoopStack bytes of stack in one frame, so that
-// the runtime grows the stack here rather than deeper. The frame's bytes
-// go to touchStack, which keeps the compiler from dropping them.
-//
-//go:noinline
-func reserveStack() {
-	var pad [readLoopStack]byte
-	touchStack(pad[:])
-}
-
-//go:noinline
-func touchStack(b []byte) { b[len(b)-1] = 1 }
 
 // stop parks no more and starts a read loop for every parked socket:
 // they wait in their loops from now on.

@@ -175,7 +175,10 @@ func (w *wakes) releaseInline(inline bool) {
 	// is not recycled.
 	per := (len(held) + parts - 1) / parts
 	for lo := per; lo < len(held); lo += per {
-		go sweepHeld(held[lo:min(lo+per, len(held))])
+		go func(part []*outbox) {
+			reserveStack()
+			sweepHeld(part)
+		}(held[lo:min(lo+per, len(held))])
 	}
 	sweepHeld(held[:per])
 }

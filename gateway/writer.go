@@ -104,6 +104,7 @@ const (
 // closing, and ends for good then, or when the connection is done.
 // Liveness (idle and lag timeouts) is the sweep's.
 func (c *conn) writeLoop() {
+	reserveStack() // its first write would grow the stack, deep (stack.go)
 	defer c.srv.recoverPanic("writer", c)
 	w := c.srv.scratch.get()
 	idle := false

@@ -191,15 +191,14 @@ func (c *conn) startWriter() {
 	c.out.run.grace = c.srv.grace
 	if c.sock != nil {
 		c.out.run.inline = c.writeInline // rounds for feed messages (inline.go)
-		if c.srv.hub.wakes.procs == 1 {
-			// Every feed message's round runs inline on one core while
-			// the node keeps up: a writer goroutine is for what a round
-			// cannot finish there (kept bytes, the close frame), for
-			// replies and chores, and for a node that is behind; parked,
-			// it would only keep the next message's round from running
-			// inline.
-			c.out.run.grace = nil
-		}
+		// Every feed message's round runs inline while the node keeps up
+		// (on more than one core, split among goroutines: sweepParts): a
+		// writer goroutine is for what a round cannot finish there (kept
+		// bytes, the close frame), for replies and chores, and for a node
+		// that is behind; parked, it would only keep the next message's
+		// round from running inline. (On two cores, in turns: 3% less
+		// CPU per message in C-burst, 2% in A, a tenth less RSS in A.)
+		c.out.run.grace = nil
 	}
 	c.out.run.state.Store(runBusy)
 	go c.writeLoop()

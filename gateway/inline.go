@@ -46,8 +46,8 @@ const minSweep = 8
 // (The parts replaced waking the writer goroutine of every connection
 // beyond a GOMAXPROCS-th share: a wake-up per connection, each a
 // goroutine made runnable, its own write deadline armed, and a park
-// after its round. With the node on two cores that cost 8% of the CPU
-// per message in the bursty workload, docs/benchmarks.md.)
+// after its round. With the node on two cores that cost 6% of the CPU
+// per message in the bursty workload and in A, docs/benchmarks.md.)
 func sweepParts(n, procs int) int {
 	return max(1, min(procs, n/minSweep))
 }

@@ -255,6 +255,6 @@ func (p *parker) stop() {
 	p.mu.Unlock()
 	p.poll.close()
 	for _, r := range start {
-		go p.resume(r.socket)
+		go p.loop(r.socket)
 	}
 }

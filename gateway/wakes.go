@@ -156,18 +156,12 @@ func (w *wakes) releaseInline(inline bool) {
 	held := w.held
 	w.held, w.spare = w.spare[:0], nil
 	w.mu.Unlock()
-	if !inline {
-		for i, o := range held {
-			o.held.Store(false)
-			o.wakeWriter()
-			held[i] = nil
-		}
-		w.recycle(held)
-		return
+	parts := 1
+	if inline {
+		parts = sweepParts(len(held), w.procs)
 	}
-	parts := sweepParts(len(held), w.procs)
 	if parts == 1 {
-		sweepHeld(held)
+		sweepHeld(held, inline)
 		w.recycle(held)
 		return
 	}
@@ -177,22 +171,25 @@ func (w *wakes) releaseInline(inline bool) {
 	for lo := per; lo < len(held); lo += per {
 		go func(part []*outbox) {
 			reserveStack()
-			sweepHeld(part)
+			sweepHeld(part, true)
 		}(held[lo:min(lo+per, len(held))])
 	}
-	sweepHeld(held[:per])
+	sweepHeld(held[:per], true)
 }
 
-// sweepHeld runs the writer round of each of held's connections whose
-// writer is not running, one after another with one clock reading
-// carried from round to round (fanClock), and wakes the writers of the
-// others.
-func sweepHeld(held []*outbox) {
+// sweepHeld releases held's connections: with inline, it runs the writer
+// round of each whose writer is not running, one after another with one
+// clock reading carried from round to round (fanClock), and wakes the
+// writers of the others; without, it wakes every writer.
+func sweepHeld(held []*outbox, inline bool) {
 	var at time.Time
 	for i, o := range held {
 		o.held.Store(false)
 		ran := false
-		if ran, at = o.run.tryInline(at); !ran {
+		if inline {
+			ran, at = o.run.tryInline(at)
+		}
+		if !ran {
 			o.wakeWriter()
 		}
 		held[i] = nil

@@ -115,7 +115,7 @@ func (r *writerRun) tryInline(at time.Time) (ran bool, after time.Time) {
 		r.start()
 		return true, at
 	}
-	return true, r.inline(at)
+	return true, r.inline.writeInline(at)
 }
 
 // inlines reports whether o's writer rounds may run inline.

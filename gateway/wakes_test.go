@@ -94,11 +94,11 @@ func TestWakesInlineOrWake(t *testing.T) {
 			o.wakes = w
 			var inlined, started int
 			o.run.start = func() { started++ }
-			o.run.inline = func(at time.Time) time.Time {
+			o.run.inline = inlineFunc(func(at time.Time) time.Time {
 				inlined++
 				o.run.state.Store(runIdle)
 				return at
-			}
+			})
 			o.run.state.Store(runIdle)
 			w.begin()
 			o.signal(w.now)
@@ -130,13 +130,13 @@ func TestInlineSweepCarriesOneClock(t *testing.T) {
 		o := newOutbox(16, w.now)
 		o.wakes = w
 		o.run.start = func() { t.Error("a writer was started") }
-		o.run.inline = func(at time.Time) time.Time { // as conn.writeInline and round do: now, the write, then read
+		o.run.inline = inlineFunc(func(at time.Time) time.Time { // as conn.writeInline and round do: now, the write, then read
 			clk := fanClock{clock: w.now, at: at}
 			starts = append(starts, clk.now().UnixNano())
 			writes = append(writes, clk.read().UnixNano())
 			o.run.state.Store(runIdle)
 			return clk.at
-		}
+		})
 		o.run.state.Store(runIdle)
 		o.signal(w.now)
 	}
@@ -171,11 +171,11 @@ func TestInlineSweepAllocatesNothing(t *testing.T) {
 	o.wakes = w
 	rounds := 0
 	o.run.start = func() { t.Error("a writer was started") }
-	o.run.inline = func(at time.Time) time.Time {
+	o.run.inline = inlineFunc(func(at time.Time) time.Time {
 		rounds++
 		o.run.state.Store(runIdle)
 		return at
-	}
+	})
 	o.run.state.Store(runIdle)
 	sweep := func() {
 		w.begin()
@@ -238,7 +238,7 @@ func TestSweepSplitsAcrossCores(t *testing.T) {
 				o := newOutbox(16, w.now)
 				o.wakes = w
 				o.run.start = func() { t.Error("a writer was started"); wg.Done() }
-				o.run.inline = func(at time.Time) time.Time {
+				o.run.inline = inlineFunc(func(at time.Time) time.Time {
 					mu.Lock()
 					ran[i]++
 					by[goroutineID()]++
@@ -246,7 +246,7 @@ func TestSweepSplitsAcrossCores(t *testing.T) {
 					o.run.state.Store(runIdle)
 					wg.Done()
 					return at
-				}
+				})
 				o.run.state.Store(runIdle)
 				o.signal(w.now)
 				if i == busyOne {

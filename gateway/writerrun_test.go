@@ -96,7 +96,7 @@ func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 		var fanouts *wakes
 		if inline {
 			// As conn.writeInline does, without a socket.
-			o.run.inline = func(at time.Time) time.Time {
+			o.run.inline = inlineFunc(func(at time.Time) time.Time {
 				var b batch
 				writeRound(&b)
 				if !o.run.state.CompareAndSwap(runBusy, runIdle) {
@@ -104,7 +104,7 @@ func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 					o.run.start()
 				}
 				return at
-			}
+			})
 			fanouts = newWakes(time.Now)
 			o.wakes = fanouts
 		}

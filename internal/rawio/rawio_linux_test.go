@@ -10,34 +10,55 @@ import (
 
 // BenchmarkWriteOrSend is the floor under a node's write: one frame
 // (241 bytes, a JSON ticker) or a burst's dozen frames (3,400 bytes) to a
-// loopback socket that a goroutine drains, written with write(2), as
-// TryWrite does, or with send(2), which skips the file layer. The two
-// cost the same here (docs/benchmarks.md, eighth round).
+// loopback socket that a goroutine drains, written with write(2) or with
+// send(2), which skips the file layer (vfs_write, fdget_pos,
+// sock_write_iter). With socks=1 every write goes to one socket, whose
+// kernel state stays in the cache; with socks=1000 the writes go round
+// 1,000 sockets, as a fan-out to thousands of connections does, and each
+// finds its socket cold. cpu-ns/op is the process's CPU (user and
+// system, the drains included) per write: what a node pays. On one hot
+// socket the two calls cost the same; on cold ones send is the cheaper
+// (docs/benchmarks.md, tenth round), and Write makes it.
 //
 //	go test -run '^$' -bench WriteOrSend -count 6 ./internal/rawio
 func BenchmarkWriteOrSend(b *testing.B) {
-	for _, size := range []int{241, 3400} {
-		for _, call := range []string{"write", "send"} {
-			b.Run(fmt.Sprintf("%s/%d", call, size), func(b *testing.B) {
-				fd, _, peer := tcpPair(b)
-				go func() { _, _ = io.Copy(io.Discard, peer) }()
-				frame := make([]byte, size)
-				b.ReportAllocs()
-				b.SetBytes(int64(size))
-				for b.Loop() {
-					for {
-						var e syscall.Errno
-						if call == "write" {
-							_, e = Write(fd, frame)
-						} else {
-							_, _, e = syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&frame[0])), uintptr(size), syscall.MSG_NOSIGNAL, 0, 0)
-						}
-						if e != syscall.EAGAIN {
-							break
+	for _, socks := range []int{1, 1000} {
+		for _, size := range []int{241, 3400} {
+			for _, call := range []string{"write", "send"} {
+				b.Run(fmt.Sprintf("socks=%d/%s/%d", socks, call, size), func(b *testing.B) {
+					fds := make([]uintptr, socks)
+					for i := range fds {
+						fd, _, peer := tcpPair(b)
+						go func() { _, _ = io.Copy(io.Discard, peer) }()
+						fds[i] = fd
+					}
+					frame := make([]byte, size)
+					b.ReportAllocs()
+					b.SetBytes(int64(size))
+					var before, after syscall.Rusage
+					_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+					i := 0
+					for b.Loop() {
+						fd := fds[i]
+						i = (i + 1) % len(fds)
+						for {
+							var e syscall.Errno
+							if call == "write" {
+								_, _, e = syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&frame[0])), uintptr(size))
+							} else {
+								_, e = Write(fd, frame)
+							}
+							if e != syscall.EAGAIN {
+								break
+							}
 						}
 					}
-				}
-			})
+					_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+					cpu := syscall.TimevalToNsec(after.Utime) - syscall.TimevalToNsec(before.Utime) +
+						syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime)
+					b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+				})
+			}
 		}
 	}
 }

@@ -20,7 +20,7 @@ func Write(fd uintptr, b []byte) (int, syscall.Errno) {
 	if len(b) == 0 {
 		return 0, 0
 	}
-	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), syscall.MSG_NOSIGNAL|syscall.MSG_DONTWAIT, 0, 0)
+	n, e := send(fd, unsafe.Pointer(&b[0]), len(b))
 	if e != 0 {
 		return 0, e
 	}

@@ -1,9 +1,6 @@
 package gateway
 
-import (
-	"time"
-	"unsafe"
-)
+import "time"
 
 // Inline writer rounds.
 //
@@ -121,42 +118,7 @@ func (r *writerRun) tryInline(at time.Time) (ran bool, after time.Time) {
 	return true, r.inline.writeInline(at)
 }
 
-// prefetch asks for the lines of r's inline round (transport: its socket's
-// and TLS connection's; else its connection's), when r has one.
-func (r *writerRun) prefetch(transport bool) {
-	if r.state.Load() == runOff {
-		return // inline may not be written yet
-	}
-	switch {
-	case r.inline == nil:
-	case transport:
-		r.inline.prefetchTransport()
-	default:
-		r.inline.prefetchConn()
-	}
-}
-
 // inlines reports whether o's writer rounds may run inline.
 func (r *writerRun) inlines() bool {
 	return r.state.Load() != runOff && r.inline != nil
-}
-
-// prefetchConn asks for c's lines, all eight: a round reads four of them
-// (its socket and TLS connection, its outbox, counters and progress, its
-// write state), and the rest cost only a slot each.
-func (c *conn) prefetchConn() {
-	prefetchLines(unsafe.Pointer(c), (unsafe.Sizeof(*c)+63)/64)
-}
-
-// prefetchTransport asks for the lines of c's socket and TLS connection,
-// which a round's write reads (the socket's lock and descriptor; the TLS
-// connection's state, its write half and its counters, spread over its
-// 872 bytes). It reads c's pointers to them: prefetchConn first.
-func (c *conn) prefetchTransport() {
-	if c.sock != nil {
-		prefetchLines(unsafe.Pointer(c.sock), (unsafe.Sizeof(*c.sock)+63)/64+1) // +1: an 80-byte object may straddle a line
-	}
-	if c.tlsConn != nil {
-		prefetchLines(unsafe.Pointer(c.tlsConn), (unsafe.Sizeof(*c.tlsConn)+63)/64)
-	}
 }

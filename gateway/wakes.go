@@ -181,22 +181,9 @@ func (w *wakes) releaseInline(inline bool) {
 // round of each whose writer is not running, one after another with one
 // clock reading carried from round to round (fanClock), and wakes the
 // writers of the others; without, it wakes every writer.
-//
-// With inline it asks for the next rounds' lines while it runs one
-// (prefetchAhead). Every held connection is a cold one on a node with
-// thousands: a round's loads of its connection, socket and TLS state
-// each waited for memory, one after another, where a prefetch issued a
-// round earlier (some 10 µs of system call) has them in the cache.
 func sweepHeld(held []*outbox, inline bool) {
 	var at time.Time
-	if inline && len(held) > 0 {
-		held[0].run.prefetch(false)
-		prefetchAhead(held, -1)
-	}
 	for i, o := range held {
-		if inline {
-			prefetchAhead(held, i)
-		}
 		o.held.Store(false)
 		ran := false
 		if inline {
@@ -206,19 +193,6 @@ func sweepHeld(held []*outbox, inline bool) {
 			o.wakeWriter()
 		}
 		held[i] = nil
-	}
-}
-
-// prefetchAhead, before held[i]'s round, asks for the connection lines
-// of held[i+2] and the socket and TLS lines of held[i+1], whose
-// connection lines were asked for a round ago: a pipeline two deep, so
-// that no prefetch waits for another's load.
-func prefetchAhead(held []*outbox, i int) {
-	if i+2 < len(held) {
-		held[i+2].run.prefetch(false)
-	}
-	if i+1 < len(held) {
-		held[i+1].run.prefetch(true)
 	}
 }
 

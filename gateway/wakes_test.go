@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -156,73 +155,6 @@ func TestInlineSweepCarriesOneClock(t *testing.T) {
 	}
 	if reads != n+1 {
 		t.Fatalf("%d clock reads for %d rounds, want %d", reads, n, n+1)
-	}
-}
-
-// tracedRounder is an inline round that records, in one shared log, its
-// prefetches and its round.
-type tracedRounder struct {
-	id  int
-	log *[]string
-	run *writerRun
-}
-
-func (r tracedRounder) writeInline(at time.Time) time.Time {
-	*r.log = append(*r.log, fmt.Sprintf("round %d", r.id))
-	r.run.state.Store(runIdle)
-	return at
-}
-func (r tracedRounder) prefetchConn() { *r.log = append(*r.log, fmt.Sprintf("conn %d", r.id)) }
-func (r tracedRounder) prefetchTransport() {
-	*r.log = append(*r.log, fmt.Sprintf("transport %d", r.id))
-}
-
-// An inline sweep asks for a connection's lines two rounds ahead and for
-// its socket's and TLS connection's one round ahead (after its
-// connection's, whose pointers it reads), each once, and for none of a
-// connection whose writer is off (its round's state may not be written
-// yet) or of a sweep that only wakes writers.
-func TestInlineSweepPrefetchesAhead(t *testing.T) {
-	for _, n := range []int{1, 2, 3, 6} {
-		for _, inline := range []bool{true, false} {
-			t.Run(fmt.Sprintf("n=%d/inline=%v", n, inline), func(t *testing.T) {
-				var log []string
-				held := make([]*outbox, n)
-				for i := range held {
-					o := newOutbox(16, time.Now)
-					o.run.start = func() {}
-					o.run.inline = tracedRounder{id: i, log: &log, run: &o.run}
-					o.run.state.Store(runIdle)
-					o.held.Store(true)
-					held[i] = o
-				}
-				off := newOutbox(16, time.Now) // runOff: its rounder must not be looked at
-				off.run.inline = tracedRounder{id: -1, log: &log, run: &off.run}
-				held = append(held, off)
-				sweepHeld(held, inline)
-				<-off.wake // woken, as a connection without an on-demand writer is
-				var want []string
-				if inline {
-					want = append(want, "conn 0")
-					if n > 1 {
-						want = append(want, "conn 1")
-					}
-					want = append(want, "transport 0")
-					for i := range n {
-						if i+2 < n {
-							want = append(want, fmt.Sprintf("conn %d", i+2))
-						}
-						if i+1 < n {
-							want = append(want, fmt.Sprintf("transport %d", i+1))
-						}
-						want = append(want, fmt.Sprintf("round %d", i))
-					}
-				}
-				if !slices.Equal(log, want) {
-					t.Fatalf("sweep did\n  %v\nwant\n  %v", log, want)
-				}
-			})
-		}
 	}
 }
 

@@ -67,23 +67,14 @@ type writerRun struct {
 
 // inlineRounder runs a writer round on the caller's goroutine: conn, or
 // an inlineFunc in tests.
-//
-// A sweep of held connections (sweepHeld) asks each for its lines a
-// round or two before running it: prefetchConn for what its round reads
-// of the connection, prefetchTransport for what it reads of the socket
-// and TLS connection, which needs the connection's lines to find them.
 type inlineRounder interface {
 	writeInline(at time.Time) (after time.Time)
-	prefetchConn()
-	prefetchTransport()
 }
 
-// inlineFunc is a function as an inlineRounder, with nothing to prefetch.
+// inlineFunc is a function as an inlineRounder.
 type inlineFunc func(at time.Time) time.Time
 
 func (f inlineFunc) writeInline(at time.Time) time.Time { return f(at) }
-func (inlineFunc) prefetchConn()                        {}
-func (inlineFunc) prefetchTransport()                   {}
 
 const (
 	runOff    int32 = iota // no on-demand writer: wake-ups go to outbox.wake

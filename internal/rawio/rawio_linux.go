@@ -32,8 +32,8 @@ func Write(fd uintptr, b []byte) (int, syscall.Errno) {
 // (0: none; EAGAIN: nothing to read now).
 func Read(fd uintptr, b []byte) (int, syscall.Errno) { return call(syscall.SYS_READ, fd, b) }
 
-// call makes read(2) or write(2) (trap) on fd and b, raw. An empty b
-// makes no call.
+// call makes trap, a call shaped as read(2) is, on fd and b, raw. An
+// empty b makes no call.
 func call(trap, fd uintptr, b []byte) (int, syscall.Errno) {
 	if len(b) == 0 {
 		return 0, 0

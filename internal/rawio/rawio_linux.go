@@ -12,7 +12,7 @@ import (
 // and on a node that writes to thousands of connections in turn each of
 // those touches cold lines. In workload A over TLS the file layer took
 // 6% of the node's CPU per delivery; send's own lookup of the socket
-// (fdget, __sys_sendto) takes 3.8%, the file's line that both load
+// (fdget, __sys_sendto) takes 3.9%, the file's line that both load
 // (docs/benchmarks.md, tenth round). MSG_NOSIGNAL: a write to a socket
 // the peer reset returns EPIPE and raises no SIGPIPE. fd must be a
 // socket; Write is for nothing else.

@@ -20,7 +20,7 @@ import (
 // whose drains read each one as it is written stay warm in this
 // machine's 32 MiB cache. On a node's thousands of TLS connections,
 // among everything else a delivery touches, the profile put the file
-// layer of write(2) at 6% of the node and send's lookup at 3.8%
+// layer of write(2) at 6% of the node and send's lookup at 3.9%
 // (docs/benchmarks.md, tenth round), and Write makes send(2).
 //
 //	go test -run '^$' -bench WriteOrSend -count 6 ./internal/rawio

@@ -440,7 +440,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			s.last = ev.Seq
 			break
 		}
-		p := pendingUpdate(h.codecs, ci, e.name, s, ev, enc)
+		p := pendingUpdate(ci, e.name, s, ev, enc)
 		p.data, p.prev = ev.Data, s.last
 		if !s.addKept(p) {
 			return evictTradeOverflow, nil
@@ -470,10 +470,10 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			start = e.fold(h, s, ev, u.Data, uint32(min(ev.Seq-s.last, 1<<32-1)))
 		}
 	case s.unmerged(o.writing, now):
-		if f := enc.update[ci]; f != nil && s.last == ev.Prev {
-			o.queueFrame(s, f, ev.TS, now) // pendingUpdate's shared frame, without the pending
+		if f := enc.sharedUpdate(ci, s, ev); f != nil {
+			o.queueFrame(s, f, ev.TS, now) // the common case, without building a pending
 		} else {
-			o.queueUpdate(s, pendingUpdate(h.codecs, ci, e.name, s, ev, enc), now)
+			o.queueUpdate(s, pendingUpdate(ci, e.name, s, ev, enc), now)
 		}
 		s.last = ev.Seq
 	default:
@@ -527,14 +527,22 @@ func (e *hubEntry) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 	return h.codecs.frame(s.c.variant, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: max(from, s.last+1), To: to})
 }
 
-// pendingUpdate is ev as an update for s: the shared frame when s is in
-// step with the node's chain (and the frame was prepared: nothing is
-// encoded here, under s's outbox lock), else an update the writer encodes
-// with s's own prev. (The codec set it once encoded with is no longer
-// used; the parameter stays so that its callers read as before.)
-func pendingUpdate(_ *codecSet, ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
-	if s.last == ev.Prev && enc.update[ci] != nil {
-		return pending{frame: enc.update[ci], ts: ev.TS}
+// sharedUpdate is ev's shared update frame in codec variant ci when s is
+// in step with the node's chain (its last is ev's prev) and the frame was
+// prepared (nothing is encoded here, under s's outbox lock); nil else.
+func (enc *encoded) sharedUpdate(ci int, s *subscription, ev *feed.Event) []byte {
+	if s.last != ev.Prev {
+		return nil
+	}
+	return enc.update[ci]
+}
+
+// pendingUpdate is ev as an update for s: the shared frame when there is
+// one for s (sharedUpdate), else an update the writer encodes with s's
+// own prev.
+func pendingUpdate(ci int, name string, s *subscription, ev *feed.Event, enc *encoded) pending {
+	if f := enc.sharedUpdate(ci, s, ev); f != nil {
+		return pending{frame: f, ts: ev.TS}
 	}
 	return pending{ts: ev.TS, upd: proto.Update{Type: proto.TypeUpdate, Channel: name, Seq: ev.Seq, Prev: s.last, N: 1, Data: ev.Data}}
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tickgate/tickgate/internal/spawn"
 )
@@ -30,6 +31,7 @@ type comparison struct {
 	Skipped     []skipped        `json:"skipped,omitempty"`
 	Rounds      int              `json:"rounds,omitempty"` // --rounds (0: one)
 	Runs        []compareRun     `json:"runs"`
+	Floors      []floorRun       `json:"floors,omitempty"` // --floor (floor.go)
 }
 
 // skipped is a server that cannot run on this machine.
@@ -141,6 +143,9 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 				}
 				cmp.Runs = append(cmp.Runs, r)
 			}
+			if cfg.floor && cfg.rate > 0 {
+				cmp.Floors = append(cmp.Floors, runFloor(ctx, &base, round, f, cfg.workload.offered(cfg.conns, cfg.stallFraction, f), logf))
+			}
 		}
 	}
 	cmp.writeTable(stdout)
@@ -224,6 +229,31 @@ func startAndMeasure(ctx context.Context, cfg *config, name string, stderr io.Wr
 	return measure(ctx, cfg, t, stderr)
 }
 
+// runFloor measures the floor at one round and feed rate multiple f; an
+// error is kept in the run, as a server's is.
+func runFloor(ctx context.Context, base *config, round int, f, offered float64, logf func(string, ...any)) floorRun {
+	c := *base
+	c.rate = base.rate * f
+	logf("floor: workload %s x%g, round %d of %d", c.workload.name, f, round+1, max(c.rounds, 1))
+	r, err := measureFloor(ctx, &c)
+	r.Round, r.Factor, r.Offered = round, f, offered
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}
+
+// floorOf is the floor measured at tg's round and feed rate, nil when
+// none was.
+func (cmp *comparison) floorOf(round int, factor float64) *floorRun {
+	for i := range cmp.Floors {
+		if f := &cmp.Floors[i]; f.Round == round && f.Factor == factor && f.Error == "" {
+			return f
+		}
+	}
+	return nil
+}
+
 // writeTable prints the figures of every run side by side, then the
 // ratios of tickgate to each other server at the same feed rate.
 func (cmp *comparison) writeTable(w io.Writer) {
@@ -247,26 +277,12 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		if cmp.Rounds > 1 && (i == 0 || cmp.Runs[i-1].Round != r.Round) {
 			fmt.Fprintf(w, "round %d of %d\n", r.Round+1, cmp.Rounds)
 		}
-		if r.Report == nil {
-			fmt.Fprintf(w, "%-11s x%-4g error: %s\n", r.Server, r.Factor, r.Error)
-			continue
+		if !writeRow(w, r) {
+			unsteady = true
 		}
-		rep, g := r.Report, r.Report.Gateway
-		evicted := "-"
-		if st := rep.Stalled; st.Count > 0 {
-			evicted = fmt.Sprintf("%d/%d", st.Evicted, st.Count)
+		if i+1 == len(cmp.Runs) || cmp.Runs[i+1].Round != r.Round {
+			cmp.writeFloors(w, r.Round)
 		}
-		steady := "-"
-		if judged, ok := r.steady(); judged && ok {
-			steady = "yes"
-		} else if judged {
-			steady, unsteady = "NO", true
-		}
-		cpu, sys := r.perDelivery()
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f\n",
-			r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(), cpu, sys,
-			rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
-			rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage)
 	}
 	for _, s := range cmp.Skipped {
 		fmt.Fprintf(w, "%-11s skipped: %s\n", s.Server, s.Why)
@@ -284,11 +300,65 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		}
 		fmt.Fprintln(w, "  ceiling: the per-core ratio tickgate would reach if its user-space CPU were zero and its kernel time stayed (other's us/msg / tickgate's sys us)")
 	}
+	if lines := cmp.floorLines(); len(lines) > 0 {
+		fmt.Fprintln(w, "against the floor (the least CPU per message any server could take here: floor.go)")
+		for _, l := range lines {
+			fmt.Fprintln(w, "  "+l)
+		}
+		fmt.Fprintln(w, "  own work: a server's us/msg above the floor's (its share of the server's CPU); floor / other: the most tickgate's per-core ratio against that server could be")
+	}
 	if lines := cmp.roundSummary(); len(lines) > 0 {
 		fmt.Fprintf(w, "over the %d rounds: median (least-greatest) of each round's ratio\n", cmp.Rounds)
 		for _, l := range lines {
 			fmt.Fprintln(w, "  "+l)
 		}
+	}
+}
+
+// writeRow prints one run's line of the table, and reports false when
+// the run was judged not steady.
+func writeRow(w io.Writer, r *compareRun) (steadyOrUnjudged bool) {
+	if r.Report == nil {
+		fmt.Fprintf(w, "%-11s x%-4g error: %s\n", r.Server, r.Factor, r.Error)
+		return true
+	}
+	rep, g := r.Report, r.Report.Gateway
+	evicted := "-"
+	if st := rep.Stalled; st.Count > 0 {
+		evicted = fmt.Sprintf("%d/%d", st.Evicted, st.Count)
+	}
+	steady := "-"
+	judged, ok := r.steady()
+	if judged && ok {
+		steady = "yes"
+	} else if judged {
+		steady = "NO"
+	}
+	cpu, sys := r.perDelivery()
+	fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f\n",
+		r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(), cpu, sys,
+		rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
+		rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage)
+	return !judged || ok
+}
+
+// writeFloors prints the floor's lines of a round: its writer's figures
+// in the servers' columns, "-" where it has none (no latency, no memory:
+// it is not a server).
+func (cmp *comparison) writeFloors(w io.Writer, round int) {
+	for i := range cmp.Floors {
+		f := &cmp.Floors[i]
+		if f.Round != round {
+			continue
+		}
+		if f.Error != "" {
+			fmt.Fprintf(w, "%-11s x%-4g error: %s\n", "floor", f.Factor, f.Error)
+			continue
+		}
+		cpu, sys := f.perDelivery()
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8s %8s %8s %8s %8s %6s %6s %7s %6s %7d\n",
+			"floor", f.Factor, f.Offered, float64(f.Messages)/f.WindowSeconds, f.CPUSeconds/f.WindowSeconds, f.perCore(), cpu, sys,
+			"-", "-", "-", "-", "-", "-", "-", "-", "-", f.FrameBytes)
 	}
 }
 
@@ -340,6 +410,60 @@ func (cmp *comparison) roundSummary() []string {
 	var out []string
 	for _, k := range order {
 		out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, p99 %s (%d rounds)", k.factor, k.server, spread(perCore[k]), spread(p99[k]), len(perCore[k])))
+	}
+	// Against the floor: how much of it each server reaches.
+	reach := map[key][]float64{}
+	var floorOrder []key
+	for i := range cmp.Runs {
+		r := &cmp.Runs[i]
+		f := cmp.floorOf(r.Round, r.Factor)
+		if f == nil || r.perCore() <= 0 {
+			continue
+		}
+		k := key{r.Server, r.Factor}
+		if reach[k] == nil {
+			floorOrder = append(floorOrder, k)
+		}
+		reach[k] = append(reach[k], r.perCore()/f.perCore())
+	}
+	for _, k := range floorOrder {
+		out = append(out, fmt.Sprintf("x%-4g %-10s per core / the floor's %s (%d rounds)", k.factor, k.server, spread(reach[k]), len(reach[k])))
+	}
+	return out
+}
+
+// floorLines gives, for each floor measured, every server's own work per
+// message at that round and feed rate, and the floor's per-core figure
+// over each other server's.
+func (cmp *comparison) floorLines() []string {
+	var out []string
+	for i := range cmp.Floors {
+		f := &cmp.Floors[i]
+		floorCPU, _ := f.perDelivery()
+		if floorCPU <= 0 {
+			continue
+		}
+		line := fmt.Sprintf("x%-4g", f.Factor)
+		if cmp.Rounds > 1 {
+			line = fmt.Sprintf("r%d ", f.Round+1) + line
+		}
+		line += fmt.Sprintf(" floor %.2f us/msg;", floorCPU)
+		var bounds []string
+		for j := range cmp.Runs {
+			r := &cmp.Runs[j]
+			cpu, _ := r.perDelivery()
+			if r.Round != f.Round || r.Factor != f.Factor || cpu <= 0 {
+				continue
+			}
+			line += fmt.Sprintf(" %s own work %.2f us (%.0f%%);", r.Server, cpu-floorCPU, (cpu-floorCPU)/cpu*100)
+			if r.Server != "tickgate" {
+				bounds = append(bounds, fmt.Sprintf("floor / %s %s", r.Server, ratio(f.perCore(), r.perCore())))
+			}
+		}
+		for _, b := range bounds {
+			line += " " + b + ";"
+		}
+		out = append(out, strings.TrimSuffix(line, ";"))
 	}
 	return out
 }

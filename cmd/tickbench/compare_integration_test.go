@@ -37,6 +37,18 @@ func TestCompareShort(t *testing.T) {
 			for _, r := range cmp.Runs {
 				checkRun(t, r)
 			}
+			// The floor, measured after the servers: the workload's
+			// frames written at its pace.
+			if len(cmp.Floors) != 1 {
+				t.Fatalf("%d floors, want one", len(cmp.Floors))
+			}
+			f := cmp.Floors[0]
+			if f.Error != "" || f.WindowSeconds <= 0 || f.CPUSeconds <= 0 || f.Writes <= 0 {
+				t.Fatalf("floor %+v: want frames written and their CPU", f)
+			}
+			if got := float64(f.Messages) / f.WindowSeconds; got < 0.8*f.Offered {
+				t.Errorf("floor: %.0f frames/s of %.0f offered, want at least 80%%", got, f.Offered)
+			}
 		})
 	}
 }

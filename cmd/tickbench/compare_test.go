@@ -22,6 +22,23 @@ func fakeRun(server string, factor, offered, delivered, cores, p50, p99 float64)
 	return compareRun{Server: server, Factor: factor, Offered: offered, Report: r}
 }
 
+// tableText is the table cmp prints.
+func tableText(cmp *comparison) string {
+	var out bytes.Buffer
+	cmp.writeTable(&out)
+	return out.String()
+}
+
+// tableHas fails t for each of want that text lacks.
+func tableHas(t *testing.T, text string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("table lacks %q:\n%s", w, text)
+		}
+	}
+}
+
 func TestCompareRunSteady(t *testing.T) {
 	tests := map[string]struct {
 		run            compareRun
@@ -52,20 +69,14 @@ func TestComparisonTableAndPlot(t *testing.T) {
 			fakeRun("tickgate", 2, 2000, 1500, 0.5, 300, 900),
 			fakeRun("nats", 2, 2000, 2000, 0.5, 2, 4),
 		}}
-	var out bytes.Buffer
-	cmp.writeTable(&out)
-	for _, want := range []string{
+	tableHas(t, tableText(cmp),
 		"x1    vs nats       per core 0.50x, delivered/s 1.00x, p99 2.00x, RSS/conn 1.00x, ceiling 1.00x",
 		// tickgate 500 us per delivery, 250 in the kernel; nats 250 us.
 		"500.00  250.00",
 		"x2    vs nats       per core 0.75x, delivered/s 0.75x",
 		"centrifugo  skipped: no binary",
 		"steady NO:",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, out.String())
-		}
-	}
+	)
 	svg := cmp.svg()
 	d := xml.NewDecoder(bytes.NewReader(svg))
 	for {
@@ -113,10 +124,8 @@ func TestComparisonRounds(t *testing.T) {
 		a.Round, b.Round = round, round
 		cmp.Runs = append(cmp.Runs, a, b)
 	}
-	var out bytes.Buffer
-	cmp.writeTable(&out)
-	text := out.String()
-	for _, want := range []string{
+	text := tableText(cmp)
+	tableHas(t, text,
 		"round 1 of 3",
 		"round 3 of 3",
 		"r1 x1    vs nats       per core 1.00x, delivered/s 1.00x, p99 2.00x",
@@ -124,11 +133,7 @@ func TestComparisonRounds(t *testing.T) {
 		"r3 x1    vs nats       per core 1.50x, delivered/s 1.00x, p99 1.00x",
 		"over the 3 rounds: median (least-greatest) of each round's ratio",
 		"x1    vs nats       per core 1.50x (1.00x-2.00x), p99 1.00x (0.50x-2.00x) (3 rounds)",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("table lacks %q:\n%s", want, text)
-		}
-	}
+	)
 	if n := strings.Count(text, " vs nats       per core "); n != 4 {
 		t.Errorf("%d ratio lines against nats, want one per round and the summary (runs of different rounds are not compared):\n%s", n, text)
 	}

@@ -298,7 +298,8 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		for _, l := range lines {
 			fmt.Fprintln(w, "  "+l)
 		}
-		fmt.Fprintln(w, "  ceiling: the per-core ratio tickgate would reach if its user-space CPU were zero and its kernel time stayed (other's us/msg / tickgate's sys us)")
+		fmt.Fprintln(w, "  ceiling: the per-core ratio tickgate would reach if its user-space CPU were zero and its kernel time stayed (other's us/msg / tickgate's sys us);\n"+
+			"    rough: the kernel samples the user/kernel split at its tick, which beats with a bursty feed; the floor, where measured, is the figure to use")
 	}
 	if lines := cmp.floorLines(); len(lines) > 0 {
 		fmt.Fprintln(w, "against the floor (the least CPU per message any server could take here: floor.go)")

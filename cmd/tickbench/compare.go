@@ -243,8 +243,8 @@ func runFloor(ctx context.Context, base *config, round int, f, offered float64, 
 	return r
 }
 
-// floorOf is the floor measured at tg's round and feed rate, nil when
-// none was.
+// floorOf is the floor measured at a round and feed rate, nil when none
+// was (or its measurement failed).
 func (cmp *comparison) floorOf(round int, factor float64) *floorRun {
 	for i := range cmp.Floors {
 		if f := &cmp.Floors[i]; f.Round == round && f.Factor == factor && f.Error == "" {
@@ -282,6 +282,11 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		}
 		if i+1 == len(cmp.Runs) || cmp.Runs[i+1].Round != r.Round {
 			cmp.writeFloors(w, r.Round)
+		}
+	}
+	if len(cmp.Runs) == 0 { // every server skipped: the floors alone
+		for round := range max(cmp.Rounds, 1) {
+			cmp.writeFloors(w, round)
 		}
 	}
 	for _, s := range cmp.Skipped {

@@ -23,7 +23,8 @@ import (
 // a server can do without making a message wait). Its frames are the
 // feed's payloads in a WebSocket frame, the least any server sends. No
 // NATS, no decoding, no fan-out, no timers: one OS thread, pinned to the
-// servers' CPUs.
+// servers' CPUs. With --compression its frames are still plain: it stays
+// below any server that compresses.
 //
 // The floor's CPU per message is the least a server could take in this
 // workload on this machine; a server's CPU per message above it is its

@@ -138,6 +138,10 @@ func TestComparisonFloor(t *testing.T) {
 	if strings.Contains(text, "r2 x1    floor") {
 		t.Errorf("a floor that failed is compared:\n%s", text)
 	}
+	// Every server skipped: the floor is still printed.
+	alone := &comparison{Workload: "C", About: "x", Connections: 100, Skipped: []skipped{{"centrifugo", "no binary"}},
+		Floors: cmp.Floors[:1]}
+	tableHas(t, tableText(alone), "floor       x1         1000        1000   0.25")
 	if i, j := strings.Index(text, "round 2 of 2"), strings.Index(text, "floor       x1         1000"); i < 0 || j < 0 || j > i {
 		t.Errorf("the first round's floor is not printed with the first round:\n%s", text)
 	}

@@ -16,45 +16,42 @@ import (
 	"github.com/tickgate/tickgate/internal/selfsigned"
 )
 
-// floorSock is the writing end of one of the floor's connections: its
-// descriptor, written with send(2), or a TLS connection whose records go
-// out the same way.
+// floorSock is the writing end of one of the floor's connections:
+// written with send(2), as tickgate writes, or through TLS, whose records
+// go out the same way (floorRecords).
 type floorSock struct {
-	fd  uintptr
-	tc  *net.TCPConn // holds fd open; its Write waits for room
-	tls *tls.Conn
+	plain floorRecords
+	tls   *tls.Conn // nil: plain
 }
 
-// write writes b whole. The reader keeps up, so a wait for room (through
-// the runtime's poller) is rare.
-func (s *floorSock) write(b []byte) error {
+func (s *floorSock) write(b []byte) (err error) {
 	if s.tls != nil {
-		_, err := s.tls.Write(b)
-		return err
+		_, err = s.tls.Write(b)
+	} else {
+		_, err = s.plain.Write(b)
 	}
-	n, e := rawio.TryWrite(s.fd, b)
+	return err
+}
+
+// floorRecords is a floor connection's socket as a net.Conn (the TLS
+// connection's underneath) whose Write is send(2) on its descriptor.
+type floorRecords struct {
+	*net.TCPConn         // holds fd open; its Write waits for room
+	fd           uintptr // the TCPConn's
+}
+
+// Write writes b whole. The reader keeps up, so a wait for room (through
+// the runtime's poller) is rare.
+func (r floorRecords) Write(b []byte) (int, error) {
+	n, e := rawio.TryWrite(r.fd, b)
 	if e != 0 {
-		return e
+		return n, e
 	}
 	if n < len(b) {
-		_, err := s.tc.Write(b[n:])
-		return err
+		m, err := r.TCPConn.Write(b[n:])
+		return n + m, err
 	}
-	return nil
-}
-
-// floorRecords is the net.Conn under a floor connection's TLS: its
-// records are written as plain floor writes.
-type floorRecords struct {
-	*net.TCPConn
-	sock *floorSock
-}
-
-func (r floorRecords) Write(b []byte) (int, error) {
-	if err := r.sock.write(b); err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	return n, nil
 }
 
 // floorHandshake bounds a floor connection's TLS handshake.
@@ -99,16 +96,17 @@ func dialFloor(n int, plain bool) (fc *floorConns, err error) {
 		}
 		fc.closers = append(fc.closers, server)
 		tc := server.(*net.TCPConn)
-		sock := &floorSock{tc: tc}
-		if sock.fd, err = descriptorOf(tc); err != nil {
+		fd, err := descriptorOf(tc)
+		if err != nil {
 			return fc, err
 		}
+		sock := &floorSock{plain: floorRecords{TCPConn: tc, fd: fd}}
 		var r io.Reader = client
 		if !plain {
 			ccfg := cert.ClientConfig()
 			ccfg.ServerName = "localhost"
 			cc := tls.Client(client, ccfg)
-			sock.tls = tls.Server(floorRecords{TCPConn: tc, sock: &floorSock{fd: sock.fd, tc: tc}}, cert.ServerConfig())
+			sock.tls = tls.Server(sock.plain, cert.ServerConfig())
 			// Both ends' handshakes at once, each bounded: one that fails
 			// must not leave the other waiting.
 			deadline := time.Now().Add(floorHandshake)

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -81,9 +80,9 @@ func loopbackPair(b *testing.B) (*net.TCPConn, func()) {
 // threadCPU is the CPU time of the calling OS thread (it must be locked).
 func threadCPU(b *testing.B) time.Duration {
 	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+	cpu, _, err := ownThreadCPU()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpu
 }

@@ -449,11 +449,11 @@ func (cmp *comparison) floorLines() []string {
 		if floorCPU <= 0 {
 			continue
 		}
-		line := fmt.Sprintf("x%-4g", f.Factor)
+		lead := fmt.Sprintf("x%-4g", f.Factor)
 		if cmp.Rounds > 1 {
-			line = fmt.Sprintf("r%d ", f.Round+1) + line
+			lead = fmt.Sprintf("r%d %s", f.Round+1, lead)
 		}
-		line += fmt.Sprintf(" floor %.2f us/msg;", floorCPU)
+		parts := []string{fmt.Sprintf("%s floor %.2f us/msg", lead, floorCPU)}
 		var bounds []string
 		for j := range cmp.Runs {
 			r := &cmp.Runs[j]
@@ -461,15 +461,12 @@ func (cmp *comparison) floorLines() []string {
 			if r.Round != f.Round || r.Factor != f.Factor || cpu <= 0 {
 				continue
 			}
-			line += fmt.Sprintf(" %s own work %.2f us (%.0f%%);", r.Server, cpu-floorCPU, (cpu-floorCPU)/cpu*100)
+			parts = append(parts, fmt.Sprintf("%s own work %.2f us (%.0f%%)", r.Server, cpu-floorCPU, (cpu-floorCPU)/cpu*100))
 			if r.Server != "tickgate" {
 				bounds = append(bounds, fmt.Sprintf("floor / %s %s", r.Server, ratio(f.perCore(), r.perCore())))
 			}
 		}
-		for _, b := range bounds {
-			line += " " + b + ";"
-		}
-		out = append(out, strings.TrimSuffix(line, ";"))
+		out = append(out, strings.Join(append(parts, bounds...), "; "))
 	}
 	return out
 }

@@ -94,6 +94,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if ec, ok := socket.NetConn().(echoReasonConn); ok {
 		c.sock = sockOf(ec.Conn)
 		c.tlsConn, _ = ec.Conn.(*tls.Conn)
+		s.hub.wakes.touch.learn(c.tlsConn) // its handshake is over, and nothing else writes it yet
 	}
 	if r := c.parking(); r != nil {
 		r.socket = socket

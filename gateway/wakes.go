@@ -39,6 +39,10 @@ type wakes struct {
 	held      []*outbox // Guarded by mu: outboxes whose writer waits for a wake-up.
 	heldSince int64     // Guarded by mu: when held became non-empty (Unix ns).
 	spare     []*outbox // Guarded by mu: the previous held's array, for reuse.
+
+	// touch is what sweeps need to read their connections' lines ahead of
+	// their rounds (touch.go). Safe for concurrent use.
+	touch touches
 }
 
 func newWakes(now func() time.Time) *wakes {
@@ -161,7 +165,7 @@ func (w *wakes) releaseInline(inline bool) {
 		parts = sweepParts(len(held), w.procs)
 	}
 	if parts == 1 {
-		sweepHeld(held, inline)
+		sweepHeld(held, inline, &w.touch)
 		w.recycle(held)
 		return
 	}
@@ -171,18 +175,22 @@ func (w *wakes) releaseInline(inline bool) {
 	for lo := per; lo < len(held); lo += per {
 		go func(part []*outbox) {
 			reserveStack()
-			sweepHeld(part, true)
+			sweepHeld(part, true, &w.touch)
 		}(held[lo:min(lo+per, len(held))])
 	}
-	sweepHeld(held[:per], true)
+	sweepHeld(held[:per], true, &w.touch)
 }
 
 // sweepHeld releases held's connections: with inline, it runs the writer
 // round of each whose writer is not running, one after another with one
-// clock reading carried from round to round (fanClock), and wakes the
-// writers of the others; without, it wakes every writer.
-func sweepHeld(held []*outbox, inline bool) {
+// clock reading carried from round to round (fanClock), having read
+// their lines first (touchHeld), and wakes the writers of the others;
+// without, it wakes every writer.
+func sweepHeld(held []*outbox, inline bool, touch *touches) {
 	var at time.Time
+	if inline && len(held) > 1 {
+		touchHeld(held, touch)
+	}
 	for i, o := range held {
 		o.held.Store(false)
 		ran := false

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 	"unsafe"
@@ -19,19 +18,7 @@ func handshaken(t testing.TB, max uint16) (server, client *tls.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	b, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, a := loopbackPair(t)
 	sc := cert.ServerConfig()
 	sc.MaxVersion = max
 	cc := cert.ClientConfig()

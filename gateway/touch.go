@@ -14,16 +14,17 @@ import (
 // A fan-out to a hundred connections runs a hundred writer rounds one
 // after another (wakes.go, sweepHeld), and on a node with thousands of
 // connections each round's first reads of its connection, socket and,
-// with TLS, tls.Conn and its cipher are misses: about twenty lines per
-// round on TLS, each waited for alone, since each round's reads follow
+// with TLS, tls.Conn and its cipher are misses: about twenty-five lines
+// per round on TLS, each waited for alone, since each round's reads follow
 // one another and a send(2) separates one round from the next. So the
 // sweep first reads one word of each of those lines for every connection
 // it holds (touchHeld): the loads do not depend on one another across
 // connections, the CPU keeps many in flight, and the rounds then find
-// their lines in cache. In profiles of A over TLS it cut crypto/tls's
-// and AES-GCM's part of a delivery by about half, and the node's user
-// time per delivery by 0.3-2.1 µs, for 0.4-0.7 µs spent touching
-// (docs/benchmarks.md, *Touching the sweep's lines*).
+// their lines in cache. In seven pairs of profiles of A over TLS it cut
+// crypto/tls's and AES-GCM's part of a delivery by a third to a half,
+// and the node's user time in six, for 0.4-0.9 µs per delivery spent
+// touching; in turns the node was 3% faster there (docs/benchmarks.md,
+// *Touching the sweep's lines*).
 //
 // The words are read without synchronization while other goroutines may
 // write some of them (a connection's own writer goroutine, its read loop
@@ -97,9 +98,9 @@ const maxCipherShapes = 4
 type cipherShape struct {
 	outerType uintptr // the type word of out.cipher's interface value
 	outerSize uintptr
-	innerOff  uintptr // offset of the inner AEAD interface in outer; 0 with no inner
+	innerOff  uintptr // offset of the inner AEAD interface in outer
 	innerWord uintptr // that interface's first word (itab)
-	innerSize uintptr
+	innerSize uintptr // 0: no inner AEAD was found
 }
 
 // touches is a node's part in touching: the write cipher shapes it has

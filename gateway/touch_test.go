@@ -9,10 +9,10 @@ import (
 	"github.com/tickgate/tickgate/internal/selfsigned"
 )
 
-// handshaken returns both ends of a TLS connection over a pipe, handshake
-// done, over loopback TCP, with the server's version capped at max (0:
-// the default).
-func handshaken(t testing.TB, max uint16) (server, client *tls.Conn) {
+// handshaken returns both ends of a TLS connection over loopback TCP,
+// handshake done, with the server's version capped at maxVersion (0: the
+// default).
+func handshaken(t testing.TB, maxVersion uint16) (server, client *tls.Conn) {
 	t.Helper()
 	cert, err := selfsigned.New(time.Hour)
 	if err != nil {
@@ -20,7 +20,7 @@ func handshaken(t testing.TB, max uint16) (server, client *tls.Conn) {
 	}
 	b, a := loopbackPair(t)
 	sc := cert.ServerConfig()
-	sc.MaxVersion = max
+	sc.MaxVersion = maxVersion
 	cc := cert.ClientConfig()
 	cc.ServerName = "localhost"
 	server, client = tls.Server(a, sc), tls.Client(b, cc)
@@ -62,8 +62,8 @@ func TestTLSLinesFound(t *testing.T) {
 	}
 	var cs touches
 	cs.learn(nil) // no connection: nothing
-	for _, max := range []uint16{0, tls.VersionTLS12} {
-		server, _ := handshaken(t, max)
+	for _, v := range []uint16{0, tls.VersionTLS12} {
+		server, _ := handshaken(t, v)
 		cs.learn(server)
 		cs.learn(server) // known: not again
 	}

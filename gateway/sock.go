@@ -76,15 +76,11 @@ const maxKeptRest = 2 * maxWriteBytes
 
 // newSockConn wraps tc; nil when its raw descriptor cannot be had.
 func newSockConn(tc *net.TCPConn) *sockConn {
-	raw, err := tc.SyscallConn()
+	fd, err := rawio.Descriptor(tc)
 	if err != nil {
 		return nil
 	}
-	s := &sockConn{TCPConn: tc, fdn: -1}
-	if raw.Control(func(fd uintptr) { s.fdn = int32(fd) }) != nil {
-		return nil
-	}
-	return s
+	return &sockConn{TCPConn: tc, fdn: int32(fd)}
 }
 
 // sockOf returns the sockConn under nc (a sockConn, or a TLS connection

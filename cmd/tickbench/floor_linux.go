@@ -96,7 +96,7 @@ func dialFloor(n int, plain bool) (fc *floorConns, err error) {
 		}
 		fc.closers = append(fc.closers, server)
 		tc := server.(*net.TCPConn)
-		fd, err := descriptorOf(tc)
+		fd, err := rawio.Descriptor(tc)
 		if err != nil {
 			return fc, err
 		}
@@ -146,19 +146,6 @@ func (fc *floorConns) close() {
 		_ = c.Close()
 	}
 	fc.readers.Wait()
-}
-
-// descriptorOf is tc's file descriptor, which tc keeps open.
-func descriptorOf(tc *net.TCPConn) (uintptr, error) {
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var fd uintptr
-	if err := raw.Control(func(d uintptr) { fd = d }); err != nil {
-		return 0, err
-	}
-	return fd, nil
 }
 
 // measureFloor runs the floor for cfg's workload (its feed rate already

@@ -29,14 +29,21 @@ func tcpPair(t testing.TB) (fd uintptr, a, b net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	raw, err := a.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Control(func(d uintptr) { fd = d }); err != nil {
+	if fd, err = Descriptor(a.(*net.TCPConn)); err != nil {
 		t.Fatal(err)
 	}
 	return fd, a, b
+}
+
+// Descriptor gives the number the connection writes through (every test
+// here writes and reads by it), and an error once the connection is
+// closed.
+func TestDescriptorOfClosed(t *testing.T) {
+	_, a, _ := tcpPair(t)
+	a.Close()
+	if fd, err := Descriptor(a.(*net.TCPConn)); err == nil {
+		t.Errorf("descriptor %d of a closed connection, want an error", fd)
+	}
 }
 
 // Each call does what read(2) and write(2) do on a non-blocking socket:

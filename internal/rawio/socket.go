@@ -7,6 +7,21 @@ import (
 	"syscall"
 )
 
+// Descriptor is c's file descriptor, for Write, TryWrite and Read: valid
+// while c is open, which the caller sees to (a write on a number the
+// kernel gave to another file after c closed would reach that file).
+func Descriptor(c syscall.Conn) (uintptr, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var fd uintptr
+	if err := raw.Control(func(d uintptr) { fd = d }); err != nil {
+		return 0, err
+	}
+	return fd, nil
+}
+
 // TryWrite writes as much of b to the non-blocking descriptor fd as it
 // takes now, without waiting: it stops at the first write that would wait
 // (EAGAIN). It returns the bytes written and the socket's error (0: none;

@@ -13,8 +13,6 @@ import (
 // struct that leaves its size class, fails here rather than in a
 // benchmark run.
 
-const cacheLine = 64
-
 // fieldLine is a field's last byte (its offset, for a field of one word
 // or less) and the cache line it must be on.
 type fieldLine struct {

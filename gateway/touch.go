@@ -138,7 +138,7 @@ func (cs *touches) learn(tc *tls.Conn) {
 		return
 	}
 	s := cipherShape{outerType: typeWord, outerSize: outer.Elem().Size()}
-	data := *(*unsafe.Pointer)(unsafe.Add(base, l.cipher+unsafe.Sizeof(uintptr(0))))
+	data := dataOf(base, l.cipher)
 	// The first interface field of outer holding a pointer to a struct is
 	// the inner AEAD (xorNonceAEAD's and prefixNonceAEAD's aead).
 	ov := ci.Elem().Elem()
@@ -211,7 +211,7 @@ func touchHeld(held []*outbox, cs *touches) (lines int) {
 		}
 	}
 	l := &tlsConnLines
-	tls := false
+	anyTLS := false
 	for _, o := range held {
 		c, ok := o.run.inline.(*conn)
 		if !ok {
@@ -227,10 +227,10 @@ func touchHeld(held []*outbox, cs *touches) (lines int) {
 				sum += word(t, off)
 			}
 			lines += len(l.words)
-			tls = true
+			anyTLS = true
 		}
 	}
-	if shapes := cs.shapes(); tls && len(shapes) > 0 {
+	if shapes := cs.shapes(); anyTLS && len(shapes) > 0 {
 		for inner := range 2 {
 			for _, o := range held {
 				if c, ok := o.run.inline.(*conn); ok && c.tlsConn != nil {
@@ -254,13 +254,13 @@ func touchCipher(t unsafe.Pointer, off uintptr, shapes []cipherShape, inner bool
 		if s.outerType != typeWord {
 			continue
 		}
-		outer := *(*unsafe.Pointer)(unsafe.Add(t, off+unsafe.Sizeof(uintptr(0))))
+		outer := dataOf(t, off)
 		switch {
 		case outer == nil:
 		case !inner:
 			return touchObject(outer, s.outerSize)
 		case s.innerSize != 0 && word(outer, s.innerOff) == s.innerWord:
-			if in := *(*unsafe.Pointer)(unsafe.Add(outer, s.innerOff+unsafe.Sizeof(uintptr(0)))); in != nil {
+			if in := dataOf(outer, s.innerOff); in != nil {
 				return touchObject(in, s.innerSize)
 			}
 		}
@@ -272,15 +272,24 @@ func touchCipher(t unsafe.Pointer, off uintptr, shapes []cipherShape, inner bool
 // touchObject reads a word of every line of the size bytes at p, the
 // last word too (an object need not start on a line).
 func touchObject(p unsafe.Pointer, size uintptr) (lines int, sum uintptr) {
-	const line, w = 64, unsafe.Sizeof(uintptr(0))
+	const w = unsafe.Sizeof(uintptr(0))
 	if size < w {
 		return 0, 0
 	}
-	for off := uintptr(0); off+w <= size; off += line {
+	for off := uintptr(0); off+w <= size; off += cacheLine {
 		sum += word(p, off)
 		lines++
 	}
 	return lines + 1, sum + word(p, size-w)
+}
+
+// cacheLine is this machine's cache line, in bytes (amd64 and arm64).
+const cacheLine = 64
+
+// dataOf is the data word of the interface value at p plus off (its
+// second word: the first is its type or method table).
+func dataOf(p unsafe.Pointer, off uintptr) unsafe.Pointer {
+	return *(*unsafe.Pointer)(unsafe.Add(p, off+unsafe.Sizeof(uintptr(0))))
 }
 
 // word reads the word at p plus off.

@@ -25,12 +25,12 @@ type Config struct {
 	// FlushTimeout bounds how long Acquire waits for the server to confirm a
 	// new subscription (on top of Acquire's context). Zero: 5s.
 	FlushTimeout time.Duration
-	// PendingMessages and PendingBytes bound what the NATS client holds
-	// for one channel while its handler is busy; beyond either, NATS drops
-	// the channel's messages (counted by Source.Dropped, seen by the
-	// channel's State as a seq gap). Zero: 65536 messages and 16 MiB, so
-	// that a flooded channel costs at most that much memory, where nats.go
-	// would take 512k messages and 64 MiB.
+	// PendingMessages and PendingBytes bound what the node queues for one
+	// channel while it is busy; beyond either, the channel's messages are
+	// dropped as its dispatcher takes them (counted by Source.Dropped,
+	// seen by the channel's State as a seq gap). Zero: 65536 messages and
+	// 16 MiB. While a handler runs, what arrives waits in its dispatcher's
+	// transit queue (transitSlots messages) before these apply.
 	PendingMessages int
 	PendingBytes    int
 	// ReconnectWait is the pause between reconnect attempts to the same

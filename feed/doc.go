@@ -6,7 +6,8 @@
 // The data path:
 //
 //	NATS md.<kind>.<symbol> ──▶ Source (one nats.Conn; a subscription per channel
-//	                             while some local subscriber wants it)
+//	                             while some local subscriber wants it; a
+//	                             dispatcher per core hands messages over)
 //	                         ──▶ Decode (seq, type, data validated) ──▶ Handler
 //	                         ──▶ State.Apply (ticker: last value; book: levels,
 //	                             checksum, sync; trade: history) ──▶ Event
@@ -16,10 +17,11 @@
 // confirmed the subscription, so that everything published afterwards
 // reaches the channel's Handler; while the NATS connection is down a new
 // channel is refused at once (ErrUnavailable). Pending.Cancel (or Release)
-// gives a hold back, and the last one unsubscribes. Each subscription
-// holds at most Config.PendingMessages and PendingBytes while its handler
-// is busy; NATS drops the rest (Dropped), and the State sees the drop as a
-// seq gap.
+// gives a hold back, and the last one unsubscribes. A dispatcher per
+// core hands the channels' messages to their Handlers, channels in turn
+// (dispatch.go); each channel keeps at most Config.PendingMessages and
+// PendingBytes queued while the node is busy, the rest is dropped
+// (Dropped), and the State sees the drop as a seq gap.
 //
 // State is pure: no locks, no NATS, no clock. The gateway keeps one State per
 // channel, guards it with its own per-channel mutex and calls Apply from the

@@ -32,11 +32,14 @@ type Message struct {
 	// set, and Seq is the publisher's newest seq on the channel (0 when it
 	// has published nothing yet).
 	Heartbeat bool
-	// Behind reports that more of the channel's messages waited in the
-	// NATS client when this one was handed over (nats.Subscription's
-	// Pending): the node is behind on the channel, or in a burst of it.
-	// Set by Source.
+	// Behind reports that more of the channel's messages waited to be
+	// handed over when this one was: the node is behind on the channel,
+	// or in a burst of it. Set by Source.
 	Behind bool
+	// More reports that more feed messages, of this channel or others,
+	// waited to be handed over right after this one, on the same
+	// goroutine: the node is in a feed burst. Set by Source.
+	More bool
 }
 
 // Decode decodes one feed payload (msgpack, or JSON when its first byte is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,13 @@ type Source struct {
 	decodeLog    logLimiter // decode errors
 	slowLog      logLimiter // NATS slow-consumer drops
 
+	// disp are the dispatchers (dispatch.go), one per core when the
+	// Source connected; a channel's is disp[n % len(disp)] for the n-th
+	// subscription made (nextDisp). Static after construction.
+	disp     []*dispatcher
+	nextDisp atomic.Uint32
+	routes   routes
+
 	mu      sync.Mutex
 	subs    map[proto.Channel]*interest // Guarded by mu.
 	closed  bool                        // Guarded by mu.
@@ -51,6 +59,9 @@ type interest struct {
 	ch   proto.Channel      // Static after construction: the channel held.
 	refs int                // Guarded by Source.mu.
 	sub  *nats.Subscription // Guarded by Source.mu; nil until confirmed.
+	// route is the channel's place at its dispatcher, while subscribed.
+	// Written before ready is closed, read after.
+	route *route
 	// ready is closed, under Source.mu, once the subscription is confirmed
 	// or failed; err is written before and only read after.
 	ready chan struct{}
@@ -86,6 +97,9 @@ func Connect(cfg Config) (*Source, error) {
 		subs: make(map[proto.Channel]*interest),
 	}
 	log := s.log
+	for range runtime.GOMAXPROCS(0) {
+		s.disp = append(s.disp, newDispatcher(s))
+	}
 	s.dialer = newFeedDialer(nats.DefaultTimeout)
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name(cfg.Name),
@@ -121,7 +135,7 @@ func Connect(cfg Config) (*Source, error) {
 				// slow, which under a flood is many times a second: the
 				// drops are counted (Dropped) and show as feed gaps.
 				if ok, suppressed := s.slowLog.allow(); ok {
-					log.Warn("nats dropped feed messages: the channel's pending limit was reached",
+					log.Warn("nats dropped feed messages: the node's feed queue was full",
 						"subject", sub.Subject, "suppressed", suppressed)
 				}
 				return
@@ -137,6 +151,9 @@ func Connect(cfg Config) (*Source, error) {
 		return nil, fmt.Errorf("feed: connect to nats: %w", err)
 	}
 	s.nc = nc
+	for _, d := range s.disp {
+		go d.run()
+	}
 	return s, nil
 }
 
@@ -151,14 +168,16 @@ func (s *Source) Close() {
 	s.closed = true
 	for _, in := range s.subs { // Dropped keeps counting them
 		if in.sub != nil {
-			if n, err := in.sub.Dropped(); err == nil {
-				s.dropped += uint64(n)
-			}
+			s.dropped += in.drops()
+			s.routes.remove(in.ch.Subject(s.cfg.SubjectPrefix), in.route)
 		}
 	}
 	clear(s.subs)
 	s.mu.Unlock()
 	s.nc.Close()
+	for _, d := range s.disp {
+		close(d.stop)
+	}
 }
 
 // Connected reports whether the NATS connection is currently up.
@@ -320,24 +339,10 @@ func (s *Source) Acquire(ctx context.Context, ch proto.Channel, h Handler) error
 func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in *interest) {
 	defer in.abort()
 	subject := ch.Subject(s.cfg.SubjectPrefix)
-	sub, err := s.nc.Subscribe(subject, func(msg *nats.Msg) {
-		m, err := Decode(ch, msg.Data)
-		if err != nil {
-			s.decodeFailed(ch, err)
-			return
-		}
-		// nats.go counts the message being handled as pending until
-		// this callback returns: more than one is more behind it.
-		if msg.Sub != nil {
-			if n, _, err := msg.Sub.Pending(); err == nil && n > 1 {
-				m.Behind = true
-			}
-		}
-		h(ch, m)
-	})
-	if err == nil {
-		err = sub.SetPendingLimits(s.cfg.PendingMessages, s.cfg.PendingBytes)
-	}
+	d := s.disp[int(s.nextDisp.Add(1)-1)%len(s.disp)]
+	r := &route{ch: ch, h: h, d: d}
+	s.routes.put(subject, r)
+	sub, err := s.nc.ChanSubscribe(subject, d.transit)
 	if err == nil {
 		err = s.nc.FlushWithContext(ctx)
 	}
@@ -360,10 +365,11 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 		if sub != nil {
 			_ = sub.Unsubscribe()
 		}
+		s.routes.remove(subject, r)
 		close(in.ready)
 		return
 	}
-	in.sub = sub
+	in.sub, in.route = sub, r
 	close(in.ready)
 }
 
@@ -387,9 +393,8 @@ func (s *Source) releaseLocked(ch proto.Channel, in *interest) {
 		return
 	}
 	delete(s.subs, ch)
-	if n, err := in.sub.Dropped(); err == nil {
-		s.dropped += uint64(n)
-	}
+	s.dropped += in.drops()
+	s.routes.remove(ch.Subject(s.cfg.SubjectPrefix), in.route)
 	if err := in.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("nats unsubscribe failed", "channel", ch.String(), "err", err)
 	}
@@ -404,14 +409,32 @@ func (s *Source) Dropped() uint64 {
 	defer s.mu.Unlock()
 	n := s.dropped
 	for _, in := range s.subs {
-		if in.sub == nil {
-			continue
-		}
-		if d, err := in.sub.Dropped(); err == nil {
-			n += uint64(d)
+		if in.sub != nil {
+			n += in.drops()
 		}
 	}
 	return n
+}
+
+// drops is how many of the channel's messages were dropped: by NATS (the
+// dispatcher's transit queue full) and by the dispatcher (the channel's
+// pending limits). Called with Source.mu held, once the subscription is
+// confirmed.
+func (in *interest) drops() uint64 {
+	n := in.route.dropped.Load()
+	if d, err := in.sub.Dropped(); err == nil {
+		n += uint64(d)
+	}
+	return n
+}
+
+// slowChannel logs, at most once per logEvery, that ch's messages are
+// dropped for its pending limits.
+func (s *Source) slowChannel(ch proto.Channel) {
+	if ok, suppressed := s.slowLog.allow(); ok {
+		s.log.Warn("dropped feed messages: the channel's pending limit was reached",
+			"channel", ch.String(), "suppressed", suppressed)
+	}
 }
 
 // decodeFailed counts a payload that failed Decode and logs it at most once

@@ -185,7 +185,12 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	e := h.lookup(ch)
 	if e == nil {
-		return // the last subscriber left while the message was in flight
+		// The last subscriber left while the message was in flight. A
+		// burst's wake-ups held for this message's fan-out (m.More of
+		// the one before) are released as its end would.
+		h.wakes.begin()
+		h.wakes.end(m.Behind, m.More)
+		return
 	}
 	if h.history != nil && e.spec.Events {
 		h.fillGap(e, m) // events the node never had, from the stream, before m
@@ -199,7 +204,7 @@ func (h *hub) process(e *hubEntry, m *feed.Message) {
 	var starts []restart
 	h.wakes.begin()
 	out := h.apply(e, m, &starts)
-	h.wakes.end(m.Behind)
+	h.wakes.end(m.Behind, m.More)
 	// Subscribers whose chain starts again from a snapshot get it encoded
 	// here, once per codec, after the channel's lock is released.
 	for _, r := range starts {

@@ -64,23 +64,36 @@ func (w *wakes) begin() {
 // writing: they run after the fan-outs of what waits and take it
 // together, where writing each message inline would make a node that is
 // behind write once per message, and fall further behind.
-func (w *wakes) end(behind bool) {
+//
+// more reports that other feed messages wait to be fanned out right
+// after this one on the caller's goroutine (feed.Message.More): a feed
+// burst. The wake-ups stay held for the fan-out that follows, whose end
+// releases them, unless they have waited maxHold.
+func (w *wakes) end(behind, more bool) {
 	if w.busy.Add(-1) == 0 {
 		switch {
 		case !w.holding():
 		case behind:
 			w.release()
+		case more:
+			if w.late() {
+				w.release()
+			}
 		default:
 			w.settle()
 		}
 		return
 	}
-	w.mu.Lock()
-	late := len(w.held) > 0 && w.now().UnixNano()-w.heldSince > int64(maxHold)
-	w.mu.Unlock()
-	if late {
+	if w.late() {
 		w.release()
 	}
+}
+
+// late reports whether the oldest wake-up held has waited maxHold.
+func (w *wakes) late() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.held) > 0 && w.now().UnixNano()-w.heldSince > int64(maxHold)
 }
 
 // hold defers o's wake-up while a fan-out is under way: another one than

@@ -53,7 +53,7 @@ func TestWakesHoldDuringBurst(t *testing.T) {
 				case "begin":
 					w.begin()
 				case "end":
-					w.end(false)
+					w.end(false, false)
 				case "signal":
 					o.signal(w.now)
 				case "signal other":
@@ -90,25 +90,76 @@ func TestWakesInlineOrWake(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := newWakes(time.Now)
 			w.backlog = func() bool { return tc.backlog }
-			o := newOutbox(16, w.now)
-			o.wakes = w
-			var inlined, started int
-			o.run.start = func() { started++ }
-			o.run.inline = inlineFunc(func(at time.Time) time.Time {
-				inlined++
-				o.run.state.Store(runIdle)
-				return at
-			})
-			o.run.state.Store(runIdle)
+			o, ran := inlineOutbox(w)
 			w.begin()
 			o.signal(w.now)
-			if started+inlined != 0 {
+			if ran.started+ran.inlined != 0 {
 				t.Fatal("the writer ran before the fan-out ended")
 			}
-			w.end(tc.behind)
-			if tc.inline && (inlined != 1 || started != 0) || !tc.inline && (inlined != 0 || started != 1) {
-				t.Fatalf("%d inline rounds, %d writers started; want inline %v", inlined, started, tc.inline)
+			w.end(tc.behind, false)
+			ran.check(t, tc.inline)
+		})
+	}
+}
+
+// writerRuns counts how an outbox's writer ran: rounds run inline, and
+// writer goroutines started (inlineOutbox).
+type writerRuns struct{ inlined, started int }
+
+// check fails t unless exactly one round ran, inline when inline, else
+// on a writer started for it.
+func (r *writerRuns) check(t *testing.T, inline bool) {
+	t.Helper()
+	if inline && (r.inlined != 1 || r.started != 0) || !inline && (r.inlined != 0 || r.started != 1) {
+		t.Fatalf("%d inline rounds, %d writers started; want inline %v", r.inlined, r.started, inline)
+	}
+}
+
+// inlineOutbox is an outbox of w whose writer rounds may run inline, with
+// an idle writer, counting how its rounds run.
+func inlineOutbox(w *wakes) (*outbox, *writerRuns) {
+	o := newOutbox(16, w.now)
+	o.wakes = w
+	ran := &writerRuns{}
+	o.run.start = func() { ran.started++ }
+	o.run.inline = inlineFunc(func(at time.Time) time.Time {
+		ran.inlined++
+		o.run.state.Store(runIdle)
+		return at
+	})
+	o.run.state.Store(runIdle)
+	return o, ran
+}
+
+// A fan-out followed at once by another on the same goroutine (the feed's
+// dispatcher said more follows: feed.Message.More) leaves its wake-ups
+// held, and the last fan-out of the burst runs the rounds; unless they
+// have waited maxHold, when the writers are started.
+func TestWakesHeldWhileMoreFollows(t *testing.T) {
+	cases := map[string]struct {
+		late   bool // the clock passes maxHold between the fan-outs
+		inline bool
+	}{
+		"the burst's last fan-out runs the round": {inline: true},
+		"held past maxHold: writer":               {late: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			now := time.Unix(1, 0)
+			w := newWakes(func() time.Time { return now })
+			o, ran := inlineOutbox(w)
+			w.begin()
+			o.signal(w.now)
+			w.end(false, true)
+			if ran.started+ran.inlined != 0 {
+				t.Fatal("the writer ran before the burst ended")
 			}
+			if tc.late {
+				now = now.Add(2 * maxHold)
+			}
+			w.begin()
+			w.end(false, tc.late)
+			ran.check(t, tc.inline)
 		})
 	}
 }
@@ -144,7 +195,7 @@ func TestInlineSweepCarriesOneClock(t *testing.T) {
 		t.Fatal("rounds ran before the fan-out ended")
 	}
 	reads = 0
-	w.end(false)
+	w.end(false, false)
 	if len(starts) != n {
 		t.Fatalf("%d inline rounds, want %d", len(starts), n)
 	}
@@ -180,7 +231,7 @@ func TestInlineSweepAllocatesNothing(t *testing.T) {
 	sweep := func() {
 		w.begin()
 		o.signal(w.now)
-		w.end(false)
+		w.end(false, false)
 	}
 	sweep() // the held list's array is made once
 	if allocs := testing.AllocsPerRun(100, sweep); allocs != 0 {
@@ -257,7 +308,7 @@ func TestSweepSplitsAcrossCores(t *testing.T) {
 					wg.Add(1)
 				}
 			}
-			w.end(false)
+			w.end(false, false)
 			wg.Wait()
 			mu.Lock()
 			defer mu.Unlock()

@@ -125,7 +125,7 @@ func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 					defer push.Done()
 					if fanouts != nil {
 						fanouts.begin()
-						defer fanouts.end(false)
+						defer fanouts.end(false, false)
 					}
 					for range 1 + p%3 {
 						if o.push([]byte{1}) != pushed {

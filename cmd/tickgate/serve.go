@@ -105,8 +105,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.historyStream, "history-stream", feed.DefaultStream, "the JetStream stream over the feed subjects that --history jetstream reads (tickgate stream creates it)")
 	fs.DurationVar(&f.staleAfter, "stale-after", gateway.DefaultStaleAfter, "tell subscribers a channel is stale (feed_silent) when nothing, not even a publisher heartbeat, arrived on it for this long (0: never)")
 	fs.IntVar(&f.candleBars, "candle-bars", gateway.DefaultCandleBars, "bars each candle channel keeps for snapshots (a subscriber's bars option is served up to it)")
-	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
-	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the NATS client holds per channel while the node is busy; beyond, NATS drops them (counted, reported as gaps)")
+	fs.IntVar(&f.feedPendingMsgs, "feed-pending-messages", feed.DefaultPendingMsgs, "feed messages the node queues per channel while it is busy; beyond, they are dropped (counted, reported as gaps)")
+	fs.IntVar(&f.feedPendingBytes, "feed-pending-bytes", feed.DefaultPendingBytes, "feed bytes the node queues per channel while it is busy; beyond, they are dropped (counted, reported as gaps)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", gateway.DefaultWriteTimeout, "a write stalled this long evicts the connection")
 	fs.DurationVar(&f.lagTimeout, "lag-timeout", 0, "a client that has not confirmed (by its pong) data sent this long ago is evicted (4008); 0: 2 x --write-timeout")
 	fs.IntVar(&f.sendQueue, "send-queue", gateway.DefaultSendQueueLimit, "replies and control frames pending per connection before it is evicted (market data is bounded per channel)")
@@ -359,7 +359,7 @@ func startNode(o nodeOptions) (*node, error) {
 			func() float64 { return float64(src.Channels()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_decode_errors_total", Help: "Feed payloads dropped because they did not decode or validate."},
 			func() float64 { return float64(src.DecodeErrors()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_dropped_total", Help: "Feed messages the node's NATS client dropped because a channel's pending limits (--feed-pending-messages, --feed-pending-bytes) were reached; each shows as a feed gap."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tickgate_feed_dropped_total", Help: "Feed messages the node dropped because a channel's pending limits (--feed-pending-messages, --feed-pending-bytes) were reached or its feed queue was full; each shows as a feed gap."},
 			func() float64 { return float64(src.Dropped()) }),
 	)
 	ctl, err := feed.NewControl(src, f.fleet.controlConfig())

@@ -1,0 +1,252 @@
+package feed
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tickgate/tickgate/proto"
+)
+
+// Handing feed messages to the channels' handlers.
+//
+// nats.go runs a goroutine per asynchronous subscription and wakes it for
+// each message that finds it idle: on a node with a hundred channels a
+// feed burst of twenty messages is twenty goroutine switches, each on
+// lines (the subscription's lock, condition variable and stack) last
+// touched tens of milliseconds before. Instead the Source runs one
+// dispatcher per core (GOMAXPROCS when it connects). Each channel is
+// assigned to one of them when it is subscribed; NATS puts the channel's
+// messages on that dispatcher's transit queue (a Go channel, which
+// nats.go fills from its read loop), and the dispatcher moves them to the
+// channel's own queue and hands them to the handler, taking the channels
+// with queued messages in turn. A burst is then handed over by one
+// goroutine that wakes once, and the gateway knows when the burst ends
+// (Message.More), where it had to guess by yielding.
+//
+// What a channel holds while the node is busy stays bounded per channel,
+// as with nats.go's own pending limits (Config.PendingMessages and
+// PendingBytes): a message beyond them is dropped when the dispatcher
+// moves it, counted (Dropped), and the State sees the seq gap. A flood on
+// one channel thus costs the others nothing but the dispatcher's time to
+// drop it. The transit queue is drained before each message is handed
+// over, and holds transitSlots messages; if it fills (a handler running
+// for longer than the feed takes to send that many), NATS drops the
+// newest, counted as well.
+
+// transitSlots is the capacity of a dispatcher's transit queue: feed
+// messages that may arrive while one is handed over (a fan-out to ten
+// thousand connections takes a few milliseconds).
+const transitSlots = 8192
+
+// dispatcher hands one share of the Source's channels their messages, on
+// its own goroutine (run).
+type dispatcher struct {
+	src     *Source
+	transit chan *nats.Msg // What NATS delivers for the dispatcher's channels (ChanSubscribe).
+	stop    chan struct{}  // Closed by Source.Close.
+	// ready lists the routes with queued messages from ready[head] on, in
+	// the order they became ready; owned by the dispatcher's goroutine.
+	ready []*route
+	head  int
+}
+
+// route is one subscribed channel at its dispatcher.
+type route struct {
+	ch proto.Channel // Static after construction.
+	h  Handler       // Static after construction.
+	d  *dispatcher   // Static after construction.
+	// queue[head:] are the channel's messages not handed over yet, and
+	// bytes their payloads' size; owned by the dispatcher's goroutine, as
+	// is listed (the route is in d.ready).
+	queue  []*nats.Msg
+	head   int
+	bytes  int
+	listed bool
+	// dropped counts the messages dropped for the pending limits.
+	dropped atomic.Uint64
+	// gone is set once the channel is released: what is queued is dropped.
+	gone atomic.Bool
+}
+
+// keptQueue is the capacity of a channel's queue kept once it is empty:
+// a channel that was far behind once gives its array back.
+const keptQueue = 64
+
+// queued is how many of the route's messages wait. Called on the
+// dispatcher's goroutine.
+func (r *route) queued() int { return len(r.queue) - r.head }
+
+// pop takes the route's oldest queued message. Called on the dispatcher's
+// goroutine, with one queued at least.
+func (r *route) pop() *nats.Msg {
+	m := r.queue[r.head]
+	r.queue[r.head] = nil
+	r.head++
+	r.bytes -= len(m.Data)
+	if r.head == len(r.queue) {
+		r.queue, r.head = r.queue[:0], 0
+		if cap(r.queue) > keptQueue {
+			r.queue = nil
+		}
+	}
+	return m
+}
+
+// push queues m on r. Called on the dispatcher's goroutine.
+func (r *route) push(m *nats.Msg) {
+	if r.head > 0 && len(r.queue) == cap(r.queue) {
+		n := copy(r.queue, r.queue[r.head:])
+		clear(r.queue[n:])
+		r.queue, r.head = r.queue[:n], 0
+	}
+	r.queue = append(r.queue, m)
+	r.bytes += len(m.Data)
+}
+
+// routes maps a NATS subject to its route: the dispatcher looks every
+// message's subject up (a message may arrive before ChanSubscribe
+// returns, so its subscription is not the key). Safe for concurrent use.
+type routes struct {
+	mu sync.RWMutex
+	m  map[string]*route // Guarded by mu.
+}
+
+func (rs *routes) get(subject string) *route {
+	rs.mu.RLock()
+	r := rs.m[subject]
+	rs.mu.RUnlock()
+	return r
+}
+
+func (rs *routes) put(subject string, r *route) {
+	rs.mu.Lock()
+	if rs.m == nil {
+		rs.m = make(map[string]*route)
+	}
+	rs.m[subject] = r
+	rs.mu.Unlock()
+}
+
+// remove drops subject's route if it is still r, and marks r gone.
+func (rs *routes) remove(subject string, r *route) {
+	rs.mu.Lock()
+	if rs.m[subject] == r {
+		delete(rs.m, subject)
+	}
+	rs.mu.Unlock()
+	r.gone.Store(true)
+}
+
+func newDispatcher(src *Source) *dispatcher {
+	return &dispatcher{src: src, transit: make(chan *nats.Msg, transitSlots), stop: make(chan struct{})}
+}
+
+// run hands messages over until stop is closed: the oldest of the first
+// ready channel, which then goes behind the other ready ones, so that
+// channels take turns. It decodes one message ahead of the one it hands
+// over, so that a message handed over with More set is always followed
+// by another (an undecodable one is dropped before it is counted on).
+func (d *dispatcher) run() {
+	var cur handed
+	for {
+		if cur.r == nil && d.head == len(d.ready) {
+			select {
+			case m := <-d.transit:
+				d.take(m)
+			case <-d.stop:
+				return
+			}
+		}
+		d.drain()
+		next := d.next()
+		if cur.r != nil {
+			cur.m.Behind = cur.r.queued() > 0 || next.r == cur.r
+			cur.m.More = next.r != nil
+			cur.r.h(cur.r.ch, cur.m)
+		}
+		cur = next
+	}
+}
+
+// handed is a decoded message and its channel's route, to hand over.
+type handed struct {
+	r *route
+	m *Message
+}
+
+// next pops and decodes the next message to hand over: the oldest of the
+// first ready channel, which goes behind the others if it has more. The
+// zero handed when none is queued. Messages of released channels are
+// dropped, and undecodable ones counted and dropped. Called on the
+// dispatcher's goroutine.
+func (d *dispatcher) next() handed {
+	for d.head < len(d.ready) {
+		r := d.ready[d.head]
+		d.ready[d.head] = nil
+		d.head++
+		raw := r.pop()
+		if r.queued() > 0 {
+			d.list(r)
+		} else {
+			r.listed = false
+		}
+		if d.head == len(d.ready) {
+			d.ready, d.head = d.ready[:0], 0
+		}
+		if r.gone.Load() {
+			continue
+		}
+		m, err := Decode(r.ch, raw.Data)
+		if err != nil {
+			d.src.decodeFailed(r.ch, err)
+			continue
+		}
+		return handed{r, m}
+	}
+	return handed{}
+}
+
+// list puts r at the end of the ready list. Called on the dispatcher's
+// goroutine.
+func (d *dispatcher) list(r *route) {
+	if d.head > 0 && len(d.ready) == cap(d.ready) {
+		n := copy(d.ready, d.ready[d.head:])
+		clear(d.ready[n:])
+		d.ready, d.head = d.ready[:n], 0
+	}
+	d.ready = append(d.ready, r)
+}
+
+// drain takes everything in the transit queue, without waiting.
+func (d *dispatcher) drain() {
+	for {
+		select {
+		case m := <-d.transit:
+			d.take(m)
+		default:
+			return
+		}
+	}
+}
+
+// take queues m on its channel's route, or drops it: no route (released
+// meanwhile), or the route's pending limits reached.
+func (d *dispatcher) take(m *nats.Msg) {
+	r := d.src.routes.get(m.Subject)
+	if r == nil || r.d != d || r.gone.Load() {
+		return
+	}
+	cfg := &d.src.cfg
+	if r.queued() >= cfg.PendingMessages || r.bytes+len(m.Data) > cfg.PendingBytes {
+		r.dropped.Add(1)
+		d.src.slowChannel(r.ch)
+		return
+	}
+	r.push(m)
+	if !r.listed {
+		r.listed = true
+		d.list(r)
+	}
+}

@@ -1,0 +1,140 @@
+package feed
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// handedMsg is what a dispatcher test's handler saw of one message.
+type handedMsg struct {
+	sym          string
+	seq          uint64
+	behind, more bool
+}
+
+func (h handedMsg) String() string {
+	return fmt.Sprintf("%s%d(b=%v,m=%v)", h.sym, h.seq, h.behind, h.more)
+}
+
+// symbolTrade is a trade payload of symbol sym at seq.
+func symbolTrade(t *testing.T, sym string, seq uint64) []byte {
+	t.Helper()
+	p, err := codec.Msgpack().Append(nil, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Trade{
+		Symbol: sym, ID: int64(seq), Price: "64000.5", Size: "0.1", Side: proto.SideBuy, TS: 1,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDispatcher: what one dispatcher hands over, in which order and with
+// which flags, for what waits in its transit queue when it starts.
+func TestDispatcher(t *testing.T) {
+	type in struct {
+		sym string
+		seq uint64
+		bad bool // an undecodable payload
+	}
+	cases := map[string]struct {
+		cfg     Config
+		gone    string // a channel released before the dispatcher runs
+		msgs    []in
+		want    []handedMsg
+		dropped map[string]uint64
+	}{
+		"channels take turns": {
+			msgs: []in{{"A", 1, false}, {"A", 2, false}, {"A", 3, false}, {"B", 1, false}, {"B", 2, false}, {"C", 1, false}},
+			want: []handedMsg{{"A", 1, true, true}, {"B", 1, true, true}, {"C", 1, false, true}, {"A", 2, true, true}, {"B", 2, false, true}, {"A", 3, false, false}},
+		},
+		"a lone message: neither behind nor more": {
+			msgs: []in{{"A", 1, false}},
+			want: []handedMsg{{"A", 1, false, false}},
+		},
+		"a flood on one channel is cut to its message limit, the others keep theirs": {
+			cfg:     Config{PendingMessages: 2},
+			msgs:    []in{{"A", 1, false}, {"A", 2, false}, {"A", 3, false}, {"A", 4, false}, {"B", 1, false}, {"A", 5, false}, {"B", 2, false}},
+			want:    []handedMsg{{"A", 1, true, true}, {"B", 1, true, true}, {"A", 2, false, true}, {"B", 2, false, false}},
+			dropped: map[string]uint64{"A": 3},
+		},
+		"and to its byte limit": {
+			cfg:     Config{PendingBytes: 1 << 10},
+			msgs:    []in{{"A", 1, false}, {"A", 2, false}, {"A", 3, false}, {"A", 4, false}, {"A", 5, false}, {"A", 6, false}, {"A", 7, false}, {"A", 8, false}, {"A", 9, false}, {"A", 10, false}, {"A", 11, false}, {"A", 12, false}, {"A", 13, false}, {"A", 14, false}, {"A", 15, false}, {"A", 16, false}},
+			dropped: map[string]uint64{"A": uint64(16 - 1<<10/len(symbolTrade(t, "A", 10)))},
+		},
+		"an undecodable message is never counted on as more": {
+			msgs: []in{{"A", 1, false}, {"A", 2, true}},
+			want: []handedMsg{{"A", 1, false, false}},
+		},
+		"a released channel's messages are dropped": {
+			gone: "B",
+			msgs: []in{{"A", 1, false}, {"B", 1, false}, {"B", 2, false}},
+			want: []handedMsg{{"A", 1, false, false}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.URL = "nats://127.0.0.1:4222"
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			s := &Source{cfg: cfg.withDefaults()}
+			s.log = s.cfg.Logger
+			d := newDispatcher(s)
+			s.disp = []*dispatcher{d}
+			got := make(chan handedMsg, 64)
+			h := func(ch proto.Channel, m *Message) { got <- handedMsg{ch.Symbol, m.Seq, m.Behind, m.More} }
+			rs := map[string]*route{}
+			for _, m := range tc.msgs {
+				if rs[m.sym] == nil {
+					ch := proto.Channel{Kind: proto.KindTrade, Symbol: m.sym}
+					rs[m.sym] = &route{ch: ch, h: h, d: d}
+					s.routes.put(ch.Subject(s.cfg.SubjectPrefix), rs[m.sym])
+				}
+				data := symbolTrade(t, m.sym, m.seq)
+				if m.bad {
+					data = []byte("{not a feed message")
+				}
+				d.transit <- &nats.Msg{Subject: rs[m.sym].ch.Subject(s.cfg.SubjectPrefix), Data: data}
+			}
+			if r := rs[tc.gone]; r != nil {
+				s.routes.remove(r.ch.Subject(s.cfg.SubjectPrefix), r)
+			}
+			want := tc.want
+			if want == nil { // the byte limit's case: as many as fit, in order
+				for seq := uint64(1); seq <= uint64(len(tc.msgs))-tc.dropped["A"]; seq++ {
+					want = append(want, handedMsg{"A", seq, seq < uint64(len(tc.msgs))-tc.dropped["A"], seq < uint64(len(tc.msgs))-tc.dropped["A"]})
+				}
+			}
+			go d.run()
+			defer close(d.stop)
+			for i, w := range want {
+				select {
+				case g := <-got:
+					if g != w {
+						t.Fatalf("message %d: %v, want %v", i, g, w)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("message %d (%v) not handed over", i, w)
+				}
+			}
+			select {
+			case g := <-got:
+				t.Fatalf("handed over %v beyond those wanted", g)
+			case <-time.After(20 * time.Millisecond):
+			}
+			for sym, r := range rs {
+				if n := r.dropped.Load(); n != tc.dropped[sym] {
+					t.Fatalf("%s: %d dropped, want %d", sym, n, tc.dropped[sym])
+				}
+			}
+		})
+	}
+}

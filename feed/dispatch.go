@@ -45,6 +45,7 @@ const transitSlots = 8192
 type dispatcher struct {
 	src     *Source
 	transit chan *nats.Msg // What NATS delivers for the dispatcher's channels (ChanSubscribe).
+	resumed chan *route    // Channels whose handler ended a pause (Message.Pause).
 	stop    chan struct{}  // Closed by Source.Close.
 	// ready lists the routes with queued messages from ready[head] on, in
 	// the order they became ready; owned by the dispatcher's goroutine.
@@ -64,6 +65,12 @@ type route struct {
 	head   int
 	bytes  int
 	listed bool
+	// paused is set while the channel's handler finishes a message off
+	// the dispatcher (Message.Pause); ahead is the channel's message
+	// decoded ahead meanwhile, handed over first once it resumes. Owned
+	// by the dispatcher's goroutine.
+	paused bool
+	ahead  *Message
 	// dropped counts the messages dropped for the pending limits.
 	dropped atomic.Uint64
 	// gone is set once the channel is released: what is queued is dropped.
@@ -140,7 +147,7 @@ func (rs *routes) remove(subject string, r *route) {
 }
 
 func newDispatcher(src *Source) *dispatcher {
-	return &dispatcher{src: src, transit: make(chan *nats.Msg, transitSlots), stop: make(chan struct{})}
+	return &dispatcher{src: src, transit: make(chan *nats.Msg, transitSlots), resumed: make(chan *route, resumeSlots), stop: make(chan struct{})}
 }
 
 // run hands messages over until stop is closed: the oldest of the first
@@ -155,6 +162,8 @@ func (d *dispatcher) run() {
 			select {
 			case m := <-d.transit:
 				d.take(m)
+			case r := <-d.resumed:
+				d.resume(r)
 			case <-d.stop:
 				return
 			}
@@ -164,9 +173,43 @@ func (d *dispatcher) run() {
 		if cur.r != nil {
 			cur.m.Behind = cur.r.queued() > 0 || next.r == cur.r
 			cur.m.More = next.r != nil
+			cur.m.disp, cur.m.route = d, cur.r
 			cur.r.h(cur.r.ch, cur.m)
+			if cur.r.paused && next.r == cur.r {
+				cur.r.ahead, next = next.m, handed{} // kept for the resume
+			}
 		}
 		cur = next
+	}
+}
+
+// resumeSlots is the capacity of a dispatcher's queue of resumed
+// channels; a resume beyond it waits for the dispatcher.
+const resumeSlots = 64
+
+// pause takes r off the dispatcher until the returned func is called:
+// r's messages are queued, within its pending limits, and not handed
+// over. Called on the dispatcher's goroutine, from r's handler.
+func (d *dispatcher) pause(r *route) (resume func()) {
+	r.paused = true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			select {
+			case d.resumed <- r:
+			case <-d.stop:
+			}
+		})
+	}
+}
+
+// resume puts r back in turn after a pause. Called on the dispatcher's
+// goroutine.
+func (d *dispatcher) resume(r *route) {
+	r.paused = false
+	if !r.listed && (r.ahead != nil || r.queued() > 0) {
+		r.listed = true
+		d.list(r)
 	}
 }
 
@@ -186,17 +229,29 @@ func (d *dispatcher) next() handed {
 		r := d.ready[d.head]
 		d.ready[d.head] = nil
 		d.head++
-		raw := r.pop()
+		if r.paused { // listed before its handler paused it: back at resume
+			r.listed = false
+			d.compact()
+			continue
+		}
+		ahead := r.ahead
+		var raw *nats.Msg
+		if ahead != nil {
+			r.ahead = nil
+		} else {
+			raw = r.pop()
+		}
 		if r.queued() > 0 {
 			d.list(r)
 		} else {
 			r.listed = false
 		}
-		if d.head == len(d.ready) {
-			d.ready, d.head = d.ready[:0], 0
-		}
+		d.compact()
 		if r.gone.Load() {
 			continue
+		}
+		if ahead != nil {
+			return handed{r, ahead}
 		}
 		m, err := Decode(r.ch, raw.Data)
 		if err != nil {
@@ -206,6 +261,14 @@ func (d *dispatcher) next() handed {
 		return handed{r, m}
 	}
 	return handed{}
+}
+
+// compact empties the ready list once all of it was taken. Called on the
+// dispatcher's goroutine.
+func (d *dispatcher) compact() {
+	if d.head == len(d.ready) {
+		d.ready, d.head = d.ready[:0], 0
+	}
 }
 
 // list puts r at the end of the ready list. Called on the dispatcher's
@@ -219,8 +282,15 @@ func (d *dispatcher) list(r *route) {
 	d.ready = append(d.ready, r)
 }
 
-// drain takes everything in the transit queue, without waiting.
+// drain takes every resume and everything in the transit queue, without
+// waiting. Only the dispatcher receives from either, so a length above
+// zero is a receive that does not wait; and a receive from one channel
+// that finds it empty returns without taking its lock, where a select
+// over both would take both locks.
 func (d *dispatcher) drain() {
+	for len(d.resumed) > 0 {
+		d.resume(<-d.resumed)
+	}
 	for {
 		select {
 		case m := <-d.transit:
@@ -245,7 +315,7 @@ func (d *dispatcher) take(m *nats.Msg) {
 		return
 	}
 	r.push(m)
-	if !r.listed {
+	if !r.listed && !r.paused {
 		r.listed = true
 		d.list(r)
 	}

@@ -34,6 +34,27 @@ func symbolTrade(t *testing.T, sym string, seq uint64) []byte {
 	return p
 }
 
+// expectHanded fails t unless got yields want, in order, and nothing
+// more for a while after.
+func expectHanded(t *testing.T, got <-chan handedMsg, want ...handedMsg) {
+	t.Helper()
+	for i, w := range want {
+		select {
+		case g := <-got:
+			if g != w {
+				t.Fatalf("message %d: %v, want %v", i, g, w)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d (%v) not handed over", i, w)
+		}
+	}
+	select {
+	case g := <-got:
+		t.Fatalf("handed over %v beyond those wanted", g)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 // TestDispatcher: what one dispatcher hands over, in which order and with
 // which flags, for what waits in its transit queue when it starts.
 func TestDispatcher(t *testing.T) {
@@ -115,26 +136,59 @@ func TestDispatcher(t *testing.T) {
 			}
 			go d.run()
 			defer close(d.stop)
-			for i, w := range want {
-				select {
-				case g := <-got:
-					if g != w {
-						t.Fatalf("message %d: %v, want %v", i, g, w)
-					}
-				case <-time.After(5 * time.Second):
-					t.Fatalf("message %d (%v) not handed over", i, w)
-				}
-			}
-			select {
-			case g := <-got:
-				t.Fatalf("handed over %v beyond those wanted", g)
-			case <-time.After(20 * time.Millisecond):
-			}
+			expectHanded(t, got, want...)
 			for sym, r := range rs {
 				if n := r.dropped.Load(); n != tc.dropped[sym] {
 					t.Fatalf("%s: %d dropped, want %d", sym, n, tc.dropped[sym])
 				}
 			}
 		})
+	}
+}
+
+// TestDispatcherPause: a channel whose handler pauses it gets nothing more
+// until it resumes, and the other channels are handed theirs meanwhile;
+// then its messages follow in order, the one decoded ahead first.
+func TestDispatcherPause(t *testing.T) {
+	cfg := Config{URL: "nats://127.0.0.1:4222"}.withDefaults()
+	s := &Source{cfg: cfg, log: cfg.Logger}
+	d := newDispatcher(s)
+	s.disp = []*dispatcher{d}
+	got := make(chan handedMsg, 16)
+	release := make(chan struct{})
+	h := func(ch proto.Channel, m *Message) {
+		if ch.Symbol == "A" && m.Seq == 1 {
+			resume := m.Pause()
+			if resume == nil {
+				t.Error("a dispatched message cannot pause its channel")
+				return
+			}
+			go func() {
+				<-release
+				resume()
+				resume() // a second call does nothing
+			}()
+		}
+		got <- handedMsg{ch.Symbol, m.Seq, m.Behind, m.More}
+	}
+	rs := map[string]*route{}
+	for _, sym := range []string{"A", "B"} {
+		ch := proto.Channel{Kind: proto.KindTrade, Symbol: sym}
+		rs[sym] = &route{ch: ch, h: h, d: d}
+		s.routes.put(ch.Subject(cfg.SubjectPrefix), rs[sym])
+	}
+	for _, m := range []struct {
+		sym string
+		seq uint64
+	}{{"A", 1}, {"A", 2}, {"B", 1}, {"A", 3}, {"B", 2}} {
+		d.transit <- &nats.Msg{Subject: rs[m.sym].ch.Subject(cfg.SubjectPrefix), Data: symbolTrade(t, m.sym, m.seq)}
+	}
+	go d.run()
+	defer close(d.stop)
+	expectHanded(t, got, handedMsg{"A", 1, true, true}, handedMsg{"B", 1, true, true}, handedMsg{"B", 2, false, false})
+	close(release)
+	expectHanded(t, got, handedMsg{"A", 2, true, true}, handedMsg{"A", 3, false, false})
+	if (&Message{}).Pause() != nil {
+		t.Fatal("a Message no dispatcher handed over paused something")
 	}
 }

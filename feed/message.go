@@ -40,6 +40,24 @@ type Message struct {
 	// waited to be handed over right after this one, on the same
 	// goroutine: the node is in a feed burst. Set by Source.
 	More bool
+
+	// disp and route, set by the dispatcher that hands the message over,
+	// are what Pause needs; nil for a Message made otherwise.
+	disp  *dispatcher
+	route *route
+}
+
+// Pause, called by a Handler before it returns, lets it finish with m on
+// a goroutine of its own when that means waiting (on the network): the
+// channel's later messages are queued, within its pending limits, and
+// handed over only once resume is called, which the handler must do when
+// it is done with m. It returns nil for a Message that no dispatcher
+// handed over (nothing to pause: finish with it before returning).
+func (m *Message) Pause() (resume func()) {
+	if m.disp == nil {
+		return nil
+	}
+	return m.disp.pause(m.route)
 }
 
 // Decode decodes one feed payload (msgpack, or JSON when its first byte is

@@ -171,16 +171,15 @@ const (
 	rangeMax = 256
 )
 
-// fillGap reads from the history stream the trades between the newest
-// the channel has seen and m (a trade, or a publisher heartbeat ahead of
-// it), and applies them before m, so that subscribers get them instead of
-// a gap message (contract 1.1 §9). It runs on the channel's feed
-// goroutine; what the stream does not hold, or cannot give within
-// fillTimeout, stays a gap and is reported as one.
-func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
+// gapDue reports whether the trades between the newest the channel has
+// seen and m (a trade, or a publisher heartbeat ahead of it) are to be
+// read from the history stream now (fillRange), and which: after seen, up
+// to to. A try is noted (e.filled) when it is due.
+func (h *hub) gapDue(e *hubEntry, m *feed.Message) (seen, to uint64, due bool) {
 	now := h.now()
 	e.mu.Lock()
-	seen := e.state.Seen()
+	defer e.mu.Unlock()
+	seen = e.state.Seen()
 	if seen == 0 {
 		// Nothing live yet, but a subscriber holds the trades up to
 		// fromStream from the stream: those after it that reached
@@ -190,18 +189,53 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) {
 	} else {
 		e.fromStream = 0 // the chain is the node's own from here: no longer read
 	}
-	to := m.Seq - 1
+	to = m.Seq - 1
 	if m.Heartbeat {
 		to = m.Seq
 	}
-	due := seen != 0 && to > seen && to-seen <= fillMax && now.Sub(e.filled) >= fillEvery
+	due = seen != 0 && to > seen && to-seen <= fillMax && now.Sub(e.filled) >= fillEvery
 	if due {
 		e.filled = now
 	}
-	e.mu.Unlock()
+	return seen, to, due
+}
+
+// fillGap reads the trades gapDue named from the history stream and
+// applies them, before m, so that subscribers get them instead of a gap
+// message (contract 1.1 §9), then applies m. The read waits on the
+// network, so it runs on a goroutine of its own while the feed's
+// dispatcher holds the channel's later messages back (m.Pause), and the
+// dispatcher hands the other channels over meanwhile. What the stream
+// does not hold, or cannot give within fillTimeout, stays a gap and is
+// reported as one. It reports false when no read was due: the caller
+// applies m.
+func (h *hub) fillGap(e *hubEntry, m *feed.Message) bool {
+	seen, to, due := h.gapDue(e, m)
 	if !due {
-		return
+		return false
 	}
+	resume := m.Pause()
+	if resume == nil { // not from a dispatcher: read here
+		h.fillRange(e, seen, to)
+		h.process(e, m)
+		return true
+	}
+	// Wake-ups a burst held for this message's fan-out go out now: it
+	// runs on the other goroutine.
+	h.wakes.begin()
+	h.wakes.end(false, false)
+	go func() {
+		defer resume()
+		h.fillRange(e, seen, to)
+		m.Behind, m.More = false, false
+		h.process(e, m)
+	}()
+	return true
+}
+
+// fillRange reads the trades after seen up to to from the history stream
+// and applies them, within fillTimeout.
+func (h *hub) fillRange(e *hubEntry, seen, to uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
 	defer cancel()
 	n, misses := 0, 0

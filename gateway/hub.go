@@ -192,8 +192,8 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 		h.wakes.end(m.Behind, m.More)
 		return
 	}
-	if h.history != nil && e.spec.Events {
-		h.fillGap(e, m) // events the node never had, from the stream, before m
+	if h.history != nil && e.spec.Events && h.fillGap(e, m) {
+		return // m applied after events the node never had, from the stream
 	}
 	h.process(e, m)
 }

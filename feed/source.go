@@ -15,14 +15,17 @@ import (
 )
 
 // Handler receives each decoded feed message of a channel, in NATS order,
-// from one goroutine per channel (nats.go's per-subscription delivery). A
+// on the goroutine of the channel's dispatcher (dispatch.go), which hands
+// other channels their messages too: a handler must not wait, and one
+// that must (on the network) pauses its channel (Message.Pause). A
 // payload that fails Decode is logged (rate-limited, without the payload),
 // counted in Source.DecodeErrors and dropped: the handler is not called.
 //
 // When a channel's last interest is released and a new one acquired soon
-// after, the old subscription's goroutine may still be delivering while the
-// new one starts, so a handler must tolerate being called concurrently for
-// one channel during that overlap (the gateway's per-channel mutex does).
+// after, the new subscription may be on another dispatcher than the old
+// one, which may still be handing a message over, so a handler must
+// tolerate being called concurrently for one channel during that overlap
+// (the gateway's per-channel mutex does).
 type Handler func(ch proto.Channel, m *Message)
 
 // Source is a node's one NATS connection with interest-counted

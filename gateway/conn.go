@@ -20,8 +20,8 @@ import (
 //
 // Goroutines: gws's read loop (commands, ping/pong, close: it owns subs and
 // claims), the writer (owns every socket write; it runs only while there
-// is something to write, writerrun.go), the feed goroutines of the
-// subscribed channels (fan-out: they only push to out), and the expiry timer.
+// is something to write, writerrun.go), the feed's dispatcher goroutines
+// (fan-out: they only push to out), and the expiry timer.
 type conn struct {
 	srv *Server   // Static after construction.
 	ws  *gws.Conn // Static after the upgrade, before the read loop starts.

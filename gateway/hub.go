@@ -180,8 +180,10 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 }
 
 // onFeed applies one feed message to the channel's state and fans out
-// whatever it means for subscribers. It runs on the channel's NATS delivery
-// goroutine.
+// whatever it means for subscribers. It runs on the goroutine of the
+// channel's feed dispatcher, shared with other channels (feed/dispatch.go),
+// and never waits there: a gap fill from the history stream pauses the
+// channel and runs on its own (fillGap).
 func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	e := h.lookup(ch)
 	if e == nil {
@@ -233,7 +235,7 @@ type restart struct {
 // to starts the subscribers whose chain restarts from a snapshot, for the
 // caller to encode outside the lock (also those planned before a panic:
 // an unfilled plan would stop the subscription for good). A panic here (a
-// bug) costs this message, not the process: it runs on the NATS delivery
+// bug) costs this message, not the process: it runs on a feed dispatcher's
 // goroutine.
 func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.Outcome) {
 	e.mu.Lock()

@@ -13,11 +13,12 @@ import (
 const maxHold = 500 * time.Microsecond
 
 // wakes holds back writers' wake-ups while several feed messages are fanned
-// out at once (a feed burst: nats.go delivers each channel on its own
-// goroutine), so that a writer wakes once for everything the burst left it
+// out (a feed burst: one after another on a feed dispatcher, or at once on
+// several), so that a writer wakes once for everything the burst left it
 // and writes it in one syscall, instead of once per message. A wake-up is
 // held while another fan-out is under way, and, for a connection whose
-// writer rounds may run inline (inline.go), while the caller's own is. The
+// writer rounds may run inline (inline.go), while the caller's own is, and
+// until the next when the dispatcher says one follows (end's more). The
 // last fan-out to end releases them all, once the fan-outs runnable then
 // have run (settle): it runs its share of the writer rounds itself and
 // wakes the other writers. Any fan-out that ends or holds a wake-up while

@@ -149,8 +149,9 @@ func loopbackPair(tb testing.TB) (client, server net.Conn) {
 
 // BenchmarkFeedBurst is issue 12's burst shape on the real hub and
 // outboxes: each op is a feed burst of one message on each of 20 ticker
-// channels, delivered as nats.go does (one goroutine per channel, all at
-// once), to 200 connections subscribed to all 20, whose writers (modelled:
+// channels, delivered on one goroutine per channel, all at once (as
+// nats.go did before the feed's dispatchers: the harder case for holding
+// wake-ups), to 200 connections subscribed to all 20, whose writers (modelled:
 // they take what is due and count it, no socket) run meanwhile. msgs/wake
 // is how many messages a writer found per wake-up, which is how many
 // frames go out per write syscall: with the wake-ups of a burst held

@@ -34,6 +34,12 @@ import (
 // over, and holds transitSlots messages; if it fills (a handler running
 // for longer than the feed takes to send that many), NATS drops the
 // newest, counted as well.
+//
+// A handler must not wait: the other channels of its dispatcher would
+// wait with it. One that must (the gateway's gap fill from the history
+// stream) pauses its channel (Message.Pause), finishes on a goroutine of
+// its own, and resumes it: the channel's messages meanwhile are queued,
+// within its limits, and it is put back in turn with its order kept.
 
 // transitSlots is the capacity of a dispatcher's transit queue: feed
 // messages that may arrive while one is handed over (a fan-out to ten

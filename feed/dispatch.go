@@ -53,22 +53,21 @@ type dispatcher struct {
 	transit chan *nats.Msg // What NATS delivers for the dispatcher's channels (ChanSubscribe).
 	resumed chan *route    // Channels whose handler ended a pause (Message.Pause).
 	stop    chan struct{}  // Closed by Source.Close.
-	// ready lists the routes with queued messages from ready[head] on, in
-	// the order they became ready; owned by the dispatcher's goroutine.
-	ready []*route
-	head  int
+	// ready lists the routes with queued messages, in the order they
+	// became ready (route.listed); owned by the dispatcher's goroutine.
+	ready fifo[*route]
 }
 
 // route is one subscribed channel at its dispatcher.
 type route struct {
-	ch proto.Channel // Static after construction.
-	h  Handler       // Static after construction.
-	d  *dispatcher   // Static after construction.
-	// queue[head:] are the channel's messages not handed over yet, and
-	// bytes their payloads' size; owned by the dispatcher's goroutine, as
-	// is listed (the route is in d.ready).
-	queue  []*nats.Msg
-	head   int
+	subject string        // Static after construction: the channel's NATS subject.
+	ch      proto.Channel // Static after construction.
+	h       Handler       // Static after construction.
+	d       *dispatcher   // Static after construction.
+	// queue holds the channel's messages not handed over yet, and bytes
+	// their payloads' size; owned by the dispatcher's goroutine, as is
+	// listed (the route is in d.ready).
+	queue  fifo[*nats.Msg]
 	bytes  int
 	listed bool
 	// paused is set while the channel's handler finishes a message off
@@ -89,33 +88,56 @@ const keptQueue = 64
 
 // queued is how many of the route's messages wait. Called on the
 // dispatcher's goroutine.
-func (r *route) queued() int { return len(r.queue) - r.head }
+func (r *route) queued() int { return r.queue.len() }
 
 // pop takes the route's oldest queued message. Called on the dispatcher's
 // goroutine, with one queued at least.
 func (r *route) pop() *nats.Msg {
-	m := r.queue[r.head]
-	r.queue[r.head] = nil
-	r.head++
+	m := r.queue.pop()
 	r.bytes -= len(m.Data)
-	if r.head == len(r.queue) {
-		r.queue, r.head = r.queue[:0], 0
-		if cap(r.queue) > keptQueue {
-			r.queue = nil
-		}
+	if r.queue.len() == 0 && cap(r.queue.items) > keptQueue {
+		r.queue = fifo[*nats.Msg]{}
 	}
 	return m
 }
 
 // push queues m on r. Called on the dispatcher's goroutine.
 func (r *route) push(m *nats.Msg) {
-	if r.head > 0 && len(r.queue) == cap(r.queue) {
-		n := copy(r.queue, r.queue[r.head:])
-		clear(r.queue[n:])
-		r.queue, r.head = r.queue[:n], 0
-	}
-	r.queue = append(r.queue, m)
+	r.queue.push(m)
 	r.bytes += len(m.Data)
+}
+
+// fifo is a queue on a slice: items[head:] wait, oldest first. A pop that
+// empties it starts the array over; a push onto a full array first moves
+// what waits to its front, so that the array grows only with what waits.
+// Not safe for concurrent use.
+type fifo[T any] struct {
+	items []T
+	head  int
+}
+
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
+
+// push puts v last.
+func (q *fifo[T]) push(v T) {
+	if q.head > 0 && len(q.items) == cap(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, v)
+}
+
+// pop takes the oldest; q must not be empty.
+func (q *fifo[T]) pop() T {
+	v := q.items[q.head]
+	var zero T
+	q.items[q.head] = zero
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return v
 }
 
 // routes maps a NATS subject to its route: the dispatcher looks every
@@ -133,20 +155,20 @@ func (rs *routes) get(subject string) *route {
 	return r
 }
 
-func (rs *routes) put(subject string, r *route) {
+func (rs *routes) put(r *route) {
 	rs.mu.Lock()
 	if rs.m == nil {
 		rs.m = make(map[string]*route)
 	}
-	rs.m[subject] = r
+	rs.m[r.subject] = r
 	rs.mu.Unlock()
 }
 
-// remove drops subject's route if it is still r, and marks r gone.
-func (rs *routes) remove(subject string, r *route) {
+// remove drops r's subject's route if it is still r, and marks r gone.
+func (rs *routes) remove(r *route) {
 	rs.mu.Lock()
-	if rs.m[subject] == r {
-		delete(rs.m, subject)
+	if rs.m[r.subject] == r {
+		delete(rs.m, r.subject)
 	}
 	rs.mu.Unlock()
 	r.gone.Store(true)
@@ -164,7 +186,7 @@ func newDispatcher(src *Source) *dispatcher {
 func (d *dispatcher) run() {
 	var cur handed
 	for {
-		if cur.r == nil && d.head == len(d.ready) {
+		if cur.r == nil && d.ready.len() == 0 {
 			select {
 			case m := <-d.transit:
 				d.take(m)
@@ -215,7 +237,7 @@ func (d *dispatcher) resume(r *route) {
 	r.paused = false
 	if !r.listed && (r.ahead != nil || r.queued() > 0) {
 		r.listed = true
-		d.list(r)
+		d.ready.push(r)
 	}
 }
 
@@ -231,13 +253,10 @@ type handed struct {
 // dropped, and undecodable ones counted and dropped. Called on the
 // dispatcher's goroutine.
 func (d *dispatcher) next() handed {
-	for d.head < len(d.ready) {
-		r := d.ready[d.head]
-		d.ready[d.head] = nil
-		d.head++
+	for d.ready.len() > 0 {
+		r := d.ready.pop()
 		if r.paused { // listed before its handler paused it: back at resume
 			r.listed = false
-			d.compact()
 			continue
 		}
 		ahead := r.ahead
@@ -248,11 +267,10 @@ func (d *dispatcher) next() handed {
 			raw = r.pop()
 		}
 		if r.queued() > 0 {
-			d.list(r)
+			d.ready.push(r) // behind the others ready
 		} else {
 			r.listed = false
 		}
-		d.compact()
 		if r.gone.Load() {
 			continue
 		}
@@ -267,25 +285,6 @@ func (d *dispatcher) next() handed {
 		return handed{r, m}
 	}
 	return handed{}
-}
-
-// compact empties the ready list once all of it was taken. Called on the
-// dispatcher's goroutine.
-func (d *dispatcher) compact() {
-	if d.head == len(d.ready) {
-		d.ready, d.head = d.ready[:0], 0
-	}
-}
-
-// list puts r at the end of the ready list. Called on the dispatcher's
-// goroutine.
-func (d *dispatcher) list(r *route) {
-	if d.head > 0 && len(d.ready) == cap(d.ready) {
-		n := copy(d.ready, d.ready[d.head:])
-		clear(d.ready[n:])
-		d.ready, d.head = d.ready[:n], 0
-	}
-	d.ready = append(d.ready, r)
 }
 
 // drain takes every resume and everything in the transit queue, without
@@ -323,6 +322,6 @@ func (d *dispatcher) take(m *nats.Msg) {
 	r.push(m)
 	if !r.listed && !r.paused {
 		r.listed = true
-		d.list(r)
+		d.ready.push(r)
 	}
 }

@@ -116,17 +116,17 @@ func TestDispatcher(t *testing.T) {
 			for _, m := range tc.msgs {
 				if rs[m.sym] == nil {
 					ch := proto.Channel{Kind: proto.KindTrade, Symbol: m.sym}
-					rs[m.sym] = &route{ch: ch, h: h, d: d}
-					s.routes.put(ch.Subject(s.cfg.SubjectPrefix), rs[m.sym])
+					rs[m.sym] = &route{subject: ch.Subject(s.cfg.SubjectPrefix), ch: ch, h: h, d: d}
+					s.routes.put(rs[m.sym])
 				}
 				data := symbolTrade(t, m.sym, m.seq)
 				if m.bad {
 					data = []byte("{not a feed message")
 				}
-				d.transit <- &nats.Msg{Subject: rs[m.sym].ch.Subject(s.cfg.SubjectPrefix), Data: data}
+				d.transit <- &nats.Msg{Subject: rs[m.sym].subject, Data: data}
 			}
 			if r := rs[tc.gone]; r != nil {
-				s.routes.remove(r.ch.Subject(s.cfg.SubjectPrefix), r)
+				s.routes.remove(r)
 			}
 			want := tc.want
 			if want == nil { // the byte limit's case: as many as fit, in order
@@ -174,14 +174,14 @@ func TestDispatcherPause(t *testing.T) {
 	rs := map[string]*route{}
 	for _, sym := range []string{"A", "B"} {
 		ch := proto.Channel{Kind: proto.KindTrade, Symbol: sym}
-		rs[sym] = &route{ch: ch, h: h, d: d}
-		s.routes.put(ch.Subject(cfg.SubjectPrefix), rs[sym])
+		rs[sym] = &route{subject: ch.Subject(cfg.SubjectPrefix), ch: ch, h: h, d: d}
+		s.routes.put(rs[sym])
 	}
 	for _, m := range []struct {
 		sym string
 		seq uint64
 	}{{"A", 1}, {"A", 2}, {"B", 1}, {"A", 3}, {"B", 2}} {
-		d.transit <- &nats.Msg{Subject: rs[m.sym].ch.Subject(cfg.SubjectPrefix), Data: symbolTrade(t, m.sym, m.seq)}
+		d.transit <- &nats.Msg{Subject: rs[m.sym].subject, Data: symbolTrade(t, m.sym, m.seq)}
 	}
 	go d.run()
 	defer close(d.stop)
@@ -190,5 +190,44 @@ func TestDispatcherPause(t *testing.T) {
 	expectHanded(t, got, handedMsg{"A", 2, true, true}, handedMsg{"A", 3, false, false})
 	if (&Message{}).Pause() != nil {
 		t.Fatal("a Message no dispatcher handed over paused something")
+	}
+}
+
+// TestFIFO: what is pushed comes out oldest first, also across a push
+// onto a full array that has taken items at its front, and the array is
+// kept once the queue is empty.
+func TestFIFO(t *testing.T) {
+	cases := map[string]struct {
+		ops  string // p: push the next number, o: pop
+		want []int  // the numbers popped, in order
+	}{
+		"in order":                {"pppooo", []int{0, 1, 2}},
+		"interleaved":             {"ppopopoo", []int{0, 1, 2, 3}},
+		"past the array's length": {"ppppopppppoooooooo", []int{0, 1, 2, 3, 4, 5, 6, 7, 8}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var q fifo[int]
+			var got []int
+			next, pushed := 0, 0
+			for _, op := range tc.ops {
+				if op == 'p' {
+					q.push(next)
+					next++
+					pushed++
+					continue
+				}
+				got = append(got, q.pop())
+				if q.len() != pushed-len(got) {
+					t.Fatalf("len %d after %d pushes and %d pops", q.len(), pushed, len(got))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("popped %v, want %v", got, tc.want)
+			}
+			if q.len() != 0 || q.head != 0 || cap(q.items) == 0 {
+				t.Fatalf("empty queue: len %d, head %d, cap %d; want 0, 0 and its array kept", q.len(), q.head, cap(q.items))
+			}
+		})
 	}
 }

@@ -172,7 +172,7 @@ func (s *Source) Close() {
 	for _, in := range s.subs { // Dropped keeps counting them
 		if in.sub != nil {
 			s.dropped += in.drops()
-			s.routes.remove(in.ch.Subject(s.cfg.SubjectPrefix), in.route)
+			s.routes.remove(in.route)
 		}
 	}
 	clear(s.subs)
@@ -343,8 +343,8 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 	defer in.abort()
 	subject := ch.Subject(s.cfg.SubjectPrefix)
 	d := s.disp[int(s.nextDisp.Add(1)-1)%len(s.disp)]
-	r := &route{ch: ch, h: h, d: d}
-	s.routes.put(subject, r)
+	r := &route{subject: subject, ch: ch, h: h, d: d}
+	s.routes.put(r)
 	sub, err := s.nc.ChanSubscribe(subject, d.transit)
 	if err == nil {
 		err = s.nc.FlushWithContext(ctx)
@@ -368,7 +368,7 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 		if sub != nil {
 			_ = sub.Unsubscribe()
 		}
-		s.routes.remove(subject, r)
+		s.routes.remove(r)
 		close(in.ready)
 		return
 	}
@@ -397,7 +397,7 @@ func (s *Source) releaseLocked(ch proto.Channel, in *interest) {
 	}
 	delete(s.subs, ch)
 	s.dropped += in.drops()
-	s.routes.remove(ch.Subject(s.cfg.SubjectPrefix), in.route)
+	s.routes.remove(in.route)
 	if err := in.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("nats unsubscribe failed", "channel", ch.String(), "err", err)
 	}

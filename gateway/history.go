@@ -220,10 +220,7 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) bool {
 		h.process(e, m)
 		return true
 	}
-	// Wake-ups a burst held for this message's fan-out go out now: it
-	// runs on the other goroutine.
-	h.wakes.begin()
-	h.wakes.end(false, false)
+	h.wakes.pass(false, false) // m's fan-out runs on the goroutine below
 	go func() {
 		defer resume()
 		h.fillRange(e, seen, to)

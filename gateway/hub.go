@@ -187,11 +187,8 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 	e := h.lookup(ch)
 	if e == nil {
-		// The last subscriber left while the message was in flight. A
-		// burst's wake-ups held for this message's fan-out (m.More of
-		// the one before) are released as its end would.
-		h.wakes.begin()
-		h.wakes.end(m.Behind, m.More)
+		// The last subscriber left while the message was in flight.
+		h.wakes.pass(m.Behind, m.More)
 		return
 	}
 	if h.history != nil && e.spec.Events && h.fillGap(e, m) {

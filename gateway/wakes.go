@@ -90,6 +90,15 @@ func (w *wakes) end(behind, more bool) {
 	}
 }
 
+// pass stands for the fan-out of a feed message that runs none on the
+// caller's goroutine (its channel has no entry left, or its fan-out runs
+// on another): the wake-ups the burst held for it are let go as that
+// fan-out's end would.
+func (w *wakes) pass(behind, more bool) {
+	w.begin()
+	w.end(behind, more)
+}
+
 // late reports whether the oldest wake-up held has waited maxHold.
 func (w *wakes) late() bool {
 	w.mu.Lock()

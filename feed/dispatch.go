@@ -307,7 +307,8 @@ func (d *dispatcher) drain() {
 }
 
 // take queues m on its channel's route, or drops it: no route (released
-// meanwhile), or the route's pending limits reached.
+// meanwhile), a route of another dispatcher (m came from the channel's
+// previous subscription), or the route's pending limits reached.
 func (d *dispatcher) take(m *nats.Msg) {
 	r := d.src.routes.get(m.Subject)
 	if r == nil || r.d != d || r.gone.Load() {

@@ -13,12 +13,15 @@ import (
 // connection it returns reads through rawio (sockread_linux.go). Safe for
 // concurrent use.
 type feedDialer struct {
-	d    net.Dialer                      // Static after construction.
-	sock atomic.Pointer[syscall.RawConn] // the latest connection's socket
+	d net.Dialer // Static after construction.
+	// beforeRead is called before each read of a connection it dialed
+	// (Source.relieve); nil: nothing. Static after construction.
+	beforeRead func()
+	sock       atomic.Pointer[syscall.RawConn] // the latest connection's socket
 }
 
-func newFeedDialer(timeout time.Duration) *feedDialer {
-	return &feedDialer{d: net.Dialer{Timeout: timeout}}
+func newFeedDialer(timeout time.Duration, beforeRead func()) *feedDialer {
+	return &feedDialer{d: net.Dialer{Timeout: timeout}, beforeRead: beforeRead}
 }
 
 // Dial implements nats.CustomDialer.
@@ -32,7 +35,22 @@ func (f *feedDialer) Dial(network, address string) (net.Conn, error) {
 			f.sock.Store(&raw)
 		}
 	}
-	return wrapRead(c), nil
+	c = wrapRead(c)
+	if f.beforeRead != nil {
+		c = &hookedConn{Conn: c, beforeRead: f.beforeRead}
+	}
+	return c, nil
+}
+
+// hookedConn calls beforeRead before each Read of its Conn.
+type hookedConn struct {
+	net.Conn
+	beforeRead func() // Static after construction.
+}
+
+func (c *hookedConn) Read(b []byte) (int, error) {
+	c.beforeRead()
+	return c.Conn.Read(b)
 }
 
 // Backlogged reports whether bytes from NATS wait unread in the node's

@@ -16,7 +16,7 @@ func TestBackloggedReadsTheDialedSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s := &Source{dialer: newFeedDialer(time.Second)}
+	s := &Source{dialer: newFeedDialer(time.Second, nil)}
 	if s.Backlogged() {
 		t.Fatal("Backlogged before any connection")
 	}

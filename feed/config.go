@@ -29,8 +29,10 @@ type Config struct {
 	// channel while it is busy; beyond either, the channel's messages are
 	// dropped as its dispatcher takes them (counted by Source.Dropped,
 	// seen by the channel's State as a seq gap). Zero: 65536 messages and
-	// 16 MiB. While a handler runs, what arrives waits in its dispatcher's
-	// transit queue (transitSlots messages) before these apply.
+	// 16 MiB. What arrives waits first in its dispatcher's transit queue
+	// (transitSlots messages, shared by the dispatcher's channels), which
+	// the dispatcher drains before each hand-over and the NATS read loop
+	// while a handler call runs (Source.relieve); these apply there.
 	PendingMessages int
 	PendingBytes    int
 	// ReconnectWait is the pause between reconnect attempts to the same

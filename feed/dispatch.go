@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -31,9 +32,17 @@ import (
 // moves it, counted (Dropped), and the State sees the seq gap. A flood on
 // one channel thus costs the others nothing but the dispatcher's time to
 // drop it. The transit queue is drained before each message is handed
-// over, and holds transitSlots messages; if it fills (a handler running
-// for longer than the feed takes to send that many), NATS drops the
-// newest, counted as well.
+// over, and holds transitSlots messages. It is shared by the dispatcher's
+// channels: were it to fill, NATS would drop the newest message of
+// whichever channel, so a flood on one channel during a handler call that
+// runs long (a fan-out to many connections) would cost the others theirs.
+// The NATS read loop, which fills it, relieves it before each read
+// (Source.relieve): beyond half full, it moves what waits to the channels'
+// queues itself while the handler runs, applying the same limits, so that
+// a flood is cut on its own channel. What can still fill it is a
+// dispatcher that is between handler calls and yet does not run for as
+// long as the read loop takes to read half a queue (its thread descheduled
+// by the OS); NATS's drops are counted as well.
 //
 // A handler must not wait: the other channels of its dispatcher would
 // wait with it. One that must (the gateway's gap fill from the history
@@ -53,9 +62,18 @@ type dispatcher struct {
 	transit chan *nats.Msg // What NATS delivers for the dispatcher's channels (ChanSubscribe).
 	resumed chan *route    // Channels whose handler ended a pause (Message.Pause).
 	stop    chan struct{}  // Closed by Source.Close.
+
+	// mu is held by the dispatcher's goroutine except while it waits for
+	// a message and while it calls a handler; the NATS read loop takes it
+	// to drain the transit queue during a handler call (relieve). So
+	// the transit queue is received from by one goroutine at a time, and
+	// a message is queued on its channel in the order NATS delivered it.
+	mu sync.Mutex
 	// ready lists the routes with queued messages, in the order they
-	// became ready (route.listed); owned by the dispatcher's goroutine.
+	// became ready (route.listed). Guarded by mu.
 	ready fifo[*route]
+	// inCall is set while the dispatcher calls a handler. Guarded by mu.
+	inCall bool
 }
 
 // route is one subscribed channel at its dispatcher.
@@ -65,15 +83,15 @@ type route struct {
 	h       Handler       // Static after construction.
 	d       *dispatcher   // Static after construction.
 	// queue holds the channel's messages not handed over yet, and bytes
-	// their payloads' size; owned by the dispatcher's goroutine, as is
-	// listed (the route is in d.ready).
+	// their payloads' size; listed is set while the route is in d.ready.
+	// Guarded by d.mu.
 	queue  fifo[*nats.Msg]
 	bytes  int
 	listed bool
 	// paused is set while the channel's handler finishes a message off
-	// the dispatcher (Message.Pause); ahead is the channel's message
-	// decoded ahead meanwhile, handed over first once it resumes. Owned
-	// by the dispatcher's goroutine.
+	// the dispatcher (Message.Pause); guarded by d.mu. ahead is the
+	// channel's message decoded ahead meanwhile, handed over first once
+	// it resumes; owned by the dispatcher's goroutine.
 	paused bool
 	ahead  *Message
 	// dropped counts the messages dropped for the pending limits.
@@ -86,12 +104,11 @@ type route struct {
 // a channel that was far behind once gives its array back.
 const keptQueue = 64
 
-// queued is how many of the route's messages wait. Called on the
-// dispatcher's goroutine.
+// queued is how many of the route's messages wait. Called with d.mu held.
 func (r *route) queued() int { return r.queue.len() }
 
-// pop takes the route's oldest queued message. Called on the dispatcher's
-// goroutine, with one queued at least.
+// pop takes the route's oldest queued message. Called with d.mu held,
+// with one queued at least.
 func (r *route) pop() *nats.Msg {
 	m := r.queue.pop()
 	r.bytes -= len(m.Data)
@@ -101,7 +118,7 @@ func (r *route) pop() *nats.Msg {
 	return m
 }
 
-// push queues m on r. Called on the dispatcher's goroutine.
+// push queues m on r. Called with d.mu held.
 func (r *route) push(m *nats.Msg) {
 	r.queue.push(m)
 	r.bytes += len(m.Data)
@@ -185,15 +202,23 @@ func newDispatcher(src *Source) *dispatcher {
 // by another (an undecodable one is dropped before it is counted on).
 func (d *dispatcher) run() {
 	var cur handed
+	d.mu.Lock()
 	for {
 		if cur.r == nil && d.ready.len() == 0 {
+			d.mu.Unlock()
+			var m *nats.Msg
+			var r *route
 			select {
-			case m := <-d.transit:
-				d.take(m)
-			case r := <-d.resumed:
-				d.resume(r)
+			case m = <-d.transit:
+			case r = <-d.resumed:
 			case <-d.stop:
 				return
+			}
+			d.mu.Lock()
+			if m != nil {
+				d.take(m)
+			} else {
+				d.resume(r)
 			}
 		}
 		d.drain()
@@ -202,7 +227,11 @@ func (d *dispatcher) run() {
 			cur.m.Behind = cur.r.queued() > 0 || next.r == cur.r
 			cur.m.More = next.r != nil
 			cur.m.disp, cur.m.route = d, cur.r
+			d.inCall = true
+			d.mu.Unlock()
 			cur.r.h(cur.r.ch, cur.m)
+			d.mu.Lock()
+			d.inCall = false
 			if cur.r.paused && next.r == cur.r {
 				cur.r.ahead, next = next.m, handed{} // kept for the resume
 			}
@@ -219,7 +248,9 @@ const resumeSlots = 64
 // r's messages are queued, within its pending limits, and not handed
 // over. Called on the dispatcher's goroutine, from r's handler.
 func (d *dispatcher) pause(r *route) (resume func()) {
+	d.mu.Lock()
 	r.paused = true
+	d.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -232,7 +263,7 @@ func (d *dispatcher) pause(r *route) (resume func()) {
 }
 
 // resume puts r back in turn after a pause. Called on the dispatcher's
-// goroutine.
+// goroutine, with d.mu held.
 func (d *dispatcher) resume(r *route) {
 	r.paused = false
 	if !r.listed && (r.ahead != nil || r.queued() > 0) {
@@ -251,7 +282,7 @@ type handed struct {
 // first ready channel, which goes behind the others if it has more. The
 // zero handed when none is queued. Messages of released channels are
 // dropped, and undecodable ones counted and dropped. Called on the
-// dispatcher's goroutine.
+// dispatcher's goroutine, with d.mu held.
 func (d *dispatcher) next() handed {
 	for d.ready.len() > 0 {
 		r := d.ready.pop()
@@ -291,7 +322,8 @@ func (d *dispatcher) next() handed {
 // waiting. Only the dispatcher receives from either, so a length above
 // zero is a receive that does not wait; and a receive from one channel
 // that finds it empty returns without taking its lock, where a select
-// over both would take both locks.
+// over both would take both locks. Called on the dispatcher's goroutine,
+// with d.mu held.
 func (d *dispatcher) drain() {
 	for len(d.resumed) > 0 {
 		d.resume(<-d.resumed)
@@ -308,7 +340,8 @@ func (d *dispatcher) drain() {
 
 // take queues m on its channel's route, or drops it: no route (released
 // meanwhile), a route of another dispatcher (m came from the channel's
-// previous subscription), or the route's pending limits reached.
+// previous subscription), or the route's pending limits reached. Called
+// with d.mu held.
 func (d *dispatcher) take(m *nats.Msg) {
 	r := d.src.routes.get(m.Subject)
 	if r == nil || r.d != d || r.gone.Load() {
@@ -324,5 +357,45 @@ func (d *dispatcher) take(m *nats.Msg) {
 	if !r.listed && !r.paused {
 		r.listed = true
 		d.ready.push(r)
+	}
+}
+
+// relieveAt is the length of a transit queue beyond which the node's NATS
+// read loop relieves its dispatcher (Source.relieve) before it reads more.
+// One read is at most nats.go's read buffer (32 KiB), a couple of thousand
+// of the smallest messages, so the queue stays below transitSlots.
+const relieveAt = transitSlots / 2
+
+// relieve is called by the node's NATS read loop before each read of its
+// socket (feedDialer): that loop is what fills the transit queues, one
+// read's messages at a time. A queue filled beyond relieveAt is drained
+// onto its channels' queues, within their limits, when its dispatcher is
+// in a handler call; otherwise the dispatcher is draining it, and the
+// read loop lets it run first. So a flood on one channel is cut on that
+// channel while a handler runs long, rather than filling the queue the
+// channels share.
+func (s *Source) relieve() {
+	for _, d := range s.disp {
+		if len(d.transit) > relieveAt {
+			d.relieve()
+		}
+	}
+}
+
+// relieve drains d's transit queue while d calls a handler, or yields to
+// d when it does not (on a single core it may be runnable, not running).
+func (d *dispatcher) relieve() {
+	d.mu.Lock()
+	inCall := d.inCall
+	if inCall {
+		// Nobody else receives while the call runs: the dispatcher
+		// takes d.mu before it does again.
+		for n := len(d.transit); n > 0; n-- {
+			d.take(<-d.transit)
+		}
+	}
+	d.mu.Unlock()
+	if !inCall {
+		runtime.Gosched()
 	}
 }

@@ -2,6 +2,8 @@ package feed
 
 import (
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,5 +231,46 @@ func TestFIFO(t *testing.T) {
 				t.Fatalf("empty queue: len %d, head %d, cap %d; want 0, 0 and its array kept", q.len(), q.head, cap(q.items))
 			}
 		})
+	}
+}
+
+// BenchmarkDispatcher is the dispatcher's own cost per message handed
+// over: twenty ticker channels, their messages (JSON, as the issue 12
+// comparisons' feed) put on the transit queue in turn by one goroutine (as
+// nats.go's read loop does) while the dispatcher takes, decodes and hands
+// them over to a handler that counts them.
+//
+//	go test -run '^$' -bench Dispatcher -count 6 ./feed
+func BenchmarkDispatcher(b *testing.B) {
+	const channels = 20
+	var cfg Config
+	cfg.URL = "nats://127.0.0.1:4222"
+	s := &Source{cfg: cfg.withDefaults()}
+	s.log = s.cfg.Logger
+	d := newDispatcher(s)
+	s.disp = []*dispatcher{d}
+	var handed atomic.Int64
+	h := func(proto.Channel, *Message) { handed.Add(1) }
+	msgs := make([]*nats.Msg, channels)
+	for i := range msgs {
+		sym := fmt.Sprintf("S%d-USD", i)
+		ch := proto.Channel{Kind: proto.KindTicker, Symbol: sym}
+		r := &route{subject: ch.Subject(s.cfg.SubjectPrefix), ch: ch, h: h, d: d}
+		s.routes.put(r)
+		msgs[i] = &nats.Msg{Subject: r.subject, Data: []byte(`{"seq":1,"type":"update","data":{"symbol":"` + sym +
+			`","bid":"64000.5","bid_size":"1.5","ask":"64001.5","ask_size":"0.7","last":"64000.5","volume":"1234.5","ts":1}}`)}
+	}
+	if _, err := Decode(proto.Channel{Kind: proto.KindTicker, Symbol: "S0-USD"}, msgs[0].Data); err != nil {
+		b.Fatal(err)
+	}
+	go d.run()
+	defer close(d.stop)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		d.transit <- msgs[i%channels]
+	}
+	for handed.Load() < int64(b.N) {
+		runtime.Gosched()
 	}
 }

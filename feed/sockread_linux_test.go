@@ -26,7 +26,7 @@ func rawPair(t *testing.T) (*rawReadConn, net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := newFeedDialer(time.Second).Dial("tcp", ln.Addr().String())
+	c, err := newFeedDialer(time.Second, nil).Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestRawReadConnUnderTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := natstest.RunTLS(t, cert.ServerConfig())
-	d := &recordingDialer{feedDialer: newFeedDialer(time.Second)}
+	d := &recordingDialer{feedDialer: newFeedDialer(time.Second, nil)}
 	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
 	nc, err := nats.Connect(url, nats.SetCustomDialer(d), nats.Secure(cert.ClientConfig()))
 	if err != nil {

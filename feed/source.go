@@ -103,7 +103,7 @@ func Connect(cfg Config) (*Source, error) {
 	for range runtime.GOMAXPROCS(0) {
 		s.disp = append(s.disp, newDispatcher(s))
 	}
-	s.dialer = newFeedDialer(nats.DefaultTimeout)
+	s.dialer = newFeedDialer(nats.DefaultTimeout, s.relieve)
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name(cfg.Name),
 		nats.SetCustomDialer(s.dialer),
@@ -420,8 +420,8 @@ func (s *Source) Dropped() uint64 {
 }
 
 // drops is how many of the channel's messages were dropped: by NATS (the
-// dispatcher's transit queue full) and by the dispatcher (the channel's
-// pending limits). Called with Source.mu held, once the subscription is
+// dispatcher's transit queue full) and by the dispatcher or the read loop
+// relieving it (the channel's pending limits). Called with Source.mu held, once the subscription is
 // confirmed.
 func (in *interest) drops() uint64 {
 	n := in.route.dropped.Load()

@@ -3,9 +3,12 @@ package feed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -610,5 +613,88 @@ func TestSourceMarksBehind(t *testing.T) {
 	}
 	if src.Backlogged() {
 		t.Fatal("Backlogged with nothing on its way")
+	}
+}
+
+// TestSourceFloodSparesOtherChannels: a flood on one channel, arriving
+// while that channel's handler runs long (a fan-out to many connections),
+// costs the other channels of its dispatcher none of their messages: the
+// flood is cut to its channel's pending limit, counted in Dropped, and the
+// others' messages are all handed over, in order. The flood is four times
+// what the dispatcher's transit queue holds. On one core the NATS read
+// loop, the handler's dispatcher and the NATS server of the test take
+// turns on it; on two they run at once.
+func TestSourceFloodSparesOtherChannels(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			testFloodSparesOthers(t)
+		})
+	}
+}
+
+func testFloodSparesOthers(t *testing.T) {
+	srv := natstest.Run(t, natstest.RandomPort)
+	const limit = 100
+	src := connectSource(t, srv.ClientURL(), Config{PendingMessages: limit})
+	pub := publisher(t, srv.ClientURL())
+	busy, release := make(chan struct{}), make(chan struct{})
+	var flooded atomic.Int64
+	flood := func(_ proto.Channel, m *Message) {
+		if m.Seq == 1 {
+			close(busy)
+			<-release // the handler runs long while the flood arrives
+		}
+		flooded.Add(1)
+	}
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), tradeBTC, flood); err != nil {
+		t.Fatal(err)
+	}
+	// The other channel on the flooded one's dispatcher: channels go to
+	// the dispatchers in turn.
+	for i := 1; i < len(src.disp); i++ {
+		filler := proto.Channel{Kind: proto.KindTrade, Symbol: "F" + strconv.Itoa(i) + "-USD"}
+		if err := src.Acquire(ctxTimeout(t, 5*time.Second), filler, func(proto.Channel, *Message) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eth := proto.Channel{Kind: proto.KindTrade, Symbol: "ETH-USD"}
+	other := newCollector()
+	if err := src.Acquire(ctxTimeout(t, 5*time.Second), eth, other.handle); err != nil {
+		t.Fatal(err)
+	}
+	btcSubject, ethSubject := tradeBTC.Subject(src.cfg.SubjectPrefix), eth.Subject(src.cfg.SubjectPrefix)
+	if src.routes.get(btcSubject).d != src.routes.get(ethSubject).d {
+		t.Fatal("the two channels are on different dispatchers")
+	}
+	if err := pub.Publish(btcSubject, tradePayload(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	<-busy
+	const floodSize, every = 4 * transitSlots, 1000
+	var sent uint64 = 1
+	var others []uint64
+	for seq := uint64(2); seq <= floodSize; seq++ {
+		if err := pub.Publish(btcSubject, tradePayload(t, seq)); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if seq%every == 0 {
+			k := uint64(len(others) + 1)
+			if err := pub.Publish(ethSubject, symbolTrade(t, "ETH-USD", k)); err != nil {
+				t.Fatal(err)
+			}
+			others, sent = append(others, k), sent+1
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return src.received() >= sent })
+	close(release)
+	other.want(t, others...)
+	waitFor(t, func() bool { return uint64(flooded.Load())+src.Dropped() == floodSize })
+	if got := flooded.Load(); got > limit+2 {
+		t.Fatalf("%d of the flood handed over, want at most its limit (%d) and the two in hand", got, limit)
 	}
 }

@@ -90,7 +90,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		gwStart, _ = b.gw.Sample()
 	}
 	selfStart, _ := b.self.Sample()
-	busyStart, _, _ := proc.MachineCPU()
+	machStart, _ := proc.MachineCPU()
 	windowStart := time.Now()
 	b.cnt.inWindow.Store(true)
 	b.progress(ctx, windowStart)
@@ -100,7 +100,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 		gwEnd, _ = b.gw.Sample()
 	}
 	selfEnd, _ := b.self.Sample()
-	busyEnd, _, _ := proc.MachineCPU()
+	machEnd, _ := proc.MachineCPU()
 
 	exited, exitErr := b.target.exited()
 	time.Sleep(settleTime)
@@ -120,7 +120,8 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	}
 	rep.Bench.CPUSeconds = (selfEnd.CPU - selfStart.CPU).Seconds()
 	rep.Machine.CPUs = runtime.NumCPU()
-	rep.Machine.BusyCoresInWindow = (busyEnd - busyStart).Seconds() / window.Seconds()
+	rep.Machine.BusyCoresInWindow = (machEnd.Busy - machStart.Busy).Seconds() / window.Seconds()
+	rep.Machine.StolenCoresInWindow = (machEnd.Steal - machStart.Steal).Seconds() / window.Seconds()
 	other := rep.Machine.BusyCoresInWindow - rep.Bench.CPUSeconds/window.Seconds()
 	if rep.Gateway != nil {
 		other -= rep.Gateway.CPUCoresInWindow

@@ -270,8 +270,8 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		mode += ", permessage-deflate offered"
 	}
 	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
-	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s\n",
-		"server", "load", "offered/s", "delivered/s", "cores", "per core", "us/msg", "sys us", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg")
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s %6s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "us/msg", "sys us", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg", "steal")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
 		if cmp.Rounds > 1 && (i == 0 || cmp.Runs[i-1].Round != r.Round) {
@@ -341,10 +341,10 @@ func writeRow(w io.Writer, r *compareRun) (steadyOrUnjudged bool) {
 		steady = "NO"
 	}
 	cpu, sys := r.perDelivery()
-	fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f\n",
+	fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f %6.2f\n",
 		r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(), cpu, sys,
 		rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
-		rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage)
+		rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage, rep.Machine.StolenCoresInWindow)
 	return !judged || ok
 }
 
@@ -362,9 +362,9 @@ func (cmp *comparison) writeFloors(w io.Writer, round int) {
 			continue
 		}
 		cpu, sys := f.perDelivery()
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8s %8s %8s %8s %8s %6s %6s %7s %6s %7d\n",
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8s %8s %8s %8s %8s %6s %6s %7s %6s %7d %6.2f\n",
 			"floor", f.Factor, f.Offered, float64(f.Messages)/f.WindowSeconds, f.CPUSeconds/f.WindowSeconds, f.perCore(), cpu, sys,
-			"-", "-", "-", "-", "-", "-", "-", "-", "-", f.FrameBytes)
+			"-", "-", "-", "-", "-", "-", "-", "-", "-", f.FrameBytes, f.StolenCores)
 	}
 }
 

@@ -43,6 +43,7 @@ type floorRun struct {
 	WindowSeconds float64 `json:"window_seconds"`
 	CPUSeconds    float64 `json:"cpu_seconds"`    // the writing thread's, user and kernel
 	SystemSeconds float64 `json:"system_seconds"` // the kernel's part
+	StolenCores   float64 `json:"stolen_cores"`   // the machine's steal in the window (report.go)
 }
 
 // perCore is messages per CPU-second of the writer; 0 without figures.

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tickgate/tickgate/internal/proc"
 	"github.com/tickgate/tickgate/internal/rawio"
 	"github.com/tickgate/tickgate/internal/selfsigned"
 )
@@ -189,6 +190,7 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 	open, end := start.Add(floorWarmup), start.Add(floorWarmup+window)
 	var (
 		cpu0, sys0 time.Duration
+		mach0      proc.MachineTimes
 		measuring  bool
 	)
 	for k := 0; ; k++ {
@@ -198,6 +200,7 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 			if cpu0, sys0, err = ownThreadCPU(); err != nil {
 				return err
 			}
+			mach0, _ = proc.MachineCPU()
 			measuring, open = true, time.Now()
 		}
 		if !at.Before(end) {
@@ -223,8 +226,10 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 	if err != nil {
 		return err
 	}
+	mach1, _ := proc.MachineCPU()
 	r.WindowSeconds = time.Since(open).Seconds()
 	r.CPUSeconds, r.SystemSeconds = (cpu1 - cpu0).Seconds(), (sys1 - sys0).Seconds()
+	r.StolenCores = (mach1.Steal - mach0.Steal).Seconds() / r.WindowSeconds
 	return nil
 }
 

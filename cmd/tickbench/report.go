@@ -98,6 +98,11 @@ type report struct {
 		// OtherCoresInWindow is what neither the gateway nor tickbench
 		// (with its embedded NATS server) used: other work on the machine.
 		OtherCoresInWindow float64 `json:"other_cores_in_window"`
+		// StolenCoresInWindow is the CPU the hypervisor gave other guests
+		// while this machine's CPUs had work (steal): not in Busy. Every
+		// process here ran slower by about that share, the servers alike;
+		// it is what tells a slow hour on a shared host.
+		StolenCoresInWindow float64 `json:"stolen_cores_in_window"`
 	} `json:"machine"`
 
 	Bench struct {
@@ -324,8 +329,8 @@ func (r *report) writeText(w io.Writer) {
 		}
 	}
 	p("  tickbench itself:   %.2f CPU s in the window (with its NATS server), RSS %.1f MiB", r.Bench.CPUSeconds, mib(r.Bench.RSSBytes))
-	p("  machine:            %d CPUs, %.2f busy on average in the window, %.2f of them by other processes",
-		r.Machine.CPUs, r.Machine.BusyCoresInWindow, r.Machine.OtherCoresInWindow)
+	p("  machine:            %d CPUs, %.2f busy on average in the window, %.2f of them by other processes; %.2f stolen by the hypervisor (steal)",
+		r.Machine.CPUs, r.Machine.BusyCoresInWindow, r.Machine.OtherCoresInWindow, r.Machine.StolenCoresInWindow)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

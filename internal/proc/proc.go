@@ -125,33 +125,55 @@ func parseKB(v string) int64 {
 	return n << 10
 }
 
-// MachineCPU reads the machine's busy and total CPU time from /proc/stat
-// (all CPUs together), to tell how much of the machine other processes
-// used during a window: a shared machine makes latency noisy.
-func MachineCPU() (busy, total time.Duration, err error) {
+// MachineTimes are the machine's CPU times so far, all CPUs together.
+type MachineTimes struct {
+	// Busy is the time the CPUs ran this machine's work (user, nice,
+	// system, irq, softirq).
+	Busy time.Duration
+	// Steal is the time a virtual machine's CPUs were runnable but the
+	// hypervisor ran something else (other guests): on a shared host,
+	// what makes an hour slow.
+	Steal time.Duration
+	// Total is every CPU's time: busy, steal, idle and iowait.
+	Total time.Duration
+}
+
+// MachineCPU reads the machine's CPU times from /proc/stat, to tell how
+// much of the machine other processes used during a window, and how much
+// the hypervisor took: a shared machine makes latency noisy.
+func MachineCPU() (MachineTimes, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0, err
+		return MachineTimes{}, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	return parseMachineCPU(line, ClockTick())
+}
+
+// parseMachineCPU reads the "cpu" line of /proc/stat, in ticks of tick:
+// user nice system idle iowait irq softirq steal [guest guest_nice].
+func parseMachineCPU(line string, tick time.Duration) (MachineTimes, error) {
 	f := strings.Fields(line)
 	if len(f) < 5 || f[0] != "cpu" {
-		return 0, 0, fmt.Errorf("%w: /proc/stat", ErrFormat)
+		return MachineTimes{}, fmt.Errorf("%w: /proc/stat", ErrFormat)
 	}
-	var sum, idle int64
+	var busy, steal, total int64
 	for i, s := range f[1:] {
 		if i >= 8 { // guest and guest_nice are already in user and nice
 			break
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("%w: /proc/stat: %v", ErrFormat, err)
+			return MachineTimes{}, fmt.Errorf("%w: /proc/stat: %v", ErrFormat, err)
 		}
-		sum += n
-		if i == 3 || i == 4 { // idle, iowait
-			idle += n
+		total += n
+		switch i {
+		case 3, 4: // idle, iowait
+		case 7:
+			steal = n
+		default:
+			busy += n
 		}
 	}
-	tick := ClockTick()
-	return time.Duration(sum-idle) * tick, time.Duration(sum) * tick, nil
+	return MachineTimes{Busy: time.Duration(busy) * tick, Steal: time.Duration(steal) * tick, Total: time.Duration(total) * tick}, nil
 }

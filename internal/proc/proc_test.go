@@ -24,9 +24,38 @@ func TestSampleSelf(t *testing.T) {
 	if c := Cores(a, b); c < 0 || c > 64 {
 		t.Errorf("Cores = %v", c)
 	}
-	busy, total, err := MachineCPU()
-	if err != nil || busy <= 0 || total < busy {
-		t.Errorf("MachineCPU = %v, %v, %v", busy, total, err)
+	m, err := MachineCPU()
+	if err != nil || m.Busy <= 0 || m.Steal < 0 || m.Total < m.Busy+m.Steal {
+		t.Errorf("MachineCPU = %+v, %v", m, err)
+	}
+}
+
+func TestParseMachineCPU(t *testing.T) {
+	const tick = 10 * time.Millisecond
+	cases := map[string]struct {
+		line    string
+		want    MachineTimes
+		wantErr bool
+	}{
+		"a virtual machine, with steal and guest": {
+			line: "cpu  600540 2194 160132 1098378 3968 0 57128 15753 7 3",
+			want: MachineTimes{Busy: (600540 + 2194 + 160132 + 57128) * tick, Steal: 15753 * tick, Total: (600540 + 2194 + 160132 + 1098378 + 3968 + 57128 + 15753) * tick},
+		},
+		"an old kernel's four fields": {
+			line: "cpu 10 20 30 40",
+			want: MachineTimes{Busy: 60 * tick, Total: 100 * tick},
+		},
+		"not the cpu line":     {line: "cpu0 1 2 3 4 5", wantErr: true},
+		"too short":            {line: "cpu 1 2 3", wantErr: true},
+		"a field not a number": {line: "cpu 1 2 x 4 5", wantErr: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseMachineCPU(tc.line, tick)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Fatalf("parseMachineCPU(%q) = %+v, %v; want %+v, error %v", tc.line, got, err, tc.want, tc.wantErr)
+			}
+		})
 	}
 }
 

@@ -64,7 +64,8 @@ func newReport(name string, sc scenario, n *node) *report {
 	r.Gateway.Binary, r.Gateway.Build, r.Gateway.Args = n.gwBin, n.build, n.gwArgs
 	r.gwStart, _ = n.proc.Sample()
 	r.selfStart, _ = proc.NewReader(os.Getpid()).Sample()
-	r.busyStart, _, _ = proc.MachineCPU()
+	m, _ := proc.MachineCPU()
+	r.busyStart = m.Busy
 	return r
 }
 
@@ -78,7 +79,8 @@ func (r *report) finish(n *node, res result) {
 		r.Gateway.CPUCores, r.Gateway.PeakRSS = proc.Cores(r.gwStart, end), end.PeakRSS
 	}
 	self, _ := proc.NewReader(os.Getpid()).Sample()
-	busy, _, _ := proc.MachineCPU()
+	m, _ := proc.MachineCPU()
+	busy := m.Busy
 	r.Machine.CPUs = runtime.NumCPU()
 	if r.Seconds > 0 {
 		r.Machine.BusyCores = (busy - r.busyStart).Seconds() / r.Seconds

@@ -117,7 +117,8 @@ func storm(ctx context.Context, cfg *config, stderr io.Writer) (*report, error) 
 		var m marks
 		m.b, _ = procB.Sample()
 		m.self, _ = self.Sample()
-		m.busy, m.at, _ = proc.MachineCPU()
+		t, _ := proc.MachineCPU()
+		m.busy, m.at = t.Busy, t.Total
 		mk = append(mk, m)
 		return m.b
 	}

@@ -319,11 +319,12 @@ func (d *dispatcher) next() handed {
 }
 
 // drain takes every resume and everything in the transit queue, without
-// waiting. Only the dispatcher receives from either, so a length above
-// zero is a receive that does not wait; and a receive from one channel
-// that finds it empty returns without taking its lock, where a select
-// over both would take both locks. Called on the dispatcher's goroutine,
-// with d.mu held.
+// waiting. Only the dispatcher receives from the resume queue, and from
+// the transit queue only the dispatcher or the read loop relieving it
+// while it holds d.mu, so a length above zero is a receive that does not
+// wait; and a receive from one channel that finds it empty returns
+// without taking its lock, where a select over both would take both
+// locks. Called on the dispatcher's goroutine, with d.mu held.
 func (d *dispatcher) drain() {
 	for len(d.resumed) > 0 {
 		d.resume(<-d.resumed)

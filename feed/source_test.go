@@ -623,17 +623,21 @@ func TestSourceMarksBehind(t *testing.T) {
 // others' messages are all handed over, in order. The flood is four times
 // what the dispatcher's transit queue holds. On one core the NATS read
 // loop, the handler's dispatcher and the NATS server of the test take
-// turns on it; on two they run at once.
+// turns on it; on two they run at once. The long call either waits
+// (parked) or keeps its core busy (a fan-out's writes), which on one core
+// leaves the read loop only what the scheduler's preemption gives it.
 func TestSourceFloodSparesOtherChannels(t *testing.T) {
 	for _, procs := range []int{1, 2} {
-		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			testFloodSparesOthers(t)
-		})
+		for _, spin := range []bool{false, true} {
+			t.Run(fmt.Sprintf("GOMAXPROCS=%d/busy=%v", procs, spin), func(t *testing.T) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				testFloodSparesOthers(t, spin)
+			})
+		}
 	}
 }
 
-func testFloodSparesOthers(t *testing.T) {
+func testFloodSparesOthers(t *testing.T, spin bool) {
 	srv := natstest.Run(t, natstest.RandomPort)
 	const limit = 100
 	src := connectSource(t, srv.ClientURL(), Config{PendingMessages: limit})
@@ -643,7 +647,15 @@ func testFloodSparesOthers(t *testing.T) {
 	flood := func(_ proto.Channel, m *Message) {
 		if m.Seq == 1 {
 			close(busy)
-			<-release // the handler runs long while the flood arrives
+			// The handler runs long while the flood arrives.
+			for spinning := spin; spinning; {
+				select {
+				case <-release:
+					spinning = false
+				default:
+				}
+			}
+			<-release
 		}
 		flooded.Add(1)
 	}

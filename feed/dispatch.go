@@ -329,6 +329,13 @@ func (d *dispatcher) drain() {
 	for len(d.resumed) > 0 {
 		d.resume(<-d.resumed)
 	}
+	d.takeTransit()
+}
+
+// takeTransit takes everything in the transit queue, without waiting.
+// Called with d.mu held, by the dispatcher or, during a handler call, by
+// the read loop relieving it (relieve).
+func (d *dispatcher) takeTransit() {
 	for {
 		select {
 		case m := <-d.transit:
@@ -389,11 +396,9 @@ func (d *dispatcher) relieve() {
 	d.mu.Lock()
 	inCall := d.inCall
 	if inCall {
-		// Nobody else receives while the call runs: the dispatcher
-		// takes d.mu before it does again.
-		for n := len(d.transit); n > 0; n-- {
-			d.take(<-d.transit)
-		}
+		// The dispatcher takes d.mu before it receives again: the
+		// messages are queued in the order NATS delivered them.
+		d.takeTransit()
 	}
 	d.mu.Unlock()
 	if !inCall {

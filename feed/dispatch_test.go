@@ -57,6 +57,29 @@ func expectHanded(t *testing.T, got <-chan handedMsg, want ...handedMsg) {
 	}
 }
 
+// oneDispatcher is a Source of cfg (a URL and the defaults filled in) with
+// one dispatcher, not running yet: the dispatcher's tests feed its transit
+// queue themselves.
+func oneDispatcher(tb testing.TB, cfg Config) (*Source, *dispatcher) {
+	tb.Helper()
+	cfg.URL = "nats://127.0.0.1:4222"
+	if err := cfg.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	s := &Source{cfg: cfg.withDefaults()}
+	s.log = s.cfg.Logger
+	d := newDispatcher(s)
+	s.disp = []*dispatcher{d}
+	return s, d
+}
+
+// addRoute subscribes ch at d, as Source.subscribe does but for NATS.
+func addRoute(s *Source, d *dispatcher, ch proto.Channel, h Handler) *route {
+	r := &route{subject: ch.Subject(s.cfg.SubjectPrefix), ch: ch, h: h, d: d}
+	s.routes.put(r)
+	return r
+}
+
 // TestDispatcher: what one dispatcher hands over, in which order and with
 // which flags, for what waits in its transit queue when it starts.
 func TestDispatcher(t *testing.T) {
@@ -103,23 +126,13 @@ func TestDispatcher(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			cfg := tc.cfg
-			cfg.URL = "nats://127.0.0.1:4222"
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			s := &Source{cfg: cfg.withDefaults()}
-			s.log = s.cfg.Logger
-			d := newDispatcher(s)
-			s.disp = []*dispatcher{d}
+			s, d := oneDispatcher(t, tc.cfg)
 			got := make(chan handedMsg, 64)
 			h := func(ch proto.Channel, m *Message) { got <- handedMsg{ch.Symbol, m.Seq, m.Behind, m.More} }
 			rs := map[string]*route{}
 			for _, m := range tc.msgs {
 				if rs[m.sym] == nil {
-					ch := proto.Channel{Kind: proto.KindTrade, Symbol: m.sym}
-					rs[m.sym] = &route{subject: ch.Subject(s.cfg.SubjectPrefix), ch: ch, h: h, d: d}
-					s.routes.put(rs[m.sym])
+					rs[m.sym] = addRoute(s, d, proto.Channel{Kind: proto.KindTrade, Symbol: m.sym}, h)
 				}
 				data := symbolTrade(t, m.sym, m.seq)
 				if m.bad {
@@ -152,10 +165,7 @@ func TestDispatcher(t *testing.T) {
 // until it resumes, and the other channels are handed theirs meanwhile;
 // then its messages follow in order, the one decoded ahead first.
 func TestDispatcherPause(t *testing.T) {
-	cfg := Config{URL: "nats://127.0.0.1:4222"}.withDefaults()
-	s := &Source{cfg: cfg, log: cfg.Logger}
-	d := newDispatcher(s)
-	s.disp = []*dispatcher{d}
+	s, d := oneDispatcher(t, Config{})
 	got := make(chan handedMsg, 16)
 	release := make(chan struct{})
 	h := func(ch proto.Channel, m *Message) {
@@ -175,9 +185,7 @@ func TestDispatcherPause(t *testing.T) {
 	}
 	rs := map[string]*route{}
 	for _, sym := range []string{"A", "B"} {
-		ch := proto.Channel{Kind: proto.KindTrade, Symbol: sym}
-		rs[sym] = &route{subject: ch.Subject(cfg.SubjectPrefix), ch: ch, h: h, d: d}
-		s.routes.put(rs[sym])
+		rs[sym] = addRoute(s, d, proto.Channel{Kind: proto.KindTrade, Symbol: sym}, h)
 	}
 	for _, m := range []struct {
 		sym string
@@ -240,23 +248,16 @@ func TestFIFO(t *testing.T) {
 // nats.go's read loop does) while the dispatcher takes, decodes and hands
 // them over to a handler that counts them.
 //
-//	go test -run '^$' -bench Dispatcher -count 6 ./feed
+//	go test -run '^$' -bench Dispatcher -count 2 -cpu 1 ./feed
 func BenchmarkDispatcher(b *testing.B) {
 	const channels = 20
-	var cfg Config
-	cfg.URL = "nats://127.0.0.1:4222"
-	s := &Source{cfg: cfg.withDefaults()}
-	s.log = s.cfg.Logger
-	d := newDispatcher(s)
-	s.disp = []*dispatcher{d}
+	s, d := oneDispatcher(b, Config{})
 	var handed atomic.Int64
 	h := func(proto.Channel, *Message) { handed.Add(1) }
 	msgs := make([]*nats.Msg, channels)
 	for i := range msgs {
 		sym := fmt.Sprintf("S%d-USD", i)
-		ch := proto.Channel{Kind: proto.KindTicker, Symbol: sym}
-		r := &route{subject: ch.Subject(s.cfg.SubjectPrefix), ch: ch, h: h, d: d}
-		s.routes.put(r)
+		r := addRoute(s, d, proto.Channel{Kind: proto.KindTicker, Symbol: sym}, h)
 		msgs[i] = &nats.Msg{Subject: r.subject, Data: []byte(`{"seq":1,"type":"update","data":{"symbol":"` + sym +
 			`","bid":"64000.5","bid_size":"1.5","ask":"64001.5","ask_size":"0.7","last":"64000.5","volume":"1234.5","ts":1}}`)}
 	}

@@ -171,8 +171,7 @@ func (s *Source) Close() {
 	s.closed = true
 	for _, in := range s.subs { // Dropped keeps counting them
 		if in.sub != nil {
-			s.dropped += in.drops()
-			s.routes.remove(in.route)
+			s.retire(in)
 		}
 	}
 	clear(s.subs)
@@ -396,17 +395,16 @@ func (s *Source) releaseLocked(ch proto.Channel, in *interest) {
 		return
 	}
 	delete(s.subs, ch)
-	s.dropped += in.drops()
-	s.routes.remove(in.route)
+	s.retire(in)
 	if err := in.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("nats unsubscribe failed", "channel", ch.String(), "err", err)
 	}
 }
 
-// Dropped returns how many feed messages the NATS client dropped because a
-// channel's pending limits (Config.PendingMessages, PendingBytes) were
-// reached: messages that never reached the handler. The State sees them as
-// a seq gap.
+// Dropped returns how many feed messages were dropped because a channel's
+// pending limits (Config.PendingMessages, PendingBytes) were reached, or
+// its dispatcher's transit queue was full: messages that never reached
+// the handler. The State sees them as a seq gap.
 func (s *Source) Dropped() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -419,10 +417,18 @@ func (s *Source) Dropped() uint64 {
 	return n
 }
 
+// retire takes in's channel off its dispatcher (what is queued is
+// dropped) and keeps its drops counted in s.dropped. Called with s.mu
+// held, once the subscription is confirmed.
+func (s *Source) retire(in *interest) {
+	s.dropped += in.drops()
+	s.routes.remove(in.route)
+}
+
 // drops is how many of the channel's messages were dropped: by NATS (the
 // dispatcher's transit queue full) and by the dispatcher or the read loop
-// relieving it (the channel's pending limits). Called with Source.mu held, once the subscription is
-// confirmed.
+// relieving it (the channel's pending limits). Called with Source.mu
+// held, once the subscription is confirmed.
 func (in *interest) drops() uint64 {
 	n := in.route.dropped.Load()
 	if d, err := in.sub.Dropped(); err == nil {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/internal/natstest"
 	"github.com/tickgate/tickgate/proto"
 )
@@ -45,13 +44,7 @@ func publisher(t *testing.T, url string) *nats.Conn {
 
 func tradePayload(t *testing.T, seq uint64) []byte {
 	t.Helper()
-	p, err := codec.Msgpack().Append(nil, proto.FeedMessage{Seq: seq, Type: proto.FeedUpdate, Data: &proto.Trade{
-		Symbol: "BTC-USD", ID: int64(seq), Price: "64000.5", Size: "0.1", Side: proto.SideBuy, TS: 1,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return symbolTrade(t, "BTC-USD", seq)
 }
 
 // collector is a Handler that records seqs.

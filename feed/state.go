@@ -42,7 +42,7 @@ type Event struct {
 	Views []ViewUpdate
 	// GapFrom and GapTo (inclusive), on an event channel (trade), are the
 	// feed seqs the node never had right before this event: a seq jump on
-	// NATS, or messages the node's NATS client dropped. Zero when none.
+	// NATS, or messages the node dropped (Source.Dropped). Zero when none.
 	// Subscribers' chains stay intact across it, so the gateway reports it
 	// to them on its own (a gap message). An event with a gap and no Data
 	// (a publisher heartbeat ahead of the node) carries only the gap: it is

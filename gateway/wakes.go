@@ -73,13 +73,13 @@ func (w *wakes) begin() {
 func (w *wakes) end(behind, more bool) {
 	if w.busy.Add(-1) == 0 {
 		switch {
-		case !w.holding():
-		case behind:
-			w.release()
-		case more:
+		case more && !behind: // late looks at what is held: one lock
 			if w.late() {
 				w.release()
 			}
+		case !w.holding():
+		case behind:
+			w.release()
 		default:
 			w.settle()
 		}

@@ -265,10 +265,10 @@ func TestSnapshotEncodedOncePerSeqAndCodec(t *testing.T) {
 		s.joinFor(t, c, ch, joinOptions{snapshot: true})
 		var b batch
 		c.out.take(&b, time.Now())
-		if len(b.items) != 1 || b.items[0].frame == nil {
-			t.Fatalf("joiner %d took %d items, want its snapshot frame", i, len(b.items))
+		if b.len() != 1 || b.taken()[0].frame == nil {
+			t.Fatalf("joiner %d took %d items, want its snapshot frame", i, b.len())
 		}
-		f := b.items[0].frame
+		f := b.taken()[0].frame
 		if h, ok := heads[c.codecIdx]; !ok {
 			heads[c.codecIdx] = f
 		} else if &h[0] != &f[0] {
@@ -285,7 +285,7 @@ func TestSnapshotEncodedOncePerSeqAndCodec(t *testing.T) {
 		s.joinFor(t, c, ch, joinOptions{snapshot: true})
 		var b batch
 		c.out.take(&b, time.Now())
-		f := b.items[0].frame
+		f := b.taken()[0].frame
 		switch {
 		case &f[0] == &heads[0][0]:
 			t.Fatal("a joiner after a feed message got the old snapshot")
@@ -452,8 +452,7 @@ func BenchmarkJoinBigBook(b *testing.B) {
 				sub.ungate(time.Now)
 				c.out.take(&bt, time.Time{})
 				c.out.wrote()
-				clear(bt.items)
-				bt.items = bt.items[:0]
+				bt.reset()
 			}
 		})
 	}

@@ -128,8 +128,8 @@ func queuedFrames(t *testing.T, c *conn) [][]byte {
 	var b batch
 	c.out.take(&b, time.Now())
 	c.out.wrote()
-	out := make([][]byte, 0, len(b.items))
-	for _, p := range b.items {
+	out := make([][]byte, 0, b.len())
+	for _, p := range b.taken() {
 		f := p.frame
 		if f == nil {
 			f = c.srv.codecs.frame(c.variant, p.upd)

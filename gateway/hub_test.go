@@ -70,8 +70,8 @@ func (s *Server) joinFor(t testing.TB, c *conn, ch proto.Channel, opt joinOption
 func queued(c *conn) [][]byte {
 	var b batch
 	c.out.take(&b, time.Now())
-	out := make([][]byte, 0, len(b.items))
-	for _, p := range b.items {
+	out := make([][]byte, 0, b.len())
+	for _, p := range b.taken() {
 		f := p.frame
 		if f == nil {
 			f = c.srv.codecs.frame(c.variant, p.upd)
@@ -176,8 +176,7 @@ func BenchmarkFanoutTicker(b *testing.B) {
 				if i%64 == 63 { // take like writers do, reusing their slices
 					for j, c := range conns {
 						c.out.take(&batches[j], time.Time{})
-						clear(batches[j].items)
-						batches[j].items = batches[j].items[:0]
+						batches[j].reset()
 					}
 				}
 			}
@@ -228,8 +227,7 @@ func TestDeliverFastPathAllocatesNothing(t *testing.T) {
 				}
 				sub.c.out.take(&b, time.Time{})
 				sub.c.out.wrote()
-				clear(b.items)
-				b.items = b.items[:0]
+				b.reset()
 			}
 			run() // grow the slices once
 			if allocs := testing.AllocsPerRun(1000, run); allocs != 0 {
@@ -249,8 +247,7 @@ func BenchmarkDeliverInStep(b *testing.B) {
 		if i%64 == 63 {
 			sub.c.out.take(&bt, time.Time{})
 			sub.c.out.wrote()
-			clear(bt.items)
-			bt.items = bt.items[:0]
+			bt.reset()
 		}
 	}
 }
@@ -376,8 +373,8 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 		c.out.evict(proto.Disconnect{Code: proto.CloseSlowConsumer, Reason: "test"})
 		sub.ungate(time.Now)
 		var b batch
-		if d := c.out.take(&b, time.Now()); d == nil || len(b.items) != 0 {
-			t.Fatalf("took %d items (close %v) after an eviction", len(b.items), d)
+		if d := c.out.take(&b, time.Now()); d == nil || b.len() != 0 {
+			t.Fatalf("took %d items (close %v) after an eviction", b.len(), d)
 		}
 	})
 	t.Run("trade channels ignore the throttle", func(t *testing.T) {
@@ -546,5 +543,95 @@ func TestFanClock(t *testing.T) {
 	}
 	if reads != 1 {
 		t.Fatalf("%d clock reads, want 1", reads)
+	}
+}
+
+// taken is what b holds, in order, as pendings: its frames (take's swap)
+// and its items.
+func (b *batch) taken() []pending {
+	out := make([]pending, 0, b.len())
+	for _, it := range b.frames {
+		out = append(out, pending{frame: it.frame, ts: it.ts})
+	}
+	return append(out, b.items...)
+}
+
+// take hands a FIFO of frames only to the writer whole (batch.frames),
+// and builds pendings for anything else (batch.items); either way the
+// batch holds the messages in order, the FIFO is left empty, and the next
+// messages queued do not reach into what the writer holds.
+func TestTakeFramesOnlyOrPendings(t *testing.T) {
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
+	seqs := func(t *testing.T, c *conn, ps []pending) []uint64 {
+		t.Helper()
+		var out []uint64
+		for _, p := range ps {
+			f := p.frame
+			if f == nil {
+				f = c.srv.codecs.frame(c.variant, p.upd)
+			}
+			var w wire
+			if err := codec.DecodeMessage(codec.JSON(), payloadOf(f), &w); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, w.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		// fill queues what the writer then takes (the snapshot was taken)
+		fill       func(s *Server, c *conn, sub *subscription)
+		wantFrames bool // taken whole, as frames
+		want       []uint64
+	}{
+		{"update frames", func(s *Server, c *conn, sub *subscription) {
+			for seq := uint64(2); seq <= 4; seq++ {
+				s.hub.onFeed(ch, tickerMsg(seq))
+			}
+		}, true, []uint64{2, 3, 4}},
+		{"update frames and a reply", func(s *Server, c *conn, sub *subscription) {
+			s.hub.onFeed(ch, tickerMsg(2))
+			c.reply(proto.Subscribed{Type: proto.TypeSubscribed, Channels: []string{ch.String()}})
+			s.hub.onFeed(ch, tickerMsg(3))
+		}, true, []uint64{2, 0, 3}},
+		{"a subscription's own update", func(s *Server, c *conn, sub *subscription) {
+			s.hub.onFeed(ch, tickerMsg(2))
+			c.out.mu.Lock()
+			sub.last = 1 // out of step: the next update is its own, encoded by the writer
+			c.out.mu.Unlock()
+			s.hub.onFeed(ch, tickerMsg(3))
+		}, false, []uint64{2, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := hubFixture(t)
+			c := s.bareConn(codec.JSON())
+			sub := s.joinFor(t, c, ch, joinOptions{})
+			s.hub.onFeed(ch, tickerMsg(1))
+			queued(c)
+			c.out.wrote()
+			tc.fill(s, c, sub)
+			var b batch
+			c.out.take(&b, time.Now())
+			if got := len(b.frames) > 0; got != tc.wantFrames || len(b.frames) > 0 && len(b.items) > 0 {
+				t.Fatalf("%d frames and %d items taken, want frames alone: %v", len(b.frames), len(b.items), tc.wantFrames)
+			}
+			if len(c.out.queue) != 0 {
+				t.Fatalf("%d entries left in the FIFO", len(c.out.queue))
+			}
+			if got := seqs(t, c, b.taken()); !slices.Equal(got, tc.want) {
+				t.Fatalf("took seqs %v, want %v", got, tc.want)
+			}
+			c.out.wrote()
+			for seq := uint64(10); seq <= 13; seq++ {
+				s.hub.onFeed(ch, tickerMsg(seq)) // into the FIFO, which must not be the batch's
+			}
+			if got := seqs(t, c, b.taken()); !slices.Equal(got, tc.want) {
+				t.Fatalf("the batch holds seqs %v once the FIFO took more, want %v", got, tc.want)
+			}
+			if len(c.out.queue) == 0 {
+				t.Fatal("nothing queued after the take")
+			}
+		})
 	}
 }

@@ -255,12 +255,40 @@ func (o *outbox) wakeWriter() {
 	}
 }
 
-// batch is what the writer took from the outbox in one go.
+// batch is what the writer took from the outbox in one go: the FIFO
+// itself when it held frames only (frames, swapped out whole by take),
+// else what it held as pendings built one by one (items); never both.
+// Either way the writer clears what it wrote (writeBatch), so that a
+// batch handed back to take, whose frames slice becomes the next FIFO,
+// holds no stale frame.
 type batch struct {
-	items []pending
+	frames []item
+	items  []pending
 }
 
 func (b *batch) add(p pending) { b.items = append(b.items, p) }
+
+// len is how many messages the batch holds.
+func (b *batch) len() int { return len(b.frames) + len(b.items) }
+
+// reset empties the batch, keeping its slices.
+func (b *batch) reset() {
+	clear(b.frames)
+	b.frames = b.frames[:0]
+	clear(b.items)
+	b.items = b.items[:0]
+}
+
+// onlyFrames reports whether every entry of q is a frame (an update
+// frame or a control frame), which a writer takes as it is.
+func onlyFrames(q []item) bool {
+	for i := range q {
+		if q[i].frame == nil {
+			return false
+		}
+	}
+	return true
+}
 
 // take moves everything due into b: the FIFO in order, with throttled
 // subscriptions whose time has come appended. It returns the close reason
@@ -287,6 +315,13 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 		o.delayed = keep
 	}
 	o.takes++ // the update frames queued so far are taken now (directPending)
+	if b.len() == 0 && onlyFrames(o.queue) {
+		// The fan-out's common case: frames only. The FIFO becomes the
+		// batch, and the batch's cleared slice the next FIFO: no entry
+		// is copied, converted or cleared here.
+		o.queue, b.frames = b.frames[:0], o.queue
+		return o.tookAll(b, now)
+	}
 	for _, it := range o.queue {
 		if it.frame != nil {
 			b.add(pending{frame: it.frame, ts: it.ts})
@@ -310,11 +345,17 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	}
 	clear(o.queue)
 	o.queue = o.queue[:0]
+	return o.tookAll(b, now)
+}
+
+// tookAll is the end of take, once the FIFO is empty and b holds what
+// it held. Called with o.mu held.
+func (o *outbox) tookAll(b *batch, now time.Time) *proto.Disconnect {
 	o.controls = 0
-	o.writing = len(b.items) > 0
+	o.writing = b.len() > 0
 	o.busy.Store(o.writing)
 	if o.writing {
-		o.taken, o.takenFrom = len(b.items), o.queuedAt
+		o.taken, o.takenFrom = b.len(), o.queuedAt
 		if o.takenFrom == 0 { // only throttled subscriptions that fell due
 			o.takenFrom = now.UnixNano()
 		}

@@ -32,7 +32,7 @@ func (sc *simClient) take(t *testing.T, now time.Time) {
 		}
 		sc.evicted = true
 	}
-	for _, p := range b.items {
+	for _, p := range b.taken() {
 		f := p.frame
 		if f == nil {
 			f = sc.c.srv.codecs.frame(sc.c.variant, p.upd)

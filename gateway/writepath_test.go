@@ -188,11 +188,10 @@ func BenchmarkFeedBurst(b *testing.B) {
 						if c.out.take(&bt, time.Time{}) != nil {
 							return
 						}
-						if n := len(bt.items); n > 0 {
+						if n := bt.len(); n > 0 {
 							msgs.Add(int64(n))
 							wakes.Add(1)
-							clear(bt.items)
-							bt.items = bt.items[:0]
+							bt.reset()
 							c.out.wrote()
 						}
 					}

@@ -150,14 +150,14 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 	now := clk.now()
 	chores := c.chores.Swap(0)
 	closing := c.out.take(b, now)
-	if n := len(b.items); n > 0 {
+	if n := b.len(); n > 0 {
 		c.srv.metrics.outboxPending.Observe(float64(n))
 	}
 	var tail []byte
 	if closing != nil {
 		chores = 0 // the close frame is what goes out next
 	}
-	beat := chores&choreHeartbeat != 0 && len(b.items) == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
+	beat := chores&choreHeartbeat != 0 && b.len() == 0 && now.UnixNano()-c.lastWrite.Load() >= int64(cfg.HeartbeatInterval)
 	if beat {
 		tail = c.srv.codecs.frame(c.variant, proto.Heartbeat{Type: proto.TypeHeartbeat, TS: now.UnixNano()})
 	}
@@ -166,7 +166,7 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 		c.prog.sentNs.Store(now.UnixNano())
 		tail = append(tail, pingFrame(c.prog.sent.Add(1))...)
 	}
-	if data := len(b.items) > 0; data || len(tail) > 0 {
+	if data := b.len() > 0; data || len(tail) > 0 {
 		var err error
 		if *buf, err = c.writeBatch(b, (*buf)[:0], tail, clk, inline); err != nil {
 			c.writeFailed(err)
@@ -217,6 +217,12 @@ func (c *conn) flushKept() error {
 // socket is in inline mode (c.write).
 func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool) ([]byte, error) {
 	m := c.srv.metrics
+	var err error
+	for i := range b.frames {
+		if buf, err = c.appendFrame(buf, b.frames[i].frame, inline); err != nil {
+			return buf, err
+		}
+	}
 	for i := range b.items {
 		p := &b.items[i]
 		if p.frame == nil {
@@ -228,13 +234,9 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 			}
 			p.upd = proto.Update{}
 		}
-		if len(buf) > 0 && len(buf)+len(p.frame) > maxWriteBytes {
-			if err := c.write(buf, inline); err != nil {
-				return buf, err
-			}
-			buf = buf[:0]
+		if buf, err = c.appendFrame(buf, p.frame, inline); err != nil {
+			return buf, err
 		}
-		buf = append(buf, p.frame...)
 	}
 	buf = append(buf, tail...)
 	if len(buf) > 0 {
@@ -242,11 +244,19 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 			return buf, err
 		}
 	}
-	if len(b.items) == 0 {
+	n := b.len()
+	if n == 0 {
 		return buf, nil
 	}
 	done := clk.read().UnixNano()
 	var lat latencyTally
+	for i := range b.frames {
+		it := &b.frames[i]
+		if it.ts > 0 {
+			lat.add(done - it.ts)
+		}
+		*it = item{} // release shared bytes
+	}
 	for i := range b.items {
 		p := &b.items[i]
 		if p.ts > 0 {
@@ -255,10 +265,22 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 		*p = pending{} // release shared bytes
 	}
 	lat.flush(m.deliveryLatency)
-	m.messagesSent.Add(float64(len(b.items)))
-	c.msgsSent.Add(uint64(len(b.items)))
-	b.items = b.items[:0]
+	m.messagesSent.Add(float64(n))
+	c.msgsSent.Add(uint64(n))
+	b.frames, b.items = b.frames[:0], b.items[:0]
 	return buf, nil
+}
+
+// appendFrame appends frame to buf, writing buf out first when the frame
+// would take it past maxWriteBytes.
+func (c *conn) appendFrame(buf, frame []byte, inline bool) ([]byte, error) {
+	if len(buf) > 0 && len(buf)+len(frame) > maxWriteBytes {
+		if err := c.write(buf, inline); err != nil {
+			return buf, err
+		}
+		buf = buf[:0]
+	}
+	return append(buf, frame...), nil
 }
 
 // deadlineSlack is how far beyond WriteTimeout the write deadline may lie:

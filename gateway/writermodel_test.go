@@ -62,7 +62,7 @@ func (m *modelConn) push() {
 // takeOnce takes what is pending and writes it to the modelled socket.
 func (m *modelConn) takeOnce(b *batch) {
 	m.out.take(b, time.Time{})
-	n := len(b.items)
+	n := b.len()
 	if n == 0 {
 		return
 	}
@@ -77,8 +77,7 @@ func (m *modelConn) takeOnce(b *batch) {
 	m.pushed = m.pushed[n:]
 	m.mu.Unlock()
 	m.out.wrote()
-	clear(b.items)
-	b.items = b.items[:0]
+	b.reset()
 }
 
 // scheduler starts the writers of one model and returns how a push tells

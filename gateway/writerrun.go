@@ -232,6 +232,10 @@ type writerScratch struct {
 // than that is written from a buffer that is then dropped).
 const maxScratchBuf = 2 * maxWriteBytes
 
+// maxScratchFrames bounds the frames slice kept in a scratchPool: a
+// round's worth of updates for a busy connection, with room to spare.
+const maxScratchFrames = 256
+
 // scratchPool holds the node's writer scratch between runs; the zero
 // value is ready and safe for concurrent use.
 type scratchPool struct{ p sync.Pool }
@@ -243,10 +247,15 @@ func (sp *scratchPool) get() *writerScratch {
 	return new(writerScratch)
 }
 
-// put returns w to the pool, holding no frame.
+// put returns w to the pool, holding no frame. A frames slice beyond
+// maxScratchFrames entries (a FIFO that grew while its connection was
+// behind, swapped out by take) is dropped rather than kept for the next
+// connection's FIFO.
 func (sp *scratchPool) put(w *writerScratch) {
-	clear(w.b.items)
-	w.b.items = w.b.items[:0]
+	w.b.reset()
+	if cap(w.b.frames) > maxScratchFrames {
+		w.b.frames = nil
+	}
 	if cap(w.buf) > maxScratchBuf {
 		w.buf = nil
 	}

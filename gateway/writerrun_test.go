@@ -73,12 +73,11 @@ func modelWriterRuns(t *testing.T, round int, grace, inline bool) {
 				overlap.Store(true)
 			}
 			o.take(b, time.Time{})
-			taken.Add(int64(len(b.items)))
-			if len(b.items)%3 == 0 {
+			taken.Add(int64(b.len()))
+			if b.len()%3 == 0 {
 				runtime.Gosched() // a slow write now and then
 			}
-			clear(b.items)
-			b.items = b.items[:0]
+			b.reset()
 			o.wrote()
 			inRound.Store(false)
 		}

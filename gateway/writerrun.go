@@ -232,9 +232,13 @@ type writerScratch struct {
 // than that is written from a buffer that is then dropped).
 const maxScratchBuf = 2 * maxWriteBytes
 
-// maxScratchFrames bounds the frames slice kept in a scratchPool: a
-// round's worth of updates for a busy connection, with room to spare.
-const maxScratchFrames = 256
+// maxScratchFrames bounds the frames slice kept in a scratchPool. Taken
+// FIFOs pass from one connection to another through the pool (take gives
+// a connection the batch's slice as its next FIFO), so this is also the
+// most a connection's FIFO keeps of another's: 64 entries, 3 KiB, where
+// a burst's round takes about ten. A longer one is dropped at put, and
+// its connection's next FIFO grows again if it needs to.
+const maxScratchFrames = 64
 
 // scratchPool holds the node's writer scratch between runs; the zero
 // value is ready and safe for concurrent use.

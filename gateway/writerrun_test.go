@@ -322,3 +322,39 @@ func TestInlineRoundReturnsItsReadingAfterTheWrite(t *testing.T) {
 	}
 	cl.expect(t, proto.TypeUpdate)
 }
+
+// The scratch pool hands taken FIFOs from one connection to the next
+// (outbox.take's swap), so it keeps none longer than maxScratchFrames,
+// and what it keeps holds no frame.
+func TestScratchPoolBoundsFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+		kept bool
+	}{
+		{"a burst's round", 10, true},
+		{"at the bound", maxScratchFrames, true},
+		{"beyond it", maxScratchFrames + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &writerScratch{b: batch{frames: make([]item, tc.n)}}
+			for i := range w.b.frames {
+				w.b.frames[i] = item{frame: []byte("x"), ts: 1}
+			}
+			frames := w.b.frames[:cap(w.b.frames)]
+			var sp scratchPool
+			sp.put(w)
+			if got := w.b.frames != nil; got != tc.kept {
+				t.Fatalf("frames kept: %v, want %v", got, tc.kept)
+			}
+			if len(w.b.frames) != 0 {
+				t.Fatalf("%d frames left in the pool's scratch", len(w.b.frames))
+			}
+			for i, it := range frames {
+				if it.frame != nil {
+					t.Fatalf("entry %d still holds its frame", i)
+				}
+			}
+		})
+	}
+}

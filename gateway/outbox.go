@@ -257,10 +257,12 @@ func (o *outbox) wakeWriter() {
 
 // batch is what the writer took from the outbox in one go: the FIFO
 // itself when it held frames only (frames, swapped out whole by take),
-// else what it held as pendings built one by one (items); never both.
-// Either way the writer clears what it wrote (writeBatch), so that a
-// batch handed back to take, whose frames slice becomes the next FIFO,
-// holds no stale frame.
+// else what it held as pendings built one by one (items). A writer round
+// hands take an empty batch, so it holds one or the other; a batch that
+// holds both (a second take before a write) is written frames first,
+// which is the order they were taken in. The writer clears what it wrote
+// (writeBatch), so that a batch handed back to take, whose frames slice
+// becomes the next FIFO, holds no stale frame.
 type batch struct {
 	frames []item
 	items  []pending

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -556,10 +557,12 @@ func (b *batch) taken() []pending {
 	return append(out, b.items...)
 }
 
-// take hands a FIFO of frames only to the writer whole (batch.frames),
-// and builds pendings for anything else (batch.items); either way the
-// batch holds the messages in order, the FIFO is left empty, and the next
-// messages queued do not reach into what the writer holds.
+// take copies a FIFO of frames only to the writer's batch whole
+// (batch.frames), and builds pendings for anything else (batch.items);
+// either way the batch holds the messages in order, the FIFO is left
+// empty and keeps its own slice, and the next messages queued do not
+// reach into what the writer holds. The batch is a fresh one, or one
+// reused after a write (as the scratch pool's are).
 func TestTakeFramesOnlyOrPendings(t *testing.T) {
 	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
 	seqs := func(t *testing.T, c *conn, ps []pending) []uint64 {
@@ -603,35 +606,46 @@ func TestTakeFramesOnlyOrPendings(t *testing.T) {
 			s.hub.onFeed(ch, tickerMsg(3))
 		}, false, []uint64{2, 3}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := hubFixture(t)
-			c := s.bareConn(codec.JSON())
-			sub := s.joinFor(t, c, ch, joinOptions{})
-			s.hub.onFeed(ch, tickerMsg(1))
-			queued(c)
-			c.out.wrote()
-			tc.fill(s, c, sub)
-			var b batch
-			c.out.take(&b, time.Now())
-			if got := len(b.frames) > 0; got != tc.wantFrames || len(b.frames) > 0 && len(b.items) > 0 {
-				t.Fatalf("%d frames and %d items taken, want frames alone: %v", len(b.frames), len(b.items), tc.wantFrames)
-			}
-			if len(c.out.queue) != 0 {
-				t.Fatalf("%d entries left in the FIFO", len(c.out.queue))
-			}
-			if got := seqs(t, c, b.taken()); !slices.Equal(got, tc.want) {
-				t.Fatalf("took seqs %v, want %v", got, tc.want)
-			}
-			c.out.wrote()
-			for seq := uint64(10); seq <= 13; seq++ {
-				s.hub.onFeed(ch, tickerMsg(seq)) // into the FIFO, which must not be the batch's
-			}
-			if got := seqs(t, c, b.taken()); !slices.Equal(got, tc.want) {
-				t.Fatalf("the batch holds seqs %v once the FIFO took more, want %v", got, tc.want)
-			}
-			if len(c.out.queue) == 0 {
-				t.Fatal("nothing queued after the take")
-			}
-		})
+		for _, reused := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/reused=%v", tc.name, reused), func(t *testing.T) {
+				s := hubFixture(t)
+				c := s.bareConn(codec.JSON())
+				sub := s.joinFor(t, c, ch, joinOptions{})
+				s.hub.onFeed(ch, tickerMsg(1))
+				var b batch
+				c.out.take(&b, time.Now())
+				c.out.wrote()
+				if reused {
+					b.reset() // as writeBatch and the scratch pool leave it
+				} else {
+					b = batch{}
+				}
+				tc.fill(s, c, sub)
+				fifo := unsafe.SliceData(c.out.queue)
+				c.out.take(&b, time.Now())
+				if unsafe.SliceData(c.out.queue) != fifo {
+					t.Fatal("the FIFO's slice changed hands")
+				}
+				if got := len(b.frames) > 0; got != tc.wantFrames || len(b.frames) > 0 && len(b.items) > 0 {
+					t.Fatalf("%d frames and %d items taken, want frames alone: %v", len(b.frames), len(b.items), tc.wantFrames)
+				}
+				if len(c.out.queue) != 0 {
+					t.Fatalf("%d entries left in the FIFO", len(c.out.queue))
+				}
+				if got := seqs(t, c, b.taken()); !slices.Equal(got, tc.want) {
+					t.Fatalf("took seqs %v, want %v", got, tc.want)
+				}
+				c.out.wrote()
+				for seq := uint64(10); seq <= 13; seq++ {
+					s.hub.onFeed(ch, tickerMsg(seq)) // into the FIFO, which must not be the batch's
+				}
+				if got := seqs(t, c, b.taken()); !slices.Equal(got, tc.want) {
+					t.Fatalf("the batch holds seqs %v once the FIFO took more, want %v", got, tc.want)
+				}
+				if len(c.out.queue) == 0 {
+					t.Fatal("nothing queued after the take")
+				}
+			})
+		}
 	}
 }

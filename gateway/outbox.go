@@ -255,14 +255,14 @@ func (o *outbox) wakeWriter() {
 	}
 }
 
-// batch is what the writer took from the outbox in one go: the FIFO
-// itself when it held frames only (frames, swapped out whole by take),
-// else what it held as pendings built one by one (items). A writer round
-// hands take an empty batch, so it holds one or the other; a batch that
-// holds both (a second take before a write) is written frames first,
-// which is the order they were taken in. The writer clears what it wrote
-// (writeBatch), so that a batch handed back to take, whose frames slice
-// becomes the next FIFO, holds no stale frame.
+// batch is what the writer took from the outbox in one go: the FIFO's
+// entries as they are when it held frames only (frames, copied whole by
+// take), else what it held as pendings built one by one (items). A writer
+// round hands take an empty batch, so it holds one or the other; a batch
+// that holds both (a second take before a write) is written frames
+// first, which is the order they were taken in. The writer clears what
+// it wrote (writeBatch): a batch goes back to the node's scratch pool
+// holding no frame.
 type batch struct {
 	frames []item
 	items  []pending
@@ -317,11 +317,16 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 		o.delayed = keep
 	}
 	o.takes++ // the update frames queued so far are taken now (directPending)
-	if b.len() == 0 && onlyFrames(o.queue) {
-		// The fan-out's common case: frames only. The FIFO becomes the
-		// batch, and the batch's cleared slice the next FIFO: no entry
-		// is copied, converted or cleared here.
-		o.queue, b.frames = b.frames[:0], o.queue
+	if len(b.items) == 0 && onlyFrames(o.queue) {
+		// The fan-out's common case: frames only. They are copied as
+		// they are, in one move, rather than built into pendings one
+		// by one. (Swapping the two slices instead would copy nothing,
+		// but it passes FIFOs from one connection to the next through
+		// the scratch pool: a quiet connection would keep a busy one's
+		// long FIFO, and a busy one regrow its own every round.)
+		b.frames = append(b.frames, o.queue...)
+		clear(o.queue)
+		o.queue = o.queue[:0]
 		return o.tookAll(b, now)
 	}
 	for _, it := range o.queue {

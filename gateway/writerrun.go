@@ -232,13 +232,10 @@ type writerScratch struct {
 // than that is written from a buffer that is then dropped).
 const maxScratchBuf = 2 * maxWriteBytes
 
-// maxScratchFrames bounds the frames slice kept in a scratchPool. Taken
-// FIFOs pass from one connection to another through the pool (take gives
-// a connection the batch's slice as its next FIFO), so this is also the
-// most a connection's FIFO keeps of another's: 64 entries, 3 KiB, where
-// a burst's round takes about ten. A longer one is dropped at put, and
-// its connection's next FIFO grows again if it needs to.
-const maxScratchFrames = 64
+// maxScratchFrames bounds the frames slice kept in a scratchPool, as
+// maxScratchBuf bounds the buffer: 256 entries (12 KiB), where a burst's
+// round takes about ten.
+const maxScratchFrames = 256
 
 // scratchPool holds the node's writer scratch between runs; the zero
 // value is ready and safe for concurrent use.
@@ -251,10 +248,9 @@ func (sp *scratchPool) get() *writerScratch {
 	return new(writerScratch)
 }
 
-// put returns w to the pool, holding no frame. A frames slice beyond
-// maxScratchFrames entries (a FIFO that grew while its connection was
-// behind, swapped out by take) is dropped rather than kept for the next
-// connection's FIFO.
+// put returns w to the pool, holding no frame, and without a frames
+// slice or buffer beyond its bound (one that grew while a connection
+// was behind).
 func (sp *scratchPool) put(w *writerScratch) {
 	w.b.reset()
 	if cap(w.b.frames) > maxScratchFrames {

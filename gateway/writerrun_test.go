@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickgate/tickgate/codec"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -323,8 +325,7 @@ func TestInlineRoundReturnsItsReadingAfterTheWrite(t *testing.T) {
 	cl.expect(t, proto.TypeUpdate)
 }
 
-// The scratch pool hands taken FIFOs from one connection to the next
-// (outbox.take's swap), so it keeps none longer than maxScratchFrames,
+// The scratch pool keeps no frames slice longer than maxScratchFrames,
 // and what it keeps holds no frame.
 func TestScratchPoolBoundsFrames(t *testing.T) {
 	for _, tc := range []struct {
@@ -354,6 +355,62 @@ func TestScratchPoolBoundsFrames(t *testing.T) {
 				if it.frame != nil {
 					t.Fatalf("entry %d still holds its frame", i)
 				}
+			}
+		})
+	}
+}
+
+// writeBatch releases every frame it wrote, in both of a batch's forms,
+// so that a batch going back to the scratch pool holds no shared bytes
+// (put only clears what is within the slices' lengths, which writeBatch
+// has reset).
+func TestWriteBatchReleasesWhatItWrote(t *testing.T) {
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
+	for _, own := range []bool{false, true} {
+		t.Run(fmt.Sprintf("own_update=%v", own), func(t *testing.T) {
+			s := hubFixture(t)
+			c := s.bareConn(codec.JSON())
+			sock, client := sockPair(t)
+			c.sock = sock
+			got := make(chan int64, 1)
+			go func() { n, _ := io.Copy(io.Discard, client); got <- n }()
+			sub := s.joinFor(t, c, ch, joinOptions{})
+			s.hub.onFeed(ch, tickerMsg(1))
+			queued(c)
+			c.out.wrote()
+			for seq := uint64(2); seq <= 5; seq++ {
+				if own && seq == 4 {
+					c.out.mu.Lock()
+					sub.last = 1 // out of step: an update of its own, a pending
+					c.out.mu.Unlock()
+				}
+				s.hub.onFeed(ch, tickerMsg(seq))
+			}
+			var b batch
+			c.out.take(&b, time.Now())
+			if (len(b.items) > 0) != own || b.len() != 4 {
+				t.Fatalf("took %d frames and %d items", len(b.frames), len(b.items))
+			}
+			clk := fanClock{clock: s.cfg.Now}
+			if _, err := c.writeBatch(&b, nil, nil, &clk, false); err != nil {
+				t.Fatal(err)
+			}
+			if b.len() != 0 {
+				t.Fatalf("%d messages left in the batch", b.len())
+			}
+			for i, it := range b.frames[:cap(b.frames)] {
+				if it.frame != nil || it.sub != nil || it.ts != 0 {
+					t.Fatalf("frames entry %d still holds a frame (%d bytes), its subscription or its time", i, len(it.frame))
+				}
+			}
+			for i, p := range b.items[:cap(b.items)] {
+				if p.frame != nil || p.upd.Data != nil {
+					t.Fatalf("items entry %d still holds a frame or data", i)
+				}
+			}
+			_ = sock.Close()
+			if n := <-got; n == 0 {
+				t.Fatal("nothing reached the client")
 			}
 		})
 	}

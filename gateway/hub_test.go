@@ -547,8 +547,8 @@ func TestFanClock(t *testing.T) {
 	}
 }
 
-// taken is what b holds, in order, as pendings: its frames (take's swap)
-// and its items.
+// taken is what b holds, in order, as pendings: its frames (copied whole
+// by take) and its items.
 func (b *batch) taken() []pending {
 	out := make([]pending, 0, b.len())
 	for _, it := range b.frames {
@@ -561,8 +561,8 @@ func (b *batch) taken() []pending {
 // (batch.frames), and builds pendings for anything else (batch.items);
 // either way the batch holds the messages in order, the FIFO is left
 // empty and keeps its own slice, and the next messages queued do not
-// reach into what the writer holds. The batch is a fresh one, or one
-// reused after a write (as the scratch pool's are).
+// reach into what the writer holds. The batch is a fresh one, or one with
+// room in both slices (as the scratch pool's are after a write).
 func TestTakeFramesOnlyOrPendings(t *testing.T) {
 	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
 	seqs := func(t *testing.T, c *conn, ps []pending) []uint64 {
@@ -612,13 +612,11 @@ func TestTakeFramesOnlyOrPendings(t *testing.T) {
 				c := s.bareConn(codec.JSON())
 				sub := s.joinFor(t, c, ch, joinOptions{})
 				s.hub.onFeed(ch, tickerMsg(1))
-				var b batch
-				c.out.take(&b, time.Now())
+				queued(c) // the snapshot
 				c.out.wrote()
+				var b batch
 				if reused {
-					b.reset() // as writeBatch and the scratch pool leave it
-				} else {
-					b = batch{}
+					b = batch{frames: make([]item, 0, 8), items: make([]pending, 0, 8)}
 				}
 				tc.fill(s, c, sub)
 				fifo := unsafe.SliceData(c.out.queue)

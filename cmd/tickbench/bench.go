@@ -40,7 +40,8 @@ type bench struct {
 	target *target
 	stderr io.Writer
 	cnt    *counters
-	lat    *latencies
+	lat    *latencies   // publish to the read loop
+	sock   *latencies   // publish to the socket
 	gw     *proc.Reader // nil: no gateway pid
 	self   *proc.Reader
 
@@ -109,6 +110,9 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	b.teardown()
 
 	rep.fillResults(b, window, lat(b.lat))
+	if s := lat(b.sock); s.Count > 0 {
+		rep.LatencyAtSocketMS = s
+	}
 	if b.gw != nil {
 		rep.fillGateway(gwBase, gwStart, gwEnd, len(b.clients))
 		if exited {
@@ -294,7 +298,7 @@ func (b *bench) connectOne(s clientSpec) {
 	if s.stalled {
 		rcvbuf = b.cfg.stallRcvbuf
 	}
-	c := newClient(s, b.target.dialect, b.lat, b.cnt, b.release)
+	c := newClient(s, b.target.dialect, b.lat, b.sock, b.cnt, b.release)
 	err := c.connect(b.target, b.cfg.handshakeWait, rcvbuf)
 	b.mu.Lock()
 	defer b.mu.Unlock()

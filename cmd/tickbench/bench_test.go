@@ -87,6 +87,18 @@ func TestShortRun(t *testing.T) {
 		if l.P50 <= 0 || l.P50 > 1000 || l.P99 > 5000 {
 			t.Errorf("latency p50 %.2f ms, p99 %.2f ms: want 0 < p50 <= 1 s, p99 <= 5 s", l.P50, l.P99)
 		}
+		// Every healthy connection reads with the kernel's receive
+		// timestamps, and an update reaches the socket before the read
+		// loop has it. (The kernel stamps from the first segment after
+		// the feature is turned on: a handshake precedes every update.)
+		s := r.LatencyAtSocketMS
+		if r.Unstamped != 0 || s == nil || s.Count != l.Count {
+			t.Fatalf("latency at the socket %+v with %d connections unstamped, want every one of the %d updates", s, r.Unstamped, l.Count)
+		}
+		if s.P50 <= 0 || s.P50 > l.P50 || s.Max > l.Max {
+			t.Errorf("at the socket p50 %.2f ms, max %.2f ms; in the read loop p50 %.2f ms, max %.2f ms: want 0 < socket <= read loop",
+				s.P50, s.Max, l.P50, l.Max)
+		}
 		if r.Gateway == nil || r.Gateway.CPUSecondsInWindow <= 0 || r.Gateway.RSSBytes <= 0 {
 			t.Errorf("gateway usage not sampled: %+v", r.Gateway)
 		}

@@ -41,7 +41,8 @@ type client struct {
 	gws.BuiltinEventHandler
 	spec clientSpec    // Static after construction.
 	sess session       // Static after construction.
-	lat  *latencies    // Static after construction.
+	lat  *latencies    // Static after construction: publish to the read loop.
+	sock *latencies    // Static after construction: publish to the socket (stamp_linux.go).
 	cnt  *counters     // Static after construction.
 	stop chan struct{} // Static; closed when stalled clients may read again.
 
@@ -54,6 +55,13 @@ type client struct {
 
 	stalledAt time.Time // Written by the read loop before ack closes; read after.
 	now       time.Time // Owned by the read loop: when the message in hand arrived.
+	// stamp is the healthy client's socket, read with the kernel's receive
+	// timestamps; nil for a stalled client, or where they could not be
+	// had. Set by Dial, before the read loop starts.
+	stamp *stampConn
+	// rx is when the message in hand reached the socket, Unix ns (0:
+	// unknown). Owned by the read loop.
+	rx int64
 	// counted is whether the message in hand falls in the measurement
 	// window: read once per frame, so its frame and its deliveries are
 	// counted together or not at all. Owned by the read loop.
@@ -68,10 +76,11 @@ type client struct {
 	probeErr  atomic.Value  // error of the failing probe
 }
 
-func newClient(spec clientSpec, d dialect, lat *latencies, cnt *counters, release chan struct{}) *client {
+func newClient(spec clientSpec, d dialect, lat, sock *latencies, cnt *counters, release chan struct{}) *client {
 	c := &client{
 		spec:   spec,
 		lat:    lat,
+		sock:   sock,
 		cnt:    cnt,
 		stop:   release,
 		last:   make(map[string]uint64, len(spec.channels)),
@@ -137,7 +146,8 @@ func (c *client) connect(target *target, timeout time.Duration, rcvbuf int) erro
 }
 
 // countingDialer counts what a healthy client reads off its socket in the
-// measurement window: the bytes on the wire, compressed or not.
+// measurement window (the bytes on the wire, compressed or not), and
+// reads it with the kernel's receive timestamps (stamp_linux.go).
 type countingDialer struct {
 	gws.Dialer
 	c *client
@@ -147,6 +157,11 @@ func (d countingDialer) Dial(network, addr string) (net.Conn, error) {
 	nc, err := d.Dialer.Dial(network, addr)
 	if err != nil || d.c.spec.stalled {
 		return nc, err
+	}
+	if sc, err := newStampConn(nc); err == nil {
+		d.c.stamp, nc = sc, sc
+	} else {
+		d.c.cnt.unstamped.Add(1)
 	}
 	return countingConn{nc, d.c.cnt}, nil
 }
@@ -168,6 +183,9 @@ func (c countingConn) Read(p []byte) (int, error) {
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	c.now = time.Now()
+	if c.stamp != nil {
+		c.rx = c.stamp.at
+	}
 	c.counted = c.cnt.inWindow.Load()
 	if !c.spec.stalled && c.counted {
 		c.cnt.frames.Add(1)
@@ -208,6 +226,9 @@ func (c *client) delivered(d delivery) {
 		}
 		if c.counted && d.ts > 0 {
 			c.lat.record(c.spec.idx, c.now.Sub(time.Unix(0, d.ts)))
+			if c.rx != 0 {
+				c.sock.record(c.spec.idx, time.Duration(c.rx-d.ts))
+			}
 		}
 	}
 	c.last[d.channel] = d.seq

@@ -270,8 +270,8 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		mode += ", permessage-deflate offered"
 	}
 	fmt.Fprintf(w, "\ncomparison: workload %s (%s), %d connections, %s, servers %s\n", cmp.Workload, cmp.About, cmp.Connections, mode, pin)
-	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %7s %7s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s %6s\n",
-		"server", "load", "offered/s", "delivered/s", "cores", "per core", "us/msg", "sys us", "p50 ms", "p99 ms", "p99.9 ms", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg", "steal")
+	fmt.Fprintf(w, "%-11s %5s %9s %11s %6s %11s %7s %7s %8s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7s %6s\n",
+		"server", "load", "offered/s", "delivered/s", "cores", "per core", "us/msg", "sys us", "p50 ms", "p99 ms", "p99.9 ms", "sock p99", "RSS MiB", "KiB/conn", "gaps", "failed", "evicted", "steady", "B/msg", "steal")
 	for i := range cmp.Runs {
 		r := &cmp.Runs[i]
 		if cmp.Rounds > 1 && (i == 0 || cmp.Runs[i-1].Round != r.Round) {
@@ -311,7 +311,8 @@ func (cmp *comparison) writeTable(w io.Writer) {
 		for _, l := range lines {
 			fmt.Fprintln(w, "  "+l)
 		}
-		fmt.Fprintln(w, "  own work: a server's us/msg above the floor's (its share of the server's CPU); floor / other: the most tickgate's per-core ratio against that server could be")
+		fmt.Fprintln(w, "  own work: a server's us/msg above the floor's (its share of the server's CPU); floor / other: the most tickgate's per-core ratio against that server could be;\n"+
+			"  floor's sweep p99 / other's at the socket: about the least tickgate's p99 ratio at the socket against that server could be (the floor makes no feed hop)")
 	}
 	if lines := cmp.roundSummary(); len(lines) > 0 {
 		fmt.Fprintf(w, "over the %d rounds: median (least-greatest) of each round's ratio\n", cmp.Rounds)
@@ -341,16 +342,17 @@ func writeRow(w io.Writer, r *compareRun) (steadyOrUnjudged bool) {
 		steady = "NO"
 	}
 	cpu, sys := r.perDelivery()
-	fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8.1f %8.1f %6d %6d %7s %6s %7.1f %6.2f\n",
+	fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8.2f %8.2f %8.2f %8s %8.1f %8.1f %6d %6d %7s %6s %7.1f %6.2f\n",
 		r.Server, r.Factor, r.Offered, rep.Delivered.PerSecond, g.CPUCoresInWindow, r.perCore(), cpu, sys,
-		rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, mib(g.RSSBytes), g.RSSPerConnBytes/1024,
+		rep.LatencyMS.P50, rep.LatencyMS.P99, rep.LatencyMS.P999, msOrDash(r.socketP99()), mib(g.RSSBytes), g.RSSPerConnBytes/1024,
 		rep.Delivered.Gaps, rep.Connections.Failed, evicted, steady, rep.Delivered.WireBytesPerMessage, rep.Machine.StolenCoresInWindow)
 	return !judged || ok
 }
 
 // writeFloors prints the floor's lines of a round: its writer's figures
-// in the servers' columns, "-" where it has none (no latency, no memory:
-// it is not a server).
+// in the servers' columns, "-" where it has none (no latency of a load
+// client, no memory: it is not a server); its sweep's p99 (floor.go) in
+// the column of the latency at the socket, which it bounds.
 func (cmp *comparison) writeFloors(w io.Writer, round int) {
 	for i := range cmp.Floors {
 		f := &cmp.Floors[i]
@@ -362,9 +364,9 @@ func (cmp *comparison) writeFloors(w io.Writer, round int) {
 			continue
 		}
 		cpu, sys := f.perDelivery()
-		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8s %8s %8s %8s %8s %6s %6s %7s %6s %7d %6.2f\n",
+		fmt.Fprintf(w, "%-11s x%-4g %9.0f %11.0f %6.2f %11.0f %7.2f %7.2f %8s %8s %8s %8s %8s %8s %6s %6s %7s %6s %7d %6.2f\n",
 			"floor", f.Factor, f.Offered, float64(f.Messages)/f.WindowSeconds, f.CPUSeconds/f.WindowSeconds, f.perCore(), cpu, sys,
-			"-", "-", "-", "-", "-", "-", "-", "-", "-", f.FrameBytes, f.StolenCores)
+			"-", "-", "-", msOrDash(f.sweepP99()), "-", "-", "-", "-", "-", "-", f.FrameBytes, f.StolenCores)
 	}
 }
 
@@ -397,7 +399,7 @@ func (cmp *comparison) roundSummary() []string {
 		server string
 		factor float64
 	}
-	perCore, p99 := map[key][]float64{}, map[key][]float64{}
+	perCore, p99, sockP99 := map[key][]float64{}, map[key][]float64{}, map[key][]float64{}
 	var order []key // first seen first
 	seen := map[key]bool{}
 	cmp.pairs(func(tg, o *compareRun) {
@@ -412,10 +414,14 @@ func (cmp *comparison) roundSummary() []string {
 		if a, b := tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99; a > 0 && b > 0 {
 			p99[k] = append(p99[k], a/b)
 		}
+		if a, b := tg.socketP99(), o.socketP99(); a > 0 && b > 0 {
+			sockP99[k] = append(sockP99[k], a/b)
+		}
 	})
 	var out []string
 	for _, k := range order {
-		out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, p99 %s (%d rounds)", k.factor, k.server, spread(perCore[k]), spread(p99[k]), len(perCore[k])))
+		out = append(out, fmt.Sprintf("x%-4g vs %-10s per core %s, p99 %s, at the socket %s (%d rounds)",
+			k.factor, k.server, spread(perCore[k]), spread(p99[k]), spread(sockP99[k]), len(perCore[k])))
 	}
 	// Against the floor: how much of it each server reaches.
 	reach := map[key][]float64{}
@@ -464,6 +470,9 @@ func (cmp *comparison) floorLines() []string {
 			parts = append(parts, fmt.Sprintf("%s own work %.2f us (%.0f%%)", r.Server, cpu-floorCPU, (cpu-floorCPU)/cpu*100))
 			if r.Server != "tickgate" {
 				bounds = append(bounds, fmt.Sprintf("floor / %s %s", r.Server, ratio(f.perCore(), r.perCore())))
+				if sp := r.socketP99(); sp > 0 && f.sweepP99() > 0 {
+					bounds = append(bounds, fmt.Sprintf("floor's sweep p99 / %s's at the socket %s", r.Server, ratio(f.sweepP99(), sp)))
+				}
 			}
 		}
 		out = append(out, strings.Join(append(parts, bounds...), "; "))
@@ -497,15 +506,40 @@ func (cmp *comparison) ratios() []string {
 		if cmp.Rounds > 1 {
 			round = fmt.Sprintf("r%d ", tg.Round+1)
 		}
-		out = append(out, fmt.Sprintf("%sx%-4g vs %-10s per core %s, delivered/s %s, p99 %s, RSS/conn %s, ceiling %s",
+		out = append(out, fmt.Sprintf("%sx%-4g vs %-10s per core %s, delivered/s %s, p99 %s (at the socket %s), RSS/conn %s, ceiling %s",
 			round, tg.Factor, o.Server,
 			ratio(tg.perCore(), o.perCore()),
 			ratio(tg.Report.Delivered.PerSecond, o.Report.Delivered.PerSecond),
 			ratio(tg.Report.LatencyMS.P99, o.Report.LatencyMS.P99),
+			ratio(tg.socketP99(), o.socketP99()),
 			ratio(tg.Report.Gateway.RSSPerConnBytes, o.Report.Gateway.RSSPerConnBytes),
 			ratio(oCPU, tgSys)))
 	})
 	return out
+}
+
+// socketP99 is the run's p99 latency at the socket in ms; 0 without one.
+func (r *compareRun) socketP99() float64 {
+	if r.Report == nil || r.Report.LatencyAtSocketMS == nil {
+		return 0
+	}
+	return r.Report.LatencyAtSocketMS.P99
+}
+
+// sweepP99 is the floor's sweep p99 in ms; 0 without one.
+func (f *floorRun) sweepP99() float64 {
+	if f.Error != "" || f.SweepMS == nil {
+		return 0
+	}
+	return f.SweepMS.P99
+}
+
+// msOrDash formats milliseconds as a table cell, "-" for none.
+func msOrDash(ms float64) string {
+	if ms <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", ms)
 }
 
 // ratio formats a/b as "1.23x", or "-" when either is not positive.

@@ -49,6 +49,9 @@ func TestCompareShort(t *testing.T) {
 			if got := float64(f.Messages) / f.WindowSeconds; got < 0.8*f.Offered {
 				t.Errorf("floor: %.0f frames/s of %.0f offered, want at least 80%%", got, f.Offered)
 			}
+			if f.SweepMS == nil || f.SweepMS.Count != f.Messages {
+				t.Errorf("floor: sweep %+v, want one figure per frame of the window (%d)", f.SweepMS, f.Messages)
+			}
 		})
 	}
 }
@@ -74,6 +77,8 @@ func checkRun(t *testing.T, r compareRun) {
 	}
 	if rep.LatencyMS == nil || rep.LatencyMS.Count == 0 || rep.LatencyMS.P50 <= 0 {
 		t.Errorf("%s: no latency measured: %+v", r.Server, rep.LatencyMS)
+	} else if s := rep.LatencyAtSocketMS; s == nil || s.Count != rep.LatencyMS.Count || s.P50 <= 0 {
+		t.Errorf("%s: latency at the socket %+v, want every one of the %d updates stamped", r.Server, s, rep.LatencyMS.Count)
 	}
 	if g := rep.Gateway; g == nil || g.CPUSecondsInWindow <= 0 || g.RSSBytes <= 0 {
 		t.Errorf("%s: server CPU and memory not sampled: %+v", r.Server, g)

@@ -22,6 +22,14 @@ func fakeRun(server string, factor, offered, delivered, cores, p50, p99 float64)
 	return compareRun{Server: server, Factor: factor, Offered: offered, Report: r}
 }
 
+// withSocketP99 is r with a latency at the socket whose p99 is p99 ms.
+func withSocketP99(r compareRun, p99 float64) compareRun {
+	rep := *r.Report
+	rep.LatencyAtSocketMS = &latencySummary{Count: rep.LatencyMS.Count, P50: p99 / 4, P99: p99}
+	r.Report = &rep
+	return r
+}
+
 // tableText is the table cmp prints.
 func tableText(cmp *comparison) string {
 	var out bytes.Buffer
@@ -64,16 +72,19 @@ func TestComparisonTableAndPlot(t *testing.T) {
 	cmp := &comparison{Workload: "C", About: "x & y", Connections: 100,
 		Skipped: []skipped{{"centrifugo", "no binary"}},
 		Runs: []compareRun{
-			fakeRun("tickgate", 1, 1000, 1000, 0.5, 2, 8),
-			fakeRun("nats", 1, 1000, 1000, 0.25, 2, 4),
+			withSocketP99(fakeRun("tickgate", 1, 1000, 1000, 0.5, 2, 8), 3),
+			withSocketP99(fakeRun("nats", 1, 1000, 1000, 0.25, 2, 4), 2),
 			fakeRun("tickgate", 2, 2000, 1500, 0.5, 300, 900),
 			fakeRun("nats", 2, 2000, 2000, 0.5, 2, 4),
 		}}
 	tableHas(t, tableText(cmp),
-		"x1    vs nats       per core 0.50x, delivered/s 1.00x, p99 2.00x, RSS/conn 1.00x, ceiling 1.00x",
-		// tickgate 500 us per delivery, 250 in the kernel; nats 250 us.
-		"500.00  250.00",
-		"x2    vs nats       per core 0.75x, delivered/s 0.75x",
+		"x1    vs nats       per core 0.50x, delivered/s 1.00x, p99 2.00x (at the socket 1.50x), RSS/conn 1.00x, ceiling 1.00x",
+		// tickgate 500 us per delivery, 250 in the kernel; nats 250 us;
+		// p50, p99, p99.9 and p99 at the socket.
+		"500.00  250.00     2.00     8.00     0.00     3.00",
+		// Without stamps: a dash in the column and the ratio.
+		"2000        1500   0.50        3000  333.33  166.67   300.00   900.00     0.00        -",
+		"x2    vs nats       per core 0.75x, delivered/s 0.75x, p99 225.00x (at the socket -)",
 		"centrifugo  skipped: no binary",
 		"steady NO:",
 	)
@@ -118,9 +129,10 @@ func TestComparisonRounds(t *testing.T) {
 	cmp := &comparison{Workload: "C", About: "x", Connections: 100, Rounds: 3}
 	// tickgate's per-core figure over nats' per round: 1.0, 2.0, 1.5;
 	// its p99 over nats': 2.0, 0.5, 1.0.
+	// At the socket, tickgate's p99 is half its own, nats' a quarter of its.
 	for round, tg := range []struct{ cores, p99 float64 }{{0.5, 8}, {0.25, 2}, {1.0 / 3, 4}} {
-		a := fakeRun("tickgate", 1, 1000, 1000, tg.cores, 2, tg.p99)
-		b := fakeRun("nats", 1, 1000, 1000, 0.5, 2, 4)
+		a := withSocketP99(fakeRun("tickgate", 1, 1000, 1000, tg.cores, 2, tg.p99), tg.p99/2)
+		b := withSocketP99(fakeRun("nats", 1, 1000, 1000, 0.5, 2, 4), 1)
 		a.Round, b.Round = round, round
 		cmp.Runs = append(cmp.Runs, a, b)
 	}
@@ -132,7 +144,7 @@ func TestComparisonRounds(t *testing.T) {
 		"r2 x1    vs nats       per core 2.00x, delivered/s 1.00x, p99 0.50x",
 		"r3 x1    vs nats       per core 1.50x, delivered/s 1.00x, p99 1.00x",
 		"over the 3 rounds: median (least-greatest) of each round's ratio",
-		"x1    vs nats       per core 1.50x (1.00x-2.00x), p99 1.00x (0.50x-2.00x) (3 rounds)",
+		"x1    vs nats       per core 1.50x (1.00x-2.00x), p99 1.00x (0.50x-2.00x), at the socket 2.00x (1.00x-4.00x) (3 rounds)",
 	)
 	if n := strings.Count(text, " vs nats       per core "); n != 4 {
 		t.Errorf("%d ratio lines against nats, want one per round and the summary (runs of different rounds are not compared):\n%s", n, text)

@@ -44,6 +44,13 @@ type floorRun struct {
 	CPUSeconds    float64 `json:"cpu_seconds"`    // the writing thread's, user and kernel
 	SystemSeconds float64 `json:"system_seconds"` // the kernel's part
 	StolenCores   float64 `json:"stolen_cores"`   // the machine's steal in the window (report.go)
+	// SweepMS is each frame's time from the start of its tick's writes to
+	// the end of the write that carried it: on loopback the frame is at
+	// the reader's socket by then. No server's latency at the socket can
+	// be below it by more than the feed's hop, which the floor does not
+	// make (one thread, one core: the k-th write of a tick waits for the
+	// k-1 before it, in whatever order).
+	SweepMS *latencySummary `json:"sweep_ms,omitempty"`
 }
 
 // perCore is messages per CPU-second of the writer; 0 without figures.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/tickgate/tickgate/internal/proc"
@@ -186,6 +187,9 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 		}
 		return batch
 	}
+	// sweep: each frame's time from its tick's first write to the end of
+	// the write that carried it, in µs, over the window.
+	sweep := hdrhistogram.New(latencyMinMicros, latencyMaxMicros, latencyDigits)
 	start := time.Now()
 	open, end := start.Add(floorWarmup), start.Add(floorWarmup+window)
 	var (
@@ -212,6 +216,7 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		t0 := time.Now()
 		for _, w := range p.ticks[k%len(p.ticks)] {
 			if err := socks[w.conn].write(frames(int(w.frames))); err != nil {
 				return err
@@ -219,6 +224,8 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 			if measuring {
 				r.Messages += int64(w.frames)
 				r.Writes++
+				us := min(max(time.Since(t0).Microseconds(), latencyMinMicros), latencyMaxMicros)
+				_ = sweep.RecordValues(us, int64(w.frames))
 			}
 		}
 	}
@@ -230,6 +237,9 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 	r.WindowSeconds = time.Since(open).Seconds()
 	r.CPUSeconds, r.SystemSeconds = (cpu1 - cpu0).Seconds(), (sys1 - sys0).Seconds()
 	r.StolenCores = (mach1.Steal - mach0.Steal).Seconds() / r.WindowSeconds
+	if sweep.TotalCount() > 0 {
+		r.SweepMS = summarize(sweep)
+	}
 	return nil
 }
 

@@ -110,6 +110,11 @@ func TestMeasureFloor(t *testing.T) {
 			if r.CPUSeconds <= 0 || r.SystemSeconds > r.CPUSeconds || r.perCore() <= 0 {
 				t.Errorf("CPU %v s, kernel %v s: want a positive CPU time holding the kernel's", r.CPUSeconds, r.SystemSeconds)
 			}
+			// Each frame's time into its tick's writes: one figure per
+			// frame, and a tick's writes end within the tick (50 ms).
+			if sw := r.SweepMS; sw == nil || sw.Count != r.Messages || sw.P50 <= 0 || sw.P50 > sw.P99 || sw.P99 > 50 {
+				t.Errorf("sweep %+v for %d frames: want a figure per frame, 0 < p50 <= p99 <= 50 ms", sw, r.Messages)
+			}
 		})
 	}
 }
@@ -124,14 +129,16 @@ func TestComparisonFloor(t *testing.T) {
 		cmp.Runs = append(cmp.Runs, a, b)
 		// 10,000 messages on 2.5 s of CPU: 250 us each, 4,000 per core.
 		cmp.Floors = append(cmp.Floors, floorRun{Round: round, Factor: 1, Offered: 1000, Messages: 10_000, Writes: 1000,
-			FrameBytes: 189, WindowSeconds: 10, CPUSeconds: 2.5, SystemSeconds: 2})
+			FrameBytes: 189, WindowSeconds: 10, CPUSeconds: 2.5, SystemSeconds: 2, SweepMS: &latencySummary{Count: 10_000, P50: 0.5, P99: 1.5}})
+		// nats' p99 at the socket 6 ms: the floor's sweep is a quarter of it.
+		cmp.Runs[len(cmp.Runs)-1] = withSocketP99(cmp.Runs[len(cmp.Runs)-1], 6)
 	}
 	cmp.Floors[1] = floorRun{Round: 1, Factor: 1, Error: "floor connections: too many open files"}
 	text := tableText(cmp)
 	tableHas(t, text,
-		"floor       x1         1000        1000   0.25        4000  250.00  200.00        -",
+		"floor       x1         1000        1000   0.25        4000  250.00  200.00        -        -        -     1.50        -",
 		"floor       x1    error: floor connections: too many open files",
-		"r1 x1    floor 250.00 us/msg; tickgate own work 250.00 us (50%); nats own work 750.00 us (75%); floor / nats 4.00x",
+		"r1 x1    floor 250.00 us/msg; tickgate own work 250.00 us (50%); nats own work 750.00 us (75%); floor / nats 4.00x; floor's sweep p99 / nats's at the socket 0.25x",
 		"x1    tickgate   per core / the floor's 0.50x (0.50x-0.50x) (1 rounds)",
 		"x1    nats       per core / the floor's 0.25x (0.25x-0.25x) (1 rounds)",
 	)

@@ -74,6 +74,13 @@ type report struct {
 	} `json:"delivered"`
 
 	LatencyMS *latencySummary `json:"latency_ms"`
+	// LatencyAtSocketMS is the same updates' latency to their arrival at
+	// the client's socket, by the kernel's receive timestamps
+	// (stamp_linux.go): without the load client's own queue. Nil when no
+	// update carried a stamp.
+	LatencyAtSocketMS *latencySummary `json:"latency_at_socket_ms,omitempty"`
+	// Unstamped counts healthy connections read without those stamps.
+	Unstamped int64 `json:"unstamped_connections,omitempty"`
 
 	Stalled struct {
 		Count        int            `json:"count"`
@@ -237,6 +244,7 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 		d.WireBytesPerMessage = float64(d.WireBytes) / float64(d.Messages)
 	}
 	r.LatencyMS = lat
+	r.Unstamped = b.cnt.unstamped.Load()
 }
 
 func (r *report) fillGateway(base, start, end proc.Sample, conns int) {
@@ -303,6 +311,13 @@ func (r *report) writeText(w io.Writer) {
 	l := r.LatencyMS
 	p("  latency (publish to receive, %d updates): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
 		l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
+	if l := r.LatencyAtSocketMS; l != nil {
+		p("  at the socket (publish to the kernel's receipt, %d updates): p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
+			l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	if r.Unstamped > 0 {
+		p("  receive timestamps: %d healthy connections read without them", r.Unstamped)
+	}
 	p("  healthy wrongly closed: %d %v; healthy that received nothing: %d", cn.HealthyClosed, codes(cn.HealthyCloseCode), cn.HealthySilent)
 	st := &r.Stalled
 	if st.Count > 0 {

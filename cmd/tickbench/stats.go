@@ -72,4 +72,5 @@ type counters struct {
 	wireBytes     atomic.Int64 // bytes healthy clients read off their sockets in the window (TLS records included)
 	frames        atomic.Int64 // WebSocket messages healthy clients read in the window (one may carry several server messages)
 	publishErrors atomic.Int64
+	unstamped     atomic.Int64 // healthy connections read without the kernel's receive timestamps
 }

@@ -150,9 +150,9 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := feed.DialPublisher(b.target.natsURL, "tickbench feed", b.cfg.subjectPrefix)
+	pub, err := b.dialFeed()
 	if err != nil {
-		return nil, fmt.Errorf("feed: %w", err)
+		return nil, err
 	}
 	go func() {
 		defer close(done)
@@ -170,6 +170,26 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return done, nil
+}
+
+// publisher is where the feed is published.
+type publisher interface {
+	Publish(subject string, payload []byte) error
+	Close()
+}
+
+// dialFeed connects the feed's publisher: straight to the feed's own
+// NATS server (feednats.go), or with the NATS client library to an
+// attached gateway's NATS.
+func (b *bench) dialFeed() (publisher, error) {
+	if b.target.feedDirect {
+		return dialFeed(b.target.natsURL)
+	}
+	pub, err := feed.DialPublisher(b.target.natsURL, "tickbench feed", b.cfg.subjectPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("feed: %w", err)
+	}
+	return pub, nil
 }
 
 // feedRunner is the feed of the run: the comparison's ticker feed for a

@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == natsServerCommand {
 		return runNATSServer(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == feedProbeCommand {
+		return runFeedProbe(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseConfig(args, stderr)
 	if code, ended := cli.FlagsFailed("tickbench", err, stderr); ended {
 		return code

@@ -149,12 +149,17 @@ func runNATSServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	cert := fs.String("tls-cert", "", "certificate of the WebSocket listener (empty: plain ws://)")
 	key := fs.String("tls-key", "", "its key")
+	ws := fs.Bool("ws", true, "serve WebSocket clients too (false: the client port alone, the ready line's <ws-url> is -)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	o := &natsserver.Options{
 		Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoSigs: true, NoLog: true, ServerName: "tickbench-ws",
-		Websocket: natsserver.WebsocketOpts{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoTLS: *cert == ""},
+	}
+	if *ws {
+		o.Websocket = natsserver.WebsocketOpts{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, NoTLS: *cert == ""}
+	} else {
+		o.ServerName = "tickbench-feed"
 	}
 	if *cert != "" {
 		pair, err := tls.LoadX509KeyPair(*cert, *key)
@@ -172,11 +177,15 @@ func runNATSServer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	ns.Start()
 	defer ns.Shutdown()
 	ports := ns.PortsInfo(10 * time.Second)
-	if ports == nil || len(ports.WebSocket) == 0 || len(ports.Nats) == 0 {
+	if ports == nil || (*ws && len(ports.WebSocket) == 0) || len(ports.Nats) == 0 {
 		fmt.Fprintf(stderr, "tickbench %s: not ready after 10s\n", natsServerCommand)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s%s %s\n", natsReady, ports.WebSocket[0], ports.Nats[0])
+	wsURL := "-"
+	if *ws {
+		wsURL = ports.WebSocket[0]
+	}
+	fmt.Fprintf(stdout, "%s%s %s\n", natsReady, wsURL, ports.Nats[0])
 	<-ctx.Done()
 	return 0
 }

@@ -64,9 +64,9 @@ func serverNames() string {
 }
 
 // launchTickgate runs `tickgate serve` (built first when --gateway-bin is
-// empty) against an embedded NATS server.
+// empty) against the feed's NATS server (feednats.go).
 func launchTickgate(ctx context.Context, c *config, t *target, env launchEnv) (spawn.Options, error) {
-	if err := embeddedNATS(t); err != nil {
+	if err := feedNATS(ctx, c, t, env.dir); err != nil {
 		return spawn.Options{}, err
 	}
 	t.mint = tickgateMinter(env.creds.Signer, c)
@@ -146,12 +146,12 @@ func centrifugoMissing(c *config) string {
 	return ""
 }
 
-// launchCentrifugo runs Centrifugo with the NATS broker in raw mode on an
-// embedded NATS server: channel ticker.X is subject <prefix>.ticker.X and
+// launchCentrifugo runs Centrifugo with the NATS broker in raw mode on
+// the feed's NATS server (feednats.go): channel ticker.X is subject <prefix>.ticker.X and
 // a publication's data is the NATS payload as it is. Clients authenticate
 // with an HS256 JWT and may subscribe to any channel without a namespace.
-func launchCentrifugo(_ context.Context, c *config, t *target, env launchEnv) (spawn.Options, error) {
-	if err := embeddedNATS(t); err != nil {
+func launchCentrifugo(ctx context.Context, c *config, t *target, env launchEnv) (spawn.Options, error) {
+	if err := feedNATS(ctx, c, t, env.dir); err != nil {
 		return spawn.Options{}, err
 	}
 	port, err := spawn.FreePort()

@@ -20,16 +20,20 @@ import (
 
 // target is the gateway under test and how to reach it.
 type target struct {
-	dialect dialect          // the server's client protocol
-	url     string           // wss:// URL of the WebSocket endpoint
-	tls     *tls.Config      // client TLS config (ServerName set), nil for ws://
-	natsURL string           // where the feed is published; "" drives no feed
-	mint    minter           // mints a token per connection; nil: token (or none) for all
-	token   string           // one token for every connection
-	pid     int              // gateway process for /proc sampling; 0: none
-	build   *spawn.BuildInfo // the binary that was built, when one was
-	logPath string           // the spawned gateway's stderr
-	proc    *spawn.Process   // the spawned gateway; nil: attached
+	dialect dialect     // the server's client protocol
+	url     string      // wss:// URL of the WebSocket endpoint
+	tls     *tls.Config // client TLS config (ServerName set), nil for ws://
+	natsURL string      // where the feed is published; "" drives no feed
+	// feedDirect: natsURL is the feed's own NATS server (feednats.go),
+	// written to directly; otherwise the NATS client library publishes.
+	feedDirect bool
+	feedPID    int              // the feed's NATS server process (feednats.go); 0: none
+	mint       minter           // mints a token per connection; nil: token (or none) for all
+	token      string           // one token for every connection
+	pid        int              // gateway process for /proc sampling; 0: none
+	build      *spawn.BuildInfo // the binary that was built, when one was
+	logPath    string           // the spawned gateway's stderr
+	proc       *spawn.Process   // the spawned gateway; nil: attached
 
 	cleanup []func() // run in reverse order by close
 }
@@ -144,18 +148,6 @@ func start(ctx context.Context, c *config, name string, logf func(string, ...any
 		return nil, fmt.Errorf("%s serves %q, want %s", s.name, t.url, want)
 	}
 	return t, nil
-}
-
-// embeddedNATS starts the NATS server of a run in this process (the feed
-// goes through it to the server under test) and records it in t.
-func embeddedNATS(t *target) error {
-	ns, err := spawn.EmbeddedNATS("tickbench")
-	if err != nil {
-		return err
-	}
-	t.cleanup = append(t.cleanup, ns.Shutdown)
-	t.natsURL = ns.ClientURL()
-	return nil
 }
 
 // pinned runs the server on CPUs 0..N-1 with taskset (where the machine

@@ -164,7 +164,7 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 			}
 			b.cnt.published.Add(1)
 			return nil
-		})
+		}, pub.Flush)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintf(b.stderr, "tickbench: feed stopped: %v\n", err)
 		}
@@ -172,29 +172,42 @@ func (b *bench) startFeed(ctx context.Context) (<-chan struct{}, error) {
 	return done, nil
 }
 
-// publisher is where the feed is published.
+// publisher is where the feed is published: Flush sends what was
+// published since the last Flush, a feed tick's burst at once.
 type publisher interface {
 	Publish(subject string, payload []byte) error
+	Flush() error
 	Close()
 }
 
-// dialFeed connects the feed's publisher: straight to the feed's own
-// NATS server (feednats.go), or with the NATS client library to an
-// attached gateway's NATS.
+// dialFeed connects the feed's publisher: for a workload, straight to the
+// feed's own NATS server (feednats.go); otherwise with the NATS client
+// library (an attached gateway's NATS, and feedsim's feed, whose bursts
+// the library's own flushing keeps together).
 func (b *bench) dialFeed() (publisher, error) {
-	if b.target.feedDirect {
+	if b.target.feedDirect && b.cfg.workload != nil {
 		return dialFeed(b.target.natsURL)
 	}
 	pub, err := feed.DialPublisher(b.target.natsURL, "tickbench feed", b.cfg.subjectPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("feed: %w", err)
 	}
-	return pub, nil
+	return libraryPublisher{pub}, nil
 }
+
+// libraryPublisher is the NATS client library's publisher, which flushes
+// on its own.
+type libraryPublisher struct{ *feed.Publisher }
+
+func (libraryPublisher) Flush() error { return nil }
+
+// feedRun publishes a feed until ctx ends: publish for each message,
+// flush at the end of each tick.
+type feedRun func(ctx context.Context, publish func(subject string, payload []byte) error, flush func() error) error
 
 // feedRunner is the feed of the run: the comparison's ticker feed for a
 // workload, else feedsim's ticker, book and trade feed.
-func (b *bench) feedRunner() (func(context.Context, func(string, []byte) error) error, error) {
+func (b *bench) feedRunner() (feedRun, error) {
 	if b.cfg.workload != nil {
 		syms, err := b.symbols()
 		if err != nil {
@@ -213,7 +226,9 @@ func (b *bench) feedRunner() (func(context.Context, func(string, []byte) error) 
 	if err != nil {
 		return nil, err
 	}
-	return sim.Run, nil
+	return func(ctx context.Context, publish func(string, []byte) error, _ func() error) error {
+		return sim.Run(ctx, publish) // through the library, which flushes on its own (dialFeed)
+	}, nil
 }
 
 // symbols are the feed's symbols (feedsim's names: SIM0004-USD, …).

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -172,6 +174,32 @@ func TestTickerFeedPayload(t *testing.T) {
 		if n := len(payload); n < 140 || n > 200 {
 			t.Errorf("payload of %d bytes, want about 150", n)
 		}
+	}
+}
+
+// The feed flushes after each tick's burst, and only then: a burst
+// reaches NATS together.
+func TestTickerFeedFlushesEachBurst(t *testing.T) {
+	f, err := newTickerFeed("md", []string{"A-USD", "B-USD", "C-USD"}, 500, 5) // a burst of 5 every 10 ms
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var events []string
+	publish := func(string, []byte) error { events = append(events, "p"); return nil }
+	flush := func() error {
+		events = append(events, "f")
+		if strings.Count(strings.Join(events, ""), "f") == 4 {
+			cancel()
+		}
+		return nil
+	}
+	if err := f.run(ctx, publish, flush); !errors.Is(err, context.Canceled) {
+		t.Fatalf("run: %v, want the context's end", err)
+	}
+	if got := strings.Join(events, ""); got != strings.Repeat("pppppf", 4) {
+		t.Fatalf("publishes and flushes %s, want four bursts of five, each flushed", got)
 	}
 }
 

@@ -31,7 +31,8 @@ import (
 // server runs as a process of its own (this binary's nats-server
 // subcommand, client port only), raised above the load client's priority
 // where tickbench may (nice -n -5, as root), and the feed is written to
-// it by the goroutine that stamped it, in the same call (feedConn).
+// it by the goroutine that stamped it, each tick's burst in one write
+// (feedConn), as the library's flushing sends a burst.
 
 // feedNiceness is the feed NATS server's nice value: below the load
 // client's 0, so the kernel runs it first when both have work.
@@ -65,15 +66,15 @@ func feedNATS(ctx context.Context, c *config, t *target, dir string) error {
 	return nil
 }
 
-// feedConn publishes on a NATS server with the client protocol, each
-// message written to the socket in the call that publishes it. Safe for
-// concurrent use.
+// feedConn publishes on a NATS server with the client protocol: Publish
+// adds a message to what is pending, and Flush writes what is pending in
+// one write, from the goroutine that calls it. Safe for concurrent use.
 type feedConn struct {
 	conn net.Conn // Static after dialFeed.
 
-	mu  sync.Mutex // Serializes writes: publishes, and PONGs to the server's PINGs.
-	buf []byte     // Guarded by mu: the PUB being written.
-	err error      // Guarded by mu: the connection's end, from a write or the reader.
+	mu      sync.Mutex // Serializes writes: flushes, and PONGs to the server's PINGs.
+	pending []byte     // Guarded by mu: PUBs not yet written.
+	err     error      // Guarded by mu: the connection's end, from a write or the reader.
 }
 
 // feedWriteTimeout bounds one write of the feed.
@@ -166,22 +167,36 @@ func (f *feedConn) writeLocked(b []byte) error {
 	return f.err
 }
 
-// Publish writes payload on subject.
+// Publish adds payload on subject to what the next Flush writes.
 func (f *feedConn) Publish(subject string, payload []byte) error {
 	if subject == "" || strings.ContainsAny(subject, " \t\r\n") {
 		return fmt.Errorf("feed: subject %q", subject)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b := append(f.buf[:0], "PUB "...)
+	if f.err != nil {
+		return f.err
+	}
+	b := append(f.pending, "PUB "...)
 	b = append(b, subject...)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(payload)), 10)
 	b = append(b, "\r\n"...)
 	b = append(b, payload...)
-	b = append(b, "\r\n"...)
-	f.buf = b
-	return f.writeLocked(b)
+	f.pending = append(b, "\r\n"...)
+	return nil
+}
+
+// Flush writes what was published since the last Flush.
+func (f *feedConn) Flush() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.pending) == 0 {
+		return f.err
+	}
+	err := f.writeLocked(f.pending)
+	f.pending = f.pending[:0]
+	return err
 }
 
 // Close closes the connection.

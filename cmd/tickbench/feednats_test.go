@@ -32,8 +32,9 @@ func feedServer(t *testing.T) *natsserver.Server {
 }
 
 // The feed's publisher delivers every message, in order, byte for byte
-// (a payload may hold the protocol's line ends), answers the server's
-// pings, and refuses a subject the protocol cannot carry.
+// (a payload may hold the protocol's line ends), when flushed and not
+// before; answers the server's pings; and refuses a subject the protocol
+// cannot carry.
 func TestFeedConnPublishes(t *testing.T) {
 	ns := feedServer(t)
 	sub, err := nats.Connect(ns.ClientURL())
@@ -71,6 +72,9 @@ func TestFeedConnPublishes(t *testing.T) {
 			}
 			want = append(want, s)
 		}
+		if err := f.Flush(); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
 	}
 	receive := func() {
 		t.Helper()
@@ -86,6 +90,16 @@ func TestFeedConnPublishes(t *testing.T) {
 			}
 		}
 	}
+	// Published, not flushed: nothing goes out.
+	if err := f.Publish("md.ticker.S9", []byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		t.Fatalf("%s %q arrived before the flush", m.Subject, m.Data)
+	case <-time.After(100 * time.Millisecond):
+	}
+	want = append(want, sent{"md.ticker.S9", []byte("held")})
 	publish(100)
 	receive()
 	// Ten of the server's ping intervals: unanswered, it would have
@@ -103,7 +117,7 @@ func TestFeedConnPublishes(t *testing.T) {
 	// Once the server is gone, publishing fails.
 	ns.Shutdown()
 	deadline := time.Now().Add(5 * time.Second)
-	for f.Publish("md.ticker.S0", []byte("x")) == nil {
+	for f.Publish("md.ticker.S0", []byte("x")) == nil && f.Flush() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("publishing to a server that is gone still succeeds")
 		}
@@ -178,6 +192,9 @@ func TestFeedNATSIsAProcessOfItsOwn(t *testing.T) {
 	if err := f.Publish("md.ticker.X", []byte("tick")); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if m, err := s.NextMsg(5 * time.Second); err != nil || string(m.Data) != "tick" {
 		t.Fatalf("got %v, %v; want the message published", m, err)
 	}
@@ -201,6 +218,7 @@ func TestFeedProbe(t *testing.T) {
 			ts := time.Now().Add(-30 * time.Millisecond).UnixNano()
 			_ = f.Publish("md.ticker.S1", fmt.Appendf(nil, `{"seq":%d,"type":"update","data":{"ts":%d}}`, i+1, ts))
 			_ = f.Publish("md.ticker.S2", []byte(`{"seq":1,"type":"update","data":{}}`)) // no ts: not counted
+			_ = f.Flush()
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()

@@ -66,8 +66,10 @@ func (f *tickerFeed) message(now time.Time) (string, []byte) {
 }
 
 // run publishes until ctx ends, keeping to the schedule: a publisher that
-// fell behind catches up at once rather than slipping.
-func (f *tickerFeed) run(ctx context.Context, publish func(subject string, payload []byte) error) error {
+// fell behind catches up at once rather than slipping. Each tick's burst
+// is published, then flushed: it reaches NATS together, as a feed
+// handler's burst through the NATS client library does.
+func (f *tickerFeed) run(ctx context.Context, publish func(subject string, payload []byte) error, flush func() error) error {
 	start := time.Now()
 	for k := 0; ; k++ {
 		if d := time.Until(start.Add(time.Duration(k) * f.period)); d > 0 {
@@ -86,6 +88,9 @@ func (f *tickerFeed) run(ctx context.Context, publish func(subject string, paylo
 			if err := publish(subject, payload); err != nil {
 				return err
 			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 	}
 }

@@ -46,10 +46,10 @@ type floorRun struct {
 	StolenCores   float64 `json:"stolen_cores"`   // the machine's steal in the window (report.go)
 	// SweepMS is each frame's time from the start of its tick's writes to
 	// the end of the write that carried it: on loopback the frame is at
-	// the reader's socket by then. No server's latency at the socket can
-	// be below it by more than the feed's hop, which the floor does not
-	// make (one thread, one core: the k-th write of a tick waits for the
-	// k-1 before it, in whatever order).
+	// the reader's socket by then. A server's latency at the socket is at
+	// least about this, plus the feed's hop, which the floor does not make
+	// (one thread, one core: the k-th write of a tick waits for the k-1
+	// before it, in whatever order).
 	SweepMS *latencySummary `json:"sweep_ms,omitempty"`
 }
 

@@ -89,8 +89,10 @@ func TestShortRun(t *testing.T) {
 		}
 		// Every healthy connection reads with the kernel's receive
 		// timestamps, and an update reaches the socket before the read
-		// loop has it. (The kernel stamps from the first segment after
-		// the feature is turned on: a handshake precedes every update.)
+		// loop has it. (The kernel turns stamping on shortly after the
+		// first socket asks, a deferred switch; each connection's TLS
+		// handshake and subscribe come before its first update, and the
+		// run's first updates come seconds after the first socket.)
 		s := r.LatencyAtSocketMS
 		if r.Unstamped != 0 || s == nil || s.Count != l.Count {
 			t.Fatalf("latency at the socket %+v with %d connections unstamped, want every one of the %d updates", s, r.Unstamped, l.Count)

@@ -23,7 +23,8 @@ import (
 // time from its data.ts to its arrival at the probe's socket. Run it in a
 // process of its own during a run (its URL is in the run's log: the
 // --nats flag of the server under test) to see what of a latency is the
-// feed's before any server has the message.
+// feed's before any server has the message. Like the clients' latency at
+// the socket, it errs late when one read takes several segments.
 const feedProbeCommand = "feed-probe"
 
 func runFeedProbe(ctx context.Context, args []string, stdout, stderr io.Writer) int {

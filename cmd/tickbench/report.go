@@ -39,6 +39,10 @@ type report struct {
 		LatencyHistogram  string           `json:"latency_histogram"`
 		GatewayBuild      *spawn.BuildInfo `json:"gateway_build,omitempty"`
 		SourceAddressesIn int              `json:"source_addresses"`
+		// FeedNote says why the feed's NATS server was not raised above
+		// the load client (feednats.go); empty when it was, or in attach
+		// mode.
+		FeedNote string `json:"feed_note,omitempty"`
 	} `json:"config"`
 
 	RampSeconds   float64 `json:"ramp_seconds"`
@@ -179,6 +183,7 @@ func (r *report) fillConfig(c *config, t *target) {
 	rc.ProbeIntervalMS = float64(probeInterval) / float64(time.Millisecond)
 	rc.LatencyHistogram = fmt.Sprintf("HdrHistogram %d..%d us, %d significant digits", latencyMinMicros, latencyMaxMicros, latencyDigits)
 	rc.GatewayBuild = t.build
+	rc.FeedNote = t.feedNote
 	rc.SourceAddressesIn = (c.conns + c.connsPerSource - 1) / c.connsPerSource
 }
 
@@ -285,6 +290,9 @@ func (r *report) writeText(w io.Writer) {
 	}
 	p("  load:               %d connections (%.0f%% msgpack), %d channels each of %d symbols x %s, feed %.0f msg/s",
 		c.Connections, c.MsgpackFraction*100, c.ChannelsPerConn, c.Symbols, strings.Join(c.Kinds, ","), c.FeedRate)
+	if c.FeedNote != "" {
+		p("  feed:               %s", c.FeedNote)
+	}
 	p("  ramp:               %.1fs at %.0f handshakes/s from %d source address(es); window %.1fs", r.RampSeconds, c.RampRate, c.SourceAddressesIn, r.WindowSeconds)
 	cn := &r.Connections
 	p("  connections:        %d subscribed (%d healthy, %d stalled), %d failed", cn.Subscribed, cn.Healthy, cn.Stalled, cn.Failed)

@@ -126,7 +126,9 @@ func readyNATS(t *target, line string) error {
 	if len(f) != 2 {
 		return fmt.Errorf("nats-server ready line %q: want <ws-url> <nats-url>", line)
 	}
-	t.url, t.natsURL = strings.TrimSuffix(f[0], "/")+"/", f[1]
+	// The feed is written straight to the server's client port, as to the
+	// feed's own NATS server for the others (feednats.go).
+	t.url, t.natsURL, t.feedDirect = strings.TrimSuffix(f[0], "/")+"/", f[1], true
 	return nil
 }
 

@@ -23,20 +23,31 @@ import (
 // inside the server's write), and recvmsg(2) returns the stamp of the
 // newest segment it read. A message's latency at the socket runs from
 // its publication to the arrival of the read holding its last bytes: the
-// server's part and the network's, without the load client's queue. It
-// errs late, never early: a read that took later segments too stamps the
-// message with the latest.
+// server's part and the network's, without the load client's queue as
+// long as it reads each segment on its own. It errs late, never early: a
+// read that took several segments (a load client that fell behind by the
+// time between them) stamps every message in it with the newest, so the
+// figure is an upper bound, loosest where a connection's messages come
+// closest together (workload C: a millisecond apart; A: a hundred).
 
 // stampConn is a healthy client's TCP connection read with recvmsg(2),
-// the kernel's receive timestamps on.
+// the kernel's receive timestamps on. It holds the connection as a
+// net.Conn, not a *net.TCPConn, so that nothing (io.Copy through
+// WriteTo) can read around Read.
 type stampConn struct {
-	*net.TCPConn
-	rc  syscall.RawConn // Static after construction.
-	oob []byte          // Owned by the reading goroutine: recvmsg's control buffer.
+	net.Conn
+	rc     syscall.RawConn // Static after construction.
+	readFn func(uintptr) bool
+
+	// Owned by the reading goroutine (the TLS handshake's, then the read
+	// loop's, which starts after it): recvmsg's buffers and results,
+	// kept here so that a read allocates nothing.
+	p       []byte
+	oob     []byte
+	n, oobn int
+	rerr    error
 	// at is when the newest segment of the last read reached the socket,
-	// Unix ns; 0 when that read carried no stamp. Owned by the reading
-	// goroutine (the TLS handshake's, then the read loop's, which starts
-	// after it).
+	// Unix ns; 0 when that read carried no stamp.
 	at int64
 }
 
@@ -60,7 +71,20 @@ func newStampConn(nc net.Conn) (*stampConn, error) {
 	if serr != nil {
 		return nil, os.NewSyscallError("setsockopt SO_TIMESTAMPNS", serr)
 	}
-	return &stampConn{TCPConn: tc, rc: rc, oob: make([]byte, unix.CmsgSpace(sizeofTimespec))}, nil
+	s := &stampConn{Conn: tc, rc: rc, oob: make([]byte, unix.CmsgSpace(sizeofTimespec))}
+	s.readFn = s.recvmsg
+	return s, nil
+}
+
+// recvmsg is the raw read: false when the socket has nothing yet (the
+// poller waits for it).
+func (s *stampConn) recvmsg(fd uintptr) bool {
+	for {
+		s.n, s.oobn, _, _, s.rerr = unix.Recvmsg(int(fd), s.p, s.oob, 0)
+		if s.rerr != unix.EINTR {
+			return s.rerr != unix.EAGAIN
+		}
+	}
 }
 
 // Read reads into p with recvmsg(2), waiting through the runtime's poller
@@ -69,27 +93,20 @@ func (s *stampConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n, oobn int
-	var rerr error
-	err := s.rc.Read(func(fd uintptr) bool {
-		for {
-			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, s.oob, 0)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN
-			}
-		}
-	})
-	if err == nil && rerr != nil {
-		err = os.NewSyscallError("recvmsg", rerr)
+	s.p, s.n, s.oobn, s.rerr = p, 0, 0, nil
+	err := s.rc.Read(s.readFn)
+	s.p = nil
+	if err == nil && s.rerr != nil {
+		err = os.NewSyscallError("recvmsg", s.rerr)
 	}
 	if err != nil {
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: err}
 	}
-	if n == 0 {
+	if s.n == 0 {
 		return 0, io.EOF
 	}
-	s.at = rxStamp(s.oob[:oobn])
-	return n, nil
+	s.at = rxStamp(s.oob[:s.oobn])
+	return s.n, nil
 }
 
 // sizeofTimespec is the size of SCM_TIMESTAMPNS's payload.

@@ -62,6 +62,24 @@ func TestStampConnReadsTheKernelsReceiveTime(t *testing.T) {
 		t.Fatalf("%d stamped reads of 200, want the kernel's stamps", stamped)
 	}
 
+	// A read that takes two segments carries the newer one's stamp: the
+	// figure errs late, never early.
+	if _, err := peer.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	second := time.Now()
+	if _, err := peer.Write([]byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // both in the socket before the read
+	if n, err := sc.Read(buf); err != nil || string(buf[:n]) != "ab" {
+		t.Fatalf("read %q, %v; want both segments", buf[:n], err)
+	}
+	if at := time.Unix(0, sc.at); at.Before(second) {
+		t.Errorf("a read of two segments stamped %v, before the second was written (%v)", at, second)
+	}
+
 	// The read deadline holds, and the peer's close is io.EOF.
 	_ = sc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	var ne net.Error

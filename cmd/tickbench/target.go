@@ -28,6 +28,7 @@ type target struct {
 	// written to directly; otherwise the NATS client library publishes.
 	feedDirect bool
 	feedPID    int              // the feed's NATS server process (feednats.go); 0: none
+	feedNote   string           // why that process could not be raised above the load client; "": it was, or there is none
 	mint       minter           // mints a token per connection; nil: token (or none) for all
 	token      string           // one token for every connection
 	pid        int              // gateway process for /proc sampling; 0: none

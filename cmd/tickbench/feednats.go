@@ -25,17 +25,17 @@ import (
 // add to it: the servers are compared, not the load client's queue. Two
 // things did. An embedded NATS server shares the load client's Go
 // scheduler, so a message waited behind thousands of client goroutines
-// before it was routed to the server under test;
-// and the NATS client library writes from a flusher goroutine, which
-// waits the same way between the stamp and the socket (at 5,000
-// connections over TLS, a subscriber of its own saw the feed 4.9 ms late
-// at p99 and 30 ms at p99.9; docs/benchmarks.md). So the feed's NATS
-// server runs as a process of its own (this binary's nats-server
-// subcommand, client port only), raised above the load client's priority
-// where tickbench may (nice -5, with CAP_SYS_NICE; the report says when
-// it could not), and the feed is written to
-// it by the goroutine that stamped it, each tick's burst in one write
-// (feedConn), as the library's flushing sends a burst.
+// before it was routed to the server under test; and the NATS client
+// library writes from a flusher goroutine, which waits the same way
+// between the stamp and the socket (at 5,000 connections over TLS, a
+// subscriber of its own saw the feed 4.9 ms late at p99 and 30 ms at
+// p99.9; docs/benchmarks.md). So the feed's NATS server runs as a
+// process of its own (this binary's nats-server subcommand, client port
+// only), raised above the load client's priority where tickbench may
+// (nice -5, with CAP_SYS_NICE; the report says when it could not), and
+// the feed is written to it by the goroutine that stamped it, each
+// tick's burst in one write (feedConn), as the library's flushing sends
+// a burst.
 
 // feedNiceness is the feed NATS server's nice value: below the load
 // client's 0, so the kernel runs it first when both have work.

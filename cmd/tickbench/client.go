@@ -59,9 +59,6 @@ type client struct {
 	// timestamps; nil for a stalled client, or where they could not be
 	// had. Set by Dial, before the read loop starts.
 	stamp *stampConn
-	// rx is when the message in hand reached the socket, Unix ns (0:
-	// unknown). Owned by the read loop.
-	rx int64
 	// counted is whether the message in hand falls in the measurement
 	// window: read once per frame, so its frame and its deliveries are
 	// counted together or not at all. Owned by the read loop.
@@ -183,9 +180,6 @@ func (c countingConn) Read(p []byte) (int, error) {
 func (c *client) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	c.now = time.Now()
-	if c.stamp != nil {
-		c.rx = c.stamp.at
-	}
 	c.counted = c.cnt.inWindow.Load()
 	if !c.spec.stalled && c.counted {
 		c.cnt.frames.Add(1)
@@ -226,8 +220,10 @@ func (c *client) delivered(d delivery) {
 		}
 		if c.counted && d.ts > 0 {
 			c.lat.record(c.spec.idx, c.now.Sub(time.Unix(0, d.ts)))
-			if c.rx != 0 {
-				c.sock.record(c.spec.idx, time.Duration(c.rx-d.ts))
+			// The read that completed the message in hand was the last:
+			// handle runs in the read loop, between two reads.
+			if c.stamp != nil && c.stamp.at != 0 {
+				c.sock.record(c.spec.idx, time.Duration(c.stamp.at-d.ts))
 			}
 		}
 	}

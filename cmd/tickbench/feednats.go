@@ -125,7 +125,7 @@ func dialFeed(url string) (*feedConn, error) {
 	if !strings.HasPrefix(line, "INFO ") {
 		return fail(fmt.Errorf("first line %q, want INFO", strings.TrimSpace(line)))
 	}
-	if _, err := conn.Write([]byte("CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"tickbench feed\",\"lang\":\"go\",\"version\":\"tickbench\",\"protocol\":1}\r\nPING\r\n")); err != nil {
+	if _, err := conn.Write([]byte(natsConnect + "PING\r\n")); err != nil {
 		return fail(err)
 	}
 	for {

@@ -210,8 +210,9 @@ func TestFeedNATSIsAProcessOfItsOwn(t *testing.T) {
 	}
 }
 
-// The probe sees the feed's messages, each stamped at its arrival, and
-// its figure is the time from data.ts to that arrival.
+// The probe sees the feed's messages (those under its prefix), each
+// stamped at its arrival, and its figure is the time from data.ts to that
+// arrival.
 func TestFeedProbe(t *testing.T) {
 	ns := feedServer(t)
 	f, err := dialFeed(ns.ClientURL())
@@ -227,15 +228,17 @@ func TestFeedProbe(t *testing.T) {
 		for i := 0; ctx.Err() == nil && i < 50; i++ {
 			ts := time.Now().Add(-30 * time.Millisecond).UnixNano()
 			_ = f.Publish("md.ticker.S1", fmt.Appendf(nil, `{"seq":%d,"type":"update","data":{"ts":%d}}`, i+1, ts))
-			_ = f.Publish("md.ticker.S2", []byte(`{"seq":1,"type":"update","data":{}}`)) // no ts: not counted
+			_ = f.Publish("md.ticker.S2", []byte(`{"seq":1,"type":"update","data":{}}`))                               // no ts: not counted
+			_ = f.Publish("other.ticker.S1", fmt.Appendf(nil, `{"seq":%d,"type":"update","data":{"ts":%d}}`, i+1, ts)) // not the feed's prefix
 			_ = f.Flush()
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	h, err := probeFeed(ctx, ns.ClientURL())
+	l, err := probeFeed(ctx, ns.ClientURL(), "md")
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := l.merged()
 	// The kernel starts stamping shortly after the first socket asks: the
 	// first messages may go uncounted.
 	if n := h.TotalCount(); n < 25 || n > 50 {

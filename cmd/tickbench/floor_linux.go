@@ -224,8 +224,7 @@ func (p *floorPlan) write(ctx context.Context, socks []*floorSock, cpus int, win
 			if measuring {
 				r.Messages += int64(w.frames)
 				r.Writes++
-				us := min(max(time.Since(t0).Microseconds(), latencyMinMicros), latencyMaxMicros)
-				_ = sweep.RecordValues(us, int64(w.frames))
+				_ = sweep.RecordValues(micros(time.Since(t0)), int64(w.frames))
 			}
 		}
 	}

@@ -10,7 +10,8 @@
 //   - publish-to-receive latency of updates (receive time - data.ts), p50,
 //     p99 and p99.9 from an HDR histogram: once as the read loop has them,
 //     once as they reached the client's socket, by the kernel's receive
-//     timestamps (stamp_linux.go: without the load client's own queue);
+//     timestamps (stamp_linux.go: without the load client's own queue, an
+//     upper bound);
 //   - stalled connections the gateway evicted, and the time from stalling to
 //     the eviction (a stalled client writes a tiny unsolicited pong every
 //     50 ms and never reads: the first write after the gateway closed its

@@ -80,8 +80,9 @@ type report struct {
 	LatencyMS *latencySummary `json:"latency_ms"`
 	// LatencyAtSocketMS is the same updates' latency to their arrival at
 	// the client's socket, by the kernel's receive timestamps
-	// (stamp_linux.go): without the load client's own queue. Nil when no
-	// update carried a stamp.
+	// (stamp_linux.go): without the load client's own queue, an upper
+	// bound where one read took several segments. Nil when no update
+	// carried a stamp.
 	LatencyAtSocketMS *latencySummary `json:"latency_at_socket_ms,omitempty"`
 	// Unstamped counts healthy connections read without those stamps.
 	Unstamped int64 `json:"unstamped_connections,omitempty"`

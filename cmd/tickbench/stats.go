@@ -36,12 +36,16 @@ func newLatencies() *latencies {
 	return l
 }
 
+// micros is d in the histograms' unit, clamped to their range.
+func micros(d time.Duration) int64 {
+	return min(max(d.Microseconds(), latencyMinMicros), latencyMaxMicros)
+}
+
 // record adds one latency, clamped to the histogram's range.
 func (l *latencies) record(shard int, d time.Duration) {
-	us := min(max(d.Microseconds(), latencyMinMicros), latencyMaxMicros)
 	s := &l.shards[shard%latencyShards]
 	s.mu.Lock()
-	_ = s.h.RecordValue(us)
+	_ = s.h.RecordValue(micros(d))
 	s.mu.Unlock()
 }
 

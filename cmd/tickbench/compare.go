@@ -125,7 +125,7 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	for round := range max(cfg.rounds, 1) {
 		for _, f := range cfg.sweep {
-			for _, s := range run {
+			for _, s := range roundOrder(run, round) {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
@@ -252,6 +252,21 @@ func (cmp *comparison) floorOf(round int, factor float64) *floorRun {
 		}
 	}
 	return nil
+}
+
+// roundOrder is the order the servers run in round: as given in the
+// first round and every other one, reversed in the rounds between. Each
+// ratio compares runs of one round, minutes apart; on a machine whose
+// speed drifts over a sitting, a fixed order would hand whichever server
+// runs first the same side of the drift in every round, and the median
+// over the rounds would keep it.
+func roundOrder(run []serverKind, round int) []serverKind {
+	if round%2 == 0 {
+		return run
+	}
+	rev := slices.Clone(run)
+	slices.Reverse(rev)
+	return rev
 }
 
 // writeTable prints the figures of every run side by side, then the

@@ -173,3 +173,39 @@ func TestSpread(t *testing.T) {
 		})
 	}
 }
+
+// Every other round runs the servers in the reverse order, and the list
+// it was given stays as it was.
+func TestRoundOrder(t *testing.T) {
+	var run []serverKind
+	for _, name := range []string{"tickgate", "nats", "centrifugo"} {
+		s, err := lookupServer(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = append(run, s)
+	}
+	names := func(ss []serverKind) string {
+		var out []string
+		for _, s := range ss {
+			out = append(out, s.name)
+		}
+		return strings.Join(out, ",")
+	}
+	for round, want := range []string{
+		"tickgate,nats,centrifugo",
+		"centrifugo,nats,tickgate",
+		"tickgate,nats,centrifugo",
+		"centrifugo,nats,tickgate",
+	} {
+		if got := names(roundOrder(run, round)); got != want {
+			t.Errorf("round %d: %s, want %s", round, got, want)
+		}
+	}
+	if got := names(run); got != "tickgate,nats,centrifugo" {
+		t.Errorf("the servers' list became %s", got)
+	}
+	if got := names(roundOrder(run[:1], 1)); got != "tickgate" {
+		t.Errorf("one server, second round: %s", got)
+	}
+}

@@ -125,6 +125,14 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	for round := range max(cfg.rounds, 1) {
 		for _, f := range cfg.sweep {
+			floor := func() {
+				if cfg.floor && cfg.rate > 0 {
+					cmp.Floors = append(cmp.Floors, runFloor(ctx, &base, round, f, cfg.workload.offered(cfg.conns, cfg.stallFraction, f), logf))
+				}
+			}
+			if turned(round) {
+				floor()
+			}
 			for _, s := range roundOrder(run, round) {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -143,8 +151,8 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 				}
 				cmp.Runs = append(cmp.Runs, r)
 			}
-			if cfg.floor && cfg.rate > 0 {
-				cmp.Floors = append(cmp.Floors, runFloor(ctx, &base, round, f, cfg.workload.offered(cfg.conns, cfg.stallFraction, f), logf))
+			if !turned(round) {
+				floor()
 			}
 		}
 	}
@@ -254,14 +262,20 @@ func (cmp *comparison) floorOf(round int, factor float64) *floorRun {
 	return nil
 }
 
-// roundOrder is the order the servers run in round: as given in the
-// first round and every other one, reversed in the rounds between. Each
-// ratio compares runs of one round, minutes apart; on a machine whose
-// speed drifts over a sitting, a fixed order would hand whichever server
-// runs first the same side of the drift in every round, and the median
-// over the rounds would keep it.
+// turned reports whether round (from 0) runs in the reverse order: the
+// floor first, then the servers from last to first (roundOrder). Each
+// ratio compares runs of one round, a minute or two apart; on a machine
+// whose speed drifts over a sitting, a fixed order would hand whichever
+// run comes first the same side of the drift in every round, and the
+// median over the rounds would keep it. Over two rounds each run sits
+// once on either side (tickgate, others, floor; floor, others reversed,
+// tickgate), so an even number of rounds cancels a steady drift.
+func turned(round int) bool { return round%2 == 1 }
+
+// roundOrder is the order the servers run in round: as given, or reversed
+// in a turned round.
 func roundOrder(run []serverKind, round int) []serverKind {
-	if round%2 == 0 {
+	if !turned(round) {
 		return run
 	}
 	rev := slices.Clone(run)
@@ -476,10 +490,13 @@ func (cmp *comparison) floorLines() []string {
 		}
 		parts := []string{fmt.Sprintf("%s floor %.2f us/msg", lead, floorCPU)}
 		var bounds []string
-		for j := range cmp.Runs {
-			r := &cmp.Runs[j]
+		for _, name := range cmp.names() { // the first round's order, whatever this round's
+			r := cmp.runOf(name, f.Round, f.Factor)
+			if r == nil {
+				continue
+			}
 			cpu, _ := r.perDelivery()
-			if r.Round != f.Round || r.Factor != f.Factor || cpu <= 0 {
+			if cpu <= 0 {
 				continue
 			}
 			parts = append(parts, fmt.Sprintf("%s own work %.2f us (%.0f%%)", r.Server, cpu-floorCPU, (cpu-floorCPU)/cpu*100))
@@ -563,6 +580,16 @@ func ratio(a, b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// runOf returns server's run in round at factor, nil when there is none.
+func (cmp *comparison) runOf(server string, round int, factor float64) *compareRun {
+	for i := range cmp.Runs {
+		if r := &cmp.Runs[i]; r.Server == server && r.Round == round && r.Factor == factor {
+			return r
+		}
+	}
+	return nil
 }
 
 // names of the servers that ran, in order of first appearance.

@@ -124,7 +124,8 @@ func TestComparisonTableAndPlot(t *testing.T) {
 }
 
 // With --rounds each round's runs are compared with each other only, and
-// the rounds' ratios are summed up by their median, least and greatest.
+// the rounds' ratios are summed up by their median, least and greatest,
+// whatever order a round ran its servers in.
 func TestComparisonRounds(t *testing.T) {
 	cmp := &comparison{Workload: "C", About: "x", Connections: 100, Rounds: 3}
 	// tickgate's per-core figure over nats' per round: 1.0, 2.0, 1.5;
@@ -134,12 +135,22 @@ func TestComparisonRounds(t *testing.T) {
 		a := withSocketP99(fakeRun("tickgate", 1, 1000, 1000, tg.cores, 2, tg.p99), tg.p99/2)
 		b := withSocketP99(fakeRun("nats", 1, 1000, 1000, 0.5, 2, 4), 1)
 		a.Round, b.Round = round, round
-		cmp.Runs = append(cmp.Runs, a, b)
+		if turned(round) {
+			cmp.Runs = append(cmp.Runs, b, a) // as compare runs the second round
+		} else {
+			cmp.Runs = append(cmp.Runs, a, b)
+		}
+		// 250 us per message.
+		cmp.Floors = append(cmp.Floors, floorRun{Round: round, Factor: 1, Offered: 1000, Messages: 10_000, Writes: 1000,
+			FrameBytes: 189, WindowSeconds: 10, CPUSeconds: 2.5, SystemSeconds: 2})
 	}
 	text := tableText(cmp)
 	tableHas(t, text,
 		"round 1 of 3",
 		"round 3 of 3",
+		// The floor's line names the servers in the first round's order,
+		// whatever the round's own.
+		"r2 x1    floor 250.00 us/msg; tickgate own work 0.00 us (0%); nats own work 250.00 us (50%); floor / nats 2.00x",
 		"r1 x1    vs nats       per core 1.00x, delivered/s 1.00x, p99 2.00x",
 		"r2 x1    vs nats       per core 2.00x, delivered/s 1.00x, p99 0.50x",
 		"r3 x1    vs nats       per core 1.50x, delivered/s 1.00x, p99 1.00x",

@@ -65,7 +65,7 @@ type config struct {
 	plain         bool      // not --tls: plain ws:// for every server of a comparison
 	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
 	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
-	rounds        int       // --rounds: how many times every server runs, in turn, the order reversed every other round (1 without --workload)
+	rounds        int       // --rounds: how many times every server runs, in turn, the order reversed every other round (turned); 1 without --workload
 	floor         bool      // --floor: measure the bare writer of the workload (floor.go) after each round's servers
 	svgFile       string    // --svg: where a sweep's plot goes
 	burst         int       // --burst: messages the feed publishes back to back per tick (1: evenly spaced; 0 without --workload: feedsim's 10 ms tick)
@@ -138,7 +138,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.cpus, "cpus", 0, "pin the server to CPUs 0..N-1 (taskset, where present) with GOMAXPROCS=N; 0: no pinning")
 	sweep := fs.String("sweep", "", "with --workload: comma-separated multiples of the workload's feed rate, one run per server each (e.g. 0.5,1,2,4), plotted to --svg")
 	fs.StringVar(&c.svgFile, "svg", "", "with --sweep: the SVG plot's file (default tickbench-<workload>.svg)")
-	fs.IntVar(&c.rounds, "rounds", 1, "with --workload at one feed rate: run the servers in turn this many times, every other round in the reverse order (tickgate, nats, centrifugo, then centrifugo, nats, tickgate, ...), and print each round's ratios and their median, least and greatest: on a shared machine one run of each is a sample, not a figure")
+	fs.IntVar(&c.rounds, "rounds", 1, "with --workload at one feed rate: run the servers and the floor in turn this many times, every other round in the reverse order (tickgate, nats, centrifugo, floor, then floor, centrifugo, nats, tickgate, ...; an even number cancels a steady drift of the machine's speed), and print each round's ratios and their median, least and greatest: on a shared machine one run of each is a sample, not a figure")
 	fs.BoolVar(&c.floor, "floor", true, "with --workload: after each round's servers, measure the floor, a bare writer of the workload's frames to its connections at its pace (no NATS, no fan-out): the least CPU per message any server could take here (--floor=false: skip)")
 	fs.StringVar(&c.centrifugoBin, "centrifugo-bin", "", "with --workload: the centrifugo binary (default: centrifugo on PATH)")
 	fs.StringVar(&c.replot, "replot", "", "draw the plot of a comparison saved with --json into --svg again, and run nothing")

@@ -139,7 +139,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	sweep := fs.String("sweep", "", "with --workload: comma-separated multiples of the workload's feed rate, one run per server each (e.g. 0.5,1,2,4), plotted to --svg")
 	fs.StringVar(&c.svgFile, "svg", "", "with --sweep: the SVG plot's file (default tickbench-<workload>.svg)")
 	fs.IntVar(&c.rounds, "rounds", 1, "with --workload at one feed rate: run the servers and the floor in turn this many times, every other round in the reverse order (tickgate, nats, centrifugo, floor, then floor, centrifugo, nats, tickgate, ...; an even number cancels a steady drift of the machine's speed), and print each round's ratios and their median, least and greatest: on a shared machine one run of each is a sample, not a figure")
-	fs.BoolVar(&c.floor, "floor", true, "with --workload: after each round's servers, measure the floor, a bare writer of the workload's frames to its connections at its pace (no NATS, no fan-out): the least CPU per message any server could take here (--floor=false: skip)")
+	fs.BoolVar(&c.floor, "floor", true, "with --workload: in each round, after the servers (before them in a turned round: --rounds), measure the floor, a bare writer of the workload's frames to its connections at its pace (no NATS, no fan-out): the least CPU per message any server could take here (--floor=false: skip)")
 	fs.StringVar(&c.centrifugoBin, "centrifugo-bin", "", "with --workload: the centrifugo binary (default: centrifugo on PATH)")
 	fs.StringVar(&c.replot, "replot", "", "draw the plot of a comparison saved with --json into --svg again, and run nothing")
 

@@ -1,10 +1,11 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lxzan/gws"
 	"golang.org/x/sys/unix"
 
 	"github.com/tickgate/tickgate/internal/spawn"
@@ -92,9 +94,14 @@ func raise(pid, nice int) error {
 
 // feedConn publishes on a NATS server with the client protocol: Publish
 // adds a message to what is pending, and Flush writes what is pending in
-// one write, from the goroutine that calls it. Safe for concurrent use.
+// one write, from the goroutine that calls it. What the server sends is
+// parsed by the nats dialect's session (natsws.go), as the load client's
+// and the feed probe's connections parse it; feedConn is its sink. Safe
+// for concurrent use.
 type feedConn struct {
-	conn net.Conn // Static after dialFeed.
+	conn  net.Conn    // Static after dialFeed.
+	sess  natsSession // Owned by dialFeed's goroutine until the handshake's end, then by read's.
+	ready bool        // Owned by dialFeed's goroutine: the handshake's PONG came.
 
 	mu      sync.Mutex // Serializes writes: flushes, and PONGs to the server's PINGs.
 	pending []byte     // Guarded by mu: PUBs not yet written.
@@ -105,7 +112,8 @@ type feedConn struct {
 const feedWriteTimeout = 5 * time.Second
 
 // dialFeed connects to the NATS server at url (nats://host:port) and
-// completes the protocol's handshake (INFO, CONNECT, PING, PONG).
+// completes the protocol's handshake: the server's INFO, then the
+// session's hello (CONNECT and PING, no SUB) and the server's PONG.
 func dialFeed(url string) (*feedConn, error) {
 	addr := strings.TrimPrefix(url, "nats://")
 	conn, err := net.DialTimeout("tcp", addr, feedWriteTimeout)
@@ -113,66 +121,67 @@ func dialFeed(url string) (*feedConn, error) {
 		return nil, fmt.Errorf("feed: %w", err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(feedWriteTimeout))
-	br := bufio.NewReader(conn)
+	f := &feedConn{conn: conn, sess: natsSession{spec: &clientSpec{}}}
 	fail := func(err error) (*feedConn, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("feed: NATS handshake with %s: %w", addr, err)
 	}
-	line, err := br.ReadString('\n')
+	buf := make([]byte, 4<<10)
+	n, err := io.ReadAtLeast(conn, buf, len("INFO "))
 	if err != nil {
 		return fail(err)
 	}
-	if !strings.HasPrefix(line, "INFO ") {
-		return fail(fmt.Errorf("first line %q, want INFO", strings.TrimSpace(line)))
+	if !bytes.HasPrefix(buf[:n], []byte("INFO ")) {
+		first, _, _ := bytes.Cut(buf[:n], []byte("\r\n"))
+		return fail(fmt.Errorf("first line %q, want INFO", first))
 	}
-	if _, err := conn.Write([]byte(natsConnect + "PING\r\n")); err != nil {
+	f.sess.handle(buf[:n], f)
+	_, hello, _ := f.sess.hello()
+	if _, err := conn.Write(hello); err != nil {
 		return fail(err)
 	}
-	for {
-		line, err := br.ReadString('\n')
+	for !f.ready {
+		if err := f.failure(); err != nil {
+			return fail(err)
+		}
+		n, err := conn.Read(buf)
+		f.sess.handle(buf[:n], f)
 		if err != nil {
 			return fail(err)
 		}
-		line = strings.TrimSpace(line)
-		if line == "PONG" {
-			break
-		}
-		if line == "PING" {
-			if _, err := conn.Write([]byte("PONG\r\n")); err != nil {
-				return fail(err)
-			}
-		}
-		if strings.HasPrefix(line, "-ERR") {
-			return fail(errors.New(line))
-		}
+	}
+	if err := f.failure(); err != nil {
+		return fail(err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	f := &feedConn{conn: conn}
-	go f.read(br)
+	go f.read(buf)
 	return f, nil
 }
 
-// read answers the server's PINGs until the connection ends, and keeps
-// an -ERR as the connection's error.
-func (f *feedConn) read(br *bufio.Reader) {
+// read parses what the server sends until the connection ends: the
+// session answers its PINGs (reply) and reports an -ERR (refused).
+func (f *feedConn) read(buf []byte) {
 	for {
-		line, err := br.ReadString('\n')
+		n, err := f.conn.Read(buf)
+		f.sess.handle(buf[:n], f)
 		if err != nil {
 			f.fail(fmt.Errorf("feed: the NATS connection ended: %w", err))
 			return
 		}
-		switch line = strings.TrimSpace(line); {
-		case line == "PING":
-			f.mu.Lock()
-			err = f.writeLocked([]byte("PONG\r\n"))
-			f.mu.Unlock()
-			if err != nil {
-				return
-			}
-		case strings.HasPrefix(line, "-ERR"):
-			f.fail(fmt.Errorf("feed: NATS said %s", line))
-		}
 	}
+}
+
+// The session's sink: the handshake's PONG, the server's PINGs and -ERRs.
+// Nothing is subscribed, so nothing is delivered.
+
+func (f *feedConn) acked()           { f.ready = true }
+func (*feedConn) delivered(delivery) {}
+func (*feedConn) undecodable()       {}
+func (f *feedConn) refused()         { f.fail(errors.New("feed: the NATS server answered with -ERR")) }
+func (f *feedConn) reply(_ gws.Opcode, payload []byte) {
+	f.mu.Lock()
+	_ = f.writeLocked(payload)
+	f.mu.Unlock()
 }
 
 // fail keeps the connection's first error.
@@ -182,6 +191,13 @@ func (f *feedConn) fail(err error) {
 		f.err = err
 	}
 	f.mu.Unlock()
+}
+
+// failure is the connection's error, nil while it lasts.
+func (f *feedConn) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 // writeLocked writes b whole, or keeps the error. Called with mu held.

@@ -126,23 +126,32 @@ func TestFeedConnPublishes(t *testing.T) {
 	}
 }
 
-// A peer that is not a NATS server is refused, with a clear error.
+// A peer that is not a NATS server, or one that refuses the handshake,
+// is refused, with a clear error.
 func TestDialFeedRefusesAnotherProtocol(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err == nil {
-			_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
-			_ = c.Close()
-		}
-	}()
-	_, err = dialFeed("nats://" + l.Addr().String())
-	if err == nil || !strings.Contains(err.Error(), "want INFO") {
-		t.Fatalf("dialFeed to an HTTP server: %v, want a refusal naming INFO", err)
+	for name, tc := range map[string]struct{ says, want string }{
+		"HTTP":        {"HTTP/1.1 400 Bad Request\r\n\r\n", "want INFO"},
+		"NATS's -ERR": {"INFO {}\r\n-ERR 'Authorization Violation'\r\n", "-ERR"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				c, err := l.Accept()
+				if err == nil {
+					_, _ = c.Write([]byte(tc.says))
+					time.Sleep(100 * time.Millisecond) // the client's CONNECT arrives; then the end
+					_ = c.Close()
+				}
+			}()
+			_, err = dialFeed("nats://" + l.Addr().String())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("dialFeed: %v, want an error naming %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -109,10 +109,7 @@ func (b *bench) run(ctx context.Context) (*report, error) {
 	<-feedDone
 	b.teardown()
 
-	rep.fillResults(b, window, lat(b.lat))
-	if s := lat(b.sock); s.Count > 0 {
-		rep.LatencyAtSocketMS = s
-	}
+	rep.fillResults(b, window)
 	if b.gw != nil {
 		rep.fillGateway(gwBase, gwStart, gwEnd, len(b.clients))
 		if exited {

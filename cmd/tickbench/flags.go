@@ -66,7 +66,7 @@ type config struct {
 	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
 	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
 	rounds        int       // --rounds: how many times every server runs, in turn, the order reversed every other round (turned); 1 without --workload
-	floor         bool      // --floor: measure the bare writer of the workload (floor.go) after each round's servers
+	floor         bool      // --floor: measure the bare writer of the workload (floor.go) in each round (turned)
 	svgFile       string    // --svg: where a sweep's plot goes
 	burst         int       // --burst: messages the feed publishes back to back per tick (1: evenly spaced; 0 without --workload: feedsim's 10 ms tick)
 	centrifugoBin string    // --centrifugo-bin ("": centrifugo on PATH)

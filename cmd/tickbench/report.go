@@ -188,7 +188,7 @@ func (r *report) fillConfig(c *config, t *target) {
 	rc.SourceAddressesIn = (c.conns + c.connsPerSource - 1) / c.connsPerSource
 }
 
-func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary) {
+func (r *report) fillResults(b *bench, window time.Duration) {
 	r.WindowSeconds = window.Seconds()
 	cn := &r.Connections
 	cn.Subscribed, cn.Failed, cn.FirstErrors = len(b.clients), b.failures, b.firstErrs
@@ -249,7 +249,10 @@ func (r *report) fillResults(b *bench, window time.Duration, lat *latencySummary
 	if d.Messages > 0 {
 		d.WireBytesPerMessage = float64(d.WireBytes) / float64(d.Messages)
 	}
-	r.LatencyMS = lat
+	r.LatencyMS = lat(b.lat)
+	if s := lat(b.sock); s.Count > 0 {
+		r.LatencyAtSocketMS = s
+	}
 	r.Unstamped = b.cnt.unstamped.Load()
 }
 

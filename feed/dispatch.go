@@ -74,6 +74,9 @@ type dispatcher struct {
 	ready fifo[*route]
 	// inCall is set while the dispatcher calls a handler. Guarded by mu.
 	inCall bool
+	// local is the handlers' own state (Message.Local). Owned by the
+	// dispatcher's goroutine, which only touches it in handler calls.
+	local any
 }
 
 // route is one subscribed channel at its dispatcher.

@@ -161,6 +161,47 @@ func TestDispatcher(t *testing.T) {
 	}
 }
 
+// TestMessageLocal: a handler's slot is its dispatcher's, the same for
+// every message it hands over, of whichever channel (what one handler
+// call leaves there the next finds), and not another dispatcher's; a
+// message made otherwise has none.
+func TestMessageLocal(t *testing.T) {
+	if (&Message{Seq: 1}).Local() != nil {
+		t.Fatal("a message no dispatcher handed over has a slot")
+	}
+	s, d := oneDispatcher(t, Config{})
+	d2 := newDispatcher(s)
+	seen := make(chan any, 8)
+	h := func(ch proto.Channel, m *Message) {
+		slot := m.Local()
+		seen <- *slot
+		*slot = ch.Symbol + fmt.Sprint(m.Seq)
+	}
+	ra := addRoute(s, d, proto.Channel{Kind: proto.KindTrade, Symbol: "A"}, h)
+	rb := addRoute(s, d, proto.Channel{Kind: proto.KindTrade, Symbol: "B"}, h)
+	for _, m := range []struct {
+		r   *route
+		seq uint64
+	}{{ra, 1}, {rb, 1}, {ra, 2}, {rb, 2}} {
+		d.transit <- &nats.Msg{Subject: m.r.subject, Data: symbolTrade(t, m.r.ch.Symbol, m.seq)}
+	}
+	go d.run()
+	defer close(d.stop)
+	for i, want := range []any{nil, "A1", "B1", "A2"} {
+		select {
+		case got := <-seen:
+			if got != want {
+				t.Fatalf("call %d found %v in the slot, want %v", i, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("call %d not made", i)
+		}
+	}
+	if d2.local != nil {
+		t.Fatalf("another dispatcher's slot holds %v", d2.local)
+	}
+}
+
 // TestDispatcherPause: a channel whose handler pauses it gets nothing more
 // until it resumes, and the other channels are handed theirs meanwhile;
 // then its messages follow in order, the one decoded ahead first.

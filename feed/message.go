@@ -60,6 +60,20 @@ func (m *Message) Pause() (resume func()) {
 	return m.disp.pause(m.route)
 }
 
+// Local is a slot for the Handler's own state that lives as long as the
+// dispatcher that handed m over, and that only that dispatcher's
+// goroutine touches: what a Handler keeps there during its call is there
+// at its next call on the same dispatcher, which for a message with More
+// set comes right after (the gateway keeps the outbox locks of a feed
+// burst there). Nil for a Message that no dispatcher handed over. Only
+// for use during the Handler's call, on its goroutine: never after Pause.
+func (m *Message) Local() *any {
+	if m.disp == nil {
+		return nil
+	}
+	return &m.disp.local
+}
+
 // Decode decodes one feed payload (msgpack, or JSON when its first byte is
 // '{') of channel ch and validates it against the feed contract
 // (docs/protocol.md §9.4):

@@ -217,7 +217,7 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) bool {
 	resume := m.Pause()
 	if resume == nil { // not from a dispatcher: read here
 		h.fillRange(e, seen, to)
-		h.process(e, m)
+		h.process(e, m, nil)
 		return true
 	}
 	h.wakes.pass(false, false) // m's fan-out runs on the goroutine below
@@ -225,7 +225,7 @@ func (h *hub) fillGap(e *hubEntry, m *feed.Message) bool {
 		defer resume()
 		h.fillRange(e, seen, to)
 		m.Behind, m.More = false, false
-		h.process(e, m)
+		h.process(e, m, nil)
 	}()
 	return true
 }
@@ -249,7 +249,7 @@ func (h *hub) fillRange(e *hubEntry, seen, to uint64) {
 			if fm.Seq > to {
 				break
 			}
-			h.process(e, fm)
+			h.process(e, fm, nil)
 			seen = fm.Seq
 			got++
 		}
@@ -307,8 +307,8 @@ func (h *hub) warmFromHistory(e *hubEntry) {
 		if ev, ok := e.state.Warm(msgs); ok {
 			h.metrics.historyReads[historyWarmed].Inc()
 			e.dropSnapshots()
-			e.fanout(h, &ev, &starts)
-			e.updateStatus(h)
+			e.fanout(h, &ev, &starts, nil)
+			e.updateStatus(h, nil)
 		}
 	}
 	e.mu.Unlock()

@@ -49,6 +49,7 @@ type hub struct {
 	now        func() time.Time // Static after construction.
 	seed       maphash.Seed     // Static after construction.
 	wakes      *wakes           // Safe for concurrent use: writers' wake-ups held during a feed burst.
+	burstIDs   atomic.Uint32    // the ids of the dispatchers' kept locks (burstLocks) given out so far
 	shards     [hubShards]hubShard
 }
 
@@ -185,24 +186,41 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 // and never waits there: a gap fill from the history stream pauses the
 // channel and runs on its own (fillGap).
 func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
+	bl := h.burstOf(m)
 	e := h.lookup(ch)
 	if e == nil {
 		// The last subscriber left while the message was in flight.
+		bl.release()
 		h.wakes.pass(m.Behind, m.More)
 		return
 	}
-	if h.history != nil && e.spec.Events && h.fillGap(e, m) {
-		return // m applied after events the node never had, from the stream
+	if h.history != nil && e.spec.Events {
+		bl.release() // a fill takes the channel's lock and, from another goroutine, outbox locks
+		if h.fillGap(e, m) {
+			return // m applied after events the node never had, from the stream
+		}
 	}
-	h.process(e, m)
+	h.process(e, m, bl)
 }
 
-// process applies one feed message to e and delivers what it means.
-func (h *hub) process(e *hubEntry, m *feed.Message) {
+// process applies one feed message to e and delivers what it means. bl
+// is the calling dispatcher's kept outbox locks (burst.go), nil when the
+// caller is not a dispatcher handing m over: its fan-out keeps the locks
+// it takes when another message follows on the same goroutine, and lets
+// all of them go otherwise.
+func (h *hub) process(e *hubEntry, m *feed.Message, bl *burstLocks) {
 	ch := e.ch
 	var starts []restart
+	if bl != nil {
+		bl.keep = m.More && !m.Behind
+	}
 	h.wakes.begin()
-	out := h.apply(e, m, &starts)
+	out := h.apply(e, m, &starts, bl)
+	if bl != nil && (!bl.keep || len(starts) > 0) {
+		// The writer rounds run inline at the burst's end (wakes.end)
+		// and fillHead take outbox locks.
+		bl.release()
+	}
 	h.wakes.end(m.Behind, m.More)
 	// Subscribers whose chain starts again from a snapshot get it encoded
 	// here, once per codec, after the channel's lock is released.
@@ -234,8 +252,8 @@ type restart struct {
 // an unfilled plan would stop the subscription for good). A panic here (a
 // bug) costs this message, not the process: it runs on a feed dispatcher's
 // goroutine.
-func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.Outcome) {
-	e.mu.Lock()
+func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart, bl *burstLocks) (out feed.Outcome) {
+	bl.lockEntry(e)
 	defer e.mu.Unlock()
 	defer func() {
 		if v := recover(); v != nil {
@@ -251,12 +269,12 @@ func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart) (out feed.O
 	e.lastSeq.Store(e.state.LastSeq())
 	e.historyLen.Store(int32(e.state.HistoryLen()))
 	if emit {
-		e.fanout(h, &ev, starts)
+		e.fanout(h, &ev, starts, bl)
 	}
 	// Something arrived: the channel is back (after a NATS loss) and not
 	// silent; a book may have lost or regained its sync.
 	e.arrived, e.disconnected = h.now(), false
-	e.updateStatus(h)
+	e.updateStatus(h, bl)
 	return out
 }
 
@@ -332,8 +350,9 @@ func (enc *encoded) gapFrame(cs *codecSet, ci int, name string, ev *feed.Event) 
 }
 
 // fanout queues ev to every subscriber and adds to starts those whose
-// chain restarts from a snapshot (see deliver). Called with e.mu held.
-func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
+// chain restarts from a snapshot (see deliver). bl, when not nil, is the
+// dispatcher's kept outbox locks (burst.go). Called with e.mu held.
+func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart, bl *burstLocks) {
 	var enc encoded
 	// Reach every subscriber's outbox and both of the subscription's lines
 	// that deliver reads (layout_test.go) first: the loads of this loop do
@@ -348,8 +367,12 @@ func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart) {
 	clk := fanClock{clock: h.now}
 	now := clk.now
 	for _, s := range e.subs {
-		reason, plan := e.deliver(h, s, ev, &enc, now)
+		if bl.keeping() {
+			bl.step()
+		}
+		reason, plan := e.deliver(h, s, ev, &enc, now, bl)
 		if reason != "" {
+			bl.drop(s.c.out) // the eviction takes the lock
 			s.c.evict(reason)
 		}
 		if plan != nil {
@@ -391,8 +414,10 @@ func (e *hubEntry) eventSnapshot(ev *feed.Event) *snapshot {
 // eviction reason when the subscriber cannot take it, and the plan of the
 // snapshot its chain restarts from, which the caller must encode
 // (fillHead) once the lock is released. now is the fan-out's clock
-// (fanClock). Called with e.mu held.
-func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded, now func() time.Time) (evict string, start *headPlan) {
+// (fanClock). It takes the subscriber's outbox lock, or finds it kept by
+// bl (which may be nil), and keeps it in bl when bl keeps locks or is
+// to: the caller lets it go (burstLocks). Called with e.mu held.
+func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded, now func() time.Time, bl *burstLocks) (evict string, start *headPlan) {
 	o := s.c.out
 	ci := s.c.variant
 	// Events that are never merged (trades, candle bars) are queued as
@@ -412,8 +437,14 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		likely = false
 	}
 	enc.prepare(h.codecs, ci, e.name, ev, likely)
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	switch {
+	case bl.holds(o):
+	case bl != nil && (bl.keep || bl.keeping()):
+		bl.lock(o) // never waits while keeping others
+	default:
+		o.mu.Lock()
+		defer o.mu.Unlock()
+	}
 	if o.closing != nil || s.dead {
 		return "", nil
 	}
@@ -554,7 +585,7 @@ func pendingUpdate(ci int, name string, s *subscription, ev *feed.Event, enc *en
 // ungate lets what is pending, and later events, flow to the writer.
 func (s *subscription) ungate(now func() time.Time) {
 	o := s.c.out
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	s.gated = false
 	o.ready(s, now)
@@ -575,7 +606,7 @@ func (e *hubEntry) leave(s *subscription) {
 	}
 	e.mu.Unlock()
 	o := s.c.out
-	o.mu.Lock()
+	o.lock()
 	s.dead = true
 	s.reset()
 	o.mu.Unlock()

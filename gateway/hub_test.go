@@ -223,7 +223,7 @@ func TestDeliverFastPathAllocatesNothing(t *testing.T) {
 			var b batch
 			run := func() {
 				sub.last = ev.Prev // stay in step: the same event again
-				if r, _ := e.deliver(s.hub, sub, ev, enc, s.hub.now); r != "" {
+				if r, _ := e.deliver(s.hub, sub, ev, enc, s.hub.now, nil); r != "" {
 					t.Fatal(r)
 				}
 				sub.c.out.take(&b, time.Time{})
@@ -244,7 +244,7 @@ func BenchmarkDeliverInStep(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		sub.last = ev.Prev
-		e.deliver(s.hub, sub, ev, enc, s.hub.now)
+		e.deliver(s.hub, sub, ev, enc, s.hub.now, nil)
 		if i%64 == 63 {
 			sub.c.out.take(&bt, time.Time{})
 			sub.c.out.wrote()
@@ -495,7 +495,7 @@ func TestFanOutReadsTheClockOnce(t *testing.T) {
 	var starts []restart
 	before := reads.Load()
 	e.mu.Lock()
-	e.fanout(s.hub, ev, &starts)
+	e.fanout(s.hub, ev, &starts, nil)
 	e.mu.Unlock()
 	if n := reads.Load() - before; n != 1 {
 		t.Fatalf("a fan-out to %d connections read the clock %d times, want once", len(conns), n)

@@ -183,14 +183,14 @@ func (s *subscription) fillHead(cs *codecSet, p *headPlan) (queued int) {
 		return 0
 	}
 	o := s.c.out
-	o.mu.Lock()
+	o.lock()
 	current := s.plan == p
 	o.mu.Unlock()
 	if !current {
 		return 0
 	}
 	head := p.encode(cs, s.c.variant, s.entry.name)
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	if s.plan != p {
 		return 0 // replaced: whatever replaced it is filled by its own caller
@@ -240,7 +240,7 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	}
 	e.state.Track(opt.view, true)
 	o := s.c.out
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	s.reset()
 	o.requeue(s) // a re-subscribe must queue behind its ack

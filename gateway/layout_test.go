@@ -30,7 +30,8 @@ type fieldLine struct {
 //   - subscription: what deliver, queueUpdate, ready and unmerged use in
 //     its first two lines, in the 192-byte class;
 //   - outbox: what the fan-out uses for every message on its first line,
-//     the wake-up fields on its second, in the 192-byte class;
+//     the wake-up fields and a burst's mark (holder) on its second, in the
+//     192-byte class;
 //   - conn: variant and out on one line, in the 512-byte class.
 func TestHotLayouts(t *testing.T) {
 	var (
@@ -74,6 +75,7 @@ func TestHotLayouts(t *testing.T) {
 			{"busy", unsafe.Offsetof(o.busy), 0},
 			{"wakes", unsafe.Offsetof(o.wakes), 1},
 			{"held", unsafe.Offsetof(o.held), 1},
+			{"holder", unsafe.Offsetof(o.holder), 1},
 			{"run", unsafe.Offsetof(o.run) + unsafe.Sizeof(o.run) - 1, 1},
 		}, func() unsafe.Pointer { return unsafe.Pointer(newOutbox(1, nil)) }},
 		{"conn", unsafe.Sizeof(c), [2]uintptr{480, 512}, []fieldLine{

@@ -50,6 +50,10 @@ type outbox struct {
 	// connection is in use); held is true while it holds this outbox's.
 	wakes *wakes
 	held  atomic.Bool
+	// holder marks mu as kept by a feed burst across its fan-outs
+	// (burstLocks): that holder's id while it keeps it, else 0. Written
+	// only by that holder, with mu held; read without it.
+	holder atomic.Uint32
 	// run starts the writer on demand once the connection is open
 	// (writerrun.go); until then, and for outboxes without one, wake-ups
 	// go to wake.
@@ -84,6 +88,19 @@ func newOutbox(limit int, now func() time.Time) *outbox {
 	return &outbox{limit: limit, now: now, wake: make(chan struct{}, 1)}
 }
 
+// lock takes mu. When a feed burst keeps it (burstLocks), it asks the
+// burst to let its locks go at its next delivery rather than at its end.
+// Every taker of mu but the fan-out goes through here.
+func (o *outbox) lock() {
+	if o.mu.TryLock() {
+		return
+	}
+	if o.holder.Load() != 0 && o.wakes != nil {
+		o.wakes.yields.Add(1)
+	}
+	o.mu.Lock()
+}
+
 // pushResult says what happened to a pushed frame.
 type pushResult uint8
 
@@ -95,7 +112,7 @@ const (
 
 // push queues a control or reply frame.
 func (o *outbox) push(f []byte) pushResult {
-	o.mu.Lock()
+	o.lock()
 	if o.closing != nil {
 		o.mu.Unlock()
 		return pushClosed
@@ -218,7 +235,7 @@ func (o *outbox) evict(d proto.Disconnect) bool {
 }
 
 func (o *outbox) shut(d proto.Disconnect, discard bool) bool {
-	o.mu.Lock()
+	o.lock()
 	first := o.closing == nil
 	if first {
 		o.closing = &d
@@ -296,7 +313,7 @@ func onlyFrames(q []item) bool {
 // subscriptions whose time has come appended. It returns the close reason
 // once the outbox is closing; after an eviction it takes nothing.
 func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	if o.discard {
 		return o.closing // an eviction: nothing more but the close frame
@@ -373,7 +390,7 @@ func (o *outbox) tookAll(b *batch, now time.Time) *proto.Disconnect {
 
 // wrote tells the outbox the writer finished writing what it took.
 func (o *outbox) wrote() {
-	o.mu.Lock()
+	o.lock()
 	o.writing = false
 	o.busy.Store(false)
 	o.taken, o.takenFrom = 0, 0
@@ -386,7 +403,7 @@ func (o *outbox) wrote() {
 // subscriptions count from when they fall due. It walks the queue under
 // mu: O(entries pending), and an idle connection has none.
 func (o *outbox) stats() (pending int, oldest int64) {
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	pending = o.taken
 	count := func(items []item) {
@@ -412,7 +429,7 @@ func (o *outbox) stats() (pending int, oldest int64) {
 // nextDelayed returns when the earliest throttled subscription is due
 // (zero when none is waiting).
 func (o *outbox) nextDelayed() time.Time {
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	var next time.Time
 	for _, it := range o.delayed {

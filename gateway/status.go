@@ -81,13 +81,15 @@ func (e *hubEntry) evalStatus(now time.Time, staleAfter time.Duration) (chanStat
 }
 
 // updateStatus reevaluates the channel and, on a change, tells every
-// subscriber. Called with e.mu held.
-func (e *hubEntry) updateStatus(h *hub) {
+// subscriber, which takes their outbox locks: a fan-out's kept locks,
+// bl (nil: none), are let go first. Called with e.mu held.
+func (e *hubEntry) updateStatus(h *hub, bl *burstLocks) {
 	now := h.now()
 	st, reason := e.evalStatus(now, h.staleAfter)
 	if e.status.is(st, reason) {
 		return
 	}
+	bl.release()
 	next := &status{state: st, reason: reason}
 	for ci := range next.frames {
 		h.codecs.variantFrame(&next.frames, ci, func(ci int) []byte {
@@ -111,7 +113,7 @@ func (e *hubEntry) updateStatus(h *hub) {
 // last state wins. Called with e.mu held (it takes c.out.mu).
 func (s *subscription) tell(st *status, now func() time.Time) {
 	o := s.c.out
-	o.mu.Lock()
+	o.lock()
 	defer o.mu.Unlock()
 	if o.closing != nil || s.dead {
 		return
@@ -173,7 +175,7 @@ func (h *hub) check(lost bool) {
 		if lost {
 			e.disconnected = true
 		}
-		e.updateStatus(h)
+		e.updateStatus(h, nil)
 		e.mu.Unlock()
 	})
 }

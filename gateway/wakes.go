@@ -35,6 +35,10 @@ type wakes struct {
 	backlog func() bool
 	busy    atomic.Int32  // fan-outs under way
 	begun   atomic.Uint64 // fan-outs begun so far
+	// yields counts the waits for an outbox lock a feed burst kept
+	// (outbox.lock): on seeing it move, the bursts let theirs go at their
+	// next delivery (burstLocks).
+	yields atomic.Uint64
 
 	mu        sync.Mutex
 	held      []*outbox // Guarded by mu: outboxes whose writer waits for a wake-up.

@@ -1,0 +1,365 @@
+package gateway
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/codec"
+	"github.com/tickgate/tickgate/feed"
+	"github.com/tickgate/tickgate/proto"
+)
+
+// burstFixture is a hub with conns connections, each subscribed to every
+// ticker channel in symbols, their snapshots taken, and the kept locks
+// of one dispatcher.
+func burstFixture(t *testing.T, conns int, symbols ...string) (*Server, []*conn, []proto.Channel, *burstLocks) {
+	t.Helper()
+	s := hubFixture(t)
+	chans := make([]proto.Channel, len(symbols))
+	for i, sym := range symbols {
+		chans[i] = proto.Channel{Kind: proto.KindTicker, Symbol: sym}
+	}
+	cs := make([]*conn, conns)
+	for i := range cs {
+		cs[i] = s.bareConn(codec.JSON())
+		for _, ch := range chans {
+			s.joinFor(t, cs[i], ch, joinOptions{})
+		}
+		queued(cs[i])
+	}
+	return s, cs, chans, s.hub.newBurst()
+}
+
+// burstTicker is a ticker message of ch at seq; more: another message
+// follows it in the burst.
+func burstTicker(ch proto.Channel, seq uint64, more bool) *feed.Message {
+	return &feed.Message{Seq: seq, More: more, Data: &proto.Ticker{Symbol: ch.Symbol, Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "9", TS: int64(seq)}}
+}
+
+// kept reports whether o's lock is kept by b, checking the lock itself.
+func kept(t *testing.T, b *burstLocks, o *outbox) bool {
+	t.Helper()
+	marked := o.holder.Load() == b.id
+	free := o.mu.TryLock()
+	if free {
+		o.mu.Unlock()
+	}
+	if marked == free {
+		t.Fatalf("outbox marked kept %v, lock free %v", marked, free)
+	}
+	return marked
+}
+
+// within runs f and fails the test when it does not return in time (a
+// deadlock).
+func within(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// A burst's fan-outs keep the outbox locks they take until its last
+// message, which lets all of them go; every connection gets every update,
+// in order.
+func TestBurstKeepsOutboxLocksUntilItsLastMessage(t *testing.T) {
+	s, cs, chans, b := burstFixture(t, 3, "A", "B", "C")
+	for i, ch := range chans {
+		more := i < len(chans)-1
+		s.hub.process(s.hub.lookup(ch), burstTicker(ch, 1, more), b)
+		for j, c := range cs {
+			if got := kept(t, b, c.out); got != more {
+				t.Fatalf("after message %d (more %v), connection %d's lock kept: %v", i, more, j, got)
+			}
+		}
+	}
+	if len(b.held) != 0 {
+		t.Fatalf("%d locks listed after the burst", len(b.held))
+	}
+	for j, c := range cs {
+		got := queued(c)
+		if len(got) != len(chans) {
+			t.Fatalf("connection %d got %d frames, want %d", j, len(got), len(chans))
+		}
+		for i, f := range got {
+			var w wire
+			if err := codec.DecodeMessage(codec.JSON(), f, &w); err != nil {
+				t.Fatal(err)
+			}
+			if w.Type != proto.TypeUpdate || w.Channel != chans[i].String() || w.Seq != 1 {
+				t.Fatalf("connection %d frame %d: %+v, want the update of %s", j, i, w, chans[i])
+			}
+		}
+	}
+}
+
+// Someone else who needs a kept lock (here a reply pushed on another
+// goroutine) waits for the burst's next delivery, not for its end.
+func TestBurstLetsGoForAWaiter(t *testing.T) {
+	s, cs, chans, b := burstFixture(t, 2, "A", "B", "C")
+	s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b)
+	if !kept(t, b, cs[1].out) {
+		t.Fatal("lock not kept mid-burst")
+	}
+	before := s.hub.wakes.yields.Load()
+	result := make(chan pushResult, 1)
+	go func() { result <- cs[1].out.push([]byte("reply")) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.hub.wakes.yields.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiter never asked for the lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Mid-burst still: the next message follows.
+	s.hub.process(s.hub.lookup(chans[1]), burstTicker(chans[1], 1, true), b)
+	select {
+	case r := <-result:
+		if r != pushed {
+			t.Fatalf("push: %v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reply waited past the burst's next message")
+	}
+	s.hub.process(s.hub.lookup(chans[2]), burstTicker(chans[2], 1, false), b)
+	if got := queued(cs[1]); len(got) != 4 {
+		t.Fatalf("%d frames, want 3 updates and the reply", len(got))
+	}
+}
+
+// A burst that needs a lock someone else holds lets its own go before it
+// waits: the outbox lock of a connection it has not reached yet, or the
+// next message's channel lock (a subscriber joining).
+func TestBurstNeverWaitsWhileKeeping(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		take func(s *Server, c *conn, ch proto.Channel) (unlock func())
+	}{
+		{"an outbox lock", func(_ *Server, c *conn, _ proto.Channel) func() {
+			c.out.mu.Lock()
+			return c.out.mu.Unlock
+		}},
+		{"the channel's lock", func(s *Server, _ *conn, ch proto.Channel) func() {
+			e := s.hub.lookup(ch)
+			e.mu.Lock()
+			return e.mu.Unlock
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := hubFixture(t)
+			a := proto.Channel{Kind: proto.KindTicker, Symbol: "A"}
+			bch := proto.Channel{Kind: proto.KindTicker, Symbol: "B"}
+			first, second := s.bareConn(codec.JSON()), s.bareConn(codec.JSON())
+			s.joinFor(t, first, a, joinOptions{})
+			s.joinFor(t, second, bch, joinOptions{})
+			queued(first)
+			queued(second)
+			b := s.hub.newBurst()
+			s.hub.process(s.hub.lookup(a), burstTicker(a, 1, true), b)
+			if !kept(t, b, first.out) {
+				t.Fatal("lock not kept mid-burst")
+			}
+			unlock := tc.take(s, second, bch)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				s.hub.process(s.hub.lookup(bch), burstTicker(bch, 1, false), b)
+			}()
+			// While the burst waits, the lock it kept is free.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if first.out.mu.TryLock() {
+					first.out.mu.Unlock()
+					break
+				}
+				if time.Now().After(deadline) {
+					unlock()
+					t.Fatal("the burst waits while it keeps a lock")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			unlock()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the burst did not go on once the lock was free")
+			}
+			if got := queued(second); len(got) != 1 {
+				t.Fatalf("%d frames for the second connection, want its update", len(got))
+			}
+		})
+	}
+}
+
+// What a fan-out does that takes an outbox lock itself lets the kept
+// ones go first: an eviction (a connection's trades overflow), a status
+// change (the channel back after a NATS loss), a snapshot's head (a
+// subscriber whose chain restarts). Each would otherwise wait for a lock
+// its own goroutine keeps.
+func TestBurstLetsGoBeforeWhatLocks(t *testing.T) {
+	t.Run("eviction", func(t *testing.T) {
+		s := hubFixture(t, func(c *Config) { c.TradeBufferMessages = 2 })
+		tr := proto.Channel{Kind: proto.KindTrade, Symbol: "X"}
+		c := s.bareConn(codec.JSON())
+		s.joinFor(t, c, tr, joinOptions{})
+		queued(c)
+		b := s.hub.newBurst()
+		within(t, 5*time.Second, "a burst that evicts", func() {
+			for i := range 4 {
+				m := &feed.Message{Seq: uint64(i + 1), More: true, Data: &proto.Trade{Symbol: "X", ID: int64(i + 1), Price: "1", Size: "1", Side: "buy"}}
+				s.hub.process(s.hub.lookup(tr), m, b)
+			}
+			b.release()
+		})
+		c.out.mu.Lock()
+		closing := c.out.closing
+		c.out.mu.Unlock()
+		if closing == nil || closing.Code != proto.CloseSlowConsumer {
+			t.Fatalf("closing %v, want 4008", closing)
+		}
+	})
+	t.Run("status change", func(t *testing.T) {
+		s, cs, chans, b := burstFixture(t, 2, "A", "B")
+		e := s.hub.lookup(chans[1])
+		e.mu.Lock()
+		e.disconnected = true // NATS lost (hub.check): stale until something arrives
+		e.updateStatus(s.hub, nil)
+		e.mu.Unlock()
+		for _, c := range cs {
+			queued(c) // the stale status
+		}
+		s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b)
+		if !kept(t, b, cs[0].out) {
+			t.Fatal("lock not kept mid-burst")
+		}
+		within(t, 5*time.Second, "a burst whose channel comes back", func() {
+			s.hub.process(e, burstTicker(chans[1], 1, true), b)
+		})
+		if got := kept(t, b, cs[0].out); got {
+			t.Fatal("locks still kept after the status change let them go")
+		}
+		b.release()
+	})
+	t.Run("snapshot head", func(t *testing.T) {
+		s, cs, chans, b := burstFixture(t, 2, "A", "B")
+		e := s.hub.lookup(chans[1])
+		e.mu.Lock()
+		for _, sub := range e.subs {
+			sub.c.out.mu.Lock()
+			sub.needSnapshot = true
+			sub.c.out.mu.Unlock()
+		}
+		e.mu.Unlock()
+		s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b)
+		if !kept(t, b, cs[0].out) {
+			t.Fatal("lock not kept mid-burst")
+		}
+		within(t, 5*time.Second, "a burst that restarts subscribers from a snapshot", func() {
+			s.hub.process(e, burstTicker(chans[1], 1, true), b)
+		})
+		if kept(t, b, cs[0].out) {
+			t.Fatal("locks still kept after planning a snapshot's head")
+		}
+		for j, c := range cs {
+			got := queued(c)
+			if len(got) != 2 {
+				t.Fatalf("connection %d: %d frames, want A's update and B's snapshot", j, len(got))
+			}
+		}
+		b.release()
+	})
+}
+
+// The bound: a burst lets its locks go after maxBurstDeliveries
+// deliveries, whatever the messages say.
+func TestBurstBoundedDeliveries(t *testing.T) {
+	symbols := make([]string, 8)
+	for i := range symbols {
+		symbols[i] = fmt.Sprint("S", i)
+	}
+	conns := maxBurstDeliveries/len(symbols) + 8
+	s, cs, chans, b := burstFixture(t, conns, symbols...)
+	for _, ch := range chans {
+		s.hub.process(s.hub.lookup(ch), burstTicker(ch, 1, true), b)
+		if b.n > maxBurstDeliveries {
+			t.Fatalf("%d deliveries with locks kept", b.n)
+		}
+	}
+	if len(b.held) > maxBurstDeliveries {
+		t.Fatalf("%d locks kept", len(b.held))
+	}
+	b.release()
+	for j, c := range cs {
+		if got := queued(c); len(got) != len(chans) {
+			t.Fatalf("connection %d got %d frames, want %d", j, len(got), len(chans))
+		}
+	}
+}
+
+// BenchmarkFanoutBurst: C-burst's fan-out without the sockets: 100
+// connections of 50 channels out of 100, bursts of 20 messages, each
+// connection's FIFO taken after each burst as its writer would. ns/op is
+// per delivery; kept=false delivers every message as a lone one would
+// (a lock and a release per delivery).
+func BenchmarkFanoutBurst(b *testing.B) {
+	const conns, channels, per, burst = 100, 100, 50, 20
+	for _, keep := range []bool{false, true} {
+		b.Run(fmt.Sprintf("kept=%v", keep), func(b *testing.B) {
+			s := hubFixture(b)
+			chans := make([]proto.Channel, channels)
+			entries := make([]*hubEntry, channels)
+			for i := range chans {
+				chans[i] = proto.Channel{Kind: proto.KindTicker, Symbol: fmt.Sprint("S", i)}
+			}
+			cs := make([]*conn, conns)
+			for i := range cs {
+				cs[i] = s.bareConn(codec.JSON())
+				for k := range per {
+					s.joinFor(b, cs[i], chans[(i+k*2)%channels], joinOptions{})
+				}
+				queued(cs[i])
+			}
+			for i, ch := range chans {
+				entries[i] = s.hub.lookup(ch)
+			}
+			var bl *burstLocks
+			if keep {
+				bl = s.hub.newBurst()
+			}
+			msgs := make([]*feed.Message, channels)
+			var bt batch
+			seq := uint64(0)
+			deliveries := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				seq++
+				for k := range burst {
+					i := int(seq*burst+uint64(k)) % channels
+					m := msgs[i]
+					if m == nil {
+						m = burstTicker(chans[i], 0, false)
+						msgs[i] = m
+					}
+					m.Seq++
+					m.More = k < burst-1
+					s.hub.process(entries[i], m, bl)
+					deliveries += len(entries[i].subs)
+				}
+				for _, c := range cs {
+					c.out.take(&bt, time.Time{})
+					bt.reset()
+					c.out.wrote()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
+		})
+	}
+}

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -361,5 +363,112 @@ func BenchmarkFanoutBurst(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
 		})
+	}
+}
+
+// TestBurstsOnSeveralDispatchers: dispatchers bursting at once over the
+// same connections, with their writers taking on goroutines of their own
+// and replies pushed meanwhile, neither deadlock nor reorder: every
+// connection ends with every channel's last update, each channel's in
+// rising order (a busy writer's tickers fold, so not every one).
+func TestBurstsOnSeveralDispatchers(t *testing.T) {
+	const dispatchers, perDispatcher, conns, bursts = 4, 5, 12, 150
+	symbols := make([]string, dispatchers*perDispatcher)
+	for i := range symbols {
+		symbols[i] = fmt.Sprint("S", i)
+	}
+	s, cs, chans, _ := burstFixture(t, conns, symbols...)
+	type seen struct {
+		last map[string]uint64
+		bad  string
+	}
+	got := make([]seen, conns)
+	stop := make(chan struct{})
+	var writers, pushers sync.WaitGroup
+	for i, c := range cs {
+		got[i].last = map[string]uint64{}
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			var b batch
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.out.take(&b, time.Now())
+				for _, p := range b.taken() {
+					f := p.frame
+					if f == nil {
+						f = s.codecs.frame(c.variant, p.upd)
+					}
+					var w wire
+					if err := codec.DecodeMessage(codec.JSON(), payloadOf(f), &w); err != nil || w.Type != proto.TypeUpdate {
+						continue // a pong
+					}
+					if w.Seq <= got[i].last[w.Channel] && got[i].bad == "" {
+						got[i].bad = fmt.Sprintf("%s: seq %d after %d", w.Channel, w.Seq, got[i].last[w.Channel])
+					}
+					got[i].last[w.Channel] = w.Seq
+				}
+				b.reset()
+				c.out.wrote()
+				runtime.Gosched()
+			}
+		}()
+	}
+	pushers.Add(1)
+	go func() {
+		defer pushers.Done()
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cs[k%conns].out.push([]byte{0x8a, 0}) // a pong frame
+			runtime.Gosched()
+		}
+	}()
+	within(t, 60*time.Second, "bursts on several dispatchers", func() {
+		var wg sync.WaitGroup
+		for d := range dispatchers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				bl := s.hub.newBurst()
+				mine := chans[d*perDispatcher : (d+1)*perDispatcher]
+				for seq := uint64(1); seq <= bursts; seq++ {
+					for k, ch := range mine {
+						s.hub.process(s.hub.lookup(ch), burstTicker(ch, seq, k < len(mine)-1), bl)
+					}
+				}
+				if bl.keeping() {
+					t.Error("locks kept after the last burst")
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	close(stop)
+	pushers.Wait()
+	writers.Wait()
+	t.Logf("waits for a kept lock: %d", s.hub.wakes.yields.Load())
+	for i, c := range cs {
+		for _, p := range queued(c) { // what the writer left
+			var w wire
+			if codec.DecodeMessage(codec.JSON(), p, &w) == nil && w.Type == proto.TypeUpdate {
+				got[i].last[w.Channel] = w.Seq
+			}
+		}
+		if got[i].bad != "" {
+			t.Fatalf("connection %d: %s", i, got[i].bad)
+		}
+		for _, ch := range chans {
+			if n := got[i].last[ch.String()]; n != bursts {
+				t.Fatalf("connection %d: %s ended at seq %d, want %d", i, ch, n, bursts)
+			}
+		}
 	}
 }

@@ -207,13 +207,14 @@ func deliverFixture(t testing.TB, kind proto.Kind) (*Server, *hubEntry, *subscri
 
 // The per-recipient fast path (queue a shared frame for a subscriber in
 // step, then the writer takes it) allocates nothing, on a connection that
-// negotiated compression too.
+// negotiated compression too, and in a feed burst that keeps its locks.
 func TestDeliverFastPathAllocatesNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		kind     proto.Kind
 		deflated bool
-	}{{"ticker", proto.KindTicker, false}, {"trade", proto.KindTrade, false}, {"ticker-deflated", proto.KindTicker, true}} {
+		kept     bool // in a burst (burstLocks)
+	}{{"ticker", proto.KindTicker, false, false}, {"trade", proto.KindTrade, false, false}, {"ticker-deflated", proto.KindTicker, true, false}, {"ticker-kept", proto.KindTicker, false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, e, sub, ev, enc := deliverFixture(t, tc.kind)
 			if tc.deflated {
@@ -221,10 +222,23 @@ func TestDeliverFastPathAllocatesNothing(t *testing.T) {
 				enc.updateFrame(s.codecs, sub.c.variant, e.name, ev)
 			}
 			var b batch
+			var bl *burstLocks
+			if tc.kept {
+				bl = s.hub.newBurst()
+			}
 			run := func() {
 				sub.last = ev.Prev // stay in step: the same event again
-				if r, _ := e.deliver(s.hub, sub, ev, enc, s.hub.now, nil); r != "" {
+				if bl != nil {
+					bl.keep = true
+				}
+				if r, _ := e.deliver(s.hub, sub, ev, enc, s.hub.now, bl); r != "" {
 					t.Fatal(r)
+				}
+				if bl != nil {
+					if !bl.holds(sub.c.out) {
+						t.Fatal("the burst did not keep the lock")
+					}
+					bl.release()
 				}
 				sub.c.out.take(&b, time.Time{})
 				sub.c.out.wrote()

@@ -16,25 +16,28 @@ import "github.com/tickgate/tickgate/feed"
 // connection per burst, not per message.
 //
 // The rule that keeps this free of deadlocks: a goroutine that keeps
-// burst locks never waits for a lock. It takes a channel's lock
+// burst locks never waits for a lock that anyone waiting for an outbox
+// may hold. It takes a channel's lock
 // (hubEntry.mu) and each further outbox lock with TryLock; when one is
 // taken, it lets every kept lock go first and then waits, holding what
 // any fan-out holds (the channel's lock, then at most one outbox lock:
 // the usual order). The locks it does wait for while keeping some (the
-// hub's shards, the dispatcher's own, wakes.mu) are never held by anyone
-// waiting for an outbox. Whatever a fan-out calls that takes an outbox
-// lock itself (an eviction, a status change, a snapshot's head, the
-// writer rounds run inline at the burst's end) comes after the kept locks
-// are let go.
+// hub's shards, the dispatcher's own, wakes.mu, the metrics' and the
+// logger's) are never held by anyone waiting for an outbox. Whatever a
+// fan-out calls that takes an outbox lock itself (an eviction, a status
+// change, a snapshot's head, the writer rounds run inline at the burst's
+// end) comes after the kept locks are let go. A dispatcher shared with
+// another hub lets this hub's go at that hub's message (burstOf).
 //
-// Others wait less: whoever else finds an outbox lock kept (a writer, a
-// command's reply, the sweep; outbox.lock) bumps wakes.yields, and every
-// burst lets its locks go at its next delivery. A burst also lets them go
-// after maxBurstDeliveries deliveries, so a writer on another core waits
-// for at most about that many.
+// Others wait less: whoever else waits for an outbox lock (a writer, a
+// command's reply, the sweep, a fan-out that keeps none; outbox.lock)
+// bumps wakes.yields, and every burst lets its locks go at its next
+// delivery or message, whichever comes first. A burst also lets them go
+// after maxBurstDeliveries deliveries and messages, so a writer on
+// another core waits for at most about that many.
 
-// maxBurstDeliveries bounds the deliveries a burst makes while it keeps
-// its locks; beyond it they are let go and taken again.
+// maxBurstDeliveries bounds the deliveries (and messages) a burst makes
+// while it keeps its locks; beyond it they are let go and taken again.
 const maxBurstDeliveries = 2048
 
 // burstLocks is a feed dispatcher's kept outbox locks (feed.Message.Local).
@@ -46,9 +49,8 @@ type burstLocks struct {
 	//
 	// keep: the fan-out under way keeps the locks it takes (another
 	// message follows right after it). held: the outboxes whose locks it
-	// took, in that order; one whose holder is no longer id was let go
-	// (drop). n: the deliveries since the locks were last let go. seen:
-	// wakes.yields when they were.
+	// keeps, in the order taken. n: the deliveries and messages since the
+	// locks were last let go. seen: wakes.yields when they were.
 	keep bool
 	held []*outbox
 	n    int
@@ -58,8 +60,10 @@ type burstLocks struct {
 // burstOf returns the kept locks of the dispatcher that handed m over,
 // made on its first message; nil for a message no dispatcher handed over
 // (then every delivery locks and unlocks as it goes).
-func (h *hub) burstOf(m *feed.Message) *burstLocks {
-	slot := m.Local()
+func (h *hub) burstOf(m *feed.Message) *burstLocks { return h.burstIn(m.Local()) }
+
+// burstIn is burstOf of the dispatcher's slot (nil: none).
+func (h *hub) burstIn(slot *any) *burstLocks {
 	if slot == nil {
 		return nil
 	}
@@ -68,7 +72,11 @@ func (h *hub) burstOf(m *feed.Message) *burstLocks {
 		if b.hub == h {
 			return b
 		}
-		return nil // a dispatcher shared with another hub's channels: not this hub's to use
+		// A dispatcher shared with another hub's channels: not this
+		// hub's to use, and the other hub's burst, whose next message may
+		// never come, lets its locks go here, on the same goroutine.
+		b.release()
+		return nil
 	case nil:
 		nb := h.newBurst()
 		*slot = nb
@@ -79,7 +87,7 @@ func (h *hub) burstOf(m *feed.Message) *burstLocks {
 
 // newBurst returns kept locks for one goroutine's fan-outs.
 func (h *hub) newBurst() *burstLocks {
-	return &burstLocks{hub: h, id: h.burstIDs.Add(1)}
+	return &burstLocks{hub: h, id: h.burstIDs.Add(1), seen: h.wakes.yields.Load()}
 }
 
 // holds reports whether b keeps o's lock.
@@ -116,11 +124,13 @@ func (b *burstLocks) lockEntry(e *hubEntry) {
 	e.mu.Lock()
 }
 
-// step counts one delivery of a fan-out that keeps locks, and lets them
-// go when someone waits for one (wakes.yields moved) or after
-// maxBurstDeliveries. After a wait the rest of the fan-out keeps none:
-// each lock is let go after its delivery, so the waiter, woken, finds its
-// lock free, rather than taken again by the next message's delivery.
+// step counts one delivery of a fan-out that keeps locks, or one message
+// (which may deliver nothing: a duplicate, a channel without
+// subscribers), and lets the locks go when someone waits for one
+// (wakes.yields moved) or after maxBurstDeliveries. After a wait the rest
+// of the fan-out keeps none: each lock is let go after its delivery, so
+// the waiter, woken, finds its lock free, rather than taken again by the
+// next message's delivery.
 func (b *burstLocks) step() {
 	b.n++
 	if y := b.hub.wakes.yields.Load(); y != b.seen {
@@ -131,21 +141,13 @@ func (b *burstLocks) step() {
 	}
 }
 
-// drop lets o's lock go if b keeps it (before an eviction, which takes it).
-func (b *burstLocks) drop(o *outbox) {
-	if b.holds(o) {
-		o.holder.Store(0)
-		o.mu.Unlock()
-	}
-}
-
 // release lets every kept lock go. b may be nil.
 func (b *burstLocks) release() {
 	if b == nil {
 		return
 	}
 	for i, o := range b.held {
-		if o.holder.Load() == b.id {
+		if o.holder.Load() == b.id { // always, but an unlock of a free lock is fatal
 			o.holder.Store(0)
 			o.mu.Unlock()
 		}

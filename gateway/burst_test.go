@@ -472,3 +472,85 @@ func TestBurstsOnSeveralDispatchers(t *testing.T) {
 		}
 	}
 }
+
+// waitYield waits until someone has asked the bursts to let go
+// (wakes.yields moved past before).
+func waitYield(t *testing.T, s *Server, before uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.hub.wakes.yields.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("nobody asked for a kept lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A waiter is let in at the burst's next message even when that message
+// delivers nothing (a duplicate), and a fan-out that keeps no locks (a
+// gap fill's, on a goroutine of its own) waits no longer than that
+// either.
+func TestBurstLetsGoWithoutDelivering(t *testing.T) {
+	t.Run("a reply, behind duplicates", func(t *testing.T) {
+		s, cs, chans, b := burstFixture(t, 1, "A")
+		s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b)
+		before := s.hub.wakes.yields.Load()
+		result := make(chan pushResult, 1)
+		go func() { result <- cs[0].out.push([]byte("reply")) }()
+		waitYield(t, s, before)
+		s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b) // a duplicate: no fan-out
+		select {
+		case <-result:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the reply waited past a message that delivered nothing")
+		}
+		b.release()
+	})
+	t.Run("a fan-out that keeps none", func(t *testing.T) {
+		s, cs, chans, b := burstFixture(t, 1, "A", "B")
+		s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b)
+		before := s.hub.wakes.yields.Load()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.hub.process(s.hub.lookup(chans[1]), burstTicker(chans[1], 1, false), nil)
+		}()
+		waitYield(t, s, before)
+		s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 2, true), b)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the other fan-out waited past the burst's next message")
+		}
+		b.release()
+		if got := queued(cs[0]); len(got) != 3 {
+			t.Fatalf("%d frames, want A's two updates and B's", len(got))
+		}
+	})
+}
+
+// A dispatcher whose channels belong to two hubs: the other hub's
+// message gets no kept locks of this hub's, and this hub's burst lets
+// its own go there, as its next message may never come.
+func TestBurstSlotSharedByTwoHubs(t *testing.T) {
+	s, cs, chans, _ := burstFixture(t, 1, "A")
+	other := hubFixture(t)
+	var slot any
+	b := s.hub.burstIn(&slot)
+	if b == nil || s.hub.burstIn(&slot) != b {
+		t.Fatal("the slot does not keep the hub's burst")
+	}
+	s.hub.process(s.hub.lookup(chans[0]), burstTicker(chans[0], 1, true), b)
+	if !kept(t, b, cs[0].out) {
+		t.Fatal("lock not kept mid-burst")
+	}
+	if other.hub.burstIn(&slot) != nil {
+		t.Fatal("another hub got this hub's burst")
+	}
+	if kept(t, b, cs[0].out) {
+		t.Fatal("locks still kept once the dispatcher went on to another hub's message")
+	}
+	if s.hub.burstIn(nil) != nil {
+		t.Fatal("a burst for a message no dispatcher handed over")
+	}
+}

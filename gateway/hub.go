@@ -213,6 +213,9 @@ func (h *hub) process(e *hubEntry, m *feed.Message, bl *burstLocks) {
 	var starts []restart
 	if bl != nil {
 		bl.keep = m.More && !m.Behind
+		if bl.keeping() {
+			bl.step() // a message that delivers nothing must let a waiter in too
+		}
 	}
 	h.wakes.begin()
 	out := h.apply(e, m, &starts, bl)
@@ -372,7 +375,7 @@ func (e *hubEntry) fanout(h *hub, ev *feed.Event, starts *[]restart, bl *burstLo
 		}
 		reason, plan := e.deliver(h, s, ev, &enc, now, bl)
 		if reason != "" {
-			bl.drop(s.c.out) // the eviction takes the lock
+			bl.release() // the eviction takes the lock, and may wait for it
 			s.c.evict(reason)
 		}
 		if plan != nil {
@@ -442,7 +445,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 	case bl != nil && (bl.keep || bl.keeping()):
 		bl.lock(o) // never waits while keeping others
 	default:
-		o.mu.Lock()
+		o.lock()
 		defer o.mu.Unlock()
 	}
 	if o.closing != nil || s.dead {

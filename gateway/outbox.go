@@ -88,14 +88,16 @@ func newOutbox(limit int, now func() time.Time) *outbox {
 	return &outbox{limit: limit, now: now, wake: make(chan struct{}, 1)}
 }
 
-// lock takes mu. When a feed burst keeps it (burstLocks), it asks the
-// burst to let its locks go at its next delivery rather than at its end.
-// Every taker of mu but the fan-out goes through here.
+// lock takes mu. When it is taken, it asks the feed bursts to let the
+// locks they keep go at their next delivery rather than at their end
+// (burstLocks): whether a burst keeps this one is not asked, as a burst
+// marks a lock kept (holder) only once it has it. Every taker of mu but a
+// burst's fan-out goes through here.
 func (o *outbox) lock() {
 	if o.mu.TryLock() {
 		return
 	}
-	if o.holder.Load() != 0 && o.wakes != nil {
+	if o.wakes != nil {
 		o.wakes.yields.Add(1)
 	}
 	o.mu.Lock()

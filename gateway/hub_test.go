@@ -380,6 +380,31 @@ func TestOutboxOrderAndBounds(t *testing.T) {
 			t.Fatal("a dead subscription stayed in the delayed list")
 		}
 	})
+	t.Run("take says when throttled subscriptions wait", func(t *testing.T) {
+		clock := time.Unix(1000, 0)
+		s := hubFixture(t, func(c *Config) { c.Now = func() time.Time { return clock } })
+		c := s.bareConn(codec.JSON())
+		s.joinFor(t, c, ch, joinOptions{snapshot: true, throttle: time.Minute})
+		s.hub.onFeed(ch, tickerMsg(1))
+		var b batch
+		take := func() bool {
+			c.out.take(&b, clock)
+			b.reset()
+			c.out.wrote()
+			return b.delayed
+		}
+		if take() { // the snapshot; nothing waits yet
+			t.Fatal("delayed with no throttled subscription waiting")
+		}
+		s.hub.onFeed(ch, tickerMsg(2)) // not due for a minute
+		if !take() {
+			t.Fatal("not delayed with a throttled subscription waiting")
+		}
+		clock = clock.Add(time.Minute)
+		if take() { // due now: taken
+			t.Fatal("delayed once the throttled subscription was taken")
+		}
+	})
 	t.Run("eviction drops what is pending", func(t *testing.T) {
 		s := hubFixture(t)
 		c := s.bareConn(codec.JSON())

@@ -285,6 +285,12 @@ func (o *outbox) wakeWriter() {
 type batch struct {
 	frames []item
 	items  []pending
+	// delayed, set by take, says throttled subscriptions wait in the
+	// outbox's delayed list: the writer arms its throttle timer
+	// (nextDelayed) only then, not with one more lock every round. One
+	// that joins the list later signals the writer, whose next round
+	// sees it.
+	delayed bool
 }
 
 func (b *batch) add(p pending) { b.items = append(b.items, p) }
@@ -317,6 +323,7 @@ func onlyFrames(q []item) bool {
 func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 	o.lock()
 	defer o.mu.Unlock()
+	b.delayed = false
 	if o.discard {
 		return o.closing // an eviction: nothing more but the close frame
 	}
@@ -334,6 +341,7 @@ func (o *outbox) take(b *batch, now time.Time) *proto.Disconnect {
 		}
 		clear(o.delayed[len(keep):])
 		o.delayed = keep
+		b.delayed = len(keep) > 0
 	}
 	o.takes++ // the update frames queued so far are taken now (directPending)
 	if len(b.items) == 0 && onlyFrames(o.queue) {

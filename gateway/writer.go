@@ -187,8 +187,10 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 		c.writeClose(*closing)
 		return true, false
 	}
-	if next := c.out.nextDelayed(); !next.IsZero() {
-		c.armThrottle(next.Sub(cfg.Now()))
+	if b.delayed {
+		if next := c.out.nextDelayed(); !next.IsZero() {
+			c.armThrottle(next.Sub(cfg.Now()))
+		}
 	}
 	return false, false
 }

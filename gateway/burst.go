@@ -90,13 +90,13 @@ func (h *hub) newBurst() *burstLocks {
 	return &burstLocks{hub: h, id: h.burstIDs.Add(1), seen: h.wakes.yields.Load()}
 }
 
-// holds reports whether b keeps o's lock.
+// holds reports whether b keeps o's lock. held lists each kept lock
+// once: lock is not called for one b holds, and release empties it.
 func (b *burstLocks) holds(o *outbox) bool {
 	return b != nil && len(b.held) > 0 && o.holder.Load() == b.id
 }
 
-// keeping reports whether b keeps any lock (or did and has not let go of
-// the list yet).
+// keeping reports whether b keeps any lock.
 func (b *burstLocks) keeping() bool { return b != nil && len(b.held) > 0 }
 
 // lock takes o's lock and keeps it. When another has it, b lets its own
@@ -147,10 +147,8 @@ func (b *burstLocks) release() {
 		return
 	}
 	for i, o := range b.held {
-		if o.holder.Load() == b.id { // always, but an unlock of a free lock is fatal
-			o.holder.Store(0)
-			o.mu.Unlock()
-		}
+		o.holder.Store(0)
+		o.mu.Unlock()
 		b.held[i] = nil
 	}
 	b.held = b.held[:0]

@@ -35,9 +35,9 @@ type wakes struct {
 	backlog func() bool
 	busy    atomic.Int32  // fan-outs under way
 	begun   atomic.Uint64 // fan-outs begun so far
-	// yields counts the waits for an outbox lock a feed burst kept
-	// (outbox.lock): on seeing it move, the bursts let theirs go at their
-	// next delivery (burstLocks).
+	// yields counts the waits for an outbox lock (outbox.lock): on
+	// seeing it move, the feed bursts let the locks they keep go at their
+	// next delivery or message (burstLocks).
 	yields atomic.Uint64
 
 	mu        sync.Mutex

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -280,6 +283,75 @@ func TestBurstLetsGoBeforeWhatLocks(t *testing.T) {
 	})
 }
 
+// On a node with a history stream, a burst of trades keeps its locks
+// across messages as a burst of tickers does: each trade's gap check
+// takes the channel's lock the way apply does. A trade after a gap the
+// stream can fill lets them go first: the fill's fan-outs take outbox
+// locks (here on the same goroutine, the message being no dispatcher's;
+// on a goroutine of its own otherwise). Every update arrives, in order.
+func TestBurstKeepsLocksAcrossTradesWithAHistoryStream(t *testing.T) {
+	s := hubFixture(t, func(c *Config) { c.History = &fillHistory{} })
+	g, h := proto.Channel{Kind: proto.KindTrade, Symbol: "G"}, proto.Channel{Kind: proto.KindTrade, Symbol: "H"}
+	cs := make([]*conn, 2)
+	for i := range cs {
+		cs[i] = s.bareConn(codec.JSON())
+		s.joinFor(t, cs[i], g, joinOptions{})
+		s.joinFor(t, cs[i], h, joinOptions{})
+		queued(cs[i])
+	}
+	b := s.hub.newBurst()
+	trade := func(ch proto.Channel, seq uint64, more bool) *feed.Message {
+		return &feed.Message{Seq: seq, More: more, Data: &proto.Trade{Symbol: ch.Symbol, ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}
+	}
+	for _, step := range []struct {
+		ch   proto.Channel
+		seq  uint64
+		more bool
+		kept bool
+	}{
+		{g, 1, true, true},
+		{h, 1, true, true},
+		{g, 5, true, false}, // 2..4 filled from the stream first
+		{h, 2, true, true},
+		{h, 3, false, false}, // the burst's last
+	} {
+		wasKept, n := b.keeping(), b.n
+		within(t, 5*time.Second, fmt.Sprintf("trade %s %d", step.ch.Symbol, step.seq), func() {
+			s.hub.feedMessage(step.ch, trade(step.ch, step.seq, step.more), b)
+		})
+		for j, c := range cs {
+			if got := kept(t, b, c.out); got != step.kept {
+				t.Fatalf("after %s %d: connection %d's lock kept %v, want %v", step.ch.Symbol, step.seq, j, got, step.kept)
+			}
+		}
+		// Kept before and after: kept throughout, not let go and taken
+		// again (release zeroes the count of deliveries).
+		if wasKept && step.kept && b.n <= n {
+			t.Fatalf("%s %d: the locks were let go and taken again (%d deliveries counted, %d before)", step.ch.Symbol, step.seq, b.n, n)
+		}
+	}
+	// Each channel's in order (the order across channels is not kept:
+	// a subscription's trades wait in its own buffer).
+	want := []string{"G 1", "G 2", "G 3", "G 4", "G 5", "H 1", "H 2", "H 3"}
+	for j, c := range cs {
+		var got []string
+		for _, f := range queued(c) {
+			var u struct {
+				Channel string
+				Seq     uint64
+			}
+			if err := json.Unmarshal(f, &u); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s %d", strings.TrimPrefix(u.Channel, "trade."), u.Seq))
+		}
+		slices.SortStableFunc(got, func(a, b string) int { return strings.Compare(a[:1], b[:1]) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("connection %d got %q, want %q", j, got, want)
+		}
+	}
+}
+
 // The bound: a burst lets its locks go after maxBurstDeliveries
 // deliveries, whatever the messages say.
 func TestBurstBoundedDeliveries(t *testing.T) {
@@ -310,60 +382,82 @@ func TestBurstBoundedDeliveries(t *testing.T) {
 // connections of 50 channels out of 100, bursts of 20 messages, each
 // connection's FIFO taken after each burst as its writer would. ns/op is
 // per delivery; kept=false delivers every message as a lone one would
-// (a lock and a release per delivery).
+// (a lock and a release per delivery). kind=trade: trade channels on a
+// node with a history stream, each message through the gap check
+// (feedMessage, gapDue) as a dispatcher hands it over.
+//
+//	go test -run '^$' -bench FanoutBurst -benchtime 2s -count 3 ./gateway/
 func BenchmarkFanoutBurst(b *testing.B) {
 	const conns, channels, per, burst = 100, 100, 50, 20
-	for _, keep := range []bool{false, true} {
-		b.Run(fmt.Sprintf("kept=%v", keep), func(b *testing.B) {
-			s := hubFixture(b)
-			chans := make([]proto.Channel, channels)
-			entries := make([]*hubEntry, channels)
-			for i := range chans {
-				chans[i] = proto.Channel{Kind: proto.KindTicker, Symbol: fmt.Sprint("S", i)}
-			}
-			cs := make([]*conn, conns)
-			for i := range cs {
-				cs[i] = s.bareConn(codec.JSON())
-				for k := range per {
-					s.joinFor(b, cs[i], chans[(i+k*2)%channels], joinOptions{})
-				}
-				queued(cs[i])
-			}
-			for i, ch := range chans {
-				entries[i] = s.hub.lookup(ch)
-			}
-			var bl *burstLocks
-			if keep {
-				bl = s.hub.newBurst()
-			}
-			msgs := make([]*feed.Message, channels)
-			var bt batch
-			seq := uint64(0)
-			deliveries := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				seq++
-				for k := range burst {
-					i := int(seq*burst+uint64(k)) % channels
-					m := msgs[i]
-					if m == nil {
-						m = burstTicker(chans[i], 0, false)
-						msgs[i] = m
-					}
-					m.Seq++
-					m.More = k < burst-1
-					s.hub.process(entries[i], m, bl)
-					deliveries += len(entries[i].subs)
-				}
-				for _, c := range cs {
-					c.out.take(&bt, time.Time{})
-					bt.reset()
-					c.out.wrote()
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
-		})
+	for _, kind := range []proto.Kind{proto.KindTicker, proto.KindTrade} {
+		for _, keep := range []bool{false, true} {
+			b.Run(fmt.Sprintf("kind=%s/kept=%v", kind, keep), func(b *testing.B) {
+				benchFanoutBurst(b, kind, keep, conns, channels, per, burst)
+			})
+		}
 	}
+}
+
+func benchFanoutBurst(b *testing.B, kind proto.Kind, keep bool, conns, channels, per, burst int) {
+	s := hubFixture(b, func(c *Config) {
+		if kind == proto.KindTrade {
+			c.History = &fillHistory{}
+		}
+	})
+	chans := make([]proto.Channel, channels)
+	entries := make([]*hubEntry, channels)
+	for i := range chans {
+		chans[i] = proto.Channel{Kind: kind, Symbol: fmt.Sprint("S", i)}
+	}
+	cs := make([]*conn, conns)
+	for i := range cs {
+		cs[i] = s.bareConn(codec.JSON())
+		for k := range per {
+			s.joinFor(b, cs[i], chans[(i+k*2)%channels], joinOptions{})
+		}
+		queued(cs[i])
+	}
+	for i, ch := range chans {
+		entries[i] = s.hub.lookup(ch)
+	}
+	var bl *burstLocks
+	if keep {
+		bl = s.hub.newBurst()
+	}
+	msgs := make([]*feed.Message, channels)
+	var bt batch
+	seq := uint64(0)
+	deliveries := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		for k := range burst {
+			i := (int(seq)*burst + k) % channels
+			m := msgs[i]
+			if m == nil {
+				if kind == proto.KindTrade {
+					m = &feed.Message{Data: &proto.Trade{Symbol: chans[i].Symbol, ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1}}
+				} else {
+					m = burstTicker(chans[i], 0, false)
+				}
+				msgs[i] = m
+			}
+			m.Seq++
+			m.More = k < burst-1
+			if kind == proto.KindTrade {
+				s.hub.feedMessage(chans[i], m, bl)
+			} else {
+				s.hub.process(entries[i], m, bl)
+			}
+			deliveries += len(entries[i].subs)
+		}
+		for _, c := range cs {
+			c.out.take(&bt, time.Time{})
+			bt.reset()
+			c.out.wrote()
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
 }
 
 // TestBurstsOnSeveralDispatchers: dispatchers bursting at once over the

@@ -174,10 +174,12 @@ const (
 // gapDue reports whether the trades between the newest the channel has
 // seen and m (a trade, or a publisher heartbeat ahead of it) are to be
 // read from the history stream now (fillRange), and which: after seen, up
-// to to. A try is noted (e.filled) when it is due.
-func (h *hub) gapDue(e *hubEntry, m *feed.Message) (seen, to uint64, due bool) {
-	now := h.now()
-	e.mu.Lock()
+// to to. A try is noted (e.filled) when it is due. It takes the channel's
+// lock as apply does (bl.lockEntry: a burst's kept outbox locks stay kept
+// unless the lock is taken), and reads the clock only when there is a
+// gap to fill.
+func (h *hub) gapDue(e *hubEntry, m *feed.Message, bl *burstLocks) (seen, to uint64, due bool) {
+	bl.lockEntry(e)
 	defer e.mu.Unlock()
 	seen = e.state.Seen()
 	if seen == 0 {
@@ -193,8 +195,11 @@ func (h *hub) gapDue(e *hubEntry, m *feed.Message) (seen, to uint64, due bool) {
 	if m.Heartbeat {
 		to = m.Seq
 	}
-	due = seen != 0 && to > seen && to-seen <= fillMax && now.Sub(e.filled) >= fillEvery
-	if due {
+	if seen == 0 || to <= seen || to-seen > fillMax {
+		return seen, to, false
+	}
+	now := h.now()
+	if due = now.Sub(e.filled) >= fillEvery; due {
 		e.filled = now
 	}
 	return seen, to, due
@@ -208,12 +213,15 @@ func (h *hub) gapDue(e *hubEntry, m *feed.Message) (seen, to uint64, due bool) {
 // dispatcher hands the other channels over meanwhile. What the stream
 // does not hold, or cannot give within fillTimeout, stays a gap and is
 // reported as one. It reports false when no read was due: the caller
-// applies m.
-func (h *hub) fillGap(e *hubEntry, m *feed.Message) bool {
-	seen, to, due := h.gapDue(e, m)
+// applies m, and the locks bl keeps (the calling dispatcher's burst,
+// burst.go; nil: none) stay kept. A fill lets them go first: its fan-outs
+// take outbox locks, on this goroutine or another.
+func (h *hub) fillGap(e *hubEntry, m *feed.Message, bl *burstLocks) bool {
+	seen, to, due := h.gapDue(e, m, bl)
 	if !due {
 		return false
 	}
+	bl.release()
 	resume := m.Pause()
 	if resume == nil { // not from a dispatcher: read here
 		h.fillRange(e, seen, to)

@@ -185,8 +185,11 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 // channel's feed dispatcher, shared with other channels (feed/dispatch.go),
 // and never waits there: a gap fill from the history stream pauses the
 // channel and runs on its own (fillGap).
-func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
-	bl := h.burstOf(m)
+func (h *hub) onFeed(ch proto.Channel, m *feed.Message) { h.feedMessage(ch, m, h.burstOf(m)) }
+
+// feedMessage is onFeed with the kept outbox locks of the dispatcher
+// that handed m over, bl (burst.go; nil: none).
+func (h *hub) feedMessage(ch proto.Channel, m *feed.Message, bl *burstLocks) {
 	e := h.lookup(ch)
 	if e == nil {
 		// The last subscriber left while the message was in flight.
@@ -194,11 +197,8 @@ func (h *hub) onFeed(ch proto.Channel, m *feed.Message) {
 		h.wakes.pass(m.Behind, m.More)
 		return
 	}
-	if h.history != nil && e.spec.Events {
-		bl.release() // a fill takes the channel's lock and, from another goroutine, outbox locks
-		if h.fillGap(e, m) {
-			return // m applied after events the node never had, from the stream
-		}
+	if h.history != nil && e.spec.Events && h.fillGap(e, m, bl) {
+		return // m applied after events the node never had, from the stream
 	}
 	h.process(e, m, bl)
 }

@@ -236,7 +236,7 @@ func TestBurstLetsGoBeforeWhatLocks(t *testing.T) {
 		e := s.hub.lookup(chans[1])
 		e.mu.Lock()
 		e.disconnected = true // NATS lost (hub.check): stale until something arrives
-		e.updateStatus(s.hub, nil)
+		e.updateStatus(s.hub, s.hub.now(), nil)
 		e.mu.Unlock()
 		for _, c := range cs {
 			queued(c) // the stale status

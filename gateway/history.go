@@ -316,7 +316,7 @@ func (h *hub) warmFromHistory(e *hubEntry) {
 			h.metrics.historyReads[historyWarmed].Inc()
 			e.dropSnapshots()
 			e.fanout(h, &ev, &starts, nil)
-			e.updateStatus(h, nil)
+			e.updateStatus(h, h.now(), nil)
 		}
 	}
 	e.mu.Unlock()

@@ -276,8 +276,9 @@ func (h *hub) apply(e *hubEntry, m *feed.Message, starts *[]restart, bl *burstLo
 	}
 	// Something arrived: the channel is back (after a NATS loss) and not
 	// silent; a book may have lost or regained its sync.
-	e.arrived, e.disconnected = h.now(), false
-	e.updateStatus(h, bl)
+	now := h.now()
+	e.arrived, e.disconnected = now, false
+	e.updateStatus(h, now, bl)
 	return out
 }
 

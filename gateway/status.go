@@ -80,11 +80,10 @@ func (e *hubEntry) evalStatus(now time.Time, staleAfter time.Duration) (chanStat
 	return stateLive, ""
 }
 
-// updateStatus reevaluates the channel and, on a change, tells every
-// subscriber, which takes their outbox locks: a fan-out's kept locks,
-// bl (nil: none), are let go first. Called with e.mu held.
-func (e *hubEntry) updateStatus(h *hub, bl *burstLocks) {
-	now := h.now()
+// updateStatus reevaluates the channel at now and, on a change, tells
+// every subscriber, which takes their outbox locks: a fan-out's kept
+// locks, bl (nil: none), are let go first. Called with e.mu held.
+func (e *hubEntry) updateStatus(h *hub, now time.Time, bl *burstLocks) {
 	st, reason := e.evalStatus(now, h.staleAfter)
 	if e.status.is(st, reason) {
 		return
@@ -175,7 +174,7 @@ func (h *hub) check(lost bool) {
 		if lost {
 			e.disconnected = true
 		}
-		e.updateStatus(h, nil)
+		e.updateStatus(h, h.now(), nil)
 		e.mu.Unlock()
 	})
 }

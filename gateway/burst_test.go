@@ -142,7 +142,9 @@ func TestBurstLetsGoForAWaiter(t *testing.T) {
 
 // A burst that needs a lock someone else holds lets its own go before it
 // waits: the outbox lock of a connection it has not reached yet, or the
-// next message's channel lock (a subscriber joining).
+// next message's channel lock (a subscriber joining). For trades on a
+// node with a history stream the channel's lock is first taken by the
+// gap check (gapDue), which must not wait while keeping either.
 func TestBurstNeverWaitsWhileKeeping(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -158,49 +160,61 @@ func TestBurstNeverWaitsWhileKeeping(t *testing.T) {
 			return e.mu.Unlock
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := hubFixture(t)
-			a := proto.Channel{Kind: proto.KindTicker, Symbol: "A"}
-			bch := proto.Channel{Kind: proto.KindTicker, Symbol: "B"}
-			first, second := s.bareConn(codec.JSON()), s.bareConn(codec.JSON())
-			s.joinFor(t, first, a, joinOptions{})
-			s.joinFor(t, second, bch, joinOptions{})
-			queued(first)
-			queued(second)
-			b := s.hub.newBurst()
-			s.hub.process(s.hub.lookup(a), burstTicker(a, 1, true), b)
-			if !kept(t, b, first.out) {
-				t.Fatal("lock not kept mid-burst")
-			}
-			unlock := tc.take(s, second, bch)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				s.hub.process(s.hub.lookup(bch), burstTicker(bch, 1, false), b)
-			}()
-			// While the burst waits, the lock it kept is free.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
-				if first.out.mu.TryLock() {
-					first.out.mu.Unlock()
-					break
+		for _, kind := range []proto.Kind{proto.KindTicker, proto.KindTrade} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, kind), func(t *testing.T) {
+				s := hubFixture(t, func(c *Config) {
+					if kind == proto.KindTrade {
+						c.History = &fillHistory{}
+					}
+				})
+				a := proto.Channel{Kind: kind, Symbol: "A"}
+				bch := proto.Channel{Kind: kind, Symbol: "B"}
+				msg := func(ch proto.Channel, more bool) *feed.Message {
+					if kind == proto.KindTrade {
+						return &feed.Message{Seq: 1, More: more, Data: &proto.Trade{Symbol: ch.Symbol, ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1}}
+					}
+					return burstTicker(ch, 1, more)
 				}
-				if time.Now().After(deadline) {
-					unlock()
-					t.Fatal("the burst waits while it keeps a lock")
+				first, second := s.bareConn(codec.JSON()), s.bareConn(codec.JSON())
+				s.joinFor(t, first, a, joinOptions{})
+				s.joinFor(t, second, bch, joinOptions{})
+				queued(first)
+				queued(second)
+				b := s.hub.newBurst()
+				s.hub.feedMessage(a, msg(a, true), b)
+				if !kept(t, b, first.out) {
+					t.Fatal("lock not kept mid-burst")
 				}
-				time.Sleep(time.Millisecond)
-			}
-			unlock()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the burst did not go on once the lock was free")
-			}
-			if got := queued(second); len(got) != 1 {
-				t.Fatalf("%d frames for the second connection, want its update", len(got))
-			}
-		})
+				unlock := tc.take(s, second, bch)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					s.hub.feedMessage(bch, msg(bch, false), b)
+				}()
+				// While the burst waits, the lock it kept is free.
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					if first.out.mu.TryLock() {
+						first.out.mu.Unlock()
+						break
+					}
+					if time.Now().After(deadline) {
+						unlock()
+						t.Fatal("the burst waits while it keeps a lock")
+					}
+					time.Sleep(time.Millisecond)
+				}
+				unlock()
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the burst did not go on once the lock was free")
+				}
+				if got := queued(second); len(got) != 1 {
+					t.Fatalf("%d frames for the second connection, want its update", len(got))
+				}
+			})
+		}
 	}
 }
 

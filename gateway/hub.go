@@ -479,6 +479,14 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			s.last = ev.Seq
 			break
 		}
+		if e.spec.Pending == proto.PendingKeep {
+			// A trade in step goes into the FIFO as a ticker's frame does,
+			// when nothing of s waits before it.
+			if f := enc.sharedUpdate(ci, s, ev); f != nil && s.queueKept(f, ev.TS, now) {
+				s.last = ev.Seq
+				break
+			}
+		}
 		p := pendingUpdate(ci, e.name, s, ev, enc)
 		p.data, p.prev = ev.Data, s.last
 		if !s.addKept(p) {

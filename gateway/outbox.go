@@ -172,9 +172,19 @@ func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
 // the way, which for a 128-byte pending passed on the stack was a copy
 // per recipient. Called with o.mu held.
 func (o *outbox) queueFrame(s *subscription, frame []byte, ts int64, now func() time.Time) {
-	if s.queued || s.gated || s.plan != nil || s.thr != nil || o.closing != nil || s.hasPending() {
+	if !o.queueDirect(s, frame, ts, now) {
 		s.queue = append(s.queue, pending{frame: frame, ts: ts})
-		return
+	}
+}
+
+// queueDirect puts frame, an update frame of s, straight into the FIFO,
+// counted in s.direct, when nothing of s waits before it there or in s's
+// queue (else the frame would overtake it) and s is not held back (a
+// join, a head to encode, a throttle); it reports whether it did. Called
+// with o.mu held.
+func (o *outbox) queueDirect(s *subscription, frame []byte, ts int64, now func() time.Time) bool {
+	if s.queued || s.gated || s.plan != nil || s.thr != nil || o.closing != nil || s.hasPending() {
+		return false
 	}
 	if o.queuedAt == 0 {
 		o.queuedAt = now().UnixNano()
@@ -190,6 +200,7 @@ func (o *outbox) queueFrame(s *subscription, frame []byte, ts int64, now func() 
 		// writer, which has not taken it yet: one wake-up covers both.
 		o.signal(now)
 	}
+	return true
 }
 
 // directPending is how many update frames of s wait in the FIFO (see
@@ -212,7 +223,7 @@ func (o *outbox) dropDirect(s *subscription) {
 			n--
 		}
 	}
-	s.direct = 0
+	s.direct, s.directBytes = 0, 0
 }
 
 // requeue forgets s's place in the FIFO (a re-subscribe): its old entry is

@@ -50,6 +50,10 @@ type subscription struct {
 	idx        int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
 	view       feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join, with shapes).
 	tradeBytes int                  // Guarded by c.out.mu: bytes of the encoded trades in queue.
+	// directBytes is, guarded by c.out.mu, the bytes of the trade frames
+	// of s in the outbox's FIFO (queueKept), valid while they are
+	// (directAt is c.out.takes).
+	directBytes int
 }
 
 // throttled is a throttled subscription's schedule, guarded by c.out.mu
@@ -151,13 +155,47 @@ func (s *subscription) reset() {
 // it reports false when the bound (the trade buffer) overflows and the
 // caller evicts. Called with c.out.mu held.
 func (s *subscription) addKept(p pending) bool {
-	n, cfg := pendingSize(p), &s.c.srv.cfg
-	if len(s.queue) >= cfg.TradeBufferMessages || s.tradeBytes+n > cfg.TradeBufferBytes {
+	n := pendingSize(p)
+	if !s.keptRoom(n) {
 		return false
 	}
 	s.queue = append(s.queue, p)
 	s.tradeBytes += n
 	return true
+}
+
+// queueKept queues frame, a trade's shared frame in step with s (with
+// the event's time ts), straight into the outbox's FIFO when nothing of
+// s waits before it (outbox.queueDirect) and the trade buffer has room,
+// as a ticker's goes: the writer then takes it with the FIFO's other
+// frames in one move, where a kept update waits in s's queue for the
+// writer to visit s. It reports false when it did not: the caller keeps
+// the update (addKept). Called with c.out.mu held.
+func (s *subscription) queueKept(frame []byte, ts int64, now func() time.Time) bool {
+	o := s.c.out
+	if !s.keptRoom(len(frame)) {
+		return false
+	}
+	if s.directAt != o.takes {
+		s.directBytes = 0 // the writer took them
+	}
+	if !o.queueDirect(s, frame, ts, now) {
+		return false
+	}
+	s.directBytes += len(frame)
+	return true
+}
+
+// keptRoom reports whether a kept update of n bytes fits the trade
+// buffer, whose bounds count what s keeps and its trade frames waiting
+// in the outbox's FIFO (queueKept). Called with c.out.mu held.
+func (s *subscription) keptRoom(n int) bool {
+	cfg := &s.c.srv.cfg
+	msgs, bytes := len(s.queue), s.tradeBytes
+	if d := s.c.out.directPending(s); d > 0 {
+		msgs, bytes = msgs+d, bytes+s.directBytes
+	}
+	return msgs < cfg.TradeBufferMessages && bytes+n <= cfg.TradeBufferBytes
 }
 
 // revise replaces the newest pending update with ev when ev's data

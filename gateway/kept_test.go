@@ -137,4 +137,101 @@ func TestTradesQueuedAsFrames(t *testing.T) {
 			t.Fatalf("got %q", got)
 		}
 	})
+	t.Run("frames and kept trades against one bound", func(t *testing.T) {
+		// 1 and 2 as frames, then the gap 3-3 and 4 kept: four messages
+		// in a buffer of four; 5 is one too many.
+		_, c, trade := keptFixture(t, func(cfg *Config) { cfg.TradeBufferMessages = 4 })
+		for _, seq := range []uint64{1, 2, 4} {
+			trade(seq)
+		}
+		c.out.mu.Lock()
+		closing := c.out.closing
+		c.out.mu.Unlock()
+		if closing != nil {
+			t.Fatal("evicted with four messages in a buffer of four")
+		}
+		trade(5)
+		if _, _, evicted := takeAll(t, c); !evicted {
+			t.Fatal("not evicted with five messages in a buffer of four")
+		}
+	})
+	t.Run("a gated join: after the ack", func(t *testing.T) {
+		// Trades that reach a resuming subscriber before its ack wait
+		// for it, frames in step or not.
+		s, c0, trade := keptFixture(t)
+		trade(1)
+		takeAll(t, c0)
+		c := s.bareConn(codec.JSON())
+		e, hold, err := s.hub.acquire(proto.Channel{Kind: proto.KindTrade, Symbol: "T"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := c.newSubscription(e, hold)
+		since := uint64(1)
+		if j := e.join(s.hub, sub, joinOptions{since: &since}); !j.resumed || j.plan != nil {
+			t.Fatalf("join %+v, want a resume with nothing to replay", j)
+		}
+		trade(2) // gated, in step
+		c.out.push(s.codecs.frame(c.variant, proto.Subscribed{Type: proto.TypeSubscribed}))
+		sub.ungate(time.Now)
+		trade(3)
+		got, _, _ := takeAll(t, c)
+		if want := []string{"subscribed 0", "update 2", "update 3"}; !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
+	t.Run("a re-subscribe and a leave", func(t *testing.T) {
+		// A resume drops the frames waiting in the FIFO and their bytes
+		// with them; a leave drops them too.
+		s, c, trade := keptFixture(t)
+		sub := s.hub.lookup(proto.Channel{Kind: proto.KindTrade, Symbol: "T"}).subs[0]
+		trade(1)
+		var b batch
+		c.out.take(&b, time.Time{})
+		size := len(b.frames[0].frame)
+		b.reset()
+		c.out.wrote()
+		s.cfg.TradeBufferBytes = 2*size + size/2 // two frames fit, not three
+		trade(2)
+		trade(3)
+		since := uint64(3)
+		j := sub.entry.join(s.hub, sub, joinOptions{since: &since})
+		if !j.resumed {
+			t.Fatalf("join %+v, want a resume", j)
+		}
+		sub.fillHead(s.codecs, j.plan)
+		sub.ungate(time.Now)
+		trade(4)
+		trade(5)
+		got, _, evicted := takeAll(t, c)
+		if want := []string{"update 4", "update 5"}; evicted || !slices.Equal(got, want) {
+			t.Fatalf("after the resume: got %q, evicted %v; want %q", got, evicted, want)
+		}
+		trade(6)
+		sub.entry.leave(sub)
+		if got, _, _ := takeAll(t, c); len(got) != 0 {
+			t.Fatalf("after the leave: got %q, want nothing", got)
+		}
+	})
+	t.Run("behind its own entry in the FIFO", func(t *testing.T) {
+		// A status that went stale and live again before the writer came
+		// leaves the subscription's entry in the FIFO with nothing
+		// pending; what follows is kept behind that entry, or a trade
+		// queued as a frame after it would go out after the ones kept.
+		s, c, trade := keptFixture(t)
+		sub := s.hub.lookup(proto.Channel{Kind: proto.KindTrade, Symbol: "T"}).subs[0]
+		trade(1)
+		takeAll(t, c)
+		stale := &status{state: stateStale, reason: proto.ReasonFeedDisconnected}
+		stale.frames[c.variant] = s.codecs.frame(c.variant, proto.Status{Type: proto.TypeStatus, Channel: "trade.T", State: "stale", Reason: proto.ReasonFeedDisconnected})
+		sub.tell(stale, time.Now)
+		sub.tell(&status{state: stateLive}, time.Now)
+		for _, seq := range []uint64{2, 5} { // 3..4 never came
+			trade(seq)
+		}
+		got, _, _ := takeAll(t, c)
+		if want := []string{"update 2", "gap 3-4", "update 5"}; !slices.Equal(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
 }

@@ -484,7 +484,7 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			// when nothing of s waits before it.
 			if f := enc.sharedUpdate(ci, s, ev); f != nil && s.queueKept(f, ev.TS, now) {
 				s.last = ev.Seq
-				break
+				return "", nil // nothing of s pending: ready has nothing to do
 			}
 		}
 		p := pendingUpdate(ci, e.name, s, ev, enc)
@@ -518,7 +518,14 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		}
 	case s.unmerged(o.writing, now):
 		if f := enc.sharedUpdate(ci, s, ev); f != nil {
-			o.queueFrame(s, f, ev.TS, now) // the common case, without building a pending
+			// The common case, without building a pending: into the FIFO,
+			// and then nothing of s is pending, so ready has nothing to do
+			// (needSnapshot is false past the first case).
+			if o.queueDirect(s, f, ev.TS, now) {
+				s.last = ev.Seq
+				return "", nil
+			}
+			s.queue = append(s.queue, pending{frame: f, ts: ev.TS})
 		} else {
 			o.queueUpdate(s, pendingUpdate(ci, e.name, s, ev, enc), now)
 		}

@@ -327,6 +327,16 @@ func (enc *encoded) viewFrame(cs *codecSet, ci int, name string, ev *feed.Event,
 // to need it when it is not there gets the update encoded by its own
 // writer (pendingUpdate).
 func (enc *encoded) prepare(cs *codecSet, ci int, name string, ev *feed.Event, likely bool) {
+	if ev.GapTo != 0 || likely && enc.update[ci] == nil {
+		enc.encode(cs, ci, name, ev, likely)
+	}
+}
+
+// encode is prepare past its inlined check, which spares the common
+// delivery (the update frame already there, no gap) a call: it encodes
+// what ev's frames in codec ci still lack (gapFrame and updateFrame
+// encode each once).
+func (enc *encoded) encode(cs *codecSet, ci int, name string, ev *feed.Event, likely bool) {
 	if ev.GapTo != 0 {
 		enc.gapFrame(cs, ci, name, ev)
 	}

@@ -93,7 +93,7 @@ func (h *hub) newBurst() *burstLocks {
 // holds reports whether b keeps o's lock. held lists each kept lock
 // once: lock is not called for one b holds, and release empties it.
 func (b *burstLocks) holds(o *outbox) bool {
-	return b != nil && len(b.held) > 0 && o.holder.Load() == b.id
+	return b.keeping() && o.holder.Load() == b.id
 }
 
 // keeping reports whether b keeps any lock.
@@ -113,14 +113,12 @@ func (b *burstLocks) lock(o *outbox) {
 // lockEntry takes e's lock for a fan-out, waiting for it only once b
 // keeps nothing. b may be nil.
 func (b *burstLocks) lockEntry(e *hubEntry) {
-	if !b.keeping() {
-		e.mu.Lock()
-		return
+	if b.keeping() {
+		if e.mu.TryLock() {
+			return
+		}
+		b.release()
 	}
-	if e.mu.TryLock() {
-		return
-	}
-	b.release()
 	e.mu.Lock()
 }
 

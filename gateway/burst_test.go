@@ -238,9 +238,7 @@ func TestBurstLetsGoBeforeWhatLocks(t *testing.T) {
 			}
 			b.release()
 		})
-		c.out.mu.Lock()
-		closing := c.out.closing
-		c.out.mu.Unlock()
+		closing := closingOf(c)
 		if closing == nil || closing.Code != proto.CloseSlowConsumer {
 			t.Fatalf("closing %v, want 4008", closing)
 		}

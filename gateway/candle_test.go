@@ -112,9 +112,7 @@ func TestCandleClosedBarsBounded(t *testing.T) {
 	for i := range 3 {
 		s.hub.onFeed(candle1m, &feed.Message{Seq: uint64(i + 1), Data: testBar(i, "100", true)})
 	}
-	c.out.mu.Lock()
-	closing := c.out.closing
-	c.out.mu.Unlock()
+	closing := closingOf(c)
 	if closing == nil || closing.Code != proto.CloseSlowConsumer {
 		t.Fatalf("closing %v, want 4008", closing)
 	}

@@ -69,17 +69,32 @@ func (s *Server) joinFor(t testing.TB, c *conn, ch proto.Channel, opt joinOption
 
 // queued takes what c's writer would take now, encoded, as payloads.
 func queued(c *conn) [][]byte {
+	payloads, _, _ := takeBatch(c)
+	return payloads
+}
+
+// takeBatch is queued with how many of the payloads the writer took as
+// FIFO frames (batch.frames, the rest as pendings: batch.items) and the
+// close reason take returned (nil while the outbox is open).
+func takeBatch(c *conn) (payloads [][]byte, frames int, closing *proto.Disconnect) {
 	var b batch
-	c.out.take(&b, time.Now())
-	out := make([][]byte, 0, b.len())
+	closing = c.out.take(&b, time.Now())
+	payloads = make([][]byte, 0, b.len())
 	for _, p := range b.taken() {
 		f := p.frame
 		if f == nil {
 			f = c.srv.codecs.frame(c.variant, p.upd)
 		}
-		out = append(out, payloadOf(f))
+		payloads = append(payloads, payloadOf(f))
 	}
-	return out
+	return payloads, len(b.frames), closing
+}
+
+// closingOf is the close reason of c's outbox, nil while it is open.
+func closingOf(c *conn) *proto.Disconnect {
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	return c.out.closing
 }
 
 // payloadOf returns the payload of one server frame (it aliases f).

@@ -26,22 +26,17 @@ func keptFixture(t *testing.T, tweak ...func(*Config)) (*Server, *conn, func(seq
 	}
 }
 
-// takeAll is a writer round without the socket: what c's outbox holds, as
-// "type seq" (a gap: "gap from-to"), with how many of them came as FIFO
-// frames (batch.frames) rather than pendings (batch.items), and whether the
-// outbox is closing with 4008.
+// takeAll is a writer round without the socket (takeBatch, then wrote):
+// what c's outbox holds, as "type seq" (a gap: "gap from-to"), with how
+// many of them came as FIFO frames, and whether the outbox is closing
+// with 4008.
 func takeAll(t *testing.T, c *conn) (got []string, frames int, evicted bool) {
 	t.Helper()
-	var b batch
-	closing := c.out.take(&b, time.Time{})
-	frames = len(b.frames)
-	for _, p := range b.taken() {
-		f := p.frame
-		if f == nil {
-			f = c.srv.codecs.frame(c.variant, p.upd)
-		}
+	payloads, frames, closing := takeBatch(c)
+	c.out.wrote()
+	for _, pl := range payloads {
 		var w wire
-		if err := codec.DecodeMessage(c.codec, payloadOf(f), &w); err != nil {
+		if err := codec.DecodeMessage(c.codec, pl, &w); err != nil {
 			t.Fatal(err)
 		}
 		if w.Type == proto.TypeGap {
@@ -50,8 +45,23 @@ func takeAll(t *testing.T, c *conn) (got []string, frames int, evicted bool) {
 			got = append(got, fmt.Sprintf("%s %d", w.Type, w.Seq))
 		}
 	}
-	c.out.wrote()
 	return got, frames, closing != nil && closing.Code == proto.CloseSlowConsumer
+}
+
+// firstFrameSize delivers trade 1, lets the writer take it, and returns
+// the length of its frame: what a trade counts against the byte bound.
+func firstFrameSize(t *testing.T, c *conn, trade func(seq uint64)) int {
+	t.Helper()
+	trade(1)
+	var b batch
+	c.out.take(&b, time.Time{})
+	if len(b.frames) != 1 {
+		t.Fatalf("%d frames taken, want trade 1's", len(b.frames))
+	}
+	size := len(b.frames[0].frame)
+	b.reset()
+	c.out.wrote()
+	return size
 }
 
 // A trade in step with its subscriber goes into the outbox's FIFO as a
@@ -101,19 +111,11 @@ func TestTradesQueuedAsFrames(t *testing.T) {
 	}
 	t.Run("bytes", func(t *testing.T) {
 		s, c, trade := keptFixture(t)
-		trade(1)
-		var b batch
-		c.out.take(&b, time.Time{})
-		size := len(b.frames[0].frame)
-		b.reset()
-		c.out.wrote()
+		size := firstFrameSize(t, c, trade)
 		s.cfg.TradeBufferBytes = 2*size + size/2 // two frames fit, not three
 		trade(2)
 		trade(3)
-		c.out.mu.Lock()
-		closing := c.out.closing
-		c.out.mu.Unlock()
-		if closing != nil {
+		if closingOf(c) != nil {
 			t.Fatalf("evicted with two %d-byte frames in a %d-byte buffer", size, s.cfg.TradeBufferBytes)
 		}
 		trade(4)
@@ -144,10 +146,7 @@ func TestTradesQueuedAsFrames(t *testing.T) {
 		for _, seq := range []uint64{1, 2, 4} {
 			trade(seq)
 		}
-		c.out.mu.Lock()
-		closing := c.out.closing
-		c.out.mu.Unlock()
-		if closing != nil {
+		if closingOf(c) != nil {
 			t.Fatal("evicted with four messages in a buffer of four")
 		}
 		trade(5)
@@ -185,12 +184,7 @@ func TestTradesQueuedAsFrames(t *testing.T) {
 		// with them; a leave drops them too.
 		s, c, trade := keptFixture(t)
 		sub := s.hub.lookup(proto.Channel{Kind: proto.KindTrade, Symbol: "T"}).subs[0]
-		trade(1)
-		var b batch
-		c.out.take(&b, time.Time{})
-		size := len(b.frames[0].frame)
-		b.reset()
-		c.out.wrote()
+		size := firstFrameSize(t, c, trade)
 		s.cfg.TradeBufferBytes = 2*size + size/2 // two frames fit, not three
 		trade(2)
 		trade(3)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,7 +191,17 @@ func (o *outbox) queueDirect(s *subscription, frame []byte, ts int64, now func()
 		o.queuedAt = now().UnixNano()
 	}
 	first := len(o.queue) == 0
-	o.queue = append(o.queue, item{frame: frame, sub: s, ts: ts})
+	// Filled in place, field by field: an item literal, appended or
+	// assigned, is built on the stack in words and copied in wider loads,
+	// which wait for every store before them, cache misses included, to
+	// reach the cache (docs/benchmarks.md, *A stall in the FIFO's
+	// append*).
+	if len(o.queue) == cap(o.queue) {
+		o.queue = grow(o.queue)
+	}
+	o.queue = o.queue[:len(o.queue)+1]
+	it := &o.queue[len(o.queue)-1]
+	it.frame, it.sub, it.gen, it.ts = frame, s, 0, ts
 	if s.directAt != o.takes {
 		s.directAt, s.direct = o.takes, 0
 	}
@@ -201,6 +212,14 @@ func (o *outbox) queueDirect(s *subscription, frame []byte, ts int64, now func()
 		o.signal(now)
 	}
 	return true
+}
+
+// grow returns q with room for one more item: append's growth, out of
+// line (queueDirect fills the new item in place).
+//
+//go:noinline
+func grow(q []item) []item {
+	return slices.Grow(q, 1)
 }
 
 // directPending is how many update frames of s wait in the FIFO (see

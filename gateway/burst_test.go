@@ -42,6 +42,11 @@ func burstTicker(ch proto.Channel, seq uint64, more bool) *feed.Message {
 	return &feed.Message{Seq: seq, More: more, Data: &proto.Ticker{Symbol: ch.Symbol, Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: "1.5", Volume: "9", TS: int64(seq)}}
 }
 
+// burstTrade is burstTicker's trade: trade seq of ch, its id seq.
+func burstTrade(ch proto.Channel, seq uint64, more bool) *feed.Message {
+	return &feed.Message{Seq: seq, More: more, Data: &proto.Trade{Symbol: ch.Symbol, ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}
+}
+
 // kept reports whether o's lock is kept by b, checking the lock itself.
 func kept(t *testing.T, b *burstLocks, o *outbox) bool {
 	t.Helper()
@@ -171,7 +176,7 @@ func TestBurstNeverWaitsWhileKeeping(t *testing.T) {
 				bch := proto.Channel{Kind: kind, Symbol: "B"}
 				msg := func(ch proto.Channel, more bool) *feed.Message {
 					if kind == proto.KindTrade {
-						return &feed.Message{Seq: 1, More: more, Data: &proto.Trade{Symbol: ch.Symbol, ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1}}
+						return burstTrade(ch, 1, more)
 					}
 					return burstTicker(ch, 1, more)
 				}
@@ -312,9 +317,6 @@ func TestBurstKeepsLocksAcrossTradesWithAHistoryStream(t *testing.T) {
 		queued(cs[i])
 	}
 	b := s.hub.newBurst()
-	trade := func(ch proto.Channel, seq uint64, more bool) *feed.Message {
-		return &feed.Message{Seq: seq, More: more, Data: &proto.Trade{Symbol: ch.Symbol, ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}
-	}
 	for _, step := range []struct {
 		ch   proto.Channel
 		seq  uint64
@@ -329,7 +331,7 @@ func TestBurstKeepsLocksAcrossTradesWithAHistoryStream(t *testing.T) {
 	} {
 		wasKept, n := b.keeping(), b.n
 		within(t, 5*time.Second, fmt.Sprintf("trade %s %d", step.ch.Symbol, step.seq), func() {
-			s.hub.feedMessage(step.ch, trade(step.ch, step.seq, step.more), b)
+			s.hub.feedMessage(step.ch, burstTrade(step.ch, step.seq, step.more), b)
 		})
 		for j, c := range cs {
 			if got := kept(t, b, c.out); got != step.kept {
@@ -448,7 +450,7 @@ func benchFanoutBurst(b *testing.B, kind proto.Kind, keep bool, conns, channels,
 			m := msgs[i]
 			if m == nil {
 				if kind == proto.KindTrade {
-					m = &feed.Message{Data: &proto.Trade{Symbol: chans[i].Symbol, ID: 1, Price: "1", Size: "1", Side: "buy", TS: 1}}
+					m = burstTrade(chans[i], 0, false)
 				} else {
 					m = burstTicker(chans[i], 0, false)
 				}

@@ -528,14 +528,13 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		}
 	case s.unmerged(o.writing, now):
 		if f := enc.sharedUpdate(ci, s, ev); f != nil {
-			// The common case, without building a pending: into the FIFO,
-			// and then nothing of s is pending, so ready has nothing to do
-			// (needSnapshot is false past the first case).
-			if o.queueDirect(s, f, ev.TS, now) {
+			// The common case, without building a pending. Straight into
+			// the FIFO, nothing of s is pending, so ready has nothing to
+			// do (needSnapshot is false past the first case).
+			if o.queueFrame(s, f, ev.TS, now) {
 				s.last = ev.Seq
 				return "", nil
 			}
-			s.queue = append(s.queue, pending{frame: f, ts: ev.TS})
 		} else {
 			o.queueUpdate(s, pendingUpdate(ci, e.name, s, ev, enc), now)
 		}

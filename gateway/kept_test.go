@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/codec"
-	"github.com/tickgate/tickgate/feed"
 	"github.com/tickgate/tickgate/proto"
 )
 
@@ -21,8 +20,7 @@ func keptFixture(t *testing.T, tweak ...func(*Config)) (*Server, *conn, func(seq
 	s.joinFor(t, c, ch, joinOptions{})
 	queued(c)
 	return s, c, func(seq uint64) {
-		m := &feed.Message{Seq: seq, Data: &proto.Trade{Symbol: "T", ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}}
-		s.hub.process(s.hub.lookup(ch), m, nil)
+		s.hub.process(s.hub.lookup(ch), burstTrade(ch, seq, false), nil)
 	}
 }
 

@@ -171,11 +171,15 @@ func (o *outbox) queueUpdate(s *subscription, p pending, now func() time.Time) {
 // queueFrame is queueUpdate of a shared frame (with the event's time ts),
 // the fan-out's common case: the frame, not a pending built and copied on
 // the way, which for a 128-byte pending passed on the stack was a copy
-// per recipient. Called with o.mu held.
-func (o *outbox) queueFrame(s *subscription, frame []byte, ts int64, now func() time.Time) {
-	if !o.queueDirect(s, frame, ts, now) {
-		s.queue = append(s.queue, pending{frame: frame, ts: ts})
+// per recipient. It reports whether the frame went straight into the FIFO
+// (queueDirect): then nothing of s is pending, and ready has nothing to
+// do. Called with o.mu held.
+func (o *outbox) queueFrame(s *subscription, frame []byte, ts int64, now func() time.Time) (direct bool) {
+	if o.queueDirect(s, frame, ts, now) {
+		return true
 	}
+	s.queue = append(s.queue, pending{frame: frame, ts: ts})
+	return false
 }
 
 // queueDirect puts frame, an update frame of s, straight into the FIFO,

@@ -82,17 +82,18 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 	case r.tls != nil:
 		held := false
 		if n, err, held = r.tls.readHeld(p); !held {
-			if woken || r.parkUnlessReadable() {
+			if woken {
 				// Read through crypto/tls: tlsReader would look for
 				// what it holds and at the socket again.
 				n, err = r.tls.tc.Read(p)
 			} else {
+				r.park()
 				n, err = r.src.Read(p) // not parked: tlsReader waits
 			}
 		}
 	default:
 		if !woken {
-			r.parkUnlessReadable()
+			r.park()
 		}
 		n, err = r.src.Read(p)
 	}
@@ -100,30 +101,26 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 	return n, err
 }
 
-// parkUnlessReadable parks the socket and ends the read loop when it has
-// nothing to read. It returns whether the socket is readable: false when
-// it could not be parked (closing, or the parker stopped). Over TLS, the
-// read buffers crypto/tls keeps go first (tlsBuffers): before park,
-// after which the next loop may be reading already.
-func (r *parkingReader) parkUnlessReadable() (readable bool) {
-	if r.sock.readable() {
-		return true
-	}
+// park parks the socket and ends the read loop, and returns only when it
+// could not park it (closing, or the parker stopped). Over TLS, the read
+// buffers crypto/tls keeps go first (tlsBuffers): before park, after
+// which the next loop may be reading already.
+//
+// It does not look at the socket first: arming it for readiness (poller.arm)
+// reports a socket with bytes waiting at once, and the parker starts the
+// next loop. A look (a system call) would spare that loop's start only when
+// the client's next frame arrived after the last read, and a read loop ends
+// here mostly for one frame it was started for: a pong, every few seconds
+// per connection while data flows (docs/benchmarks.md, *Pongs without the
+// deadline dance*, twenty-first round).
+func (r *parkingReader) park() {
 	if r.tls != nil {
 		tlsConnBuffers.release(r.tls.tc)
 	}
 	if r.sock.park.park(r) {
 		runtime.Goexit() // the parker starts the next loop
 	}
-	return false
 }
-
-// readable reports whether a read of the socket would return without
-// waiting: a byte to read, the peer's end, or an error to report
-// (socketReadable, on the descriptor's number: a descriptor closed and
-// reused meanwhile is only looked at, never read from, and park then
-// finds the socket closing).
-func (s *sockConn) readable() bool { return socketReadable(uintptr(s.fdn)) }
 
 // betweenFrames reports whether gws has taken no byte past the last frame
 // it handled: its next read is the next frame's first.

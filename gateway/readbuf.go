@@ -126,7 +126,15 @@ func (r *tlsReader) Read(p []byte) (int, error) {
 // readHeld reads what crypto/tls holds already, without touching the
 // socket: held is false when it holds nothing (a read would wait for the
 // socket), true when n and err are the read's.
+//
+// When crypto/tls's buffers are seen empty (tlsBuffers.empty) it holds
+// nothing, and the deadline, two settings and a read that fails with an
+// error made for it, is skipped: it was a quarter of a parked
+// connection's wake-up for a pong.
 func (r *tlsReader) readHeld(p []byte) (n int, err error, held bool) {
+	if tlsConnBuffers.empty(r.tc) {
+		return 0, nil, false
+	}
 	if err := r.tc.SetReadDeadline(longAgo); err != nil {
 		return 0, nil, false
 	}

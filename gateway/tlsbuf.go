@@ -76,6 +76,18 @@ func (b tlsBuffers) release(tc *tls.Conn) {
 	}
 }
 
+// empty reports whether tc's read buffers are all empty, so that a read
+// would go to the socket for its next record: false when the fields were
+// not found (ok false), which says nothing. Called by the connection's
+// read loop only, as release.
+func (b tlsBuffers) empty(tc *tls.Conn) bool {
+	if !b.ok {
+		return false
+	}
+	raw, in, hand := b.fields(tc)
+	return raw.Len() == 0 && in.Len() == 0 && hand.Len() == 0
+}
+
 // fields returns tc's three buffers; b.ok must be true.
 func (b tlsBuffers) fields(tc *tls.Conn) (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.Buffer) {
 	base := unsafe.Pointer(tc)

@@ -254,6 +254,68 @@ func TestParkedTLSConnectionReleasesItsBuffers(t *testing.T) {
 	check("after a command on each")
 }
 
+// gatheringConn gathers what is written to it, once gather is set, and
+// sends it in one write at flush: TLS records a client wrote one by one
+// reach the node in one segment, and crypto/tls reads them all at once.
+type gatheringConn struct {
+	net.Conn
+	gather bool   // Owned by the test's goroutine.
+	held   []byte // Owned by the test's goroutine.
+}
+
+func (g *gatheringConn) Write(b []byte) (int, error) {
+	if !g.gather {
+		return g.Conn.Write(b)
+	}
+	g.held = append(g.held, b...)
+	return len(b), nil
+}
+
+func (g *gatheringConn) flush() error {
+	_, err := g.Conn.Write(g.held)
+	g.gather, g.held = false, nil
+	return err
+}
+
+// A parked TLS connection whose client's records arrive together (two
+// commands, each in a record of its own, in one segment) answers both:
+// the loop started for the first finds the second held by crypto/tls and
+// reads it before it parks again. A loop that took crypto/tls for empty
+// here would park with the second command unread, and it would wait for
+// the client's next frame.
+func TestParkedTLSConnectionReadsRecordsThatCameTogether(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("read loops park on linux only")
+	}
+	e, _ := parkEnv(t, true)
+	var g *gatheringConn
+	dial := func() (net.Conn, error) {
+		raw, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			return nil, err
+		}
+		g = &gatheringConn{Conn: raw}
+		cfg := e.cert.ClientConfig()
+		cfg.ServerName = "localhost"
+		return tls.Client(g, cfg), nil
+	}
+	nc := bareSubscriber(t, dial, e.addr, e.token(t, "together", time.Hour, ">"), commandJSON(t, 1, proto.OpSubscribe, "ticker.TOG1"))
+	br := bufio.NewReader(nc)
+	waitFor(t, "the connection parked", func() bool { return parkedSockets(e.srv) == 1 })
+	g.gather = true
+	for i, op := range []string{proto.OpSubscribe, proto.OpUnsubscribe} {
+		if _, err := nc.Write(maskedFrame(true, 0x1, commandJSON(t, int64(2+i), op, "ticker.TOG2"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.flush(); err != nil {
+		t.Fatal(err)
+	}
+	awaitReply(t, nc, br, `"id":2`)
+	awaitReply(t, nc, br, `"id":3`)
+	waitFor(t, "the connection parked again", func() bool { return parkedSockets(e.srv) == 1 })
+}
+
 // A parked connection that the node closes (the idle timeout here; an
 // eviction, a revocation or an expiry close the socket the same way) ends:
 // closing the socket starts its read loop, which finds it closed.

@@ -84,7 +84,9 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 		if n, err, held = r.tls.readHeld(p); !held {
 			if woken {
 				// Read through crypto/tls: tlsReader would look for
-				// what it holds and at the socket again.
+				// what it holds and at the socket again. The record
+				// goes into an array lent for the wake-up.
+				r.sock.park.bufs.lend(tlsConnBuffers, r.tls.tc)
 				n, err = r.tls.tc.Read(p)
 			} else {
 				r.park()
@@ -115,7 +117,7 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 // deadline dance*, twenty-first round).
 func (r *parkingReader) park() {
 	if r.tls != nil {
-		tlsConnBuffers.release(r.tls.tc)
+		tlsConnBuffers.release(r.tls.tc, &r.sock.park.bufs)
 	}
 	if r.sock.park.park(r) {
 		runtime.Goexit() // the parker starts the next loop
@@ -158,6 +160,8 @@ type parker struct {
 	stopped bool                     // Guarded by mu: parks no more.
 
 	starting []*parkingReader // Owned by the poller's goroutine (ready).
+
+	bufs tlsReadBufs // Safe for concurrent use: arrays lent to TLS read buffers for a wake-up.
 }
 
 // newParker returns the node's parker, or nil where sockets cannot be

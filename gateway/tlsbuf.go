@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"reflect"
+	"sync"
 	"unsafe"
 )
 
@@ -62,18 +63,62 @@ func findTLSBuffers() tlsBuffers {
 
 // release drops those of tc's read buffers that hold nothing. Called by the connection's read loop only,
 // between reads (nothing else reads or writes them after the handshake:
-// tls.Conn's writes, Close and deadlines do not).
-func (b tlsBuffers) release(tc *tls.Conn) {
+// tls.Conn's writes, Close and deadlines do not). An empty rawInput whose
+// array is the size bufs lends goes back to bufs (nil: none); input, the
+// only other reference to that array (it reads over rawInput's bytes),
+// is dropped with it.
+func (b tlsBuffers) release(tc *tls.Conn, bufs *tlsReadBufs) {
 	if !b.ok {
 		return
 	}
 	raw, in, hand := b.fields(tc)
 	if raw.Len() == 0 && in.Len() == 0 { // in reads over raw's bytes: they go together
+		raw.Reset()
+		a := raw.AvailableBuffer()
 		*raw, *in = bytes.Buffer{}, bytes.Reader{}
+		if bufs != nil && cap(a) == tlsReadBufBytes {
+			bufs.pool.Put((*[tlsReadBufBytes]byte)(a[:tlsReadBufBytes]))
+		}
 	}
 	if hand.Len() == 0 {
 		*hand = bytes.Buffer{}
 	}
+}
+
+// tlsReadBufBytes is the size of the arrays a parked TLS connection's
+// wake-up borrows for crypto/tls's rawInput (tlsReadBufs): crypto/tls
+// makes room for the bytes it needs plus bytes.MinRead before each read
+// from the socket, and for a record of a client's small frame (a pong, 36
+// bytes; a command, a few hundred) that fits. A bigger record makes
+// crypto/tls grow a buffer of its own, which release drops as before.
+const tlsReadBufBytes = 1 << 10
+
+// tlsReadBufs lends crypto/tls's rawInput an array for a parked
+// connection's wake-up, and takes it back when the connection parks again
+// (release). Before, each wake-up (one per pong: a ping every 2.5 s per
+// busy connection) grew a released rawInput again, about 600 bytes, which
+// was most of what a node under load allocated (docs/benchmarks.md,
+// *What pings cost*, twenty-first round). The node's parker holds one.
+type tlsReadBufs struct {
+	pool sync.Pool // of *[tlsReadBufBytes]byte; safe for concurrent use
+}
+
+// lend gives tc's rawInput an array of the pool when it has none, as a
+// parked connection's has. Called by the connection's read loop only,
+// before a read, as release.
+func (p *tlsReadBufs) lend(b tlsBuffers, tc *tls.Conn) {
+	if !b.ok {
+		return
+	}
+	raw, _, _ := b.fields(tc)
+	if raw.Cap() > 0 {
+		return
+	}
+	a, _ := p.pool.Get().(*[tlsReadBufBytes]byte)
+	if a == nil {
+		a = new([tlsReadBufBytes]byte)
+	}
+	*raw = *bytes.NewBuffer(a[:0])
 }
 
 // empty reports whether tc's read buffers are all empty, so that a read

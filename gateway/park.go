@@ -113,8 +113,8 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 // next loop. A look (a system call) would spare that loop's start only when
 // the client's next frame arrived after the last read, and a read loop ends
 // here mostly for one frame it was started for: a pong, every few seconds
-// per connection while data flows (docs/benchmarks.md, *Pongs without the
-// deadline dance*, twenty-first round).
+// per connection while data flows (docs/benchmarks.md, *What pings cost*,
+// twenty-first round).
 func (r *parkingReader) park() {
 	if r.tls != nil {
 		tlsConnBuffers.release(r.tls.tc, &r.sock.park.bufs)

@@ -22,11 +22,11 @@ import (
 //
 // A parked connection has no read under way, and crypto/tls holds nothing
 // then (parkingReader parks only when tlsReader.readHeld found nothing
-// held and the socket nothing to read). tlsBuffers drops the three, each
-// only when it is empty, so the next read starts from empty buffers:
-// crypto/tls grows rawInput to the record it reads plus bytes.MinRead
-// (about half a KB for a client's small frame), the only allocation this
-// adds to a wake-up, and gives input that record's bytes as before.
+// held). tlsBuffers drops the three, each only when it is empty, so the
+// next read starts from empty buffers: the wake-up lends rawInput an
+// array from the parker's pool (tlsReadBufs), which crypto/tls reads the
+// record into and gives input that record's bytes from, as before; the
+// next park gives the array back.
 //
 // The fields are private to crypto/tls: tlsBuffers finds them once by
 // name and type, and when this Go's tls.Conn has not all three as

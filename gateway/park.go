@@ -86,7 +86,7 @@ func (r *parkingReader) Read(p []byte) (n int, err error) {
 				// Read through crypto/tls: tlsReader would look for
 				// what it holds and at the socket again. The record
 				// goes into an array lent for the wake-up.
-				r.sock.park.bufs.lend(tlsConnBuffers, r.tls.tc)
+				tlsConnBuffers.lend(r.tls.tc, &r.sock.park.bufs)
 				n, err = r.tls.tc.Read(p)
 			} else {
 				r.park()

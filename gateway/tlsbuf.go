@@ -64,9 +64,9 @@ func findTLSBuffers() tlsBuffers {
 // release drops those of tc's read buffers that hold nothing. Called by the connection's read loop only,
 // between reads (nothing else reads or writes them after the handshake:
 // tls.Conn's writes, Close and deadlines do not). An empty rawInput whose
-// array is the size bufs lends goes back to bufs (nil: none); input, the
-// only other reference to that array (it reads over rawInput's bytes),
-// is dropped with it.
+// array is the size bufs lends goes back to bufs; input, the only other
+// reference to that array (it reads over rawInput's bytes), is dropped
+// with it.
 func (b tlsBuffers) release(tc *tls.Conn, bufs *tlsReadBufs) {
 	if !b.ok {
 		return
@@ -76,7 +76,7 @@ func (b tlsBuffers) release(tc *tls.Conn, bufs *tlsReadBufs) {
 		raw.Reset()
 		a := raw.AvailableBuffer()
 		*raw, *in = bytes.Buffer{}, bytes.Reader{}
-		if bufs != nil && cap(a) == tlsReadBufBytes {
+		if cap(a) == tlsReadBufBytes {
 			bufs.pool.Put((*[tlsReadBufBytes]byte)(a[:tlsReadBufBytes]))
 		}
 	}
@@ -93,9 +93,9 @@ func (b tlsBuffers) release(tc *tls.Conn, bufs *tlsReadBufs) {
 // crypto/tls grow a buffer of its own, which release drops as before.
 const tlsReadBufBytes = 1 << 10
 
-// tlsReadBufs lends crypto/tls's rawInput an array for a parked
-// connection's wake-up, and takes it back when the connection parks again
-// (release). Before, each wake-up (one per pong: a ping every 2.5 s per
+// tlsReadBufs are the arrays lent to crypto/tls's rawInput for a parked
+// connection's wake-up (tlsBuffers.lend), and taken back when the
+// connection parks again (tlsBuffers.release). Before, each wake-up (one per pong: a ping every 2.5 s per
 // busy connection) grew a released rawInput again, about 600 bytes, which
 // was most of what a node under load allocated (docs/benchmarks.md,
 // *What pings cost*, twenty-first round). The node's parker holds one.
@@ -103,10 +103,10 @@ type tlsReadBufs struct {
 	pool sync.Pool // of *[tlsReadBufBytes]byte; safe for concurrent use
 }
 
-// lend gives tc's rawInput an array of the pool when it has none, as a
-// parked connection's has. Called by the connection's read loop only,
-// before a read, as release.
-func (p *tlsReadBufs) lend(b tlsBuffers, tc *tls.Conn) {
+// lend gives tc's rawInput an array of bufs when it has none, as a
+// parked connection's has: release's counterpart. Called by the
+// connection's read loop only, before a read, as release.
+func (b tlsBuffers) lend(tc *tls.Conn, bufs *tlsReadBufs) {
 	if !b.ok {
 		return
 	}
@@ -114,7 +114,7 @@ func (p *tlsReadBufs) lend(b tlsBuffers, tc *tls.Conn) {
 	if raw.Cap() > 0 {
 		return
 	}
-	a, _ := p.pool.Get().(*[tlsReadBufBytes]byte)
+	a, _ := bufs.pool.Get().(*[tlsReadBufBytes]byte)
 	if a == nil {
 		a = new([tlsReadBufBytes]byte)
 	}

@@ -59,7 +59,7 @@ func TestTLSReadBufsLentAndTakenBack(t *testing.T) {
 		for i, e := range ends {
 			msg := bytes.Repeat([]byte{byte('a' + 2*round + i)}, c.size)
 			raw, in, _ := tlsConnBuffers.fields(e.srv)
-			bufs.lend(tlsConnBuffers, e.srv)
+			tlsConnBuffers.lend(e.srv, &bufs)
 			if raw.Cap() != tlsReadBufBytes {
 				t.Fatalf("round %d, conn %d: rawInput's capacity %d after lend, want %d", round, i, raw.Cap(), tlsReadBufBytes)
 			}

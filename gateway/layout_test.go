@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 	"unsafe"
 )
@@ -102,5 +104,22 @@ func TestHotLayouts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// queueDirect fills a FIFO item in place, field by field, instead of
+// assigning a literal (outbox.go): a slot reused after a take keeps what
+// an earlier item left in a field it does not set. So the fields it sets
+// are all the fields there are; a field added to item fails here until
+// queueDirect sets it too.
+func TestQueueDirectSetsEveryItemField(t *testing.T) {
+	want := []string{"frame", "sub", "gen", "ts"} // as queueDirect sets them
+	typ := reflect.TypeFor[item]()
+	var got []string
+	for i := range typ.NumField() {
+		got = append(got, typ.Field(i).Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("item's fields are %v; queueDirect sets %v: set the new ones there", got, want)
 	}
 }

@@ -22,10 +22,13 @@ const (
 	maxWriteBytes = 64 << 10
 )
 
-// pingFrame returns a WebSocket ping carrying id.
-func pingFrame(id uint64) []byte {
-	f := []byte{0x80 | byte(gws.OpcodePing), 8}
-	return binary.BigEndian.AppendUint64(f, id)
+// pingFrameBytes is the size of a progress ping: a header and an 8-byte id.
+const pingFrameBytes = 10
+
+// appendPing appends a WebSocket ping carrying id to dst.
+func appendPing(dst []byte, id uint64) []byte {
+	dst = append(dst, 0x80|byte(gws.OpcodePing), 8)
+	return binary.BigEndian.AppendUint64(dst, id)
 }
 
 // progress tracks how far the client has read, with numbered pings: a
@@ -153,7 +156,11 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 	if n := b.len(); n > 0 {
 		c.srv.metrics.outboxPending.Observe(float64(n))
 	}
-	var tail []byte
+	// What follows the data: a heartbeat or a ping, or both. A ping alone
+	// is built in place, so that a round pinging a busy connection (four
+	// times per lag timeout) allocates nothing for it.
+	var tailBytes [pingFrameBytes]byte
+	tail := tailBytes[:0]
 	if closing != nil {
 		chores = 0 // the close frame is what goes out next
 	}
@@ -164,7 +171,7 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 	pinged := chores&chorePing != 0 && !c.prog.outstanding()
 	if pinged {
 		c.prog.sentNs.Store(now.UnixNano())
-		tail = append(tail, pingFrame(c.prog.sent.Add(1))...)
+		tail = appendPing(tail, c.prog.sent.Add(1))
 	}
 	if data := b.len() > 0; data || len(tail) > 0 {
 		var err error

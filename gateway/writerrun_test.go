@@ -415,3 +415,56 @@ func TestWriteBatchReleasesWhatItWrote(t *testing.T) {
 		})
 	}
 }
+
+// A writer round that pings a connection builds the ping in place and
+// allocates nothing for it (it was two allocations, four per lag timeout
+// on every busy connection); the client answers each, and the stream
+// after a hundred of them is whole.
+func TestPingRoundAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	e := newTestEnv(t, func(c *Config) {
+		c.HeartbeatInterval = time.Hour // no chore but the test's
+		c.LagTimeout = time.Hour
+	})
+	cl := e.connect(t, "json", e.token(t, "pinged", time.Hour, ">"))
+	cl.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
+	cl.expect(t, proto.TypeSubscribed)
+	waitWritersIdle(t, e.srv)
+	var c *conn
+	e.srv.mu.Lock()
+	for k := range e.srv.conns {
+		c = k
+	}
+	e.srv.mu.Unlock()
+	ping := func() {
+		// The run is the test's, as in TestInlineRoundReturnsItsReadingAfterTheWrite.
+		if !c.out.run.state.CompareAndSwap(runIdle, runBusy) {
+			t.Fatal("the connection's writer is running")
+		}
+		c.prog.acked.Store(c.prog.sent.Load()) // the last ping counts as answered
+		c.chores.Or(chorePing)
+		c.writeInline(time.Now())
+	}
+	ping() // the scratch and the socket's writer are made once
+	sent := c.prog.sent.Load()
+	if allocs := testing.AllocsPerRun(100, ping); allocs != 0 {
+		t.Fatalf("%v allocations per round with a ping", allocs)
+	}
+	if got := c.prog.sent.Load() - sent; got < 100 {
+		t.Fatalf("%d pings sent in 100 rounds", got)
+	}
+	// The client answers the last ping with its payload: an id the node
+	// sent, the latest, which only a whole ping frame carries.
+	c.prog.acked.Store(0)
+	c.prog.rtt.Store(0)
+	ping()
+	waitFor(t, "the last ping answered", func() bool {
+		return c.prog.acked.Load() == c.prog.sent.Load() && c.prog.rtt.Load() > 0
+	})
+	// The stream is whole after a hundred pings: a command is answered.
+	cl.send(t, proto.Command{Op: proto.OpPing, ID: ptr[int64](7)})
+	for w := cl.next(t); w.Type != proto.TypePong; w = cl.next(t) {
+	}
+}

@@ -88,6 +88,12 @@ type hubEntry struct {
 	name string         // Static after construction: ch.String().
 
 	refs int // Guarded by the shard's mu: subscriptions holding this entry.
+	// gone is set, under the shard's mu, when the last reference went and
+	// the entry left the hub: a later entry may hold the channel.
+	gone atomic.Bool
+	// fed is the entry's feed handler (hub.entryFeed bound to it), which
+	// the entry's NATS interest calls. Static after construction.
+	fed feed.Handler
 
 	mu    sync.Mutex
 	state feed.State      // Guarded by mu.
@@ -141,12 +147,13 @@ func (h *hub) acquire(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 	if e == nil {
 		e = &hubEntry{ch: ch, spec: ch.Kind.Spec(), name: ch.String(), arrived: h.now(),
 			state: feed.NewState(ch, h.historyLen, feed.CandleBars(h.candleBars))}
+		e.fed = func(_ proto.Channel, m *feed.Message) { h.entryFeed(e, m) }
 		sh.m[ch] = e
 		h.metrics.channelsByState[stateLive].Inc()
 	}
 	e.refs++
 	sh.mu.Unlock()
-	p, err := h.src.AcquireAsync(e.ch, h.onFeed) // the entry's name: no hold keeps the caller's
+	p, err := h.src.AcquireAsync(e.ch, e.fed)
 	if err != nil {
 		h.unref(e)
 		return nil, nil, err
@@ -165,9 +172,12 @@ func (h *hub) unref(e *hubEntry) {
 	sh := h.shard(e.ch)
 	sh.mu.Lock()
 	e.refs--
-	if e.refs == 0 && sh.m[e.ch] == e {
-		delete(sh.m, e.ch)
-		h.metrics.channelsByState[e.stateNow.Load()].Dec()
+	if e.refs == 0 {
+		e.gone.Store(true)
+		if sh.m[e.ch] == e {
+			delete(sh.m, e.ch)
+			h.metrics.channelsByState[e.stateNow.Load()].Dec()
+		}
 	}
 	sh.mu.Unlock()
 }
@@ -187,6 +197,21 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 // channel and runs on its own (fillGap).
 func (h *hub) onFeed(ch proto.Channel, m *feed.Message) { h.feedMessage(ch, m, h.burstOf(m)) }
 
+// entryFeed is onFeed for e's own NATS interest, which holds e as its
+// handler (hubEntry.fed): the channel's entry without looking it up, as
+// long as e is in the hub. An interest lives only while subscriptions
+// hold it, and each gives its hold back before it lets its entry go
+// (abandon), so it is e's; once e is gone, the channel is looked up as
+// onFeed does (a message in flight when the last subscriber left).
+func (h *hub) entryFeed(e *hubEntry, m *feed.Message) {
+	bl := h.burstOf(m)
+	if e.gone.Load() {
+		h.feedMessage(e.ch, m, bl)
+		return
+	}
+	h.feedEntry(e, m, bl)
+}
+
 // feedMessage is onFeed with the kept outbox locks of the dispatcher
 // that handed m over, bl (burst.go; nil: none).
 func (h *hub) feedMessage(ch proto.Channel, m *feed.Message, bl *burstLocks) {
@@ -197,6 +222,11 @@ func (h *hub) feedMessage(ch proto.Channel, m *feed.Message, bl *burstLocks) {
 		h.wakes.pass(m.Behind, m.More)
 		return
 	}
+	h.feedEntry(e, m, bl)
+}
+
+// feedEntry is feedMessage once the channel's entry is found.
+func (h *hub) feedEntry(e *hubEntry, m *feed.Message, bl *burstLocks) {
 	if h.history != nil && e.spec.Events && h.fillGap(e, m, bl) {
 		return // m applied after events the node never had, from the stream
 	}

@@ -166,6 +166,44 @@ func TestLeaveAndRelease(t *testing.T) {
 	}
 }
 
+// A channel's NATS interest calls its entry's own handler (hubEntry.fed),
+// which finds the entry without a lookup. A message that handler gets
+// once the entry is gone (in flight when the last subscriber left) goes
+// where the channel leads now: to nobody, or to the entry a later
+// subscriber made.
+func TestEntryHandlerOnceTheEntryWent(t *testing.T) {
+	s := hubFixture(t)
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
+	first := s.bareConn(codec.JSON())
+	sub := s.joinFor(t, first, ch, joinOptions{})
+	old := sub.entry
+	old.fed(ch, tickerMsg(1))
+	if q := queued(first); len(q) != 1 {
+		t.Fatalf("%d frames from the entry's handler, want 1", len(q))
+	}
+	old.leave(sub)
+	s.hub.abandon(old, sub.hold)
+	old.fed(ch, tickerMsg(2)) // nobody holds the channel
+	if q := queued(first); len(q) != 0 {
+		t.Fatalf("%d frames after leaving", len(q))
+	}
+	later := s.bareConn(codec.JSON())
+	sub2 := s.joinFor(t, later, ch, joinOptions{})
+	if sub2.entry == old {
+		t.Fatal("the entry that went was used again")
+	}
+	queued(later)
+	old.fed(ch, tickerMsg(3))
+	q := queued(later)
+	if len(q) != 1 {
+		t.Fatalf("%d frames for the later subscriber from the old handler, want 1", len(q))
+	}
+	var w wire
+	if err := codec.DecodeMessage(codec.JSON(), q[0], &w); err != nil || w.Seq != 3 {
+		t.Fatalf("later subscriber got %s (%v)", q[0], err)
+	}
+}
+
 func BenchmarkFanoutTicker(b *testing.B) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {

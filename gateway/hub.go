@@ -153,7 +153,7 @@ func (h *hub) acquire(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 	}
 	e.refs++
 	sh.mu.Unlock()
-	p, err := h.src.AcquireAsync(e.ch, e.fed)
+	p, err := h.src.AcquireAsync(e.ch, e.fed) // the entry's name: no hold keeps the caller's
 	if err != nil {
 		h.unref(e)
 		return nil, nil, err

@@ -279,25 +279,13 @@ func countWriters(s *Server) *writerCounts {
 // of a sweep at the sweep's first reading, staler by the sweep's length.
 // A round that writes no message returns the instant it was given.
 func TestInlineRoundReturnsItsReadingAfterTheWrite(t *testing.T) {
-	e := newTestEnv(t, func(c *Config) {
-		c.HeartbeatInterval = time.Hour // no chore within the test
-		c.LagTimeout = time.Hour
-	})
-	cl := e.connect(t, "json", e.token(t, "clock", time.Hour, ">"))
-	cl.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
-	cl.expect(t, proto.TypeSubscribed)
+	e, cl, c := quietConn(t, "clock")
 	tick := func(seq uint64) *proto.Ticker {
 		return &proto.Ticker{Symbol: "ETH-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: time.Now().UnixNano()}
 	}
 	e.publish(t, "ticker.ETH-USD", 1, proto.FeedUpdate, tick(1))
 	cl.expect(t, proto.TypeSnapshot)
 	waitWritersIdle(t, e.srv)
-	var c *conn
-	e.srv.mu.Lock()
-	for k := range e.srv.conns {
-		c = k
-	}
-	e.srv.mu.Unlock()
 	at := time.Now().Add(-time.Millisecond)
 	for _, data := range []bool{false, true} {
 		// The run is the test's: the fan-out queues and leaves the
@@ -323,6 +311,30 @@ func TestInlineRoundReturnsItsReadingAfterTheWrite(t *testing.T) {
 		waitWritersIdle(t, e.srv)
 	}
 	cl.expect(t, proto.TypeUpdate)
+}
+
+// quietConn is a node that does no chore of its own within a test (no
+// heartbeat, no progress ping), with one JSON client of subject sub
+// subscribed to ticker.ETH-USD, and that client's connection on the node,
+// its writers idle: for tests that run the connection's writer rounds
+// themselves.
+func quietConn(t *testing.T, sub string) (*testEnv, *testClient, *conn) {
+	t.Helper()
+	e := newTestEnv(t, func(c *Config) {
+		c.HeartbeatInterval = time.Hour
+		c.LagTimeout = time.Hour
+	})
+	cl := e.connect(t, "json", e.token(t, sub, time.Hour, ">"))
+	cl.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
+	cl.expect(t, proto.TypeSubscribed)
+	waitWritersIdle(t, e.srv)
+	var c *conn
+	e.srv.mu.Lock()
+	for k := range e.srv.conns {
+		c = k
+	}
+	e.srv.mu.Unlock()
+	return e, cl, c
 }
 
 // The scratch pool keeps no frames slice longer than maxScratchFrames,
@@ -424,20 +436,7 @@ func TestPingRoundAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	e := newTestEnv(t, func(c *Config) {
-		c.HeartbeatInterval = time.Hour // no chore but the test's
-		c.LagTimeout = time.Hour
-	})
-	cl := e.connect(t, "json", e.token(t, "pinged", time.Hour, ">"))
-	cl.send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
-	cl.expect(t, proto.TypeSubscribed)
-	waitWritersIdle(t, e.srv)
-	var c *conn
-	e.srv.mu.Lock()
-	for k := range e.srv.conns {
-		c = k
-	}
-	e.srv.mu.Unlock()
+	_, cl, c := quietConn(t, "pinged")
 	ping := func() {
 		// The run is the test's, as in TestInlineRoundReturnsItsReadingAfterTheWrite.
 		if !c.out.run.state.CompareAndSwap(runIdle, runBusy) {

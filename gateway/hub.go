@@ -190,19 +190,16 @@ func (h *hub) lookup(ch proto.Channel) *hubEntry {
 	return e
 }
 
-// onFeed applies one feed message to the channel's state and fans out
-// whatever it means for subscribers. It runs on the goroutine of the
-// channel's feed dispatcher, shared with other channels (feed/dispatch.go),
-// and never waits there: a gap fill from the history stream pauses the
-// channel and runs on its own (fillGap).
-func (h *hub) onFeed(ch proto.Channel, m *feed.Message) { h.feedMessage(ch, m, h.burstOf(m)) }
-
-// entryFeed is onFeed for e's own NATS interest, which holds e as its
-// handler (hubEntry.fed): the channel's entry without looking it up, as
-// long as e is in the hub. An interest lives only while subscriptions
+// entryFeed applies one feed message to e's state and fans out whatever
+// it means for subscribers. It is e's NATS interest's handler
+// (hubEntry.fed), so it finds the channel's entry without a lookup as
+// long as e is in the hub: an interest lives only while subscriptions
 // hold it, and each gives its hold back before it lets its entry go
-// (abandon), so it is e's; once e is gone, the channel is looked up as
-// onFeed does (a message in flight when the last subscriber left).
+// (abandon). Once e is gone (a message in flight when the last subscriber
+// left) the channel is looked up (feedMessage). It runs on the goroutine
+// of the channel's feed dispatcher, shared with other channels
+// (feed/dispatch.go), and never waits there: a gap fill from the history
+// stream pauses the channel and runs on its own (fillGap).
 func (h *hub) entryFeed(e *hubEntry, m *feed.Message) {
 	bl := h.burstOf(m)
 	if e.gone.Load() {
@@ -212,8 +209,9 @@ func (h *hub) entryFeed(e *hubEntry, m *feed.Message) {
 	h.feedEntry(e, m, bl)
 }
 
-// feedMessage is onFeed with the kept outbox locks of the dispatcher
-// that handed m over, bl (burst.go; nil: none).
+// feedMessage applies m to the channel's entry, looked up by its name,
+// with the kept outbox locks of the dispatcher that handed m over, bl
+// (burst.go; nil: none).
 func (h *hub) feedMessage(ch proto.Channel, m *feed.Message, bl *burstLocks) {
 	e := h.lookup(ch)
 	if e == nil {

@@ -50,6 +50,11 @@ func hubFixture(t testing.TB, tweak ...func(*Config)) *Server {
 	return s
 }
 
+// onFeed hands m to the hub by its channel's name, as a dispatcher does
+// through the channel's entry (entryFeed), with the dispatcher's kept
+// locks when m carries its slot.
+func (h *hub) onFeed(ch proto.Channel, m *feed.Message) { h.feedMessage(ch, m, h.burstOf(m)) }
+
 func (s *Server) bareConn(cd codec.Codec) *conn {
 	return s.newConn(cd, &auth.Claims{Subject: "t"}, "test")
 }

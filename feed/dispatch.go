@@ -77,6 +77,15 @@ type dispatcher struct {
 	// local is the handlers' own state (Message.Local). Owned by the
 	// dispatcher's goroutine, which only touches it in handler calls.
 	local any
+	// bySub is take's look-up of a message's route by the NATS
+	// subscription it came on (nats.Msg.Sub): a pointer's hash, where the
+	// subject's look-up (routes) takes a shared lock and hashes and
+	// compares the subject's bytes, lines that are cold at each feed
+	// burst. An entry maps a subscription only to its own route (one that
+	// knows it, route.sub), and goes when the route does (routes.remove,
+	// forget): the map holds the dispatcher's live channels at most.
+	// Guarded by mu.
+	bySub map[*nats.Subscription]*route
 }
 
 // route is one subscribed channel at its dispatcher.
@@ -85,6 +94,10 @@ type route struct {
 	ch      proto.Channel // Static after construction.
 	h       Handler       // Static after construction.
 	d       *dispatcher   // Static after construction.
+	// sub is the channel's NATS subscription, set once ChanSubscribe
+	// returns it (messages may come before): what dispatcher.bySub keys
+	// the route by.
+	sub atomic.Pointer[nats.Subscription]
 	// queue holds the channel's messages not handed over yet, and bytes
 	// their payloads' size; listed is set while the route is in d.ready.
 	// Guarded by d.mu.
@@ -160,9 +173,10 @@ func (q *fifo[T]) pop() T {
 	return v
 }
 
-// routes maps a NATS subject to its route: the dispatcher looks every
-// message's subject up (a message may arrive before ChanSubscribe
-// returns, so its subscription is not the key). Safe for concurrent use.
+// routes maps a NATS subject to its route: the dispatchers look a
+// message's subject up when they do not know its subscription yet (a
+// message may arrive before ChanSubscribe returns it; dispatcher.bySub).
+// Safe for concurrent use.
 type routes struct {
 	mu sync.RWMutex
 	m  map[string]*route // Guarded by mu.
@@ -184,7 +198,10 @@ func (rs *routes) put(r *route) {
 	rs.mu.Unlock()
 }
 
-// remove drops r's subject's route if it is still r, and marks r gone.
+// remove drops r's subject's route if it is still r, marks r gone, and
+// drops it from its dispatcher's bySub. It takes the dispatcher's lock, so
+// it is called with none the dispatcher holds (a handler's call holds
+// none; Source.mu is taken before it).
 func (rs *routes) remove(r *route) {
 	rs.mu.Lock()
 	if rs.m[r.subject] == r {
@@ -192,6 +209,7 @@ func (rs *routes) remove(r *route) {
 	}
 	rs.mu.Unlock()
 	r.gone.Store(true)
+	r.d.forget(r)
 }
 
 func newDispatcher(src *Source) *dispatcher {
@@ -354,8 +372,8 @@ func (d *dispatcher) takeTransit() {
 // previous subscription), or the route's pending limits reached. Called
 // with d.mu held.
 func (d *dispatcher) take(m *nats.Msg) {
-	r := d.src.routes.get(m.Subject)
-	if r == nil || r.d != d || r.gone.Load() {
+	r := d.routeOf(m)
+	if r == nil {
 		return
 	}
 	cfg := &d.src.cfg
@@ -369,6 +387,49 @@ func (d *dispatcher) take(m *nats.Msg) {
 		r.listed = true
 		d.ready.push(r)
 	}
+}
+
+// routeOf is m's live route at d, or nil: by m's subscription where
+// bySub has it, else by its subject, which bySub then remembers when the
+// route is that subscription's. A message of a channel's earlier
+// subscription (released, and subscribed again since) goes to the
+// channel's route by its subject, as every message did before bySub, and
+// is not remembered. Called with d.mu held.
+func (d *dispatcher) routeOf(m *nats.Msg) *route {
+	if r := d.bySub[m.Sub]; r != nil && !r.gone.Load() {
+		return r
+	}
+	r := d.src.routes.get(m.Subject)
+	if r == nil || r.d != d || r.gone.Load() {
+		return nil
+	}
+	if m.Sub != nil && r.sub.Load() == m.Sub {
+		d.remember(m.Sub, r)
+	}
+	return r
+}
+
+// remember puts r in bySub as sub's route. Called with d.mu held.
+func (d *dispatcher) remember(sub *nats.Subscription, r *route) {
+	if d.bySub == nil {
+		d.bySub = make(map[*nats.Subscription]*route)
+	}
+	d.bySub[sub] = r
+}
+
+// forget drops r, gone, from bySub. A take that looked r up before it went
+// remembered it before forget takes d.mu; one after finds it gone
+// (routes.remove marks it first) and does not remember it.
+func (d *dispatcher) forget(r *route) {
+	sub := r.sub.Load()
+	if sub == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.bySub[sub] == r {
+		delete(d.bySub, sub)
+	}
+	d.mu.Unlock()
 }
 
 // relieveAt is the length of a transit queue beyond which the node's NATS

@@ -244,6 +244,93 @@ func TestDispatcherPause(t *testing.T) {
 	}
 }
 
+// TestDispatcherRouteBySubscription: which route a message goes to, by
+// its NATS subscription or its subject, and what the dispatcher's look-up
+// by subscription (bySub) holds after each step: a subscription only ever
+// maps to its own live route, and a released channel's entry goes with it.
+func TestDispatcherRouteBySubscription(t *testing.T) {
+	type step struct {
+		do   string // "msg", "know" (the route learns its subscription), "release", "again" (the channel subscribed anew)
+		sub  int    // the message's subscription, 1 or 2 (0: none, as a message made by hand)
+		want int    // the route the message is queued on: 1, 2 (the second subscription's), 0 dropped
+	}
+	cases := map[string]struct {
+		other bool // the channel is another dispatcher's
+		steps []step
+		bySub map[int]int // afterwards: subscription -> route
+	}{
+		"before the route knows its subscription, by subject, not remembered": {
+			steps: []step{{do: "msg", sub: 1, want: 1}, {do: "msg", sub: 0, want: 1}},
+			bySub: map[int]int{},
+		},
+		"once it knows, remembered": {
+			steps: []step{{do: "msg", sub: 1, want: 1}, {do: "know"}, {do: "msg", sub: 1, want: 1}, {do: "msg", sub: 1, want: 1}},
+			bySub: map[int]int{1: 1},
+		},
+		"released: forgotten, and its messages dropped": {
+			steps: []step{{do: "know"}, {do: "msg", sub: 1, want: 1}, {do: "release"}, {do: "msg", sub: 1, want: 0}},
+			bySub: map[int]int{},
+		},
+		"subscribed anew: the old subscription's message goes to the new route by subject, and is not remembered": {
+			steps: []step{{do: "know"}, {do: "msg", sub: 1, want: 1}, {do: "release"}, {do: "again"}, {do: "msg", sub: 2, want: 2}, {do: "msg", sub: 1, want: 2}},
+			bySub: map[int]int{2: 2},
+		},
+		"another dispatcher's channel: dropped, not remembered": {
+			other: true,
+			steps: []step{{do: "know"}, {do: "msg", sub: 1, want: 0}},
+			bySub: map[int]int{},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, d := oneDispatcher(t, Config{})
+			owner := d
+			if tc.other {
+				owner = newDispatcher(s)
+				s.disp = append(s.disp, owner)
+			}
+			ch := proto.Channel{Kind: proto.KindTrade, Symbol: "A"}
+			subs := map[int]*nats.Subscription{1: {Subject: "1"}, 2: {Subject: "2"}}
+			routes := map[int]*route{1: addRoute(s, owner, ch, func(proto.Channel, *Message) {})}
+			cur := 1
+			data := symbolTrade(t, "A", 1)
+			for i, st := range tc.steps {
+				switch st.do {
+				case "know":
+					routes[cur].sub.Store(subs[cur])
+				case "release":
+					s.routes.remove(routes[cur])
+				case "again":
+					cur++
+					routes[cur] = addRoute(s, owner, ch, func(proto.Channel, *Message) {})
+					routes[cur].sub.Store(subs[cur])
+				case "msg":
+					before := map[int]int{}
+					for n, r := range routes {
+						before[n] = r.queued()
+					}
+					d.mu.Lock()
+					d.take(&nats.Msg{Subject: ch.Subject(s.cfg.SubjectPrefix), Sub: subs[st.sub], Data: data})
+					d.mu.Unlock()
+					for n, r := range routes {
+						grew := r.queued() - before[n]
+						if want := map[bool]int{true: 1}[n == st.want]; grew != want {
+							t.Fatalf("step %d: route %d got %d messages, want %d", i, n, grew, want)
+						}
+					}
+				}
+			}
+			got := map[int]int{}
+			for sub, r := range d.bySub {
+				got[map[*nats.Subscription]int{subs[1]: 1, subs[2]: 2}[sub]] = map[*route]int{routes[1]: 1, routes[2]: 2}[r]
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.bySub) {
+				t.Fatalf("bySub maps %v (subscription: route), want %v", got, tc.bySub)
+			}
+		})
+	}
+}
+
 // TestFIFO: what is pushed comes out oldest first, also across a push
 // onto a full array that has taken items at its front, and the array is
 // kept once the queue is empty.

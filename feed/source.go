@@ -346,6 +346,7 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 	s.routes.put(r)
 	sub, err := s.nc.ChanSubscribe(subject, d.transit)
 	if err == nil {
+		r.sub.Store(sub)
 		err = s.nc.FlushWithContext(ctx)
 	}
 

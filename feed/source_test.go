@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"runtime"
 	"strconv"
@@ -148,10 +149,12 @@ func TestSourceInterestCounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.want(t, 1)
+	rememberedOnly(t, src, tradeBTC)
 	src.Release(tradeBTC)
 	if got := numSubs(t, srv, src, subject); got != 0 {
 		t.Fatalf("server subscriptions after 2 Releases = %d, want 0", got)
 	}
+	rememberedOnly(t, src)
 	if n := src.nc.NumSubscriptions(); n != 0 {
 		t.Fatalf("client subscriptions = %d, want 0", n)
 	}
@@ -169,6 +172,34 @@ func TestSourceInterestCounting(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.want(t, 3)
+	rememberedOnly(t, src, tradeBTC)
+}
+
+// rememberedOnly fails t unless the dispatchers' look-ups by subscription
+// (dispatcher.bySub) hold exactly the current subscriptions of chs, each
+// mapped to its own route.
+func rememberedOnly(t *testing.T, src *Source, chs ...proto.Channel) {
+	t.Helper()
+	src.mu.Lock()
+	want := map[*nats.Subscription]*route{}
+	for _, ch := range chs {
+		in := src.subs[ch]
+		if in == nil || in.sub == nil {
+			src.mu.Unlock()
+			t.Fatalf("%s is not subscribed", ch)
+		}
+		want[in.sub] = in.route
+	}
+	src.mu.Unlock()
+	got := map[*nats.Subscription]*route{}
+	for _, d := range src.disp {
+		d.mu.Lock()
+		maps.Copy(got, d.bySub)
+		d.mu.Unlock()
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("the dispatchers remember %d subscriptions, want %d (%v)", len(got), len(want), chs)
+	}
 }
 
 func TestSourceConcurrentAcquire(t *testing.T) {

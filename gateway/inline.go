@@ -60,8 +60,14 @@ func sweepParts(n, procs int) int {
 // caller moved the run state from runIdle to runBusy. It leaves the state
 // at runIdle, or starts a writer goroutine for what the round could not
 // finish (bytes the socket kept, the close frame, a wake-up that came
-// during the round).
-func (c *conn) writeInline(at time.Time) (after time.Time) {
+// during the round). What it writes goes to t's metrics, which the caller
+// flushes; with t nil, to a tally of its own, flushed at its end.
+func (c *conn) writeInline(at time.Time, t *writeTally) (after time.Time) {
+	if t == nil {
+		var own writeTally
+		t = &own
+		defer own.flush()
+	}
 	r := &c.out.run
 	after = at
 	inlineMode := false
@@ -84,7 +90,7 @@ func (c *conn) writeInline(at time.Time) (after time.Time) {
 	}
 	w := c.srv.scratch.get()
 	clk := fanClock{clock: c.srv.cfg.Now, at: at}
-	over, handOff := c.round(w, &clk, true)
+	over, handOff := c.round(w, &clk, true, t)
 	after = clk.at
 	kept := c.sock.endInline()
 	inlineMode = false
@@ -106,16 +112,25 @@ func (c *conn) writeInline(at time.Time) (after time.Time) {
 // instant at (as writeInline), when o's writer is not running (runIdle),
 // and reports whether it did, with the clock's reading after the round. A
 // connection without inline rounds gets its writer goroutine started
-// instead, as a wake-up would.
-func (r *writerRun) tryInline(at time.Time) (ran bool, after time.Time) {
+// instead, as a wake-up would. What the round writes goes to t's metrics.
+//
+// A connection's round is a static call: t, passed through the
+// interface's indirect call, would leave the sweep's stack for the heap
+// (one allocation per sweep; TestInlineSweepAllocatesNothing). Any other
+// rounder (a test's) gets no tally.
+func (r *writerRun) tryInline(at time.Time, t *writeTally) (ran bool, after time.Time) {
 	if !r.state.CompareAndSwap(runIdle, runBusy) {
 		return false, at
 	}
-	if r.inline == nil {
+	switch in := r.inline.(type) {
+	case nil:
 		r.start()
 		return true, at
+	case *conn:
+		return true, in.writeInline(at, t)
+	default:
+		return true, in.writeInline(at, nil)
 	}
-	return true, r.inline.writeInline(at)
 }
 
 // inlines reports whether o's writer rounds may run inline.

@@ -7,18 +7,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The delivery latency histogram, tickgate_delivery_latency_seconds.
+// The delivery latency histogram, tickgate_delivery_latency_seconds, and
+// the messages a writer round takes, tickgate_outbox_pending.
 //
-// It has a sample per delivered message. A prometheus.Histogram's Observe
-// is four atomic operations on shared lines (the count, the bucket, a
-// compare-and-swap loop on the float sum, the hot/cold index), and a
-// search of the bounds: 1.1% of the node's CPU in the bursty workload,
-// where the write the samples belong to carries a dozen messages
-// (docs/benchmarks.md). Here a writer tallies a write's samples in a
-// latencyTally on its stack, and adds the tally to the histogram once
-// per write: an atomic add per bucket the write's samples fell in
-// (mostly one or two), and one for the sum. The buckets are powers of two
-// of 50 µs, found by a bit length, not a search.
+// The first has a sample per delivered message, the second one per
+// round. A prometheus.Histogram's Observe is four atomic operations on
+// shared lines (the count, the bucket, a compare-and-swap loop on the
+// float sum, the hot/cold index), and a search of the bounds: 1.1% of
+// the node's CPU in the bursty workload, where the write the samples
+// belong to carries a dozen messages (docs/benchmarks.md). Here the
+// writer rounds tally their samples in a tally (in a writeTally, with
+// the counters of messages and bytes sent), and add the tally to the
+// histogram at once: after each round on a writer goroutine, after the
+// last round of an inline sweep (sweepHeld) for all of its rounds. That
+// is an atomic add per bucket the samples fell in (mostly one or two),
+// and one for the sum. The buckets are powers of two (of 50 µs, of one
+// message), found by a bit length, not a search.
 
 const (
 	latencyBuckets = 18     // finite buckets: 50 µs × 2^k, k = 0..17 (about 6.6 s)
@@ -41,40 +45,62 @@ func latencyBucket(ns int64) int {
 	return min(bits.Len64(q-1), latencyBuckets)
 }
 
-// latencyTally counts one write's samples; the zero value is empty.
-// Owned by the writer that fills it.
-type latencyTally struct {
-	counts [latencyBuckets + 1]uint32 // by bucket, not cumulative; the last is +Inf
-	n      uint32                     // samples
-	sumNs  int64
-}
+// pendingBuckets is tickgate_outbox_pending's finite buckets: 1, 2, 4,
+// … 8192 messages a round, as prometheus.ExponentialBuckets(1, 2, 14)
+// made them when it was a prometheus.Histogram.
+const pendingBuckets = 14
 
-// add counts a latency of ns nanoseconds.
-func (t *latencyTally) add(ns int64) {
-	t.counts[latencyBucket(ns)]++
-	t.n++
-	t.sumNs += ns
-}
-
-// latencyHistogram is tickgate_delivery_latency_seconds, filled by
-// latencyTally.flush and read by the registry's scrapes. Safe for
-// concurrent use.
-type latencyHistogram struct {
-	desc   *prometheus.Desc
-	bounds []float64                         // Static: the upper bounds in seconds.
-	counts [latencyBuckets + 1]atomic.Uint64 // By bucket, not cumulative; the last is +Inf.
-	sumNs  atomic.Int64
-}
-
-func newLatencyHistogram(name, help string) *latencyHistogram {
-	return &latencyHistogram{
-		desc:   prometheus.NewDesc(name, help, nil, nil),
-		bounds: latencyBounds(),
+// pendingBucket is the bucket of a round that took n messages (n ≥ 1):
+// the first whose upper bound 2^k is at least n, pendingBuckets for +Inf.
+func pendingBucket(n int) int {
+	if n <= 1 {
+		return 0
 	}
+	return min(bits.Len64(uint64(n-1)), pendingBuckets)
+}
+
+// tallyBuckets is the most buckets, +Inf included, a tally has room for:
+// the delivery latency's.
+const tallyBuckets = latencyBuckets + 1
+
+// tally counts samples of one pow2Histogram by bucket, to be added to it
+// at once (flush); the zero value is empty. Owned by the writer that
+// fills it.
+type tally struct {
+	counts [tallyBuckets]uint32 // by bucket, not cumulative; the histogram's last is +Inf
+	n      uint32               // samples
+	sum    int64                // in the samples' unit
+}
+
+// add counts a sample v in bucket b.
+func (t *tally) add(b int, v int64) {
+	t.counts[b]++
+	t.n++
+	t.sum += v
+}
+
+// pow2Histogram is a histogram whose bounds double from one bucket to
+// the next, filled by tally.flush and read by the registry's scrapes:
+// tickgate_delivery_latency_seconds and tickgate_outbox_pending. Safe
+// for concurrent use.
+type pow2Histogram struct {
+	desc   *prometheus.Desc
+	bounds []float64                   // Static: the upper bounds, as exposed.
+	per    float64                     // Static: samples' units in the exposed one (1e9: ns in a second).
+	counts [tallyBuckets]atomic.Uint64 // By bucket, not cumulative; counts[len(bounds)] is +Inf.
+	sum    atomic.Int64                // In the samples' unit.
+}
+
+func newLatencyHistogram(name, help string) *pow2Histogram {
+	return &pow2Histogram{desc: prometheus.NewDesc(name, help, nil, nil), bounds: latencyBounds(), per: 1e9}
+}
+
+func newPendingHistogram(name, help string) *pow2Histogram {
+	return &pow2Histogram{desc: prometheus.NewDesc(name, help, nil, nil), bounds: prometheus.ExponentialBuckets(1, 2, pendingBuckets), per: 1}
 }
 
 // flush adds t's samples to h and empties t.
-func (t *latencyTally) flush(h *latencyHistogram) {
+func (t *tally) flush(h *pow2Histogram) {
 	if t.n == 0 {
 		return
 	}
@@ -83,23 +109,56 @@ func (t *latencyTally) flush(h *latencyHistogram) {
 			h.counts[b].Add(uint64(c))
 		}
 	}
-	h.sumNs.Add(t.sumNs)
-	*t = latencyTally{}
+	h.sum.Add(t.sum)
+	*t = tally{}
 }
 
 // Describe is prometheus.Collector's.
-func (h *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+func (h *pow2Histogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
 
 // Collect is prometheus.Collector's. The count is the buckets' total, so
 // a scrape that lands in the middle of a flush is consistent in its
 // buckets and count; the sum may lack that flush's share until the next.
-func (h *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
+func (h *pow2Histogram) Collect(ch chan<- prometheus.Metric) {
 	cum := make(map[float64]uint64, len(h.bounds))
 	var n uint64
 	for b, upper := range h.bounds {
 		n += h.counts[b].Load()
 		cum[upper] = n
 	}
-	n += h.counts[latencyBuckets].Load()
-	ch <- prometheus.MustNewConstHistogram(h.desc, n, float64(h.sumNs.Load())/1e9, cum)
+	n += h.counts[len(h.bounds)].Load()
+	ch <- prometheus.MustNewConstHistogram(h.desc, n, float64(h.sum.Load())/h.per, cum)
+}
+
+// writeTally gathers what writer rounds add to the node's write metrics:
+// the delivery latency, the messages each round took
+// (tickgate_outbox_pending), and the messages and bytes sent. Whoever runs
+// the rounds owns it and flushes it: a writer goroutine after each round,
+// a sweep of inline rounds once after its last (sweepHeld), so that a
+// sweep of a hundred rounds touches the node's shared metric lines once
+// rather than a hundred times. The connection's own counters
+// (conn.msgsSent, bytesSent) are added per write.
+type writeTally struct {
+	m       *Metrics // the node's, set by the first round that adds; nil: nothing to flush
+	lat     tally    // tickgate_delivery_latency_seconds
+	pending tally    // tickgate_outbox_pending
+	msgs    uint64
+	bytes   uint64
+}
+
+// flush adds what t holds to the node's metrics and empties t.
+func (t *writeTally) flush() {
+	m := t.m
+	if m == nil {
+		return
+	}
+	t.lat.flush(m.deliveryLatency)
+	t.pending.flush(m.outboxPending)
+	if t.msgs > 0 {
+		m.messagesSent.Add(float64(t.msgs))
+	}
+	if t.bytes > 0 {
+		m.bytesSent.Add(float64(t.bytes))
+	}
+	*t = writeTally{}
 }

@@ -1,19 +1,23 @@
 package gateway
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tickgate/tickgate/proto"
 )
 
-// The tallied histogram puts every sample where prometheus.Histogram, with
-// the bounds tickgate_delivery_latency_seconds always had, puts it, and
-// exposes the same buckets, count and sum, however the samples are split
-// into writes.
-func TestLatencyHistogramMatchesPrometheus(t *testing.T) {
+// The tallied histograms put every sample where prometheus.Histogram, with
+// the bounds tickgate_delivery_latency_seconds and tickgate_outbox_pending
+// always had, puts it, and expose the same buckets, count and sum, however
+// the samples are split into flushes.
+func TestPow2HistogramsMatchPrometheus(t *testing.T) {
 	edges := []int64{math.MinInt64 / 2, -1, 0, 1, latencyFirstNs - 1, latencyFirstNs, latencyFirstNs + 1}
 	for k := 1; k < latencyBuckets+2; k++ {
 		bound := int64(latencyFirstNs) << k
@@ -25,31 +29,54 @@ func TestLatencyHistogramMatchesPrometheus(t *testing.T) {
 	for i := range random {
 		random[i] = int64(rng.ExpFloat64() * 2e6) // around a few ms, with a long tail
 	}
+	// A round takes one message at least.
+	pendingEdges := []int64{1, 2, 3}
+	for k := 2; k < pendingBuckets+2; k++ {
+		pendingEdges = append(pendingEdges, int64(1)<<k-1, int64(1)<<k, int64(1)<<k+1)
+	}
+	pendingEdges = append(pendingEdges, 1<<30)
+	pendingRandom := make([]int64, 5000)
+	for i := range pendingRandom {
+		pendingRandom[i] = 1 + int64(rng.ExpFloat64()*8) // around ten, now and then hundreds
+	}
+	latency := func() (*pow2Histogram, prometheus.Histogram, func(int64) (int, float64)) {
+		return newLatencyHistogram("x", ""), prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x", Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}),
+			func(ns int64) (int, float64) { return latencyBucket(ns), float64(ns) / 1e9 }
+	}
+	pending := func() (*pow2Histogram, prometheus.Histogram, func(int64) (int, float64)) {
+		return newPendingHistogram("x", ""), prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x", Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+			func(n int64) (int, float64) { return pendingBucket(int(n)), float64(n) }
+	}
 	cases := map[string]struct {
+		hist     func() (*pow2Histogram, prometheus.Histogram, func(int64) (int, float64))
 		samples  []int64
-		perWrite int
+		perFlush int
 	}{
-		"bucket edges, one per write":       {edges, 1},
-		"bucket edges, all in one write":    {edges, len(edges)},
-		"random latencies, a dozen a write": {random, 12},
-		"random latencies, 1000 a write":    {random, 1000},
-		"no samples":                        {nil, 1},
+		"latency: bucket edges, one per flush":       {latency, edges, 1},
+		"latency: bucket edges, all in one flush":    {latency, edges, len(edges)},
+		"latency: random latencies, a dozen a flush": {latency, random, 12},
+		"latency: random latencies, 1000 a flush":    {latency, random, 1000},
+		"latency: no samples":                        {latency, nil, 1},
+		"pending: bucket edges, one per flush":       {pending, pendingEdges, 1},
+		"pending: bucket edges, all in one flush":    {pending, pendingEdges, len(pendingEdges)},
+		"pending: random rounds, a hundred a flush":  {pending, pendingRandom, 100},
+		"pending: no samples":                        {pending, nil, 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			want := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "x", Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)})
-			got := newLatencyHistogram("x", "")
-			var tally latencyTally
-			for i, ns := range tc.samples {
-				want.Observe(float64(ns) / 1e9)
-				tally.add(ns)
-				if (i+1)%tc.perWrite == 0 {
-					tally.flush(got)
+			got, want, sample := tc.hist()
+			var tl tally
+			for i, v := range tc.samples {
+				b, observed := sample(v)
+				want.Observe(observed)
+				tl.add(b, v)
+				if (i+1)%tc.perFlush == 0 {
+					tl.flush(got)
 				}
 			}
-			tally.flush(got)
-			if tally != (latencyTally{}) {
-				t.Fatalf("flush left %+v", tally)
+			tl.flush(got)
+			if tl != (tally{}) {
+				t.Fatalf("flush left %+v", tl)
 			}
 			w, g := histogramOf(t, want), histogramOf(t, got)
 			if g.GetSampleCount() != w.GetSampleCount() {
@@ -100,11 +127,82 @@ func BenchmarkDeliveryLatency(b *testing.B) {
 		h := newLatencyHistogram("x", "")
 		b.ReportAllocs()
 		for range b.N {
-			var t latencyTally
+			var t tally
 			for _, ns := range lat {
-				t.add(ns)
+				t.add(latencyBucket(ns), ns)
 			}
 			t.flush(h)
 		}
 	})
+}
+
+// What the writer rounds add to the node's write metrics, gathered in a
+// writeTally per round on a writer goroutine and per sweep of inline
+// rounds, adds up to what each connection counted at each write, and to
+// the messages its client got: nothing is lost or counted twice between
+// a round and its sweep's flush.
+func TestWriteMetricsAddUpToTheConnections(t *testing.T) {
+	e := newTestEnv(t, func(c *Config) {
+		c.HeartbeatInterval = time.Hour
+		c.LagTimeout = time.Hour
+	})
+	rounds := countWriters(e.srv)
+	const conns, msgs = 4, 30
+	tok := e.token(t, "tally", time.Hour, ">")
+	clients := subscribedClients(t, e, conns, tok, "ticker.ETH-USD")
+	waitWritersIdle(t, e.srv)
+	type sums struct{ node, nodeBytes, pending, rounds, conn, connBytes uint64 }
+	read := func() (s sums) {
+		m := e.srv.metrics
+		var d dto.Metric
+		if err := m.messagesSent.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		s.node = uint64(d.GetCounter().GetValue())
+		if err := m.bytesSent.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		s.nodeBytes = uint64(d.GetCounter().GetValue())
+		h := histogramOf(t, m.outboxPending)
+		s.pending, s.rounds = uint64(h.GetSampleSum()), h.GetSampleCount()
+		e.srv.mu.Lock()
+		for c := range e.srv.conns {
+			s.conn += c.msgsSent.Load()
+			s.connBytes += c.bytesSent.Load()
+		}
+		e.srv.mu.Unlock()
+		return s
+	}
+	before := read()
+	inline := rounds.inline.Load()
+	got := uint64(0) // frames the clients got: the snapshot, then updates (merged when behind)
+	publish := func(from, to uint64) {
+		for seq := from; seq <= to; seq++ {
+			e.publish(t, "ticker.ETH-USD", seq, proto.FeedUpdate, &proto.Ticker{Symbol: "ETH-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: time.Now().UnixNano()})
+		}
+		for _, c := range clients {
+			for w := c.next(t); ; w = c.next(t) {
+				got++
+				if w.Seq == to {
+					break
+				}
+			}
+		}
+		waitWritersIdle(t, e.srv)
+	}
+	publish(1, 1)    // the channel's first state: each client's snapshot
+	publish(2, 2)    // a lone message to idle writers: a sweep of inline rounds
+	publish(3, msgs) // back to back: the writers woken while the node catches up
+	var now sums
+	waitFor(t, "the node's write metrics to add up to its connections'", func() bool {
+		now = read()
+		return now.node-before.node == got && now.conn-before.conn == got &&
+			now.nodeBytes-before.nodeBytes == now.connBytes-before.connBytes && now.pending-before.pending == got
+	})
+	if r := now.rounds - before.rounds; r < conns || r > got {
+		t.Fatalf("%d rounds with data for %d messages to %d connections", r, got, conns)
+	}
+	if rounds.inline.Load() == inline {
+		t.Fatal("no round ran inline: a sweep's tally was not exercised")
+	}
 }

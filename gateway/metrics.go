@@ -35,11 +35,11 @@ type Metrics struct {
 	evictions        *prometheus.CounterVec
 	handshakeFails   *prometheus.CounterVec
 	handshakeSeconds prometheus.Histogram
-	deliveryLatency  *latencyHistogram
+	deliveryLatency  *pow2Histogram
 	feedMessages     prometheus.Counter
 	feedOutcomes     *prometheus.CounterVec
 	coalesced        *prometheus.CounterVec
-	outboxPending    prometheus.Histogram
+	outboxPending    *pow2Histogram
 	subscriptions    prometheus.Gauge
 	feedGaps         *prometheus.CounterVec
 	channels         *prometheus.GaugeVec
@@ -90,9 +90,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tickgate_feed_outcomes_total", Help: "What each feed message did to its channel's state, by outcome."}, []string{"outcome"}),
 		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tickgate_coalesced_total", Help: "Updates folded into a pending one for a connection that was behind, by kind."}, []string{"kind"}),
-		outboxPending: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "tickgate_outbox_pending", Help: "Messages a connection's writer found pending each time it woke.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}),
+		outboxPending: newPendingHistogram("tickgate_outbox_pending", "Messages a connection's writer found pending each time it woke."),
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tickgate_subscriptions_active", Help: "Channel subscriptions across all connections."}),
 		feedGaps: prometheus.NewCounterVec(prometheus.CounterOpts{

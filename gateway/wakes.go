@@ -211,10 +211,14 @@ func (w *wakes) releaseInline(inline bool) {
 // sweepHeld releases held's connections: with inline, it runs the writer
 // round of each whose writer is not running, one after another with one
 // clock reading carried from round to round (fanClock), having read
-// their lines first (touchHeld), and wakes the writers of the others;
-// without, it wakes every writer.
+// their lines first (touchHeld), and adding what the rounds wrote to the
+// node's metrics once, after the last (writeTally); and it wakes the
+// writers of the others. Without inline, it wakes every writer.
 func sweepHeld(held []*outbox, inline bool, touch *touches) {
-	var at time.Time
+	var (
+		at time.Time
+		t  writeTally // the rounds' metrics, added once at the end
+	)
 	if inline && len(held) > 1 {
 		touchHeld(held, touch)
 	}
@@ -222,13 +226,14 @@ func sweepHeld(held []*outbox, inline bool, touch *touches) {
 		o.held.Store(false)
 		ran := false
 		if inline {
-			ran, at = o.run.tryInline(at)
+			ran, at = o.run.tryInline(at, &t)
 		}
 		if !ran {
 			o.wakeWriter()
 		}
 		held[i] = nil
 	}
+	t.flush()
 }
 
 // recycle keeps held's array for the next held list.

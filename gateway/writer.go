@@ -112,13 +112,16 @@ func (c *conn) writeLoop() {
 	w := c.srv.scratch.get()
 	idle := false
 	defer func() { c.endWriter(w, idle) }()
+	var t writeTally
 	for first := true; ; first = false {
 		if !c.out.run.next(first, c.out.wake) {
 			idle = true
 			return
 		}
 		clk := fanClock{clock: c.srv.cfg.Now}
-		if over, _ := c.round(w, &clk, false); over {
+		over, _ := c.round(w, &clk, false, &t)
+		t.flush()
+		if over {
 			return
 		}
 	}
@@ -138,7 +141,7 @@ func (c *conn) writeLoop() {
 // clk is the round's instant: read at its first use, and read again after
 // the round's write (writeBatch), so that the next round of an inline
 // sweep starts from that reading (fanClock).
-func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOff bool) {
+func (c *conn) round(w *writerScratch, clk *fanClock, inline bool, t *writeTally) (over, handOff bool) {
 	cfg := &c.srv.cfg
 	b, buf := &w.b, &w.buf
 	if c.gone.Load() {
@@ -154,7 +157,8 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 	chores := c.chores.Swap(0)
 	closing := c.out.take(b, now)
 	if n := b.len(); n > 0 {
-		c.srv.metrics.outboxPending.Observe(float64(n))
+		t.m = c.srv.metrics
+		t.pending.add(pendingBucket(n), int64(n))
 	}
 	// What follows the data: a heartbeat or a ping, or both. A ping alone
 	// is built in place, so that a round pinging a busy connection (four
@@ -175,7 +179,7 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool) (over, handOf
 	}
 	if data := b.len() > 0; data || len(tail) > 0 {
 		var err error
-		if *buf, err = c.writeBatch(b, (*buf)[:0], tail, clk, inline); err != nil {
+		if *buf, err = c.writeBatch(b, (*buf)[:0], tail, clk, inline, t); err != nil {
 			c.writeFailed(err)
 			return true, false
 		}
@@ -223,12 +227,12 @@ func (c *conn) flushKept() error {
 // heartbeat, a ping) after them, flushing every maxWriteBytes. It returns
 // buf for reuse. The clock is read after the write, for the messages'
 // delivery latency, and that reading becomes clk's instant. inline: the
-// socket is in inline mode (c.write).
-func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool) ([]byte, error) {
-	m := c.srv.metrics
+// socket is in inline mode (c.write). The node's metrics of what it
+// writes go to t, the caller's to flush.
+func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool, t *writeTally) ([]byte, error) {
 	var err error
 	for i := range b.frames {
-		if buf, err = c.appendFrame(buf, b.frames[i].frame, inline); err != nil {
+		if buf, err = c.appendFrame(buf, b.frames[i].frame, inline, t); err != nil {
 			return buf, err
 		}
 	}
@@ -243,13 +247,13 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 			}
 			p.upd = proto.Update{}
 		}
-		if buf, err = c.appendFrame(buf, p.frame, inline); err != nil {
+		if buf, err = c.appendFrame(buf, p.frame, inline, t); err != nil {
 			return buf, err
 		}
 	}
 	buf = append(buf, tail...)
 	if len(buf) > 0 {
-		if err := c.write(buf, inline); err != nil {
+		if err := c.write(buf, inline, t); err != nil {
 			return buf, err
 		}
 	}
@@ -258,23 +262,25 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 		return buf, nil
 	}
 	done := clk.read().UnixNano()
-	var lat latencyTally
+	lat := &t.lat
 	for i := range b.frames {
 		it := &b.frames[i]
 		if it.ts > 0 {
-			lat.add(done - it.ts)
+			ns := done - it.ts
+			lat.add(latencyBucket(ns), ns)
 		}
 		*it = item{} // release shared bytes
 	}
 	for i := range b.items {
 		p := &b.items[i]
 		if p.ts > 0 {
-			lat.add(done - p.ts)
+			ns := done - p.ts
+			lat.add(latencyBucket(ns), ns)
 		}
 		*p = pending{} // release shared bytes
 	}
-	lat.flush(m.deliveryLatency)
-	m.messagesSent.Add(float64(n))
+	t.m = c.srv.metrics
+	t.msgs += uint64(n)
 	c.msgsSent.Add(uint64(n))
 	b.frames, b.items = b.frames[:0], b.items[:0]
 	return buf, nil
@@ -282,9 +288,9 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 
 // appendFrame appends frame to buf, writing buf out first when the frame
 // would take it past maxWriteBytes.
-func (c *conn) appendFrame(buf, frame []byte, inline bool) ([]byte, error) {
+func (c *conn) appendFrame(buf, frame []byte, inline bool, t *writeTally) ([]byte, error) {
 	if len(buf) > 0 && len(buf)+len(frame) > maxWriteBytes {
-		if err := c.write(buf, inline); err != nil {
+		if err := c.write(buf, inline, t); err != nil {
 			return buf, err
 		}
 		buf = buf[:0]
@@ -315,8 +321,9 @@ func (d *writeDeadline) arm(nc net.Conn, now time.Time, timeout, slack time.Dura
 // write writes p to the socket, at least WriteTimeout before the deadline
 // (see deadlineSlack). In inline mode (inline.go) a write never waits and
 // the deadline is not looked at: whatever the socket keeps, flushKept
-// writes under a deadline it sets.
-func (c *conn) write(p []byte, inline bool) error {
+// writes under a deadline it sets. The bytes written count in t, the
+// caller's to flush, and in the connection's own counter.
+func (c *conn) write(p []byte, inline bool, t *writeTally) error {
 	nc := c.netConn()
 	if !inline {
 		cfg := &c.srv.cfg
@@ -326,7 +333,8 @@ func (c *conn) write(p []byte, inline bool) error {
 	}
 	_, err := nc.Write(p)
 	if err == nil {
-		c.srv.metrics.bytesSent.Add(float64(len(p)))
+		t.m = c.srv.metrics
+		t.bytes += uint64(len(p))
 		c.bytesSent.Add(uint64(len(p)))
 	}
 	return err

@@ -68,13 +68,13 @@ type writerRun struct {
 // inlineRounder runs a writer round on the caller's goroutine: conn, or
 // an inlineFunc in tests.
 type inlineRounder interface {
-	writeInline(at time.Time) (after time.Time)
+	writeInline(at time.Time, t *writeTally) (after time.Time)
 }
 
 // inlineFunc is a function as an inlineRounder.
 type inlineFunc func(at time.Time) time.Time
 
-func (f inlineFunc) writeInline(at time.Time) time.Time { return f(at) }
+func (f inlineFunc) writeInline(at time.Time, _ *writeTally) time.Time { return f(at) }
 
 const (
 	runOff    int32 = iota // no on-demand writer: wake-ups go to outbox.wake

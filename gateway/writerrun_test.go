@@ -207,12 +207,7 @@ func TestIdleConnectionHoldsNoWriter(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	clients := make([]*testClient, conns)
-	for i := range clients {
-		clients[i] = e.connect(t, "json", tok)
-		clients[i].send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"trade.BTC-USD", "ticker.ETH-USD"}})
-		clients[i].expect(t, proto.TypeSubscribed)
-	}
+	clients := subscribedClients(t, e, conns, tok, "trade.BTC-USD", "ticker.ETH-USD")
 	if n := len(serverConns()); n != conns {
 		t.Fatalf("%d connections on the server, want %d", n, conns)
 	}
@@ -238,12 +233,7 @@ func TestLoneMessageWritesInline(t *testing.T) {
 	e := newTestEnv(t)
 	n := countWriters(e.srv)
 	tok := e.token(t, "inline", time.Hour, ">")
-	clients := make([]*testClient, conns)
-	for i := range clients {
-		clients[i] = e.connect(t, "json", tok)
-		clients[i].send(t, proto.Command{Op: proto.OpSubscribe, Channels: []string{"ticker.ETH-USD"}})
-		clients[i].expect(t, proto.TypeSubscribed)
-	}
+	clients := subscribedClients(t, e, conns, tok, "ticker.ETH-USD")
 	tick := func(seq uint64) *proto.Ticker {
 		return &proto.Ticker{Symbol: "ETH-USD", Bid: "1", BidSize: "1", Ask: "2", AskSize: "1", Last: fmt.Sprint(seq), Volume: "1", TS: int64(seq)}
 	}
@@ -267,6 +257,19 @@ func TestLoneMessageWritesInline(t *testing.T) {
 }
 
 // countWriters has e's node count its writer runs from now on.
+// subscribedClients connects n JSON clients with tok, each subscribed to
+// channels.
+func subscribedClients(t *testing.T, e *testEnv, n int, tok string, channels ...string) []*testClient {
+	t.Helper()
+	clients := make([]*testClient, n)
+	for i := range clients {
+		clients[i] = e.connect(t, "json", tok)
+		clients[i].send(t, proto.Command{Op: proto.OpSubscribe, Channels: channels})
+		clients[i].expect(t, proto.TypeSubscribed)
+	}
+	return clients
+}
+
 func countWriters(s *Server) *writerCounts {
 	n := new(writerCounts)
 	s.counts.Store(n)
@@ -301,7 +304,9 @@ func TestInlineRoundReturnsItsReadingAfterTheWrite(t *testing.T) {
 				return len(c.out.queue) > 0
 			})
 		}
-		after := c.writeInline(at)
+		var tl writeTally
+		after := c.writeInline(at, &tl)
+		tl.flush()
 		switch {
 		case !data && !after.Equal(at):
 			t.Fatalf("a round that wrote nothing returned %v, want its instant %v", after, at)
@@ -404,8 +409,14 @@ func TestWriteBatchReleasesWhatItWrote(t *testing.T) {
 				t.Fatalf("took %d frames and %d items", len(b.frames), len(b.items))
 			}
 			clk := fanClock{clock: s.cfg.Now}
-			if _, err := c.writeBatch(&b, nil, nil, &clk, false); err != nil {
+			var tl writeTally
+			buf, err := c.writeBatch(&b, nil, nil, &clk, false, &tl)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if tl.m != s.metrics || tl.msgs != 4 || tl.lat.n != 4 || tl.bytes != uint64(len(buf)) {
+				t.Fatalf("the write's tally: %d messages, %d latencies, %d bytes (of %d written), metrics %p (the node's %p)",
+					tl.msgs, tl.lat.n, tl.bytes, len(buf), tl.m, s.metrics)
 			}
 			if b.len() != 0 {
 				t.Fatalf("%d messages left in the batch", b.len())
@@ -444,7 +455,8 @@ func TestPingRoundAllocatesNothing(t *testing.T) {
 		}
 		c.prog.acked.Store(c.prog.sent.Load()) // the last ping counts as answered
 		c.chores.Or(chorePing)
-		c.writeInline(time.Now())
+		var tl writeTally // a ping is not a message: nothing to flush
+		c.writeInline(time.Now(), &tl)
 	}
 	ping() // the scratch and the socket's writer are made once
 	sent := c.prog.sent.Load()

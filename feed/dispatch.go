@@ -82,9 +82,9 @@ type dispatcher struct {
 	// subject's look-up (routes) takes a shared lock and hashes and
 	// compares the subject's bytes, lines that are cold at each feed
 	// burst. An entry maps a subscription only to its own route (one that
-	// knows it, route.sub), and goes when the route does (routes.remove,
-	// forget): the map holds the dispatcher's live channels at most.
-	// Guarded by mu.
+	// knows it, route.sub), and goes once the route is removed
+	// (routes.remove, then route.forget): the map holds the dispatcher's
+	// live channels, and those just released. Guarded by mu.
 	bySub map[*nats.Subscription]*route
 }
 
@@ -198,10 +198,9 @@ func (rs *routes) put(r *route) {
 	rs.mu.Unlock()
 }
 
-// remove drops r's subject's route if it is still r, marks r gone, and
-// drops it from its dispatcher's bySub. It takes the dispatcher's lock, so
-// it is called with none the dispatcher holds (a handler's call holds
-// none; Source.mu is taken before it).
+// remove drops r's subject's route if it is still r, and marks r gone.
+// Its dispatcher's bySub keeps it until route.forget, which the caller
+// calls once it lets Source.mu go.
 func (rs *routes) remove(r *route) {
 	rs.mu.Lock()
 	if rs.m[r.subject] == r {
@@ -209,7 +208,6 @@ func (rs *routes) remove(r *route) {
 	}
 	rs.mu.Unlock()
 	r.gone.Store(true)
-	r.d.forget(r)
 }
 
 func newDispatcher(src *Source) *dispatcher {
@@ -389,6 +387,14 @@ func (d *dispatcher) take(m *nats.Msg) {
 	}
 }
 
+// forget drops r from its dispatcher's bySub once it is removed; a nil r
+// does nothing. See dispatcher.forget.
+func (r *route) forget() {
+	if r != nil {
+		r.d.forget(r)
+	}
+}
+
 // routeOf is m's live route at d, or nil: by m's subscription where
 // bySub has it, else by its subject, which bySub then remembers when the
 // route is that subscription's. A message of a channel's earlier
@@ -417,9 +423,12 @@ func (d *dispatcher) remember(sub *nats.Subscription, r *route) {
 	d.bySub[sub] = r
 }
 
-// forget drops r, gone, from bySub. A take that looked r up before it went
-// remembered it before forget takes d.mu; one after finds it gone
-// (routes.remove marks it first) and does not remember it.
+// forget drops r, removed (routes.remove), from bySub. A take that looked
+// r up before it was marked gone remembered it before forget takes d.mu;
+// one after finds it gone and does not remember it; meanwhile a message
+// of r's subscription that finds it in bySub finds it gone, and goes by
+// its subject. Called with no lock held: Source.mu is let go first, so
+// that nothing under it waits for a dispatcher.
 func (d *dispatcher) forget(r *route) {
 	sub := r.sub.Load()
 	if sub == nil {

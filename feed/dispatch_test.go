@@ -250,7 +250,7 @@ func TestDispatcherPause(t *testing.T) {
 // maps to its own live route, and a released channel's entry goes with it.
 func TestDispatcherRouteBySubscription(t *testing.T) {
 	type step struct {
-		do   string // "msg", "know" (the route learns its subscription), "release", "again" (the channel subscribed anew)
+		do   string // "msg", "know" (the route learns its subscription), "release" ("remove", then "forget"), "again" (the channel subscribed anew)
 		sub  int    // the message's subscription, 1 or 2 (0: none, as a message made by hand)
 		want int    // the route the message is queued on: 1, 2 (the second subscription's), 0 dropped
 	}
@@ -269,6 +269,14 @@ func TestDispatcherRouteBySubscription(t *testing.T) {
 		},
 		"released: forgotten, and its messages dropped": {
 			steps: []step{{do: "know"}, {do: "msg", sub: 1, want: 1}, {do: "release"}, {do: "msg", sub: 1, want: 0}},
+			bySub: map[int]int{},
+		},
+		"removed, not forgotten yet: its message finds it gone and is dropped": {
+			steps: []step{{do: "know"}, {do: "msg", sub: 1, want: 1}, {do: "remove"}, {do: "msg", sub: 1, want: 0}},
+			bySub: map[int]int{1: 1},
+		},
+		"then forgotten": {
+			steps: []step{{do: "know"}, {do: "msg", sub: 1, want: 1}, {do: "remove"}, {do: "msg", sub: 1, want: 0}, {do: "forget"}},
 			bySub: map[int]int{},
 		},
 		"subscribed anew: the old subscription's message goes to the new route by subject, and is not remembered": {
@@ -298,8 +306,13 @@ func TestDispatcherRouteBySubscription(t *testing.T) {
 				switch st.do {
 				case "know":
 					routes[cur].sub.Store(subs[cur])
-				case "release":
+				case "release": // as Source.Release does: removed under Source.mu, forgotten after
 					s.routes.remove(routes[cur])
+					routes[cur].forget()
+				case "remove": // removed, not forgotten yet: Source.mu still held
+					s.routes.remove(routes[cur])
+				case "forget":
+					routes[cur].forget()
 				case "again":
 					cur++
 					routes[cur] = addRoute(s, owner, ch, func(proto.Channel, *Message) {})

@@ -171,7 +171,7 @@ func (s *Source) Close() {
 	s.closed = true
 	for _, in := range s.subs { // Dropped keeps counting them
 		if in.sub != nil {
-			s.retire(in)
+			s.retire(in) // the dispatchers' bySub ends with them
 		}
 	}
 	clear(s.subs)
@@ -254,6 +254,8 @@ func (p *Pending) Cancel() {
 	if s == nil {
 		return // Resolved
 	}
+	var gone *route // forgotten by its dispatcher once s.mu is let go
+	defer func() { gone.forget() }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in := p.in
@@ -263,7 +265,7 @@ func (p *Pending) Cancel() {
 			in.abort() // nobody waits: stop waiting for the server
 		}
 	case in.err == nil && !s.closed && s.subs[in.ch] == in:
-		s.releaseLocked(in.ch, in)
+		gone = s.releaseLocked(in.ch, in)
 	}
 }
 
@@ -350,6 +352,8 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 		err = s.nc.FlushWithContext(ctx)
 	}
 
+	var gone *route // forgotten by its dispatcher once s.mu is let go
+	defer func() { gone.forget() }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -369,6 +373,7 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 			_ = sub.Unsubscribe()
 		}
 		s.routes.remove(r)
+		gone = r
 		close(in.ready)
 		return
 	}
@@ -379,27 +384,32 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 // Release drops one successful hold of ch; the last Release unsubscribes
 // from NATS. A Release without a matching successful hold is a no-op.
 func (s *Source) Release(ch proto.Channel) {
+	var gone *route // forgotten by its dispatcher once s.mu is let go
+	defer func() { gone.forget() }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	in, ok := s.subs[ch]
 	if !ok || s.closed || in.sub == nil {
 		return
 	}
-	s.releaseLocked(ch, in)
+	gone = s.releaseLocked(ch, in)
 }
 
-// releaseLocked drops one count of in, the confirmed entry of ch. s.mu
-// must be held.
-func (s *Source) releaseLocked(ch proto.Channel, in *interest) {
+// releaseLocked drops one count of in, the confirmed entry of ch, and
+// returns its route when that was the last: the caller has its
+// dispatcher forget it (route.forget) once it lets s.mu go. s.mu must be
+// held.
+func (s *Source) releaseLocked(ch proto.Channel, in *interest) (gone *route) {
 	in.refs--
 	if in.refs > 0 {
-		return
+		return nil
 	}
 	delete(s.subs, ch)
 	s.retire(in)
 	if err := in.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("nats unsubscribe failed", "channel", ch.String(), "err", err)
 	}
+	return in.route
 }
 
 // Dropped returns how many feed messages were dropped because a channel's

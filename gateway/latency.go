@@ -126,7 +126,9 @@ func (h *pow2Histogram) Collect(ch chan<- prometheus.Metric) {
 		n += h.counts[b].Load()
 		cum[upper] = n
 	}
-	n += h.counts[len(h.bounds)].Load()
+	for b := len(h.bounds); b < tallyBuckets; b++ {
+		n += h.counts[b].Load() // +Inf (the slots beyond it stay empty)
+	}
 	ch <- prometheus.MustNewConstHistogram(h.desc, n, float64(h.sum.Load())/h.per, cum)
 }
 
@@ -139,7 +141,7 @@ func (h *pow2Histogram) Collect(ch chan<- prometheus.Metric) {
 // rather than a hundred times. The connection's own counters
 // (conn.msgsSent, bytesSent) are added per write.
 type writeTally struct {
-	m       *Metrics // the node's, set by the first round that adds; nil: nothing to flush
+	m       *Metrics // the node's, set by every round that adds; nil: nothing to flush
 	lat     tally    // tickgate_delivery_latency_seconds
 	pending tally    // tickgate_outbox_pending
 	msgs    uint64

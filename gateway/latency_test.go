@@ -190,9 +190,16 @@ func TestWriteMetricsAddUpToTheConnections(t *testing.T) {
 		}
 		waitWritersIdle(t, e.srv)
 	}
-	publish(1, 1)    // the channel's first state: each client's snapshot
-	publish(2, 2)    // a lone message to idle writers: a sweep of inline rounds
+	publish(1, 1) // the channel's first state: each client's snapshot
+	publish(2, 2) // a lone message to idle writers: a sweep of inline rounds
+	if rounds.inline.Load() == inline {
+		t.Fatal("no round ran inline: a sweep's tally was not exercised")
+	}
+	starts := rounds.starts.Load()
 	publish(3, msgs) // back to back: the writers woken while the node catches up
+	if rounds.starts.Load() == starts {
+		t.Fatal("no writer goroutine started: a goroutine's tally was not exercised")
+	}
 	var now sums
 	waitFor(t, "the node's write metrics to add up to its connections'", func() bool {
 		now = read()
@@ -201,8 +208,5 @@ func TestWriteMetricsAddUpToTheConnections(t *testing.T) {
 	})
 	if r := now.rounds - before.rounds; r < conns || r > got {
 		t.Fatalf("%d rounds with data for %d messages to %d connections", r, got, conns)
-	}
-	if rounds.inline.Load() == inline {
-		t.Fatal("no round ran inline: a sweep's tally was not exercised")
 	}
 }

@@ -113,6 +113,7 @@ func (c *conn) writeLoop() {
 	idle := false
 	defer func() { c.endWriter(w, idle) }()
 	var t writeTally
+	defer t.flush() // what a round that panicked had written
 	for first := true; ; first = false {
 		if !c.out.run.next(first, c.out.wake) {
 			idle = true

@@ -427,8 +427,9 @@ func (d *dispatcher) remember(sub *nats.Subscription, r *route) {
 // r up before it was marked gone remembered it before forget takes d.mu;
 // one after finds it gone and does not remember it; meanwhile a message
 // of r's subscription that finds it in bySub finds it gone, and goes by
-// its subject. Called with no lock held: Source.mu is let go first, so
-// that nothing under it waits for a dispatcher.
+// its subject. Called without Source.mu or d.mu: Source.mu is let go
+// first, so that nothing under it waits for a dispatcher. (A caller may
+// hold a connection's command lock; no holder of d.mu takes one.)
 func (d *dispatcher) forget(r *route) {
 	sub := r.sub.Load()
 	if sub == nil {

@@ -387,14 +387,6 @@ func (d *dispatcher) take(m *nats.Msg) {
 	}
 }
 
-// forget drops r from its dispatcher's bySub once it is removed; a nil r
-// does nothing. See dispatcher.forget.
-func (r *route) forget() {
-	if r != nil {
-		r.d.forget(r)
-	}
-}
-
 // routeOf is m's live route at d, or nil: by m's subscription where
 // bySub has it, else by its subject, which bySub then remembers when the
 // route is that subscription's. A message of a channel's earlier
@@ -423,18 +415,23 @@ func (d *dispatcher) remember(sub *nats.Subscription, r *route) {
 	d.bySub[sub] = r
 }
 
-// forget drops r, removed (routes.remove), from bySub. A take that looked
-// r up before it was marked gone remembered it before forget takes d.mu;
-// one after finds it gone and does not remember it; meanwhile a message
-// of r's subscription that finds it in bySub finds it gone, and goes by
-// its subject. Called without Source.mu or d.mu: Source.mu is let go
-// first, so that nothing under it waits for a dispatcher. (A caller may
-// hold a connection's command lock; no holder of d.mu takes one.)
-func (d *dispatcher) forget(r *route) {
+// forget drops r, removed (routes.remove), from its dispatcher's bySub; a
+// nil r does nothing. A take that looked r up before it was marked gone
+// remembered it before forget takes d.mu; one after finds it gone and
+// does not remember it; meanwhile a message of r's subscription that
+// finds it in bySub finds it gone, and goes by its subject. Called
+// without Source.mu or d.mu: Source.mu is let go first, so that nothing
+// under it waits for a dispatcher. (A caller may hold a connection's
+// command lock; no holder of d.mu takes one.)
+func (r *route) forget() {
+	if r == nil {
+		return
+	}
 	sub := r.sub.Load()
 	if sub == nil {
 		return
 	}
+	d := r.d
 	d.mu.Lock()
 	if d.bySub[sub] == r {
 		delete(d.bySub, sub)

@@ -61,13 +61,8 @@ func sweepParts(n, procs int) int {
 // at runIdle, or starts a writer goroutine for what the round could not
 // finish (bytes the socket kept, the close frame, a wake-up that came
 // during the round). What it writes goes to t's metrics, which the caller
-// flushes; with t nil, to a tally of its own, flushed at its end.
+// flushes.
 func (c *conn) writeInline(at time.Time, t *writeTally) (after time.Time) {
-	if t == nil {
-		var own writeTally
-		t = &own
-		defer own.flush()
-	}
 	r := &c.out.run
 	after = at
 	inlineMode := false
@@ -117,7 +112,7 @@ func (c *conn) writeInline(at time.Time, t *writeTally) (after time.Time) {
 // A connection's round is a static call: t, passed through the
 // interface's indirect call, would leave the sweep's stack for the heap
 // (one allocation per sweep; TestInlineSweepAllocatesNothing). Any other
-// rounder (a test's) gets no tally.
+// rounder (a test's) writes nothing, and gets no tally.
 func (r *writerRun) tryInline(at time.Time, t *writeTally) (ran bool, after time.Time) {
 	if !r.state.CompareAndSwap(runIdle, runBusy) {
 		return false, at

@@ -141,7 +141,7 @@ func (h *pow2Histogram) Collect(ch chan<- prometheus.Metric) {
 // rather than a hundred times. The connection's own counters
 // (conn.msgsSent, bytesSent) are added per write.
 type writeTally struct {
-	m       *Metrics // the node's, set by every round that adds; nil: nothing to flush
+	m       *Metrics // the node's, set by each round (conn.round); nil: no round, nothing to flush
 	lat     tally    // tickgate_delivery_latency_seconds
 	pending tally    // tickgate_outbox_pending
 	msgs    uint64

@@ -157,8 +157,8 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool, t *writeTally
 	now := clk.now()
 	chores := c.chores.Swap(0)
 	closing := c.out.take(b, now)
+	t.m = c.srv.metrics
 	if n := b.len(); n > 0 {
-		t.m = c.srv.metrics
 		t.pending.add(pendingBucket(n), int64(n))
 	}
 	// What follows the data: a heartbeat or a ping, or both. A ping alone
@@ -229,7 +229,8 @@ func (c *conn) flushKept() error {
 // buf for reuse. The clock is read after the write, for the messages'
 // delivery latency, and that reading becomes clk's instant. inline: the
 // socket is in inline mode (c.write). The node's metrics of what it
-// writes go to t, the caller's to flush.
+// writes go to t (its round's, which names the node's metrics), the
+// caller's to flush.
 func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool, t *writeTally) ([]byte, error) {
 	var err error
 	for i := range b.frames {
@@ -280,7 +281,6 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 		}
 		*p = pending{} // release shared bytes
 	}
-	t.m = c.srv.metrics
 	t.msgs += uint64(n)
 	c.msgsSent.Add(uint64(n))
 	b.frames, b.items = b.frames[:0], b.items[:0]
@@ -334,7 +334,6 @@ func (c *conn) write(p []byte, inline bool, t *writeTally) error {
 	}
 	_, err := nc.Write(p)
 	if err == nil {
-		t.m = c.srv.metrics
 		t.bytes += uint64(len(p))
 		c.bytesSent.Add(uint64(len(p)))
 	}

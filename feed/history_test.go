@@ -43,9 +43,8 @@ func historyEnv(t *testing.T, cfg StreamConfig) (*Source, *History, func(ch prot
 			t.Fatal(err)
 		}
 	}
-	// The stream stores what the server received on its own goroutine, so
-	// a flush alone does not mean the message can be read back: each
-	// publish waits until the stream's last sequence counts it too.
+	// Each publish waits until the stream's last sequence counts it too
+	// (waitStored).
 	published := uint64(0)
 	return src, h, func(ch proto.Channel, m proto.FeedMessage) {
 		publish(ch, m)
@@ -54,20 +53,28 @@ func historyEnv(t *testing.T, cfg StreamConfig) (*Source, *History, func(ch prot
 		if err := pub.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			st, err := h.stream(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			info, err := st.Info(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info.State.LastSeq >= published {
-				return
-			}
-			time.Sleep(time.Millisecond)
+		waitStored(ctx, t, h, published)
+	}
+}
+
+// waitStored waits until h's stream's last sequence is n or beyond: the
+// stream stores what the server received on its own goroutine, so a
+// publisher's flush alone does not mean a message can be read back.
+func waitStored(ctx context.Context, tb testing.TB, h *History, n uint64) {
+	tb.Helper()
+	for {
+		st, err := h.stream(ctx)
+		if err != nil {
+			tb.Fatal(err)
 		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if info.State.LastSeq >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -214,6 +221,7 @@ func BenchmarkHistorySince(b *testing.B) {
 		b.Fatal(err)
 	}
 	h, _ := NewHistory(src, DefaultStream, 0)
+	waitStored(ctx, b, h, 10_000*uint64(len(chans)))
 	for _, tail := range []int{10, 1000} {
 		b.Run("replay="+strconv.Itoa(tail), func(b *testing.B) {
 			b.ReportAllocs()

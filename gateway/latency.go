@@ -41,8 +41,17 @@ func latencyBucket(ns int64) int {
 	if ns <= latencyFirstNs {
 		return 0
 	}
-	q := uint64(ns-1)/latencyFirstNs + 1 // ceil(ns / 50 µs) ≥ 2
-	return min(bits.Len64(q-1), latencyBuckets)
+	return pow2Bucket(uint64(ns-1)/latencyFirstNs+1, latencyBuckets) // ceil(ns / 50 µs)
+}
+
+// pow2Bucket is the bucket of q units among finite buckets of 1, 2, 4, …
+// 2^(finite-1) units: the first whose bound is at least q, finite for
+// +Inf.
+func pow2Bucket(q uint64, finite int) int {
+	if q <= 1 {
+		return 0
+	}
+	return min(bits.Len64(q-1), finite)
 }
 
 // pendingBuckets is tickgate_outbox_pending's finite buckets: 1, 2, 4,
@@ -52,12 +61,7 @@ const pendingBuckets = 14
 
 // pendingBucket is the bucket of a round that took n messages (n ≥ 1):
 // the first whose upper bound 2^k is at least n, pendingBuckets for +Inf.
-func pendingBucket(n int) int {
-	if n <= 1 {
-		return 0
-	}
-	return min(bits.Len64(uint64(n-1)), pendingBuckets)
-}
+func pendingBucket(n int) int { return pow2Bucket(uint64(max(n, 1)), pendingBuckets) }
 
 // tallyBuckets is the most buckets, +Inf included, a tally has room for:
 // the delivery latency's.
@@ -147,6 +151,12 @@ type writeTally struct {
 	msgs    uint64
 	bytes   uint64
 }
+
+// delivered counts a message delivered ns nanoseconds after its event.
+func (t *writeTally) delivered(ns int64) { t.lat.add(latencyBucket(ns), ns) }
+
+// took counts a round that took n messages (n ≥ 1).
+func (t *writeTally) took(n int) { t.pending.add(pendingBucket(n), int64(n)) }
 
 // flush adds what t holds to the node's metrics and empties t.
 func (t *writeTally) flush() {

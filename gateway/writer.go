@@ -159,7 +159,7 @@ func (c *conn) round(w *writerScratch, clk *fanClock, inline bool, t *writeTally
 	closing := c.out.take(b, now)
 	t.m = c.srv.metrics
 	if n := b.len(); n > 0 {
-		t.pending.add(pendingBucket(n), int64(n))
+		t.took(n)
 	}
 	// What follows the data: a heartbeat or a ping, or both. A ping alone
 	// is built in place, so that a round pinging a busy connection (four
@@ -264,20 +264,17 @@ func (c *conn) writeBatch(b *batch, buf, tail []byte, clk *fanClock, inline bool
 		return buf, nil
 	}
 	done := clk.read().UnixNano()
-	lat := &t.lat
 	for i := range b.frames {
 		it := &b.frames[i]
 		if it.ts > 0 {
-			ns := done - it.ts
-			lat.add(latencyBucket(ns), ns)
+			t.delivered(done - it.ts)
 		}
 		*it = item{} // release shared bytes
 	}
 	for i := range b.items {
 		p := &b.items[i]
 		if p.ts > 0 {
-			ns := done - p.ts
-			lat.add(latencyBucket(ns), ns)
+			t.delivered(done - p.ts)
 		}
 		*p = pending{} // release shared bytes
 	}

@@ -25,7 +25,8 @@ type comparison struct {
 	About       string           `json:"about"`
 	Connections int              `json:"connections"`
 	TLS         bool             `json:"tls"`
-	CPUs        int              `json:"cpus,omitempty"` // --cpus: the servers' pinning
+	CPUs        int              `json:"cpus,omitempty"`               // --cpus: the servers' pinning
+	ReceiveOn   string           `json:"receive_steered_to,omitempty"` // --steer-receive: the loopback's receive CPUs' mask
 	Compression bool             `json:"compression,omitempty"`
 	Build       *spawn.BuildInfo `json:"tickgate_build,omitempty"`
 	Skipped     []skipped        `json:"skipped,omitempty"`
@@ -109,6 +110,19 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		if err := pinSelf(cfg.cpus); err != nil {
 			logf("the load client is not pinned: %v", err)
 		}
+	}
+	if cfg.steerReceive {
+		mask := cpuMask(cfg.cpus, runtime.NumCPU()-1)
+		restore, err := steerReceive(loopbackRPS, mask)
+		if err != nil {
+			return fmt.Errorf("--steer-receive: %w", err)
+		}
+		defer func() {
+			if err := restore(); err != nil {
+				fmt.Fprintf(stderr, "tickbench: %v\n", err)
+			}
+		}()
+		cmp.ReceiveOn = mask
 	}
 	base := *cfg
 	if base.gatewayBin == "" && cfg.hasServer("tickgate") {
@@ -293,6 +307,9 @@ func (cmp *comparison) writeTable(w io.Writer) {
 	pin := "not pinned"
 	if cmp.CPUs > 0 {
 		pin = fmt.Sprintf("pinned to %d CPU(s)", cmp.CPUs)
+	}
+	if cmp.ReceiveOn != "" {
+		pin += fmt.Sprintf(", the loopback's receive steered to CPU mask %s (the load client's)", cmp.ReceiveOn)
 	}
 	unsteady := false
 	if cmp.Compression {

@@ -64,6 +64,7 @@ type config struct {
 	servers       []string  // --servers: the servers to compare, in order
 	plain         bool      // not --tls: plain ws:// for every server of a comparison
 	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
+	steerReceive  bool      // --steer-receive: the loopback's receive work on the load client's CPUs (steer.go)
 	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
 	rounds        int       // --rounds: how many times every server runs, in turn, the order reversed every other round (turned); 1 without --workload
 	floor         bool      // --floor: measure the bare writer of the workload (floor.go) in each round (turned)
@@ -136,6 +137,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 	servers := fs.String("servers", serverNames(), "with --workload: the servers to compare, in order (a server that cannot run here is skipped)")
 	tlsOn := fs.Bool("tls", false, "with --workload: every server over TLS (wss://); default plain ws://")
 	fs.IntVar(&c.cpus, "cpus", 0, "pin the server to CPUs 0..N-1 (taskset, where present) with GOMAXPROCS=N; 0: no pinning")
+	fs.BoolVar(&c.steerReceive, "steer-receive", false, "with --workload and --cpus: for the whole comparison, steer the loopback's receive work (the client side of every server's write: its TCP receive, its reader's wake-up) to the load client's CPUs, where a network would put it, by receive packet steering ("+loopbackRPS+", root); the file's value is put back at the end")
 	sweep := fs.String("sweep", "", "with --workload: comma-separated multiples of the workload's feed rate, one run per server each (e.g. 0.5,1,2,4), plotted to --svg")
 	fs.StringVar(&c.svgFile, "svg", "", "with --sweep: the SVG plot's file (default tickbench-<workload>.svg)")
 	fs.IntVar(&c.rounds, "rounds", 1, "with --workload at one feed rate: run the servers and the floor in turn this many times, every other round in the reverse order (tickgate, nats, centrifugo, floor, then floor, centrifugo, nats, tickgate, ...; an even number cancels a steady drift of the machine's speed), and print each round's ratios and their median, least and greatest: on a shared machine one run of each is a sample, not a figure")
@@ -174,8 +176,8 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		if err := c.applyWorkload(*workloadName, set, *servers, *tlsOn, *sweep); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
-	} else if *sweep != "" || *tlsOn || c.svgFile != "" || c.rounds != 1 {
-		return nil, fmt.Errorf("%w: --sweep, --rounds, --tls and --svg need --workload", errUsage)
+	} else if *sweep != "" || *tlsOn || c.svgFile != "" || c.rounds != 1 || c.steerReceive {
+		return nil, fmt.Errorf("%w: --sweep, --rounds, --tls, --svg and --steer-receive need --workload", errUsage)
 	}
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
@@ -259,6 +261,7 @@ PATH), and prints each one's figures and the ratios.
   tickbench --workload C --burst 5 --servers tickgate,centrifugo --cpus 1
   tickbench --workload A --connections 2000 --sweep 0.5,1,2,4 --svg a.svg
   tickbench --workload C --servers tickgate,centrifugo --cpus 1 --rounds 5
+  tickbench --workload A --connections 2000 --tls --cpus 1 --steer-receive --rounds 8
 
 flags:
 `
@@ -299,6 +302,9 @@ func (c *config) validate() error {
 	}
 	if c.cpus < 0 || c.cpus > runtime.NumCPU() {
 		return fmt.Errorf("--cpus must be in 0..%d", runtime.NumCPU())
+	}
+	if c.steerReceive && (c.cpus < 1 || c.cpus >= runtime.NumCPU()) {
+		return fmt.Errorf("--steer-receive needs --cpus in 1..%d, so that the load client has CPUs of its own to steer to", runtime.NumCPU()-1)
 	}
 	if c.workload != nil {
 		return nil

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// loopbackRPS is the receive packet steering mask of the loopback
+// device's one receive queue (the kernel's Documentation/networking/
+// scaling.rst): the CPUs whose backlog takes the packets the loopback
+// receives. Empty (all zeros), the default, processes a packet on the CPU
+// that sent it, inside the sender's write(2).
+const loopbackRPS = "/sys/class/net/lo/queues/rx-0/rps_cpus"
+
+// errSteerUnavailable is --steer-receive on a machine that cannot take
+// it: no such file, or no permission to write it.
+var errSteerUnavailable = errors.New("the loopback's receive steering cannot be set here")
+
+// cpuMask is the mask of CPUs from..to (inclusive) as a sysfs cpumask
+// file takes it: hexadecimal, most significant group first, a comma
+// between groups of 32 CPUs ("2"; "1,00000000" for CPU 32).
+func cpuMask(from, to int) string {
+	if from < 0 || to < from {
+		return "0"
+	}
+	groups := make([]uint32, to/32+1)
+	for c := from; c <= to; c++ {
+		groups[c/32] |= 1 << (c % 32)
+	}
+	var b strings.Builder
+	for i := len(groups) - 1; i >= 0; i-- {
+		if b.Len() == 0 {
+			fmt.Fprintf(&b, "%x", groups[i])
+		} else {
+			fmt.Fprintf(&b, ",%08x", groups[i])
+		}
+	}
+	return b.String()
+}
+
+// steerReceive writes mask to the steering file at path and returns a
+// function that writes back what the file held before. Over a real
+// network the receiving side of a server's write (the peer's TCP
+// receive, waking its reader) runs on the client's machine; on loopback
+// without steering it runs in the server's own system call and is
+// counted in the server's CPU. Steering it to the load client's CPUs
+// puts it where a network would.
+func steerReceive(path, mask string) (restore func() error, err error) {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errSteerUnavailable, err)
+	}
+	if err := os.WriteFile(path, []byte(mask+"\n"), 0); err != nil {
+		return nil, fmt.Errorf("%w: %v", errSteerUnavailable, err)
+	}
+	prev := strings.TrimSpace(string(old))
+	return func() error {
+		if err := os.WriteFile(path, []byte(prev+"\n"), 0); err != nil {
+			return fmt.Errorf("restoring %s to %s: %w", path, prev, err)
+		}
+		return nil
+	}, nil
+}

@@ -186,14 +186,30 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "plot: %s\n", cfg.svgFile)
 	}
+	return cmp.outcome(ctx.Err())
+}
+
+// outcome is the comparison's error once its table is printed: the
+// interruption that cut it short (interrupted), or how many of its runs
+// and floors failed; nil when every one of them measured.
+func (cmp *comparison) outcome(interrupted error) error {
+	if interrupted != nil {
+		return fmt.Errorf("interrupted after %d runs and %d floors: %w", len(cmp.Runs), len(cmp.Floors), interrupted)
+	}
 	failed := 0
 	for _, r := range cmp.Runs {
 		if r.Report == nil {
 			failed++
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d runs failed (see above)", failed, len(cmp.Runs))
+	floors := 0
+	for _, f := range cmp.Floors {
+		if f.Error != "" {
+			floors++
+		}
+	}
+	if failed > 0 || floors > 0 {
+		return fmt.Errorf("%d of %d runs and %d of %d floors failed (see above)", failed, len(cmp.Runs), floors, len(cmp.Floors))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -218,5 +219,33 @@ func TestRoundOrder(t *testing.T) {
 	}
 	if got := names(roundOrder(run[:1], 1)); got != "tickgate" {
 		t.Errorf("one server, second round: %s", got)
+	}
+}
+
+func TestComparisonOutcome(t *testing.T) {
+	ok := fakeRun("tickgate", 1, 1000, 1000, 0.1, 1, 2)
+	tests := map[string]struct {
+		runs        []compareRun
+		floors      []floorRun
+		interrupted error
+		want        string // "" for nil
+	}{
+		"every run and floor measured": {runs: []compareRun{ok, ok}, floors: []floorRun{{Messages: 10}}},
+		"a run failed":                 {runs: []compareRun{ok, {Server: "centrifugo", Error: "exit 1"}}, floors: []floorRun{{Messages: 10}}, want: "1 of 2 runs and 0 of 1 floors failed"},
+		"a floor failed":               {runs: []compareRun{ok}, floors: []floorRun{{Error: "dial: refused"}}, want: "0 of 1 runs and 1 of 1 floors failed"},
+		"interrupted":                  {runs: []compareRun{ok}, floors: []floorRun{{Error: "context canceled"}}, interrupted: context.Canceled, want: "interrupted after 1 runs and 1 floors: context canceled"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := (&comparison{Runs: tc.runs, Floors: tc.floors}).outcome(tc.interrupted)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("err = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			case tc.interrupted != nil && !errors.Is(err, tc.interrupted):
+				t.Fatalf("err = %v does not wrap %v", err, tc.interrupted)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -25,8 +26,9 @@ type comparison struct {
 	About       string           `json:"about"`
 	Connections int              `json:"connections"`
 	TLS         bool             `json:"tls"`
-	CPUs        int              `json:"cpus,omitempty"`               // --cpus: the servers' pinning
-	ReceiveOn   string           `json:"receive_steered_to,omitempty"` // --steer-receive: the loopback's receive CPUs' mask
+	CPUs        int              `json:"cpus,omitempty"`                    // --cpus: the servers' pinning
+	ReceiveOn   string           `json:"receive_steered_to,omitempty"`      // the loopback's receive steering in effect: a CPU mask (steer.go)
+	ReceiveSet  bool             `json:"receive_steered_by_flag,omitempty"` // ReceiveOn is --steer-receive's; otherwise it was found so
 	Compression bool             `json:"compression,omitempty"`
 	Build       *spawn.BuildInfo `json:"tickgate_build,omitempty"`
 	Skipped     []skipped        `json:"skipped,omitempty"`
@@ -90,7 +92,7 @@ func (r *compareRun) steady() (judged, ok bool) {
 
 // compare runs the comparison, prints every run's report and the table
 // of figures and ratios, and writes --json and the sweep's --svg.
-func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
+func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error) {
 	logf := logger(cfg, stderr)
 	cmp := &comparison{Workload: cfg.workload.name, About: cfg.workload.about, Connections: cfg.conns, TLS: !cfg.plain, CPUs: cfg.cpus, Compression: cfg.compression}
 	if cfg.rounds > 1 {
@@ -108,21 +110,22 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	if cfg.cpus > 0 {
 		if err := pinSelf(cfg.cpus); err != nil {
+			if cfg.steerReceive {
+				return fmt.Errorf("--steer-receive: the load client is not on CPUs of its own: %w", err)
+			}
 			logf("the load client is not pinned: %v", err)
 		}
 	}
-	if cfg.steerReceive {
-		mask := cpuMask(cfg.cpus, runtime.NumCPU()-1)
-		restore, err := steerReceive(loopbackRPS, mask)
-		if err != nil {
-			return fmt.Errorf("--steer-receive: %w", err)
-		}
-		defer func() {
-			if err := restore(); err != nil {
-				fmt.Fprintf(stderr, "tickbench: %v\n", err)
-			}
-		}()
-		cmp.ReceiveOn = mask
+	mask, set, restore, err := applySteering(cfg, runtime.NumCPU())
+	if err != nil {
+		return fmt.Errorf("--steer-receive: %w", err)
+	}
+	if restore != nil {
+		defer func() { err = errors.Join(err, restore()) }()
+	}
+	cmp.ReceiveOn, cmp.ReceiveSet = mask, set
+	if mask != "" && !set {
+		fmt.Fprintf(stderr, "tickbench: the loopback's receive is steered to CPU mask %s (%s), not by this run; the comparison says so\n", mask, cfg.rpsPath)
 	}
 	base := *cfg
 	if base.gatewayBin == "" && cfg.hasServer("tickgate") {
@@ -324,8 +327,11 @@ func (cmp *comparison) writeTable(w io.Writer) {
 	if cmp.CPUs > 0 {
 		pin = fmt.Sprintf("pinned to %d CPU(s)", cmp.CPUs)
 	}
-	if cmp.ReceiveOn != "" {
+	switch {
+	case cmp.ReceiveOn != "" && cmp.ReceiveSet:
 		pin += fmt.Sprintf(", the loopback's receive steered to CPU mask %s (the load client's)", cmp.ReceiveOn)
+	case cmp.ReceiveOn != "":
+		pin += fmt.Sprintf(", the loopback's receive steered to CPU mask %s (found so, not set by tickbench)", cmp.ReceiveOn)
 	}
 	unsteady := false
 	if cmp.Compression {

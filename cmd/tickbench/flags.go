@@ -65,6 +65,7 @@ type config struct {
 	plain         bool      // not --tls: plain ws:// for every server of a comparison
 	cpus          int       // --cpus: pin the server to CPUs 0..N-1 and GOMAXPROCS=N (0: no pinning)
 	steerReceive  bool      // --steer-receive: the loopback's receive work on the load client's CPUs (steer.go)
+	rpsPath       string    // the loopback's steering file: loopbackRPS, a temporary file in tests
 	sweep         []float64 // --sweep: multiples of the workload's feed rate, one run each
 	rounds        int       // --rounds: how many times every server runs, in turn, the order reversed every other round (turned); 1 without --workload
 	floor         bool      // --floor: measure the bare writer of the workload (floor.go) in each round (turned)
@@ -87,7 +88,7 @@ func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 // parseConfig parses args into a validated config.
 func parseConfig(args []string, stderr io.Writer) (*config, error) {
-	c := &config{}
+	c := &config{rpsPath: loopbackRPS}
 	fs := flag.NewFlagSet("tickbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

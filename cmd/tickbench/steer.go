@@ -63,3 +63,37 @@ func steerReceive(path, mask string) (restore func() error, err error) {
 		return nil
 	}, nil
 }
+
+// steeringIn is the steering mask in effect in the file at path, "" when
+// none is (all zeros) or the file cannot be read.
+func steeringIn(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	m := strings.TrimSpace(string(b))
+	if strings.Trim(m, "0,") == "" {
+		return ""
+	}
+	return m
+}
+
+// applySteering is --steer-receive for a comparison on a machine of ncpu
+// CPUs: with the flag it steers the receive to the load client's CPUs
+// (those after the servers' first cfg.cpus) at cfg.rpsPath and returns
+// the restore to defer; without it, it reads what is in effect there, so
+// that a machine left steered (by hand, or by a tickbench that was
+// killed) is named in the comparison rather than taken for the default.
+// mask is the steering in effect during the comparison ("" for none), and
+// set whether tickbench set it.
+func applySteering(cfg *config, ncpu int) (mask string, set bool, restore func() error, err error) {
+	if !cfg.steerReceive {
+		return steeringIn(cfg.rpsPath), false, nil, nil
+	}
+	mask = cpuMask(cfg.cpus, ncpu-1)
+	restore, err = steerReceive(cfg.rpsPath, mask)
+	if err != nil {
+		return "", false, nil, err
+	}
+	return mask, true, restore, nil
+}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -56,24 +58,75 @@ func TestSteerReceiveWritesAndRestores(t *testing.T) {
 
 func TestSteerReceiveUnavailable(t *testing.T) {
 	dir := t.TempDir()
-	ro := filepath.Join(dir, "ro")
-	if err := os.WriteFile(ro, []byte("0\n"), 0o444); err != nil {
-		t.Fatal(err)
+	tests := map[string]string{
+		"no such file": filepath.Join(dir, "missing"),
+		"a directory":  dir,
+		"not writable": "/proc/version", // readable; no write, even for root
 	}
+	for name, path := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := os.Stat(path); name != "no such file" && err != nil {
+				t.Skip(err)
+			}
+			if _, err := steerReceive(path, "2"); !errors.Is(err, errSteerUnavailable) {
+				t.Fatalf("err = %v, want errSteerUnavailable", err)
+			}
+		})
+	}
+}
+
+func TestApplySteering(t *testing.T) {
 	tests := map[string]struct {
-		path     string
-		rootOnly bool // root writes a read-only file
+		steer    bool
+		cpus     int
+		ncpu     int
+		before   string // the file's content; "" for no file
+		mask     string
+		set      bool
+		during   string // the file's content during the comparison
+		wantErr  bool
+		restores bool
 	}{
-		"no such file": {path: filepath.Join(dir, "missing")},
-		"read-only":    {path: ro, rootOnly: true},
+		"steered to the load client's CPUs": {steer: true, cpus: 1, ncpu: 4, before: "0\n", mask: "e", set: true, during: "e\n", restores: true},
+		"two servers' CPUs of eight":        {steer: true, cpus: 2, ncpu: 8, before: "00\n", mask: "fc", set: true, during: "fc\n", restores: true},
+		"left as found, none":               {cpus: 1, ncpu: 2, before: "00000000,00000000\n", during: "00000000,00000000\n"},
+		"left as found, steered":            {cpus: 1, ncpu: 2, before: "2\n", mask: "2", during: "2\n"},
+		"no file, no flag":                  {cpus: 1, ncpu: 2},
+		"no file, the flag":                 {steer: true, cpus: 1, ncpu: 2, wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if tc.rootOnly && os.Geteuid() == 0 {
-				t.Skip("root writes a read-only file")
+			path := filepath.Join(t.TempDir(), "rps_cpus")
+			if tc.before != "" {
+				if err := os.WriteFile(path, []byte(tc.before), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if _, err := steerReceive(tc.path, "2"); !errors.Is(err, errSteerUnavailable) {
-				t.Fatalf("err = %v, want errSteerUnavailable", err)
+			cfg := &config{steerReceive: tc.steer, cpus: tc.cpus, rpsPath: path}
+			mask, set, restore, err := applySteering(cfg, tc.ncpu)
+			if tc.wantErr {
+				if !errors.Is(err, errSteerUnavailable) {
+					t.Fatalf("err = %v, want errSteerUnavailable", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mask != tc.mask || set != tc.set || (restore != nil) != tc.restores {
+				t.Fatalf("mask %q set %v restore %v; want %q %v %v", mask, set, restore != nil, tc.mask, tc.set, tc.restores)
+			}
+			if b, _ := os.ReadFile(path); string(b) != tc.during {
+				t.Fatalf("during: the file holds %q, want %q", b, tc.during)
+			}
+			if restore == nil {
+				return
+			}
+			if err := restore(); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(path); strings.TrimSpace(string(b)) != strings.TrimSpace(tc.before) {
+				t.Fatalf("after: the file holds %q, want %q", b, tc.before)
 			}
 		})
 	}
@@ -85,7 +138,7 @@ func TestSteerReceiveFlag(t *testing.T) {
 		args    []string
 		wantErr bool
 	}{
-		"without a workload": {args: []string{"--spawn", "--steer-receive"}, wantErr: true},
+		"without a workload": {args: []string{"--spawn", "--steer-receive", "--cpus", "1"}, wantErr: true},
 		"without --cpus":     {args: []string{"--workload", "C-burst", "--steer-receive"}, wantErr: true},
 		"every CPU pinned":   {args: []string{"--workload", "C-burst", "--steer-receive", "--cpus", strconv.Itoa(n)}, wantErr: true},
 		"one CPU pinned":     {args: []string{"--workload", "C-burst", "--steer-receive", "--cpus", "1"}, wantErr: n < 2},
@@ -94,8 +147,8 @@ func TestSteerReceiveFlag(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c, err := parseConfig(tc.args, &strings.Builder{})
 			if tc.wantErr {
-				if err == nil {
-					t.Fatal("no error, want one")
+				if err == nil || !strings.Contains(err.Error(), "--steer-receive") {
+					t.Fatalf("err = %v, want one naming --steer-receive", err)
 				}
 				return
 			}
@@ -115,5 +168,24 @@ func TestComparisonTableNamesTheSteering(t *testing.T) {
 		t.Fatalf("a comparison without steering says it had some:\n%s", tableText(cmp))
 	}
 	cmp.ReceiveOn = "2"
+	tableHas(t, tableText(cmp), "pinned to 1 CPU(s), the loopback's receive steered to CPU mask 2 (found so, not set by tickbench)")
+	cmp.ReceiveSet = true
 	tableHas(t, tableText(cmp), "pinned to 1 CPU(s), the loopback's receive steered to CPU mask 2 (the load client's)")
+}
+
+// A comparison cut short says so in its error, after steering is put back.
+func TestCompareInterrupted(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no centrifugo: the one server is skipped, the floor runs
+	cfg, err := parseConfig([]string{"--workload", "C-burst", "--connections", "4", "--duration", "1s", "--servers", "centrifugo"}, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.rpsPath = filepath.Join(t.TempDir(), "rps_cpus")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out strings.Builder
+	err = compare(ctx, cfg, &out, io.Discard)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted after 0 runs and 1 floors") {
+		t.Fatalf("err = %v, want the interruption\n%s", err, out.String())
+	}
 }

@@ -116,15 +116,15 @@ func compare(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err er
 			logf("the load client is not pinned: %v", err)
 		}
 	}
-	mask, set, restore, err := applySteering(cfg, runtime.NumCPU())
+	mask, restore, err := applySteering(cfg, runtime.NumCPU())
 	if err != nil {
 		return fmt.Errorf("--steer-receive: %w", err)
 	}
 	if restore != nil {
 		defer func() { err = errors.Join(err, restore()) }()
 	}
-	cmp.ReceiveOn, cmp.ReceiveSet = mask, set
-	if mask != "" && !set {
+	cmp.ReceiveOn, cmp.ReceiveSet = mask, restore != nil
+	if mask != "" && restore == nil {
 		fmt.Fprintf(stderr, "tickbench: the loopback's receive is steered to CPU mask %s (%s), not by this run; the comparison says so\n", mask, cfg.rpsPath)
 	}
 	base := *cfg

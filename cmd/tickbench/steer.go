@@ -40,22 +40,29 @@ func cpuMask(from, to int) string {
 	return b.String()
 }
 
+// readMask is the steering file's content at path, without its newline.
+func readMask(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return strings.TrimSpace(string(b)), err
+}
+
 // steerReceive writes mask to the steering file at path and returns a
-// function that writes back what the file held before. Over a real
-// network the receiving side of a server's write (the peer's TCP
-// receive, waking its reader) runs on the client's machine; on loopback
-// without steering it runs in the server's own system call and is
-// counted in the server's CPU. Steering it to the load client's CPUs
-// puts it where a network would.
+// function that writes back what the file held before. On loopback
+// without steering the receiving side of a server's write (the peer's
+// TCP receive, waking its reader) runs in the server's own system call
+// and is counted in the server's CPU; steered, it runs on the load
+// client's CPUs, as it would on the client's machine over a network, but
+// the server's write then interrupts those CPUs whenever their backlog
+// is idle, which a network does not (docs/benchmarks.md, twenty-fifth
+// round).
 func steerReceive(path, mask string) (restore func() error, err error) {
-	old, err := os.ReadFile(path)
+	prev, err := readMask(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errSteerUnavailable, err)
 	}
 	if err := os.WriteFile(path, []byte(mask+"\n"), 0); err != nil {
 		return nil, fmt.Errorf("%w: %v", errSteerUnavailable, err)
 	}
-	prev := strings.TrimSpace(string(old))
 	return func() error {
 		if err := os.WriteFile(path, []byte(prev+"\n"), 0); err != nil {
 			return fmt.Errorf("restoring %s to %s: %w", path, prev, err)
@@ -67,12 +74,8 @@ func steerReceive(path, mask string) (restore func() error, err error) {
 // steeringIn is the steering mask in effect in the file at path, "" when
 // none is (all zeros) or the file cannot be read.
 func steeringIn(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	m := strings.TrimSpace(string(b))
-	if strings.Trim(m, "0,") == "" {
+	m, err := readMask(path)
+	if err != nil || strings.Trim(m, "0,") == "" {
 		return ""
 	}
 	return m
@@ -84,16 +87,15 @@ func steeringIn(path string) string {
 // the restore to defer; without it, it reads what is in effect there, so
 // that a machine left steered (by hand, or by a tickbench that was
 // killed) is named in the comparison rather than taken for the default.
-// mask is the steering in effect during the comparison ("" for none), and
-// set whether tickbench set it.
-func applySteering(cfg *config, ncpu int) (mask string, set bool, restore func() error, err error) {
+// mask is the steering in effect during the comparison ("" for none);
+// tickbench set it exactly when restore is not nil.
+func applySteering(cfg *config, ncpu int) (mask string, restore func() error, err error) {
 	if !cfg.steerReceive {
-		return steeringIn(cfg.rpsPath), false, nil, nil
+		return steeringIn(cfg.rpsPath), nil, nil
 	}
 	mask = cpuMask(cfg.cpus, ncpu-1)
-	restore, err = steerReceive(cfg.rpsPath, mask)
-	if err != nil {
-		return "", false, nil, err
+	if restore, err = steerReceive(cfg.rpsPath, mask); err != nil {
+		return "", nil, err
 	}
-	return mask, true, restore, nil
+	return mask, restore, nil
 }

@@ -36,26 +36,6 @@ func TestCPUMask(t *testing.T) {
 	}
 }
 
-func TestSteerReceiveWritesAndRestores(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "rps_cpus")
-	if err := os.WriteFile(path, []byte("00000000,00000000\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	restore, err := steerReceive(path, "2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "2\n" {
-		t.Fatalf("steered: file holds %q, want the mask", b)
-	}
-	if err := restore(); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "00000000,00000000\n" {
-		t.Fatalf("restored: file holds %q, want what it held before", b)
-	}
-}
-
 func TestSteerReceiveUnavailable(t *testing.T) {
 	dir := t.TempDir()
 	tests := map[string]string{
@@ -82,13 +62,13 @@ func TestApplySteering(t *testing.T) {
 		ncpu     int
 		before   string // the file's content; "" for no file
 		mask     string
-		set      bool
 		during   string // the file's content during the comparison
 		wantErr  bool
 		restores bool
 	}{
-		"steered to the load client's CPUs": {steer: true, cpus: 1, ncpu: 4, before: "0\n", mask: "e", set: true, during: "e\n", restores: true},
-		"two servers' CPUs of eight":        {steer: true, cpus: 2, ncpu: 8, before: "00\n", mask: "fc", set: true, during: "fc\n", restores: true},
+		"steered to the load client's CPUs": {steer: true, cpus: 1, ncpu: 4, before: "0\n", mask: "e", during: "e\n", restores: true},
+		"two servers' CPUs of eight":        {steer: true, cpus: 2, ncpu: 8, before: "00\n", mask: "fc", during: "fc\n", restores: true},
+		"two groups put back as they were":  {steer: true, cpus: 1, ncpu: 2, before: "00000000,00000000\n", mask: "2", during: "2\n", restores: true},
 		"left as found, none":               {cpus: 1, ncpu: 2, before: "00000000,00000000\n", during: "00000000,00000000\n"},
 		"left as found, steered":            {cpus: 1, ncpu: 2, before: "2\n", mask: "2", during: "2\n"},
 		"no file, no flag":                  {cpus: 1, ncpu: 2},
@@ -103,7 +83,7 @@ func TestApplySteering(t *testing.T) {
 				}
 			}
 			cfg := &config{steerReceive: tc.steer, cpus: tc.cpus, rpsPath: path}
-			mask, set, restore, err := applySteering(cfg, tc.ncpu)
+			mask, restore, err := applySteering(cfg, tc.ncpu)
 			if tc.wantErr {
 				if !errors.Is(err, errSteerUnavailable) {
 					t.Fatalf("err = %v, want errSteerUnavailable", err)
@@ -113,8 +93,8 @@ func TestApplySteering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if mask != tc.mask || set != tc.set || (restore != nil) != tc.restores {
-				t.Fatalf("mask %q set %v restore %v; want %q %v %v", mask, set, restore != nil, tc.mask, tc.set, tc.restores)
+			if mask != tc.mask || (restore != nil) != tc.restores {
+				t.Fatalf("mask %q restore %v; want %q %v", mask, restore != nil, tc.mask, tc.restores)
 			}
 			if b, _ := os.ReadFile(path); string(b) != tc.during {
 				t.Fatalf("during: the file holds %q, want %q", b, tc.during)
@@ -125,7 +105,7 @@ func TestApplySteering(t *testing.T) {
 			if err := restore(); err != nil {
 				t.Fatal(err)
 			}
-			if b, _ := os.ReadFile(path); strings.TrimSpace(string(b)) != strings.TrimSpace(tc.before) {
+			if b, _ := os.ReadFile(path); string(b) != tc.before {
 				t.Fatalf("after: the file holds %q, want %q", b, tc.before)
 			}
 		})

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math"
 	"math/bits"
 	"sync/atomic"
 
@@ -73,14 +74,14 @@ const tallyBuckets = latencyBuckets + 1
 type tally struct {
 	counts [tallyBuckets]uint32 // by bucket, not cumulative; the histogram's last is +Inf
 	n      uint32               // samples
-	sum    int64                // in the samples' unit
+	sum    float64              // in the samples' unit; a float, as prometheus.Histogram's: a feed clock decades off (ts=1) must not wrap it
 }
 
 // add counts a sample v in bucket b.
 func (t *tally) add(b int, v int64) {
 	t.counts[b]++
 	t.n++
-	t.sum += v
+	t.sum += float64(v)
 }
 
 // pow2Histogram is a histogram whose bounds double from one bucket to
@@ -92,7 +93,7 @@ type pow2Histogram struct {
 	bounds []float64                   // Static: the upper bounds, as exposed.
 	per    float64                     // Static: samples' units in the exposed one (1e9: ns in a second).
 	counts [tallyBuckets]atomic.Uint64 // By bucket, not cumulative; counts[len(bounds)] is +Inf.
-	sum    atomic.Int64                // In the samples' unit.
+	sum    atomic.Uint64               // The bits of a float64, in the samples' unit (addSum).
 }
 
 func newLatencyHistogram(name, help string) *pow2Histogram {
@@ -113,8 +114,19 @@ func (t *tally) flush(h *pow2Histogram) {
 			h.counts[b].Add(uint64(c))
 		}
 	}
-	h.sum.Add(t.sum)
+	h.addSum(t.sum)
 	*t = tally{}
+}
+
+// addSum adds v to h's sum. A flush runs once per writer round or sweep,
+// so the loop rarely turns more than once.
+func (h *pow2Histogram) addSum(v float64) {
+	for {
+		old := h.sum.Load()
+		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
 }
 
 // Describe is prometheus.Collector's.
@@ -133,7 +145,7 @@ func (h *pow2Histogram) Collect(ch chan<- prometheus.Metric) {
 	for b := len(h.bounds); b < tallyBuckets; b++ {
 		n += h.counts[b].Load() // +Inf (the slots beyond it stay empty)
 	}
-	ch <- prometheus.MustNewConstHistogram(h.desc, n, float64(h.sum.Load())/h.per, cum)
+	ch <- prometheus.MustNewConstHistogram(h.desc, n, math.Float64frombits(h.sum.Load())/h.per, cum)
 }
 
 // writeTally gathers what writer rounds add to the node's write metrics:

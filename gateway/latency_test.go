@@ -35,6 +35,13 @@ func TestPow2HistogramsMatchPrometheus(t *testing.T) {
 		pendingEdges = append(pendingEdges, int64(1)<<k-1, int64(1)<<k, int64(1)<<k+1)
 	}
 	pendingEdges = append(pendingEdges, 1<<30)
+	// A feed whose ts is 1 (or in milliseconds): every delivery is about
+	// 56 years old; six of them took an int64 sum of nanoseconds past its
+	// range, and the node's sum went negative.
+	decades := make([]int64, 100)
+	for i := range decades {
+		decades[i] = time.Now().UnixNano() - 1
+	}
 	pendingRandom := make([]int64, 5000)
 	for i := range pendingRandom {
 		pendingRandom[i] = 1 + int64(rng.ExpFloat64()*8) // around ten, now and then hundreds
@@ -52,15 +59,17 @@ func TestPow2HistogramsMatchPrometheus(t *testing.T) {
 		samples  []int64
 		perFlush int
 	}{
-		"latency: bucket edges, one per flush":       {latency, edges, 1},
-		"latency: bucket edges, all in one flush":    {latency, edges, len(edges)},
-		"latency: random latencies, a dozen a flush": {latency, random, 12},
-		"latency: random latencies, 1000 a flush":    {latency, random, 1000},
-		"latency: no samples":                        {latency, nil, 1},
-		"pending: bucket edges, one per flush":       {pending, pendingEdges, 1},
-		"pending: bucket edges, all in one flush":    {pending, pendingEdges, len(pendingEdges)},
-		"pending: random rounds, a hundred a flush":  {pending, pendingRandom, 100},
-		"pending: no samples":                        {pending, nil, 1},
+		"latency: bucket edges, one per flush":                {latency, edges, 1},
+		"latency: bucket edges, all in one flush":             {latency, edges, len(edges)},
+		"latency: random latencies, a dozen a flush":          {latency, random, 12},
+		"latency: random latencies, 1000 a flush":             {latency, random, 1000},
+		"latency: no samples":                                 {latency, nil, 1},
+		"latency: a feed clock decades off, one per flush":    {latency, decades, 1},
+		"latency: a feed clock decades off, all in one flush": {latency, decades, len(decades)},
+		"pending: bucket edges, one per flush":                {pending, pendingEdges, 1},
+		"pending: bucket edges, all in one flush":             {pending, pendingEdges, len(pendingEdges)},
+		"pending: random rounds, a hundred a flush":           {pending, pendingRandom, 100},
+		"pending: no samples":                                 {pending, nil, 1},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

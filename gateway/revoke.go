@@ -104,6 +104,17 @@ func (rs *revocations) add(r feed.Revocation, now time.Time) (feed.Revocation, b
 	return merged, !ok || merged.IssuedBefore != cur.rec.IssuedBefore
 }
 
+// current returns the revocation of sub in force at now, if any.
+func (rs *revocations) current(sub string, now time.Time) (feed.Revocation, bool) {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	e, ok := rs.m[sub]
+	if !ok || !now.Before(e.until) {
+		return feed.Revocation{}, false
+	}
+	return e.rec, true
+}
+
 // refuses reports whether a token of sub issued at iat (zero: no iat) is
 // revoked at now.
 func (rs *revocations) refuses(sub string, iat, now time.Time) bool {
@@ -136,6 +147,17 @@ func (s *Server) Revoke(r feed.Revocation, source string) (inForce feed.Revocati
 	m := s.metrics
 	m.revocationsReceived.WithLabelValues(source).Inc()
 	now := s.cfg.Now()
+	if ahead := now.Add(maxCutoffAhead).Unix(); r.IssuedBefore > ahead || r.At > ahead {
+		// The admin API refuses such a cut-off; one from the subject or the
+		// bucket (another tool, a node with a clock far off) is refused here
+		// too: milliseconds given for seconds would refuse every token of
+		// the sub for millennia, and the later cut-off wins every merge, so
+		// no correction could lower it.
+		s.log.Warn("revocation ignored: its cut-off or time is more than a minute ahead (milliseconds for seconds?)",
+			"sub", r.Sub, "issued_before", r.IssuedBefore, "at", r.At, "from", source, "origin", r.Node)
+		cur, _ := s.revoked.current(r.Sub, now)
+		return cur, 0
+	}
 	inForce, changed := s.revoked.add(r, now)
 	if !changed {
 		return inForce, 0

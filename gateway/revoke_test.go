@@ -122,6 +122,46 @@ func TestRevokeEverywhereBadInput(t *testing.T) {
 	}
 }
 
+// A revocation from the subject or the bucket is held to the admin API's
+// bound: a cut-off or a time in milliseconds would refuse every token of
+// the sub for millennia, and no later revocation could lower the cut-off.
+func TestRevokeFromTheBusBadTimes(t *testing.T) {
+	now := time.Now()
+	sec, ms := now.Unix(), now.UnixMilli()
+	for name, tt := range map[string]struct {
+		r       feed.Revocation
+		applied bool
+	}{
+		"cut-off in ms":              {feed.Revocation{Sub: "alice", IssuedBefore: ms, At: sec}, false},
+		"time in ms":                 {feed.Revocation{Sub: "alice", IssuedBefore: sec, At: ms}, false},
+		"cut-off an hour ahead":      {feed.Revocation{Sub: "alice", IssuedBefore: sec + 3600, At: sec}, false},
+		"cut-off 30 s ahead (clock)": {feed.Revocation{Sub: "alice", IssuedBefore: sec + 30, At: sec + 30}, true},
+		"now":                        {feed.Revocation{Sub: "alice", IssuedBefore: sec, At: sec}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, source := range []string{revokedByNATS, revokedByStore} {
+				s := hubFixture(t)
+				s.Revoke(tt.r, source)
+				if got := s.revoked.prune(now) == 1; got != tt.applied {
+					t.Fatalf("from %s: in force %v, want %v", source, got, tt.applied)
+				}
+				// An operator's revocation afterwards is what holds.
+				want := sec
+				if tt.applied {
+					want = max(sec, tt.r.IssuedBefore)
+				}
+				fix, err := s.RevokeEverywhere(context.Background(), "alice", sec)
+				if err != nil || fix.IssuedBefore != want {
+					t.Fatalf("from %s: the operator's revocation after it: %+v, %v", source, fix, err)
+				}
+				if later := now.Add(48 * time.Hour); s.revoked.refuses("alice", later, now) {
+					t.Fatalf("from %s: a token issued in two days is refused", source)
+				}
+			}
+		})
+	}
+}
+
 // fleet is a deployment of gateway nodes on one NATS server, sharing a
 // token signer, each with its own feed source and revocation bus.
 type fleet struct {

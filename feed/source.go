@@ -345,11 +345,26 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 	subject := ch.Subject(s.cfg.SubjectPrefix)
 	d := s.disp[int(s.nextDisp.Add(1)-1)%len(s.disp)]
 	r := &route{subject: subject, ch: ch, h: h, d: d}
-	s.routes.put(r)
-	sub, err := s.nc.ChanSubscribe(subject, d.transit)
-	if err == nil {
-		r.sub.Store(sub)
-		err = s.nc.FlushWithContext(ctx)
+	// The route goes in only while in is the channel's interest, under
+	// s.mu: every hold of in may have been canceled before this goroutine
+	// ran, and a fresh interest's goroutine may have put its route
+	// already. Put after it, this one would replace it, and take the
+	// subject's only route with it when it fails: the fresh interest's
+	// messages would then find no route, and its subscribers nothing.
+	s.mu.Lock()
+	current := s.subs[ch] == in && in.refs > 0 && !s.closed
+	if current {
+		s.routes.put(r)
+	}
+	s.mu.Unlock()
+	var sub *nats.Subscription
+	var err error
+	if current {
+		sub, err = s.nc.ChanSubscribe(subject, d.transit)
+		if err == nil {
+			r.sub.Store(sub)
+			err = s.nc.FlushWithContext(ctx)
+		}
 	}
 
 	var gone *route // forgotten by its dispatcher once s.mu is let go
@@ -361,7 +376,7 @@ func (s *Source) subscribe(ctx context.Context, ch proto.Channel, h Handler, in 
 		err = fmt.Errorf("%w: %s: %w", ErrSubscribe, ch, err)
 	case s.closed:
 		err = ErrClosed
-	case in.refs <= 0:
+	case in.refs <= 0 || !current:
 		err = fmt.Errorf("%w: %s: every hold was canceled", ErrSubscribe, ch)
 	}
 	if err != nil {

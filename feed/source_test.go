@@ -252,6 +252,57 @@ func TestSourceAcquireCanceled(t *testing.T) {
 	}
 }
 
+// TestSourceCanceledHoldLeavesTheNewRoute cancels a channel's first hold
+// before its subscribe goroutine has run and takes a new hold at once. The
+// new interest's goroutine may run first (the newest goroutine runs
+// next): the old one must neither replace its route nor, failing, take the
+// subject's only route with it, or every message of the new subscription
+// finds no route and its holder gets nothing, for as long as it holds.
+func TestSourceCanceledHoldLeavesTheNewRoute(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			srv := natstest.Run(t, natstest.RandomPort)
+			src := connectSource(t, srv.ClientURL(), Config{})
+			waitFor(t, src.Connected)
+			pub := publisher(t, srv.ClientURL())
+			for i := range 10 {
+				first, err := src.AcquireAsync(tradeBTC, newCollector().handle)
+				if err != nil {
+					t.Fatal(err)
+				}
+				first.Cancel()
+				c := newCollector()
+				p, err := src.AcquireAsync(tradeBTC, c.handle)
+				if err != nil {
+					t.Fatal(err)
+				}
+				<-p.Done()
+				if err := p.Err(); err != nil {
+					t.Fatalf("round %d: the new hold: %v", i, err)
+				}
+				<-first.Done() // the canceled hold's goroutine is through
+				if err := first.Err(); !errors.Is(err, ErrSubscribe) {
+					t.Fatalf("round %d: the canceled hold ended with %v, want ErrSubscribe", i, err)
+				}
+				if err := pub.Publish("md.trade.BTC-USD", tradePayload(t, uint64(i+1))); err != nil {
+					t.Fatal(err)
+				}
+				if err := pub.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-c.ch:
+				case <-time.After(2 * time.Second):
+					t.Fatalf("round %d: the confirmed hold got nothing (a route for its subject: %v)", i, src.routes.get("md.trade.BTC-USD") != nil)
+				}
+				p.Cancel()
+				waitFor(t, func() bool { return numSubs(t, srv, src, "md.trade.BTC-USD") == 0 })
+			}
+		})
+	}
+}
+
 // TestSourceAcquireUnconfirmed runs the source through a proxy that stops
 // forwarding, so that the connection stays up and no subscription is ever
 // confirmed: a half-open path to NATS.

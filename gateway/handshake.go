@@ -58,16 +58,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if ok, wait := s.admit.pace(); !ok {
-		// A reconnect storm. Paced after the token check, so requests
-		// that fail early do not use up the budget of real clients.
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-		s.refuse(w, proto.HandshakeTooManyConnections, "the node is taking connections slowly; retry after the given seconds, or on another node")
-		return
-	}
 	addr := s.admit.clientAddr(r)
 	if why := s.admit.admit(addr, claims.Subject); why != "" {
 		s.refuse(w, proto.HandshakeTooManyConnections, "too many "+why)
+		return
+	}
+	if ok, wait := s.admit.pace(); !ok {
+		// A reconnect storm. Paced after every check that can refuse it,
+		// so that requests refused anyway (a bad token, a client at its
+		// cap) do not use up the budget of real clients.
+		s.admit.leave(addr, claims.Subject)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		s.refuse(w, proto.HandshakeTooManyConnections, "the node is taking connections slowly; retry after the given seconds, or on another node")
 		return
 	}
 	c := s.newConn(cd, claims, r.RemoteAddr)

@@ -69,12 +69,28 @@ func (e *hubEntry) currentSnapshot(v feed.SnapshotOptions) *snapshot {
 	}
 	sn := e.makeSnapshot(v)
 	if sn != nil {
-		if e.views == nil {
-			e.views = make(map[feed.SnapshotOptions]*snapshot)
-		}
-		e.views[v] = sn
+		e.cacheView(v, sn)
 	}
 	return sn
+}
+
+// maxCachedViews bounds the views other than the default one whose
+// snapshot a channel keeps between two feed messages. Every recent
+// (1..1000) and bars value is a view of its own: unbounded, a client
+// asking for each in turn on a quiet channel held a thousand snapshots
+// of up to a thousand trades or bars. Beyond the bound a view's snapshot
+// serves its own request only. The five book depths fit.
+const maxCachedViews = 8
+
+// cacheView keeps sn as view v's snapshot until the state moves on, while
+// the channel keeps fewer than maxCachedViews. Called with e.mu held.
+func (e *hubEntry) cacheView(v feed.SnapshotOptions, sn *snapshot) {
+	if e.views == nil {
+		e.views = make(map[feed.SnapshotOptions]*snapshot)
+	}
+	if _, ok := e.views[v]; ok || len(e.views) < maxCachedViews {
+		e.views[v] = sn
+	}
 }
 
 // makeSnapshot reads the state's snapshot for view v, or nil. Called
@@ -110,10 +126,7 @@ func (e *hubEntry) completedSnapshot(v feed.SnapshotOptions, older []*feed.Messa
 		e.snap = sn
 		return sn
 	}
-	if e.views == nil {
-		e.views = make(map[feed.SnapshotOptions]*snapshot)
-	}
-	e.views[v] = sn
+	e.cacheView(v, sn)
 	return sn
 }
 

@@ -19,6 +19,7 @@ type admission struct {
 	perSub  int           // Static after construction: at most this many per sub (0: no limit).
 	subsCap int           // Static after construction: subscriptions per sub, all its connections (0: no limit).
 	rate    *rate.Limiter // Safe for concurrent use: handshakes per second, node-wide.
+	rest    *rate.Limiter // Safe for concurrent use: REST snapshots per second, node-wide, apart from the handshakes'.
 	proxies []netip.Prefix
 
 	mu    sync.Mutex
@@ -33,6 +34,7 @@ func newAdmission(cfg *Config) *admission {
 		perSub:  max(cfg.MaxConnsPerSubject, 0),
 		subsCap: max(cfg.MaxSubscriptionsPerSubject, 0),
 		rate:    rate.NewLimiter(rate.Limit(cfg.HandshakeRate), cfg.HandshakeBurst),
+		rest:    rate.NewLimiter(rate.Limit(cfg.HandshakeRate), cfg.HandshakeBurst),
 		proxies: cfg.TrustedProxies,
 		byIP:    make(map[netip.Addr]int),
 		bySub:   make(map[string]int),
@@ -62,8 +64,15 @@ func (a *admission) unreserve(sub string, n int) {
 }
 
 // pace reports whether a handshake may proceed now, or how long to wait.
-func (a *admission) pace() (ok bool, retryAfter time.Duration) {
-	r := a.rate.Reserve()
+func (a *admission) pace() (ok bool, retryAfter time.Duration) { return paceBy(a.rate) }
+
+// paceREST is pace for REST snapshots, at the same rate and burst but
+// from a budget of their own: a client polling snapshots, however hard,
+// never keeps another from connecting.
+func (a *admission) paceREST() (ok bool, retryAfter time.Duration) { return paceBy(a.rest) }
+
+func paceBy(l *rate.Limiter) (ok bool, retryAfter time.Duration) {
+	r := l.Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
 		return false, d

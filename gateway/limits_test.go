@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +55,47 @@ func TestConnectionLimits(t *testing.T) {
 		if resp.Header.Get("Retry-After") == "" {
 			t.Fatal("no Retry-After")
 		}
+	})
+}
+
+// The node-wide handshake budget is spent only by handshakes that would
+// otherwise be admitted: a client at its cap, or REST snapshots (refused
+// or not), must not keep others from connecting.
+func TestHandshakeBudgetSpentOnlyByAdmitted(t *testing.T) {
+	slow := func(c *Config) { c.HandshakeRate, c.HandshakeBurst = 0.01, 2 }
+	t.Run("a subscriber at its cap", func(t *testing.T) {
+		e := newTestEnv(t, slow, func(c *Config) { c.MaxConnsPerSubject = 1 })
+		capped := e.token(t, "capped", time.Hour, ">")
+		e.connect(t, "json", capped) // the first of the burst of two
+		for range 5 {
+			resp := refusedWith(t, e, bearer(capped), 429, "too_many_connections")
+			if body := readBody(resp); !strings.Contains(body, "subscriber") {
+				t.Fatalf("refused for %s, want its cap", body)
+			}
+		}
+		e.connect(t, "json", e.token(t, "other", time.Hour, ">")) // the second
+		refusedWith(t, e, bearer(e.token(t, "third", time.Hour, ">")), 429, "too_many_connections")
+	})
+	t.Run("REST snapshots", func(t *testing.T) {
+		e := newTestEnv(t, slow)
+		tok := e.token(t, "poller", time.Hour, ">")
+		for _, path := range []string{"/v1/snapshot/not-a-channel", "/v1/snapshot/book.X?depth=7"} {
+			for range 5 {
+				if status, _, body := get(t, e.srv, "GET", path, tok); status != 400 {
+					t.Fatalf("%s: %d %s", path, status, body)
+				}
+			}
+		}
+		if ok, _ := e.srv.admit.paceREST(); !ok {
+			t.Fatal("refused REST requests spent the REST budget")
+		}
+		for { // what admitted REST requests would spend, all of it
+			if ok, _ := e.srv.admit.paceREST(); !ok {
+				break
+			}
+		}
+		e.connect(t, "json", tok)
+		e.connect(t, "json", tok)
 	})
 }
 

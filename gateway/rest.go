@@ -92,8 +92,11 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 // restSnapshot runs the checks of a REST snapshot in the handshake's order
-// (draining, origin, credentials, pacing) and then the channel's, and
-// returns the body, and whether it was encoded already (a cache hit).
+// (draining, origin, credentials), then the channel's and the options',
+// then the pacing, and returns the body, and whether it was encoded
+// already (a cache hit). A channel the node does not hold for REST yet
+// takes one of the subscriber's subscriptions (MaxSubscriptionsPerSubject)
+// while it is held.
 func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, false, &restError{http.StatusMethodNotAllowed, restBadMethod, "GET or HEAD", 0}
@@ -118,11 +121,6 @@ func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 	if aerr != nil {
 		return nil, false, refuse(aerr.Code, aerr.Text)
 	}
-	if ok, wait := s.admit.pace(); !ok {
-		e := refuse(proto.HandshakeTooManyConnections, "the node is taking requests slowly; retry after the given seconds, or on another node")
-		e.retry = wait
-		return nil, false, e
-	}
 	name := strings.TrimPrefix(r.URL.Path, SnapshotPath)
 	ch, err := proto.ParseChannel(name)
 	if err != nil {
@@ -141,10 +139,28 @@ func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 		return nil, false, &restError{http.StatusBadRequest, restBadRequest,
 			fmt.Sprintf("a %s channel's snapshot needs recent (1..%d)", ch.Kind, proto.MaxRecent), 0}
 	}
+	// Paced after every check that can refuse the request, from a budget
+	// apart from the handshakes' (admission.paceREST).
+	if ok, wait := s.admit.paceREST(); !ok {
+		e := refuse(proto.HandshakeTooManyConnections, "the node is taking requests slowly; retry after the given seconds, or on another node")
+		e.retry = wait
+		return nil, false, e
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), restWait)
 	defer cancel()
-	body, hit, err := s.hub.restSnapshot(ctx, ch, view)
+	sub := claims.Subject
+	charge := func() (release func(), ok bool) {
+		if !s.admit.reserve(sub) {
+			return nil, false
+		}
+		return func() { s.admit.unreserve(sub, 1) }, true
+	}
+	body, hit, err := s.hub.restSnapshot(ctx, ch, view, charge)
 	switch {
+	case errors.Is(err, errRESTHolds):
+		return nil, false, &restError{http.StatusTooManyRequests, string(proto.HandshakeTooManyConnections),
+			fmt.Sprintf("at most %d subscriptions per subscriber (token sub) on this node, the channels held for its REST snapshots included", s.cfg.MaxSubscriptionsPerSubject),
+			s.cfg.RESTLinger}
 	case errors.Is(err, feed.ErrUnavailable) || errors.Is(err, feed.ErrSubscribe):
 		retry := s.cfg.SubscribeRetry
 		return nil, false, &restError{http.StatusServiceUnavailable, restUnavailable,
@@ -179,11 +195,21 @@ func restView(q url.Values) (feed.SnapshotOptions, string) {
 // so that the requests that follow find its state (and the encoded body)
 // rather than a cold channel.
 type restHold struct {
-	e     *hubEntry
-	p     *feed.Pending
-	until time.Time // Guarded by restHolds.mu: when the hold ends, unless extended.
-	done  bool      // Guarded by restHolds.mu: given back.
+	e       *hubEntry
+	p       *feed.Pending
+	release func()    // Static after construction: gives back the subscription slot of the subscriber whose request made the hold.
+	until   time.Time // Guarded by restHolds.mu: when the hold ends, unless extended.
+	done    bool      // Guarded by restHolds.mu: given back.
 }
+
+// restCharge takes one of a subscriber's subscription slots for a new REST
+// hold, and returns the function that gives it back; ok false: the
+// subscriber holds as many as it may.
+type restCharge func() (release func(), ok bool)
+
+// errRESTHolds: the subscriber asking for a REST snapshot of a channel the
+// node does not hold for REST holds as many subscriptions as it may.
+var errRESTHolds = errors.New("gateway: too many subscriptions for a REST hold")
 
 // restHolds are the channels held for REST snapshots.
 type restHolds struct {
@@ -192,24 +218,30 @@ type restHolds struct {
 }
 
 // holdForREST returns the entry of ch, held on the node for restLinger
-// after the last REST request for it: a new hold (NATS interest included)
-// or the one under way, extended.
-func (h *hub) holdForREST(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
+// after the last REST request for it: a new hold (NATS interest included),
+// charged to the subscriber asking (errRESTHolds when charge refuses), or
+// the one under way, extended.
+func (h *hub) holdForREST(ch proto.Channel, charge restCharge) (*hubEntry, *feed.Pending, error) {
 	h.rest.mu.Lock()
 	defer h.rest.mu.Unlock()
 	if rh := h.rest.holds[ch]; rh != nil {
 		rh.until = h.now().Add(h.restLinger)
 		return rh.e, rh.p, nil
 	}
+	release, ok := charge()
+	if !ok {
+		return nil, nil, errRESTHolds
+	}
 	e, p, err := h.acquire(ch)
 	if err != nil {
+		release()
 		return nil, nil, err
 	}
 	if len(h.rest.holds) >= restTooManyHolds {
-		time.AfterFunc(restWait, func() { h.abandon(e, p) }) // answered, then given back
+		time.AfterFunc(restWait, func() { h.abandon(e, p); release() }) // answered, then given back
 		return e, p, nil
 	}
-	rh := &restHold{e: e, p: p, until: h.now().Add(h.restLinger)}
+	rh := &restHold{e: e, p: p, release: release, until: h.now().Add(h.restLinger)}
 	if h.rest.holds == nil {
 		h.rest.holds = make(map[proto.Channel]*restHold)
 	}
@@ -230,6 +262,7 @@ func (h *hub) holdForREST(ch proto.Channel) (*hubEntry, *feed.Pending, error) {
 		delete(h.rest.holds, ch)
 		h.rest.mu.Unlock()
 		h.abandon(e, p)
+		release()
 	}
 	time.AfterFunc(h.restLinger, expire)
 	return e, p, nil
@@ -243,6 +276,7 @@ func (h *hub) dropREST(ch proto.Channel, p *feed.Pending) {
 		rh.done = true // its timer does nothing
 		delete(h.rest.holds, ch)
 		h.abandon(rh.e, rh.p)
+		rh.release()
 	}
 }
 
@@ -252,8 +286,8 @@ func (h *hub) dropREST(ch proto.Channel, p *feed.Pending) {
 // on the node (holdForREST), waits until NATS confirmed it and the state
 // has data, reading recent trades the memory is short of from the
 // history stream, all within ctx.
-func (h *hub) restSnapshot(ctx context.Context, ch proto.Channel, view feed.SnapshotOptions) ([]byte, bool, error) {
-	e, p, err := h.holdForREST(ch)
+func (h *hub) restSnapshot(ctx context.Context, ch proto.Channel, view feed.SnapshotOptions, charge restCharge) ([]byte, bool, error) {
+	e, p, err := h.holdForREST(ch, charge)
 	if err != nil {
 		return nil, false, err
 	}

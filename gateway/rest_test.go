@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -194,7 +195,12 @@ func TestRESTSnapshotCache(t *testing.T) {
 func TestRESTSnapshotLimits(t *testing.T) {
 	s, token := restFixture(t, func(c *Config) { c.HandshakeRate, c.HandshakeBurst = 0.5, 1 })
 	tok := token(">")
-	get(t, s, "GET", "/v1/snapshot/book.A?depth=7", tok) // takes the burst
+	if status, _, body := get(t, s, "GET", "/v1/snapshot/book.A?depth=7", tok); status != 400 { // refused before the pacing: takes nothing
+		t.Fatalf("depth 7: %d %s", status, body)
+	}
+	if ok, _ := s.admit.paceREST(); !ok { // an admitted request takes the burst
+		t.Fatal("a refused request took the burst")
+	}
 	status, h, body := get(t, s, "GET", "/v1/snapshot/book.A", tok)
 	if status != 429 || decodeREST(t, body).Error != "too_many_connections" || h.Get("Retry-After") == "" {
 		t.Fatalf("paced: %d %s %v", status, body, h)
@@ -209,6 +215,97 @@ func TestRESTSnapshotLimits(t *testing.T) {
 	status, h, body = get(t, off, "GET", "/v1/snapshot/book.A", token(">"))
 	if b := decodeREST(t, body); status != 503 || b.Error != "unavailable" || b.RetryMS <= 0 || h.Get("Retry-After") == "" {
 		t.Fatalf("no NATS: %d %s", status, body)
+	}
+}
+
+// A channel held for REST takes one of the asking subscriber's
+// subscriptions until the hold ends: past MaxSubscriptionsPerSubject a
+// subscriber cannot make the node hold (and subscribe on NATS to) more
+// channels, whatever their names; channels already held cost nothing
+// more, and the slots come back when the holds end.
+func TestRESTHoldsCountAsSubscriptions(t *testing.T) {
+	s, token := restFixture(t, func(c *Config) { c.MaxSubscriptionsPerSubject, c.RESTLinger = 2, 200*time.Millisecond })
+	tok := token("ticker.*")
+	ticker := func(sym string) proto.Channel { return proto.Channel{Kind: proto.KindTicker, Symbol: sym} }
+	var wg sync.WaitGroup
+	for _, sym := range []string{"A", "B"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status, _, body := get(t, s, "GET", "/v1/snapshot/ticker."+sym, tok); status != 200 {
+				t.Errorf("ticker.%s: %d %s", sym, status, body)
+			}
+		}()
+		for s.hub.lookup(ticker(sym)) == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	status, h, body := get(t, s, "GET", "/v1/snapshot/ticker.C", tok)
+	if b := decodeREST(t, body); status != 429 || b.Error != "too_many_connections" || h.Get("Retry-After") == "" {
+		t.Fatalf("a third channel: %d %s %v", status, body, h)
+	}
+	if s.hub.lookup(ticker("C")) != nil {
+		t.Fatal("the refused channel is on the node")
+	}
+	s.hub.onFeed(ticker("A"), tickerMsg(1))
+	s.hub.onFeed(ticker("B"), tickerMsg(1))
+	wg.Wait()
+	if status, _, body := get(t, s, "GET", "/v1/snapshot/ticker.A", tok); status != 200 { // held already: no slot taken
+		t.Fatalf("a held channel again: %d %s", status, body)
+	}
+	if s.admit.reserve("rest") {
+		t.Fatal("the holds took no subscription slot")
+	}
+	// Once the holds end, their slots are the subscriber's again.
+	waitFor(t, "holds ended", func() bool { return s.hub.lookup(ticker("A")) == nil && s.hub.lookup(ticker("B")) == nil })
+	for range 2 {
+		if !s.admit.reserve("rest") {
+			t.Fatal("a hold's slot was not given back")
+		}
+	}
+}
+
+// Every recent value is a view of its own; a channel keeps at most
+// maxCachedViews of them between two feed messages, and the views beyond
+// are answered all the same.
+func TestRESTViewsCachedWithinBound(t *testing.T) {
+	s, token := restFixture(t)
+	tok := token("trade.*")
+	ch := proto.Channel{Kind: proto.KindTrade, Symbol: "X"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if status, _, body := get(t, s, "GET", "/v1/snapshot/trade.X?recent=1", tok); status != 200 {
+			t.Errorf("%d %s", status, body)
+		}
+	}()
+	for s.hub.lookup(ch) == nil {
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i <= 100; i++ {
+		s.hub.onFeed(ch, &feed.Message{Seq: uint64(i), Data: &proto.Trade{Symbol: "X", ID: int64(i), Price: "1", Size: "1", Side: "buy", TS: 1}})
+	}
+	<-done
+	for round := range 2 {
+		for r := 1; r <= 50; r++ {
+			status, _, body := get(t, s, "GET", "/v1/snapshot/trade.X?recent="+strconv.Itoa(r), tok)
+			var got struct {
+				Seq  uint64 `json:"seq"`
+				Data struct {
+					Trades []proto.Trade `json:"trades"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(body, &got); status != 200 || err != nil || got.Seq != 100 || len(got.Data.Trades) != r || got.Data.Trades[r-1].ID != 100 {
+				t.Fatalf("round %d, recent=%d: %d %.200s", round, r, status, body)
+			}
+		}
+		e := s.hub.lookup(ch)
+		e.mu.Lock()
+		n := len(e.views)
+		e.mu.Unlock()
+		if n != maxCachedViews {
+			t.Fatalf("round %d: %d views cached, want %d", round, n, maxCachedViews)
+		}
 	}
 }
 

@@ -310,6 +310,61 @@ func TestFeedGap(t *testing.T) {
 	}
 }
 
+// A subscriber still waiting for its first snapshot on an event channel
+// (recent trades asked for on a channel without trades yet, a candle
+// channel without bars) is told of the feed seqs the node never had as
+// every other subscriber is: its snapshot first, then the gap, then the
+// updates. Before: its snapshot came at the seq after the hole, and
+// nothing said the hole was there.
+func TestFeedGapReachesSnapshotWaiters(t *testing.T) {
+	bar := func(sym string, seq uint64) any {
+		return &proto.Candle{Symbol: sym, Interval: "1m", Start: 60_000_000_000, Open: "1", High: "1", Low: "1", Close: "1", Volume: "1", Trades: int64(seq), TS: 1}
+	}
+	trade := func(sym string, seq uint64) any {
+		return &proto.Trade{Symbol: sym, ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}
+	}
+	for name, tc := range map[string]struct {
+		channel string
+		recent  *int64
+		data    func(sym string, seq uint64) any
+	}{
+		"recent trades": {"trade.W", ptr[int64](3), trade},
+		"candle bars":   {"candle.1m.W", nil, bar},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTestEnv(t)
+			c := e.connect(t, "json", e.token(t, "waiter", time.Hour, ">"))
+			c.send(t, proto.Command{Op: proto.OpSubscribe, ID: ptr[int64](1), Channels: []string{tc.channel}, Recent: tc.recent})
+			c.expect(t, proto.TypeSubscribed)
+			ch, err := proto.ParseChannel(tc.channel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.publishMessage(t, ch, proto.FeedMessage{Seq: 5, Type: proto.FeedHeartbeat}) // 5 was published, and 6 will be lost
+			e.flush(t)
+			for _, seq := range []uint64{7, 8} {
+				e.publish(t, tc.channel, seq, proto.FeedUpdate, tc.data("W", seq))
+			}
+			e.flush(t)
+			var got []string
+			for len(got) < 3 {
+				w := c.next(t)
+				switch w.Type {
+				case proto.TypeSnapshot:
+					got = append(got, fmt.Sprintf("snapshot %d", w.Seq))
+				case proto.TypeGap:
+					got = append(got, fmt.Sprintf("gap %d..%d", w.From, w.To))
+				case proto.TypeUpdate:
+					got = append(got, fmt.Sprintf("update %d prev %d", w.Seq, *w.Prev))
+				}
+			}
+			if want := []string{"snapshot 7", "gap 6..6", "update 8 prev 7"}; !slices.Equal(got, want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // throttle_ms holds a channel to one update per interval, folded by the
 // kind's rule, and the final state always arrives.
 func TestThrottle(t *testing.T) {

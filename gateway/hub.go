@@ -499,7 +499,18 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		if sn == nil {
 			return "", nil // still nothing to start from
 		}
+		// On an event channel (recent trades, candle bars) the feed
+		// messages the node never had are reported to every subscriber,
+		// one waiting for its snapshot too: after the snapshot, which
+		// comes first, and before the next update.
+		var gap []byte
+		if e.spec.Events {
+			gap = e.gapFor(h, s, ev, enc)
+		}
 		start = s.planSnapshot(sn, ev.TS)
+		if gap != nil && !s.addKept(pending{frame: gap}) {
+			return evictTradeOverflow, nil
+		}
 	case ev.Seq <= s.last && !ev.Restart:
 		return "", nil // already covered by what the subscriber holds
 	case e.spec.Pending == proto.PendingKeep || e.spec.Pending == proto.PendingRevise:

@@ -152,6 +152,49 @@ func TestWelcomeFeatures(t *testing.T) {
 	}
 }
 
+// durable_resume is named only while the node can read its history
+// stream: a stream deleted (or not created yet) takes it out of welcome,
+// and it comes back with the stream.
+func TestWelcomeFeaturesFollowTheStream(t *testing.T) {
+	e := newHistoryTestEnv(t)
+	features := func() []string {
+		t.Helper()
+		c, _, err := e.dial(t, bearer(e.token(t, "f", time.Hour, ">")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.expect(t, proto.TypeWelcome).Features
+	}
+	if f := features(); !slices.Contains(f, proto.FeatureDurableResume) {
+		t.Fatalf("with the stream: %q", f)
+	}
+	nc, err := nats.Connect(e.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(feed.DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.lookAtHistory()
+	if f := features(); slices.Contains(f, proto.FeatureDurableResume) || len(f) != 5 {
+		t.Fatalf("without the stream: %q", f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := e.src.EnsureStream(ctx, feed.StreamConfig{Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.lookAtHistory()
+	if f := features(); !slices.Contains(f, proto.FeatureDurableResume) {
+		t.Fatalf("with the stream again: %q", f)
+	}
+}
+
 // A node that never held a book or a ticker starts it from the history
 // stream: its first subscriber gets the snapshot at once, not at the
 // publisher's next snapshot, and the live updates chain on.

@@ -52,6 +52,9 @@ type Server struct {
 	scratch scratchPool
 
 	draining atomic.Bool
+	// historyReadable: the history stream could be read at the last look
+	// (watchHistory); welcome names durable_resume only then.
+	historyReadable atomic.Bool
 
 	mu          sync.Mutex
 	conns       map[*conn]struct{} // Guarded by mu.
@@ -120,10 +123,67 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 // features are the contract 1.1 additions this node serves, for welcome.
 func (s *Server) features() []string {
 	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot}
-	if s.cfg.History != nil {
+	if s.cfg.History != nil && s.historyReadable.Load() {
 		f = append(f, proto.FeatureDurableResume)
 	}
 	return f
+}
+
+// historyChecker is a History that can tell whether its stream can be
+// read now (feed.History).
+type historyChecker interface {
+	Check(ctx context.Context) error
+}
+
+// historyLook is how often a node looks whether its history stream can
+// be read, and how long one look may take.
+const (
+	historyLook        = 5 * time.Second
+	historyLookTimeout = 2 * time.Second
+)
+
+// lookAtHistory records whether the history stream can be read now. A
+// History that cannot tell is taken as readable.
+func (s *Server) lookAtHistory() {
+	hc, ok := s.cfg.History.(historyChecker)
+	if !ok {
+		s.historyReadable.Store(s.cfg.History != nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyLookTimeout)
+	defer cancel()
+	err := hc.Check(ctx)
+	if was := s.historyReadable.Swap(err == nil); was != (err == nil) {
+		if err != nil {
+			s.log.Warn("history stream not readable: welcome no longer names durable_resume", "err", err.Error())
+		} else {
+			s.log.Info("history stream readable: welcome names durable_resume")
+		}
+	}
+}
+
+// watchHistory looks at the history stream before the first handshake is
+// answered, and then every historyLook until stop is closed, so that
+// welcome names durable_resume only while the node can serve it (a stream
+// not created yet, or deleted, does not). Without a History it does
+// nothing.
+func (s *Server) watchHistory(stop <-chan struct{}) {
+	if s.cfg.History == nil {
+		return
+	}
+	s.lookAtHistory()
+	go func() {
+		t := time.NewTicker(historyLook)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.lookAtHistory()
+			}
+		}
+	}()
 }
 
 // Handler returns the HTTP handler of the public listener: the WebSocket
@@ -189,9 +249,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go s.hub.watch(stop) // channel status: NATS loss, silence
-	// The stored revocations are read before the first handshake is
-	// answered (clients wait in the listen backlog meanwhile).
+	// The stored revocations are read, and the history stream looked at,
+	// before the first handshake is answered (clients wait in the listen
+	// backlog meanwhile).
 	s.followRevocations(stop)
+	s.watchHistory(stop)
 	return hs.Serve(ln)
 }
 

@@ -157,8 +157,8 @@ func (r *router) handle(m *message) {
 	case proto.TypeUpdate:
 		r.update(s, m)
 	case proto.TypeGap:
-		if s.ch.Kind != proto.KindTrade {
-			break
+		if !s.ch.Kind.Spec().Events {
+			break // only event channels (trades, candle bars) have them
 		}
 		r.stats.gaps.Add(1)
 		r.out(Event{Type: EventGap, Seq: s.last, Gap: &Gap{Reason: GapNode, From: m.From, To: m.To}}, nil)

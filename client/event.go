@@ -104,7 +104,7 @@ const (
 	// message's checksum. The book resyncs.
 	GapChecksum GapReason = "checksum_mismatch"
 	// GapNode: the node never had these feed seqs (its gap message, on
-	// trade channels); the chain is intact.
+	// trade and candle channels); the chain is intact.
 	GapNode GapReason = "node_gap"
 	// GapHistory: after a reconnect, the node could not replay the trades
 	// after the last one the client held (history_unavailable); To is 0

@@ -54,6 +54,7 @@ const (
 const (
 	MinMessageBytes     = 256
 	MinTradeBufferBytes = 4096
+	MaxTradeBufferBytes = 1 << 30 // a subscription counts its trade bytes in 32 bits
 	MinHeaderBytes      = 1024
 	MinRevocationTTL    = time.Minute
 )
@@ -363,7 +364,7 @@ func (c Config) Validate() error {
 		{"LagTimeout", c.LagTimeout > 0},
 		{"SendQueueLimit", c.SendQueueLimit > 0},
 		{"TradeBufferMessages", c.TradeBufferMessages > 0},
-		{"TradeBufferBytes", c.TradeBufferBytes >= MinTradeBufferBytes},
+		{"TradeBufferBytes", c.TradeBufferBytes >= MinTradeBufferBytes && c.TradeBufferBytes <= MaxTradeBufferBytes},
 		{"SubscribeTimeout", c.SubscribeTimeout > 0},
 		{"SubscribeRetry", c.SubscribeRetry > 0},
 		{"SnapshotRate", c.SnapshotRate > 0},

@@ -314,8 +314,9 @@ func TestFeedGap(t *testing.T) {
 // (recent trades asked for on a channel without trades yet, a candle
 // channel without bars) is told of the feed seqs the node never had as
 // every other subscriber is: its snapshot first, then the gap, then the
-// updates. Before: its snapshot came at the seq after the hole, and
-// nothing said the hole was there.
+// updates; also when the hole showed in a publisher heartbeat, an event
+// with nothing to start a snapshot from. Before: its snapshot came at the
+// seq after the hole, and nothing said the hole was there.
 func TestFeedGapReachesSnapshotWaiters(t *testing.T) {
 	bar := func(sym string, seq uint64) any {
 		return &proto.Candle{Symbol: sym, Interval: "1m", Start: 60_000_000_000, Open: "1", High: "1", Low: "1", Close: "1", Volume: "1", Trades: int64(seq), TS: 1}
@@ -324,12 +325,21 @@ func TestFeedGapReachesSnapshotWaiters(t *testing.T) {
 		return &proto.Trade{Symbol: sym, ID: int64(seq), Price: "1", Size: "1", Side: "buy", TS: 1}
 	}
 	for name, tc := range map[string]struct {
-		channel string
-		recent  *int64
-		data    func(sym string, seq uint64) any
+		channel    string
+		recent     *int64
+		data       func(sym string, seq uint64) any
+		heartbeats []uint64 // before the data
+		seqs       []uint64 // the data
+		want       []string
 	}{
-		"recent trades": {"trade.W", ptr[int64](3), trade},
-		"candle bars":   {"candle.1m.W", nil, bar},
+		"recent trades, the hole before a trade": {"trade.W", ptr[int64](3), trade, []uint64{5}, []uint64{7, 8},
+			[]string{"snapshot 7", "gap 6..6", "update 8 prev 7"}},
+		"candle bars, the hole before a bar": {"candle.1m.W", nil, bar, []uint64{5}, []uint64{7, 8},
+			[]string{"snapshot 7", "gap 6..6", "update 8 prev 7"}},
+		"recent trades, the hole in a heartbeat": {"trade.W", ptr[int64](3), trade, []uint64{5, 7}, []uint64{8, 9},
+			[]string{"snapshot 8", "gap 6..7", "update 9 prev 8"}},
+		"candle bars, holes in a heartbeat and before a bar": {"candle.1m.W", nil, bar, []uint64{5, 7}, []uint64{9, 10},
+			[]string{"snapshot 9", "gap 6..8", "update 10 prev 9"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newTestEnv(t)
@@ -340,14 +350,15 @@ func TestFeedGapReachesSnapshotWaiters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.publishMessage(t, ch, proto.FeedMessage{Seq: 5, Type: proto.FeedHeartbeat}) // 5 was published, and 6 will be lost
-			e.flush(t)
-			for _, seq := range []uint64{7, 8} {
+			for _, seq := range tc.heartbeats {
+				e.publishMessage(t, ch, proto.FeedMessage{Seq: seq, Type: proto.FeedHeartbeat})
+			}
+			for _, seq := range tc.seqs {
 				e.publish(t, tc.channel, seq, proto.FeedUpdate, tc.data("W", seq))
 			}
 			e.flush(t)
 			var got []string
-			for len(got) < 3 {
+			for len(got) < len(tc.want) {
 				w := c.next(t)
 				switch w.Type {
 				case proto.TypeSnapshot:
@@ -358,8 +369,8 @@ func TestFeedGapReachesSnapshotWaiters(t *testing.T) {
 					got = append(got, fmt.Sprintf("update %d prev %d", w.Seq, *w.Prev))
 				}
 			}
-			if want := []string{"snapshot 7", "gap 6..6", "update 8 prev 7"}; !slices.Equal(got, want) {
-				t.Fatalf("got %q, want %q", got, want)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -495,17 +495,34 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		// A book snapshot event, or any event for a subscriber still
 		// waiting for its snapshot (a book that made a joiner wait was
 		// unsynced: its next event is a snapshot).
-		sn := e.snapshotFor(ev, s.view)
-		if sn == nil {
-			return "", nil // still nothing to start from
-		}
 		// On an event channel (recent trades, candle bars) the feed
 		// messages the node never had are reported to every subscriber,
 		// one waiting for its snapshot too: after the snapshot, which
-		// comes first, and before the next update.
+		// comes first, and before the next update; those an event without
+		// a snapshot reported (a publisher heartbeat ahead of the node)
+		// are kept until then.
+		sn := e.snapshotFor(ev, s.view)
+		if sn == nil {
+			if e.spec.Events && ev.GapTo > 0 {
+				if w := s.waitGap; w != nil {
+					w[0], w[1] = min(w[0], ev.GapFrom), max(w[1], ev.GapTo)
+				} else {
+					s.waitGap = &[2]uint64{ev.GapFrom, ev.GapTo}
+				}
+			}
+			return "", nil // still nothing to start from
+		}
 		var gap []byte
 		if e.spec.Events {
 			gap = e.gapFor(h, s, ev, enc)
+			if w := s.waitGap; w != nil {
+				from, to := w[0], w[1]
+				if ev.GapTo > 0 {
+					from, to = min(from, ev.GapFrom), max(to, ev.GapTo)
+				}
+				gap = h.codecs.frame(s.c.variant, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: from, To: to})
+				s.waitGap = nil
+			}
 		}
 		start = s.planSnapshot(sn, ev.TS)
 		if gap != nil && !s.addKept(pending{frame: gap}) {

@@ -49,11 +49,17 @@ type subscription struct {
 	hold       *feed.Pending        // Static after construction: the NATS interest it holds, given back when it ends.
 	idx        int                  // Guarded by entry.mu: position in entry.subs, -1 when not there.
 	view       feed.SnapshotOptions // Guarded by entry.mu: what its snapshots hold (set by join, with shapes).
-	tradeBytes int                  // Guarded by c.out.mu: bytes of the encoded trades in queue.
+	tradeBytes int32                // Guarded by c.out.mu: bytes of the encoded trades in queue (at most MaxTradeBufferBytes).
 	// directBytes is, guarded by c.out.mu, the bytes of the trade frames
 	// of s in the outbox's FIFO (queueKept), valid while they are
 	// (directAt is c.out.takes).
-	directBytes int
+	directBytes int32
+	// waitGap is, guarded by c.out.mu, the feed seqs the node never had
+	// (from, to) that events without a snapshot to start from reported
+	// while s waited for its first one on an event channel (a publisher
+	// heartbeat ahead of the node): told right after that snapshot. Nil:
+	// none (nearly always).
+	waitGap *[2]uint64
 }
 
 // throttled is a throttled subscription's schedule, guarded by c.out.mu
@@ -160,7 +166,7 @@ func (s *subscription) addKept(p pending) bool {
 		return false
 	}
 	s.queue = append(s.queue, p)
-	s.tradeBytes += n
+	s.tradeBytes += int32(n)
 	return true
 }
 
@@ -182,7 +188,7 @@ func (s *subscription) queueKept(frame []byte, ts int64, now func() time.Time) b
 	if !o.queueDirect(s, frame, ts, now) {
 		return false
 	}
-	s.directBytes += len(frame)
+	s.directBytes += int32(len(frame))
 	return true
 }
 
@@ -191,9 +197,9 @@ func (s *subscription) queueKept(frame []byte, ts int64, now func() time.Time) b
 // in the outbox's FIFO (queueKept). Called with c.out.mu held.
 func (s *subscription) keptRoom(n int) bool {
 	cfg := &s.c.srv.cfg
-	msgs, bytes := len(s.queue), s.tradeBytes
+	msgs, bytes := len(s.queue), int(s.tradeBytes)
 	if d := s.c.out.directPending(s); d > 0 {
-		msgs, bytes = msgs+d, bytes+s.directBytes
+		msgs, bytes = msgs+d, bytes+int(s.directBytes)
 	}
 	return msgs < cfg.TradeBufferMessages && bytes+n <= cfg.TradeBufferBytes
 }
@@ -215,10 +221,10 @@ func (s *subscription) revise(ev *feed.Event) bool {
 	if tail.frame == nil {
 		n = tail.upd.N
 	}
-	s.tradeBytes -= pendingSize(*tail)
+	s.tradeBytes -= int32(pendingSize(*tail))
 	*tail = pending{ts: ev.TS, data: ev.Data, prev: tail.prev,
 		upd: proto.Update{Type: proto.TypeUpdate, Channel: s.entry.name, Seq: ev.Seq, Prev: tail.prev, N: n + 1, Data: ev.Data}}
-	s.tradeBytes += pendingSize(*tail)
+	s.tradeBytes += int32(pendingSize(*tail))
 	return true
 }
 

@@ -149,14 +149,15 @@ func (s *Server) Revoke(r feed.Revocation, source string) (inForce feed.Revocati
 	now := s.cfg.Now()
 	if ahead := now.Add(maxCutoffAhead).Unix(); r.IssuedBefore > ahead || r.At > ahead {
 		// The admin API refuses such a cut-off; one from the subject or the
-		// bucket (another tool, a node with a clock far off) is refused here
-		// too: milliseconds given for seconds would refuse every token of
-		// the sub for millennia, and the later cut-off wins every merge, so
-		// no correction could lower it.
-		s.log.Warn("revocation ignored: its cut-off or time is more than a minute ahead (milliseconds for seconds?)",
+		// bucket (another tool, a node whose clock is far ahead) is held to
+		// the same bound here: milliseconds given for seconds would refuse
+		// every token of the sub for millennia, and the later cut-off wins
+		// every merge, so no correction could lower it. It still applies,
+		// as a cut-off a minute ahead and made now: a revocation is never
+		// dropped for a clock.
+		s.log.Warn("revocation from a clock more than a minute ahead (or in milliseconds): applied with its cut-off a minute ahead and its time now",
 			"sub", r.Sub, "issued_before", r.IssuedBefore, "at", r.At, "from", source, "origin", r.Node)
-		cur, _ := s.revoked.current(r.Sub, now)
-		return cur, 0
+		r.IssuedBefore, r.At = min(r.IssuedBefore, ahead), min(r.At, now.Unix())
 	}
 	inForce, changed := s.revoked.add(r, now)
 	if !changed {

@@ -75,6 +75,14 @@ func TestHandshakeBudgetSpentOnlyByAdmitted(t *testing.T) {
 		}
 		e.connect(t, "json", e.token(t, "other", time.Hour, ">")) // the second
 		refusedWith(t, e, bearer(e.token(t, "third", time.Hour, ">")), 429, "too_many_connections")
+		// The paced-out handshake counted nothing against its caps.
+		a := e.srv.admit
+		a.mu.Lock()
+		third, addrs := a.bySub["third"], a.byIP[netip.MustParseAddr("127.0.0.1")]
+		a.mu.Unlock()
+		if third != 0 || addrs != 2 {
+			t.Fatalf("after a paced-out handshake: %d for its subscriber, %d for the address; want 0 and 2", third, addrs)
+		}
 	})
 	t.Run("REST snapshots", func(t *testing.T) {
 		e := newTestEnv(t, slow)

@@ -93,10 +93,10 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // restSnapshot runs the checks of a REST snapshot in the handshake's order
 // (draining, origin, credentials), then the channel's and the options',
-// then the pacing, and returns the body, and whether it was encoded
-// already (a cache hit). A channel the node does not hold for REST yet
-// takes one of the subscriber's subscriptions (MaxSubscriptionsPerSubject)
-// while it is held.
+// then the pacing, then the subscriber's subscription slots, and returns
+// the body, and whether it was encoded already (a cache hit). A channel
+// held for REST takes one of the subscriptions (MaxSubscriptionsPerSubject)
+// of the last subscriber that asked for it and could take one.
 func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, false, &restError{http.StatusMethodNotAllowed, restBadMethod, "GET or HEAD", 0}
@@ -139,8 +139,9 @@ func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 		return nil, false, &restError{http.StatusBadRequest, restBadRequest,
 			fmt.Sprintf("a %s channel's snapshot needs recent (1..%d)", ch.Kind, proto.MaxRecent), 0}
 	}
-	// Paced after every check that can refuse the request, from a budget
-	// apart from the handshakes' (admission.paceREST).
+	// Paced after the checks of the request itself (credentials, channel,
+	// options), from a budget apart from the handshakes'
+	// (admission.paceREST).
 	if ok, wait := s.admit.paceREST(); !ok {
 		e := refuse(proto.HandshakeTooManyConnections, "the node is taking requests slowly; retry after the given seconds, or on another node")
 		e.retry = wait
@@ -155,7 +156,7 @@ func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 		}
 		return func() { s.admit.unreserve(sub, 1) }, true
 	}
-	body, hit, err := s.hub.restSnapshot(ctx, ch, view, charge)
+	body, hit, err := s.hub.restSnapshot(ctx, ch, view, sub, charge)
 	switch {
 	case errors.Is(err, errRESTHolds):
 		return nil, false, &restError{http.StatusTooManyRequests, string(proto.HandshakeTooManyConnections),
@@ -197,7 +198,8 @@ func restView(q url.Values) (feed.SnapshotOptions, string) {
 type restHold struct {
 	e       *hubEntry
 	p       *feed.Pending
-	release func()    // Static after construction: gives back the subscription slot of the subscriber whose request made the hold.
+	sub     string    // Guarded by restHolds.mu: the subscriber the hold is charged to, the last that asked and could take a slot.
+	release func()    // Guarded by restHolds.mu: gives back sub's subscription slot.
 	until   time.Time // Guarded by restHolds.mu: when the hold ends, unless extended.
 	done    bool      // Guarded by restHolds.mu: given back.
 }
@@ -219,13 +221,21 @@ type restHolds struct {
 
 // holdForREST returns the entry of ch, held on the node for restLinger
 // after the last REST request for it: a new hold (NATS interest included),
-// charged to the subscriber asking (errRESTHolds when charge refuses), or
-// the one under way, extended.
-func (h *hub) holdForREST(ch proto.Channel, charge restCharge) (*hubEntry, *feed.Pending, error) {
+// charged to sub, the subscriber asking (errRESTHolds when charge
+// refuses), or the one under way, extended and charged to sub from then
+// on when sub can take the slot, so that a subscriber's slot is not kept
+// taken by others' requests after its own stopped.
+func (h *hub) holdForREST(ch proto.Channel, sub string, charge restCharge) (*hubEntry, *feed.Pending, error) {
 	h.rest.mu.Lock()
 	defer h.rest.mu.Unlock()
 	if rh := h.rest.holds[ch]; rh != nil {
 		rh.until = h.now().Add(h.restLinger)
+		if rh.sub != sub {
+			if release, ok := charge(); ok {
+				rh.release()
+				rh.sub, rh.release = sub, release
+			}
+		}
 		return rh.e, rh.p, nil
 	}
 	release, ok := charge()
@@ -241,7 +251,7 @@ func (h *hub) holdForREST(ch proto.Channel, charge restCharge) (*hubEntry, *feed
 		time.AfterFunc(restWait, func() { h.abandon(e, p); release() }) // answered, then given back
 		return e, p, nil
 	}
-	rh := &restHold{e: e, p: p, release: release, until: h.now().Add(h.restLinger)}
+	rh := &restHold{e: e, p: p, sub: sub, release: release, until: h.now().Add(h.restLinger)}
 	if h.rest.holds == nil {
 		h.rest.holds = make(map[proto.Channel]*restHold)
 	}
@@ -260,6 +270,7 @@ func (h *hub) holdForREST(ch proto.Channel, charge restCharge) (*hubEntry, *feed
 		}
 		rh.done = true
 		delete(h.rest.holds, ch)
+		release := rh.release
 		h.rest.mu.Unlock()
 		h.abandon(e, p)
 		release()
@@ -286,8 +297,8 @@ func (h *hub) dropREST(ch proto.Channel, p *feed.Pending) {
 // on the node (holdForREST), waits until NATS confirmed it and the state
 // has data, reading recent trades the memory is short of from the
 // history stream, all within ctx.
-func (h *hub) restSnapshot(ctx context.Context, ch proto.Channel, view feed.SnapshotOptions, charge restCharge) ([]byte, bool, error) {
-	e, p, err := h.holdForREST(ch, charge)
+func (h *hub) restSnapshot(ctx context.Context, ch proto.Channel, view feed.SnapshotOptions, sub string, charge restCharge) ([]byte, bool, error) {
+	e, p, err := h.holdForREST(ch, sub, charge)
 	if err != nil {
 		return nil, false, err
 	}

@@ -265,6 +265,67 @@ func TestRESTHoldsCountAsSubscriptions(t *testing.T) {
 	}
 }
 
+// A held channel's slot is the last asker's that can take one: a
+// subscriber's slot is not kept taken by others polling the channel after
+// its own requests stopped, and one at its cap still gets its snapshot of
+// a held channel, the slot staying where it was.
+func TestRESTHoldChargedToTheLastAsker(t *testing.T) {
+	s, _ := restFixture(t, func(c *Config) { c.MaxSubscriptionsPerSubject, c.RESTLinger = 1, 300*time.Millisecond })
+	signer, err := auth.NewHMACSigner(make([]byte, 32), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func(sub string) string {
+		v, err := signer.Sign(auth.TokenSpec{Subject: sub, Channels: []string{"ticker.*"}, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "A"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if status, _, body := get(t, s, "GET", "/v1/snapshot/ticker.A", tok("alice")); status != 200 {
+			t.Errorf("alice: %d %s", status, body)
+		}
+	}()
+	for s.hub.lookup(ch) == nil {
+		time.Sleep(time.Millisecond)
+	}
+	s.hub.onFeed(ch, tickerMsg(1))
+	<-done
+	free := func(sub string) bool { // whether sub has its one slot, given back at once
+		if !s.admit.reserve(sub) {
+			return false
+		}
+		s.admit.unreserve(sub, 1)
+		return true
+	}
+	if free("alice") {
+		t.Fatal("alice's hold took no slot")
+	}
+	if status, _, body := get(t, s, "GET", "/v1/snapshot/ticker.A", tok("bob")); status != 200 {
+		t.Fatalf("bob: %d %s", status, body)
+	}
+	if !free("alice") || free("bob") {
+		t.Fatalf("after bob's request: alice's slot free %v, bob's %v; want true, false", free("alice"), free("bob"))
+	}
+	if !s.admit.reserve("carol") { // carol at her cap
+		t.Fatal("carol")
+	}
+	if status, _, body := get(t, s, "GET", "/v1/snapshot/ticker.A", tok("carol")); status != 200 {
+		t.Fatalf("carol at her cap, on a held channel: %d %s", status, body)
+	}
+	if free("bob") {
+		t.Fatal("the hold left bob for carol, who had no slot")
+	}
+	waitFor(t, "hold ended", func() bool { return s.hub.lookup(ch) == nil })
+	if !free("bob") || !free("alice") {
+		t.Fatal("a slot not given back when the hold ended")
+	}
+}
+
 // Every recent value is a view of its own; a channel keeps at most
 // maxCachedViews of them between two feed messages, and the views beyond
 // are answered all the same.

@@ -53,7 +53,8 @@ type Server struct {
 
 	draining atomic.Bool
 	// historyReadable: the history stream could be read at the last look
-	// (watchHistory); welcome names durable_resume only then.
+	// (watchHistory, from Serve; true until then when there is a History);
+	// welcome names durable_resume only then.
 	historyReadable atomic.Bool
 
 	mu          sync.Mutex
@@ -94,6 +95,10 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[normalizeOrigin(o, true)] = struct{}{}
 	}
+	// Until Serve has looked (watchHistory), a History is taken as
+	// readable: a node served through Handler alone names durable_resume
+	// as it did before the looks.
+	s.historyReadable.Store(cfg.History != nil)
 	s.codecs = newCodecSet(cfg.Logger)
 	s.hub = newHub(src, s.codecs, &s.cfg)
 	for i := range s.upgraders {

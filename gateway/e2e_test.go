@@ -340,6 +340,11 @@ func TestFeedGapReachesSnapshotWaiters(t *testing.T) {
 			[]string{"snapshot 8", "gap 6..7", "update 9 prev 8"}},
 		"candle bars, holes in a heartbeat and before a bar": {"candle.1m.W", nil, bar, []uint64{5, 7}, []uint64{9, 10},
 			[]string{"snapshot 9", "gap 6..8", "update 10 prev 9"}},
+		// A hole of the publisher's older run is not told after a restart.
+		"recent trades, a restart after a heartbeat's hole": {"trade.W", ptr[int64](3), trade, []uint64{1000, 1007}, []uint64{1, 2},
+			[]string{"snapshot 1", "update 2 prev 1"}},
+		"candle bars, a restart after a heartbeat's hole": {"candle.1m.W", nil, bar, []uint64{1000, 1007}, []uint64{1, 2},
+			[]string{"snapshot 1", "update 2 prev 1"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newTestEnv(t)

@@ -503,6 +503,9 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		// are kept until then.
 		sn := e.snapshotFor(ev, s.view)
 		if sn == nil {
+			if ev.Restart {
+				s.waitGap = nil // the publisher's older run
+			}
 			if e.spec.Events && ev.GapTo > 0 {
 				if w := s.waitGap; w != nil {
 					w[0], w[1] = min(w[0], ev.GapFrom), max(w[1], ev.GapTo)
@@ -516,11 +519,15 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 		if e.spec.Events {
 			gap = e.gapFor(h, s, ev, enc)
 			if w := s.waitGap; w != nil {
-				from, to := w[0], w[1]
+				// Kept from this run of the publisher, and before the
+				// snapshot: a restart makes the older run's seqs moot.
+				from, to := w[0], min(w[1], sn.seq-1)
 				if ev.GapTo > 0 {
 					from, to = min(from, ev.GapFrom), max(to, ev.GapTo)
 				}
-				gap = h.codecs.frame(s.c.variant, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: from, To: to})
+				if !ev.Restart && from <= to {
+					gap = h.codecs.frame(s.c.variant, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: from, To: to})
+				}
 				s.waitGap = nil
 			}
 		}

@@ -223,19 +223,25 @@ type restHolds struct {
 // after the last REST request for it: a new hold (NATS interest included),
 // charged to sub, the subscriber asking (errRESTHolds when charge
 // refuses), or the one under way, extended and charged to sub from then
-// on when sub can take the slot, so that a subscriber's slot is not kept
-// taken by others' requests after its own stopped.
+// on when sub can take the slot, and neither when it cannot: a
+// subscriber's slot is not kept taken by others' requests after its own
+// stopped.
 func (h *hub) holdForREST(ch proto.Channel, sub string, charge restCharge) (*hubEntry, *feed.Pending, error) {
 	h.rest.mu.Lock()
 	defer h.rest.mu.Unlock()
 	if rh := h.rest.holds[ch]; rh != nil {
-		rh.until = h.now().Add(h.restLinger)
 		if rh.sub != sub {
-			if release, ok := charge(); ok {
-				rh.release()
-				rh.sub, rh.release = sub, release
+			release, ok := charge()
+			if !ok {
+				// Answered from the hold, which it does not extend: a
+				// subscriber without a slot to spare holds nothing, and
+				// does not keep the charged one's slot taken.
+				return rh.e, rh.p, nil
 			}
+			rh.release()
+			rh.sub, rh.release = sub, release
 		}
+		rh.until = h.now().Add(h.restLinger)
 		return rh.e, rh.p, nil
 	}
 	release, ok := charge()

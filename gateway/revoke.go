@@ -104,6 +104,24 @@ func (rs *revocations) add(r feed.Revocation, now time.Time) (feed.Revocation, b
 	return merged, !ok || merged.IssuedBefore != cur.rec.IssuedBefore
 }
 
+// boundRevocation holds r, from the subject or the bucket, to what the
+// admin API makes (another tool, or a node whose clock runs ahead, may
+// make others): a time at most maxCutoffAhead past now, else now; a
+// cut-off at most maxCutoffAhead past that time. Milliseconds given for
+// seconds would otherwise refuse every token of the sub for millennia,
+// and the later cut-off wins every merge, so no correction could lower
+// it; and a revocation is never dropped for a clock. The cut-off is
+// bound to the revocation's own time, not to now, so that reading it
+// again from the bucket later (at every start and reconnect) gives the
+// same cut-off rather than a later one.
+func boundRevocation(r feed.Revocation, now time.Time) feed.Revocation {
+	if r.At > now.Add(maxCutoffAhead).Unix() {
+		r.At = now.Unix()
+	}
+	r.IssuedBefore = min(r.IssuedBefore, r.At+int64(maxCutoffAhead/time.Second))
+	return r
+}
+
 // current returns the revocation of sub in force at now, if any.
 func (rs *revocations) current(sub string, now time.Time) (feed.Revocation, bool) {
 	rs.mu.RLock()
@@ -147,17 +165,10 @@ func (s *Server) Revoke(r feed.Revocation, source string) (inForce feed.Revocati
 	m := s.metrics
 	m.revocationsReceived.WithLabelValues(source).Inc()
 	now := s.cfg.Now()
-	if ahead := now.Add(maxCutoffAhead).Unix(); r.IssuedBefore > ahead || r.At > ahead {
-		// The admin API refuses such a cut-off; one from the subject or the
-		// bucket (another tool, a node whose clock is far ahead) is held to
-		// the same bound here: milliseconds given for seconds would refuse
-		// every token of the sub for millennia, and the later cut-off wins
-		// every merge, so no correction could lower it. It still applies,
-		// as a cut-off a minute ahead and made now: a revocation is never
-		// dropped for a clock.
-		s.log.Warn("revocation from a clock more than a minute ahead (or in milliseconds): applied with its cut-off a minute ahead and its time now",
+	if bounded := boundRevocation(r, now); bounded != r {
+		s.log.Warn("revocation with a time or cut-off far ahead (a clock ahead, or milliseconds): applied with its time now and its cut-off at most a minute after it",
 			"sub", r.Sub, "issued_before", r.IssuedBefore, "at", r.At, "from", source, "origin", r.Node)
-		r.IssuedBefore, r.At = min(r.IssuedBefore, ahead), min(r.At, now.Unix())
+		r = bounded
 	}
 	inForce, changed := s.revoked.add(r, now)
 	if !changed {

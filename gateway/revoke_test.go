@@ -127,7 +127,9 @@ func TestRevokeEverywhereBadInput(t *testing.T) {
 // refuse every token of the sub for millennia, and no later revocation
 // could lower the cut-off; one from a node whose clock runs ahead must not
 // be dropped (its subscriber's connections would stay open). It applies
-// with its cut-off at most a minute ahead and its time at most now.
+// with its time at most a minute ahead (else now) and its cut-off at most
+// a minute past that time, so that reading it again from the bucket an
+// hour later (at a start, a reconnect) does not move the cut-off on.
 func TestRevokeFromTheBusBadTimes(t *testing.T) {
 	now := time.Now()
 	sec, ms := now.Unix(), now.UnixMilli()
@@ -135,21 +137,34 @@ func TestRevokeFromTheBusBadTimes(t *testing.T) {
 	for name, tt := range map[string]struct {
 		r          feed.Revocation
 		cutoff, at int64 // in force
+		reread     int64 // the cut-off in force once read again an hour later
 	}{
-		"cut-off in ms":                {feed.Revocation{Sub: "alice", IssuedBefore: ms, At: sec}, ahead, sec},
-		"time in ms":                   {feed.Revocation{Sub: "alice", IssuedBefore: sec, At: ms}, sec, sec},
-		"a clock two minutes ahead":    {feed.Revocation{Sub: "alice", IssuedBefore: sec + 121, At: sec + 120}, ahead, sec},
-		"a clock 30 s ahead, as it is": {feed.Revocation{Sub: "alice", IssuedBefore: sec + 30, At: sec + 30}, sec + 30, sec + 30},
-		"now":                          {feed.Revocation{Sub: "alice", IssuedBefore: sec, At: sec}, sec, sec},
+		"cut-off in ms": {feed.Revocation{Sub: "alice", IssuedBefore: ms, At: sec}, ahead, sec, ahead},
+		"time in ms":    {feed.Revocation{Sub: "alice", IssuedBefore: sec, At: ms}, sec, sec, sec},
+		// Read again once the node's clock has passed the revocation's
+		// time, the cut-off the revoking node asked for applies (here a
+		// minute later than at first), and stays.
+		"a clock two minutes ahead":    {feed.Revocation{Sub: "alice", IssuedBefore: sec + 121, At: sec + 120}, ahead, sec, sec + 121},
+		"a clock 30 s ahead, as it is": {feed.Revocation{Sub: "alice", IssuedBefore: sec + 30, At: sec + 30}, sec + 30, sec + 30, sec + 30},
+		"now":                          {feed.Revocation{Sub: "alice", IssuedBefore: sec, At: sec}, sec, sec, sec},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, source := range []string{revokedByNATS, revokedByStore} {
-				s := hubFixture(t)
+				clock := now
+				s := hubFixture(t, func(c *Config) { c.Now = func() time.Time { return clock } })
 				s.Revoke(tt.r, source)
 				got, ok := s.revoked.current("alice", now)
 				if !ok || got.IssuedBefore != tt.cutoff || got.At != tt.at {
 					t.Fatalf("from %s: in force %v %+v, want cut-off %d at %d", source, ok, got, tt.cutoff, tt.at)
 				}
+				for range 2 { // read again an hour later, and again
+					clock = clock.Add(time.Hour)
+					s.Revoke(tt.r, revokedByStore)
+					if again, _ := s.revoked.current("alice", clock); again.IssuedBefore != tt.reread {
+						t.Fatalf("from %s, read again at %v: cut-off %d, want %d", source, clock.Sub(now), again.IssuedBefore, tt.reread)
+					}
+				}
+				clock = now
 				if !s.revoked.refuses("alice", now.Add(-time.Second), now) {
 					t.Fatalf("from %s: a token issued before it is not refused", source)
 				}
@@ -158,7 +173,7 @@ func TestRevokeFromTheBusBadTimes(t *testing.T) {
 				}
 				// An operator's revocation afterwards merges with it.
 				fix, err := s.RevokeEverywhere(context.Background(), "alice", sec)
-				if err != nil || fix.IssuedBefore != max(sec, tt.cutoff) {
+				if err != nil || fix.IssuedBefore != max(sec, tt.reread) {
 					t.Fatalf("from %s: the operator's revocation after it: %+v, %v", source, fix, err)
 				}
 			}

@@ -160,7 +160,7 @@ func (s *Server) lookAtHistory() {
 	err := hc.Check(ctx)
 	if was := s.historyReadable.Swap(err == nil); was != (err == nil) {
 		if err != nil {
-			s.log.Warn("history stream not readable: welcome no longer names durable_resume", "err", err.Error())
+			s.log.Warn("history stream not readable: welcome does not name durable_resume until it is", "err", err.Error())
 		} else {
 			s.log.Info("history stream readable: welcome names durable_resume")
 		}

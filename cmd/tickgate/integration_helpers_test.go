@@ -76,23 +76,41 @@ func itNeed(t *testing.T, program, debianPackage, why string) string {
 	return ""
 }
 
-// itFreePorts returns n distinct free loopback TCP ports.
+// itFreePorts returns n distinct free loopback TCP ports, none of them
+// handed out before in this test binary: the kernel may give a port
+// closed a moment ago to the next bind, and a test that asked twice (its
+// gateways' ports, then its NATS cluster's) once had a gateway's admin
+// port taken by a NATS monitor.
 func itFreePorts(t *testing.T, n int) []int {
 	t.Helper()
+	itPorts.mu.Lock()
+	defer itPorts.mu.Unlock()
+	if itPorts.given == nil {
+		itPorts.given = make(map[int]bool)
+	}
 	var ports []int
 	var lns []net.Listener
-	for range n {
+	for len(ports) < n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		lns = append(lns, ln) // held until all n are chosen: no port twice in one call
+		if p := ln.Addr().(*net.TCPAddr).Port; !itPorts.given[p] {
+			itPorts.given[p] = true
+			ports = append(ports, p)
+		}
 	}
 	for _, ln := range lns {
 		_ = ln.Close()
 	}
 	return ports
+}
+
+// itPorts are the ports itFreePorts handed out in this test binary.
+var itPorts struct {
+	mu    sync.Mutex
+	given map[int]bool // Guarded by mu.
 }
 
 func itWriteFile(t *testing.T, name string, data []byte) {

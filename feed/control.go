@@ -92,6 +92,11 @@ var (
 	// ErrNoStore: the revocation bucket cannot be used (no JetStream, or
 	// it did not answer); revocations reach only the nodes that are up.
 	ErrNoStore = errors.New("feed: no revocation store")
+	// ErrStoreDisabled: the NATS server has no JetStream, so there is no
+	// bucket to read or write, as a deployment may choose; errors that
+	// wrap it wrap ErrNoStore too. Other ErrNoStore errors are worth
+	// trying again.
+	ErrStoreDisabled = errors.New("JetStream is not enabled")
 )
 
 // Defaults of ControlConfig.
@@ -355,8 +360,9 @@ func (c *Control) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 		}
 	}
 	switch {
-	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return nil, fmt.Errorf("%w: JetStream is not enabled", ErrNoStore)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount),
+		errors.Is(err, nats.ErrNoResponders): // nothing answers JetStream's API: a server without it
+		return nil, fmt.Errorf("%w: %w", ErrNoStore, ErrStoreDisabled)
 	case err != nil:
 		return nil, fmt.Errorf("%w: bucket %s: %w", ErrNoStore, c.cfg.Bucket, err)
 	}

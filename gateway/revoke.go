@@ -270,14 +270,21 @@ func (s *Server) RevokeEverywhere(ctx context.Context, sub string, issuedBefore 
 }
 
 // revocationLoad bounds reading the stored revocations when the node
-// starts or gets NATS back.
-const revocationLoad = 5 * time.Second
+// starts or gets NATS back; revocationRetry is how soon a read that
+// failed is tried again.
+const (
+	revocationLoad  = 5 * time.Second
+	revocationRetry = 2 * time.Second
+)
 
 // followRevocations subscribes to the bus and applies what it stores,
 // before the node takes connections; then, on its own goroutine until
 // stop is closed, it reads the store again each time NATS comes back (a
 // revocation published while the node was cut off reached it only
-// there) and forgets lapsed revocations. Without a bus it does nothing.
+// there), tries again every revocationRetry a read that failed (a
+// timeout, a JetStream leader election: until it succeeds the node does
+// not know the revocations made before), and forgets lapsed revocations.
+// Without a bus it does nothing.
 func (s *Server) followRevocations(stop <-chan struct{}) {
 	bus := s.cfg.Revocations
 	if bus == nil {
@@ -299,8 +306,22 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 	}
 	seen := reconnects()
 	up := s.hub.src.Connected()
+	var (
+		failed  int       // reads failed in a row
+		retryAt time.Time // not before: after a failed read
+	)
+	load := func(first bool) {
+		err := s.loadRevocations(bus, first, failed)
+		if err == nil || errors.Is(err, feed.ErrStoreDisabled) {
+			failed = 0
+			s.revocationsUnread.Store(false)
+			return
+		}
+		failed++
+		retryAt = time.Now().Add(revocationRetry)
+	}
 	if up {
-		s.loadRevocations(bus, true)
+		load(true)
 	} else {
 		s.log.Warn("revocations: no NATS connection at start; stored revocations are read once it is up")
 	}
@@ -316,34 +337,54 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 			}
 			connected, n := s.hub.src.Connected(), reconnects()
 			if connected && (!up || n != seen) {
-				s.loadRevocations(bus, false)
-				seen = n
+				s.revocationsUnread.Store(true) // read again: one published meanwhile reached the node only there
+				seen, retryAt = n, time.Time{}
 			}
 			up = connected
+			if connected && s.revocationsUnread.Load() && !time.Now().Before(retryAt) {
+				load(false)
+			}
 			s.metrics.revocationsActive.Set(float64(s.revoked.prune(s.cfg.Now())))
 		}
 	}()
 }
 
+// RevocationsUnread reports whether the node has a revocation store it
+// has not read since it started or last got NATS back (a read failed, or
+// NATS is away): until it has, revocations made while it was not
+// listening are unknown to it. /readyz says so.
+func (s *Server) RevocationsUnread() bool {
+	return s.cfg.Revocations != nil && s.revocationsUnread.Load()
+}
+
 // loadRevocations applies every stored revocation; first says it is the
-// node's start (logged at Info either way).
-func (s *Server) loadRevocations(bus RevocationBus, first bool) {
+// node's start (logged at Info either way), failed how many reads before
+// failed in a row (the first failure is a warning, the others are not
+// repeated).
+func (s *Server) loadRevocations(bus RevocationBus, first bool, failed int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), revocationLoad)
 	defer cancel()
 	stored, err := bus.Stored(ctx)
 	switch {
-	case errors.Is(err, feed.ErrNoStore) && first:
-		s.log.Warn("revocations: no store (JetStream); they reach only the nodes that are up when made, and this node knows none made before it started",
+	case errors.Is(err, feed.ErrStoreDisabled):
+		if first {
+			s.log.Warn("revocations: no store (JetStream is not enabled); they reach only the nodes that are up when made, and this node knows none made before it started",
+				"err", err.Error())
+		}
+		return err
+	case err != nil && failed == 0:
+		s.log.Warn("revocations: stored ones not read; trying again every "+revocationRetry.String()+" (until then this node knows none made while it was not listening)",
 			"err", err.Error())
-		return
+		return err
 	case err != nil:
-		s.log.Warn("revocations: stored ones not read", "err", err.Error())
-		return
+		s.log.Debug("revocations: stored ones not read again", "tries", failed+1, "err", err.Error())
+		return err
 	}
 	for _, r := range stored {
 		s.Revoke(r, revokedByStore)
 	}
-	if first {
-		s.log.Info("revocations: stored ones read", "count", len(stored))
+	if first || failed > 0 {
+		s.log.Info("revocations: stored ones read", "count", len(stored), "failed_before", failed)
 	}
+	return nil
 }

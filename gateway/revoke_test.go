@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,6 +190,7 @@ type fleet struct {
 	verifier *auth.Verifier
 	signer   *auth.Signer
 	cert     *selfsigned.Cert
+	wrapBus  func(*feed.Control) RevocationBus // when set, a node's bus is what it makes of the node's feed.Control
 }
 
 func newFleet(t *testing.T, jetstream bool) *fleet {
@@ -243,8 +246,12 @@ func (f *fleet) nodeVia(t *testing.T, id string, proxy *natstest.Proxy) (*testEn
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	var bus RevocationBus = ctl
+	if f.wrapBus != nil {
+		bus = f.wrapBus(ctl)
+	}
 	cfg := Config{NodeID: id, TLS: f.cert.ServerConfig(), Logger: logger, DrainWithin: 50 * time.Millisecond, StaleAfter: -1,
-		Revocations: ctl, RevocationTTL: time.Hour, Metrics: NewMetrics(reg)}
+		Revocations: bus, RevocationTTL: time.Hour, Metrics: NewMetrics(reg)}
 	if e.srv, err = New(cfg, f.verifier, e.src); err != nil {
 		t.Fatal(err)
 	}
@@ -470,6 +477,56 @@ func TestRevocationWithoutJetStream(t *testing.T) {
 // TestRevocationReachesANodeCutOffFromNATS: a node cut off from NATS when
 // a revocation is made keeps the sub's connection (the documented limit),
 // and applies the revocation from the bucket as soon as NATS is back.
+// flakyStore is a revocation bus whose first reads of the store fail, as
+// they do while a JetStream cluster elects a leader or answers late.
+type flakyStore struct {
+	*feed.Control
+	fail  int32 // reads to fail
+	reads atomic.Int32
+}
+
+func (b *flakyStore) Stored(ctx context.Context) ([]feed.Revocation, error) {
+	if b.reads.Add(1) <= b.fail {
+		return nil, fmt.Errorf("%w: %w", feed.ErrNoStore, context.DeadlineExceeded)
+	}
+	return b.Control.Stored(ctx)
+}
+
+// A node whose reads of the revocation store fail at its start tries
+// again until one succeeds, and then refuses the tokens revoked before it
+// started. Before: a failed first read was taken for no store at all, and
+// the node accepted them until NATS happened to reconnect.
+func TestStoredRevocationsReadAfterFailedReads(t *testing.T) {
+	f := newFleet(t, true)
+	n1, _ := f.node(t, "gw-1")
+	old := f.mint(t, "erin", time.Now().Add(-time.Minute))
+	if res, err := n1.srv.RevokeEverywhere(context.Background(), "erin", 0); err != nil || !res.Stored {
+		t.Fatalf("revoke: %+v, %v", res, err)
+	}
+	var bus *flakyStore
+	f.wrapBus = func(c *feed.Control) RevocationBus {
+		bus = &flakyStore{Control: c, fail: 2}
+		return bus
+	}
+	n2, reg2 := f.node(t, "gw-2")
+	if !n2.srv.RevocationsUnread() {
+		t.Fatal("after a failed first read the store is not reported unread")
+	}
+	waitFor(t, "the store read", func() bool { return !n2.srv.RevocationsUnread() })
+	if r := bus.reads.Load(); r != 3 {
+		t.Fatalf("%d reads of the store, want 3 (two failed)", r)
+	}
+	if status, code := handshakeOutcome(t, n2, old); status != http.StatusUnauthorized || code != "token_revoked" {
+		t.Fatalf("gw-2: a token revoked before it started: %d %q", status, code)
+	}
+	if v := counterValue(t, reg2, "tickgate_revocations_received_total", "source", "store"); v != 1 {
+		t.Errorf("gw-2 read %v revocations from the store, want 1", v)
+	}
+	if !strings.Contains(n2.logs.String(), "failed_before=2") {
+		t.Errorf("no log of the read after two failures:\n%s", n2.logs.String())
+	}
+}
+
 func TestRevocationReachesANodeCutOffFromNATS(t *testing.T) {
 	f := newFleet(t, true)
 	n1, _ := f.node(t, "gw-1")

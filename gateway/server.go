@@ -52,6 +52,9 @@ type Server struct {
 	scratch scratchPool
 
 	draining atomic.Bool
+	// revocationsUnread: the revocation store has not been read since the
+	// node started or last got NATS back (followRevocations).
+	revocationsUnread atomic.Bool
 	// historyReadable: the history stream could be read at the last look
 	// (watchHistory, from Serve; true until then when there is a History);
 	// welcome names durable_resume only then.
@@ -99,6 +102,8 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 	// readable: a node served through Handler alone names durable_resume
 	// as it did before the looks.
 	s.historyReadable.Store(cfg.History != nil)
+	s.revocationsUnread.Store(cfg.Revocations != nil) // until Serve reads the store
+
 	s.codecs = newCodecSet(cfg.Logger)
 	s.hub = newHub(src, s.codecs, &s.cfg)
 	for i := range s.upgraders {

@@ -480,6 +480,18 @@ func (n *node) url() string {
 	return scheme + "://" + n.ln.Addr().String() + gateway.WebSocketPath
 }
 
+// revocationsDetail is /readyz's line about the revocation store, when the
+// node has not read it since it started or last got NATS back (a read
+// failed: it tries again every 2 s). The node stays ready meanwhile: a
+// JetStream outage must not take every node out of the load balancer,
+// and revocations published on NATS still reach it.
+func (n *node) revocationsDetail() string {
+	if !n.srv.RevocationsUnread() {
+		return ""
+	}
+	return "revocations: stored ones not read yet (trying again): revocations made while this node was not listening are unknown to it\n"
+}
+
 // historyDetail is /readyz's line about the history stream: a node that
 // cannot read it is still ready (it serves from memory), and says so.
 func (n *node) historyDetail() string {
@@ -518,7 +530,7 @@ func (n *node) adminHandler() http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "ready\n"+n.historyDetail())
+		_, _ = io.WriteString(w, "ready\n"+n.historyDetail()+n.revocationsDetail())
 	})
 	return mux
 }

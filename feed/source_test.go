@@ -282,8 +282,11 @@ func TestSourceCanceledHoldLeavesTheNewRoute(t *testing.T) {
 					t.Fatalf("round %d: the new hold: %v", i, err)
 				}
 				<-first.Done() // the canceled hold's goroutine is through
-				if err := first.Err(); !errors.Is(err, ErrSubscribe) {
-					t.Fatalf("round %d: the canceled hold ended with %v, want ErrSubscribe", i, err)
+				// It failed (canceled before the server confirmed it), or,
+				// with two Ps, it was confirmed before the cancel and was
+				// given back as a release.
+				if err := first.Err(); err != nil && !errors.Is(err, ErrSubscribe) {
+					t.Fatalf("round %d: the canceled hold ended with %v, want ErrSubscribe or nil", i, err)
 				}
 				if err := pub.Publish("md.trade.BTC-USD", tradePayload(t, uint64(i+1))); err != nil {
 					t.Fatal(err)

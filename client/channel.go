@@ -48,6 +48,12 @@ type chanState struct {
 	retryAt    time.Time
 	retries    int    // re-subscribes refused in a row, for the backoff
 	resumeFrom uint64 // the since of the re-subscribe in flight, 0 for none
+	// bad counts the resyncs in a row for state the client could not use
+	// (a checksum mismatch, a malformed message) with no good snapshot
+	// between: the second and later wait (retryBackoff), so that a node
+	// that keeps sending a book the client rejects is not asked again
+	// thousands of times a second.
+	bad int
 }
 
 func newChanState(name string, ch proto.Channel, opts subOptions) *chanState {
@@ -228,7 +234,7 @@ func (r *router) snapshot(s *chanState, m *message) {
 	}
 	// A snapshot replaces whatever the client held, at any time; it also
 	// ends a resync the node announced.
-	s.last, s.held, s.broken = m.Seq, true, false
+	s.last, s.held, s.broken, s.bad = m.Seq, true, false, 0
 	if s.server == "resyncing" {
 		s.server = ""
 	}
@@ -346,7 +352,19 @@ func (r *router) mismatch(s *chanState, m *message) {
 	r.stats.gaps.Add(1)
 	s.bookOK, s.held = false, false
 	r.out(Event{Type: EventGap, Seq: m.Seq, Prev: m.Prev, Gap: &Gap{Reason: GapChecksum, Resync: true}}, nil)
-	r.resync(s)
+	r.resyncBad(s)
+}
+
+// resyncBad is resync for state the client could not use: at once the
+// first time, then with a backoff until a snapshot is good again.
+func (r *router) resyncBad(s *chanState) {
+	s.bad++
+	s.broken = true
+	var at time.Time
+	if s.bad > 1 {
+		at = r.now().Add(retryBackoff(s.bad - 1))
+	}
+	r.want(s, at)
 }
 
 // malformed: a message the client cannot use. A trade channel reports it
@@ -362,7 +380,7 @@ func (r *router) malformed(s *chanState, m *message) {
 	s.bookOK = false
 	g.Resync = true
 	r.out(Event{Type: EventGap, Seq: m.Seq, Prev: m.Prev, Gap: g}, nil)
-	r.resync(s)
+	r.resyncBad(s)
 }
 
 // resync marks s broken and wants a re-subscribe. Stats count the
@@ -409,6 +427,10 @@ func (r *router) acked(id int64, name string, opts subOptions, resumed bool) {
 	wasFresh := s.fresh
 	s.awaitAck, s.fresh, s.offline, s.want, s.retries = 0, false, false, false, 0
 	s.opts = opts
+	// The node tells a status after the ack only when the channel is not
+	// live there: one held from before (another node's, or this one's
+	// before the re-subscribe) no longer stands.
+	s.server = ""
 	if resumed && s.since() > 0 {
 		// The node replays from the seq the client holds: the chain and
 		// the state go on.
@@ -422,7 +444,7 @@ func (r *router) acked(id int64, name string, opts subOptions, resumed bool) {
 	}
 	// A new chain: a snapshot first (ticker, book), or an update with prev
 	// 0 (trade, and without snapshot).
-	s.broken, s.server = false, ""
+	s.broken = false
 	s.last = 0
 	s.held = !s.wantsSnapshot()
 	s.bookOK = false
@@ -441,8 +463,20 @@ func (r *router) refused(id int64, user bool, e *ServerError) {
 	}
 	s.awaitAck = 0
 	if user {
-		if s.fresh {
+		switch {
+		case s.fresh:
 			r.remove(s.name)
+		case s.offline:
+			// Sent while the client's own re-subscribe was owed (after a
+			// reconnect): the node holds nothing of it on this connection,
+			// so that re-subscribe, with the options the channel had, is
+			// still owed.
+			s.retries++
+			wait := e.RetryAfter
+			if wait <= 0 {
+				wait = retryBackoff(s.retries)
+			}
+			r.want(s, r.now().Add(wait))
 		}
 		return
 	}

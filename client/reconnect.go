@@ -55,9 +55,13 @@ type ended struct {
 //   - 1001 (drain, with or without a reconnect notice): promptly, after a
 //     random part of up to 1 s (no more than within_ms); the backoff
 //     starts over. Then 503 draining from the same node waits its
-//     Retry-After like a 429 does.
+//     Retry-After like a 429 does. After a connection shorter than
+//     stableAfter, the backoff instead (a node that keeps closing soon
+//     after the welcome).
 //   - 4001 (token expired): promptly; the next attempt calls the
-//     TokenSource first, as every attempt does.
+//     TokenSource first, as every attempt does. After a connection
+//     shorter than stableAfter, the backoff (tokens that expire a moment
+//     after they are issued).
 //   - 4008 (slow consumer): SlowConsumerDelay plus the backoff.
 //   - 1008, 1002, 1007, 1009, 4003: the client or its token is at fault;
 //     never hot: between BackoffMax/2 and BackoffMax.
@@ -77,13 +81,24 @@ func reconnectDelay(e ended, b *backoff, o *Options) time.Duration {
 	if errors.As(e.err, &ce) {
 		switch ce.Code {
 		case proto.CloseGoingAway:
-			b.reset()
 			spread := drainSpread
 			if e.withinMS > 0 {
 				spread = min(spread, time.Duration(e.withinMS)*time.Millisecond)
 			}
-			return time.Duration(rnd() * float64(spread))
+			prompt := time.Duration(rnd() * float64(spread))
+			if e.lived < stableAfter && e.lived > 0 {
+				// A node (or proxy) that keeps closing soon after the
+				// welcome: the backoff goes on rather than starting over.
+				return max(prompt, b.next())
+			}
+			b.reset()
+			return prompt
 		case proto.CloseTokenExpired:
+			if e.lived < stableAfter && e.lived > 0 {
+				// Tokens that expire a moment after the welcome: not a
+				// constant sub-second rejoin either.
+				return b.next()
+			}
 			return time.Duration(rnd() * float64(o.BackoffMin))
 		case proto.CloseSlowConsumer:
 			return o.SlowConsumerDelay + b.next()

@@ -39,7 +39,12 @@ func TestReconnectDelay(t *testing.T) {
 		reset    bool // the backoff starts over
 	}{
 		{name: "refused: backoff", e: ended{err: io.EOF}, attempt: 3, min: time.Second, max: time.Second},
-		{name: "drain without notice: within a second", e: ended{err: &CloseError{Code: proto.CloseGoingAway}, lived: time.Second}, attempt: 5, min: 500 * time.Millisecond, max: 500 * time.Millisecond, reset: true},
+		{name: "drain without notice: within a second", e: ended{err: &CloseError{Code: proto.CloseGoingAway}, lived: time.Minute}, attempt: 5, min: 500 * time.Millisecond, max: 500 * time.Millisecond, reset: true},
+		// A node (or proxy) that keeps closing soon after the welcome, and
+		// tokens that expire a moment after they are issued: the backoff
+		// goes on (attempt 5: up to 8 s), never a constant sub-second rejoin.
+		{name: "drain soon after the welcome, again: the backoff", e: ended{err: &CloseError{Code: proto.CloseGoingAway}, lived: time.Second}, attempt: 5, min: 4 * time.Second, max: 4 * time.Second},
+		{name: "token expired soon after the welcome, again: the backoff", e: ended{err: &CloseError{Code: proto.CloseTokenExpired}, lived: time.Second}, attempt: 5, min: 4 * time.Second, max: 4 * time.Second},
 		{name: "drain with notice: no more than within_ms", e: ended{err: &CloseError{Code: proto.CloseGoingAway}, withinMS: 200}, min: 100 * time.Millisecond, max: 100 * time.Millisecond, reset: true},
 		{name: "token expired: promptly", e: ended{err: &CloseError{Code: proto.CloseTokenExpired}}, min: 125 * time.Millisecond, max: 125 * time.Millisecond},
 		{name: "slow consumer: longer", e: ended{err: &CloseError{Code: proto.CloseSlowConsumer}}, attempt: 1, min: 5250 * time.Millisecond, max: 5250 * time.Millisecond},

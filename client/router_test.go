@@ -253,3 +253,45 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// A channel the old node marked stale, resumed on a node where it is
+// live (which tells a joiner a status only when it is not live), comes
+// back live with the resume; before, it stayed stale while data flowed.
+func TestRouterResumeDropsTheOldNodesStatus(t *testing.T) {
+	g := newRig(t, "ticker.X")
+	g.ticker(10, 0, true)
+	g.r.handle(&message{Type: typeStatus, Channel: "ticker.X", State: "stale"})
+	g.events()
+	g.r.disconnected()
+	groups, _ := g.r.due(g.nextID)
+	if len(groups) != 1 || groups[0].since["ticker.X"] != 10 {
+		t.Fatalf("groups %+v", groups)
+	}
+	g.r.acked(groups[0].id, "ticker.X", groups[0].opts, true)
+	g.ticker(11, 10, false)
+	if st := g.r.chans["ticker.X"].compute(); st != StateLive {
+		t.Fatalf("after a resume on a live node and an update: %v (server %q)", st, g.r.chans["ticker.X"].server)
+	}
+}
+
+// A user's Subscribe of a held channel made while the client was down
+// takes over the client's own re-subscribe; when the node refuses it, that
+// re-subscribe is still owed (the node holds nothing of the channel on the
+// new connection). Before, nothing ever re-subscribed it.
+func TestRouterUserSubscribeRefusedAfterReconnect(t *testing.T) {
+	g := newRig(t, "ticker.X")
+	g.ticker(10, 0, true)
+	g.r.disconnected()
+	ch, _ := proto.ParseChannel("ticker.X")
+	id := g.nextID()
+	g.r.add("ticker.X", ch, subOptions{throttleMS: 250}, id) // the user's Subscribe, sent on the new connection
+	g.r.refused(id, true, &ServerError{Code: proto.CodeUnavailable, Channel: "ticker.X", RetryAfter: time.Second})
+	if groups, later := g.r.due(g.nextID); len(groups) != 0 || later.IsZero() {
+		t.Fatalf("right after the refusal: %+v, next at %v; want one later", groups, later)
+	}
+	g.now = g.now.Add(2 * time.Second)
+	groups, _ := g.r.due(g.nextID)
+	if len(groups) != 1 || groups[0].since["ticker.X"] != 10 || groups[0].opts.throttleMS != 0 {
+		t.Fatalf("after the retry's wait: %+v; want the channel's own re-subscribe from 10", groups)
+	}
+}

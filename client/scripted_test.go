@@ -177,3 +177,42 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// A book whose snapshot never verifies (a node's or the client's bug) is
+// asked for again with a backoff, not in a hot loop: before, one channel
+// sent over 20,000 subscribes a second, which a real node answers with
+// rate_limited and then 1008, taking every other channel down with it.
+func TestBadBookResyncsBackOff(t *testing.T) {
+	s, url := newScript(t)
+	connected := make(chan *gws.Conn, 1)
+	go func() {
+		ws := <-s.conn
+		s.send(ws, `{"type":"welcome","v":1,"session":"s","node":"script","codec":"json","heartbeat_ms":15000,"exp":0}`)
+		connected <- ws
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{OnEvent: func(client.Event) {}, TokenSource: func(context.Context) (string, error) { return "t", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ws := <-connected
+	go func() { _, _ = c.Subscribe(ctx, []string{"book.X"}) }()
+	levels := []proto.Level{{"10", "1"}}
+	n := 0
+	end := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case cmd := <-s.cmds:
+			n++ // answered with a snapshot whose checksum is wrong
+			s.send(ws, `{"type":"subscribed","id":`+jsonOf(cmd["id"])+`,"channels":["book.X"]}`,
+				bookMsg("snapshot", uint64(10+n), 0, levels, levels, 12345))
+		case <-end:
+			done = true
+		}
+	}
+	if st := c.Stats(); n > 4 || st.ChecksumFailures < 2 {
+		t.Fatalf("%d subscribes in one second for one bad book (stats %+v); want the first at once, then a backoff", n, st)
+	}
+}

@@ -5,7 +5,7 @@
 // (re-subscribe, and with which `since`), so the same code runs against a
 // socket and against the conformance cases.
 
-import {Book} from "./book.js";
+import {Book, BookError} from "./book.js";
 import {validDecimal} from "./decimal.js";
 
 /** The kinds: those of contract 1.0, and candle of contract 1.1. */
@@ -222,7 +222,8 @@ export class Channel {
     if (this.server.state === "resyncing") this.server = {state: "live", reason: ""};
     switch (this.kind) {
       case "book": {
-        const ok = this.book.applySnapshot(msg.data ?? {}, msg.seq);
+        const ok = this.applyBook(() => this.book.applySnapshot(msg.data ?? {}, msg.seq), s);
+        if (ok === undefined) return; // malformed: resyncing
         this.checked(ok, s);
         if (!ok) return;
         break;
@@ -287,7 +288,8 @@ export class Channel {
       this.applyBar(msg.data);
       s.bar = msg.data;
     } else {
-      const ok = this.book.applyUpdate(msg.data ?? {}, msg.seq);
+      const ok = this.applyBook(() => this.book.applyUpdate(msg.data ?? {}, msg.seq), s);
+      if (ok === undefined) return; // malformed: resyncing
       this.checked(ok, s);
       if (!ok) return;
     }
@@ -318,6 +320,24 @@ export class Channel {
   malformed(s) {
     this.bars = this.kind === "candle" ? [] : this.bars;
     this.resync(s, "malformed", undefined);
+  }
+
+  /**
+   * applyBook runs apply, a book change that checks its data's shape, and
+   * returns its checksum verdict, or undefined when the data was malformed
+   * (BookError): the book can no longer be trusted, and the channel
+   * resyncs, as the Go client does, rather than the error escaping the
+   * socket's message handler and leaving the channel stranded.
+   * @private
+   */
+  applyBook(apply, s) {
+    try {
+      return apply();
+    } catch (e) {
+      if (!(e instanceof BookError)) throw e;
+      this.malformed(s);
+      return undefined;
+    }
   }
 
   /** @private checked records a book checksum check; a mismatch drops the book and resyncs. */

@@ -146,7 +146,14 @@ export class Client {
     }
     const opts = {};
     if (t) opts.throttle_ms = t;
-    if (options.snapshot === false) opts.snapshot = false;
+    if (options.snapshot === false) {
+      // A book has nothing to apply its deltas to without its snapshot:
+      // this module keeps verified books only (the Go client hands such a
+      // book's deltas over unchecked instead).
+      const book = names.find(n => parseChannel(n)?.kind === "book");
+      if (book) return Promise.reject(new TickgateError("bad_request", "snapshot:false is for tickers and trades: a book needs its snapshot", {channel: book}));
+      opts.snapshot = false;
+    }
     // Contract 1.1: a node without the feature ignores the option.
     const {depth, recent, bars} = options;
     if (depth !== undefined && ![10, 25, 100, 500, 1000].includes(depth)) {
@@ -593,7 +600,14 @@ export class Client {
     this.round?.delete(n);
     if (users?.length) {
       this.waiting.delete(n);
-      this.subs.delete(n);
+      const held = this.subs.get(n);
+      if (held?.ackedOpts) {
+        // A re-subscribe of a channel the node holds, refused: it keeps
+        // the subscription it had, with its options, as the Go client does.
+        held.opts = held.ackedOpts;
+      } else {
+        this.subs.delete(n);
+      }
       for (const req of users) this.settle(req, n, null, err);
       return;
     }
@@ -635,6 +649,7 @@ export class Client {
       const sub = this.subs.get(n);
       if (sub) {
         const r = resumed.has(n);
+        sub.ackedOpts = sub.opts; // what the node holds, kept if a later re-subscribe is refused
         if (sub.channel.acked(r)) this.channelChanged(sub.channel);
         if (this.round?.delete(n)) {
           (r ? this.roundResult.resumed : this.roundResult.fresh).push(n);

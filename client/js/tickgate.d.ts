@@ -37,7 +37,7 @@ export interface ConnectOptions {
 export interface SubscribeOptions {
   /** At most one update per interval on each channel (0..60000 ms); updates in between fold by the kind's rule. */
   throttleMs?: number;
-  /** false: no snapshot first (only sensible for tickers). Default true. */
+  /** false: no snapshot first (tickers and trades; refused, bad_request, on a book channel, which needs its snapshot). Default true. */
   snapshot?: boolean;
   /** Book channels (contract 1.1): only the best 10, 25, 100, 500 or 1000 levels per side. */
   depth?: 10 | 25 | 100 | 500 | 1000;

@@ -703,3 +703,38 @@ test("client: a node that keeps closing soon after the welcome is not rejoined a
   deepEq(waits, [125, 20, 40, 80, 160]);
   await client.close();
 });
+
+test("client: a refused re-subscribe of a held channel keeps the subscription", async () => {
+  const {client, sock} = await connected();
+  const p = client.subscribe("ticker.A"); ack(sock); await p;
+  sock.deliver({type: "snapshot", channel: "ticker.A", seq: 10, data: {last: "1"}});
+  const p2 = client.subscribe("ticker.A", {throttleMs: 250});
+  const cmd = sock.lastCommand("subscribe");
+  sock.deliver({type: "error", id: cmd.id, code: "rate_limited", message: "later", channel: "ticker.A"});
+  let refused = null;
+  try { await p2; } catch (e) { refused = e.code; }
+  eq(refused, "rate_limited");
+  // The node still holds the old subscription and sends on it.
+  sock.deliver({type: "update", channel: "ticker.A", seq: 11, prev: 10, n: 1, data: {last: "2"}});
+  eq(client.channel("ticker.A")?.state, "live", "the held channel");
+  eq(client.channel("ticker.A")?.last, 11, "its last seq");
+  await client.close();
+});
+
+test("client: a malformed book level resyncs the channel, and nothing escapes the handler", async () => {
+  const {client, sock} = await connected();
+  const p = client.subscribe("book.A"); ack(sock); await p;
+  sock.deliver({type: "snapshot", channel: "book.A", seq: 5, data: {bids: [["1e3", "1"]], asks: [], checksum: 0}}); // throws if it escapes
+  await tick(10);
+  eq(sock.commands().filter(c => c.op === "subscribe").length, 2, "subscribes: the first and the resync's");
+  eq(client.channel("book.A").state, "resyncing");
+  await client.close();
+});
+
+test("client: snapshot:false on a book channel is refused up front", async () => {
+  const {client} = await connected();
+  let code = null;
+  try { await client.subscribe(["ticker.A", "book.A"], {snapshot: false}); } catch (e) { code = e.code + " " + e.channel; }
+  eq(code, "bad_request book.A");
+  await client.close();
+});

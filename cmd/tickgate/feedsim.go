@@ -23,7 +23,7 @@ func runFeedsim(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	seed := fs.Int64("seed", 0, "random seed (0: time based)")
 	var lf logFlags
 	lf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseToolFlags(fs, args); err != nil {
 		return err
 	}
 	logger, err := lf.logger(stderr)

@@ -32,13 +32,24 @@ func usagef(format string, args ...any) error {
 const envPrefix = "TICKGATE"
 
 // parseFlags parses args, then TICKGATE_* variables, then the YAML file
-// named by --config, in that order of precedence.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// named by --config, in that order of precedence. A key of the file that
+// is not one of fs's flags is an error: a node's own settings are checked
+// to the letter.
+func parseFlags(fs *flag.FlagSet, args []string) error { return parseFlagsOf(fs, args, false) }
+
+// parseToolFlags is parseFlags for the subcommands that are not a node
+// (token, revoke, top, feedsim, stream): they share the node's config file
+// (--config, or TICKGATE_CONFIG set for the whole host) and take the keys
+// they know from it, leaving the node's other keys alone.
+func parseToolFlags(fs *flag.FlagSet, args []string) error { return parseFlagsOf(fs, args, true) }
+
+func parseFlagsOf(fs *flag.FlagSet, args []string, otherKeys bool) error {
 	fs.String("config", "", "YAML config file (keys are flag names)")
 	err := ff.Parse(fs, args,
 		ff.WithEnvVarPrefix(envPrefix),
 		ff.WithConfigFileFlag("config"),
 		ff.WithConfigFileParser(ffyaml.Parser),
+		ff.WithIgnoreUndefined(otherKeys),
 	)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -10,6 +10,29 @@ import (
 	"testing"
 )
 
+// The tools (token, revoke, top, feedsim, stream) read the node's config
+// file, from --config or TICKGATE_CONFIG set for the whole host, taking
+// the keys they know; before, every key of the node's that they lack
+// refused the run, and the leaked-token runbook's revoke did not run on
+// such a host. A node still refuses a key it does not know.
+func TestToolsShareTheNodesConfig(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "node.yaml", "listen: 10.0.0.1:1\nsubject-prefix: md\nadmin-token-file: /etc/tickgate/admin.token\n")
+	t.Setenv("TICKGATE_CONFIG", file)
+	fs := newFlagSet("revoke", io.Discard)
+	tokenFile := fs.String("admin-token-file", "", "")
+	if err := parseToolFlags(fs, nil); err != nil {
+		t.Fatalf("a tool with the node's config: %v", err)
+	}
+	if *tokenFile != "/etc/tickgate/admin.token" {
+		t.Fatalf("the key it knows: %q", *tokenFile)
+	}
+	strict := newFlagSet("serve", io.Discard)
+	strict.String("listen", "", "")
+	if err := parseFlags(strict, nil); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "subject-prefix") {
+		t.Fatalf("a node with a key it does not know: %v, want a usage error naming it", err)
+	}
+}
+
 // Flags win over TICKGATE_* variables, which win over the YAML file.
 func TestFlagPrecedence(t *testing.T) {
 	dir := t.TempDir()

@@ -92,7 +92,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	before := fs.String("issued-before", "", "revoke tokens issued before this time (Unix seconds or RFC 3339); empty: every token issued up to now")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin token, when the node has one")
 	asJSON := fs.Bool("json", false, "print the node's answer as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseToolFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -125,8 +125,19 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// Not published: the revocation holds on that one node only, which a
+	// script must be able to tell (exit 1; the runbook then revokes
+	// through another node). Not stored is a warning: without JetStream
+	// it is never stored.
+	var partial error
+	if !res.Published {
+		partial = fmt.Errorf("the revocation holds on %s only: it was not published to the other nodes; revoke through another node", c.Base())
+	}
 	if *asJSON {
-		return json.NewEncoder(stdout).Encode(res)
+		if err := json.NewEncoder(stdout).Encode(res); err != nil {
+			return err
+		}
+		return partial
 	}
 	fmt.Fprintf(stdout, "revoked %q: tokens issued before %s (iat < %d) and tokens without iat are refused until %s\n",
 		res.Sub, time.Unix(res.IssuedBefore, 0).UTC().Format(time.RFC3339), res.IssuedBefore, time.Unix(res.ExpiresAt, 0).UTC().Format(time.RFC3339))
@@ -135,7 +146,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	return nil
+	return partial
 }
 
 // parseCutoff reads a cut-off: Unix seconds, or an RFC 3339 time.

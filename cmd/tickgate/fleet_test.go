@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,6 +184,46 @@ func TestWarnOpenAdmin(t *testing.T) {
 		warnOpenAdmin(slog.New(slog.NewTextHandler(&logs, nil)), tt.addr, tt.token)
 		if got := strings.Contains(logs.String(), "no admin token"); got != tt.warns {
 			t.Errorf("%s: warned %v, want %v: %s", name, got, tt.warns, logs.String())
+		}
+	}
+}
+
+// tickgate revoke exits 1 when the node could not publish the revocation
+// (it holds on that node only, and the runbook revokes through another),
+// in both output forms; a revocation not stored is a warning (exit 0), as
+// it always is without JetStream.
+func TestRevokeCommandExitsByPublished(t *testing.T) {
+	for name, tt := range map[string]struct {
+		published, stored bool
+		code              int
+	}{
+		"published and stored": {true, true, 0},
+		"published, no store":  {true, false, 0},
+		"not published":        {false, false, 1},
+	} {
+		for _, asJSON := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, json %v", name, asJSON), func(t *testing.T) {
+				node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method != http.MethodPost || r.URL.Path != "/v1/revoke" {
+						http.NotFound(w, r)
+						return
+					}
+					w.Header().Set("Content-Type", "application/json")
+					fmt.Fprintf(w, `{"sub":"dev","issued_before":1767222000,"expires_at":1767308400,"closed":0,"published":%v,"stored":%v,"warnings":[]}`, tt.published, tt.stored)
+				}))
+				defer node.Close()
+				args := []string{"revoke", "--admin", node.URL, "--sub", "dev"}
+				if asJSON {
+					args = append(args, "--json")
+				}
+				var stdout, stderr bytes.Buffer
+				if code := run(t.Context(), args, &stdout, &stderr); code != tt.code {
+					t.Fatalf("exit %d, want %d: %s %s", code, tt.code, stdout.String(), stderr.String())
+				}
+				if !strings.Contains(stdout.String(), "dev") {
+					t.Fatalf("the answer was not printed: %q", stdout.String())
+				}
+			})
 		}
 	}
 }

@@ -22,7 +22,7 @@ func runStream(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	replicas := fs.Int("replicas", 1, "copies in a NATS cluster (3 in production)")
 	memory := fs.Bool("memory", false, "keep the stream in memory instead of files (tests, dev)")
 	check := fs.Bool("check", false, "change nothing: say whether the stream exists as configured (exit 1 if not)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseToolFlags(fs, args); err != nil {
 		return err
 	}
 	switch {

@@ -22,7 +22,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	audience := fs.String("audience", "", "aud claim")
 	issuer := fs.String("issuer", "", "iss claim")
 	kid := fs.String("kid", "", "kid header (empty: none)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseToolFlags(fs, args); err != nil {
 		return err
 	}
 	switch {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&f.interval, "interval", time.Second, "how often the view is refreshed")
 	fs.IntVar(&f.rows, "rows", 8, "rows of each table (busiest channels, slowest connections, stale channels)")
 	fs.BoolVar(&f.once, "once", false, "print one view (after two readings, one interval apart) and exit, without a full-screen terminal")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseToolFlags(fs, args); err != nil {
 		return err
 	}
 	switch {
@@ -69,8 +70,11 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		case <-ctx.Done():
 			return nil
 		}
-		_, err := fmt.Fprintln(stdout, render(buildView(prev, src.read(ctx), f.rows, f.interval), 0, 0))
-		return err
+		cur := src.read(ctx)
+		if _, err := fmt.Fprintln(stdout, render(buildView(prev, cur, f.rows, f.interval), 0, 0)); err != nil {
+			return err
+		}
+		return unreadNodes(cur)
 	}
 	p := tea.NewProgram(&topModel{src: src, interval: f.interval, rows: f.rows, width: 120},
 		tea.WithAltScreen(), tea.WithContext(ctx), tea.WithOutput(stdout))
@@ -79,6 +83,21 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil // a signal: a normal end
 	}
 	return err
+}
+
+// unreadNodes is --once's verdict, for a script: an error naming the
+// nodes that could not be read (their rows say why), or nil.
+func unreadNodes(samples []nodeSample) error {
+	var failed []string
+	for _, s := range samples {
+		if s.err != nil {
+			failed = append(failed, s.url)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d node(s) not read: %s", len(failed), len(samples), strings.Join(failed, ", "))
 }
 
 // topSource reads every node once per call, in parallel.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
@@ -159,5 +160,18 @@ func TestTopView(t *testing.T) {
 	row := strings.Fields(strings.Split(first, "\n")[3])
 	if strings.Join(row, " ") != "gw-1 2 - - - - - - 3 2 2 up" {
 		t.Fatalf("first view's node row %q:\n%s", row, first)
+	}
+}
+
+// top --once, for a script, exits 1 when a node could not be read (its
+// row says why); before, it exited 0 with every node failing.
+func TestTopOnceExitsByNodesRead(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"top", "--once", "--interval", "100ms", "--admin", "127.0.0.1:1"}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "1 of 1 node(s) not read") || !strings.Contains(stdout.String(), "127.0.0.1:1") {
+		t.Fatalf("a node that cannot be reached: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	if err := unreadNodes([]nodeSample{{url: "http://a:1"}, {url: "http://b:1"}}); err != nil {
+		t.Fatalf("every node read: %v", err)
 	}
 }

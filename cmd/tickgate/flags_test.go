@@ -81,6 +81,8 @@ func TestBadConfigNamesTheField(t *testing.T) {
 		{"unknown yaml key", "serve", []string{"--config", writeFile(t, dir, "bad.yaml", "listn: x\n")}, "listn"},
 		// A zero the packages below would replace by their default.
 		{"drain within 0", "serve", []string{"--drain-within", "0"}, "--drain-within must be above 0"},
+		{"handshake rate below one every two seconds", "serve", []string{"--handshake-rate", "0.4"}, "--handshake-rate must be at least 0.5"},
+		{"empty subject prefix", "serve", []string{"--subject-prefix", ""}, "--subject-prefix: feed: bad config: empty subject prefix"},
 		{"heartbeat 0", "serve", []string{"--heartbeat", "0"}, "--heartbeat"},
 		{"handshake rate 0", "serve", []string{"--handshake-rate", "0"}, "--handshake-rate"},
 		{"conns per ip 0", "serve", []string{"--max-conns-per-ip", "0"}, "--max-conns-per-ip must be -1 (no limit) or above 0"},

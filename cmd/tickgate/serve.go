@@ -171,7 +171,7 @@ func (f *serveFlags) check() error {
 		{"socket-send-buffer", f.socketSendBuffer, f.socketSendBuffer == -1 || f.socketSendBuffer > 0, "-1 (the kernel's autotuning) or above 0"},
 		{"max-conns-per-ip", f.maxConnsPerIP, f.maxConnsPerIP == -1 || f.maxConnsPerIP > 0, "-1 (no limit) or above 0"},
 		{"max-conns-per-sub", f.maxConnsPerSub, f.maxConnsPerSub == -1 || f.maxConnsPerSub > 0, "-1 (no limit) or above 0"},
-		{"handshake-rate", f.handshakeRate, f.handshakeRate > 0, "above 0"},
+		{"handshake-rate", f.handshakeRate, f.handshakeRate >= 0.5, "at least 0.5 (its burst is twice the rate, at least one handshake)"},
 		{"command-rate", f.commandRate, f.commandRate > 0, "above 0"},
 		{"drain-within", f.drainWithin, f.drainWithin > 0, "above 0"},
 		{"shutdown-timeout", f.shutdownTimeout, f.shutdownTimeout > f.drainWithin, "longer than --drain-within, or the last connections of a drain are cut without a close"},
@@ -185,6 +185,9 @@ func (f *serveFlags) check() error {
 		if err := gateway.ValidOrigin(o); err != nil {
 			return usagef("--allowed-origins: %v", err)
 		}
+	}
+	if err := feed.ValidSubjectPrefix(f.subjectPrefix); err != nil { // an empty one would be taken for the default, md
+		return usagef("--subject-prefix: %v", err)
 	}
 	return f.fleet.check(f.subjectPrefix)
 }

@@ -310,7 +310,7 @@ func (r *router) update(s *chanState, m *message) {
 	default:
 		return
 	}
-	s.last = m.Seq
+	s.last, s.bad = m.Seq, 0 // good state again: a later bad one resyncs at once
 }
 
 // validBar reports whether a bar is one the client can keep: decimal
@@ -466,11 +466,12 @@ func (r *router) refused(id int64, user bool, e *ServerError) {
 		switch {
 		case s.fresh:
 			r.remove(s.name)
-		case s.offline:
+		case s.offline || s.broken:
 			// Sent while the client's own re-subscribe was owed (after a
-			// reconnect): the node holds nothing of it on this connection,
-			// so that re-subscribe, with the options the channel had, is
-			// still owed.
+			// reconnect, where the node holds nothing of it on this
+			// connection, or after a gap or a bad book, waiting for its
+			// backoff): that re-subscribe, with the options the channel
+			// had, is still owed.
 			s.retries++
 			wait := e.RetryAfter
 			if wait <= 0 {

@@ -295,3 +295,31 @@ func TestRouterUserSubscribeRefusedAfterReconnect(t *testing.T) {
 		t.Fatalf("after the retry's wait: %+v; want the channel's own re-subscribe from 10", groups)
 	}
 }
+
+// A book waiting out its backoff after a second bad snapshot, and a
+// user's Subscribe of it that the node refuses: the channel's own resync
+// is still owed. Before, it was never re-subscribed.
+func TestRouterBadBookUserRefusedStillResyncs(t *testing.T) {
+	g := newRig(t, "book.X")
+	bad := func(seq uint64) { // a snapshot whose checksum is wrong
+		g.r.handle(withData(message{Type: proto.TypeSnapshot, Channel: "book.X", Seq: seq}, &proto.Book{Bids: []proto.Level{{"10", "1"}}, Asks: []proto.Level{}, Checksum: 12345}))
+	}
+	bad(1)
+	groups, _ := g.r.due(g.nextID)
+	if len(groups) != 1 {
+		t.Fatalf("after the first bad snapshot, a resync at once: %+v", groups)
+	}
+	g.r.acked(groups[0].id, "book.X", groups[0].opts, false)
+	bad(2)
+	if groups, later := g.r.due(g.nextID); len(groups) != 0 || later.IsZero() {
+		t.Fatalf("after the second, a resync later: %+v %v", groups, later)
+	}
+	ch, _ := proto.ParseChannel("book.X")
+	id := g.nextID()
+	g.r.add("book.X", ch, subOptions{depth: 25}, id)
+	g.r.refused(id, true, &ServerError{Code: proto.CodeRateLimited, Channel: "book.X"})
+	g.now = g.now.Add(time.Minute)
+	if groups, later := g.r.due(g.nextID); len(groups) != 1 {
+		t.Fatalf("a minute later: no resync owed (%+v, %v); state %v", groups, later, g.r.chans["book.X"].compute())
+	}
+}

@@ -92,10 +92,11 @@ var (
 	// ErrNoStore: the revocation bucket cannot be used (no JetStream, or
 	// it did not answer); revocations reach only the nodes that are up.
 	ErrNoStore = errors.New("feed: no revocation store")
-	// ErrStoreDisabled: the NATS server has no JetStream, so there is no
-	// bucket to read or write, as a deployment may choose; errors that
-	// wrap it wrap ErrNoStore too. Other ErrNoStore errors are worth
-	// trying again.
+	// ErrStoreDisabled: nothing answers JetStream's API (a server without
+	// JetStream, as a deployment may choose; or one whose JetStream is away
+	// for a while, as a leaf cut off from its hub), so there is no bucket
+	// to read or write now; errors that wrap it wrap ErrNoStore too. Other
+	// ErrNoStore errors are worth trying again soon.
 	ErrStoreDisabled = errors.New("JetStream is not enabled")
 )
 

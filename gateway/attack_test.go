@@ -66,6 +66,10 @@ func TestSubscribeDuringNATSOutageIsAnsweredAtOnce(t *testing.T) {
 	if w := c.expect(t, proto.TypeSubscribed); len(w.Channels) != 1 || w.Channels[0] != "trade.HELD" {
 		t.Fatalf("re-subscribe of a held channel: %s", w.raw)
 	}
+	// Its status is told again after the new ack: the client forgot it.
+	if w := c.expect(t, proto.TypeStatus); w.Channel != "trade.HELD" || w.State != proto.StateStale {
+		t.Fatalf("after the re-subscribe: %s, want trade.HELD stale again", w.raw)
+	}
 	c.send(t, proto.Command{Op: proto.OpPing, ID: ptr[int64](7)})
 	c.expect(t, proto.TypePong)
 	c.quiet(t, 3*time.Second) // past LagTimeout: not evicted

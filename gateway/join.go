@@ -259,6 +259,7 @@ func (e *hubEntry) join(h *hub, s *subscription, opt joinOptions) (j joined) {
 	o.requeue(s) // a re-subscribe must queue behind its ack
 	s.gated, s.dead, s.needSnapshot = true, false, false
 	s.status.Store(e.status) // a joiner is told a channel that is not live, after its ack
+	s.told = nil             // a re-subscribe too: its client forgets what it was told with the new ack
 	s.last, s.checkFirst, s.waitGap = 0, false, nil
 	s.thr = nil
 	if opt.throttle > 0 && e.spec.Pending.Coalesces() { // updates that cannot fold (trades) are never held back: they would only pile up

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -273,8 +274,9 @@ func (s *Server) RevokeEverywhere(ctx context.Context, sub string, issuedBefore 
 // starts or gets NATS back; revocationRetry is how soon a read that
 // failed is tried again.
 const (
-	revocationLoad  = 5 * time.Second
-	revocationRetry = 2 * time.Second
+	revocationLoad      = 5 * time.Second
+	revocationRetry     = 2 * time.Second  // the first retry's, doubling (with jitter) ...
+	revocationLookAgain = 30 * time.Second // ... up to this, which is also how often a node without JetStream looks again
 )
 
 // followRevocations subscribes to the bus and applies what it stores,
@@ -307,18 +309,32 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 	seen := reconnects()
 	up := s.hub.src.Connected()
 	var (
-		failed  int       // reads failed in a row
-		retryAt time.Time // not before: after a failed read
+		pending = true    // the store is to be read: at the start, after each reconnect, after a failed read
+		failed  int       // reads failed in a row since the last reconnect
+		retryAt time.Time // not before: after a failed read, or a look that found no JetStream
+		rnd     = rand.Float64
 	)
 	load := func(first bool) {
 		err := s.loadRevocations(bus, first, failed)
-		if err == nil || errors.Is(err, feed.ErrStoreDisabled) {
-			failed = 0
+		switch {
+		case err == nil:
+			pending, failed = false, 0
 			s.revocationsUnread.Store(false)
-			return
+		case errors.Is(err, feed.ErrStoreDisabled):
+			// Nothing answers JetStream's API: a deployment without it has
+			// nothing to read, and the node is not waiting for a read. It
+			// looks again now and then, as a server whose JetStream is
+			// away for a while (a leaf cut off from its hub) looks the
+			// same.
+			s.revocationsUnread.Store(false)
+			retryAt = time.Now().Add(revocationLookAgain)
+		default:
+			// A backoff with jitter, so that the nodes of a fleet do not
+			// come back to a JetStream that was down all at once.
+			failed++
+			backoff := min(revocationRetry<<min(failed-1, 4), revocationLookAgain)
+			retryAt = time.Now().Add(backoff/2 + time.Duration(rnd()*float64(backoff/2)))
 		}
-		failed++
-		retryAt = time.Now().Add(revocationRetry)
 	}
 	if up {
 		load(true)
@@ -337,11 +353,12 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 			}
 			connected, n := s.hub.src.Connected(), reconnects()
 			if connected && (!up || n != seen) {
-				s.revocationsUnread.Store(true) // read again: one published meanwhile reached the node only there
-				seen, retryAt = n, time.Time{}
+				// Read again: one published meanwhile reached the node only there.
+				s.revocationsUnread.Store(true)
+				pending, failed, seen, retryAt = true, 0, n, time.Time{}
 			}
 			up = connected
-			if connected && s.revocationsUnread.Load() && !time.Now().Before(retryAt) {
+			if connected && pending && !time.Now().Before(retryAt) {
 				load(false)
 			}
 			s.metrics.revocationsActive.Set(float64(s.revoked.prune(s.cfg.Now())))
@@ -368,12 +385,12 @@ func (s *Server) loadRevocations(bus RevocationBus, first bool, failed int) erro
 	switch {
 	case errors.Is(err, feed.ErrStoreDisabled):
 		if first {
-			s.log.Warn("revocations: no store (JetStream is not enabled); they reach only the nodes that are up when made, and this node knows none made before it started",
+			s.log.Warn("revocations: no store (nothing answers JetStream's API); they reach only the nodes that are up when made, and this node knows none made before it started; it looks again every "+revocationLookAgain.String(),
 				"err", err.Error())
 		}
 		return err
 	case err != nil && failed == 0:
-		s.log.Warn("revocations: stored ones not read; trying again every "+revocationRetry.String()+" (until then this node knows none made while it was not listening)",
+		s.log.Warn("revocations: stored ones not read; trying again (from "+revocationRetry.String()+", backing off to "+revocationLookAgain.String()+"); until then this node knows none made while it was not listening",
 			"err", err.Error())
 		return err
 	case err != nil:

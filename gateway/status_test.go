@@ -215,3 +215,29 @@ func TestChannelStatusForJoinersAndCounted(t *testing.T) {
 		t.Fatalf("after data on one: stale %v, live %v; want 1, 1", stale, live)
 	}
 }
+
+// A re-subscribe of a channel on the same connection is told the channel's
+// status again after its ack, as a new joiner is: its client forgets what
+// it was told with the new ack (the Go client and the browser module both
+// clear a channel's status on every ack). Before, a stale channel
+// re-subscribed came back with the ack and a snapshot only, and the
+// client showed it live while the node had no feed.
+func TestChannelStatusToldAgainAfterAResubscribe(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	s := hubFixture(t, func(c *Config) { c.Now = clock.now })
+	ch := proto.Channel{Kind: proto.KindTicker, Symbol: "BTC-USD"}
+	c := s.bareConn(codec.JSON())
+	sub := s.joinFor(t, c, ch, joinOptions{snapshot: true})
+	s.hub.onFeed(ch, tickerMsg(1))
+	took(t, c)
+	s.hub.check(true)
+	if got := took(t, c); !slices.Equal(got, []string{"status stale feed_disconnected"}) {
+		t.Fatalf("took %q", got)
+	}
+	sub.fillHead(s.codecs, sub.entry.join(s.hub, sub, joinOptions{snapshot: true}).plan)
+	c.reply(proto.Subscribed{Type: proto.TypeSubscribed, Channels: []string{ch.String()}})
+	sub.ungate(clock.now)
+	if got := took(t, c); !slices.Equal(got, []string{"subscribed 0", "snapshot 1", "status stale feed_disconnected"}) {
+		t.Fatalf("the re-subscriber took %q, want the ack, the snapshot, then stale again", got)
+	}
+}

@@ -416,6 +416,7 @@ export class Client {
     this.inflight.clear();
     this.resyncs.clear();
     for (const s of this.subs.values()) {
+      s.ackedOpts = undefined; // a new connection holds nothing
       if (s.channel.disconnected()) this.channelChanged(s.channel);
     }
     if (this.state === "closed") return;
@@ -601,13 +602,23 @@ export class Client {
     if (users?.length) {
       this.waiting.delete(n);
       const held = this.subs.get(n);
-      if (held?.ackedOpts) {
-        // A re-subscribe of a channel the node holds, refused: it keeps
-        // the subscription it had, with its options, as the Go client does.
-        held.opts = held.ackedOpts;
-      } else {
-        this.subs.delete(n);
+      if (held?.heldOpts) {
+        // A re-subscribe of a channel the client held, refused: it keeps
+        // the subscription it had, with its options, as the Go client
+        // does. When the node holds nothing of it on this connection (a
+        // reconnect came between), its own re-subscribe is still owed.
+        held.opts = held.heldOpts;
+        for (const req of users) this.settle(req, n, null, err);
+        if (!held.ackedOpts) {
+          const delay = err.retryMs ?? 2000 + Math.floor(this.opts.random() * 2000);
+          this.events.emit("resync", {channel: n, reason: err.code, since: held.channel.resumeSeq(), delayMs: delay});
+          this.after(delay, () => {
+            if (this.subs.get(n) === held && this.state === "open" && !held.ackedOpts) this.queueResync(n, held.channel.resumeSeq(), 0);
+          });
+        }
+        return;
       }
+      this.subs.delete(n);
       for (const req of users) this.settle(req, n, null, err);
       return;
     }
@@ -644,12 +655,18 @@ export class Client {
       return;
     }
     const resumed = new Set(Array.isArray(m.resumed) ? m.resumed : []);
+    // The options the node now holds these channels with: the acked
+    // command's, whatever the user asked since.
+    const {op: _op, id: _id, channels: _channels, since: _since, ...acked} = cmd.wire;
     for (const n of m.channels ?? []) {
       cmd.channels.delete(n);
       const sub = this.subs.get(n);
       if (sub) {
         const r = resumed.has(n);
-        sub.ackedOpts = sub.opts; // what the node holds, kept if a later re-subscribe is refused
+        // What the node holds on this connection (ackedOpts), and what the
+        // client holds across connections (heldOpts): kept if a later
+        // re-subscribe is refused.
+        sub.ackedOpts = sub.heldOpts = acked;
         if (sub.channel.acked(r)) this.channelChanged(sub.channel);
         if (this.round?.delete(n)) {
           (r ? this.roundResult.resumed : this.roundResult.fresh).push(n);

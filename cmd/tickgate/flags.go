@@ -40,16 +40,29 @@ func parseFlags(fs *flag.FlagSet, args []string) error { return parseFlagsOf(fs,
 // parseToolFlags is parseFlags for the subcommands that are not a node
 // (token, revoke, top, feedsim, stream): they share the node's config file
 // (--config, or TICKGATE_CONFIG set for the whole host) and take the keys
-// they know from it, leaving the node's other keys alone.
+// they know from it, leaving the node's other keys alone. A key that is
+// neither theirs nor a node's (a typo) is still an error.
 func parseToolFlags(fs *flag.FlagSet, args []string) error { return parseFlagsOf(fs, args, true) }
 
-func parseFlagsOf(fs *flag.FlagSet, args []string, otherKeys bool) error {
+func parseFlagsOf(fs *flag.FlagSet, args []string, nodeKeys bool) error {
 	fs.String("config", "", "YAML config file (keys are flag names)")
+	parser := ffyaml.Parser
+	if nodeKeys {
+		node := newFlagSet("serve", io.Discard)
+		new(serveFlags).register(node)
+		parser = func(r io.Reader, set func(name, value string) error) error {
+			return ffyaml.Parser(r, func(name, value string) error {
+				if fs.Lookup(name) == nil && node.Lookup(name) != nil {
+					return nil // the node's, not this tool's
+				}
+				return set(name, value)
+			})
+		}
+	}
 	err := ff.Parse(fs, args,
 		ff.WithEnvVarPrefix(envPrefix),
 		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(ffyaml.Parser),
-		ff.WithIgnoreUndefined(otherKeys),
+		ff.WithConfigFileParser(parser),
 	)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -31,6 +31,14 @@ func TestToolsShareTheNodesConfig(t *testing.T) {
 	if err := parseFlags(strict, nil); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "subject-prefix") {
 		t.Fatalf("a node with a key it does not know: %v, want a usage error naming it", err)
 	}
+	// A key that is neither the tool's nor a node's is a typo: refused.
+	typo := writeFile(t, t.TempDir(), "token.yaml", "listen: 10.0.0.1:1\ntll: 5m\n")
+	t.Setenv("TICKGATE_CONFIG", typo)
+	fs = newFlagSet("token", io.Discard)
+	fs.Duration("ttl", 0, "")
+	if err := parseToolFlags(fs, nil); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "tll") {
+		t.Fatalf("a tool's config with a typo: %v, want a usage error naming it", err)
+	}
 }
 
 // Flags win over TICKGATE_* variables, which win over the YAML file.

@@ -485,7 +485,7 @@ func (n *node) url() string {
 
 // revocationsDetail is /readyz's line about the revocation store, when the
 // node has not read it since it started or last got NATS back (a read
-// failed: it tries again every 2 s). The node stays ready meanwhile: a
+// failed: it tries again, backing off from 2 s to 30 s). The node stays ready meanwhile: a
 // JetStream outage must not take every node out of the load balancer,
 // and revocations published on NATS still reach it.
 func (n *node) revocationsDetail() string {

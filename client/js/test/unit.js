@@ -738,3 +738,27 @@ test("client: snapshot:false on a book channel is refused up front", async () =>
   eq(code, "bad_request book.A");
   await client.close();
 });
+
+test("client: a user's re-subscribe refused after a reconnect keeps the channel and re-subscribes it", async () => {
+  const {client, sock} = await connected();
+  const p = client.subscribe("ticker.A"); ack(sock); await p;
+  sock.deliver({type: "snapshot", channel: "ticker.A", seq: 10, data: {last: "1"}});
+  sock.drop(1006);
+  const p2 = client.subscribe("ticker.A", {throttleMs: 250});
+  p2.catch(() => {});
+  await tick(5);
+  const s2 = FakeSocket.last;
+  s2.accept();
+  s2.deliver(welcome());
+  const cmd = s2.lastCommand("subscribe");
+  s2.deliver({type: "error", id: cmd.id, code: "unavailable", message: "no feed", channel: "ticker.A", retry_ms: 50});
+  let refused = null;
+  try { await p2; } catch (e) { refused = e.code; }
+  eq(refused, "unavailable");
+  await tick(300);
+  eq(client.channel("ticker.A")?.state, "stale", "kept, stale until re-subscribed");
+  const subs = s2.commands().filter(c => c.op === "subscribe");
+  eq(subs.length, 2, "subscribes on the new connection: the refused one, then the channel's own");
+  eq(subs[1].throttle_ms, undefined, "the channel's own, with the options it had");
+  await client.close();
+});

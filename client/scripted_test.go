@@ -52,6 +52,26 @@ func newScript(t *testing.T) (*script, string) {
 	return s, "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/ws"
 }
 
+// dial connects a client with onEvent to the script at url, which
+// welcomes it; the client closes, and ctx (10 s) ends, with the test.
+func (s *script) dial(t *testing.T, url string, onEvent func(client.Event)) (ctx context.Context, c *client.Client, ws *gws.Conn) {
+	t.Helper()
+	connected := make(chan *gws.Conn, 1)
+	go func() {
+		ws := <-s.conn
+		s.send(ws, `{"type":"welcome","v":1,"session":"s","node":"script","codec":"json","heartbeat_ms":15000,"exp":0}`)
+		connected <- ws
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, err := client.Dial(ctx, url, client.Options{OnEvent: onEvent, TokenSource: func(context.Context) (string, error) { return "t", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return ctx, c, <-connected
+}
+
 func (s *script) send(ws *gws.Conn, msgs ...string) {
 	for _, m := range msgs {
 		if err := ws.WriteString(m); err != nil {
@@ -87,20 +107,7 @@ func bookMsg(typ string, seq, prev uint64, bids, asks []proto.Level, checksum ui
 func TestClientResyncsOnTheWire(t *testing.T) {
 	s, url := newScript(t)
 	rec := newRecorder(t)
-	connected := make(chan *gws.Conn, 1)
-	go func() {
-		ws := <-s.conn
-		s.send(ws, `{"type":"welcome","v":1,"session":"s","node":"script","codec":"json","heartbeat_ms":15000,"exp":0}`)
-		connected <- ws
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, url, client.Options{OnEvent: rec.handle, TokenSource: func(context.Context) (string, error) { return "t", nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ws := <-connected
+	ctx, c, ws := s.dial(t, url, rec.handle)
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Subscribe(ctx, []string{"book.X"})
@@ -184,20 +191,7 @@ func toStrings(v any) []string {
 // rate_limited and then 1008, taking every other channel down with it.
 func TestBadBookResyncsBackOff(t *testing.T) {
 	s, url := newScript(t)
-	connected := make(chan *gws.Conn, 1)
-	go func() {
-		ws := <-s.conn
-		s.send(ws, `{"type":"welcome","v":1,"session":"s","node":"script","codec":"json","heartbeat_ms":15000,"exp":0}`)
-		connected <- ws
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, url, client.Options{OnEvent: func(client.Event) {}, TokenSource: func(context.Context) (string, error) { return "t", nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ws := <-connected
+	ctx, c, ws := s.dial(t, url, func(client.Event) {})
 	go func() { _, _ = c.Subscribe(ctx, []string{"book.X"}) }()
 	levels := []proto.Level{{"10", "1"}}
 	n := 0

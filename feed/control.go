@@ -97,7 +97,7 @@ var (
 	// for a while, as a leaf cut off from its hub), so there is no bucket
 	// to read or write now; errors that wrap it wrap ErrNoStore too. Other
 	// ErrNoStore errors are worth trying again soon.
-	ErrStoreDisabled = errors.New("JetStream is not enabled")
+	ErrStoreDisabled = errors.New("nothing answers JetStream's API")
 )
 
 // Defaults of ControlConfig.

@@ -58,9 +58,11 @@ type hubShard struct {
 	m  map[proto.Channel]*hubEntry // Guarded by mu.
 }
 
-func newHub(src Source, codecs *codecSet, cfg *Config) *hub {
+// newHub returns the hub of a node whose subscribers' subscription slots
+// admit counts (REST holds take them, rest.go).
+func newHub(src Source, codecs *codecSet, cfg *Config, admit *admission) *hub {
 	h := &hub{src: src, codecs: codecs, historyLen: cfg.HistoryLen, candleBars: cfg.CandleBars, restLinger: cfg.RESTLinger, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
-		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed(), wakes: newWakes(cfg.Now)}
+		staleAfter: cfg.StaleAfter, history: cfg.History, seed: maphash.MakeSeed(), wakes: newWakes(cfg.Now), rest: restHolds{slots: admit}}
 	if b, ok := src.(interface{ Backlogged() bool }); ok {
 		h.wakes.backlog = b.Backlogged // feed.Source: whether feed bytes wait unread (inline.go)
 	}
@@ -516,20 +518,21 @@ func (e *hubEntry) deliver(h *hub, s *subscription, ev *feed.Event, enc *encoded
 			return "", nil // still nothing to start from
 		}
 		var gap []byte
-		if e.spec.Events {
-			gap = e.gapFor(h, s, ev, enc)
-			if w := s.waitGap; w != nil {
-				// Kept from this run of the publisher, and before the
-				// snapshot: a restart makes the older run's seqs moot.
-				from, to := w[0], min(w[1], sn.seq-1)
-				if ev.GapTo > 0 {
-					from, to = min(from, ev.GapFrom), max(to, ev.GapTo)
+		if e.spec.Events { // a waiter has no checkFirst (join): the event's own gap, with what was kept
+			from, to := ev.GapFrom, ev.GapTo
+			if w := s.waitGap; w != nil && !ev.Restart && w[0] < sn.seq {
+				// Kept from this run of the publisher (a restart makes the
+				// older run's seqs moot), as far as it lies before the
+				// snapshot.
+				wFrom, wTo := w[0], min(w[1], sn.seq-1)
+				if to == 0 {
+					from, to = wFrom, wTo
+				} else {
+					from, to = min(from, wFrom), max(to, wTo)
 				}
-				if !ev.Restart && from <= to {
-					gap = h.codecs.frame(s.c.variant, proto.Gap{Type: proto.TypeGap, Channel: e.name, From: from, To: to})
-				}
-				s.waitGap = nil
 			}
+			s.waitGap = nil
+			gap = e.gapRange(h, s, ev, enc, from, to)
 		}
 		start = s.planSnapshot(sn, ev.TS)
 		if gap != nil && !s.addKept(pending{frame: gap}) {
@@ -644,8 +647,15 @@ func (e *hubEntry) gapFor(h *hub, s *subscription, ev *feed.Event, enc *encoded)
 			from, to = s.last+1, ev.Seq-1
 		}
 	}
+	return e.gapRange(h, s, ev, enc, from, to)
+}
+
+// gapRange is the gap message naming the seqs from..to that s does not
+// hold already, or nil when there are none: ev's shared gap frame when
+// that is exactly ev's own gap. Called with e.mu and c.out.mu held.
+func (e *hubEntry) gapRange(h *hub, s *subscription, ev *feed.Event, enc *encoded, from, to uint64) []byte {
 	switch {
-	case to == 0 || to <= s.last:
+	case to == 0 || to <= s.last || from > to:
 		return nil
 	case from == ev.GapFrom && to == ev.GapTo && from > s.last:
 		return enc.gapFrame(h.codecs, s.c.variant, e.name, ev)

@@ -149,14 +149,7 @@ func (s *Server) restSnapshot(r *http.Request) ([]byte, bool, *restError) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), restWait)
 	defer cancel()
-	sub := claims.Subject
-	charge := func() (release func(), ok bool) {
-		if !s.admit.reserve(sub) {
-			return nil, false
-		}
-		return func() { s.admit.unreserve(sub, 1) }, true
-	}
-	body, hit, err := s.hub.restSnapshot(ctx, ch, view, sub, charge)
+	body, hit, err := s.hub.restSnapshot(ctx, ch, view, claims.Subject)
 	switch {
 	case errors.Is(err, errRESTHolds):
 		return nil, false, &restError{http.StatusTooManyRequests, string(proto.HandshakeTooManyConnections),
@@ -196,18 +189,12 @@ func restView(q url.Values) (feed.SnapshotOptions, string) {
 // so that the requests that follow find its state (and the encoded body)
 // rather than a cold channel.
 type restHold struct {
-	e       *hubEntry
-	p       *feed.Pending
-	sub     string    // Guarded by restHolds.mu: the subscriber the hold is charged to, the last that asked and could take a slot.
-	release func()    // Guarded by restHolds.mu: gives back sub's subscription slot.
-	until   time.Time // Guarded by restHolds.mu: when the hold ends, unless extended.
-	done    bool      // Guarded by restHolds.mu: given back.
+	e     *hubEntry
+	p     *feed.Pending
+	sub   string    // Guarded by restHolds.mu: the subscriber whose subscription slot the hold takes, the last that asked and could take one.
+	until time.Time // Guarded by restHolds.mu: when the hold ends, unless extended.
+	done  bool      // Guarded by restHolds.mu: given back.
 }
-
-// restCharge takes one of a subscriber's subscription slots for a new REST
-// hold, and returns the function that gives it back; ok false: the
-// subscriber holds as many as it may.
-type restCharge func() (release func(), ok bool)
 
 // errRESTHolds: the subscriber asking for a REST snapshot of a channel the
 // node does not hold for REST holds as many subscriptions as it may.
@@ -215,49 +202,50 @@ var errRESTHolds = errors.New("gateway: too many subscriptions for a REST hold")
 
 // restHolds are the channels held for REST snapshots.
 type restHolds struct {
+	slots *admission // Static after construction: the subscribers' subscription slots, one taken per hold.
+
 	mu    sync.Mutex
 	holds map[proto.Channel]*restHold // Guarded by mu.
 }
 
 // holdForREST returns the entry of ch, held on the node for restLinger
 // after the last REST request for it: a new hold (NATS interest included),
-// charged to sub, the subscriber asking (errRESTHolds when charge
-// refuses), or the one under way, extended and charged to sub from then
-// on when sub can take the slot, and neither when it cannot: a
-// subscriber's slot is not kept taken by others' requests after its own
+// taking a subscription slot of sub, the subscriber asking (errRESTHolds
+// when it has none to spare), or the one under way, extended and taking
+// sub's slot from then on when sub has one, and neither when it has not:
+// a subscriber's slot is not kept taken by others' requests after its own
 // stopped.
-func (h *hub) holdForREST(ch proto.Channel, sub string, charge restCharge) (*hubEntry, *feed.Pending, error) {
+func (h *hub) holdForREST(ch proto.Channel, sub string) (*hubEntry, *feed.Pending, error) {
+	slots := h.rest.slots
 	h.rest.mu.Lock()
 	defer h.rest.mu.Unlock()
 	if rh := h.rest.holds[ch]; rh != nil {
 		if rh.sub != sub {
-			release, ok := charge()
-			if !ok {
+			if !slots.reserve(sub) {
 				// Answered from the hold, which it does not extend: a
 				// subscriber without a slot to spare holds nothing, and
-				// does not keep the charged one's slot taken.
+				// does not keep the other's slot taken.
 				return rh.e, rh.p, nil
 			}
-			rh.release()
-			rh.sub, rh.release = sub, release
+			slots.unreserve(rh.sub, 1)
+			rh.sub = sub
 		}
 		rh.until = h.now().Add(h.restLinger)
 		return rh.e, rh.p, nil
 	}
-	release, ok := charge()
-	if !ok {
+	if !slots.reserve(sub) {
 		return nil, nil, errRESTHolds
 	}
 	e, p, err := h.acquire(ch)
 	if err != nil {
-		release()
+		slots.unreserve(sub, 1)
 		return nil, nil, err
 	}
 	if len(h.rest.holds) >= restTooManyHolds {
-		time.AfterFunc(restWait, func() { h.abandon(e, p); release() }) // answered, then given back
+		time.AfterFunc(restWait, func() { h.abandon(e, p); slots.unreserve(sub, 1) }) // answered, then given back
 		return e, p, nil
 	}
-	rh := &restHold{e: e, p: p, sub: sub, release: release, until: h.now().Add(h.restLinger)}
+	rh := &restHold{e: e, p: p, sub: sub, until: h.now().Add(h.restLinger)}
 	if h.rest.holds == nil {
 		h.rest.holds = make(map[proto.Channel]*restHold)
 	}
@@ -276,10 +264,10 @@ func (h *hub) holdForREST(ch proto.Channel, sub string, charge restCharge) (*hub
 		}
 		rh.done = true
 		delete(h.rest.holds, ch)
-		release := rh.release
+		sub := rh.sub
 		h.rest.mu.Unlock()
 		h.abandon(e, p)
-		release()
+		slots.unreserve(sub, 1)
 	}
 	time.AfterFunc(h.restLinger, expire)
 	return e, p, nil
@@ -293,7 +281,7 @@ func (h *hub) dropREST(ch proto.Channel, p *feed.Pending) {
 		rh.done = true // its timer does nothing
 		delete(h.rest.holds, ch)
 		h.abandon(rh.e, rh.p)
-		rh.release()
+		h.rest.slots.unreserve(rh.sub, 1)
 	}
 }
 
@@ -303,8 +291,8 @@ func (h *hub) dropREST(ch proto.Channel, p *feed.Pending) {
 // on the node (holdForREST), waits until NATS confirmed it and the state
 // has data, reading recent trades the memory is short of from the
 // history stream, all within ctx.
-func (h *hub) restSnapshot(ctx context.Context, ch proto.Channel, view feed.SnapshotOptions, sub string, charge restCharge) ([]byte, bool, error) {
-	e, p, err := h.holdForREST(ch, sub, charge)
+func (h *hub) restSnapshot(ctx context.Context, ch proto.Channel, view feed.SnapshotOptions, sub string) ([]byte, bool, error) {
+	e, p, err := h.holdForREST(ch, sub)
 	if err != nil {
 		return nil, false, err
 	}

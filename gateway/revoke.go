@@ -283,9 +283,10 @@ const (
 // before the node takes connections; then, on its own goroutine until
 // stop is closed, it reads the store again each time NATS comes back (a
 // revocation published while the node was cut off reached it only
-// there), tries again every revocationRetry a read that failed (a
-// timeout, a JetStream leader election: until it succeeds the node does
-// not know the revocations made before), and forgets lapsed revocations.
+// there), tries again a read that failed (a timeout, a JetStream leader
+// election: until one succeeds the node does not know the revocations
+// made before), backing off from revocationRetry to revocationLookAgain,
+// and forgets lapsed revocations.
 // Without a bus it does nothing.
 func (s *Server) followRevocations(stop <-chan struct{}) {
 	bus := s.cfg.Revocations
@@ -312,7 +313,6 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 		pending = true    // the store is to be read: at the start, after each reconnect, after a failed read
 		failed  int       // reads failed in a row since the last reconnect
 		retryAt time.Time // not before: after a failed read, or a look that found no JetStream
-		rnd     = rand.Float64
 	)
 	load := func(first bool) {
 		err := s.loadRevocations(bus, first, failed)
@@ -333,7 +333,7 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 			// come back to a JetStream that was down all at once.
 			failed++
 			backoff := min(revocationRetry<<min(failed-1, 4), revocationLookAgain)
-			retryAt = time.Now().Add(backoff/2 + time.Duration(rnd()*float64(backoff/2)))
+			retryAt = time.Now().Add(backoff/2 + rand.N(backoff/2+1))
 		}
 	}
 	if up {
@@ -341,28 +341,22 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 	} else {
 		s.log.Warn("revocations: no NATS connection at start; stored revocations are read once it is up")
 	}
+	sweep := func() {
+		connected, n := s.hub.src.Connected(), reconnects()
+		if connected && (!up || n != seen) {
+			// Read again: one published meanwhile reached the node only there.
+			s.revocationsUnread.Store(true)
+			pending, failed, seen, retryAt = true, 0, n, time.Time{}
+		}
+		up = connected
+		if connected && pending && !time.Now().Before(retryAt) {
+			load(false)
+		}
+		s.metrics.revocationsActive.Set(float64(s.revoked.prune(s.cfg.Now())))
+	}
 	go func() {
 		defer unsubscribe()
-		t := time.NewTicker(statusSweep)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			connected, n := s.hub.src.Connected(), reconnects()
-			if connected && (!up || n != seen) {
-				// Read again: one published meanwhile reached the node only there.
-				s.revocationsUnread.Store(true)
-				pending, failed, seen, retryAt = true, 0, n, time.Time{}
-			}
-			up = connected
-			if connected && pending && !time.Now().Before(retryAt) {
-				load(false)
-			}
-			s.metrics.revocationsActive.Set(float64(s.revoked.prune(s.cfg.Now())))
-		}
+		every(stop, statusSweep, sweep)
 	}()
 }
 
@@ -370,9 +364,7 @@ func (s *Server) followRevocations(stop <-chan struct{}) {
 // has not read since it started or last got NATS back (a read failed, or
 // NATS is away): until it has, revocations made while it was not
 // listening are unknown to it. /readyz says so.
-func (s *Server) RevocationsUnread() bool {
-	return s.cfg.Revocations != nil && s.revocationsUnread.Load()
-}
+func (s *Server) RevocationsUnread() bool { return s.revocationsUnread.Load() } // never true without a bus
 
 // loadRevocations applies every stored revocation; first says it is the
 // node's start (logged at Info either way), failed how many reads before

@@ -105,7 +105,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 	s.revocationsUnread.Store(cfg.Revocations != nil) // until Serve reads the store
 
 	s.codecs = newCodecSet(cfg.Logger)
-	s.hub = newHub(src, s.codecs, &s.cfg)
+	s.hub = newHub(src, s.codecs, &s.cfg, s.admit)
 	for i := range s.upgraders {
 		opt := &gws.ServerOption{
 			ParallelEnabled:    false,
@@ -133,7 +133,7 @@ func New(cfg Config, verifier *auth.Verifier, src Source) (*Server, error) {
 // features are the contract 1.1 additions this node serves, for welcome.
 func (s *Server) features() []string {
 	f := []string{proto.FeatureCandle, proto.FeatureDepth, proto.FeatureRecent, proto.FeatureStatus, proto.FeatureRESTSnapshot}
-	if s.cfg.History != nil && s.historyReadable.Load() {
+	if s.historyReadable.Load() { // never true without a History
 		f = append(f, proto.FeatureDurableResume)
 	}
 	return f
@@ -157,7 +157,7 @@ const (
 func (s *Server) lookAtHistory() {
 	hc, ok := s.cfg.History.(historyChecker)
 	if !ok {
-		s.historyReadable.Store(s.cfg.History != nil)
+		s.historyReadable.Store(true)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyLookTimeout)
@@ -182,18 +182,21 @@ func (s *Server) watchHistory(stop <-chan struct{}) {
 		return
 	}
 	s.lookAtHistory()
-	go func() {
-		t := time.NewTicker(historyLook)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				s.lookAtHistory()
-			}
+	go every(stop, historyLook, s.lookAtHistory)
+}
+
+// every calls f every d until stop is closed.
+func every(stop <-chan struct{}, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			f()
 		}
-	}()
+	}
 }
 
 // Handler returns the HTTP handler of the public listener: the WebSocket

@@ -472,12 +472,7 @@ func (r *router) refused(id int64, user bool, e *ServerError) {
 			// connection, or after a gap or a bad book, waiting for its
 			// backoff): that re-subscribe, with the options the channel
 			// had, is still owed.
-			s.retries++
-			wait := e.RetryAfter
-			if wait <= 0 {
-				wait = retryBackoff(s.retries)
-			}
-			r.want(s, r.now().Add(wait))
+			r.retryLater(s, e)
 		}
 		return
 	}
@@ -486,16 +481,22 @@ func (r *router) refused(id int64, user bool, e *ServerError) {
 		// The node cannot take it now: the data held is stale until a
 		// retry succeeds.
 		s.offline = true
-		s.retries++
-		wait := e.RetryAfter
-		if wait <= 0 {
-			wait = retryBackoff(s.retries)
-		}
-		r.want(s, r.now().Add(wait))
+		r.retryLater(s, e)
 		r.flush(s, false)
 	default:
 		r.end(s, e)
 	}
+}
+
+// retryLater wants s re-subscribed after e's retry_ms, or the backoff of
+// its refusals in a row.
+func (r *router) retryLater(s *chanState, e *ServerError) {
+	s.retries++
+	wait := e.RetryAfter
+	if wait <= 0 {
+		wait = retryBackoff(s.retries)
+	}
+	r.want(s, r.now().Add(wait))
 }
 
 // retryBackoff is the wait before the n-th retry of a refused re-subscribe

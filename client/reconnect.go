@@ -76,6 +76,7 @@ func reconnectDelay(e ended, b *backoff, o *Options) time.Duration {
 		b.reset()
 	}
 	rnd := b.rand
+	short := e.lived > 0 && e.lived < stableAfter // a connection, not one that lasted
 	slow := func() time.Duration { return o.BackoffMax/2 + time.Duration(rnd()*float64(o.BackoffMax/2)) }
 	var ce *CloseError
 	if errors.As(e.err, &ce) {
@@ -86,7 +87,7 @@ func reconnectDelay(e ended, b *backoff, o *Options) time.Duration {
 				spread = min(spread, time.Duration(e.withinMS)*time.Millisecond)
 			}
 			prompt := time.Duration(rnd() * float64(spread))
-			if e.lived < stableAfter && e.lived > 0 {
+			if short {
 				// A node (or proxy) that keeps closing soon after the
 				// welcome: the backoff goes on rather than starting over.
 				return max(prompt, b.next())
@@ -94,7 +95,7 @@ func reconnectDelay(e ended, b *backoff, o *Options) time.Duration {
 			b.reset()
 			return prompt
 		case proto.CloseTokenExpired:
-			if e.lived < stableAfter && e.lived > 0 {
+			if short {
 				// Tokens that expire a moment after the welcome: not a
 				// constant sub-second rejoin either.
 				return b.next()

@@ -416,7 +416,7 @@ export class Client {
     this.inflight.clear();
     this.resyncs.clear();
     for (const s of this.subs.values()) {
-      s.ackedOpts = undefined; // a new connection holds nothing
+      s.onConnection = false; // a new connection holds nothing
       if (s.channel.disconnected()) this.channelChanged(s.channel);
     }
     if (this.state === "closed") return;
@@ -609,13 +609,7 @@ export class Client {
         // reconnect came between), its own re-subscribe is still owed.
         held.opts = held.heldOpts;
         for (const req of users) this.settle(req, n, null, err);
-        if (!held.ackedOpts) {
-          const delay = err.retryMs ?? 2000 + Math.floor(this.opts.random() * 2000);
-          this.events.emit("resync", {channel: n, reason: err.code, since: held.channel.resumeSeq(), delayMs: delay});
-          this.after(delay, () => {
-            if (this.subs.get(n) === held && this.state === "open" && !held.ackedOpts) this.queueResync(n, held.channel.resumeSeq(), 0);
-          });
-        }
+        if (!held.onConnection) this.retryLater(n, held, err, held.channel.resumeSeq(), true);
         return;
       }
       this.subs.delete(n);
@@ -625,14 +619,24 @@ export class Client {
     const sub = this.subs.get(n);
     if (!sub) return;
     if (err.code === "unavailable" || err.code === "rate_limited") {
-      const delay = err.retryMs ?? 2000 + Math.floor(this.opts.random() * 2000);
-      this.events.emit("resync", {channel: n, reason: err.code, since: cmd.since?.[n], delayMs: delay});
-      this.after(delay, () => {
-        if (this.subs.get(n) === sub && this.state === "open") this.queueResync(n, sub.channel.resumeSeq(), 0);
-      });
+      this.retryLater(n, sub, err, cmd.since?.[n], false);
       return;
     }
     this.dropChannel(n, err);
+  }
+
+  /**
+   * retryLater re-subscribes channel n after err's retry_ms (or 2 to 4 s),
+   * while sub is still its subscription and the client is open, and, with
+   * unlessHeld, unless the node took it back on this connection meanwhile.
+   * @private
+   */
+  retryLater(n, sub, err, since, unlessHeld) {
+    const delay = err.retryMs ?? 2000 + Math.floor(this.opts.random() * 2000);
+    this.events.emit("resync", {channel: n, reason: err.code, since, delayMs: delay});
+    this.after(delay, () => {
+      if (this.subs.get(n) === sub && this.state === "open" && !(unlessHeld && sub.onConnection)) this.queueResync(n, sub.channel.resumeSeq(), 0);
+    });
   }
 
   /** @private the channel ends on the client's side too */
@@ -663,10 +667,11 @@ export class Client {
       const sub = this.subs.get(n);
       if (sub) {
         const r = resumed.has(n);
-        // What the node holds on this connection (ackedOpts), and what the
-        // client holds across connections (heldOpts): kept if a later
-        // re-subscribe is refused.
-        sub.ackedOpts = sub.heldOpts = acked;
+        // The options the client holds it with, across connections, kept
+        // if a later re-subscribe is refused; and that the node holds it
+        // on this connection.
+        sub.heldOpts = acked;
+        sub.onConnection = true;
         if (sub.channel.acked(r)) this.channelChanged(sub.channel);
         if (this.round?.delete(n)) {
           (r ? this.roundResult.resumed : this.roundResult.fresh).push(n);
